@@ -1,0 +1,1 @@
+"""The `mlops` command line: synthesize, deploy and operate the platform."""

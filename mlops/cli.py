@@ -1,0 +1,178 @@
+"""`mlops`: synthesize, deploy and operate the platform.
+
+Exit codes: 0 ok, 1 an operation failed (Terraform, the local AWS), 2 bad input (configuration
+files, arguments). Progress and errors go to stderr; `--json` output goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from mlops.deploy import DeployedStack, Deployer, say, synthesize
+from mlops.local_aws import LocalAwsError
+from mlops.project import Project
+from mlops.terraform import TerraformError
+from stacks.config import ENVIRONMENT_NAMES, ConfigError
+
+
+def _emit(args: argparse.Namespace, payload: object, human: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        print(human)
+
+
+def _stacks_payload(stacks: list[DeployedStack]) -> list[dict[str, object]]:
+    return [
+        {"name": s.name, "dir": str(s.dir), "resources": s.resources, "outputs": s.outputs}
+        for s in stacks
+    ]
+
+
+def _stacks_human(stacks: list[DeployedStack]) -> str:
+    lines = []
+    for s in stacks:
+        lines.append(f"{s.name}: {s.resources} resources ({s.dir})")
+        lines.extend(f"  {k} = {v}" for k, v in sorted(s.outputs.items()))
+    return "\n".join(lines)
+
+
+def cmd_validate(args: argparse.Namespace, project: Project) -> int:
+    envs = project.environments(args.env or None)
+    _emit(args, {"environments": sorted(envs)}, f"valid: {', '.join(sorted(envs))}")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace, project: Project) -> int:
+    envs = project.environments()  # all files are validated even when some are left out
+    if args.env:
+        envs = {n: e for n, e in envs.items() if n in args.env}
+    infos = synthesize(project, envs)
+    payload = {
+        "outdir": str(project.outdir),
+        "stacks": [
+            {"name": i.name, "environment": i.environment, "kind": i.kind,
+             "file": str(i.dir / "cdk.tf.json")}
+            for i in infos
+        ],
+    }
+    _emit(args, payload, "\n".join(f"{i.name}: {i.dir / 'cdk.tf.json'}" for i in infos))
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace, project: Project) -> int:
+    deployed = Deployer(project).deploy(args.env)
+    _emit(args, {"environment": args.env, "stacks": _stacks_payload(deployed)},
+          _stacks_human(deployed))
+    return 0
+
+
+def cmd_destroy(args: argparse.Namespace, project: Project) -> int:
+    if args.env != "local" and not args.yes:
+        say(f"error: destroying {args.env} deletes its resources; repeat with --yes to confirm")
+        return 2
+    destroyed = Deployer(project).destroy(args.env)
+    _emit(args, {"environment": args.env, "destroyed": destroyed},
+          f"destroyed: {', '.join(destroyed) or 'nothing'}")
+    return 0
+
+
+def cmd_bootstrap(args: argparse.Namespace, project: Project) -> int:
+    try:
+        created = Deployer(project).bootstrap(args.env)
+    except ValueError as exc:
+        say(f"error: {exc}")
+        return 2
+    _emit(args, {"stacks": _stacks_payload(created)}, _stacks_human(created))
+    return 0
+
+
+def cmd_local_up(args: argparse.Namespace, project: Project) -> int:
+    deployer = Deployer(project)
+    deployed = deployer.deploy("local")
+    status = deployer.local_status()
+    payload = {**status, "stacks": _stacks_payload(deployed)}
+    _emit(args, payload, f"local AWS at {status['endpoint_url']}\n{_stacks_human(deployed)}")
+    return 0
+
+
+def cmd_local_down(args: argparse.Namespace, project: Project) -> int:
+    deployer = Deployer(project)
+    destroyed = deployer.destroy("local")
+    stopped = deployer.stop_local()
+    _emit(args, {"destroyed": destroyed, "server_stopped": stopped},
+          f"destroyed: {', '.join(destroyed) or 'nothing'}; "
+          f"local AWS {'stopped' if stopped else 'was not running'}")
+    return 0
+
+
+def cmd_local_status(args: argparse.Namespace, project: Project) -> int:
+    status = Deployer(project).local_status()
+    if status["region"] is None:
+        status["region"] = project.environments(["local"])["local"].region
+    human = (
+        f"local AWS: running at {status['endpoint_url']} (pid {status['pid']})"
+        if status["running"] else "local AWS: not running (start it with `mlops local up`)"
+    )
+    human += "".join(f"\n  {s['name']}: {s['dir']}" for s in status["stacks"])
+    _emit(args, status, human)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlops", description="MLOps platform as code: synthesize, deploy and operate."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func, help_: str, parent=sub) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+        return p
+
+    p = add("validate", cmd_validate, "validate environments/*.yaml")
+    p.add_argument("--env", action="append", choices=ENVIRONMENT_NAMES)
+    p = add("synth", cmd_synth,
+            "synthesize every stack into cdktf.out/stacks/<stack>/cdk.tf.json")
+    p.add_argument("--env", action="append", choices=ENVIRONMENT_NAMES,
+                   help="only this environment's stacks (repeatable)")
+    p = add("deploy", cmd_deploy, "synthesize and terraform apply one environment")
+    p.add_argument("env", choices=ENVIRONMENT_NAMES)
+    p = add("destroy", cmd_destroy, "terraform destroy one environment")
+    p.add_argument("env", choices=ENVIRONMENT_NAMES)
+    p.add_argument("--yes", action="store_true", help="confirm destroying a non-local environment")
+    p = add("bootstrap", cmd_bootstrap,
+            "create the remote-state bucket of an environment's account (once per account)")
+    p.add_argument("env", choices=[n for n in ENVIRONMENT_NAMES if n != "local"])
+
+    local = sub.add_parser("local", help="the local AWS (moto on 127.0.0.1)")
+    local_sub = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
+    add("up", cmd_local_up, "start the local AWS and deploy the local environment", local_sub)
+    add("down", cmd_local_down, "destroy the local environment and stop the local AWS", local_sub)
+    add("status", cmd_local_status, "is the local AWS running, and what is deployed", local_sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    project = Project.discover()
+    try:
+        return args.func(args, project)
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    except (TerraformError, LocalAwsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Synthesize, then run real Terraform for an environment's stacks (deploy, destroy, bootstrap)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlops.local_aws import LocalAws, ServerRecord
+from mlops.project import Project
+from mlops.terraform import Terraform, write_cli_config, write_tfvars
+from stacks import moto_gaps
+from stacks.config import Environment
+
+
+def say(message: str) -> None:
+    """Progress for people, on stderr (stdout is kept for --json)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class DeployedStack:
+    name: str
+    dir: Path
+    resources: int
+    outputs: dict[str, object]
+
+
+def synthesize(project: Project, envs: dict[str, Environment]):
+    """Synthesize every environment's stacks in this process (one binding import)."""
+    say(f"==> synthesizing {len(envs)} environment(s) into {project.outdir}")
+    started = time.monotonic()
+    from stacks.app import synth  # the ~10 s binding import happens here, once
+
+    infos = synth(envs, project.outdir, project.state_dir)
+    say(f"    {len(infos)} stacks in {time.monotonic() - started:.1f} s")
+    return infos
+
+
+class Deployer:
+    def __init__(self, project: Project):
+        self.project = project
+        self.cli_config = write_cli_config(project.work_dir / "terraformrc")
+        self.local = LocalAws(project.local_dir)
+
+    def _terraform(self, name: str, stack_dir: Path, server: ServerRecord | None) -> Terraform:
+        if server is not None:
+            from stacks.provider import ENDPOINT_VARIABLE
+
+            write_tfvars(stack_dir, {ENDPOINT_VARIABLE: server.endpoint_url})
+        return Terraform(stack_dir, name, self.cli_config)
+
+    def _env_stacks(self, infos, env_name: str, kind: str = "platform"):
+        return [i for i in infos if i.environment == env_name and i.kind == kind]
+
+    def deploy(self, env_name: str) -> list[DeployedStack]:
+        envs = self.project.environments()  # every file is validated, not just this one
+        env = envs[env_name]
+        server = self._ensure_local_server(env) if env.is_local else None
+        infos = synthesize(self.project, envs)
+        stacks = self._env_stacks(infos, env_name)
+        deployed: list[DeployedStack] = []
+        for n, info in enumerate(stacks, 1):
+            say(f"==> [{n}/{len(stacks)}] {info.name}: terraform init + apply")
+            started = time.monotonic()
+            tf = self._terraform(info.name, info.dir, server)
+            tf.init()
+            tf.apply()
+            deployed.append(
+                DeployedStack(info.name, info.dir, len(tf.resources()), tf.outputs())
+            )
+            say(f"    {info.name}: {deployed[-1].resources} resources, "
+                f"{time.monotonic() - started:.1f} s")
+        if env.is_local:
+            self._record_local_stacks(deployed)
+        return deployed
+
+    def destroy(self, env_name: str) -> list[str]:
+        envs = self.project.environments()
+        env = envs[env_name]
+        server = None
+        if env.is_local:
+            server = self.local.running()
+            if server is None:
+                say("==> the local AWS is not running: nothing to destroy")
+                self._forget_local_state()
+                return []
+        infos = synthesize(self.project, envs)
+        stacks = list(reversed(self._env_stacks(infos, env_name)))
+        for n, info in enumerate(stacks, 1):
+            say(f"==> [{n}/{len(stacks)}] {info.name}: terraform destroy")
+            tf = self._terraform(info.name, info.dir, server)
+            tf.init()
+            if env.is_local:
+                tf.forget(moto_gaps.undeletable(tf.resources()))
+            tf.destroy()
+        if env.is_local:
+            self._record_local_stacks([])
+        return [s.name for s in stacks]
+
+    def bootstrap(self, env_name: str) -> list[DeployedStack]:
+        envs = self.project.environments()
+        if envs[env_name].is_local:
+            raise ValueError("the local environment keeps local state: it needs no bootstrap")
+        infos = synthesize(self.project, envs)
+        stacks = [i for i in infos if i.kind == "bootstrap" and env_name in i.name.split("-")[1:]]
+        out = []
+        for info in stacks:
+            say(f"==> {info.name}: terraform init + apply (state bucket of the account)")
+            tf = self._terraform(info.name, info.dir, None)
+            tf.init()
+            tf.apply()
+            out.append(DeployedStack(info.name, info.dir, len(tf.resources()), tf.outputs()))
+        return out
+
+    # The local environment ------------------------------------------------------------------
+
+    def _ensure_local_server(self, env: Environment) -> ServerRecord:
+        self.local.region = env.region
+        server, started = self.local.start()
+        if started:
+            say(f"==> started the local AWS (moto) at {server.endpoint_url} (pid {server.pid})")
+            # A new moto server starts empty: state files from an earlier server describe
+            # resources that no longer exist, so they are dropped rather than refreshed away.
+            self._forget_local_state()
+        else:
+            say(f"==> using the local AWS at {server.endpoint_url} (pid {server.pid})")
+        return server
+
+    def stop_local(self) -> bool:
+        stopped = self.local.stop()
+        self._forget_local_state()
+        return stopped
+
+    def _forget_local_state(self) -> None:
+        for f in self.project.state_dir.glob("platform-local*.tfstate*"):
+            f.unlink()
+        self._record_local_stacks([])
+
+    @property
+    def _deployed_file(self) -> Path:
+        return self.project.local_dir / "stacks.json"
+
+    def _record_local_stacks(self, stacks: list[DeployedStack]) -> None:
+        self.project.local_dir.mkdir(parents=True, exist_ok=True)
+        self._deployed_file.write_text(
+            json.dumps([{"name": s.name, "dir": str(s.dir)} for s in stacks], indent=2) + "\n"
+        )
+
+    def local_status(self) -> dict[str, object]:
+        server = self.local.running()
+        stacks: list[dict[str, str]] = []
+        if server is not None:
+            with contextlib.suppress(OSError, ValueError):
+                stacks = json.loads(self._deployed_file.read_text())
+        record = server or self.local.record()
+        return {
+            "running": server is not None,
+            "endpoint_url": server.endpoint_url if server else None,
+            "region": record.region if record else None,
+            "pid": server.pid if server else None,
+            "stacks": stacks,
+        }

@@ -1,0 +1,161 @@
+"""The local AWS: a moto server on 127.0.0.1, started and stopped by process id.
+
+The server's record (pid, port, endpoint) lives in .mlops/local/server.json so that later commands
+(`local status`, `local down`, `deploy local`, tests) find it. Only the process that the record
+names is ever signalled, and only after checking it is still a moto server: a recycled pid is never
+killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+HOST = "127.0.0.1"
+START_TIMEOUT_S = 60.0
+
+
+class LocalAwsError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ServerRecord:
+    pid: int
+    port: int
+    region: str
+    started_at: float
+    log_file: str
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def is_responding(endpoint_url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint_url}/moto-api/data.json", timeout=timeout) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _is_our_moto(pid: int) -> bool:
+    """The pid is alive and its command line is a moto server (not a recycled pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True  # no /proc (macOS): alive is the best we can tell
+    return "moto" in cmdline
+
+
+class LocalAws:
+    """Start, find and stop the moto server recorded under `local_dir`."""
+
+    def __init__(self, local_dir: Path, region: str = "us-east-1"):
+        self.local_dir = local_dir
+        self.region = region
+        self.record_file = local_dir / "server.json"
+
+    def record(self) -> ServerRecord | None:
+        try:
+            return ServerRecord(**json.loads(self.record_file.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def running(self) -> ServerRecord | None:
+        rec = self.record()
+        if rec and _is_our_moto(rec.pid) and is_responding(rec.endpoint_url):
+            return rec
+        return None
+
+    def start(self, extra_env: dict[str, str] | None = None) -> tuple[ServerRecord, bool]:
+        """Return the running server, or start one. The bool says whether it was started now."""
+        rec = self.running()
+        if rec:
+            return rec, False
+        self.local_dir.mkdir(parents=True, exist_ok=True)
+        log_file = self.local_dir / "moto.log"
+        last_error = ""
+        for _ in range(3):  # the free port can be taken between probe and bind: try another
+            port = free_port()
+            env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "false", **(extra_env or {})}
+            with open(log_file, "ab") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    start_new_session=True,  # outlives this command; stopped by `local down`
+                )
+            rec = ServerRecord(proc.pid, port, self.region, time.time(), str(log_file))
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    last_error = f"moto server exited with code {proc.returncode}"
+                    break
+                if is_responding(rec.endpoint_url, timeout=1.0):
+                    self.record_file.write_text(json.dumps(asdict(rec), indent=2) + "\n")
+                    return rec, True
+                time.sleep(0.2)
+            else:
+                last_error = f"moto server did not answer within {START_TIMEOUT_S:.0f} s"
+                _terminate(proc.pid)
+        raise LocalAwsError(f"could not start the local AWS: {last_error} (log: {log_file})")
+
+    def stop(self) -> bool:
+        """Stop the recorded server. True if one was stopped."""
+        rec = self.record()
+        stopped = False
+        if rec and _is_our_moto(rec.pid):
+            _terminate(rec.pid)
+            stopped = True
+        with contextlib.suppress(FileNotFoundError):
+            self.record_file.unlink()
+        return stopped
+
+
+def _terminate(pid: int, grace_s: float = 10.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    # Reap our own child if it is one (a zombie still answers kill(pid, 0)).
+    with contextlib.suppress(ChildProcessError, OSError):
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True

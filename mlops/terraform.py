@@ -1,0 +1,185 @@
+"""Runs the real Terraform CLI in a synthesized stack's folder, streaming its progress to stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROVIDER = "registry.terraform.io/hashicorp/aws"
+PROVIDER_VERSION = "5.100.0"
+
+# Where machines keep a filesystem mirror of the provider (the mirror layout is
+# <dir>/registry.terraform.io/hashicorp/aws/<version>/<os_arch>/...). MLOPS_TF_PLUGIN_MIRROR wins.
+MIRROR_CANDIDATES = (
+    "/opt/tf-plugins",
+    "~/.terraform.d/plugins",
+    "~/.local/share/terraform/plugins",
+    "/usr/local/share/terraform/plugins",
+    "/usr/share/terraform/plugins",
+)
+
+
+class TerraformError(RuntimeError):
+    """A terraform command failed; the message names the stack, the command and the tail of the
+    output."""
+
+
+def find_provider_mirror() -> Path | None:
+    explicit = os.environ.get("MLOPS_TF_PLUGIN_MIRROR")
+    candidates = [explicit] if explicit else list(MIRROR_CANDIDATES)
+    for candidate in candidates:
+        folder = Path(candidate).expanduser()
+        if (folder / PROVIDER / PROVIDER_VERSION).is_dir():
+            return folder
+    return None
+
+
+def cli_config_text(mirror: Path | None) -> str:
+    """A Terraform CLI config that installs the AWS provider from the local mirror when there is
+    one (no network needed), and from the registry otherwise."""
+    if mirror is None:
+        return "# no local provider mirror found: providers come from the registry\n"
+    return (
+        "provider_installation {\n"
+        "  filesystem_mirror {\n"
+        f'    path    = "{mirror}"\n'
+        f'    include = ["{PROVIDER}"]\n'
+        "  }\n"
+        "  direct {\n"
+        f'    exclude = ["{PROVIDER}"]\n'
+        "  }\n"
+        "}\n"
+    )
+
+
+def write_cli_config(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = cli_config_text(find_provider_mirror())
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+def terraform_binary() -> str:
+    found = shutil.which("terraform") or shutil.which("tofu")
+    if not found:
+        raise TerraformError(
+            "terraform was not found on PATH: install Terraform >= 1.10 (or OpenTofu)"
+        )
+    return found
+
+
+@dataclass
+class Terraform:
+    """Terraform in one working directory (a synthesized stack's folder)."""
+
+    workdir: Path
+    label: str
+    cli_config: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    echo: bool = True  # stream output lines to stderr, prefixed with the label
+
+    def _environ(self) -> dict[str, str]:
+        environ = dict(os.environ)
+        environ.update(
+            TF_CLI_CONFIG_FILE=str(self.cli_config),
+            TF_IN_AUTOMATION="1",
+            TF_INPUT="0",
+            CHECKPOINT_DISABLE="1",  # no version check calls home
+        )
+        environ.update(self.env)
+        return environ
+
+    def run(self, *args: str, ok_codes: Iterable[int] = (0,)) -> tuple[int, str]:
+        cmd = [terraform_binary(), *args, "-no-color"]
+        tail: deque[str] = deque(maxlen=40)
+        lines: list[str] = []
+        proc = subprocess.Popen(
+            cmd,
+            cwd=self.workdir,
+            env=self._environ(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            lines.append(line)
+            tail.append(line)
+            if self.echo and _worth_showing(line):
+                print(f"  [{self.label}] {line}", file=sys.stderr, flush=True)
+        code = proc.wait()
+        if code not in tuple(ok_codes):
+            detail = "\n".join(f"    {t}" for t in tail if t.strip())
+            raise TerraformError(
+                f"{self.label}: `terraform {' '.join(args)}` failed (exit {code}) in "
+                f"{self.workdir}:\n{detail}"
+            )
+        return code, "\n".join(lines)
+
+    def init(self, *extra: str) -> None:
+        self.run("init", "-input=false", *extra)
+
+    def apply(self) -> None:
+        self.run("apply", "-input=false", "-auto-approve")
+
+    def destroy(self) -> None:
+        self.run("destroy", "-input=false", "-auto-approve")
+
+    def forget(self, addresses: list[str]) -> None:
+        """Drop resources from the state without deleting them."""
+        if addresses:
+            self.run("state", "rm", *addresses)
+
+    def validate(self) -> None:
+        self.run("validate")
+
+    def plan_changes(self) -> tuple[bool, str]:
+        """Run a plan; True when it proposes changes (Terraform's -detailed-exitcode 2)."""
+        code, out = self.run("plan", "-input=false", "-detailed-exitcode", ok_codes=(0, 2))
+        return code == 2, out
+
+    def outputs(self) -> dict[str, object]:
+        echo, self.echo = self.echo, False
+        try:
+            _, out = self.run("output", "-json")
+        finally:
+            self.echo = echo
+        return {k: v["value"] for k, v in json.loads(out or "{}").items()}
+
+    def resources(self) -> list[str]:
+        echo, self.echo = self.echo, False
+        try:
+            code, out = self.run("state", "list", ok_codes=(0, 1))
+        finally:
+            self.echo = echo
+        return [line for line in out.splitlines() if line.strip()] if code == 0 else []
+
+
+def write_tfvars(workdir: Path, values: Mapping[str, object]) -> None:
+    """terraform.tfvars.json is read by every plan/apply in the folder, including a person's own
+    `terraform plan` there."""
+    (workdir / "terraform.tfvars.json").write_text(json.dumps(dict(values), indent=2) + "\n")
+
+
+def _worth_showing(line: str) -> bool:
+    # Terraform's progress lines ("x: Creating...", "Apply complete!") and every warning or error;
+    # the plan's full resource diff is left to `terraform plan` itself.
+    text = line.strip()
+    if not text:
+        return False
+    keys = (
+        "Creating", "Creation complete", "Modifying", "Modifications complete", "Destroying",
+        "Destruction complete", "Still ", "Apply complete", "Destroy complete", "Plan:", "Error",
+        "Warning", "No changes", "Terraform has been successfully initialized", "Reading",
+        "Read complete", "must be replaced", "will be", "Installing", "Installed",
+    )
+    return any(k in text for k in keys) or text.startswith(("│", "╷", "╵"))

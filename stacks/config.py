@@ -1,0 +1,289 @@
+"""Environment configuration: one YAML file per environment, validated before anything is synthesized.
+
+A bad file stops the run with one line per problem, `FILE: FIELD.PATH: reason`, so nothing is
+half-deployed. The models forbid unknown keys: a typo in a setting is an error, not a silent default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+ENVIRONMENT_NAMES = ("local", "dev", "staging", "prod")
+
+# CloudWatch Logs accepts only these retention periods; anything else fails at apply time, so it is
+# refused here instead.
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+)
+
+AccountId = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
+Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")]
+# Who may assume a persona role: an IAM user or role (SSO permission-set roles included).
+PrincipalArn = Annotated[
+    str,
+    StringConstraints(
+        max_length=600, pattern=r"^arn:aws(-[a-z]+)*:iam::\d{12}:(user|role)/[A-Za-z0-9_+=,.@/-]+$"
+    ),
+]
+SageMakerInstanceType = Annotated[str, StringConstraints(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")]
+TagKey = Annotated[str, StringConstraints(max_length=128, pattern=r"^[A-Za-z0-9_ .:/=+@-]+$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class LocalState(Strict):
+    """Terraform state in a file under .mlops/state (the local environment, and bootstrap stacks)."""
+
+    kind: Literal["local"]
+
+
+class S3State(Strict):
+    """Remote state in S3 with Terraform's native lock file (no DynamoDB table needed, TF >= 1.10).
+
+    The bucket is created by the account's bootstrap stack (`mlops bootstrap ENV`)."""
+
+    kind: Literal["s3"]
+    bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+    key_prefix: Annotated[str, StringConstraints(pattern=r"^[\w./-]{1,200}$")] = "mlops"
+    region: Region | None = None
+
+
+class InstanceTypes(Strict):
+    training: SageMakerInstanceType
+    processing: SageMakerInstanceType
+    inference: SageMakerInstanceType
+
+
+class Retention(Strict):
+    log_days: int = Field(description="CloudWatch log groups")
+    capture_days: int = Field(ge=1, le=3650, description="endpoint data capture objects")
+    noncurrent_version_days: int = Field(ge=1, le=3650, description="old object versions")
+    audit_days: int = Field(ge=1, le=3650, description="CloudTrail and access logs")
+
+    @field_validator("log_days")
+    @classmethod
+    def _log_days_allowed(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"must be one of CloudWatch's retention periods {LOG_RETENTION_DAYS}")
+        return value
+
+
+class DataProtection(Strict):
+    # prevent_destroy makes Terraform refuse any plan that would delete a data bucket.
+    prevent_destroy: bool
+    # force_destroy lets Terraform delete non-empty buckets and repositories: for throwaway
+    # environments only.
+    force_destroy: bool
+
+    @model_validator(mode="after")
+    def _not_both(self) -> DataProtection:
+        if self.prevent_destroy and self.force_destroy:
+            raise ValueError("prevent_destroy and force_destroy cannot both be true")
+        return self
+
+
+class Personas(Strict):
+    """Principals allowed to assume each persona role in this environment."""
+
+    data_scientist: list[PrincipalArn] = Field(min_length=1)
+    ml_engineer: list[PrincipalArn] = Field(min_length=1)
+    platform_admin: list[PrincipalArn] = Field(min_length=1)
+    auditor: list[PrincipalArn] = Field(min_length=1)
+    # Adds aws:MultiFactorAuthPresent to every persona trust policy.
+    require_mfa: bool = False
+
+
+class Audit(Strict):
+    multi_region_trail: bool = True
+
+
+class Environment(Strict):
+    name: Literal["local", "dev", "staging", "prod"]
+    account_id: AccountId
+    region: Region
+    prefix: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")]
+    tags: dict[TagKey, Annotated[str, StringConstraints(max_length=256)]] = Field(
+        default_factory=dict
+    )
+    state: LocalState | S3State = Field(discriminator="kind")
+    instance_types: InstanceTypes
+    retention: Retention
+    data_protection: DataProtection
+    personas: Personas
+    audit: Audit = Audit()
+
+    # Field validators (not a model validator) so an error names the field it is about.
+    @field_validator("prefix")
+    @classmethod
+    def _names_carry_the_environment(cls, prefix: str, info: ValidationInfo) -> str:
+        # Every resource name starts with the prefix, so the prefix must say which environment
+        # a resource belongs to (and two environments in one account never collide).
+        name = info.data.get("name")
+        if name and name not in prefix.split("-"):
+            raise ValueError(f"'{prefix}' must contain the environment name '{name}'")
+        return prefix
+
+    @field_validator("state")
+    @classmethod
+    def _state_fits_environment(cls, state: LocalState | S3State, info: ValidationInfo):
+        name = info.data.get("name")
+        if name == "local" and state.kind != "local":
+            raise ValueError("the local environment keeps local state (kind: local)")
+        if name and name != "local" and state.kind != "s3":
+            raise ValueError("non-local environments keep remote state (kind: s3)")
+        return state
+
+    @property
+    def is_local(self) -> bool:
+        """True for the embedded local AWS (a moto server on 127.0.0.1)."""
+        return self.name == "local"
+
+    @property
+    def state_region(self) -> str:
+        if isinstance(self.state, S3State) and self.state.region:
+            return self.state.region
+        return self.region
+
+
+class ConfigError(Exception):
+    """A configuration file is wrong. `str()` is one line per problem: `file: field: reason`."""
+
+    def __init__(self, problems: list[tuple[str, str, str]]):
+        self.problems = problems
+        super().__init__("\n".join(f"{f}: {field}: {reason}" for f, field, reason in problems))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses duplicate keys: PyYAML would silently keep the last one."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key '{key}'", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
+
+
+def read_yaml(path: Path, display: str) -> dict[str, Any]:
+    """Parse a YAML mapping, turning syntax errors into a ConfigError with line and column."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([(display, "(file)", exc.strerror or str(exc))]) from exc
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        reason = " ".join(str(p) for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        raise ConfigError([(display, where, f"invalid YAML: {reason}")]) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError([(display, "(file)", f"invalid YAML: {exc}")]) from exc
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else type(data).__name__
+        raise ConfigError([(display, "(top level)", f"must be a mapping of settings, got {kind}")])
+    return data
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in ("local", "s3") and parts and parts[-1] == "state":
+            continue  # pydantic names the union branch; the user only wrote `state:`
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+def _reason(error: dict[str, Any]) -> str:
+    msg = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return "unknown setting (not allowed here; check the spelling)"
+    if error["type"] == "string_pattern_mismatch":
+        return f"{error['input']!r} does not match {error['ctx']['pattern']}"
+    if error["type"] == "missing":
+        return "required setting is missing"
+    return msg
+
+
+def validation_problems(exc: ValidationError, display: str) -> list[tuple[str, str, str]]:
+    return [(display, _field_path(e["loc"]), _reason(e)) for e in exc.errors()]
+
+
+def load_environment(path: Path, root: Path | None = None) -> Environment:
+    display = _display(path, root)
+    data = read_yaml(path, display)
+    try:
+        env = Environment.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_problems(exc, display)) from exc
+    if env.name != path.stem:
+        raise ConfigError([(display, "name", f"'{env.name}' must match the file name '{path.stem}'")])
+    return env
+
+
+def load_environments(root: Path, names: list[str] | None = None) -> dict[str, Environment]:
+    """Load and validate environments/<name>.yaml for each name (all known ones by default).
+
+    Every file is checked before any error is raised, so one run reports every broken file."""
+    env_dir = root / "environments"
+    wanted = names or [n for n in ENVIRONMENT_NAMES if (env_dir / f"{n}.yaml").exists()]
+    problems: list[tuple[str, str, str]] = []
+    loaded: dict[str, Environment] = {}
+    for name in wanted:
+        path = env_dir / f"{name}.yaml"
+        if name not in ENVIRONMENT_NAMES:
+            problems.append(
+                (_display(path, root), "(file)", f"unknown environment; one of {ENVIRONMENT_NAMES}")
+            )
+            continue
+        if not path.exists():
+            problems.append((_display(path, root), "(file)", "no such file"))
+            continue
+        try:
+            loaded[name] = load_environment(path, root)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if not loaded and not problems:
+        problems.append((_display(env_dir, root), "(directory)", "no environment files found"))
+    if problems:
+        raise ConfigError(problems)
+    return loaded
+
+
+def _display(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return str(path.resolve().relative_to(root.resolve()))
+        except ValueError:
+            pass
+    return str(path)
+

@@ -1,0 +1,56 @@
+"""An SNS topic for alerts, KMS-encrypted, that CloudWatch alarms and EventBridge may publish to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stacks.binding import Construct, aws
+from stacks.policy import Statement, document, statement
+
+
+@dataclass(frozen=True)
+class AlertTopicProps:
+    name: str
+    kms_key_arn: str
+    account_id: str
+
+
+class AlertTopic(Construct):
+    def __init__(self, scope: Construct, id_: str, props: AlertTopicProps):
+        super().__init__(scope, id_)
+        self.topic = aws.sns_topic.SnsTopic(
+            self, "topic", name=props.name, kms_master_key_id=props.kms_key_arn
+        )
+        aws.sns_topic_policy.SnsTopicPolicy(
+            self,
+            "policy",
+            arn=self.topic.arn,
+            policy=document(
+                [
+                    statement(
+                        "AllowAccountAlarmsAndEvents",
+                        ["sns:Publish"],
+                        [self.topic.arn],
+                        principals={
+                            "Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+                        },
+                        conditions={"StringEquals": {"aws:SourceAccount": props.account_id}},
+                    ),
+                    statement(
+                        "DenyInsecureTransport",
+                        ["sns:Publish"],
+                        [self.topic.arn],
+                        effect="Deny",
+                        principals={"AWS": "*"},
+                        conditions={"Bool": {"aws:SecureTransport": "false"}},
+                    ),
+                ]
+            ),
+        )
+
+    @property
+    def arn(self) -> str:
+        return self.topic.arn
+
+    def publish_statement(self, sid: str) -> Statement:
+        return statement(sid, ["sns:Publish"], [self.topic.arn])

@@ -1,0 +1,92 @@
+"""The permissions boundary every role of an environment carries.
+
+A boundary caps what any role can ever be granted, whatever its own policy says: here, only the
+services the platform uses, and never the actions that would let a role escape the boundary,
+blind the audit trail or destroy the encryption key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stacks.binding import Construct, aws
+from stacks.policy import document, statement
+
+PLATFORM_SERVICES = (
+    "s3", "sagemaker", "ecr", "logs", "cloudwatch", "sns", "sqs", "events", "lambda", "dynamodb",
+    "secretsmanager", "application-autoscaling", "cloudtrail", "eks",
+)
+
+
+@dataclass(frozen=True)
+class PermissionBoundaryProps:
+    name: str
+    path: str
+    account_id: str
+    trail_arn: str
+
+
+class PermissionBoundary(Construct):
+    def __init__(self, scope: Construct, id_: str, props: PermissionBoundaryProps):
+        super().__init__(scope, id_)
+        self.arn = f"arn:aws:iam::{props.account_id}:policy{props.path}{props.name}"
+        this_boundary = {"iam:PermissionsBoundary": self.arn}
+        self.policy = aws.iam_policy.IamPolicy(
+            self,
+            "policy",
+            name=props.name,
+            path=props.path,
+            description="Caps every role of this environment: platform services only.",
+            policy=document(
+                [
+                    statement(
+                        "AllowPlatformServices",
+                        [f"{service}:*" for service in PLATFORM_SERVICES],
+                        ["*"],
+                    ),
+                    statement(
+                        "AllowKeyUse",
+                        ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*",
+                         "kms:DescribeKey", "kms:CreateGrant", "kms:GetKeyPolicy",
+                         "kms:GetKeyRotationStatus", "kms:ListAliases", "kms:ListKeys"],
+                        ["*"],
+                    ),
+                    statement(
+                        "AllowIdentityReadAndRoleHandOff",
+                        ["iam:Get*", "iam:List*", "iam:PassRole", "iam:CreateRole",
+                         "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:TagRole",
+                         "iam:PutRolePermissionsBoundary", "sts:GetCallerIdentity",
+                         "ec2:Describe*"],
+                        ["*"],
+                    ),
+                    statement(
+                        "DenyRolesWithoutThisBoundary",
+                        ["iam:CreateRole", "iam:PutRolePermissionsBoundary"],
+                        ["*"],
+                        effect="Deny",
+                        conditions={"StringNotEquals": this_boundary},
+                    ),
+                    statement(
+                        "DenyBoundaryEscape",
+                        ["iam:DeleteRolePermissionsBoundary", "iam:CreatePolicyVersion",
+                         "iam:DeletePolicy", "iam:DeletePolicyVersion",
+                         "iam:SetDefaultPolicyVersion"],
+                        [self.arn, f"arn:aws:iam::{props.account_id}:role/*"],
+                        effect="Deny",
+                    ),
+                    statement(
+                        "DenyAuditTampering",
+                        ["cloudtrail:StopLogging", "cloudtrail:DeleteTrail",
+                         "cloudtrail:UpdateTrail", "cloudtrail:PutEventSelectors"],
+                        [props.trail_arn],
+                        effect="Deny",
+                    ),
+                    statement(
+                        "DenyKeyDestruction",
+                        ["kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:PutKeyPolicy"],
+                        ["*"],
+                        effect="Deny",
+                    ),
+                ]
+            ),
+        )

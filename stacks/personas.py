@@ -1,0 +1,317 @@
+"""What each persona may do in one environment: plain statements, derived from the platform's ARNs.
+
+Pure functions of the resources' names and ARNs (no cdktf), so the RBAC rules read in one place and
+are unit-tested without synthesizing anything.
+
+- data scientist: works with data and runs pipelines; never approves a model or changes an
+  endpoint (deployments are the control loop's job); in protected environments cannot even
+  invoke one.
+- ML engineer: the approver: approves or rejects model packages, operates endpoints, runs drills.
+- platform admin: operates this environment's resources; may create roles only under this
+  environment's path and boundary.
+- auditor: read-only, including the audit trail.
+- SageMaker execution role: what pipeline steps and endpoints need at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stacks.naming import Naming
+from stacks.policy import Statement, statement
+
+# Approving a model package and changing what an endpoint serves.
+APPROVE_AND_DEPLOY_ACTIONS = (
+    "sagemaker:UpdateModelPackage",
+    "sagemaker:CreateEndpoint",
+    "sagemaker:UpdateEndpoint",
+    "sagemaker:DeleteEndpoint",
+    "sagemaker:CreateEndpointConfig",
+    "sagemaker:DeleteEndpointConfig",
+    "sagemaker:UpdateEndpointWeightsAndCapacities",
+)
+
+# SageMaker's List and Search actions cannot be scoped to resources.
+SAGEMAKER_LIST_ACTIONS = ("sagemaker:List*", "sagemaker:Search")
+
+
+@dataclass(frozen=True)
+class BucketRefs:
+    datasets: str
+    artifacts: str
+    capture: str
+    audit: str
+    access_logs: str
+
+
+@dataclass(frozen=True)
+class PlatformRefs:
+    naming: Naming
+    key_arn: str
+    buckets: BucketRefs  # bucket ARNs
+    repository_arns: tuple[str, ...]
+    execution_role_arn: str
+    secret_arn_pattern: str
+    protected: bool  # production: personas other than the approver cannot touch endpoints
+
+
+def _objects(bucket_arn: str) -> str:
+    return f"{bucket_arn}/*"
+
+
+def _read(sid: str, *bucket_arns: str) -> Statement:
+    return statement(
+        sid,
+        ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:GetBucketLocation"],
+        [r for arn in bucket_arns for r in (arn, _objects(arn))],
+    )
+
+
+def _write(sid: str, *bucket_arns: str) -> Statement:
+    return statement(
+        sid,
+        ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket",
+         "s3:GetBucketLocation", "s3:AbortMultipartUpload"],
+        [r for arn in bucket_arns for r in (arn, _objects(arn))],
+    )
+
+
+def _key_use(refs: PlatformRefs) -> Statement:
+    return statement(
+        "UsePlatformKey",
+        ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+        [refs.key_arn],
+    )
+
+
+def _sagemaker_read(refs: PlatformRefs) -> list[Statement]:
+    n = refs.naming
+    return [
+        statement(
+            "DescribeSageMakerResources",
+            ["sagemaker:Describe*", "sagemaker:Get*"],
+            [n.sagemaker_arn(kind) for kind in (
+                "training-job", "processing-job", "pipeline", "model-package-group",
+                "model-package", "model", "endpoint", "endpoint-config", "experiment",
+                "experiment-trial", "experiment-trial-component", "mlflow-tracking-server",
+            )] + [n.sagemaker_arn("model-package", f"{n.prefix}-*/*")],
+        ),
+        statement("ListSageMakerResources", list(SAGEMAKER_LIST_ACTIONS), ["*"]),
+    ]
+
+
+def _pipelines(refs: PlatformRefs) -> Statement:
+    n = refs.naming
+    return statement(
+        "RunPipelines",
+        ["sagemaker:StartPipelineExecution", "sagemaker:StopPipelineExecution",
+         "sagemaker:RetryPipelineExecution", "sagemaker:SendPipelineExecutionStepSuccess",
+         "sagemaker:SendPipelineExecutionStepFailure"],
+        [n.sagemaker_arn("pipeline"), n.sagemaker_arn("pipeline", f"{n.prefix}-*/*")],
+    )
+
+
+def _pass_execution_role(refs: PlatformRefs) -> Statement:
+    return statement(
+        "PassExecutionRoleToSageMaker",
+        ["iam:PassRole"],
+        [refs.execution_role_arn],
+        conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+    )
+
+
+def _pull_images(refs: PlatformRefs) -> list[Statement]:
+    return [
+        statement(
+            "PullImages",
+            ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability",
+             "ecr:DescribeImages"],
+            list(refs.repository_arns),
+        ),
+        # Registry-wide by design: the token is per registry, not per repository.
+        statement("EcrLogin", ["ecr:GetAuthorizationToken"], ["*"]),
+    ]
+
+
+def data_scientist(refs: PlatformRefs) -> list[Statement]:
+    n, b = refs.naming, refs.buckets
+    denied = list(APPROVE_AND_DEPLOY_ACTIONS)
+    if refs.protected:
+        denied.append("sagemaker:InvokeEndpoint")
+    return [
+        _write("ReadWriteDatasets", b.datasets),
+        _read("ReadArtifactsAndCapture", b.artifacts, b.capture),
+        _key_use(refs),
+        *_sagemaker_read(refs),
+        _pipelines(refs),
+        statement(
+            "RunJobs",
+            ["sagemaker:CreateTrainingJob", "sagemaker:CreateProcessingJob",
+             "sagemaker:StopTrainingJob", "sagemaker:StopProcessingJob",
+             "sagemaker:CreateExperiment", "sagemaker:CreateTrial",
+             "sagemaker:CreateTrialComponent", "sagemaker:AddTags"],
+            [n.sagemaker_arn(kind) for kind in (
+                "training-job", "processing-job", "experiment", "experiment-trial",
+                "experiment-trial-component")],
+        ),
+        _pass_execution_role(refs),
+        *_pull_images(refs),
+        statement(
+            "ReadJobLogs",
+            ["logs:GetLogEvents", "logs:FilterLogEvents", "logs:DescribeLogStreams"],
+            [n.arn("logs", "log-group:/aws/sagemaker/*")],
+        ),
+        # Explicit deny: no other grant (now or later) can let a data scientist approve a model
+        # or change what an endpoint serves.
+        statement("NeverApproveOrDeploy", denied, ["*"], effect="Deny"),
+    ]
+
+
+def ml_engineer(refs: PlatformRefs) -> list[Statement]:
+    n, b = refs.naming, refs.buckets
+    return [
+        _read("ReadPlatformData", b.datasets, b.capture),
+        _write("ReadWriteArtifacts", b.artifacts),
+        _key_use(refs),
+        *_sagemaker_read(refs),
+        _pipelines(refs),
+        statement(
+            "ApproveModelsAndOperateEndpoints",
+            [*APPROVE_AND_DEPLOY_ACTIONS, "sagemaker:InvokeEndpoint", "sagemaker:CreateModel",
+             "sagemaker:DeleteModel", "sagemaker:AddTags"],
+            [n.sagemaker_arn(kind) for kind in (
+                "model-package", "endpoint", "endpoint-config", "model")]
+            + [n.sagemaker_arn("model-package", f"{n.prefix}-*/*")],
+        ),
+        _pass_execution_role(refs),
+        statement(
+            "RunDrills",
+            ["cloudwatch:SetAlarmState", "cloudwatch:PutMetricData"],
+            [n.arn("cloudwatch", f"alarm:{n.prefix}-*")],
+        ),
+        statement(
+            "ReadMonitoring",
+            ["cloudwatch:DescribeAlarms", "cloudwatch:GetMetricData", "cloudwatch:ListMetrics",
+             "cloudwatch:GetDashboard"],
+            ["*"],
+        ),
+    ]
+
+
+def platform_admin(refs: PlatformRefs) -> list[Statement]:
+    n = refs.naming
+    region_scoped = [
+        ("sagemaker", [n.sagemaker_arn("*")]),
+        ("sns", [n.arn("sns", f"{n.prefix}-*")]),
+        ("sqs", [n.arn("sqs", f"{n.prefix}-*")]),
+        ("lambda", [n.arn("lambda", f"function:{n.prefix}-*")]),
+        ("dynamodb", [n.arn("dynamodb", f"table/{n.prefix}-*")]),
+        ("events", [n.arn("events", f"rule/{n.prefix}-*")]),
+        ("logs", [n.arn("logs", f"log-group:/{n.prefix}/*"),
+                  n.arn("logs", "log-group:/aws/sagemaker/*"),
+                  n.arn("logs", f"log-group:/aws/lambda/{n.prefix}-*")]),
+        ("ecr", list(refs.repository_arns)),
+        ("secretsmanager", [refs.secret_arn_pattern]),
+    ]
+    return [
+        statement("ManageBuckets", ["s3:*"], [n.all_buckets_arn, f"{n.all_buckets_arn}/*"]),
+        *[
+            statement(f"Manage{service.title().replace('-', '')}", [f"{service}:*"], arns)
+            for service, arns in region_scoped
+        ],
+        statement(
+            "ManageAlarmsAndDashboards",
+            ["cloudwatch:*"],
+            [n.arn("cloudwatch", f"alarm:{n.prefix}-*"),
+             n.arn("cloudwatch", f"dashboard/{n.prefix}-*", region=False)],
+        ),
+        statement(
+            "AdministerKey",
+            ["kms:Describe*", "kms:Get*", "kms:List*", "kms:TagResource", "kms:UntagResource",
+             "kms:EnableKeyRotation", "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+            [refs.key_arn],
+        ),
+        statement(
+            "ManageEnvironmentRoles",
+            ["iam:CreateRole", "iam:UpdateRole", "iam:DeleteRole", "iam:PutRolePolicy",
+             "iam:DeleteRolePolicy", "iam:TagRole", "iam:UntagRole", "iam:PassRole",
+             "iam:PutRolePermissionsBoundary"],
+            [n.arn("iam", f"role{n.role_path}*", region=False)],
+        ),
+        statement("ReadIdentity", ["iam:Get*", "iam:List*"], ["*"]),
+        statement(
+            "ReadEverything",
+            ["cloudwatch:Describe*", "cloudwatch:Get*", "cloudwatch:List*",
+             "cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus", "cloudtrail:LookupEvents",
+             *SAGEMAKER_LIST_ACTIONS, "s3:ListAllMyBuckets"],
+            ["*"],
+        ),
+    ]
+
+
+def auditor(refs: PlatformRefs) -> list[Statement]:
+    n, b = refs.naming, refs.buckets
+    every_bucket = [b.datasets, b.artifacts, b.capture, b.audit, b.access_logs]
+    return [
+        _read("ReadAuditLogs", b.audit, b.access_logs),
+        statement("DecryptAuditLogs", ["kms:Decrypt", "kms:DescribeKey", "kms:GetKeyPolicy",
+                                       "kms:GetKeyRotationStatus"], [refs.key_arn]),
+        statement(
+            "ReadBucketSettings",
+            ["s3:GetBucketPolicy", "s3:GetBucketVersioning", "s3:GetEncryptionConfiguration",
+             "s3:GetBucketPublicAccessBlock", "s3:GetLifecycleConfiguration",
+             "s3:GetBucketLogging", "s3:GetBucketOwnershipControls", "s3:ListBucket"],
+            every_bucket,
+        ),
+        *_sagemaker_read(refs),
+        statement(
+            "ReadTrailAndConfiguration",
+            ["cloudtrail:LookupEvents", "cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus",
+             "cloudtrail:GetEventSelectors", "iam:Get*", "iam:List*", "cloudwatch:Describe*",
+             "cloudwatch:Get*", "cloudwatch:List*", "s3:ListAllMyBuckets"],
+            ["*"],
+        ),
+        statement(
+            "ReadLogs",
+            ["logs:Describe*", "logs:Get*", "logs:FilterLogEvents"],
+            [n.arn("logs", "log-group:*")],
+        ),
+    ]
+
+
+def sagemaker_execution(refs: PlatformRefs) -> list[Statement]:
+    n, b = refs.naming, refs.buckets
+    return [
+        _read("ReadDatasetsAndCapture", b.datasets, b.capture),
+        _write("WriteArtifacts", b.artifacts),
+        _key_use(refs),
+        *_pull_images(refs),
+        statement(
+            "WriteJobLogs",
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
+             "logs:DescribeLogStreams"],
+            [n.arn("logs", "log-group:/aws/sagemaker/*")],
+        ),
+        statement(
+            "PublishMetrics",
+            ["cloudwatch:PutMetricData"],
+            ["*"],
+            # PutMetricData has no resource type; the namespace is its scope.
+            conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "MLOps/*"]}},
+        ),
+        statement(
+            "RegisterModels",
+            ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
+             "sagemaker:DescribeModelPackageGroup", "sagemaker:AddTags"],
+            [n.sagemaker_arn("model-package-group"), n.sagemaker_arn("model-package"),
+             n.sagemaker_arn("model-package", f"{n.prefix}-*/*")],
+        ),
+    ]
+
+
+PERSONAS = {
+    "data_scientist": data_scientist,
+    "ml_engineer": ml_engineer,
+    "platform_admin": platform_admin,
+    "auditor": auditor,
+}

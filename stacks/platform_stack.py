@@ -1,0 +1,270 @@
+"""The platform stack: everything one environment shares across its ML projects.
+
+KMS key -> buckets (datasets, artifacts, capture, audit, access logs) -> ECR repositories ->
+model registry -> alert topics -> secrets -> CloudTrail -> permissions boundary, persona roles and
+the SageMaker execution role. Outputs name every resource later stacks and the CLI need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from stacks import personas
+from stacks.binding import Construct, aws, cdktf
+from stacks.config import Environment
+from stacks.constructs.alert_topic import AlertTopic, AlertTopicProps
+from stacks.constructs.audit_trail import AuditTrail, AuditTrailProps
+from stacks.constructs.container_repository import ContainerRepository, ContainerRepositoryProps
+from stacks.constructs.encryption_key import EncryptionKey, EncryptionKeyProps
+from stacks.constructs.managed_secret import ManagedSecret, ManagedSecretProps
+from stacks.constructs.permission_boundary import PermissionBoundary, PermissionBoundaryProps
+from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
+from stacks.constructs.secure_bucket import AccessLogs, SecureBucket, SecureBucketProps
+from stacks.naming import Naming
+from stacks.policy import statement
+from stacks.provider import configure_backend, configure_provider
+
+DATA_BUCKETS = ("datasets", "artifacts", "capture")
+
+
+def stack_name(env_name: str) -> str:
+    return f"platform-{env_name}"
+
+
+def environment_tags(env: Environment, stack: str) -> dict[str, str]:
+    return {**env.tags, "environment": env.name, "managed-by": "mlops-platform", "stack": stack}
+
+
+@dataclass(frozen=True)
+class StackPaths:
+    """Where a stack's Terraform working directory and its local state file live."""
+
+    stack_dir: Path
+    state_dir: Path
+
+
+class PlatformStack(cdktf.TerraformStack):
+    def __init__(self, scope: Construct, env: Environment, paths: StackPaths):
+        name = stack_name(env.name)
+        super().__init__(scope, name)
+        self.env = env
+        n = self.naming = Naming.of(env)
+        configure_provider(self, env, environment_tags(env, name))
+        configure_backend(self, env, paths.stack_dir, paths.state_dir)
+        protection = env.data_protection
+
+        self.key = EncryptionKey(
+            self,
+            "platform_key",
+            EncryptionKeyProps(
+                alias=n.name("platform"),
+                description=f"Encrypts every {env.name} MLOps bucket, topic, secret, log and image",
+                account_id=env.account_id,
+                region=env.region,
+                deletion_window_days=7 if protection.force_destroy else 30,
+            ),
+        )
+
+        # Server access logs need SSE-S3 on their destination (S3 cannot write them with a KMS
+        # key), so they get a bucket of their own and every other bucket keeps the CMK.
+        self.access_logs = SecureBucket(
+            self,
+            "access_logs",
+            SecureBucketProps(
+                name=n.bucket("access-logs"),
+                kms_key_arn=None,
+                encryption="s3-managed",
+                noncurrent_version_days=env.retention.noncurrent_version_days,
+                expire_objects_days=env.retention.audit_days,
+                force_destroy=protection.force_destroy,
+                prevent_destroy=protection.prevent_destroy,
+                extra_policy_statements=(self._log_delivery_statement(n.bucket("access-logs")),),
+            ),
+        )
+
+        def log_to(purpose: str) -> AccessLogs:
+            return AccessLogs(self.access_logs, f"{purpose}/")
+
+        trail_props = AuditTrailProps(
+            name=n.name("audit"),
+            kms_key_arn=self.key.arn,
+            account_id=env.account_id,
+            region=env.region,
+            multi_region=env.audit.multi_region_trail,
+            data_event_bucket_arns=tuple(f"arn:aws:s3:::{n.bucket(b)}" for b in ("datasets",
+                                                                              "artifacts")),
+        )
+        self.audit = SecureBucket(
+            self,
+            "audit",
+            SecureBucketProps(
+                name=n.bucket("audit"),
+                kms_key_arn=self.key.arn,
+                noncurrent_version_days=env.retention.noncurrent_version_days,
+                expire_objects_days=env.retention.audit_days,
+                access_logs=log_to("audit"),
+                force_destroy=protection.force_destroy,
+                prevent_destroy=protection.prevent_destroy,
+                extra_policy_statements=AuditTrail.bucket_statements(trail_props, n.bucket("audit")),
+            ),
+        )
+        self.data_buckets = {
+            purpose: SecureBucket(
+                self,
+                purpose,
+                SecureBucketProps(
+                    name=n.bucket(purpose),
+                    kms_key_arn=self.key.arn,
+                    noncurrent_version_days=env.retention.noncurrent_version_days,
+                    expire_objects_days=env.retention.capture_days if purpose == "capture" else None,
+                    access_logs=log_to(purpose),
+                    force_destroy=protection.force_destroy,
+                    prevent_destroy=protection.prevent_destroy,
+                ),
+            )
+            for purpose in DATA_BUCKETS
+        }
+
+        self.repositories = {
+            purpose: ContainerRepository(
+                self,
+                f"{purpose}_repository",
+                ContainerRepositoryProps(
+                    name=n.name(purpose),
+                    kms_key_arn=self.key.arn,
+                    force_delete=protection.force_destroy,
+                ),
+            )
+            for purpose in ("training", "inference")
+        }
+
+        self.model_registry = aws.sagemaker_model_package_group.SagemakerModelPackageGroup(
+            self,
+            "model_registry",
+            model_package_group_name=n.name("models"),
+            model_package_group_description=f"Model registry of the {env.name} environment",
+        )
+
+        self.topics = {
+            severity: AlertTopic(
+                self,
+                f"{severity}_topic",
+                AlertTopicProps(
+                    name=n.name(f"alerts-{severity}"),
+                    kms_key_arn=self.key.arn,
+                    account_id=env.account_id,
+                ),
+            )
+            for severity in ("critical", "warning")
+        }
+
+        self.mlflow_secret = ManagedSecret(
+            self,
+            "mlflow_secret",
+            ManagedSecretProps(
+                name=f"{n.prefix}/mlflow/database",
+                description="MLflow tracking database credentials (value set out of band)",
+                kms_key_arn=self.key.arn,
+                recovery_window_days=0 if protection.force_destroy else 30,
+            ),
+        )
+
+        self.trail = AuditTrail(self, "audit_trail", trail_props, self.audit)
+
+        self.boundary = PermissionBoundary(
+            self,
+            "boundary",
+            PermissionBoundaryProps(
+                name=n.name("permissions-boundary"),
+                path=n.role_path,
+                account_id=env.account_id,
+                trail_arn=trail_props.arn,
+            ),
+        )
+        self._roles()
+        self._outputs()
+
+    def _log_delivery_statement(self, bucket_name: str) -> dict:
+        env = self.env
+        return statement(
+            "AllowServerAccessLogDelivery",
+            ["s3:PutObject"],
+            [f"arn:aws:s3:::{bucket_name}/*"],
+            principals={"Service": "logging.s3.amazonaws.com"},
+            conditions={
+                "StringEquals": {"aws:SourceAccount": env.account_id},
+                "ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{self.naming.prefix}-*"},
+            },
+        )
+
+    def _roles(self) -> None:
+        env, n = self.env, self.naming
+        execution_role_name = n.name("sagemaker-execution")
+        refs = personas.PlatformRefs(
+            naming=n,
+            key_arn=self.key.arn,
+            buckets=personas.BucketRefs(
+                datasets=self.data_buckets["datasets"].arn,
+                artifacts=self.data_buckets["artifacts"].arn,
+                capture=self.data_buckets["capture"].arn,
+                audit=self.audit.arn,
+                access_logs=self.access_logs.arn,
+            ),
+            repository_arns=tuple(r.arn for r in self.repositories.values()),
+            execution_role_arn=f"arn:aws:iam::{env.account_id}:role{n.role_path}"
+            f"{execution_role_name}",
+            secret_arn_pattern=n.arn("secretsmanager", f"secret:{n.prefix}/*"),
+            protected=env.data_protection.prevent_destroy,
+        )
+        common = {"path": n.role_path, "boundary_arn": self.boundary.arn}
+        self.execution_role = ScopedRole(
+            self,
+            "sagemaker_execution_role",
+            ScopedRoleProps(
+                name=execution_role_name,
+                description="Run-time role of SageMaker pipeline steps and endpoints",
+                statements=tuple(personas.sagemaker_execution(refs)),
+                assumed_by_service="sagemaker.amazonaws.com",
+                **common,
+            ),
+        )
+        self.execution_role.role.node.add_dependency(self.boundary.policy)
+        self.persona_roles: dict[str, ScopedRole] = {}
+        for persona, statements_of in personas.PERSONAS.items():
+            role = ScopedRole(
+                self,
+                f"{persona}_role",
+                ScopedRoleProps(
+                    name=n.name(persona.replace("_", "-")),
+                    description=f"{persona.replace('_', ' ').title()} persona of {env.name}",
+                    statements=tuple(statements_of(refs)),
+                    assumed_by_principals=tuple(getattr(env.personas, persona)),
+                    require_mfa=env.personas.require_mfa,
+                    **common,
+                ),
+            )
+            role.role.node.add_dependency(self.boundary.policy)
+            self.persona_roles[persona] = role
+
+    def _outputs(self) -> None:
+        outputs: dict[str, str] = {
+            "environment": self.env.name,
+            "region": self.env.region,
+            "kms_key_arn": self.key.arn,
+            "audit_bucket": self.audit.name,
+            "access_logs_bucket": self.access_logs.name,
+            "model_package_group": self.model_registry.model_package_group_name,
+            "critical_topic_arn": self.topics["critical"].arn,
+            "warning_topic_arn": self.topics["warning"].arn,
+            "mlflow_secret_arn": self.mlflow_secret.arn,
+            "trail_arn": self.trail.arn,
+            "permissions_boundary_arn": self.boundary.arn,
+            "sagemaker_execution_role_arn": self.execution_role.arn,
+        }
+        outputs |= {f"{p}_bucket": b.name for p, b in self.data_buckets.items()}
+        outputs |= {f"{p}_repository_url": r.url for p, r in self.repositories.items()}
+        outputs |= {f"{p}_role_arn": r.arn for p, r in self.persona_roles.items()}
+        for key, value in outputs.items():
+            cdktf.TerraformOutput(self, key, value=value)
+

@@ -1,0 +1,79 @@
+"""The AWS provider and state backend of a stack, per environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from stacks import moto_gaps
+from stacks.binding import aws, cdktf
+from stacks.config import Environment, S3State
+
+# The moto server's port is chosen when it starts, so the local stacks read the endpoint from a
+# variable (written to terraform.tfvars.json by `mlops local up`), keeping the JSON port-free.
+ENDPOINT_VARIABLE = "local_endpoint_url"
+DEFAULT_LOCAL_ENDPOINT = "http://127.0.0.1:5000"
+
+
+def configure_provider(stack: cdktf.TerraformStack, env: Environment, tags: dict[str, str]) -> None:
+    default_tags = [aws.provider.AwsProviderDefaultTags(tags=tags)]
+    if not env.is_local:
+        aws.provider.AwsProvider(
+            stack,
+            "aws",
+            region=env.region,
+            # Refuse to run against any other account: a wrong profile cannot touch prod.
+            allowed_account_ids=[env.account_id],
+            default_tags=default_tags,
+        )
+        return
+    endpoint = cdktf.TerraformVariable(
+        stack,
+        ENDPOINT_VARIABLE,
+        type="string",
+        default=DEFAULT_LOCAL_ENDPOINT,
+        description="URL of the local AWS (moto server) on 127.0.0.1",
+    )
+    aws.provider.AwsProvider(
+        stack,
+        "aws",
+        region=env.region,
+        default_tags=default_tags,
+        endpoints=[
+            aws.provider.AwsProviderEndpoints(
+                # The binding spells `lambda` as `lambda_` (a Python keyword).
+                **{_py(service): endpoint.string_value for service in moto_gaps.SERVICES}
+            )
+        ],
+        max_retries=moto_gaps.PROVIDER_MAX_RETRIES,
+        **moto_gaps.PROVIDER_CREDENTIALS,
+        **moto_gaps.PROVIDER_FLAGS,
+    )
+
+
+def configure_backend(
+    stack: cdktf.TerraformStack, env: Environment | None, stack_dir: Path, state_dir: Path
+) -> None:
+    """Local state under state_dir (outside cdktf.out, which a re-synth may wipe), or S3.
+
+    env None means a bootstrap stack: it creates the state bucket, so it cannot keep its own
+    state there."""
+    name = stack.node.id
+    if env is None or not isinstance(env.state, S3State):
+        rel = os.path.relpath(state_dir / f"{name}.tfstate", stack_dir)
+        cdktf.LocalBackend(stack, path=rel)
+        return
+    backend = cdktf.S3Backend(
+        stack,
+        bucket=env.state.bucket,
+        key=f"{env.state.key_prefix}/{env.name}/{name}.tfstate",
+        region=env.state_region,
+        encrypt=True,
+    )
+    # Terraform >= 1.10 locks with a lock object next to the state; no DynamoDB table needed.
+    # cdktf 0.21's S3Backend predates the setting, hence the override.
+    backend.add_override("use_lockfile", True)
+
+
+def _py(name: str) -> str:
+    return f"{name}_" if name == "lambda" else name

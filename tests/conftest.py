@@ -1,0 +1,62 @@
+"""Shared fixtures. The cdktf binding is imported once per session (synth_all), never per test."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mlops.local_aws import LocalAws, ServerRecord
+from mlops.terraform import find_provider_mirror, write_cli_config
+from stacks.config import Environment, load_environments
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def environments() -> dict[str, Environment]:
+    return load_environments(ROOT)
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    outdir: Path
+    state_dir: Path
+    stacks: dict[str, Path]  # stack name -> working directory
+
+    def json(self, stack: str) -> dict:
+        return json.loads((self.stacks[stack] / "cdk.tf.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def synth_all(environments, tmp_path_factory) -> Synthesized:
+    from stacks.app import synth  # the one binding import of the session
+
+    base = tmp_path_factory.mktemp("synth")
+    infos = synth(environments, base / "cdktf.out", base / "state")
+    return Synthesized(base / "cdktf.out", base / "state", {i.name: i.dir for i in infos})
+
+
+@pytest.fixture(scope="session")
+def tf_cli_config(tmp_path_factory) -> Path:
+    if shutil.which("terraform") is None:
+        pytest.fail("terraform is not on PATH: the integration tests need the real Terraform CLI")
+    if find_provider_mirror() is None:
+        pytest.fail("no hashicorp/aws 5.100.0 provider mirror found (set MLOPS_TF_PLUGIN_MIRROR)")
+    return write_cli_config(tmp_path_factory.mktemp("tf") / "terraformrc")
+
+
+@pytest.fixture
+def moto_server(tmp_path) -> Iterator[ServerRecord]:
+    """A moto server on 127.0.0.1 at a free port, started and stopped (by pid) by this test."""
+    local = LocalAws(tmp_path / "local")
+    server, started = local.start()
+    assert started, "a fresh folder must not find an older server"
+    try:
+        yield server
+    finally:
+        local.stop()

@@ -1,0 +1,270 @@
+"""The synthesized Terraform JSON of every environment carries the secure defaults."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+ENVS = ("local", "dev", "staging", "prod")
+
+
+def resources(doc: dict, rtype: str) -> dict[str, dict]:
+    return doc.get("resource", {}).get(rtype, {})
+
+
+def ref_id(rtype: str, name: str) -> str:
+    return f"${{{rtype}.{name}.id}}"
+
+
+def bucket_settings(doc: dict, rtype: str) -> dict[str, dict]:
+    """Settings resources keyed by the bucket resource they point at."""
+    out = {}
+    for body in resources(doc, rtype).values():
+        match = re.fullmatch(r"\$\{aws_s3_bucket\.([^.]+)\.(id|bucket)\}", body["bucket"])
+        assert match, f"{rtype} must reference its bucket resource, got {body['bucket']}"
+        out[match.group(1)] = body
+    return out
+
+
+@pytest.fixture(scope="module", params=ENVS)
+def platform(request, synth_all):
+    return request.param, synth_all.json(f"platform-{request.param}")
+
+
+def test_every_stack_name_carries_its_environment(synth_all, environments):
+    for name in synth_all.stacks:
+        assert any(env in name.split("-") for env in environments), name
+    assert {f"platform-{e}" for e in ENVS} <= set(synth_all.stacks)
+    for name, stack_dir in synth_all.stacks.items():
+        assert (stack_dir / "cdk.tf.json").is_file()
+        assert stack_dir.name == name
+
+
+def test_provider_is_pinned_to_the_mirrored_version(synth_all):
+    for name in synth_all.stacks:
+        req = synth_all.json(name)["terraform"]["required_providers"]
+        assert req == {"aws": {"source": "aws", "version": "5.100.0"}}, name
+
+
+def test_every_bucket_is_encrypted_versioned_blocked_and_tls_only(platform):
+    _env, doc = platform
+    buckets = resources(doc, "aws_s3_bucket")
+    assert len(buckets) == 5
+    versioning = bucket_settings(doc, "aws_s3_bucket_versioning")
+    encryption = bucket_settings(doc, "aws_s3_bucket_server_side_encryption_configuration")
+    blocks = bucket_settings(doc, "aws_s3_bucket_public_access_block")
+    policies = bucket_settings(doc, "aws_s3_bucket_policy")
+    lifecycles = bucket_settings(doc, "aws_s3_bucket_lifecycle_configuration")
+    ownership = bucket_settings(doc, "aws_s3_bucket_ownership_controls")
+    key_ref = "${aws_kms_key." + next(iter(resources(doc, "aws_kms_key"))) + ".arn}"
+    for rid, bucket in buckets.items():
+        name = bucket["bucket"]
+        assert versioning[rid]["versioning_configuration"]["status"] == "Enabled", name
+        sse = encryption[rid]["rule"][0]["apply_server_side_encryption_by_default"]
+        if name.endswith(f"access-logs-{bucket_account(name)}"):
+            # The one documented exception: S3 cannot deliver access logs into SSE-KMS.
+            assert sse == {"sse_algorithm": "AES256"}, name
+        else:
+            assert sse == {"sse_algorithm": "aws:kms", "kms_master_key_id": key_ref}, name
+            assert encryption[rid]["rule"][0]["bucket_key_enabled"] is True
+        assert all(
+            blocks[rid][k] is True
+            for k in ("block_public_acls", "block_public_policy", "ignore_public_acls",
+                      "restrict_public_buckets")
+        ), name
+        assert ownership[rid]["rule"]["object_ownership"] == "BucketOwnerEnforced"
+        policy = json.loads(policies[rid]["policy"])
+        tls = [s for s in policy["Statement"] if s["Sid"] == "DenyInsecureTransport"]
+        assert tls == [{
+            "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": {"AWS": "*"},
+            "Action": "s3:*", "Resource": [f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }], name
+        rules = {r["id"]: r for r in lifecycles[rid]["rule"]}
+        assert "expire-noncurrent-versions" in rules, name
+
+
+def bucket_account(name: str) -> str:
+    return name.rsplit("-", 1)[1]
+
+
+def test_access_logs_of_every_bucket_go_to_the_log_bucket(platform):
+    _env, doc = platform
+    buckets = resources(doc, "aws_s3_bucket")
+    logging = bucket_settings(doc, "aws_s3_bucket_logging")
+    log_bucket = next(b["bucket"] for b in buckets.values() if "-access-logs-" in b["bucket"])
+    for rid, bucket in buckets.items():
+        if bucket["bucket"] == log_bucket:
+            assert rid not in logging  # a log bucket logging into itself would loop
+            continue
+        assert logging[rid]["target_bucket"] == log_bucket, bucket["bucket"]
+
+
+def test_capture_retention_comes_from_config(platform, environments):
+    env, doc = platform
+    lifecycles = bucket_settings(doc, "aws_s3_bucket_lifecycle_configuration")
+    buckets = resources(doc, "aws_s3_bucket")
+    capture = next(rid for rid, b in buckets.items() if "-capture-" in b["bucket"])
+    rules = {r["id"]: r for r in lifecycles[capture]["rule"]}
+    assert rules["expire-objects"]["expiration"] == [
+        {"days": environments[env].retention.capture_days}
+    ]
+
+
+def test_data_protection_follows_the_environment(platform):
+    env, doc = platform
+    for bucket in resources(doc, "aws_s3_bucket").values():
+        if env == "prod":
+            assert bucket.get("lifecycle") == {"prevent_destroy": True}, bucket["bucket"]
+            assert bucket["force_destroy"] is False
+        else:
+            assert "lifecycle" not in bucket
+        if env in ("local", "dev"):
+            assert bucket["force_destroy"] is True
+
+
+def all_policy_documents(doc: dict) -> list[tuple[str, dict]]:
+    """Every JSON policy in the stack: IAM, trust, key, bucket and topic policies."""
+    fields = {
+        "aws_iam_policy": "policy", "aws_iam_role_policy": "policy",
+        "aws_iam_role": "assume_role_policy", "aws_kms_key": "policy",
+        "aws_s3_bucket_policy": "policy", "aws_sns_topic_policy": "policy",
+    }
+    out = []
+    for rtype, field in fields.items():
+        for rid, body in resources(doc, rtype).items():
+            out.append((f"{rtype}.{rid}", json.loads(body[field])))
+    return out
+
+
+def test_no_statement_allows_every_action_on_every_resource(synth_all):
+    for stack in synth_all.stacks:
+        docs = all_policy_documents(synth_all.json(stack))
+        assert docs, stack
+        for where, policy in docs:
+            for st in policy["Statement"]:
+                actions = st.get("Action", [])
+                actions = [actions] if isinstance(actions, str) else actions
+                res = st.get("Resource", [])
+                res = [res] if isinstance(res, str) else res
+                wildcard_action = any(a in ("*", "*:*") for a in actions)
+                assert not (st["Effect"] == "Allow" and wildcard_action), (stack, where, st)
+                grants = "Principal" not in st and not where.startswith("aws_iam_policy.boundary")
+                if st["Effect"] == "Allow" and "*" in res and grants:
+                    # Identity policies may use Resource "*" only for actions without
+                    # resource types, never for a whole service. (The permissions boundary
+                    # is exempt: it caps what roles may be granted and grants nothing.)
+                    assert all(not a.endswith(":*") for a in actions), (stack, where, st)
+
+
+def test_names_carry_the_environment(platform):
+    env, doc = platform
+    name_fields = ("bucket", "name", "model_package_group_name")
+    checked = 0
+    for rtype, items in doc["resource"].items():
+        for rid, body in items.items():
+            for field in name_fields:
+                value = body.get(field)
+                if isinstance(value, str) and not value.startswith("${"):
+                    assert f"-{env}" in value or f"/{env}" in value or value.startswith(env), (
+                        rtype, rid, value)
+                    checked += 1
+    assert checked >= 20
+
+
+def test_everything_is_encrypted_with_the_platform_key(platform):
+    env, doc = platform
+    (key_id, key), = resources(doc, "aws_kms_key").items()
+    key_arn = "${aws_kms_key." + key_id + ".arn}"
+    assert key["enable_key_rotation"] is True
+    for repo in resources(doc, "aws_ecr_repository").values():
+        assert repo["image_tag_mutability"] == "IMMUTABLE"
+        assert repo["image_scanning_configuration"] == {"scan_on_push": True}
+        assert repo["encryption_configuration"] == [
+            {"encryption_type": "KMS", "kms_key": key_arn}]
+    assert len(resources(doc, "aws_ecr_lifecycle_policy")) == 2
+    topics = resources(doc, "aws_sns_topic")
+    assert {t["name"] for t in topics.values()} == {
+        f"mlops-{env}-alerts-critical", f"mlops-{env}-alerts-warning"}
+    assert all(t["kms_master_key_id"] == key_arn for t in topics.values())
+    secrets = resources(doc, "aws_secretsmanager_secret")
+    assert secrets and all(s["kms_key_id"] == key_arn for s in secrets.values())
+    (trail,) = resources(doc, "aws_cloudtrail").values()
+    assert trail["enable_log_file_validation"] is True
+    assert trail["kms_key_id"] == key_arn
+    assert trail["s3_bucket_name"] == f"mlops-{env}-audit-{bucket_account(trail['s3_bucket_name'])}"
+
+
+def test_no_secret_value_is_synthesized(synth_all):
+    for stack in synth_all.stacks:
+        doc = synth_all.json(stack)
+        assert "aws_secretsmanager_secret_version" not in doc.get("resource", {})
+        text = json.dumps(doc)
+        assert "secret_string" not in text and "password" not in text.lower(), stack
+
+
+def test_model_registry_per_environment(platform):
+    env, doc = platform
+    (group,) = resources(doc, "aws_sagemaker_model_package_group").values()
+    assert group["model_package_group_name"] == f"mlops-{env}-models"
+
+
+def test_roles_carry_the_boundary_and_personas_are_separated(platform, environments):
+    env, doc = platform
+    roles = resources(doc, "aws_iam_role")
+    names = {r["name"] for r in roles.values()}
+    assert names == {f"mlops-{env}-{p}" for p in (
+        "data-scientist", "ml-engineer", "platform-admin", "auditor", "sagemaker-execution")}
+    (_boundary_id, boundary), = resources(doc, "aws_iam_policy").items()
+    assert boundary["name"] == f"mlops-{env}-permissions-boundary"
+    for role in roles.values():
+        assert role["permissions_boundary"].endswith(f"/mlops-{env}/mlops-{env}-permissions-boundary")
+        trust = json.loads(role["assume_role_policy"])["Statement"][0]
+        if role["name"].endswith("sagemaker-execution"):
+            assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+        else:
+            persona = role["name"].removeprefix(f"mlops-{env}-").replace("-", "_")
+            principals = getattr(environments[env].personas, persona)
+            expected = principals[0] if len(principals) == 1 else principals
+            assert trust["Principal"] == {"AWS": expected}
+            assert ("Condition" in trust) == environments[env].personas.require_mfa
+    policies = {p["name"]: json.loads(p["policy"]) for p in
+                resources(doc, "aws_iam_role_policy").values()}
+    ds = policies[f"mlops-{env}-data-scientist-permissions"]["Statement"]
+    deny = next(s for s in ds if s["Effect"] == "Deny")
+    assert "sagemaker:UpdateModelPackage" in deny["Action"]
+    assert "sagemaker:UpdateEndpoint" in deny["Action"]
+    approver = policies[f"mlops-{env}-ml-engineer-permissions"]["Statement"]
+    assert any("sagemaker:UpdateModelPackage" in s["Action"] for s in approver
+               if s["Effect"] == "Allow")
+
+
+def test_state_backends(synth_all, environments):
+    local = synth_all.json("platform-local")["terraform"]["backend"]
+    assert list(local) == ["local"]
+    for env in ("dev", "staging", "prod"):
+        backend = synth_all.json(f"platform-{env}")["terraform"]["backend"]["s3"]
+        state = environments[env].state
+        assert backend == {
+            "bucket": state.bucket, "key": f"mlops/{env}/platform-{env}.tfstate",
+            "region": environments[env].region, "encrypt": True, "use_lockfile": True,
+        }
+        boot = synth_all.json(f"bootstrap-{env}")
+        assert list(boot["terraform"]["backend"]) == ["local"]
+        (bucket,) = [b for b in resources(boot, "aws_s3_bucket").values()
+                     if b["bucket"] == state.bucket]
+        assert bucket["lifecycle"] == {"prevent_destroy": True}
+
+
+def test_local_provider_talks_only_to_the_local_endpoint(synth_all, environments):
+    doc = synth_all.json("platform-local")
+    (provider,) = doc["provider"]["aws"]
+    assert set(provider["endpoints"][0].values()) == {"${var.local_endpoint_url}"}
+    assert doc["variable"]["local_endpoint_url"]["default"].startswith("http://127.0.0.1:")
+    for env in ("dev", "staging", "prod"):
+        (provider,) = synth_all.json(f"platform-{env}")["provider"]["aws"]
+        assert "endpoints" not in provider
+        # A wrong profile cannot touch another account.
+        assert provider["allowed_account_ids"] == [environments[env].account_id]
