@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stacks.config import Environment, load_environments
+from stacks.project_config import ProjectConfig, load_projects
 
 WORK_DIR = ".mlops"  # git-ignored: local state, the moto server record, Terraform CLI config
 
@@ -46,3 +47,22 @@ class Project:
 
     def environments(self, names: list[str] | None = None) -> dict[str, Environment]:
         return load_environments(self.root, names)
+
+    def projects(self) -> dict[str, dict[str, ProjectConfig]]:
+        """environments/projects/*.yaml: project name -> environment -> its settings there."""
+        return load_projects(self.root)
+
+    def project(self, name: str, env_name: str) -> ProjectConfig:
+        from stacks.config import ConfigError
+        from stacks.project_config import PROJECTS_DIR
+
+        path = self.root / PROJECTS_DIR / f"{name}.yaml"
+        if not path.is_file():
+            known = sorted(self.projects())
+            raise ConfigError([(str(PROJECTS_DIR / f"{name}.yaml"), "(file)",
+                                f"no such project; known: {', '.join(known) or 'none'}")])
+        per_env = self.projects()[name]
+        if env_name not in per_env:
+            raise ConfigError([(str(PROJECTS_DIR / f"{name}.yaml"), "environments",
+                                f"the project does not run in '{env_name}' (it lists {sorted(per_env)})")])
+        return per_env[env_name]

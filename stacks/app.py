@@ -8,21 +8,29 @@ from pathlib import Path
 from stacks.binding import cdktf
 from stacks.bootstrap_stack import BootstrapStack, state_accounts
 from stacks.config import Environment
+from stacks.naming import project_stack_name
 from stacks.platform_stack import PlatformStack, StackPaths
 from stacks.platform_stack import stack_name as platform_stack_name
+from stacks.project_config import ProjectConfig
+from stacks.project_stack import ProjectStack
 
 
 @dataclass(frozen=True)
 class StackInfo:
     name: str
     environment: str  # for a bootstrap stack, its first environment
-    kind: str  # "bootstrap" | "platform"
+    kind: str  # "bootstrap" | "platform" | "project"
     dir: Path
 
 
 def build_app(
-    envs: dict[str, Environment], outdir: Path, state_dir: Path
+    envs: dict[str, Environment],
+    outdir: Path,
+    state_dir: Path,
+    projects: dict[str, dict[str, ProjectConfig]] | None = None,
 ) -> tuple[cdktf.App, list[StackInfo]]:
+    """Bootstrap stacks, then per environment its platform stack and one stack per project that
+    lists the environment (projects: name -> environment -> settings for that environment)."""
     app = cdktf.App(outdir=str(outdir), skip_validation=False)
     infos: list[StackInfo] = []
 
@@ -36,10 +44,19 @@ def build_app(
     for env in envs.values():
         name = platform_stack_name(env.name)
         PlatformStack(app, env, paths(name, env.name, "platform"))
+        for project_name, per_env in sorted((projects or {}).items()):
+            if env.name in per_env:
+                stack = project_stack_name(project_name, env.name)
+                ProjectStack(app, env, per_env[env.name], paths(stack, env.name, "project"))
     return app, infos
 
 
-def synth(envs: dict[str, Environment], outdir: Path, state_dir: Path) -> list[StackInfo]:
-    app, infos = build_app(envs, outdir, state_dir)
+def synth(
+    envs: dict[str, Environment],
+    outdir: Path,
+    state_dir: Path,
+    projects: dict[str, dict[str, ProjectConfig]] | None = None,
+) -> list[StackInfo]:
+    app, infos = build_app(envs, outdir, state_dir, projects)
     app.synth()
     return infos

@@ -45,3 +45,37 @@ class Naming:
     @property
     def role_path(self) -> str:
         return f"/{self.prefix}/"
+
+
+def project_stack_name(project: str, env_name: str) -> str:
+    return f"project-{project}-{env_name}"
+
+
+class ProjectNames:
+    """Names of one project's resources in one environment (all under the environment prefix)."""
+
+    def __init__(self, naming: Naming, project: str):
+        self.naming, self.project = naming, project
+        self.base = naming.name(project)  # e.g. mlops-local-demo
+        self.model_package_group = self.base
+        self.pipeline = f"{self.base}-training"
+        self.execution_role = f"{self.base}-execution"
+        self.datasets_bucket = naming.bucket("datasets")
+        self.artifacts_bucket = naming.bucket("artifacts")
+        self.capture_bucket = naming.bucket("capture")
+        self.key_alias = f"alias/{naming.name('platform')}"
+        self.boundary_arn = (f"arn:aws:iam::{naming.account_id}:policy{naming.role_path}"
+                             f"{naming.name('permissions-boundary')}")
+        self.role_arn = f"arn:aws:iam::{naming.account_id}:role{naming.role_path}{self.execution_role}"
+        self.mlflow_tracking_server = naming.name("mlflow")
+
+    def repository_url(self, purpose: str) -> str:
+        n = self.naming
+        return f"{n.account_id}.dkr.ecr.{n.region}.amazonaws.com/{n.name(purpose)}"
+
+    def repository_arn(self, purpose: str) -> str:
+        return self.naming.arn("ecr", f"repository/{self.naming.name(purpose)}")
+
+    @property
+    def mlflow_tracking_server_arn(self) -> str:
+        return self.naming.sagemaker_arn("mlflow-tracking-server", self.mlflow_tracking_server)

@@ -13,6 +13,7 @@ import pytest
 from mlops.local_aws import LocalAws, ServerRecord
 from mlops.terraform import find_provider_mirror, write_cli_config
 from stacks.config import Environment, load_environments
+from stacks.project_config import load_projects
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +38,7 @@ def synth_all(environments, tmp_path_factory) -> Synthesized:
     from stacks.app import synth  # the one binding import of the session
 
     base = tmp_path_factory.mktemp("synth")
-    infos = synth(environments, base / "cdktf.out", base / "state")
+    infos = synth(environments, base / "cdktf.out", base / "state", load_projects(ROOT))
     return Synthesized(base / "cdktf.out", base / "state", {i.name: i.dir for i in infos})
 
 

@@ -15,6 +15,8 @@ from stacks.policy import document, statement
 PLATFORM_SERVICES = (
     "s3", "sagemaker", "ecr", "logs", "cloudwatch", "sns", "sqs", "events", "lambda", "dynamodb",
     "secretsmanager", "application-autoscaling", "cloudtrail", "eks",
+    # The managed MLflow tracking server's API (experiment tracking from pipeline steps).
+    "sagemaker-mlflow",
 )
 
 

@@ -1,0 +1,261 @@
+"""ML project configuration: environments/projects/<name>.yaml, validated like the environments.
+
+A project file says what one ML team's model needs in every environment it runs in: the dataset
+and its schema, how to train it, the quality gate, how to serve it and when to raise alarms.
+Per-environment differences go under `overrides.<env>` and are merged over the base before
+validation, so an override is checked exactly like the base settings.
+
+Defaults follow the practice guides (AWS SageMaker deployment guardrails, Google's "rules of ML"
+monitoring advice): 5% error rate, 2x baseline p95 latency, 10% accuracy drop, PSI 0.2.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints, ValidationError, field_validator, model_validator
+
+from stacks.config import (
+    ENVIRONMENT_NAMES,
+    ConfigError,
+    SageMakerInstanceType,
+    Strict,
+    _display,
+    read_yaml,
+    validation_problems,
+)
+
+PROJECTS_DIR = Path("environments") / "projects"
+
+# Short: the name goes into every resource name after the environment prefix, and SageMaker
+# endpoint/model names are limited to 63 characters.
+PROJECT_NAME_PATTERN = r"^[a-z][a-z0-9-]{1,14}[a-z0-9]$"
+ProjectName = Annotated[str, StringConstraints(pattern=PROJECT_NAME_PATTERN)]
+TeamName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")]
+ColumnName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+HyperValue = int | float | str | bool
+
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+REGRESSION_METRICS = ("mae", "rmse", "r2", "mape")
+# Metrics where lower is better: a gate threshold on them is a maximum, not a minimum.
+LOWER_IS_BETTER = ("mae", "rmse", "mape")
+
+
+class Dataset(Strict):
+    # The sample dataset shipped with scikit-learn (no download), or an S3 URI of a CSV.
+    source: Literal["sklearn:breast_cancer"] | Annotated[str, StringConstraints(pattern=r"^s3://.+\.csv$")]
+    target: ColumnName
+    # JSON schema for the validate step, relative to the repository root.
+    schema_file: Annotated[str, StringConstraints(pattern=r"^[\w./-]+\.json$")]
+
+
+class Split(Strict):
+    train: Fraction = 0.70
+    validation: Fraction = 0.15
+    test: Fraction = 0.15
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> Split:
+        if abs(self.train + self.validation + self.test - 1.0) > 1e-9:
+            raise ValueError("train + validation + test must add up to 1.0")
+        return self
+
+
+class Training(Strict):
+    algorithm: Literal["gradient_boosting", "random_forest", "logistic_regression"]
+    hyperparameters: dict[ColumnName, HyperValue] = Field(default_factory=dict)
+    seed: int = Field(default=42, ge=0, le=2**31 - 1)
+    split: Split = Split()
+    instance_type: SageMakerInstanceType | None = None  # default: the environment's
+
+
+class Fairness(Strict):
+    """Groups for per-group metrics: a categorical column's values, or a numeric column split at
+    `threshold` (`<= threshold` vs `> threshold`)."""
+
+    attribute: ColumnName
+    threshold: float | None = None
+    metric: Literal["recall", "precision", "accuracy", "f1"] = "recall"
+    max_gap: Fraction = 0.10
+
+
+class Gate(Strict):
+    """What a model must reach to be registered (pipeline condition) and approved (gate handler)."""
+
+    # metric -> threshold: a minimum, or a maximum for lower-is-better metrics (mae, rmse, mape).
+    thresholds: dict[str, float] = Field(min_length=1)
+    # Largest allowed drop against the model in production, in the metric's own units.
+    max_regression: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01
+    max_latency_p95_ms: Annotated[float, Field(gt=0)] = 100.0
+
+
+class Autoscaling(Strict):
+    min_instances: Annotated[int, Field(ge=1, le=100)] = 1
+    max_instances: Annotated[int, Field(ge=1, le=100)] = 2
+    target_invocations_per_instance: Annotated[int, Field(ge=1)] = 100
+    scale_in_cooldown_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
+    scale_out_cooldown_seconds: Annotated[int, Field(ge=0, le=3600)] = 60
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> Autoscaling:
+        if self.min_instances > self.max_instances:
+            raise ValueError("min_instances must not exceed max_instances")
+        return self
+
+
+class Deployment(Strict):
+    """Blue/green traffic shifting with automatic rollback on the endpoint's critical alarms."""
+
+    strategy: Literal["canary", "linear"] = "canary"
+    # canary: this share goes to the new fleet first; linear: the share moved at each step.
+    step_percent: Annotated[int, Field(ge=1, le=50)] = 10
+    wait_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
+    termination_wait_seconds: Annotated[int, Field(ge=0, le=3600)] = 120
+    max_execution_timeout_seconds: Annotated[int, Field(ge=600, le=14400)] = 3600
+
+
+class Serving(Strict):
+    instance_type: SageMakerInstanceType | None = None  # default: the environment's
+    initial_instance_count: Annotated[int, Field(ge=1, le=100)] = 1
+    capture_sampling_percent: Annotated[int, Field(ge=1, le=100)] = 100
+    autoscaling: Autoscaling = Autoscaling()
+    deployment: Deployment = Deployment()
+    # Mirror a share of live traffic to a candidate variant whose responses are discarded.
+    shadow: bool = False
+    shadow_sampling_percent: Annotated[int, Field(ge=1, le=100)] = 20
+    # Serve from EKS as well (the environment must enable EKS).
+    eks: bool = False
+
+
+class Alarms(Strict):
+    error_rate_percent: Annotated[float, Field(gt=0, le=100)] = 5.0
+    latency_multiplier: Annotated[float, Field(gt=1.0, le=100.0)] = 2.0
+    # Fallback p95 baseline until a model's evaluation has recorded one.
+    baseline_latency_ms: Annotated[float, Field(gt=0)] = 50.0
+    accuracy_drop_percent: Annotated[float, Field(gt=0, le=100)] = 10.0
+    utilization_percent: Annotated[float, Field(gt=0, le=100)] = 80.0
+    evaluation_periods: Annotated[int, Field(ge=1, le=60)] = 3
+    period_seconds: Literal[60, 300, 900, 3600] = 60
+
+
+class Drift(Strict):
+    schedule: Annotated[str, StringConstraints(pattern=r"^(rate|cron)\(.+\)$")] = "rate(1 hour)"
+    psi_threshold: Annotated[float, Field(gt=0)] = 0.2
+    p_value: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    # The critical drift alarm fires when this share of features drifts at once.
+    critical_feature_share: Fraction = 0.3
+
+
+class Retrain(Strict):
+    cooldown_minutes: Annotated[int, Field(ge=0, le=10080)] = 360
+
+
+class ProjectSettings(Strict):
+    """Everything that may differ per environment (base settings and `overrides.<env>`)."""
+
+    dataset: Dataset
+    training: Training
+    gate: Gate
+    fairness: Fairness | None = None
+    serving: Serving = Serving()
+    alarms: Alarms = Alarms()
+    drift: Drift = Drift()
+    retrain: Retrain = Retrain()
+
+
+class ProjectConfig(ProjectSettings):
+    name: ProjectName
+    team: TeamName
+    description: Annotated[str, StringConstraints(max_length=500)] = ""
+    task: Literal["classification", "regression"]
+    environments: list[Literal["local", "dev", "staging", "prod"]] = Field(min_length=1)
+
+    @field_validator("environments")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists an environment twice")
+        return value
+
+    @model_validator(mode="after")
+    def _gate_metrics_fit_task(self) -> ProjectConfig:
+        known = CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
+        unknown = sorted(set(self.gate.thresholds) - set(known))
+        if unknown:
+            raise ValueError(
+                f"gate.thresholds: {unknown} are not {self.task} metrics; use {list(known)}"
+            )
+        if self.fairness and self.task != "classification":
+            raise ValueError("fairness: per-group metrics are defined for classification only")
+        return self
+
+    def metric_is_minimum(self, metric: str) -> bool:
+        return metric not in LOWER_IS_BETTER
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_project(path: Path, env_name: str, root: Path | None = None) -> ProjectConfig:
+    """The project as it runs in `env_name`: base settings with `overrides.<env_name>` merged in."""
+    return load_project_all(path, root)[env_name]
+
+
+def load_project_all(path: Path, root: Path | None = None) -> dict[str, ProjectConfig]:
+    """The project for each environment it lists, every one validated (errors name the file)."""
+    display = _display(path, root)
+    data = read_yaml(path, display)
+    overrides = data.pop("overrides", None) or {}
+    problems: list[tuple[str, str, str]] = []
+    if not isinstance(overrides, dict):
+        raise ConfigError([(display, "overrides", "must be a mapping of environment -> settings")])
+    for env_name in overrides:
+        if env_name not in ENVIRONMENT_NAMES:
+            problems.append(
+                (display, f"overrides.{env_name}", f"unknown environment; one of {ENVIRONMENT_NAMES}")
+            )
+    try:
+        base = ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(problems + validation_problems(exc, display)) from exc
+    if base.name != path.stem:
+        problems.append((display, "name", f"'{base.name}' must match the file name '{path.stem}'"))
+    projects: dict[str, ProjectConfig] = {}
+    for env_name in base.environments:
+        override = overrides.get(env_name) or {}
+        for key in ("name", "team", "task", "environments"):
+            if key in override:
+                problems.append((display, f"overrides.{env_name}.{key}", "cannot differ per environment"))
+        try:
+            projects[env_name] = ProjectConfig.model_validate(_merge(data, override))
+        except ValidationError as exc:
+            for file, field, reason in validation_problems(exc, display):
+                problems.append((file, f"overrides.{env_name} -> {field}", reason))
+    if problems:
+        raise ConfigError(problems)
+    return projects
+
+
+def load_projects(root: Path) -> dict[str, dict[str, ProjectConfig]]:
+    """Every project file under environments/projects: name -> environment -> ProjectConfig."""
+    folder = root / PROJECTS_DIR
+    problems: list[tuple[str, str, str]] = []
+    loaded: dict[str, dict[str, ProjectConfig]] = {}
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        try:
+            loaded[path.stem] = load_project_all(path, root)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return loaded

@@ -1,0 +1,194 @@
+"""A project stack: one ML project in one environment, on top of that environment's platform stack.
+
+model package group -> execution role scoped to the project's prefixes -> step bundle and dataset
+in S3 -> the SageMaker training pipeline (definition from the sagemaker SDK).
+
+The platform's resources are found by name (naming.py) and, for the key, by its alias, so a
+project stack deploys on its own once the platform stack exists.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import subprocess
+from pathlib import Path
+
+from pipelines.bundle import REPO_ROOT, Bundle, build_bundle
+from stacks.binding import Construct, aws, cdktf
+from stacks.config import Environment
+from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
+from stacks.naming import Naming, ProjectNames, project_stack_name
+from stacks.platform_stack import StackPaths, environment_tags
+from stacks.project_config import ProjectConfig
+from stacks.project_permissions import ProjectRefs, execution_statements
+from stacks.provider import configure_backend, configure_provider
+
+IMAGE_DIR = REPO_ROOT / "pipelines" / "image"
+SAMPLE_DATASET_KEY = "breast_cancer.csv"
+
+
+def image_tag() -> str:
+    """Content hash of the image's build folder: the tag changes exactly when the image would."""
+    digest = hashlib.sha256()
+    for path in sorted(IMAGE_DIR.iterdir()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def git_commit() -> str:
+    """The checkout's commit, recorded as lineage on every model the pipeline registers."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=10, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def sample_dataset_csv() -> bytes:
+    from pipelines.dataset import breast_cancer_frame
+
+    return breast_cancer_frame().to_csv(index=False).encode()
+
+
+class ProjectStack(cdktf.TerraformStack):
+    def __init__(self, scope: Construct, env: Environment, project: ProjectConfig, paths: StackPaths):
+        name = project_stack_name(project.name, env.name)
+        super().__init__(scope, name)
+        self.env, self.project = env, project
+        tags = {**environment_tags(env, name), "project": project.name, "team": project.team}
+        configure_provider(self, env, tags)
+        configure_backend(self, env, paths.stack_dir, paths.state_dir)
+        n = self.names = ProjectNames(Naming.of(env), project.name)
+
+        key = aws.data_aws_kms_alias.DataAwsKmsAlias(self, "platform_key", name=n.key_alias)
+        self.key_arn = key.target_key_arn
+
+        self.model_package_group = aws.sagemaker_model_package_group.SagemakerModelPackageGroup(
+            self,
+            "model_package_group",
+            model_package_group_name=n.model_package_group,
+            model_package_group_description=f"{project.name} models ({project.team}) in {env.name}",
+        )
+        self._execution_role()
+        bundle = build_bundle(project.model_dump(mode="json"), REPO_ROOT / project.dataset.schema_file)
+        self.bundle_prefix = bundle.prefix(project.name)
+        uploads = self._upload_bundle(bundle)
+        self.default_data_uri = self._dataset()
+        self._pipeline(uploads)
+        self._outputs()
+
+    def _execution_role(self) -> None:
+        n, env = self.names, self.env
+        refs = ProjectRefs(
+            naming=n.naming,
+            project=self.project.name,
+            key_arn=self.key_arn,
+            datasets_bucket=n.datasets_bucket,
+            artifacts_bucket=n.artifacts_bucket,
+            capture_bucket=n.capture_bucket,
+            repository_arns=(n.repository_arn("training"), n.repository_arn("inference")),
+            model_package_group=n.model_package_group,
+            role_arn=n.role_arn,
+            mlflow_tracking_server_arn=None if env.is_local else n.mlflow_tracking_server_arn,
+        )
+        self.execution_role = ScopedRole(
+            self,
+            "execution_role",
+            ScopedRoleProps(
+                name=n.execution_role,
+                description=f"Run-time role of the {self.project.name} pipeline steps and endpoint",
+                path=n.naming.role_path,
+                boundary_arn=n.boundary_arn,
+                statements=tuple(execution_statements(refs)),
+                assumed_by_service="sagemaker.amazonaws.com",
+            ),
+        )
+
+    def _upload_bundle(self, bundle: Bundle) -> list[cdktf.TerraformResource]:
+        uploads = []
+        for key, content in sorted(bundle.files.items()):
+            uploads.append(aws.s3_object.S3Object(
+                self,
+                f"bundle_{key.replace('/', '_').replace('.', '_')}",
+                bucket=self.names.artifacts_bucket,
+                key=f"{self.bundle_prefix}/{key}",
+                # Binary content travels base64-encoded; the scripts and JSON stay readable.
+                **({"content": content.decode()} if _is_text(key)
+                   else {"content_base64": base64.b64encode(content).decode()}),
+                server_side_encryption="aws:kms",
+                kms_key_id=self.key_arn,
+            ))
+        return uploads
+
+    def _dataset(self) -> str:
+        source = self.project.dataset.source
+        if source.startswith("s3://"):
+            return source
+        # The sample dataset ships with scikit-learn; the stack puts it where a real team's data
+        # would be, in the versioned datasets bucket, so runs record a real object version.
+        key = f"{self.project.name}/{SAMPLE_DATASET_KEY}"
+        aws.s3_object.S3Object(
+            self,
+            "sample_dataset",
+            bucket=self.names.datasets_bucket,
+            key=key,
+            content=sample_dataset_csv().decode(),
+            content_type="text/csv",
+            server_side_encryption="aws:kms",
+            kms_key_id=self.key_arn,
+        )
+        return f"s3://{self.names.datasets_bucket}/{key}"
+
+    def _pipeline(self, uploads: list) -> None:
+        from pipelines.definition import PipelineTarget, definition
+
+        n, env, project = self.names, self.env, self.project
+        self.image_uri = f"{n.repository_url('training')}:{image_tag()}"
+        target = PipelineTarget(
+            pipeline_name=n.pipeline,
+            region=env.region,
+            role_arn=n.role_arn,
+            artifacts_bucket=n.artifacts_bucket,
+            bundle_prefix=self.bundle_prefix,
+            default_data_uri=self.default_data_uri,
+            model_package_group=n.model_package_group,
+            image_uri=self.image_uri,
+            inference_image_uri=f"{n.repository_url('inference')}:{image_tag()}",
+            # The alias, not the key's ARN: the definition is built before the key is looked up.
+            kms_key_arn=n.naming.arn("kms", n.key_alias),
+            processing_instance_type=env.instance_types.processing,
+            training_instance_type=project.training.instance_type or env.instance_types.training,
+            git_commit=git_commit(),
+            mlflow_tracking_uri=None if env.is_local else n.mlflow_tracking_server_arn,
+        )
+        self.pipeline = aws.sagemaker_pipeline.SagemakerPipeline(
+            self,
+            "training_pipeline",
+            pipeline_name=n.pipeline,
+            pipeline_display_name=n.pipeline,
+            pipeline_description=f"Train, evaluate, gate and register {project.name} models",
+            role_arn=self.execution_role.arn,
+            pipeline_definition=definition(project, target),
+            depends_on=uploads,
+        )
+
+    def _outputs(self) -> None:
+        outputs = {
+            "project": self.project.name,
+            "environment": self.env.name,
+            "model_package_group_name": self.model_package_group.model_package_group_name,
+            "pipeline_name": self.pipeline.pipeline_name,
+            "pipeline_arn": self.pipeline.arn,
+            "execution_role_arn": self.execution_role.arn,
+            "bundle_uri": f"s3://{self.names.artifacts_bucket}/{self.bundle_prefix}",
+            "default_data_uri": self.default_data_uri,
+            "image_uri": self.image_uri,
+        }
+        for key, value in outputs.items():
+            cdktf.TerraformOutput(self, key, value=value)
+
+
+def _is_text(key: str) -> bool:
+    return Path(key).suffix in (".py", ".json", ".csv", ".txt")

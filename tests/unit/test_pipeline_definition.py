@@ -1,0 +1,187 @@
+"""The training pipeline's SageMaker definition (built by the sagemaker SDK) and the project stack
+that carries it."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from pipelines.bundle import build_bundle, reproducible_tarball
+from stacks.project_config import load_projects
+
+ROOT = Path(__file__).resolve().parents[2]
+ENVS = ("local", "dev", "staging", "prod")
+
+
+def target(**overrides):
+    from pipelines.definition import PipelineTarget
+
+    values = dict(
+        pipeline_name="mlops-dev-demo-training", region="eu-west-1",
+        role_arn="arn:aws:iam::111111111111:role/mlops-dev/mlops-dev-demo-execution",
+        artifacts_bucket="mlops-dev-artifacts-111111111111", bundle_prefix="demo/pipeline/0123",
+        default_data_uri="s3://mlops-dev-datasets-111111111111/demo/breast_cancer.csv",
+        model_package_group="mlops-dev-demo", image_uri="img:1", inference_image_uri="img:2",
+        kms_key_arn="arn:aws:kms:eu-west-1:111111111111:alias/mlops-dev-platform",
+        processing_instance_type="ml.m5.large", training_instance_type="ml.m5.xlarge",
+        git_commit="abc", mlflow_tracking_uri="arn:aws:sagemaker:eu-west-1:111111111111:"
+        "mlflow-tracking-server/mlops-dev-mlflow",
+    )
+    return PipelineTarget(**{**values, **overrides})
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_projects(ROOT)["demo"]["dev"]
+
+
+@pytest.fixture(scope="module")
+def definition(demo) -> dict:
+    from pipelines.definition import definition as build
+
+    return json.loads(build(demo, target()))
+
+
+def steps_by_name(definition: dict) -> dict[str, dict]:
+    out = {}
+    for step in definition["Steps"]:
+        out[step["Name"]] = step
+        for branch in ("IfSteps", "ElseSteps"):
+            for sub in step.get("Arguments", {}).get(branch, []):
+                out[sub["Name"]] = sub
+    return out
+
+
+def test_steps_in_dependency_order(definition):
+    from mlops.pipeline_expressions import references
+
+    top = [(s["Name"], s["Type"]) for s in definition["Steps"]]
+    assert top == [("ValidateData", "Processing"), ("Preprocess", "Processing"),
+                   ("Train", "Training"), ("Evaluate", "Processing"), ("CheckGate", "Condition")]
+    steps = steps_by_name(definition)
+    gate = steps["CheckGate"]["Arguments"]
+    assert [s["Name"] for s in gate["IfSteps"]] == ["RegisterModel"]
+    assert [(s["Name"], s["Type"]) for s in gate["ElseSteps"]] == [("GateFailed", "Fail")]
+
+    def needs(name):
+        step = steps[name]
+        return set(step.get("DependsOn", [])) | references(step.get("Arguments"))
+
+    assert needs("Preprocess") == {"ValidateData"}
+    assert needs("Train") == {"Preprocess"}
+    assert needs("Evaluate") == {"Train", "Preprocess", "ValidateData"}
+    assert needs("RegisterModel") == {"Train", "Evaluate", "Preprocess"}
+
+
+def test_parameters_default_to_the_project_config(definition, demo):
+    params = {p["Name"]: p for p in definition["Parameters"]}
+    assert params["InputDataUri"]["DefaultValue"].endswith("/demo/breast_cancer.csv")
+    assert params["ProcessingInstanceType"]["DefaultValue"] == "ml.m5.large"
+    assert params["TrainingInstanceType"]["DefaultValue"] == "ml.m5.xlarge"
+    assert params["MinAccuracy"] == {"Name": "MinAccuracy", "Type": "Float",
+                                     "DefaultValue": demo.gate.thresholds["accuracy"]}
+    assert params["MinRocAuc"]["DefaultValue"] == demo.gate.thresholds["roc_auc"]
+    assert params["MaxFairnessGap"]["DefaultValue"] == demo.fairness.max_gap
+    # Every threshold in the gate is compared against the evaluation report.
+    conditions = steps_by_name(definition)["CheckGate"]["Arguments"]["Conditions"]
+    paths = {c["LeftValue"]["Std:JsonGet"]["Path"]: c["RightValue"]["Get"] for c in conditions}
+    assert paths == {"metrics.accuracy": "Parameters.MinAccuracy", "metrics.recall": "Parameters.MinRecall",
+                     "metrics.f1": "Parameters.MinF1", "metrics.roc_auc": "Parameters.MinRocAuc",
+                     "latency_ms.p95": "Parameters.MaxLatencyP95Ms",
+                     "fairness.gap": "Parameters.MaxFairnessGap"}
+
+
+def test_retries_and_caching(definition):
+    steps = steps_by_name(definition)
+    for name in ("ValidateData", "Preprocess", "Train", "Evaluate", "RegisterModel"):
+        kinds = {e for policy in steps[name]["RetryPolicies"] for e in policy["ExceptionType"]}
+        assert {"Step.THROTTLING", "SageMaker.CAPACITY_ERROR"} <= kinds, name
+    cached = {n for n, s in steps.items() if s.get("CacheConfig", {}).get("Enabled")}
+    assert cached == {"ValidateData", "Preprocess"}
+
+
+def test_jobs_run_the_bundled_scripts_encrypted_with_the_platform_key(definition):
+    steps = steps_by_name(definition)
+    for name, script in (("ValidateData", "validate.py"), ("Preprocess", "preprocess.py"),
+                         ("Evaluate", "evaluate.py"), ("RegisterModel", "register.py")):
+        args = steps[name]["Arguments"]
+        assert args["AppSpecification"]["ContainerEntrypoint"] == [
+            "python3", f"/opt/ml/processing/input/code/{script}"]
+        code = next(i for i in args["ProcessingInputs"] if i["InputName"] == "code")
+        assert code["S3Input"]["S3Uri"] == "s3://mlops-dev-artifacts-111111111111/demo/pipeline/0123/code/"
+        assert args["ProcessingOutputConfig"]["KmsKeyId"].endswith(":alias/mlops-dev-platform")
+        assert args["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"].endswith("mlops-dev-platform")
+    train = steps["Train"]["Arguments"]
+    assert train["HyperParameters"]["sagemaker_program"] == "train.py"
+    submit = train["HyperParameters"]["sagemaker_submit_directory"]
+    assert submit.endswith("/demo/pipeline/0123/sourcedir.tar.gz")
+    assert train["HyperParameters"]["n_estimators"] == "150"  # from the project file, as SageMaker strings
+    assert train["OutputDataConfig"]["KmsKeyId"].endswith("mlops-dev-platform")
+    register = steps["RegisterModel"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert register[register.index("--model-package-group") + 1] == "mlops-dev-demo"
+    evaluate_env = steps["Evaluate"]["Arguments"]["Environment"]
+    assert evaluate_env["MLFLOW_TRACKING_URI"].endswith("mlflow-tracking-server/mlops-dev-mlflow")
+
+
+def test_definition_is_deterministic_and_built_offline(demo, monkeypatch):
+    from pipelines.definition import definition as build
+
+    def refuse(self, address):
+        raise AssertionError(f"building the definition tried to connect to {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    assert build(demo, target()) == build(demo, target())
+
+
+def test_bundle_is_content_addressed(demo):
+    schema = ROOT / demo.dataset.schema_file
+    a = build_bundle(demo.model_dump(mode="json"), schema)
+    b = build_bundle(demo.model_dump(mode="json"), schema)
+    assert a.digest == b.digest and a.files == b.files
+    assert {"code/validate.py", "code/train.py", "sourcedir.tar.gz", "config/project.json",
+            "schema/schema.json"} <= set(a.files)
+    changed = demo.model_copy(update={"training": demo.training.model_copy(update={"seed": 7})})
+    assert build_bundle(changed.model_dump(mode="json"), schema).digest != a.digest
+    assert reproducible_tarball({"a.py": b"x"}) == reproducible_tarball({"a.py": b"x"})
+
+
+@pytest.fixture(scope="module", params=ENVS)
+def project_stack(request, synth_all):
+    return request.param, synth_all.json(f"project-demo-{request.param}")
+
+
+def test_project_stack_carries_the_pipeline(project_stack, synth_all):
+    env, doc = project_stack
+    (pipeline,) = doc["resource"]["aws_sagemaker_pipeline"].values()
+    assert pipeline["pipeline_name"] == f"mlops-{env}-demo-training"
+    definition = json.loads(pipeline["pipeline_definition"])
+    assert [s["Name"] for s in definition["Steps"]][:4] == ["ValidateData", "Preprocess", "Train", "Evaluate"]
+    assert pipeline["role_arn"].startswith("${aws_iam_role.execution_role")
+    # Every script the definition points at is uploaded by the same stack, with the KMS key.
+    objects = doc["resource"]["aws_s3_object"]
+    keys = {o["key"] for o in objects.values()}
+    code_uri = next(i["S3Input"]["S3Uri"] for i in definition["Steps"][0]["Arguments"]["ProcessingInputs"]
+                    if i["InputName"] == "code")
+    prefix = code_uri.split("/", 3)[3]
+    assert {f"{prefix}validate.py", f"{prefix}train.py", f"{prefix}register.py"} <= keys
+    assert all(o["server_side_encryption"] == "aws:kms" for o in objects.values())
+    (group,) = doc["resource"]["aws_sagemaker_model_package_group"].values()
+    assert group["model_package_group_name"] == f"mlops-{env}-demo"
+
+
+def test_project_role_is_scoped_to_the_project(project_stack):
+    env, doc = project_stack
+    (role,) = doc["resource"]["aws_iam_role"].values()
+    assert role["permissions_boundary"].endswith(f":policy/mlops-{env}/mlops-{env}-permissions-boundary")
+    (policy,) = doc["resource"]["aws_iam_role_policy"].values()
+    statements = json.loads(policy["policy"])["Statement"]
+    for st in statements:
+        actions = [st["Action"]] if isinstance(st["Action"], str) else st["Action"]
+        resources = [st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"]
+        assert not ("*" in actions and "*" in resources)
+        for resource in resources:
+            if resource.startswith("arn:aws:s3:::") and "/" in resource:
+                assert "/demo/" in resource, resource  # objects only under the project's prefix
