@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ def synthesize(project: Project, envs: dict[str, Environment]):
     started = time.monotonic()
     from stacks.app import synth  # the ~10 s binding import happens here, once
 
-    infos = synth(envs, project.outdir, project.state_dir)
+    infos = synth(envs, project.outdir, project.state_dir, project.projects())
     say(f"    {len(infos)} stacks in {time.monotonic() - started:.1f} s")
     return infos
 
@@ -44,17 +45,20 @@ class Deployer:
     def __init__(self, project: Project):
         self.project = project
         self.cli_config = write_cli_config(project.work_dir / "terraformrc")
-        self.local = LocalAws(project.local_dir)
+        self.local = LocalAws(project.local_dir, tls=True)
 
     def _terraform(self, name: str, stack_dir: Path, server: ServerRecord | None) -> Terraform:
         if server is not None:
-            from stacks.provider import ENDPOINT_VARIABLE
+            from stacks.provider import CA_BUNDLE_VARIABLE, ENDPOINT_VARIABLE
 
-            write_tfvars(stack_dir, {ENDPOINT_VARIABLE: server.endpoint_url})
+            write_tfvars(stack_dir, {ENDPOINT_VARIABLE: server.endpoint_url,
+                                     CA_BUNDLE_VARIABLE: server.ca_bundle or ""})
         return Terraform(stack_dir, name, self.cli_config)
 
-    def _env_stacks(self, infos, env_name: str, kind: str = "platform"):
-        return [i for i in infos if i.environment == env_name and i.kind == kind]
+    def _env_stacks(self, infos, env_name: str):
+        """The environment's platform stack, then its project stacks (which build on it)."""
+        return [i for kind in ("platform", "project") for i in infos
+                if i.environment == env_name and i.kind == kind]
 
     def deploy(self, env_name: str) -> list[DeployedStack]:
         envs = self.project.environments()  # every file is validated, not just this one
@@ -136,8 +140,11 @@ class Deployer:
         return stopped
 
     def _forget_local_state(self) -> None:
-        for f in self.project.state_dir.glob("platform-local*.tfstate*"):
+        # Every local stack's name ends in "-local" (names carry their environment).
+        for f in self.project.state_dir.glob("*-local.tfstate*"):
             f.unlink()
+        # MLflow's runs point at artifacts in the old server's buckets: they go with it.
+        shutil.rmtree(self.project.local_dir / "mlflow", ignore_errors=True)
         self._record_local_stacks([])
 
     @property

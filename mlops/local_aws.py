@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -36,10 +37,40 @@ class ServerRecord:
     region: str
     started_at: float
     log_file: str
+    # The certificate the server presents when it serves HTTPS (see mlops/local_tls.py); clients
+    # pass it as their CA bundle.
+    ca_bundle: str | None = None
 
     @property
     def endpoint_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"{'https' if self.ca_bundle else 'http'}://{HOST}:{self.port}"
+
+    def client_env(self) -> dict[str, str]:
+        """What a process needs to talk to this server with any AWS SDK (or Terraform)."""
+        from stacks import moto_gaps
+
+        env = {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": moto_gaps.PROVIDER_CREDENTIALS["access_key"],
+            "AWS_SECRET_ACCESS_KEY": moto_gaps.PROVIDER_CREDENTIALS["secret_key"],
+        }
+        if self.ca_bundle:
+            env["AWS_CA_BUNDLE"] = self.ca_bundle
+        return env
+
+    def client(self, service: str):
+        """A boto3 client for this server."""
+        import boto3
+
+        from stacks import moto_gaps
+
+        return boto3.client(
+            service, region_name=self.region, endpoint_url=self.endpoint_url,
+            verify=self.ca_bundle or True,
+            aws_access_key_id=moto_gaps.PROVIDER_CREDENTIALS["access_key"],
+            aws_secret_access_key=moto_gaps.PROVIDER_CREDENTIALS["secret_key"],
+        )
 
 
 def free_port() -> int:
@@ -48,9 +79,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def is_responding(endpoint_url: str, timeout: float = 2.0) -> bool:
+def is_responding(endpoint_url: str, timeout: float = 2.0, ca_bundle: str | None = None) -> bool:
+    context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else None
     try:
-        with urllib.request.urlopen(f"{endpoint_url}/moto-api/data.json", timeout=timeout) as r:
+        with urllib.request.urlopen(f"{endpoint_url}/moto-api/data.json", timeout=timeout,
+                                    context=context) as r:
             return r.status == 200
     except (urllib.error.URLError, OSError):
         return False
@@ -72,9 +105,10 @@ def _is_our_moto(pid: int) -> bool:
 class LocalAws:
     """Start, find and stop the moto server recorded under `local_dir`."""
 
-    def __init__(self, local_dir: Path, region: str = "us-east-1"):
+    def __init__(self, local_dir: Path, region: str = "us-east-1", tls: bool = False):
         self.local_dir = local_dir
         self.region = region
+        self.tls = tls  # serve HTTPS (the local environment); tests of plain clients may skip it
         self.record_file = local_dir / "server.json"
 
     def record(self) -> ServerRecord | None:
@@ -85,37 +119,46 @@ class LocalAws:
 
     def running(self) -> ServerRecord | None:
         rec = self.record()
-        if rec and _is_our_moto(rec.pid) and is_responding(rec.endpoint_url):
+        if rec and _is_our_moto(rec.pid) and is_responding(rec.endpoint_url, ca_bundle=rec.ca_bundle):
             return rec
         return None
 
     def start(self, extra_env: dict[str, str] | None = None) -> tuple[ServerRecord, bool]:
         """Return the running server, or start one. The bool says whether it was started now."""
         rec = self.running()
-        if rec:
+        if rec and bool(rec.ca_bundle) == self.tls:
             return rec, False
+        if rec:  # an older server without HTTPS (or with it, for a plain test): replace it
+            self.stop()
         self.local_dir.mkdir(parents=True, exist_ok=True)
         log_file = self.local_dir / "moto.log"
+        tls_args: list[str] = []
+        ca_bundle = None
+        if self.tls:
+            from mlops.local_tls import ensure_certificate
+
+            cert, key = ensure_certificate(self.local_dir / "tls")
+            tls_args, ca_bundle = ["-c", str(cert), "-k", str(key)], str(cert)
         last_error = ""
         for _ in range(3):  # the free port can be taken between probe and bind: try another
             port = free_port()
             env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "false", **(extra_env or {})}
             with open(log_file, "ab") as log:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+                    [sys.executable, "-m", "mlops.moto_server", "-H", HOST, "-p", str(port), *tls_args],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     env=env,
                     start_new_session=True,  # outlives this command; stopped by `local down`
                 )
-            rec = ServerRecord(proc.pid, port, self.region, time.time(), str(log_file))
+            rec = ServerRecord(proc.pid, port, self.region, time.time(), str(log_file), ca_bundle)
             deadline = time.monotonic() + START_TIMEOUT_S
             while time.monotonic() < deadline:
                 if proc.poll() is not None:
                     last_error = f"moto server exited with code {proc.returncode}"
                     break
-                if is_responding(rec.endpoint_url, timeout=1.0):
+                if is_responding(rec.endpoint_url, timeout=1.0, ca_bundle=ca_bundle):
                     self.record_file.write_text(json.dumps(asdict(rec), indent=2) + "\n")
                     return rec, True
                 time.sleep(0.2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -170,16 +171,24 @@ def write_tfvars(workdir: Path, values: Mapping[str, object]) -> None:
     (workdir / "terraform.tfvars.json").write_text(json.dumps(dict(values), indent=2) + "\n")
 
 
+# Terraform's progress lines ("aws_x.y: Creating...", "Apply complete!"), the plan's headline per
+# resource and every warning or error. The plan's full diff (which for an S3 object includes the
+# whole file) is left to `terraform plan` itself.
+_PROGRESS = re.compile(
+    r"^\S+: (Creating|Creation complete|Modifying|Modifications complete|Destroying|"
+    r"Destruction complete|Still |Reading|Read complete|Refreshing)"
+)
+_HEADLINES = (
+    "Apply complete", "Destroy complete", "Plan:", "Error", "Warning", "No changes",
+    "Terraform has been successfully initialized", "- Installing", "- Installed",
+    "│", "╷", "╵",
+)
+
+
 def _worth_showing(line: str) -> bool:
-    # Terraform's progress lines ("x: Creating...", "Apply complete!") and every warning or error;
-    # the plan's full resource diff is left to `terraform plan` itself.
     text = line.strip()
     if not text:
         return False
-    keys = (
-        "Creating", "Creation complete", "Modifying", "Modifications complete", "Destroying",
-        "Destruction complete", "Still ", "Apply complete", "Destroy complete", "Plan:", "Error",
-        "Warning", "No changes", "Terraform has been successfully initialized", "Reading",
-        "Read complete", "must be replaced", "will be", "Installing", "Installed",
-    )
-    return any(k in text for k in keys) or text.startswith(("│", "╷", "╵"))
+    if text.startswith("#"):
+        return "will be" in text or "must be replaced" in text
+    return bool(_PROGRESS.match(text)) or text.startswith(_HEADLINES)

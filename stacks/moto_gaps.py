@@ -6,6 +6,8 @@ we do about it, so the day moto closes a gap the entry can be deleted.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 # Where AWS would answer a request moto does not implement with a 500, the provider retries for
 # over ten minutes before failing (seen with Application Auto Scaling's ListTagsForResource). A low
 # retry count makes such a gap fail in seconds with moto's error instead of hanging a deploy.
@@ -31,6 +33,12 @@ PROVIDER_FLAGS = {
     "s3_use_path_style": True,
 }
 
+# moto 5.2 evaluates bucket-policy conditions wrongly for object requests (no `Bool` operator, no
+# aws:SecureTransport in the request context, an unmet condition counted as a Deny), so every
+# TLS-only bucket would refuse every object read and write. The local server is moto's own with
+# those three points fixed, in mlops/moto_server.py, and serves HTTPS (mlops/local_tls.py): the
+# bucket policies stay exactly as in AWS, and a plain-HTTP object request is refused as in AWS.
+
 # moto implements no DeleteModelPackageGroup (NotImplementedError -> HTTP 500), so `terraform
 # destroy` of the local environment would fail on the model registry. Before a local destroy these
 # resources are dropped from the state instead; the moto server is stopped right after anyway.
@@ -40,3 +48,60 @@ UNDELETABLE_RESOURCE_TYPES = ("aws_sagemaker_model_package_group",)
 def undeletable(addresses: list[str]) -> list[str]:
     """The state addresses a local destroy must forget instead of deleting."""
     return [a for a in addresses if a.split(".", 1)[0] in UNDELETABLE_RESOURCE_TYPES]
+
+
+# Attributes moto does not read back the way AWS does, per resource type. After the first apply
+# Terraform would plan a change on every plan (most of these force a replacement), so the local
+# environment ignores changes to exactly these attributes. Seen with moto 5.2.5:
+UNREAD_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    # DescribeModel omits EnableNetworkIsolation (reads false) and returns an empty VpcConfig.
+    "aws_sagemaker_model": ("enable_network_isolation", "vpc_config"),
+    # DescribeEndpointConfig omits ShadowProductionVariants.
+    "aws_sagemaker_endpoint_configuration": ("shadow_production_variants",),
+    # DescribeEndpoint omits DeploymentConfig (blue/green policy and auto-rollback alarms).
+    "aws_sagemaker_endpoint": ("deployment_config",),
+    # GetQueueAttributes returns RedrivePolicy re-serialized with spaces, and the provider compares
+    # the string against its compact form of the configuration: a whitespace diff on every plan.
+    "aws_sqs_queue": ("redrive_policy",),
+    # DescribeCluster omits accessConfig.
+    "aws_eks_cluster": ("access_config",),
+    # DescribeNodegroup omits updateConfig and invents a remoteAccess block (ssh key "eksKeypair").
+    "aws_eks_node_group": ("remote_access", "update_config"),
+}
+
+
+@dataclass(frozen=True)
+class MotoGaps:
+    """What a construct does differently on the local AWS. Constructs take one as a prop, default
+    `AWS` (no gaps), and the stacks pass `for_environment(env.is_local)`."""
+
+    local: bool = False
+
+    def ignore_changes(self, resource_type: str, *always: str) -> list[str] | None:
+        """The lifecycle `ignore_changes` of a resource: `always` (ignored in AWS too, for reasons
+        of the construct's own) plus, locally, the attributes moto does not read back."""
+        ignored = [*always, *(UNREAD_ATTRIBUTES.get(resource_type, ()) if self.local else ())]
+        return ignored or None
+
+    @property
+    def autoscaling(self) -> bool:
+        """moto's Application Auto Scaling lacks ListTagsForResource, which the provider calls
+        right after creating a scalable target, so the create fails (HTTP 500). The local
+        environment has no autoscaling of endpoint variants; nothing there sends traffic anyway."""
+        return not self.local
+
+    @property
+    def aws_managed_policies(self) -> bool:
+        """moto knows AWS managed policies (arn:aws:iam::aws:policy/...) only when the server runs
+        with MOTO_IAM_LOAD_MANAGED_POLICIES=true; otherwise attaching one fails with NoSuchEntity.
+        The local environment skips those attachments (the EKS service roles'); nothing runs
+        under those roles locally."""
+        return not self.local
+
+
+AWS = MotoGaps(local=False)
+LOCAL = MotoGaps(local=True)
+
+
+def for_environment(is_local: bool) -> MotoGaps:
+    return LOCAL if is_local else AWS

@@ -12,7 +12,9 @@ from stacks.config import Environment, S3State
 # The moto server's port is chosen when it starts, so the local stacks read the endpoint from a
 # variable (written to terraform.tfvars.json by `mlops local up`), keeping the JSON port-free.
 ENDPOINT_VARIABLE = "local_endpoint_url"
-DEFAULT_LOCAL_ENDPOINT = "http://127.0.0.1:5000"
+DEFAULT_LOCAL_ENDPOINT = "https://127.0.0.1:5000"
+# The local AWS serves HTTPS with its own certificate (mlops/local_tls.py): its path, per machine.
+CA_BUNDLE_VARIABLE = "local_ca_bundle"
 
 
 def configure_provider(stack: cdktf.TerraformStack, env: Environment, tags: dict[str, str]) -> None:
@@ -34,11 +36,19 @@ def configure_provider(stack: cdktf.TerraformStack, env: Environment, tags: dict
         default=DEFAULT_LOCAL_ENDPOINT,
         description="URL of the local AWS (moto server) on 127.0.0.1",
     )
+    ca_bundle = cdktf.TerraformVariable(
+        stack,
+        CA_BUNDLE_VARIABLE,
+        type="string",
+        default="",
+        description="Certificate of the local AWS (empty: the system's trust store)",
+    )
     aws.provider.AwsProvider(
         stack,
         "aws",
         region=env.region,
         default_tags=default_tags,
+        custom_ca_bundle=ca_bundle.string_value,
         endpoints=[
             aws.provider.AwsProviderEndpoints(
                 # The binding spells `lambda` as `lambda_` (a Python keyword).

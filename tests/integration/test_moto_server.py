@@ -1,0 +1,45 @@
+"""The local AWS server (moto with mlops/moto_server.py's fixes) enforces a TLS-only bucket policy
+as AWS does: object requests over HTTPS pass, over plain HTTP they are refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+
+from mlops.local_aws import LocalAws
+from stacks.policy import deny_insecure_transport, document, statement
+
+pytestmark = pytest.mark.integration
+
+
+def tls_only_bucket(s3, name: str) -> None:
+    s3.create_bucket(Bucket=name)
+    allow_reads = statement("AllowAccountReads", ["s3:GetObject"], [f"arn:aws:s3:::{name}/*"],
+                            principals={"AWS": "*"},
+                            conditions={"StringEquals": {"aws:PrincipalAccount": "123456789012"}})
+    s3.put_bucket_policy(Bucket=name, Policy=document([deny_insecure_transport(f"arn:aws:s3:::{name}"),
+                                                        allow_reads]))
+
+
+@pytest.mark.parametrize("tls", [True, False], ids=["https", "http"])
+def test_tls_only_policy_is_enforced(tmp_path, tls):
+    local = LocalAws(tmp_path / "local", tls=tls)
+    server, started = local.start()
+    assert started and server.endpoint_url.startswith("https://" if tls else "http://")
+    try:
+        s3 = server.client("s3")
+        tls_only_bucket(s3, "tls-only")
+        if tls:
+            s3.put_object(Bucket="tls-only", Key="a.txt", Body=b"hello")
+            assert s3.get_object(Bucket="tls-only", Key="a.txt")["Body"].read() == b"hello"
+        else:
+            with pytest.raises(ClientError) as err:
+                s3.put_object(Bucket="tls-only", Key="a.txt", Body=b"hello")
+            assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        # Bucket-level calls are not object requests: the policy itself stays readable.
+        policy = json.loads(s3.get_bucket_policy(Bucket="tls-only")["Policy"])
+        assert policy["Statement"][0]["Sid"] == "DenyInsecureTransport"
+    finally:
+        local.stop()
