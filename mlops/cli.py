@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from mlops.deploy import DeployedStack, Deployer, say, synthesize
 from mlops.local_aws import LocalAwsError
+from mlops.pipeline_run import PipelineRunError
 from mlops.project import Project
 from mlops.terraform import TerraformError
 from stacks.config import ENVIRONMENT_NAMES, ConfigError
@@ -42,7 +43,9 @@ def _stacks_human(stacks: list[DeployedStack]) -> str:
 
 def cmd_validate(args: argparse.Namespace, project: Project) -> int:
     envs = project.environments(args.env or None)
-    _emit(args, {"environments": sorted(envs)}, f"valid: {', '.join(sorted(envs))}")
+    projects = project.projects()
+    _emit(args, {"environments": sorted(envs), "projects": sorted(projects)},
+          f"valid: {', '.join(sorted(envs))}; projects: {', '.join(sorted(projects)) or 'none'}")
     return 0
 
 
@@ -122,6 +125,26 @@ def cmd_local_status(args: argparse.Namespace, project: Project) -> int:
     return 0
 
 
+def cmd_pipeline_run(args: argparse.Namespace, project: Project) -> int:
+    from mlops.pipeline_run import PipelineRun, parse_parameters
+
+    try:
+        parameters = parse_parameters(args.parameter or [])
+        summary = PipelineRun(project, args.env, args.project).run(parameters)
+    except ValueError as exc:  # a bad --parameter: named, nothing ran
+        say(f"error: {exc}")
+        return 2
+    metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(summary["metrics"].items()))
+    if summary["status"] == "Succeeded":
+        human = (f"model package: {summary['model_package_arn']}\nmetrics: {metrics}\n"
+                 f"mlflow run: {summary['mlflow_run_id']}")
+    else:
+        say(f"error: pipeline step {summary['failed_step']} failed: {summary['reason']}")
+        human = f"failed at {summary['failed_step']}" + (f"\nmetrics: {metrics}" if metrics else "")
+    _emit(args, summary, human)
+    return 0 if summary["status"] == "Succeeded" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlops", description="MLOps platform as code: synthesize, deploy and operate."
@@ -134,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
         return p
 
-    p = add("validate", cmd_validate, "validate environments/*.yaml")
+    p = add("validate", cmd_validate, "validate environments/*.yaml and environments/projects/*.yaml")
     p.add_argument("--env", action="append", choices=ENVIRONMENT_NAMES)
     p = add("synth", cmd_synth,
             "synthesize every stack into cdktf.out/stacks/<stack>/cdk.tf.json")
@@ -154,6 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("up", cmd_local_up, "start the local AWS and deploy the local environment", local_sub)
     add("down", cmd_local_down, "destroy the local environment and stop the local AWS", local_sub)
     add("status", cmd_local_status, "is the local AWS running, and what is deployed", local_sub)
+
+    pipeline = sub.add_parser("pipeline", help="the training pipeline of a project")
+    pipeline_sub = pipeline.add_subparsers(dest="pipeline_command", required=True, metavar="COMMAND")
+    p = add("run", cmd_pipeline_run,
+            "run a project's training pipeline (locally: the step scripts against the local AWS)",
+            pipeline_sub)
+    p.add_argument("--env", required=True, choices=ENVIRONMENT_NAMES)
+    p.add_argument("--project", required=True, help="a project in environments/projects/")
+    p.add_argument("--parameter", action="append", metavar="NAME=VALUE",
+                   help="override a pipeline parameter, e.g. MinAccuracy=0.95 (repeatable)")
     return parser
 
 
@@ -166,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return 2
-    except (TerraformError, LocalAwsError) as exc:
+    except (TerraformError, LocalAwsError, PipelineRunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,74 +1,186 @@
-"""The commands a person runs, as a person runs them (subprocesses of the installed CLIs)."""
+"""The commands a person runs, as a person runs them (subprocesses of the installed CLIs).
+
+One local environment is brought up for the module (a real `terraform apply` of the platform and
+the demo project against a moto server the CLI starts), used by every test here, and brought down
+at the end: deploying takes minutes, so the tests share it.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from mlops.local_aws import LocalAws, _is_our_moto
+from mlops.local_aws import LocalAws, ServerRecord, _is_our_moto
 
 ROOT = Path(__file__).resolve().parents[2]
 MLOPS = str(Path(sys.executable).with_name("mlops"))
+PLATFORM_RESOURCES = 63
+METRICS = {"accuracy", "precision", "recall", "f1", "roc_auc"}
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def project(tmp_path) -> Path:
-    """A fresh checkout's configuration in a folder of its own (its own .mlops and cdktf.out)."""
-    shutil.copytree(ROOT / "environments", tmp_path / "environments")
-    shutil.copy(ROOT / "cdktf.json", tmp_path / "cdktf.json")
-    yield tmp_path
-    # Whatever happened, the server this test's CLI started is stopped (by its recorded pid).
-    LocalAws(tmp_path / ".mlops" / "local").stop()
-
-
 def mlops(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "MLOPS_ROOT": str(project)}
-    proc = subprocess.run([MLOPS, *args], env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run([MLOPS, *args], env=env, capture_output=True, text=True, timeout=1200)
     if check and proc.returncode != 0:
         pytest.fail(f"mlops {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-4000:]}")
     return proc
 
 
-def test_local_up_status_converge_down(project):
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A fresh checkout's configuration in a folder of its own (its own .mlops and cdktf.out)."""
+    root = tmp_path_factory.mktemp("checkout")
+    shutil.copytree(ROOT / "environments", root / "environments")
+    shutil.copy(ROOT / "cdktf.json", root / "cdktf.json")
+    yield root
+    # Whatever happened, the server this module's CLI started is stopped (by its recorded pid).
+    LocalAws(root / ".mlops" / "local").stop()
+
+
+@pytest.fixture(scope="module")
+def local_env(project) -> dict:
     up = mlops(project, "local", "up", "--json")
     result = json.loads(up.stdout)  # stdout is only the JSON; progress went to stderr
-    assert result["endpoint_url"].startswith("http://127.0.0.1:")
-    assert "Apply complete! Resources: 63 added" in up.stderr
-    (stack,) = result["stacks"]
-    assert stack["name"] == "platform-local" and stack["resources"] == 63
-    assert stack["outputs"]["datasets_bucket"] == "mlops-local-datasets-123456789012"
+    result["stderr"] = up.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def server(project, local_env) -> ServerRecord:
+    record = LocalAws(project / ".mlops" / "local").running()
+    assert record is not None
+    return record
+
+
+def test_local_up_creates_platform_and_project(project, local_env):
+    assert local_env["endpoint_url"].startswith("https://127.0.0.1:")
+    assert f"Apply complete! Resources: {PLATFORM_RESOURCES} added" in local_env["stderr"]
+    stacks = {s["name"]: s for s in local_env["stacks"]}
+    assert list(stacks) == ["platform-local", "project-demo-local"]
+    assert stacks["platform-local"]["resources"] == PLATFORM_RESOURCES
+    assert stacks["platform-local"]["outputs"]["datasets_bucket"] == "mlops-local-datasets-123456789012"
+    assert stacks["project-demo-local"]["outputs"]["pipeline_name"] == "mlops-local-demo-training"
 
     status = json.loads(mlops(project, "local", "status", "--json").stdout)
-    assert status["endpoint_url"] == result["endpoint_url"]
+    assert status["endpoint_url"] == local_env["endpoint_url"]
     assert status["region"] == "us-east-1"
-    assert status["stacks"] == [{"name": "platform-local", "dir": stack["dir"]}]
-    pid = status["pid"]
-    assert _is_our_moto(pid)
+    assert status["stacks"] == [{"name": s["name"], "dir": s["dir"]} for s in local_env["stacks"]]
+    assert _is_our_moto(status["pid"])
 
-    # A person's own `terraform plan` in the stack folder sees no changes.
-    plan = subprocess.run(
-        ["terraform", "plan", "-detailed-exitcode", "-no-color", "-input=false"],
-        cwd=stack["dir"], capture_output=True, text=True, timeout=600,
-    )
-    assert plan.returncode == 0, plan.stdout + plan.stderr
+    # A person's own `terraform plan` in each stack folder sees no changes.
+    for stack in local_env["stacks"]:
+        plan = subprocess.run(
+            ["terraform", "plan", "-detailed-exitcode", "-no-color", "-input=false"],
+            cwd=stack["dir"], capture_output=True, text=True, timeout=600,
+        )
+        assert plan.returncode == 0, stack["name"] + plan.stdout[-3000:] + plan.stderr
 
+
+def run_pipeline(project: Path, *extra: str, check: bool = True) -> tuple[dict, subprocess.CompletedProcess]:
+    proc = mlops(project, "pipeline", "run", "--env", "local", "--project", "demo", "--json", *extra,
+                 check=check)
+    return json.loads(proc.stdout), proc
+
+
+def packages(server: ServerRecord) -> list[dict]:
+    sagemaker = server.client("sagemaker")
+    summaries = sagemaker.list_model_packages(ModelPackageGroupName="mlops-local-demo")[
+        "ModelPackageSummaryList"]
+    return [sagemaker.describe_model_package(ModelPackageName=s["ModelPackageArn"]) for s in summaries]
+
+
+def mlflow_metrics(project: Path, run_id: str) -> dict[str, float]:
+    db = project / ".mlops" / "local" / "mlflow" / "mlflow.db"
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT key, value FROM latest_metrics WHERE run_uuid = ?", (run_id,))
+        return dict(rows.fetchall())
+
+
+@pytest.fixture(scope="module")
+def first_run(project, local_env):
+    summary, proc = run_pipeline(project)
+    return summary, proc
+
+
+def test_pipeline_run_registers_a_model_and_tracks_it(project, server, first_run):
+    summary, proc = first_run
+    assert summary["status"] == "Succeeded", summary
+    for step in ("ValidateData", "Preprocess", "Train", "Evaluate", "CheckGate", "RegisterModel"):
+        assert f"{step} (" in proc.stderr  # progress per step
+    assert set(summary["metrics"]) >= METRICS
+    (package,) = packages(server)
+    assert package["ModelPackageArn"] == summary["model_package_arn"]
+    assert package["ModelApprovalStatus"] == "PendingManualApproval"
+    meta = package["CustomerMetadataProperties"]
+    assert meta["pipeline_run_id"] == summary["pipeline_execution_id"]
+    assert meta["mlflow_run_id"] == summary["mlflow_run_id"]
+    # The package's metrics and the MLflow run's metrics are the evaluation report's.
+    tracked = mlflow_metrics(project, summary["mlflow_run_id"])
+    for name, value in summary["metrics"].items():
+        assert float(meta[f"metric_{name}"]) == pytest.approx(value, abs=1e-6), name
+        assert tracked[name] == pytest.approx(value, abs=1e-9), name
+    evaluation_uri = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    bucket, key = evaluation_uri.removeprefix("s3://").split("/", 1)
+    report = json.loads(server.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert report["metrics"] == summary["metrics"]
+
+
+def test_same_seed_and_data_give_the_same_metrics(project, server, first_run):
+    first, _ = first_run
+    second, _ = run_pipeline(project)
+    assert second["status"] == "Succeeded"
+    assert second["pipeline_execution_id"] != first["pipeline_execution_id"]
+    assert second["metrics"] == first["metrics"]
+    assert len(packages(server)) == 2
+
+
+def test_corrupt_data_fails_validation_and_registers_nothing(project, server, first_run):
+    import pandas as pd
+
+    from pipelines.dataset import breast_cancer_frame
+
+    frame = breast_cancer_frame().drop(columns=["mean_area"])
+    frame["mean_radius"] = frame["mean_radius"].astype(object)
+    frame.loc[3, "mean_radius"] = "abc"
+    frame.loc[frame.index[::2], "mean_texture"] = pd.NA
+    s3 = server.client("s3")
+    s3.put_object(Bucket="mlops-local-datasets-123456789012", Key="demo/corrupt.csv",
+                  Body=frame.to_csv(index=False).encode())
+    before = len(packages(server))
+    summary, proc = run_pipeline(
+        project, "--parameter", "InputDataUri=s3://mlops-local-datasets-123456789012/demo/corrupt.csv",
+        check=False)
+    assert proc.returncode == 1
+    assert summary["status"] == "Failed" and summary["failed_step"] == "ValidateData"
+    for check in ("mean_area", "mean_radius", "mean_texture"):
+        assert check in summary["reason"], summary["reason"]
+    assert "ValidateData failed" in proc.stderr
+    assert summary["model_package_arn"] is None
+    assert len(packages(server)) == before
+
+
+def test_second_up_converges_and_down_cleans_up(project, local_env, first_run):
     again = mlops(project, "local", "up")
     assert "using the local AWS" in again.stderr
-    assert "Apply complete! Resources: 0 added, 0 changed, 0 destroyed." in again.stderr
+    assert again.stderr.count("Apply complete! Resources: 0 added, 0 changed, 0 destroyed.") == 2
+    pid = json.loads(mlops(project, "local", "status", "--json").stdout)["pid"]
 
     down = mlops(project, "local", "down", "--json")
-    assert json.loads(down.stdout) == {"destroyed": ["platform-local"], "server_stopped": True}
+    assert json.loads(down.stdout) == {"destroyed": ["project-demo-local", "platform-local"],
+                                       "server_stopped": True}
     assert not _is_our_moto(pid)
     after = json.loads(mlops(project, "local", "status", "--json").stdout)
     assert after["running"] is False and after["stacks"] == []
+    assert not (project / ".mlops" / "local" / "mlflow").exists()
 
 
 def test_npm_cdktf_synth_matches_mlops_synth(synth_all, tmp_path):
@@ -83,7 +195,7 @@ def test_npm_cdktf_synth_matches_mlops_synth(synth_all, tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert sorted(p.name for p in (out / "stacks").iterdir()) == sorted(synth_all.stacks)
-    for name in ("platform-prod", "platform-local"):
+    for name in ("platform-prod", "platform-local", "project-demo-prod"):
         ours = synth_all.json(name)
         theirs = json.loads((out / "stacks" / name / "cdk.tf.json").read_text())
         assert theirs["resource"] == ours["resource"], name
