@@ -119,6 +119,9 @@ class PipelineRun:
             "MLFLOW_TRACKING_URI": f"sqlite:///{mlflow_dir / 'mlflow.db'}",
             "MLFLOW_ARTIFACT_LOCATION": f"s3://{self.names.artifacts_bucket}/{self.config.name}/mlflow",
             "MLFLOW_S3_ENDPOINT_URL": endpoint,
+            # MLflow 3 reports usage to its maintainers by default; nothing leaves this machine.
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "true",
         }
         say(f"==> running {self.names.pipeline} locally (execution {execution_id}, work dir {work_dir})")
         runner = LocalPipelineRunner(definition, s3, work_dir, env, say, parameters)

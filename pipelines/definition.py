@@ -242,7 +242,8 @@ class _Builder:
         evaluation_report = PropertyFile(name="EvaluationReport", output_name="evaluation",
                                          path="evaluation.json")
         env = {"MLOPS_RUN_ID": ExecutionVariables.PIPELINE_EXECUTION_ID,
-               "MLOPS_GIT_COMMIT": t.git_commit, "MLFLOW_EXPERIMENT_NAME": p.name}
+               "MLOPS_GIT_COMMIT": t.git_commit, "MLFLOW_EXPERIMENT_NAME": p.name,
+               "MLFLOW_DISABLE_TELEMETRY": "true"}
         if t.mlflow_tracking_uri:
             env["MLFLOW_TRACKING_URI"] = t.mlflow_tracking_uri
         evaluate = self.processing(

@@ -39,6 +39,10 @@ PROVIDER_FLAGS = {
 # those three points fixed, in mlops/moto_server.py, and serves HTTPS (mlops/local_tls.py): the
 # bucket policies stay exactly as in AWS, and a plain-HTTP object request is refused as in AWS.
 
+# moto's CreateModelPackage ignores ModelCard (and ClientToken): the card the register step sends
+# is not stored, so locally it is checked from the step's own model_card.json instead of from
+# DescribeModelPackage (tests/unit/test_pipeline_steps.py). Everything else round-trips.
+
 # moto implements no DeleteModelPackageGroup (NotImplementedError -> HTTP 500), so `terraform
 # destroy` of the local environment would fail on the model registry. Before a local destroy these
 # resources are dropped from the state instead; the moto server is stopped right after anyway.

@@ -183,6 +183,7 @@ class PlatformStack(cdktf.TerraformStack):
             ),
         )
         self._roles()
+        self._experiment_tracking()
         self._outputs()
 
     def _log_delivery_statement(self, bucket_name: str) -> dict:
@@ -247,6 +248,26 @@ class PlatformStack(cdktf.TerraformStack):
             role.role.node.add_dependency(self.boundary.policy)
             self.persona_roles[persona] = role
 
+    def _experiment_tracking(self) -> None:
+        """A managed MLflow tracking server per environment, its artifacts in the artifacts bucket.
+
+        The local environment has none (moto does not implement it): there MLflow runs embedded,
+        on a SQLite file with its artifacts in the local artifacts bucket (`mlops pipeline run`).
+        """
+        self.mlflow = None
+        if self.env.is_local:
+            return
+        self.mlflow = aws.sagemaker_mlflow_tracking_server.SagemakerMlflowTrackingServer(
+            self,
+            "mlflow",
+            tracking_server_name=self.naming.name("mlflow"),
+            artifact_store_uri=f"s3://{self.data_buckets['artifacts'].name}/mlflow",
+            # The server writes artifacts as the environment's SageMaker execution role.
+            role_arn=self.execution_role.arn,
+            tracking_server_size="Small",
+            automatic_model_registration=False,
+        )
+
     def _outputs(self) -> None:
         outputs: dict[str, str] = {
             "environment": self.env.name,
@@ -265,6 +286,8 @@ class PlatformStack(cdktf.TerraformStack):
         outputs |= {f"{p}_bucket": b.name for p, b in self.data_buckets.items()}
         outputs |= {f"{p}_repository_url": r.url for p, r in self.repositories.items()}
         outputs |= {f"{p}_role_arn": r.arn for p, r in self.persona_roles.items()}
+        if self.mlflow is not None:
+            outputs["mlflow_tracking_server_arn"] = self.mlflow.arn
         for key, value in outputs.items():
             cdktf.TerraformOutput(self, key, value=value)
 

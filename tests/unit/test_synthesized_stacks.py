@@ -262,7 +262,9 @@ def test_local_provider_talks_only_to_the_local_endpoint(synth_all, environments
     doc = synth_all.json("platform-local")
     (provider,) = doc["provider"]["aws"]
     assert set(provider["endpoints"][0].values()) == {"${var.local_endpoint_url}"}
-    assert doc["variable"]["local_endpoint_url"]["default"].startswith("http://127.0.0.1:")
+    assert doc["variable"]["local_endpoint_url"]["default"].startswith("https://127.0.0.1:")
+    # The local AWS presents its own certificate; the provider trusts exactly that file.
+    assert provider["custom_ca_bundle"] == "${var.local_ca_bundle}"
     for env in ("dev", "staging", "prod"):
         (provider,) = synth_all.json(f"platform-{env}")["provider"]["aws"]
         assert "endpoints" not in provider
