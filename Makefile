@@ -33,8 +33,12 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Benchmarks compare against baselines measured in the same run; Evidently (the drift baseline)
+# is a benchmark-only dependency, installed here and never by `setup`.
 bench: setup
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python benchmarks/synth.py
+	$(BIN)/python benchmarks/drift.py
 
 synth: setup
 	$(BIN)/mlops synth

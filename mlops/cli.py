@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from mlops.deploy import DeployedStack, Deployer, say, synthesize
+from mlops.drift_compare import add_compare_arguments, run_compare
 from mlops.local_aws import LocalAwsError
 from mlops.pipeline_run import PipelineRunError
 from mlops.project import Project
@@ -177,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("up", cmd_local_up, "start the local AWS and deploy the local environment", local_sub)
     add("down", cmd_local_down, "destroy the local environment and stop the local AWS", local_sub)
     add("status", cmd_local_status, "is the local AWS running, and what is deployed", local_sub)
+
+    drift = sub.add_parser("drift", help="data and prediction drift")
+    drift_sub = drift.add_subparsers(dest="drift_command", required=True, metavar="COMMAND")
+    compare = drift_sub.add_parser(
+        "compare", help="compare two local CSV or Parquet files, feature by feature",
+        description="KS, PSI and Jensen-Shannon for numeric features, chi-squared, PSI and JS for "
+        "categorical ones, Benjamini-Hochberg across features.")
+    add_compare_arguments(compare)
+    compare.set_defaults(func=lambda args, project: run_compare(args))
 
     pipeline = sub.add_parser("pipeline", help="the training pipeline of a project")
     pipeline_sub = pipeline.add_subparsers(dest="pipeline_command", required=True, metavar="COMMAND")

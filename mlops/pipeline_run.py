@@ -19,9 +19,10 @@ from mlops.project import Project
 from pipelines.bundle import REPO_ROOT, build_bundle
 from stacks.config import Environment
 from stacks.naming import Naming, ProjectNames, project_stack_name
-from stacks.project_config import ProjectConfig
+from stacks.project_config import CLASSIFICATION_METRICS, REGRESSION_METRICS, ProjectConfig
 
 POLL_SECONDS = 15.0
+METRIC_NAMES = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
 
 
 class PipelineRunError(RuntimeError):
@@ -187,8 +188,7 @@ class PipelineRun:
             package = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
             meta = package.get("CustomerMetadataProperties", {})
             if meta.get("pipeline_run_id") == execution_id:
-                metrics = {k.removeprefix("metric_"): float(v) for k, v in meta.items()
-                           if k.startswith("metric_")}
+                metrics = {k: float(v) for k, v in meta.items() if k in METRIC_NAMES}
                 return {"model_package_arn": summary["ModelPackageArn"], "metrics": metrics,
                         "mlflow_run_id": meta.get("mlflow_run_id")}
         return {"model_package_arn": None, "metrics": {}, "mlflow_run_id": None}

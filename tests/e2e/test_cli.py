@@ -126,7 +126,7 @@ def test_pipeline_run_registers_a_model_and_tracks_it(project, server, first_run
     # The package's metrics and the MLflow run's metrics are the evaluation report's.
     tracked = mlflow_metrics(project, summary["mlflow_run_id"])
     for name, value in summary["metrics"].items():
-        assert float(meta[f"metric_{name}"]) == pytest.approx(value, abs=1e-6), name
+        assert float(meta[name]) == pytest.approx(value, abs=1e-6), name
         assert tracked[name] == pytest.approx(value, abs=1e-9), name
     evaluation_uri = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
     bucket, key = evaluation_uri.removeprefix("s3://").split("/", 1)

@@ -1,0 +1,1 @@
+"""Control-loop Lambda handlers and the small libraries they share."""

@@ -1,0 +1,52 @@
+"""Retrain requests and the cooldown that turns a storm of alarms into one pipeline run.
+
+The cooldown is one item in the LOCKS table per pipeline, written with a condition that holds
+only when no item exists or the existing one has expired (dynamo.Leases.acquire): of any number
+of concurrent writers exactly one succeeds, and only that one starts the pipeline.
+`cooldown_active` states the same rule in Python.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from lambdas.shared.control.history import digest
+
+DISPLAY_NAME_MAX = 82  # StartPipelineExecution PipelineExecutionDisplayName
+DESCRIPTION_MAX = 3072
+
+
+def cooldown_lock_id(pipeline_name: str) -> str:
+    return f"retrain-cooldown#{pipeline_name}"
+
+
+def cooldown_active(existing_expires_at: float | None, now: float) -> bool:
+    return existing_expires_at is not None and existing_expires_at > now
+
+
+def cooldown_expires_at(now: float, cooldown_minutes: int) -> int:
+    # At least a minute: with a zero cooldown the lock still absorbs one burst of duplicates.
+    return int(now) + max(60, cooldown_minutes * 60)
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    display_name: str
+    description: str
+    client_token: str
+
+
+def retrain_request(alarm_name: str, state_timestamp: str, reason: str) -> RetrainRequest:
+    """StartPipelineExecution arguments that say why; the token makes SageMaker itself drop a
+    repeated start for the same alarm transition."""
+    slug = re.sub(r"[^a-zA-Z0-9]+", "-", alarm_name).strip("-") or "alarm"
+    name = f"retrain-{slug}"[:DISPLAY_NAME_MAX].rstrip("-")
+    description = (
+        f"Started by the retrain handler: alarm {alarm_name} went to ALARM at {state_timestamp}: {reason}"
+    )
+    return RetrainRequest(
+        display_name=name,
+        description=description[:DESCRIPTION_MAX],
+        client_token=digest("retrain", alarm_name, state_timestamp, length=32),
+    )
