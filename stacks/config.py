@@ -6,6 +6,7 @@ half-deployed. The models forbid unknown keys: a typo in a setting is an error, 
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -113,6 +114,84 @@ class Audit(Strict):
     multi_region_trail: bool = True
 
 
+# EKS serving (optional per environment). Kubernetes names are DNS labels.
+KubernetesVersion = Annotated[str, StringConstraints(pattern=r"^1\.\d{2}$")]
+Ec2InstanceType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")]
+SubnetId = Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]
+AvailabilityZone = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")]
+Cidr = Annotated[str, StringConstraints(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")]
+DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+CertThumbprint = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}$")]
+
+# SHA-1 thumbprint of the root CA of the EKS OIDC issuers (the value the AWS documentation and
+# eksctl use). IAM no longer checks it for EKS issuers, but the API still requires one; the tls
+# provider that would fetch it is not available here.
+EKS_OIDC_THUMBPRINT = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280"
+
+
+class EksNodes(Strict):
+    instance_types: list[Ec2InstanceType] = Field(default_factory=lambda: ["m5.large"], min_length=1)
+    min_size: int = Field(default=1, ge=1, le=100)
+    desired_size: int = Field(default=2, ge=1, le=100)
+    max_size: int = Field(default=3, ge=1, le=100)
+    disk_gb: int = Field(default=50, ge=20, le=1000)
+
+    @model_validator(mode="after")
+    def _sizes_ordered(self) -> EksNodes:
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise ValueError("needs min_size <= desired_size <= max_size")
+        return self
+
+
+class Eks(Strict):
+    """Serving models from an EKS cluster as well as from SageMaker endpoints (off by default)."""
+
+    enabled: bool = False
+    kubernetes_version: KubernetesVersion = "1.33"
+    # The API server always has a private endpoint in the VPC. A public one is opened only when
+    # this is set, and only to the networks listed in public_access_cidrs.
+    public_endpoint: bool = False
+    public_access_cidrs: list[Cidr] = Field(default_factory=list)
+    # Either existing private subnets (>= 2 availability zones), or a VPC created with one private
+    # subnet per availability zone and VPC endpoints instead of internet access.
+    subnet_ids: list[SubnetId] = Field(default_factory=list)
+    vpc_cidr: Cidr = "10.40.0.0/16"
+    availability_zones: list[AvailabilityZone] = Field(default_factory=list)
+    nodes: EksNodes = EksNodes()
+    serving_namespace: DnsLabel = "model-serving"
+    serving_service_account: DnsLabel = "model-server"
+    oidc_thumbprint: CertThumbprint = EKS_OIDC_THUMBPRINT
+
+    @field_validator("public_access_cidrs", "vpc_cidr")
+    @classmethod
+    def _networks(cls, value: list[str] | str) -> list[str] | str:
+        for cidr in [value] if isinstance(value, str) else value:
+            try:
+                net = ipaddress.ip_network(cidr, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"{cidr!r} is not a network address: {exc}") from None
+            if net.prefixlen == 0:
+                raise ValueError("0.0.0.0/0 opens the API server to the internet; name your networks")
+            if isinstance(value, str) and not 16 <= net.prefixlen <= 24:
+                raise ValueError("must be between /16 and /24 (AWS's VPC limits, room for subnets)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Eks:
+        if self.public_endpoint and not self.public_access_cidrs:
+            raise ValueError("public_endpoint needs public_access_cidrs (the networks allowed in)")
+        if self.public_access_cidrs and not self.public_endpoint:
+            raise ValueError("public_access_cidrs is set but public_endpoint is false")
+        if self.subnet_ids and self.availability_zones:
+            raise ValueError("give subnet_ids (existing subnets) or availability_zones (new VPC), not both")
+        if self.enabled and len(self.subnet_ids or self.availability_zones) < 2:
+            raise ValueError("EKS needs subnets in at least 2 availability zones "
+                             "(subnet_ids or availability_zones)")
+        if len(set(self.availability_zones)) != len(self.availability_zones):
+            raise ValueError("availability_zones lists a zone twice")
+        return self
+
+
 class Environment(Strict):
     name: Literal["local", "dev", "staging", "prod"]
     account_id: AccountId
@@ -127,6 +206,7 @@ class Environment(Strict):
     data_protection: DataProtection
     personas: Personas
     audit: Audit = Audit()
+    eks: Eks = Eks()
 
     # Field validators (not a model validator) so an error names the field it is about.
     @field_validator("prefix")
@@ -148,6 +228,15 @@ class Environment(Strict):
         if name and name != "local" and state.kind != "s3":
             raise ValueError("non-local environments keep remote state (kind: s3)")
         return state
+
+    @field_validator("eks")
+    @classmethod
+    def _zones_in_region(cls, eks: Eks, info: ValidationInfo) -> Eks:
+        region = info.data.get("region")
+        outside = [z for z in eks.availability_zones if region and z[:-1] != region]
+        if outside:
+            raise ValueError(f"availability_zones {outside} are not in the region {region}")
+        return eks
 
     @property
     def is_local(self) -> bool:

@@ -71,6 +71,9 @@ UNREAD_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "aws_eks_cluster": ("access_config",),
     # DescribeNodegroup omits updateConfig and invents a remoteAccess block (ssh key "eksKeypair").
     "aws_eks_node_group": ("remote_access", "update_config"),
+    # DescribeLaunchTemplateVersions returns the template's own tags as a tag specification
+    # (resource type "launch-template") that was never part of the template data.
+    "aws_launch_template": ("tag_specifications",),
 }
 
 

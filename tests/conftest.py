@@ -61,3 +61,12 @@ def moto_server(tmp_path) -> Iterator[ServerRecord]:
         yield server
     finally:
         local.stop()
+
+
+@pytest.fixture(scope="session")
+def serving_synth(environments, tmp_path_factory):
+    """The serving-construct test app (tests/serving_app.py) for dev and local, synthesized once."""
+    from tests.serving_app import synth  # imports the binding (once per session)
+
+    envs = {name: environments[name] for name in ("dev", "local")}
+    return synth(envs, tmp_path_factory.mktemp("serving"))

@@ -1,0 +1,331 @@
+"""CloudWatch alarms and a dashboard for one SageMaker endpoint variant.
+
+Critical (-> critical topic, alarm and OK; and, through an EventBridge rule, the rollback queue):
+- error rate: 100 * MAX(Invocation5XXErrors, InvocationModelErrors) / Invocations > threshold.
+  InvocationModelErrors counts every non-2xx answer of the model container (4xx and 5xx),
+  time-outs and broken responses; Invocation5XXErrors adds SageMaker's own 5xx. The two overlap
+  (a container 5xx is in both), so they are combined with MAX, not summed. Client 4xx
+  (Invocation4XXErrors: bad payloads, throttling) is left out: a caller's mistake is no reason
+  to roll a model back.
+- p95 ModelLatency > multiplier x the baseline p95 recorded at evaluation (ModelLatency is in
+  microseconds; the threshold is converted).
+- accuracy drop: `MLOps/ModelQuality` `AccuracyDropPercent` > threshold.
+- drift: `MLOps/Drift` `DriftedFeatureShare` >= the critical share of drifted features.
+
+Warning (-> warning topic): any feature's PSI above the threshold (`MLOps/Drift` `MaxPSI`), and
+CPU / memory utilization above the threshold (`/aws/sagemaker/Endpoints`).
+
+Missing data never breaches: an idle endpoint, or a drift run that has not happened yet, is not
+an incident.
+
+The drift engine's metric contract (namespace `MLOps/Drift`, dimension `EndpointName`, plus
+`Feature` for the per-feature metric), one datapoint per drift run:
+  MaxPSI               largest PSI over the features
+  DriftedFeatureShare  share of features flagged as drifted (0..1)
+  PredictionPSI        PSI of the model's predictions
+  PredictionDrift      1 if the prediction distribution drifted, else 0
+  DriftedFeatures      number of features flagged as drifted
+  MalformedRecords     captured records that could not be parsed
+  CurrentRows          captured rows compared
+  FeaturePSI (+ Feature)  PSI of one feature
+(as lambdas/shared/drift/report.py publishes them)
+The model-quality job publishes `MLOps/ModelQuality` `AccuracyDropPercent` (dimension
+`EndpointName`): the accuracy lost against the evaluation baseline, in percent of it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from stacks.binding import Construct, aws
+from stacks.policy import Statement, statement
+from stacks.project_config import Alarms, Drift
+
+SAGEMAKER = "AWS/SageMaker"
+INSTANCE_METRICS = "/aws/sagemaker/Endpoints"
+DRIFT = "MLOps/Drift"
+QUALITY = "MLOps/ModelQuality"
+DRIFT_METRICS = ("MaxPSI", "DriftedFeatureShare", "DriftedFeatures", "PredictionPSI",
+                 "PredictionDrift", "MalformedRecords", "CurrentRows")
+FEATURE_PSI = "FeaturePSI"
+ACCURACY_DROP = "AccuracyDropPercent"
+
+CRITICAL = ("error-rate", "latency-p95", "accuracy-drop", "drift")
+WARNING = ("feature-drift", "cpu", "memory")
+# The alarms SageMaker watches while it shifts traffic to a new fleet. Only those a deployment
+# causes within minutes: drift and accuracy alarms stay in ALARM for hours (until the data or the
+# ground truth changes) and would roll back every deployment meant to fix them.
+DEPLOYMENT_GUARDRAILS = ("error-rate", "latency-p95")
+# The alarms a retrain answers.
+RETRAIN_TRIGGERS = ("accuracy-drop", "drift", "feature-drift")
+
+
+@dataclass(frozen=True)
+class EndpointAlarmsProps:
+    endpoint_name: str
+    region: str
+    critical_topic_arn: str
+    warning_topic_arn: str
+    variant_name: str = "primary"
+    # CPUUtilization is summed over an instance's vCPUs (up to 400% on 4): the threshold scales.
+    instance_type: str = "ml.m5.large"
+    alarms: Alarms = field(default_factory=Alarms)
+    drift: Drift = field(default_factory=Drift)
+    # p95 latency recorded when the model was evaluated; None: alarms.baseline_latency_ms.
+    baseline_latency_ms: float | None = None
+    # Quality and drift metrics arrive once per monitoring run, not every minute.
+    batch_metric_period_seconds: int = 3600
+
+    def __post_init__(self) -> None:
+        if self.baseline_latency_ms is not None and self.baseline_latency_ms <= 0:
+            raise ValueError(f"{self.endpoint_name}: baseline_latency_ms must be > 0")
+        if self.batch_metric_period_seconds % 60:
+            raise ValueError(f"{self.endpoint_name}: batch_metric_period_seconds must be whole minutes")
+        vcpus(self.instance_type)  # an unknown size fails here, not at apply time
+
+    @property
+    def baseline_ms(self) -> float:
+        return self.baseline_latency_ms or self.alarms.baseline_latency_ms
+
+    @property
+    def latency_threshold_us(self) -> float:
+        # ModelLatency is reported in microseconds.
+        return round(self.alarms.latency_multiplier * self.baseline_ms * 1000, 3)
+
+    @property
+    def cpu_threshold_percent(self) -> float:
+        return self.alarms.utilization_percent * vcpus(self.instance_type)
+
+
+def vcpus(instance_type: str) -> int:
+    """vCPUs of an (ml.)EC2 instance type from its size: medium/large 2, xlarge 4, Nxlarge 4N."""
+    size = instance_type.rsplit(".", 1)[-1]
+    if size in ("medium", "large"):
+        return 2
+    match = re.fullmatch(r"(\d*)xlarge", size)
+    if not match:
+        raise ValueError(f"unknown instance size in {instance_type!r}")
+    return 4 * int(match.group(1) or 1)
+
+
+class EndpointAlarms(Construct):
+    def __init__(self, scope: Construct, id_: str, props: EndpointAlarmsProps):
+        super().__init__(scope, id_)
+        self.props = props
+        p, a, d = props, props.alarms, props.drift
+        variant = {"EndpointName": p.endpoint_name, "VariantName": p.variant_name}
+        endpoint = {"EndpointName": p.endpoint_name}
+        batch = {"period": p.batch_metric_period_seconds, "evaluation_periods": 1}
+        live = {"period": a.period_seconds, "evaluation_periods": a.evaluation_periods}
+        self.alarms: dict[str, aws.cloudwatch_metric_alarm.CloudwatchMetricAlarm] = {}
+
+        self._error_rate(variant)
+        self._alarm(
+            "latency-p95",
+            f"p95 model latency above {a.latency_multiplier:g}x the {p.baseline_ms:g} ms baseline",
+            namespace=SAGEMAKER, metric_name="ModelLatency", dimensions=variant,
+            extended_statistic="p95", threshold=p.latency_threshold_us, **live,
+        )
+        self._alarm(
+            "accuracy-drop",
+            f"accuracy dropped more than {a.accuracy_drop_percent:g}% against the evaluation "
+            "baseline (ground-truth join)",
+            namespace=QUALITY, metric_name=ACCURACY_DROP, dimensions=endpoint,
+            statistic="Maximum", threshold=a.accuracy_drop_percent, **batch,
+        )
+        self._alarm(
+            "drift",
+            f"{d.critical_feature_share:.0%} or more of the features drifted at once",
+            namespace=DRIFT, metric_name="DriftedFeatureShare", dimensions=endpoint,
+            statistic="Maximum", threshold=d.critical_feature_share,
+            comparison_operator="GreaterThanOrEqualToThreshold", **batch,
+        )
+        self._alarm(
+            "feature-drift",
+            f"a feature's PSI is above {d.psi_threshold:g}",
+            namespace=DRIFT, metric_name="MaxPSI", dimensions=endpoint,
+            statistic="Maximum", threshold=d.psi_threshold, **batch,
+        )
+        self._alarm(
+            "cpu",
+            f"CPU above {a.utilization_percent:g}% of the instance's {vcpus(p.instance_type)} vCPUs",
+            namespace=INSTANCE_METRICS, metric_name="CPUUtilization", dimensions=variant,
+            statistic="Average", threshold=p.cpu_threshold_percent, **live,
+        )
+        self._alarm(
+            "memory",
+            f"memory above {a.utilization_percent:g}%",
+            namespace=INSTANCE_METRICS, metric_name="MemoryUtilization", dimensions=variant,
+            statistic="Average", threshold=a.utilization_percent, **live,
+        )
+        self.dashboard = aws.cloudwatch_dashboard.CloudwatchDashboard(
+            self, "dashboard", dashboard_name=p.endpoint_name, dashboard_body=self._dashboard()
+        )
+
+    # What other constructs and stacks need.
+    @property
+    def critical_alarm_names(self) -> list[str]:
+        return [self.alarms[k].alarm_name for k in CRITICAL]
+
+    @property
+    def critical_alarm_arns(self) -> list[str]:
+        return [self.alarms[k].arn for k in CRITICAL]
+
+    @property
+    def warning_alarm_names(self) -> list[str]:
+        return [self.alarms[k].alarm_name for k in WARNING]
+
+    @property
+    def deployment_alarm_names(self) -> list[str]:
+        """For the endpoint's auto-rollback (see DEPLOYMENT_GUARDRAILS)."""
+        return [self.alarms[k].alarm_name for k in DEPLOYMENT_GUARDRAILS]
+
+    @property
+    def retrain_alarm_names(self) -> list[str]:
+        return [self.alarms[k].alarm_name for k in RETRAIN_TRIGGERS]
+
+    def handler_environment(self) -> dict[str, str]:
+        """The alarm names the control-loop handlers act on (lambdas/shared/control/settings.py)."""
+        return {
+            "ROLLBACK_ALARMS": json.dumps(self.critical_alarm_names, separators=(",", ":")),
+            "RETRAIN_ALARMS": json.dumps(self.retrain_alarm_names, separators=(",", ":")),
+        }
+
+    def rollback_event_pattern(self) -> dict[str, Any]:
+        """EventBridge pattern: one of this endpoint's critical alarms went to ALARM."""
+        return alarm_state_pattern(self.critical_alarm_names)
+
+    def retrain_event_pattern(self) -> dict[str, Any]:
+        return alarm_state_pattern(self.retrain_alarm_names)
+
+    def describe_statement(self, sid: str) -> Statement:
+        """SageMaker checks that whoever updates the endpoint may read its rollback alarms;
+        the rollback drill also reads and sets their state."""
+        return statement(sid, ["cloudwatch:DescribeAlarms"], [al.arn for al in self.alarms.values()])
+
+    # Alarms.
+    def _alarm(self, key: str, description: str, **settings: Any) -> None:
+        severity = "critical" if key in CRITICAL else "warning"
+        topic = self.props.critical_topic_arn if severity == "critical" else self.props.warning_topic_arn
+        self.alarms[key] = aws.cloudwatch_metric_alarm.CloudwatchMetricAlarm(
+            self,
+            key.replace("-", "_"),
+            alarm_name=f"{self.props.endpoint_name}-{severity}-{key}",
+            alarm_description=f"{severity.upper()} {self.props.endpoint_name}: {description}",
+            comparison_operator=settings.pop("comparison_operator", "GreaterThanThreshold"),
+            treat_missing_data="notBreaching",
+            alarm_actions=[topic],
+            ok_actions=[topic],
+            **settings,
+        )
+
+    def _error_rate(self, variant: dict[str, str]) -> None:
+        a = self.props.alarms
+        mq = aws.cloudwatch_metric_alarm
+
+        def metric(id_: str, name: str) -> Any:
+            return mq.CloudwatchMetricAlarmMetricQuery(
+                id=id_,
+                return_data=False,
+                metric=mq.CloudwatchMetricAlarmMetricQueryMetric(
+                    namespace=SAGEMAKER, metric_name=name, dimensions=variant,
+                    period=a.period_seconds, stat="Sum",
+                ),
+            )
+
+        self._alarm(
+            "error-rate",
+            f"more than {a.error_rate_percent:g}% of invocations failed (5xx or model errors)",
+            threshold=a.error_rate_percent,
+            evaluation_periods=a.evaluation_periods,
+            metric_query=[
+                mq.CloudwatchMetricAlarmMetricQuery(
+                    id="error_rate", expression=ERROR_RATE_EXPRESSION,
+                    label="error rate (%)", return_data=True,
+                ),
+                metric("errors_5xx", "Invocation5XXErrors"),
+                metric("model_errors", "InvocationModelErrors"),
+                metric("invocations", "Invocations"),
+            ],
+        )
+
+    # Dashboard.
+    def _dashboard(self) -> str:
+        p, a, d = self.props, self.props.alarms, self.props.drift
+        ep, var = p.endpoint_name, p.variant_name
+        sm = [SAGEMAKER]
+        dims = ["EndpointName", ep, "VariantName", var]
+        batch = p.batch_metric_period_seconds
+
+        def latency(stat: str) -> list:
+            return [*sm, "ModelLatency", *dims, {"stat": stat, "id": stat, "visible": False}]
+
+        widgets = [
+            _widget("Model latency (ms)", p.region, [
+                latency("p50"), latency("p95"), latency("p99"),
+                *[[{"expression": f"{s}/1000", "label": f"{s} ms", "id": f"{s}_ms"}]
+                  for s in ("p50", "p95", "p99")],
+            ], annotations=[("p95 alarm", p.latency_threshold_us / 1000)]),
+            _widget("Invocations and errors", p.region, [
+                [*sm, name, *dims, {"stat": "Sum"}]
+                for name in ("Invocations", "Invocation4XXErrors", "Invocation5XXErrors",
+                             "InvocationModelErrors")
+            ]),
+            _widget("Error rate (%)", p.region, [
+                [*sm, "Invocation5XXErrors", *dims, {"stat": "Sum", "id": "errors_5xx",
+                                                     "visible": False}],
+                [*sm, "InvocationModelErrors", *dims, {"stat": "Sum", "id": "model_errors",
+                                                       "visible": False}],
+                [*sm, "Invocations", *dims, {"stat": "Sum", "id": "invocations", "visible": False}],
+                [{"expression": ERROR_RATE_EXPRESSION, "label": "error rate", "id": "error_rate"}],
+            ], annotations=[("alarm", a.error_rate_percent)]),
+            _widget("Drift", p.region, [
+                [DRIFT, name, "EndpointName", ep, {"stat": "Maximum", "period": batch}]
+                for name in DRIFT_METRICS
+            ], annotations=[("PSI threshold", d.psi_threshold),
+                            ("drifted share alarm", d.critical_feature_share)]),
+            _widget("PSI per feature", p.region, [[{
+                "expression": f"SEARCH('{{{DRIFT},EndpointName,Feature}} MetricName=\"{FEATURE_PSI}\" "
+                f"EndpointName=\"{ep}\"', 'Maximum', {batch})",
+                "id": "feature_psi", "label": "",
+            }]], annotations=[("PSI threshold", d.psi_threshold)]),
+            _widget("Accuracy drop (%)", p.region, [
+                [QUALITY, ACCURACY_DROP, "EndpointName", ep, {"stat": "Maximum", "period": batch}],
+            ], annotations=[("alarm", a.accuracy_drop_percent)]),
+            _widget("Utilization (%)", p.region, [
+                [INSTANCE_METRICS, name, *dims, {"stat": "Average"}]
+                for name in ("CPUUtilization", "MemoryUtilization", "DiskUtilization")
+            ], annotations=[("memory alarm", a.utilization_percent),
+                            ("CPU alarm", p.cpu_threshold_percent)]),
+            {"type": "alarm", "properties": {
+                "title": "Alarms", "alarms": [al.arn for al in self.alarms.values()]}},
+        ]
+        for i, widget in enumerate(widgets):
+            widget.update(x=(i % 2) * 12, y=(i // 2) * 6, width=12, height=6)
+        return json.dumps({"widgets": widgets}, separators=(",", ":"))
+
+
+ERROR_RATE_EXPRESSION = "100*MAX([FILL(errors_5xx,0),FILL(model_errors,0)])/invocations"
+
+
+def alarm_state_pattern(alarm_names: list[str]) -> dict[str, Any]:
+    """EventBridge pattern: one of these alarms went to ALARM."""
+    return {
+        "source": ["aws.cloudwatch"],
+        "detail-type": ["CloudWatch Alarm State Change"],
+        "detail": {"alarmName": list(alarm_names), "state": {"value": ["ALARM"]}},
+    }
+
+
+def _widget(
+    title: str, region: str, metrics: list, annotations: Sequence[tuple[str, float]] = ()
+) -> dict[str, Any]:
+    props: dict[str, Any] = {"title": title, "region": region, "view": "timeSeries",
+                             "stat": "Average", "period": 60, "metrics": metrics}
+    if annotations:
+        props["annotations"] = {"horizontal": [{"label": k, "value": v} for k, v in annotations]}
+    return {"type": "metric", "properties": props}

@@ -1,0 +1,221 @@
+"""A Python Lambda function from `lambdas/<handler>/` plus `lambdas/shared/`, packaged in Python.
+
+The zip keeps the package layout (`lambdas/__init__.py`, `lambdas/shared/...`,
+`lambdas/<handler>/...`), so handlers import `from lambdas.shared... import` and the handler string
+is `lambdas.<handler>.handler.handler`. The zip is reproducible (sorted entries, fixed timestamps
+and permissions, no bytecode), is written into the stack's own folder and referenced relative to
+it with its SHA-256: a second plan shows no change, an edited handler shows one.
+
+Around the function: its log group (retention, KMS), a role with the permissions boundary whose
+policy is derived from what the function touches (its own log group, X-Ray, the statements it is
+given, and whatever `grant()` adds later), KMS-encrypted environment variables and active tracing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import re
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stacks.binding import Construct, aws
+from stacks.config import LOG_RETENTION_DAYS
+from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
+from stacks.policy import Statement, document, statement
+
+# The repository's handler package; tests point `lambdas_dir` at a fixture package instead.
+LAMBDAS_DIR = Path(__file__).resolve().parents[2] / "lambdas"
+RUNTIME = "python3.11"
+# The zip format's earliest timestamp: a fixed value keeps the archive bytes reproducible.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+SKIPPED_PARTS = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
+SKIPPED_SUFFIXES = (".pyc", ".pyo")
+HANDLER_PATTERN = r"^[a-z][a-z0-9_]{0,40}$"
+# Where packages go inside the stack folder (Terraform's working directory).
+ASSET_DIR = Path("assets") / "lambda"
+
+
+@dataclass(frozen=True)
+class LambdaFunctionProps:
+    name: str
+    handler: str  # the folder under lambdas/, e.g. "rollback"
+    description: str
+    stack_dir: Path  # the stack's Terraform working directory (StackPaths.stack_dir)
+    kms_key_arn: str  # encrypts the log group and the environment variables
+    role_path: str
+    boundary_arn: str
+    # What the function touches besides its log group; queues add theirs with `grant()`.
+    statements: tuple[Statement, ...] = ()
+    environment: Mapping[str, str] = field(default_factory=dict)
+    timeout_seconds: int = 60
+    memory_mb: int = 256
+    # Caps the blast radius (and the bill) of a message storm; None leaves the account pool.
+    # (A new account whose concurrency quota is still 10 refuses any reservation: use None there.)
+    reserved_concurrency: int | None = 5
+    log_retention_days: int = 30
+    # Layer ARNs (in AWS: Powertools for AWS Lambda); the runtime already has boto3.
+    layers: tuple[str, ...] = ()
+    architecture: str = "x86_64"
+    lambdas_dir: Path = LAMBDAS_DIR
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(HANDLER_PATTERN, self.handler):
+            raise ValueError(f"function {self.name}: handler {self.handler!r} must match "
+                             f"{HANDLER_PATTERN} (it is a Python package name)")
+        if not (self.lambdas_dir / self.handler / "handler.py").is_file():
+            raise ValueError(f"function {self.name}: no {self.lambdas_dir / self.handler}/handler.py")
+        if not re.fullmatch(r"^[A-Za-z0-9_-]{1,64}$", self.name):
+            raise ValueError(f"function {self.name}: names are 1-64 of [A-Za-z0-9_-]")
+        if not 1 <= self.timeout_seconds <= 900:
+            raise ValueError(f"function {self.name}: timeout_seconds must be 1..900")
+        if not 128 <= self.memory_mb <= 10240:
+            raise ValueError(f"function {self.name}: memory_mb must be 128..10240")
+        if self.reserved_concurrency is not None and self.reserved_concurrency < 1:
+            # 0 would throttle every invocation: a disabled function, not a limit.
+            raise ValueError(f"function {self.name}: reserved_concurrency must be >= 1 or None")
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            raise ValueError(f"function {self.name}: log_retention_days must be one of "
+                             f"{LOG_RETENTION_DAYS}")
+        if self.architecture not in ("x86_64", "arm64"):
+            raise ValueError(f"function {self.name}: architecture is x86_64 or arm64")
+
+    @property
+    def handler_path(self) -> str:
+        return f"lambdas.{self.handler}.handler.handler"
+
+
+def package_files(lambdas_dir: Path, handler: str) -> list[tuple[str, Path]]:
+    """(name in the zip, file) for the package marker, shared/ and the handler's folder, sorted."""
+    files = [("lambdas/__init__.py", lambdas_dir / "__init__.py")]
+    for folder in ("shared", handler):
+        root = lambdas_dir / folder
+        for path in root.rglob("*") if root.is_dir() else ():
+            rel = path.relative_to(lambdas_dir)
+            if (
+                path.is_file()
+                and not any(part in SKIPPED_PARTS for part in rel.parts)
+                and path.suffix not in SKIPPED_SUFFIXES
+            ):
+                files.append((f"lambdas/{rel.as_posix()}", path))
+    missing = [str(p) for _, p in files if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"Lambda package files missing: {missing}")
+    return sorted(files)
+
+
+def build_package(lambdas_dir: Path, handler: str) -> bytes:
+    """The deployment zip: same files in, same bytes out, whatever the checkout's mtimes/umask."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, path in package_files(lambdas_dir, handler):
+            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o100644 << 16  # a regular file, rw-r--r--
+            info.create_system = 3  # unix, so the permissions above are honoured
+            archive.writestr(info, path.read_bytes(), compresslevel=9)
+    return buffer.getvalue()
+
+
+def package_hash(package: bytes) -> str:
+    """What Lambda reports as CodeSha256 and Terraform compares as source_code_hash."""
+    return base64.b64encode(hashlib.sha256(package).digest()).decode()
+
+
+class LambdaFunction(Construct):
+    def __init__(self, scope: Construct, id_: str, props: LambdaFunctionProps):
+        super().__init__(scope, id_)
+        self.props = props
+        package = build_package(props.lambdas_dir, props.handler)
+        relative = ASSET_DIR / f"{props.name}.zip"
+        target = props.stack_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.is_file() or target.read_bytes() != package:
+            target.write_bytes(package)
+
+        # Created before the function, so Lambda never creates it unencrypted without retention.
+        self.log_group = aws.cloudwatch_log_group.CloudwatchLogGroup(
+            self,
+            "logs",
+            name=f"/aws/lambda/{props.name}",
+            retention_in_days=props.log_retention_days,
+            kms_key_id=props.kms_key_arn,
+        )
+        self.role = ScopedRole(
+            self,
+            "role",
+            ScopedRoleProps(
+                name=props.name,
+                description=f"Run-time role of the {props.name} function",
+                path=props.role_path,
+                boundary_arn=props.boundary_arn,
+                statements=(self.log_statement("WriteOwnLogs"), _tracing_statement(),
+                            *props.statements),
+                assumed_by_service="lambda.amazonaws.com",
+            ),
+        )
+        fn = aws.lambda_function
+        environment = {"POWERTOOLS_SERVICE_NAME": props.handler, **props.environment}
+        self.function = fn.LambdaFunction(
+            self,
+            "function",
+            function_name=props.name,
+            description=props.description,
+            role=self.role.arn,
+            runtime=RUNTIME,
+            handler=props.handler_path,
+            architectures=[props.architecture],
+            # Relative to the stack folder, Terraform's working directory: the JSON stays
+            # machine-independent.
+            filename=relative.as_posix(),
+            source_code_hash=package_hash(package),
+            timeout=props.timeout_seconds,
+            memory_size=props.memory_mb,
+            reserved_concurrent_executions=props.reserved_concurrency,
+            kms_key_arn=props.kms_key_arn,
+            environment=fn.LambdaFunctionEnvironment(variables=environment),
+            tracing_config=fn.LambdaFunctionTracingConfig(mode="Active"),
+            layers=list(props.layers) or None,
+            depends_on=[self.log_group],
+        )
+        self._grants = 0
+
+    @property
+    def arn(self) -> str:
+        return self.function.arn
+
+    @property
+    def name(self) -> str:
+        return self.function.function_name
+
+    @property
+    def timeout_seconds(self) -> int:
+        return self.props.timeout_seconds
+
+    def log_statement(self, sid: str) -> Statement:
+        arn = self.log_group.arn
+        return statement(sid, ["logs:CreateLogStream", "logs:PutLogEvents"], [arn, f"{arn}:*"])
+
+    def grant(self, purpose: str, statements: list[Statement]) -> aws.iam_role_policy.IamRolePolicy:
+        """Adds a policy to the function's role: one inline policy per purpose (e.g. one queue), so
+        each grant reads, and is revoked, on its own. Returns it for `depends_on`."""
+        self._grants += 1
+        return aws.iam_role_policy.IamRolePolicy(
+            self,
+            f"grant_{self._grants}",
+            name=f"{self.props.name}-{purpose}",
+            role=self.role.role.name,
+            policy=document(statements),
+        )
+
+    def invoke_statement(self, sid: str) -> Statement:
+        return statement(sid, ["lambda:InvokeFunction"], [self.function.arn])
+
+
+def _tracing_statement() -> Statement:
+    # Active tracing: the function sends its segments to X-Ray. These two actions have no
+    # resource type, so "*" is the narrowest resource IAM accepts.
+    return statement("SendTraces", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"])
