@@ -59,6 +59,7 @@ class ProjectNames:
         self.base = naming.name(project)  # e.g. mlops-local-demo
         self.model_package_group = self.base
         self.pipeline = f"{self.base}-training"
+        self.endpoint = self.base  # the project's real-time endpoint
         self.execution_role = f"{self.base}-execution"
         self.datasets_bucket = naming.bucket("datasets")
         self.artifacts_bucket = naming.bucket("artifacts")
@@ -68,6 +69,10 @@ class ProjectNames:
                              f"{naming.name('permissions-boundary')}")
         self.role_arn = f"arn:aws:iam::{naming.account_id}:role{naming.role_path}{self.execution_role}"
         self.mlflow_tracking_server = naming.name("mlflow")
+
+    def topic_arn(self, severity: str) -> str:
+        """The platform's alert topics (critical, warning)."""
+        return self.naming.arn("sns", self.naming.name(f"alerts-{severity}"))
 
     def repository_url(self, purpose: str) -> str:
         n = self.naming

@@ -184,6 +184,7 @@ class PlatformStack(cdktf.TerraformStack):
         )
         self._roles()
         self._experiment_tracking()
+        self._eks_serving()
         self._outputs()
 
     def _log_delivery_statement(self, bucket_name: str) -> dict:
@@ -268,6 +269,24 @@ class PlatformStack(cdktf.TerraformStack):
             automatic_model_registration=False,
         )
 
+    def _eks_serving(self) -> None:
+        """Optional EKS serving for the environment (`eks.enabled`; off for local)."""
+        self.eks = None
+        if not self.env.eks.enabled:
+            return
+        from stacks import moto_gaps
+        from stacks.constructs.eks_serving import EksServing, EksServingProps
+
+        env, n = self.env, self.naming
+        self.eks = EksServing(self, "eks", EksServingProps(
+            name=n.name("serving"), settings=env.eks, region=env.region, kms_key_arn=self.key.arn,
+            role_path=n.role_path, boundary_arn=self.boundary.arn,
+            artifacts_bucket_arn=self.data_buckets["artifacts"].arn, artifacts_prefix="",
+            log_retention_days=env.retention.log_days,
+            gaps=moto_gaps.for_environment(env.is_local),
+        ))
+        self.eks.serving_role.node.add_dependency(self.boundary.policy)
+
     def _outputs(self) -> None:
         outputs: dict[str, str] = {
             "environment": self.env.name,
@@ -288,6 +307,9 @@ class PlatformStack(cdktf.TerraformStack):
         outputs |= {f"{p}_role_arn": r.arn for p, r in self.persona_roles.items()}
         if self.mlflow is not None:
             outputs["mlflow_tracking_server_arn"] = self.mlflow.arn
+        if self.eks is not None:
+            outputs["eks_cluster_name"] = self.eks.cluster_name
+            outputs["eks_serving_role_arn"] = self.eks.serving_role_arn
         for key, value in outputs.items():
             cdktf.TerraformOutput(self, key, value=value)
 

@@ -129,6 +129,16 @@ class Serving(Strict):
     # Serve from EKS as well (the environment must enable EKS).
     eks: bool = False
 
+    @model_validator(mode="after")
+    def _initial_count_within_autoscaling(self) -> Serving:
+        scaling = self.autoscaling
+        if not scaling.min_instances <= self.initial_instance_count <= scaling.max_instances:
+            raise ValueError(
+                f"initial_instance_count {self.initial_instance_count} must lie within autoscaling "
+                f"min_instances..max_instances ({scaling.min_instances}..{scaling.max_instances})"
+            )
+        return self
+
 
 class Alarms(Strict):
     error_rate_percent: Annotated[float, Field(gt=0, le=100)] = 5.0

@@ -50,6 +50,12 @@ def execution_statements(r: ProjectRefs) -> list[Statement]:
             ["s3:GetObject", "s3:GetObjectVersion"],
             [_prefix_objects(r.datasets_bucket, p), _prefix_objects(r.capture_bucket, p)],
         ),
+        # The endpoint writes its data capture (inputs and outputs) as this role.
+        statement(
+            "WriteDataCapture",
+            ["s3:PutObject", "s3:AbortMultipartUpload"],
+            [_prefix_objects(r.capture_bucket, p)],
+        ),
         statement(
             "WriteProjectArtifacts",
             ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:AbortMultipartUpload"],

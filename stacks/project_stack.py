@@ -1,7 +1,9 @@
 """A project stack: one ML project in one environment, on top of that environment's platform stack.
 
 model package group -> execution role scoped to the project's prefixes -> step bundle and dataset
-in S3 -> the SageMaker training pipeline (definition from the sagemaker SDK).
+in S3 -> the SageMaker training pipeline (definition from the sagemaker SDK) -> the real-time
+endpoint (data capture, autoscaling, blue/green canary or linear updates that roll back on the
+critical alarms) -> its CloudWatch alarms (critical and warning topics) and dashboard.
 
 The platform's resources are found by name (naming.py) and, for the key, by its alias, so a
 project stack deploys on its own once the platform stack exists.
@@ -15,8 +17,11 @@ import subprocess
 from pathlib import Path
 
 from pipelines.bundle import REPO_ROOT, Bundle, build_bundle
+from stacks import moto_gaps
 from stacks.binding import Construct, aws, cdktf
 from stacks.config import Environment
+from stacks.constructs.endpoint_alarms import EndpointAlarms, EndpointAlarmsProps
+from stacks.constructs.model_endpoint import ModelEndpoint, ModelEndpointProps
 from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
 from stacks.naming import Naming, ProjectNames, project_stack_name
 from stacks.platform_stack import StackPaths, environment_tags
@@ -77,6 +82,7 @@ class ProjectStack(cdktf.TerraformStack):
         uploads = self._upload_bundle(bundle)
         self.default_data_uri = self._dataset()
         self._pipeline(uploads)
+        self._serving()
         self._outputs()
 
     def _execution_role(self) -> None:
@@ -146,6 +152,7 @@ class ProjectStack(cdktf.TerraformStack):
 
         n, env, project = self.names, self.env, self.project
         self.image_uri = f"{n.repository_url('training')}:{image_tag()}"
+        self.inference_image_uri = f"{n.repository_url('inference')}:{image_tag()}"
         target = PipelineTarget(
             pipeline_name=n.pipeline,
             region=env.region,
@@ -155,7 +162,7 @@ class ProjectStack(cdktf.TerraformStack):
             default_data_uri=self.default_data_uri,
             model_package_group=n.model_package_group,
             image_uri=self.image_uri,
-            inference_image_uri=f"{n.repository_url('inference')}:{image_tag()}",
+            inference_image_uri=self.inference_image_uri,
             # The alias, not the key's ARN: the definition is built before the key is looked up.
             kms_key_arn=n.naming.arn("kms", n.key_alias),
             processing_instance_type=env.instance_types.processing,
@@ -174,6 +181,44 @@ class ProjectStack(cdktf.TerraformStack):
             depends_on=uploads,
         )
 
+    def _serving(self) -> None:
+        from pipelines.bootstrap_model import bootstrap_artifact
+
+        n, env, project = self.names, self.env, self.project
+        serving = project.serving
+        instance_type = serving.instance_type or env.instance_types.inference
+        self.alarms = EndpointAlarms(self, "alarms", EndpointAlarmsProps(
+            endpoint_name=n.endpoint, region=env.region,
+            critical_topic_arn=n.topic_arn("critical"), warning_topic_arn=n.topic_arn("warning"),
+            instance_type=instance_type, alarms=project.alarms, drift=project.drift,
+        ))
+        artifact = bootstrap_artifact(REPO_ROOT / project.dataset.schema_file, project.dataset.target,
+                                      project.task)
+        key = f"{project.name}/bootstrap/{hashlib.sha256(artifact).hexdigest()[:16]}/model.tar.gz"
+        bootstrap = aws.s3_object.S3Object(
+            self, "bootstrap_model", bucket=n.artifacts_bucket, key=key,
+            content_base64=base64.b64encode(artifact).decode(),
+            server_side_encryption="aws:kms", kms_key_id=self.key_arn,
+        )
+        self.endpoint = ModelEndpoint(self, "endpoint", ModelEndpointProps(
+            name=n.endpoint, account_id=env.account_id, region=env.region,
+            execution_role_arn=self.execution_role.arn,
+            image_uri=self.inference_image_uri,
+            model_data_url=f"s3://{n.artifacts_bucket}/{key}",
+            instance_type=instance_type, kms_key_arn=self.key_arn,
+            capture_bucket=n.capture_bucket, capture_prefix=project.name,
+            rollback_alarm_names=tuple(self.alarms.deployment_alarm_names),
+            initial_instance_count=serving.initial_instance_count,
+            capture_sampling_percent=serving.capture_sampling_percent,
+            deployment=serving.deployment, autoscaling=serving.autoscaling,
+            shadow=serving.shadow, shadow_sampling_percent=serving.shadow_sampling_percent,
+            gaps=moto_gaps.for_environment(env.is_local),
+        ))
+        # The endpoint's first model must be in S3, and its role able to read it, before SageMaker
+        # starts it.
+        for dependency in (bootstrap, self.execution_role.role, self.execution_role.policy):
+            self.endpoint.node.add_dependency(dependency)
+
     def _outputs(self) -> None:
         outputs = {
             "project": self.project.name,
@@ -185,6 +230,9 @@ class ProjectStack(cdktf.TerraformStack):
             "bundle_uri": f"s3://{self.names.artifacts_bucket}/{self.bundle_prefix}",
             "default_data_uri": self.default_data_uri,
             "image_uri": self.image_uri,
+            "endpoint_name": self.endpoint.name,
+            "capture_uri": f"s3://{self.names.capture_bucket}/{self.project.name}/",
+            "critical_alarm_names": ",".join(self.alarms.critical_alarm_names),
         }
         for key, value in outputs.items():
             cdktf.TerraformOutput(self, key, value=value)

@@ -42,7 +42,7 @@ class ScopedRole(Construct):
             permissions_boundary=props.boundary_arn,
             max_session_duration=props.max_session_seconds,
         )
-        aws.iam_role_policy.IamRolePolicy(
+        self.policy = aws.iam_role_policy.IamRolePolicy(
             self,
             "policy",
             name=f"{props.name}-permissions",

@@ -1,0 +1,82 @@
+"""The demo project's serving in every environment: endpoint with data capture, autoscaling and
+blue/green canary or linear updates whose auto-rollback alarms live in the same stack; every
+alarm notifies SNS."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from stacks.project_config import load_projects
+
+ENVS = ("local", "dev", "staging", "prod")
+
+
+@pytest.fixture(scope="module", params=ENVS)
+def project(request, synth_all, environments):
+    from tests.unit.test_project_config import ROOT
+
+    env = request.param
+    config = load_projects(ROOT)["demo"][env]
+    return env, synth_all.json(f"project-demo-{env}"), config, environments[env].account_id
+
+
+def test_endpoint_captures_data_and_shifts_traffic_with_rollback_alarms(project):
+    env, doc, config, account = project
+    resources = doc["resource"]
+    (endpoint,) = resources["aws_sagemaker_endpoint"].values()
+    assert endpoint["name"] == f"mlops-{env}-demo"
+    (endpoint_config,) = resources["aws_sagemaker_endpoint_configuration"].values()
+    capture = endpoint_config["data_capture_config"]
+    assert capture["enable_capture"] is True
+    assert capture["initial_sampling_percentage"] == config.serving.capture_sampling_percent
+    assert {o["capture_mode"] for o in capture["capture_options"]} == {"Input", "Output"}
+    assert capture["destination_s3_uri"] == f"s3://mlops-{env}-capture-{account}/demo/"
+    assert capture["kms_key_id"] and endpoint_config["kms_key_arn"]
+
+    policy = endpoint["deployment_config"]["blue_green_update_policy"]
+    routing = policy["traffic_routing_configuration"]
+    assert routing["type"] == config.serving.deployment.strategy.upper()
+    alarms = resources["aws_cloudwatch_metric_alarm"]
+    rollback = endpoint["deployment_config"]["auto_rollback_configuration"]["alarms"]
+    assert rollback
+    for ref in rollback:  # references to alarms of this very stack
+        match = re.fullmatch(r"\$\{aws_cloudwatch_metric_alarm\.([^.]+)\.alarm_name\}", ref["alarm_name"])
+        assert match and match.group(1) in alarms, ref
+        assert "critical" in alarms[match.group(1)]["alarm_name"]
+
+
+def test_autoscaling_follows_the_config_outside_local(project):
+    env, doc, config, _ = project
+    targets = doc["resource"].get("aws_appautoscaling_target", {})
+    if env == "local":
+        assert not targets  # moto lacks ListTagsForResource (stacks/moto_gaps.py)
+        return
+    (target,) = targets.values()
+    assert target["min_capacity"] == config.serving.autoscaling.min_instances
+    assert target["max_capacity"] == config.serving.autoscaling.max_instances
+    (policy,) = doc["resource"]["aws_appautoscaling_policy"].values()
+    spec = policy["target_tracking_scaling_policy_configuration"]
+    assert spec["predefined_metric_specification"]["predefined_metric_type"] == (
+        "SageMakerVariantInvocationsPerInstance")
+
+
+def test_every_alarm_notifies_the_platform_topics(project):
+    env, doc, _, _ = project
+    alarms = doc["resource"]["aws_cloudwatch_metric_alarm"].values()
+    assert alarms
+    for alarm in alarms:
+        assert alarm["alarm_actions"], alarm["alarm_name"]
+        for action in alarm["alarm_actions"]:
+            assert action.endswith((f":mlops-{env}-alerts-critical", f":mlops-{env}-alerts-warning"))
+    assert doc["resource"]["aws_cloudwatch_dashboard"]
+
+
+def test_endpoint_starts_from_a_bootstrap_model_in_the_stack(project):
+    _, doc, _, _ = project
+    objects = doc["resource"]["aws_s3_object"]
+    bootstrap = objects["bootstrap_model"]
+    (model,) = doc["resource"]["aws_sagemaker_model"].values()
+    assert model["primary_container"]["model_data_url"] == f"s3://{bootstrap['bucket']}/{bootstrap['key']}"
+
