@@ -174,7 +174,9 @@ class DeploymentHistory:
 
 class AuditLog:
     """Decision records. The key comes from the decision's identity (event time, action, the
-    idempotency key), so a retried decision overwrites its own record instead of adding one."""
+    idempotency key, the decision), so a retried decision overwrites its own record instead of
+    adding one, and a different decision on the same event (e.g. a redelivery after the
+    idempotency record expired, finding the world changed) adds its own."""
 
     def __init__(self, client: Any, table: str):
         self.client, self.table = client, table
@@ -193,7 +195,7 @@ class AuditLog:
     ) -> dict[str, Any]:
         record = {
             "subject": subject,
-            "audit_id": f"{iso(event_time)}#{action}#{digest(identity, length=12)}",
+            "audit_id": f"{iso(event_time)}#{action}#{digest(identity, decision, length=12)}",
             "action": action,
             "decision": decision,
             "reasons": reasons,

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from aws_lambda_powertools.utilities.parser.models.event_bridge import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lambdas.shared.control.errors import MalformedEventError
 
@@ -50,7 +50,7 @@ class ModelPackageDetail(BaseModel):
 
 class ModelPackageStateChange(EventBridgeModel):
     source: Literal["aws.sagemaker"]
-    detail_type: Literal["SageMaker Model Package State Change"]  # type: ignore[assignment]
+    detail_type: Literal["SageMaker Model Package State Change"] = Field(alias="detail-type")  # type: ignore[assignment]
     detail: ModelPackageDetail  # type: ignore[assignment]
 
     @property
@@ -87,7 +87,7 @@ class AlarmDetail(BaseModel):
 
 class AlarmStateChange(EventBridgeModel):
     source: Literal["aws.cloudwatch"]
-    detail_type: Literal["CloudWatch Alarm State Change"]  # type: ignore[assignment]
+    detail_type: Literal["CloudWatch Alarm State Change"] = Field(alias="detail-type")  # type: ignore[assignment]
     detail: AlarmDetail  # type: ignore[assignment]
 
     @property

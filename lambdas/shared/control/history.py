@@ -20,22 +20,23 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 NAME_MAX = 63  # SageMaker model and endpoint config names
-STARTING, UPDATING, CREATING, FAILED, RESTORING = "STARTING", "UPDATING", "CREATING", "FAILED", "RESTORING"
+# Record statuses: written before any SageMaker call, then the call's outcome.
+STARTING, UPDATING, CREATING, FAILED = "STARTING", "UPDATING", "CREATING", "FAILED"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Deployment:
     endpoint_name: str
     deployment_id: str
     kind: Literal["deploy", "rollback"]
     status: str
-    model_package_arn: str | None
     new_endpoint_config: str
-    previous_endpoint_config: str | None
-    previous_model_package_arn: str | None
-    event_time: str  # ISO-8601 UTC
+    event_time: str  # ISO-8601 UTC of the state change that caused it
     started_at: str  # ISO-8601 UTC
+    model_package_arn: str | None = None  # the package new_endpoint_config serves
     model_package_version: int | None = None
+    previous_endpoint_config: str | None = None  # what the endpoint served before (None: no endpoint)
+    previous_model_package_arn: str | None = None
     bad_model_package_arn: str | None = None  # rollbacks: the package rolled back from
 
     @classmethod
@@ -68,7 +69,7 @@ def iso(moment: datetime) -> str:
 
 def deployment_id(kind: str, name: str, changed_at: datetime) -> str:
     # One id per state change: duplicates collide on it, a later re-approval gets a new one.
-    return f"{kind}#{changed_at.strftime('%Y%m%dT%H%M%S.%fZ')}#{name}"
+    return f"{kind}#{changed_at.astimezone(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}#{name}"
 
 
 def _order(record: Deployment) -> tuple[str, str]:

@@ -12,6 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lambdas.shared.control.errors import RetryLaterError
+from lambdas.shared.control.history import CREATING, UPDATING
 from lambdas.shared.control.settings import Settings
 
 UPDATABLE = "InService"
@@ -155,13 +156,13 @@ class SageMaker:
         guarded: with DEPLOYMENT_CONFIG (blue/green traffic shifting, auto-rollback alarms);
         otherwise all at once (a rollback must not wait for a canary). Variant properties the
         endpoint has now (instance count set by autoscaling, weights) are retained; data capture
-        comes from the new config. Returns "UPDATING" or "CREATING"."""
+        comes from the new config. Returns the record status: UPDATING or CREATING."""
         s = self.settings
         if not current.exists:
             self.client.create_endpoint(
                 EndpointName=s.endpoint_name, EndpointConfigName=config, Tags=self._tags()
             )
-            return "CREATING"
+            return CREATING
         kwargs: dict[str, Any] = {
             "EndpointName": s.endpoint_name,
             "EndpointConfigName": config,
@@ -171,4 +172,4 @@ class SageMaker:
         if guarded:
             kwargs["DeploymentConfig"] = s.deployment_config
         self.client.update_endpoint(**kwargs)
-        return "UPDATING"
+        return UPDATING

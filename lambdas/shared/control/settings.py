@@ -33,7 +33,7 @@ deploy, rollback, retrain) take the same set, so the stack builds one environmen
 | `RETRAIN_ALARMS` | yes | JSON list: the drift/accuracy alarm names that start a retrain |
 | `APPROVER_ROLE_ARN` | in prod | the IAM role whose sessions may approve prod packages |
 | `PROMOTION_SOURCE_GROUP` | in prod | the staging model package group prod packages are promoted from |
-| `POWERTOOLS_SERVICE_NAME` | no | service name in logs and metrics (default: the handler's folder name) |
+| `POWERTOOLS_SERVICE_NAME` | no | not used: logs and metrics name the handler (gate, deploy, ...) |
 | `POWERTOOLS_LOG_LEVEL`, ... | no | as documented by Powertools for AWS Lambda |
 
 (1) `BlueGreenUpdatePolicy` (TrafficRoutingConfiguration CANARY or LINEAR, wait, sizes) and

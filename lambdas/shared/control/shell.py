@@ -16,7 +16,8 @@
   the retry acts again.
 - Logs: Powertools Logger (JSON, with the Lambda context); metrics: Powertools Metrics (EMF,
   namespace MLOps/ControlLoop, dimensions service/project/environment).
-- Decisions: `decide()` writes the audit record, publishes it to SNS and logs it.
+- Decisions: `decide()` writes the audit record, publishes it to SNS (a failed publish is
+  logged and counted, not retried: the audit record is the evidence) and logs it.
 """
 
 from __future__ import annotations
@@ -77,14 +78,19 @@ class ControlLoop:
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
         self._idempotent_act: Callable[..., dict[str, Any]] | None = None
+        # One boto3 session for every client of this handler (it caches the service models);
+        # None: made on first use. Tests running several handlers in one process share one.
+        self.session: Any = None
 
     # Clients are made on first use, not at import: a cold start pays only for what it calls.
     def client(self, service: str) -> Any:
         with self._lock:
             if service not in self._clients:
-                import boto3
+                if self.session is None:
+                    import boto3
 
-                self._clients[service] = boto3.session.Session().client(service, config=BOTO_CONFIG)
+                    self.session = boto3.session.Session()
+                self._clients[service] = self.session.client(service, config=BOTO_CONFIG)
             return self._clients[service]
 
     @property
@@ -144,11 +150,8 @@ class ControlLoop:
             },
         )
         if topic:
-            subject_line = f"[{s.environment}/{s.project}] {action}: {decision}"
-            self.client("sns").publish(
-                TopicArn=topic,
-                Subject=subject_line.encode("ascii", "replace").decode()[:100],
-                Message=json.dumps({**record, "inputs": inputs}, default=str, indent=1),
+            self._notify(
+                topic, f"[{s.environment}/{s.project}] {action}: {decision}", {**record, "inputs": inputs}
             )
         self.logger.info(
             summary,
@@ -169,8 +172,22 @@ class ControlLoop:
             "audit_id": record["audit_id"],
         }
 
+    def _notify(self, topic: str, subject: str, message: dict[str, Any]) -> None:
+        # The decision is taken and audited by now: a failed notification must not fail the
+        # record, whose retry would find the work done and only record that instead.
+        try:
+            self.client("sns").publish(
+                TopicArn=topic,
+                Subject=subject.encode("ascii", "replace").decode()[:100],
+                Message=json.dumps(message, default=str, indent=1),
+            )
+        except Exception:
+            self.logger.exception("notification failed", extra={"topic": topic, "subject": subject})
+            self.count("NotificationFailures")
+
     def _act_once(self, act: Callable[[Any, Invocation], dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-        # Built on first use: the persistence layer creates its DynamoDB client when made.
+        # Built on first use: the persistence layer needs a DynamoDB client.
+        dynamodb = self.client("dynamodb")
         with self._lock:
             if self._idempotent_act is None:
 
@@ -182,7 +199,7 @@ class ControlLoop:
                     run,
                     data_keyword_argument="key",
                     persistence_store=DynamoDBPersistenceLayer(
-                        table_name=self.settings.idempotency_table, boto_config=BOTO_CONFIG
+                        table_name=self.settings.idempotency_table, boto3_client=dynamodb
                     ),
                     config=self.idempotency,
                     key_prefix=f"{self.settings.project}-{self.settings.environment}-{self.name}",
@@ -208,7 +225,8 @@ class ControlLoop:
                 )
             finally:
                 with _METRICS_LOCK:
-                    self.metrics.flush_metrics(raise_on_empty_metrics=False)
+                    if self.metrics.metric_set:  # nothing decided (all ignored): no empty EMF line
+                        self.metrics.flush_metrics(raise_on_empty_metrics=False)
 
         return self.logger.inject_lambda_context(handler)
 

@@ -1,0 +1,1 @@
+"""The deploy handler (handler.py)."""

@@ -1,0 +1,164 @@
+"""Deploy: serve every model package approved in the project's group.
+
+Event: "SageMaker Model Package State Change", ModelApprovalStatus Approved, our group. Idempotency
+key: package ARN + status + the change's time (a later re-approval is a new deployment).
+
+1. DescribeModelPackage: a package no longer Approved (rolled back, rejected since) is skipped.
+2. Prod: the promotion rule (promotion.py); a refusal is audited and sent to the critical topic.
+3. Under the endpoint's lease (LOCKS table; held elsewhere -> the record retries later):
+   - history.deploy_decision: nothing to do if the endpoint serves or is switching to this
+     package's config; skipped as superseded if a newer state change (a later approval, a
+     rollback) already decided what it serves: an out-of-order Approved event never brings an
+     older model back;
+   - the deployment record first (previous config = what the endpoint serves now), then the
+     model and endpoint config `<endpoint>-v<version>-<hash>` (reused if they exist), then
+     UpdateEndpoint with DEPLOYMENT_CONFIG (blue/green canary/linear, auto-rollback alarms), or
+     CreateEndpoint if there is no endpoint. A failed call marks the record FAILED.
+4. Audit record; summary to the warning topic.
+The handler does not wait for the blue/green update: SageMaker shifts traffic and rolls back by
+itself on the auto-rollback alarms; DescribeEndpoint tells later handlers what is served.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from lambdas.shared.control import events, history
+from lambdas.shared.control.promotion import promotion_problems
+from lambdas.shared.control.settings import load_settings
+from lambdas.shared.control.shell import ControlLoop, Invocation
+
+loop = ControlLoop("deploy", load_settings())
+settings = loop.settings
+LEASE_MARGIN_SECONDS = 30
+
+
+def approved_by(package: dict[str, Any]) -> str | None:
+    return ((package.get("LastModifiedBy") or {}).get("IamIdentity") or {}).get("Arn")
+
+
+def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[str, Any]:
+    arn = event.detail.ModelPackageArn
+    common = {
+        "action": "deploy",
+        "subject": settings.endpoint_name,
+        "changed_at": event.changed_at,
+        "identity": events.package_identity(event),
+    }
+    package = loop.sagemaker.describe_package(arn)
+    status = package.get("ModelApprovalStatus")
+    version = package.get("ModelPackageVersion") or event.detail.ModelPackageVersion
+    inputs: dict[str, Any] = {
+        "model_package_arn": arn,
+        "model_package_version": version,
+        "status": status,
+        "event_id": event.id,
+        "event_changed_at": event.changed_at.isoformat(),
+    }
+    if status != "Approved":
+        return loop.decide(
+            **common,
+            decision="skipped",
+            summary=f"{arn} is {status} now: not deploying it",
+            reasons=[f"status is {status}"],
+            inputs=inputs,
+            topic=None,
+        )
+    metadata = package.get("CustomerMetadataProperties") or {}
+    problems = promotion_problems(
+        settings.environment,
+        metadata,
+        approved_by(package),
+        settings.approver_role_arn,
+        settings.promotion_source_group,
+    )
+    if problems:
+        return loop.decide(
+            **common,
+            decision="refused",
+            summary=f"refused to deploy {arn}: {'; '.join(problems)}",
+            reasons=problems,
+            inputs={**inputs, "metadata": metadata, "approved_by": approved_by(package)},
+            topic=settings.critical_topic_arn,
+        )
+
+    name = history.resource_name(settings.endpoint_name, arn, version)
+    record_id = history.deployment_id("deploy", name, event.changed_at)
+    owner = f"deploy-{invocation.message_id}-{uuid.uuid4().hex[:8]}"
+    with loop.leases.held(
+        f"endpoint#{settings.endpoint_name}",
+        owner,
+        invocation.seconds_left() + LEASE_MARGIN_SECONDS,
+        f"deploy {arn}",
+    ):
+        state = loop.sagemaker.endpoint()
+        records = loop.history.list(settings.endpoint_name)
+        plan = history.deploy_decision(
+            records, record_id, name, history.iso(event.changed_at), state.config, state.pending_config
+        )
+        inputs.update(
+            endpoint_status=state.status,
+            endpoint_config=state.config,
+            pending_config=state.pending_config,
+            new_endpoint_config=name,
+        )
+        if plan.action != "deploy":
+            return loop.decide(
+                **common,
+                decision=plan.action,
+                summary=f"{arn}: {plan.reason}",
+                reasons=[plan.reason],
+                inputs=inputs,
+                topic=None,
+            )
+        if state.exists:
+            state.require_updatable(settings.endpoint_name)
+        serving = history.serving_deployment(records, state.config)
+        record = plan.existing or history.Deployment(
+            endpoint_name=settings.endpoint_name,
+            deployment_id=record_id,
+            kind="deploy",
+            status=history.STARTING,
+            model_package_arn=arn,
+            model_package_version=version,
+            new_endpoint_config=name,
+            previous_endpoint_config=state.config,
+            previous_model_package_arn=serving.model_package_arn if serving else None,
+            event_time=history.iso(event.changed_at),
+            started_at=history.iso(datetime.now(UTC)),
+        )
+        loop.history.create(record)
+        try:
+            loop.sagemaker.build(name, arn)
+            outcome = loop.sagemaker.switch(name, state, guarded=True)
+        except Exception as exc:
+            loop.history.set_status(
+                settings.endpoint_name, record.deployment_id, history.FAILED, error=str(exc)[:1000]
+            )
+            raise
+        loop.history.set_status(settings.endpoint_name, record.deployment_id, outcome)
+    inputs.update(
+        deployment_id=record.deployment_id,
+        previous_endpoint_config=record.previous_endpoint_config,
+        previous_model_package_arn=record.previous_model_package_arn,
+        deployment_config=settings.deployment_config if outcome == history.UPDATING else None,
+    )
+    return loop.decide(
+        **common,
+        decision="deployed",
+        summary=f"{arn} -> {settings.endpoint_name}: {outcome}, {record.previous_endpoint_config} -> {name}",
+        reasons=[plan.reason],
+        inputs=inputs,
+        topic=settings.warning_topic_arn,
+    )
+
+
+handler = loop.lambda_handler(
+    accept=lambda message_id, body: events.package_event(
+        message_id, body, settings.model_package_group, "Approved"
+    ),
+    identity=events.package_identity,
+    act=act,
+)

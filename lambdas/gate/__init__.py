@@ -1,0 +1,1 @@
+"""The gate handler (handler.py)."""

@@ -1,0 +1,120 @@
+"""Gate: decide on every model package registered in the project's group (PendingManualApproval).
+
+Event: "SageMaker Model Package State Change", ModelApprovalStatus PendingManualApproval, our
+group (others are ignored). Idempotency key: package ARN + status + the change's time.
+
+1. DescribeModelPackage; a package no longer pending (someone already decided) is left alone.
+2. Its evaluation: the report at ModelMetrics.ModelQuality.Statistics.S3Uri, else the metadata.
+3. The production model: the package of the deployment record whose endpoint config the
+   endpoint serves now (none: the first model, nothing to regress against), and its evaluation.
+4. gate.decide (pure) -> UpdateModelPackage Approved/Rejected with the reasons as
+   ApprovalDescription. In prod a passing package stays PendingManualApproval: approving prod
+   packages is the approver role's (see promotion.py); the verdict is recorded for them.
+5. Audit record with the verdict and every input; summary to the warning topic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from lambdas.shared.control import events, gate
+from lambdas.shared.control.history import serving_deployment
+from lambdas.shared.control.settings import load_settings
+from lambdas.shared.control.shell import ControlLoop, Invocation
+
+loop = ControlLoop("gate", load_settings())
+settings = loop.settings
+
+
+def evaluation_of(package: dict[str, Any]) -> tuple[gate.Evaluation, str | None]:
+    """The package's evaluation, and why the report could not be used (None if it was)."""
+    uri = (((package.get("ModelMetrics") or {}).get("ModelQuality") or {}).get("Statistics") or {}).get(
+        "S3Uri"
+    )
+    problem = "the package has no ModelMetrics.ModelQuality.Statistics.S3Uri"
+    if uri:
+        try:
+            return gate.evaluation_from_report(loop.read_json(uri)), None
+        except Exception as exc:  # any unreadable report: the metadata is the documented fallback
+            problem = f"cannot use the evaluation report {uri}: {exc}"
+    loop.logger.warning(
+        f"{problem}; using the package metadata", extra={"package": package.get("ModelPackageArn")}
+    )
+    metadata = package.get("CustomerMetadataProperties") or {}
+    return gate.evaluation_from_metadata(metadata, set(settings.gate.thresholds)), problem
+
+
+def production_package() -> str | None:
+    endpoint = loop.sagemaker.endpoint()
+    if not endpoint.exists:
+        return None
+    serving = serving_deployment(loop.history.list(settings.endpoint_name), endpoint.config)
+    return serving.model_package_arn if serving else None
+
+
+def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[str, Any]:
+    arn = event.detail.ModelPackageArn
+    common = {
+        "action": "gate",
+        "subject": arn,
+        "changed_at": event.changed_at,
+        "identity": events.package_identity(event),
+    }
+    package = loop.sagemaker.describe_package(arn)
+    status = package.get("ModelApprovalStatus")
+    if status != "PendingManualApproval":
+        return loop.decide(
+            **common,
+            decision="skipped",
+            summary=f"{arn} is {status} now: nothing to gate",
+            reasons=[f"status is {status}"],
+            inputs={"status": status},
+            topic=None,
+        )
+
+    candidate, candidate_problem = evaluation_of(package)
+    production_arn = production_package()
+    production = production_problem = None
+    if production_arn and production_arn != arn:
+        production, production_problem = evaluation_of(loop.sagemaker.describe_package(production_arn))
+        if not production.metrics:
+            production = None
+    verdict = gate.decide(candidate, production, settings.gate, production_arn)
+    description = gate.approval_description(verdict)
+
+    if not verdict.approved:
+        decision = "rejected"
+        loop.sagemaker.set_approval(arn, "Rejected", description)
+    elif settings.environment == "prod":
+        decision = "passed"  # the approver role approves prod packages
+    else:
+        decision = "approved"
+        loop.sagemaker.set_approval(arn, "Approved", description)
+    return loop.decide(
+        **common,
+        decision=decision,
+        summary=f"{arn}: {description}",
+        reasons=list(verdict.reasons),
+        inputs={
+            "candidate": asdict(candidate),
+            "candidate_report_problem": candidate_problem,
+            "production_package_arn": production_arn,
+            "production": asdict(production) if production else None,
+            "production_report_problem": production_problem,
+            "gate_config": settings.gate.model_dump(mode="json"),
+            "verdict": verdict.as_dict(),
+            "metadata": package.get("CustomerMetadataProperties") or {},
+            "event_id": event.id,
+        },
+        topic=settings.warning_topic_arn,
+    )
+
+
+handler = loop.lambda_handler(
+    accept=lambda message_id, body: events.package_event(
+        message_id, body, settings.model_package_group, "PendingManualApproval"
+    ),
+    identity=events.package_identity,
+    act=act,
+)

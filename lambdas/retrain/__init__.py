@@ -1,0 +1,1 @@
+"""The retrain handler (handler.py)."""

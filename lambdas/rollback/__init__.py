@@ -1,0 +1,1 @@
+"""The rollback handler (handler.py)."""

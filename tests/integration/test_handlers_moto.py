@@ -1,0 +1,730 @@
+"""The control-loop handlers against a moto server over HTTP, fed realistic SQS batches of
+EventBridge events: the same code and boto3 calls that run in AWS.
+
+Moto gaps, worked around here in the test setup only (the handlers are unchanged):
+- moto has no UpdateEndpoint: `UpdateEndpointEmulation` validates the request against botocore's
+  model, records it, and re-creates the endpoint on the new config (moto serves it at once, as
+  if the blue/green update had completed; its endpoints are always InService and have no
+  PendingDeploymentSummary, so "update in progress" is covered by the unit tests only).
+- UpdateModelPackage in moto drops the package's CustomerMetadataProperties (AWS keeps them):
+  the gate reads evaluations from the report in S3, which moto keeps.
+- moto's LastModifiedBy carries no IamIdentity: the prod approver check can only refuse here
+  (the accepting side is unit-tested).
+- StartPipelineExecution needs the pipeline to exist (created here with an empty definition);
+  moto ignores its ClientRequestToken. DynamoDB TTL is not enforced: an expired cooldown is
+  written, not waited for.
+- moto emits no service events and runs no event source mappings: the tests build the events
+  from DescribeModelPackage as SageMaker does, and `drain` plays the SQS -> Lambda mapping.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from botocore.validate import validate_parameters
+
+from lambdas.shared.control import tables
+from lambdas.shared.control.history import resource_name
+from lambdas.shared.control.settings import dummy_environment
+
+pytestmark = pytest.mark.integration
+
+EVENTS = Path(__file__).resolve().parents[1] / "fixtures" / "events"
+HANDLERS = ("gate", "deploy", "rollback", "retrain")
+ACCOUNT = "123456789012"
+GROUP = ENDPOINT = "mlops-dev-demo"
+BUCKET = f"mlops-dev-artifacts-{ACCOUNT}"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/mlops-dev/mlops-dev-demo-execution"
+ERRORS_ALARM, LATENCY_ALARM = "mlops-dev-demo-errors", "mlops-dev-demo-latency"
+DRIFT_ALARM, ACCURACY_ALARM = "mlops-dev-demo-drift", "mlops-dev-demo-accuracy"
+BOOTSTRAP = f"{ENDPOINT}-bootstrap"
+
+
+class FakeContext:
+    memory_limit_in_mb = 256
+    aws_request_id = "req"
+
+    def __init__(self, name: str):
+        self.function_name = f"mlops-dev-demo-{name}"
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+class UpdateEndpointEmulation:
+    """A SageMaker client whose update_endpoint moto lacks; everything else goes to moto."""
+
+    def __init__(self, client: Any, world: World):
+        self._client, self._world = client, world
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def update_endpoint(self, **kwargs: Any) -> dict[str, Any]:
+        shape = self._client.meta.service_model.operation_model("UpdateEndpoint").input_shape
+        validate_parameters(kwargs, shape)  # raises on any parameter AWS would refuse
+        described = self._client.describe_endpoint(EndpointName=kwargs["EndpointName"])
+        self._client.describe_endpoint_config(EndpointConfigName=kwargs["EndpointConfigName"])
+        time.sleep(self._world.update_delay)  # widens the window concurrent deliveries race in
+        with self._world.lock:
+            self._world.updates.append(kwargs)
+        self._client.delete_endpoint(EndpointName=kwargs["EndpointName"])
+        self._client.create_endpoint(
+            EndpointName=kwargs["EndpointName"], EndpointConfigName=kwargs["EndpointConfigName"]
+        )
+        return {"EndpointArn": described["EndpointArn"]}
+
+
+def evaluation_report(
+    accuracy: float, recall: float, f1: float, roc_auc: float, p95: float, gap: float
+) -> dict[str, Any]:
+    """evaluation.json as pipelines/steps/evaluate.py writes it."""
+
+    def value(v: float) -> dict[str, Any]:
+        return {"value": v, "standard_deviation": "NaN"}
+
+    return {
+        "binary_classification_metrics": {
+            "accuracy": value(accuracy),
+            "recall": value(recall),
+            "f1": value(f1),
+            "auc": value(roc_auc),
+            "confusion_matrix": {"0": {"0": 52, "1": 2}, "1": {"0": 2, "1": 30}},
+        },
+        "task": "classification",
+        "n_test": 86,
+        "metrics": {"accuracy": accuracy, "precision": 0.95, "recall": recall, "f1": f1, "roc_auc": roc_auc},
+        "latency_ms": {"p50": round(p95 / 2, 3), "p95": p95, "n": 200},
+        "fairness": {
+            "attribute": "mean_radius",
+            "threshold": 14.0,
+            "metric": "recall",
+            "groups": {"<= 14.0": {"n": 50, "recall": recall}, "> 14.0": {"n": 36, "recall": recall - gap}},
+            "gap": gap,
+            "max_gap": 0.25,
+            "within_bounds": gap <= 0.25,
+        },
+        "model": {"algorithm": "gradient_boosting", "hyperparameters": {"n_estimators": 150}, "seed": 42},
+    }
+
+
+GOOD = evaluation_report(0.95, 0.93, 0.94, 0.98, 2.5, 0.05)
+BETTER = evaluation_report(0.965, 0.95, 0.955, 0.99, 2.4, 0.04)
+WORSE = evaluation_report(0.93, 0.89, 0.91, 0.97, 75.0, 0.31)
+
+
+def epoch_ms(value: Any) -> Any:
+    return int(value.timestamp() * 1000) if isinstance(value, datetime) else value
+
+
+class World:
+    """The local AWS with what the stack would provision, and the handlers loaded against it."""
+
+    def __init__(self, server: Any, monkeypatch: pytest.MonkeyPatch, **settings: str):
+        self.server, self.lock = server, threading.Lock()
+        self.updates: list[dict[str, Any]] = []
+        self.update_delay = 0.0
+        self.sm, self.ddb, self.s3 = (
+            server.client("sagemaker"),
+            server.client("dynamodb"),
+            server.client("s3"),
+        )
+        self.sqs, self.sns = server.client("sqs"), server.client("sns")
+        self.env = dummy_environment(**settings)
+        for key, value in {**server.client_env(), **self.env}.items():
+            monkeypatch.setenv(key, value)
+        for attribute, schema in tables.TABLES.items():
+            name = self.env[attribute.upper()]
+            self.ddb.create_table(**tables.create_table_request(schema, name))
+            if schema["TimeToLive"]:
+                self.ddb.update_time_to_live(
+                    TableName=name,
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": schema["TimeToLive"]},
+                )
+        self.topic_queues = {}
+        for topic in ("critical", "warning"):
+            arn = self.sns.create_topic(Name=f"mlops-dev-alerts-{topic}")["TopicArn"]
+            assert arn == self.env[f"{topic.upper()}_TOPIC_ARN"]
+            url = self.sqs.create_queue(QueueName=f"alerts-{topic}")["QueueUrl"]
+            queue_arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+            self.sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn["QueueArn"])
+            self.topic_queues[topic] = url
+        self.s3.create_bucket(Bucket=BUCKET)
+        self.sm.create_model_package_group(ModelPackageGroupName=GROUP)
+        self.sm.create_pipeline(
+            PipelineName=self.env["PIPELINE_NAME"],
+            RoleArn=ROLE,
+            PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+        )
+        self.session = boto3.session.Session()
+        self.handlers = {name: self._load(name, monkeypatch) for name in HANDLERS}
+
+    def _load(self, name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+        # Settings are read at import (cold start): a fresh module per test, as a fresh container.
+        module_name = f"lambdas.{name}.handler"
+        module = (
+            importlib.reload(sys.modules[module_name])
+            if module_name in sys.modules
+            else importlib.import_module(module_name)
+        )
+        module.loop.session = self.session  # one set of service models for all four handlers
+        original = module.loop.client
+
+        def client(service: str) -> Any:
+            made = original(service)
+            return UpdateEndpointEmulation(made, self) if service == "sagemaker" else made
+
+        monkeypatch.setattr(module.loop, "client", client)
+        return module
+
+    # --- what Terraform creates: the endpoint on its bootstrap model --------------------------
+    def bootstrap_endpoint(self) -> None:
+        self.sm.create_model(
+            ModelName=BOOTSTRAP,
+            ExecutionRoleArn=ROLE,
+            PrimaryContainer={
+                "Image": f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/mlops-dev-inference:bootstrap",
+                "ModelDataUrl": f"s3://{BUCKET}/bootstrap/model.tar.gz",
+            },
+        )
+        self.sm.create_endpoint_config(
+            EndpointConfigName=BOOTSTRAP,
+            ProductionVariants=[
+                {
+                    "VariantName": "primary",
+                    "ModelName": BOOTSTRAP,
+                    "InstanceType": "ml.m5.large",
+                    "InitialInstanceCount": 1,
+                }
+            ],
+        )
+        self.sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=BOOTSTRAP)
+
+    # --- what the pipeline's register step does ------------------------------------------------
+    def register(self, report: dict[str, Any], run: str) -> str:
+        key = f"demo/evaluation/{run}/evaluation.json"
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(report).encode())
+        metadata = {name: str(v) for name, v in report["metrics"].items()}
+        metadata.update(
+            latency_p95_ms=str(report["latency_ms"]["p95"]),
+            fairness_gap=str(report["fairness"]["gap"]),
+            pipeline_run_id=run,
+            mlflow_run_id="none",
+            git_commit="4e1c9b2",
+        )
+        return self.sm.create_model_package(
+            ModelPackageGroupName=GROUP,
+            ModelPackageDescription=f"demo: gradient_boosting classification model from pipeline run {run}",
+            InferenceSpecification={
+                "Containers": [
+                    {
+                        "Image": f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/mlops-dev-inference:1",
+                        "ModelDataUrl": f"s3://{BUCKET}/demo/training/{run}/model.tar.gz",
+                    }
+                ],
+                "SupportedContentTypes": ["text/csv", "application/json"],
+                "SupportedResponseMIMETypes": ["text/csv"],
+            },
+            ModelApprovalStatus="PendingManualApproval",
+            ModelMetrics={
+                "ModelQuality": {
+                    "Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/{key}"}
+                }
+            },
+            CustomerMetadataProperties=metadata,
+        )["ModelPackageArn"]
+
+    # --- the events AWS would emit ----------------------------------------------------------------
+    def package_event(self, arn: str) -> dict[str, Any]:
+        """The state change event SageMaker sends for the package as it is now."""
+        event = json.loads((EVENTS / "model_package_pending.json").read_text())
+        described = self.sm.describe_model_package(ModelPackageName=arn)
+        described.pop("ResponseMetadata")
+        event.update(
+            id=str(uuid.uuid4()),
+            time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            resources=[arn],
+            detail={k: epoch_ms(v) for k, v in described.items()},
+        )
+        return event
+
+    def alarm_event(self, alarm: str, at: datetime) -> dict[str, Any]:
+        event = json.loads((EVENTS / "alarm_errors_alarm.json").read_text())
+        event["id"] = str(uuid.uuid4())
+        event["detail"]["alarmName"] = alarm
+        event["detail"]["state"]["timestamp"] = at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+        return event
+
+    # --- delivery ---------------------------------------------------------------------------------
+    def deliver(self, handler: str, *events: Any) -> list[str]:
+        """One SQS batch to `handler`; the message ids it reports as failed."""
+        records = [
+            {
+                "messageId": f"msg-{uuid.uuid4().hex[:12]}",
+                "receiptHandle": "rh",
+                "body": event if isinstance(event, str) else json.dumps(event),
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1772446507000"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:us-east-1:{ACCOUNT}:mlops-dev-demo-{handler}",
+                "awsRegion": "us-east-1",
+            }
+            for event in events
+        ]
+        response = self.handlers[handler].handler({"Records": records}, FakeContext(handler))
+        return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+
+    def deliver_ok(self, handler: str, *events: Any) -> None:
+        assert self.deliver(handler, *events) == []
+
+    def redeliver_until_done(self, handler: str, event: Any, attempts: int = 40) -> int:
+        """SQS redelivering a failed record (after its visibility timeout) until it succeeds."""
+        for attempt in range(1, attempts + 1):
+            if not self.deliver(handler, event):
+                return attempt
+            time.sleep(0.1)
+        raise AssertionError(f"{handler} kept failing")
+
+    # --- what the tests look at -------------------------------------------------------------------
+    def serving(self) -> str:
+        return self.sm.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+
+    def status(self, arn: str) -> str:
+        return self.sm.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"]
+
+    def items(self, table_variable: str) -> list[dict[str, Any]]:
+        from lambdas.shared.control.dynamo import from_item
+
+        return [from_item(i) for i in self.ddb.scan(TableName=self.env[table_variable])["Items"]]
+
+    def deployments(self, kind: str | None = None) -> list[dict[str, Any]]:
+        records = sorted(self.items("DEPLOYMENTS_TABLE"), key=lambda r: (r["event_time"], r["started_at"]))
+        return [r for r in records if kind is None or r["kind"] == kind]
+
+    def audit(self, action: str) -> list[dict[str, Any]]:
+        found = self.ddb.query(
+            TableName=self.env["AUDIT_TABLE"],
+            IndexName="by_action",
+            KeyConditionExpression="#a = :a",
+            ExpressionAttributeNames={"#a": "action"},
+            ExpressionAttributeValues={":a": {"S": action}},
+        )["Items"]
+        from lambdas.shared.control.dynamo import from_item
+
+        return sorted((from_item(i) for i in found), key=lambda r: r["recorded_at"])
+
+    def notifications(self, topic: str) -> list[dict[str, Any]]:
+        messages = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=self.topic_queues[topic], MaxNumberOfMessages=10)
+            if not got.get("Messages"):
+                return messages
+            for m in got["Messages"]:
+                messages.append(json.loads(json.loads(m["Body"])["Message"]))
+                self.sqs.delete_message(QueueUrl=self.topic_queues[topic], ReceiptHandle=m["ReceiptHandle"])
+
+    def executions(self) -> list[dict[str, Any]]:
+        return self.sm.list_pipeline_executions(PipelineName=self.env["PIPELINE_NAME"])[
+            "PipelineExecutionSummaries"
+        ]
+
+
+@pytest.fixture
+def world(moto_server, monkeypatch) -> Iterator[World]:
+    yield World(moto_server, monkeypatch)
+
+
+def name_of(world: World, arn: str) -> str:
+    version = world.sm.describe_model_package(ModelPackageName=arn)["ModelPackageVersion"]
+    return resource_name(ENDPOINT, arn, version)
+
+
+def gate_and_deploy(world: World, arn: str, times: int = 1) -> dict[str, Any]:
+    """Registered -> gate -> (Approved) -> deploy, each event delivered `times` times: once in a
+    batch with itself, then in batches of its own. Returns the Approved event."""
+    pending = world.package_event(arn)
+    world.deliver_ok("gate", *[pending] * times)
+    for _ in range(times - 1):
+        world.deliver_ok("gate", pending)
+    approved = world.package_event(arn)
+    assert approved["detail"]["ModelApprovalStatus"] == "Approved"
+    world.deliver_ok("deploy", *[approved] * times)
+    for _ in range(times - 1):
+        world.deliver_ok("deploy", approved)
+    return approved
+
+
+def test_better_model_deploys_worse_is_rejected_alarm_rolls_back(world):
+    world.bootstrap_endpoint()
+    v1 = world.register(GOOD, "run-1")
+    gate_and_deploy(world, v1)
+    assert world.serving() == name_of(world, v1)
+    first = world.deployments()[0]
+    assert (first["previous_endpoint_config"], first["new_endpoint_config"]) == (
+        BOOTSTRAP,
+        name_of(world, v1),
+    )
+    assert (
+        "no production model (first deployment)"
+        in world.sm.describe_model_package(ModelPackageName=v1)["ApprovalDescription"]
+    )
+
+    # The model and config the deploy handler made: the package's container, data capture on.
+    model = world.sm.describe_model(ModelName=name_of(world, v1))
+    assert model["PrimaryContainer"]["ModelPackageName"] == v1
+    config = world.sm.describe_endpoint_config(EndpointConfigName=name_of(world, v1))
+    capture = config["DataCaptureConfig"]
+    assert capture["EnableCapture"] and capture["DestinationS3Uri"] == world.env["CAPTURE_S3_URI"]
+    assert capture["CaptureContentTypeHeader"] == {
+        "CsvContentTypes": ["text/csv"],
+        "JsonContentTypes": ["application/json"],
+    }
+    assert config["ProductionVariants"][0]["VariantName"] == "primary"
+    assert world.updates[0]["DeploymentConfig"] == json.loads(world.env["DEPLOYMENT_CONFIG"])
+
+    v2 = world.register(BETTER, "run-2")
+    gate_and_deploy(world, v2)
+    assert world.serving() == name_of(world, v2)
+    assert (
+        f"compared with production model {v1}"
+        in world.sm.describe_model_package(ModelPackageName=v2)["ApprovalDescription"]
+    )
+
+    v3 = world.register(WORSE, "run-3")
+    world.deliver_ok("gate", world.package_event(v3))
+    assert world.status(v3) == "Rejected"
+    description = world.sm.describe_model_package(ModelPackageName=v3)["ApprovalDescription"]
+    for reason in (
+        "recall 0.89 is below the minimum 0.9",
+        "accuracy 0.93 is 0.035 worse than production's 0.965",
+        "fairness gap 0.31 exceeds 0.25",
+        "p95 latency 75 ms exceeds 50 ms",
+    ):
+        assert reason in description
+    verdict = world.audit("gate")[-1]
+    assert verdict["decision"] == "rejected" and verdict["subject"] == v3
+    inputs = json.loads(verdict["inputs"])
+    assert inputs["production_package_arn"] == v2 and inputs["candidate"]["latency_p95_ms"] == 75.0
+    assert world.serving() == name_of(world, v2)  # a rejected package emits no Approved event
+
+    world.deliver_ok("rollback", world.alarm_event(ERRORS_ALARM, datetime.now(UTC)))
+    assert world.serving() == name_of(world, v1)
+    assert world.status(v2) == "Rejected"
+    assert ERRORS_ALARM in world.sm.describe_model_package(ModelPackageName=v2)["ApprovalDescription"]
+    rollback = world.deployments("rollback")
+    assert len(rollback) == 1 and rollback[0]["bad_model_package_arn"] == v2
+    assert "DeploymentConfig" not in world.updates[-1] and world.updates[-1]["RetainAllVariantProperties"]
+
+    assert [a["decision"] for a in world.audit("gate")] == ["approved", "approved", "rejected"]
+    assert [a["decision"] for a in world.audit("deploy")] == ["deployed", "deployed"]
+    assert [a["decision"] for a in world.audit("rollback")] == ["rolled-back"]
+    critical = world.notifications("critical")
+    assert [n["decision"] for n in critical] == ["rolled-back"]
+    assert [n["action"] for n in world.notifications("warning")] == [
+        "gate",
+        "deploy",
+        "gate",
+        "deploy",
+        "gate",
+    ]
+
+
+def test_every_event_twice_changes_nothing_beyond_once(world):
+    world.bootstrap_endpoint()
+    v1, v2 = world.register(GOOD, "run-1"), world.register(BETTER, "run-2")
+    gate_and_deploy(world, v1, times=2)
+    approved_v2 = gate_and_deploy(world, v2, times=2)
+    assert world.serving() == name_of(world, v2)
+    assert len(world.deployments("deploy")) == 2 and len(world.updates) == 2
+    assert len(world.audit("gate")) == 2 and len(world.audit("deploy")) == 2
+    alarm = world.alarm_event(ERRORS_ALARM, datetime.now(UTC))
+    world.deliver_ok("rollback", alarm, alarm)
+    world.deliver_ok("rollback", alarm)
+    assert world.serving() == name_of(world, v1)
+    assert len(world.deployments("rollback")) == 1 and len(world.updates) == 3
+    assert len(world.audit("rollback")) == 1 and len(world.notifications("critical")) == 1
+
+    # v2's Approved event redelivered after the rollback: the first result, no redeployment.
+    world.deliver_ok("deploy", approved_v2)
+    assert world.serving() == name_of(world, v1) and len(world.updates) == 3
+    # Even once its idempotency record has expired: v2 is Rejected now, so it is skipped.
+    for item in world.items("IDEMPOTENCY_TABLE"):
+        world.ddb.delete_item(TableName=world.env["IDEMPOTENCY_TABLE"], Key={"id": {"S": item["id"]}})
+    world.deliver_ok("deploy", approved_v2)
+    assert world.serving() == name_of(world, v1) and len(world.updates) == 3
+    assert [a["decision"] for a in world.audit("deploy")] == ["deployed", "deployed", "skipped"]
+
+    # A second incident (another alarm, later) finds the known-good config served: no step further back.
+    world.deliver_ok("rollback", world.alarm_event(LATENCY_ALARM, datetime.now(UTC) + timedelta(seconds=5)))
+    assert world.serving() == name_of(world, v1) and len(world.updates) == 3
+    assert [a["decision"] for a in world.audit("rollback")] == ["rolled-back", "already-restored"]
+
+
+def test_an_out_of_order_approval_never_brings_an_older_model_back(world):
+    world.bootstrap_endpoint()
+    v1, v2 = world.register(GOOD, "run-1"), world.register(BETTER, "run-2")
+    world.sm.update_model_package(ModelPackageArn=v1, ModelApprovalStatus="Approved")
+    old = world.package_event(v1)
+    time.sleep(0.01)
+    world.sm.update_model_package(ModelPackageArn=v2, ModelApprovalStatus="Approved")
+    world.deliver_ok("deploy", world.package_event(v2))
+    world.deliver_ok("deploy", old)  # delivered after the newer approval
+    assert world.serving() == name_of(world, v2) and len(world.updates) == 1
+    assert [a["decision"] for a in world.audit("deploy")] == ["deployed", "superseded"]
+
+
+def race(world: World, handler: str, event: dict[str, Any]) -> list[int]:
+    """Two deliveries of one event at the same moment (two Lambda instances), each redelivered
+    until it succeeds; the number of attempts each needed."""
+    start, attempts = threading.Barrier(2), []
+
+    def deliver() -> None:
+        start.wait()
+        attempts.append(world.redeliver_until_done(handler, event))
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sorted(attempts)
+
+
+def test_concurrent_deliveries_have_one_effect(world):
+    world.bootstrap_endpoint()
+    world.update_delay = 0.5  # the first delivery is still working when the second arrives
+    v1, v2 = world.register(GOOD, "run-1"), world.register(BETTER, "run-2")
+    world.sm.update_model_package(ModelPackageArn=v1, ModelApprovalStatus="Approved")
+    attempts = race(world, "deploy", world.package_event(v1))
+    assert attempts[0] == 1 and attempts[1] > 1  # the other was told to retry, then got the result
+    assert len(world.updates) == 1 and len(world.deployments()) == 1 and len(world.audit("deploy")) == 1
+
+    world.sm.update_model_package(ModelPackageArn=v2, ModelApprovalStatus="Approved")
+    world.deliver_ok("deploy", world.package_event(v2))
+    attempts = race(world, "rollback", world.alarm_event(ERRORS_ALARM, datetime.now(UTC)))
+    assert attempts[0] == 1 and attempts[1] > 1
+    assert world.serving() == name_of(world, v1)
+    assert (
+        len(world.updates) == 3
+        and len(world.deployments("rollback")) == 1
+        and len(world.audit("rollback")) == 1
+    )
+    assert world.items("LOCKS_TABLE") == []  # every lease released
+
+
+def test_a_held_endpoint_lease_fails_the_record_instead_of_waiting(world):
+    world.bootstrap_endpoint()
+    v1 = world.register(GOOD, "run-1")
+    world.sm.update_model_package(ModelPackageArn=v1, ModelApprovalStatus="Approved")
+    lease = {
+        "lock_id": {"S": f"endpoint#{ENDPOINT}"},
+        "owner": {"S": "rollback-elsewhere"},
+        "expires_at": {"N": str(int(time.time()) + 300)},
+        "purpose": {"S": "rollback on an alarm"},
+    }
+    world.ddb.put_item(TableName=world.env["LOCKS_TABLE"], Item=lease)
+    approved = world.package_event(v1)
+    started = time.monotonic()
+    assert len(world.deliver("deploy", approved)) == 1
+    assert time.monotonic() - started < 5 and world.serving() == BOOTSTRAP and world.deployments() == []
+    assert world.items("IDEMPOTENCY_TABLE") == []  # nothing recorded: the redelivery acts
+    world.ddb.delete_item(TableName=world.env["LOCKS_TABLE"], Key={"lock_id": lease["lock_id"]})
+    world.deliver_ok("deploy", approved)
+    assert world.serving() == name_of(world, v1)
+
+
+def test_missing_previous_config_is_rebuilt_from_the_last_approved_package(world):
+    v1, v2 = world.register(GOOD, "run-1"), world.register(BETTER, "run-2")
+    gate_and_deploy(world, v1)  # no endpoint yet: CreateEndpoint
+    assert world.serving() == name_of(world, v1) and world.updates == []
+    assert "previous_endpoint_config" not in world.deployments()[0]
+    gate_and_deploy(world, v2)
+    world.sm.delete_endpoint_config(EndpointConfigName=name_of(world, v1))
+
+    world.deliver_ok("rollback", world.alarm_event(ERRORS_ALARM, datetime.now(UTC)))
+    assert world.serving() == name_of(world, v1)  # rebuilt under the deploy handler's name
+    inputs = json.loads(world.audit("rollback")[-1]["inputs"])
+    assert inputs["rebuilt_from"] == v1 and "is gone" in inputs["rebuilt_because"]
+    assert world.status(v2) == "Rejected"
+
+
+def test_no_known_good_model_leaves_the_endpoint_and_says_so(world):
+    v1 = world.register(GOOD, "run-1")
+    gate_and_deploy(world, v1)  # the first model: nothing before it
+    world.deliver_ok("rollback", world.alarm_event(ERRORS_ALARM, datetime.now(UTC)))
+    assert world.serving() == name_of(world, v1) and world.status(v1) == "Approved"
+    assert world.audit("rollback")[-1]["decision"] == "no-known-good"
+    assert [n["decision"] for n in world.notifications("critical")] == ["no-known-good"]
+
+
+def drain(world: World, queue_url: str, handler: str, rounds: int) -> None:
+    """What a Lambda event source mapping does: receive a batch, invoke, delete what succeeded."""
+    queue_arn = world.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    for _ in range(rounds):
+        got = world.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"])
+        messages = got.get("Messages", [])
+        if not messages:
+            continue
+        batch = {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": m["Attributes"],
+                    "messageAttributes": {},
+                    "md5OfBody": m["MD5OfBody"],
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": queue_arn,
+                    "awsRegion": "us-east-1",
+                }
+                for m in messages
+            ]
+        }
+        failed = {
+            f["itemIdentifier"]
+            for f in world.handlers[handler].handler(batch, FakeContext(handler))["batchItemFailures"]
+        }
+        for m in messages:
+            if m["MessageId"] not in failed:
+                world.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def test_a_malformed_event_fails_alone_reaches_the_dlq_and_changes_nothing(world):
+    world.bootstrap_endpoint()
+    v1 = world.register(GOOD, "run-1")
+    world.sm.update_model_package(ModelPackageArn=v1, ModelApprovalStatus="Approved")
+    approved = world.package_event(v1)
+    broken = dict(approved, detail={k: v for k, v in approved["detail"].items() if k != "ModelPackageArn"})
+
+    # One batch: the malformed records are named, the valid one is processed.
+    failed = world.deliver("deploy", "{not json", broken, approved)
+    assert len(failed) == 2
+    assert world.serving() == name_of(world, v1)
+    assert len(world.items("IDEMPOTENCY_TABLE")) == 1 and len(world.audit("deploy")) == 1
+
+    # Through a real queue with a DLQ (maxReceiveCount 2): retried, then dead-lettered.
+    dlq = world.sqs.create_queue(QueueName="deploy-dlq")["QueueUrl"]
+    dlq_arn = world.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    queue = world.sqs.create_queue(
+        QueueName="deploy",
+        Attributes={
+            "VisibilityTimeout": "0",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"}),
+        },
+    )["QueueUrl"]
+    for body in ("{not json", json.dumps(broken)):
+        world.sqs.send_message(QueueUrl=queue, MessageBody=body)
+    before = {t: len(world.items(t)) for t in ("IDEMPOTENCY_TABLE", "DEPLOYMENTS_TABLE", "LOCKS_TABLE")}
+    drain(world, queue, "deploy", rounds=4)
+    dead = world.sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
+    assert sorted(m["Body"] for m in dead) == sorted(["{not json", json.dumps(broken)])
+    assert world.sqs.receive_message(QueueUrl=queue).get("Messages", []) == []
+    assert {t: len(world.items(t)) for t in before} == before
+    assert len(world.audit("deploy")) == 1 and len(world.updates) == 1
+
+
+def test_a_storm_of_retrain_alarms_starts_one_pipeline_run(world):
+    now = datetime.now(UTC)
+    storm = [
+        world.alarm_event(name, now + timedelta(seconds=i))
+        for i, name in enumerate([DRIFT_ALARM, ACCURACY_ALARM] * 6)
+    ]
+    storm.append(world.alarm_event(ERRORS_ALARM, now))  # not a retrain alarm: ignored
+    failures: list[str] = []
+
+    def deliver(events: list[dict[str, Any]]) -> None:
+        failures.extend(world.deliver("retrain", *events))
+
+    threads = [threading.Thread(target=deliver, args=(storm[i::4] + storm[:2],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for event in storm[:2]:  # records told to retry (a duplicate in progress) come back
+        world.redeliver_until_done("retrain", event)
+    executions = world.executions()
+    assert len(executions) == 1
+    assert executions[0]["PipelineExecutionDisplayName"].startswith("retrain-mlops-dev-demo-")
+    decisions = [a["decision"] for a in world.audit("retrain")]
+    assert decisions.count("started") == 1 and decisions.count("suppressed") == 11
+    assert [n["decision"] for n in world.notifications("warning")] == ["started"]
+
+    # After the cooldown, the next alarm starts the next run.
+    lock = {"lock_id": {"S": f"retrain-cooldown#{world.env['PIPELINE_NAME']}"}}
+    world.ddb.update_item(
+        TableName=world.env["LOCKS_TABLE"],
+        Key=lock,
+        UpdateExpression="SET expires_at = :p",
+        ExpressionAttributeValues={":p": {"N": str(int(time.time()) - 1)}},
+    )
+    world.deliver_ok("retrain", world.alarm_event(DRIFT_ALARM, now + timedelta(minutes=10)))
+    assert len(world.executions()) == 2
+
+
+def test_pipeline_start_failure_releases_the_cooldown(world):
+    world.sm.delete_pipeline(PipelineName=world.env["PIPELINE_NAME"])
+    event = world.alarm_event(DRIFT_ALARM, datetime.now(UTC))
+    assert len(world.deliver("retrain", event)) == 1
+    assert world.items("LOCKS_TABLE") == [] and world.audit("retrain") == []
+    world.sm.create_pipeline(
+        PipelineName=world.env["PIPELINE_NAME"],
+        RoleArn=ROLE,
+        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+    )
+    world.deliver_ok("retrain", event)  # the retry starts it
+    assert len(world.executions()) == 1
+
+
+def test_update_endpoint_emulation_refuses_what_aws_refuses(world):
+    world.bootstrap_endpoint()
+    client = UpdateEndpointEmulation(world.sm, world)
+    with pytest.raises(ClientError):
+        client.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="missing")
+    with pytest.raises(Exception, match="Unknown parameter"):
+        client.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName=BOOTSTRAP, Bogus=1)
+
+
+# Powertools metrics are process-wide; a second "cold start" with other settings re-sets them.
+@pytest.mark.filterwarnings("ignore:Dimension 'environment' has already been added")
+def test_prod_gate_leaves_approval_to_the_approver_and_deploy_refuses_unpromoted_packages(
+    moto_server, monkeypatch
+):
+    world = World(
+        moto_server,
+        monkeypatch,
+        ENVIRONMENT="prod",
+        APPROVER_ROLE_ARN=f"arn:aws:iam::{ACCOUNT}:role/mlops-prod/mlops-prod-ml-engineer",
+        PROMOTION_SOURCE_GROUP="mlops-staging-demo",
+    )
+    world.bootstrap_endpoint()
+    v1 = world.register(GOOD, "run-1")
+    world.deliver_ok("gate", world.package_event(v1))
+    assert world.status(v1) == "PendingManualApproval"  # passed; the approver role decides
+    assert world.audit("gate")[-1]["decision"] == "passed"
+    # Approved by someone, without promoted_from (and moto records no approver identity): refused.
+    world.sm.update_model_package(ModelPackageArn=v1, ModelApprovalStatus="Approved")
+    world.deliver_ok("deploy", world.package_event(v1))
+    assert world.serving() == BOOTSTRAP and world.updates == [] and world.deployments() == []
+    refusal = world.audit("deploy")[-1]
+    assert refusal["decision"] == "refused"
+    assert any("promoted_from" in r for r in refusal["reasons"])
+    assert [n["decision"] for n in world.notifications("critical")] == ["refused"]

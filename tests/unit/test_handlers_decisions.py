@@ -1,0 +1,506 @@
+"""The control-loop handlers' pure decisions and event parsing, without AWS."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from lambdas.shared.control import events, gate, history, promotion, retrain, tables
+from lambdas.shared.control.errors import ConfigurationError, MalformedEventError, RetryLaterError
+from lambdas.shared.control.serving import EndpointState
+from lambdas.shared.control.settings import GateSettings, dummy_environment, load_settings
+
+EVENTS = Path(__file__).resolve().parents[1] / "fixtures" / "events"
+GROUP = "mlops-dev-demo"
+ARN = f"arn:aws:sagemaker:us-east-1:123456789012:model-package/{GROUP}"
+
+
+def fixture(name: str) -> str:
+    return (EVENTS / name).read_text()
+
+
+def config(**overrides) -> GateSettings:
+    values = {
+        "thresholds": {"accuracy": 0.90, "recall": 0.90, "mae": 5.0},
+        "lower_is_better": ["mae"],
+        "max_regression": 0.02,
+        "max_fairness_gap": 0.25,
+        "max_latency_p95_ms": 50,
+    }
+    return GateSettings.model_validate({**values, **overrides})
+
+
+def good(**overrides) -> gate.Evaluation:
+    values = {
+        "metrics": {"accuracy": 0.95, "recall": 0.94, "mae": 3.0},
+        "latency_p95_ms": 2.4,
+        "fairness_gap": 0.05,
+        "fairness_within_bounds": True,
+    }
+    return gate.Evaluation(**{**values, **overrides})
+
+
+# gate ---------------------------------------------------------------------------------------------
+
+
+def test_gate_approves_a_first_model_that_meets_every_bound():
+    verdict = gate.decide(good(), None, config())
+    assert verdict.approved and verdict.reasons == ()
+    assert {c.name for c in verdict.checks} == {
+        "threshold:accuracy",
+        "threshold:recall",
+        "threshold:mae",
+        "fairness",
+        "latency",
+    }
+    assert "first deployment" in gate.approval_description(verdict)
+
+
+def test_gate_thresholds_are_minimums_or_maximums_for_lower_is_better():
+    verdict = gate.decide(good(metrics={"accuracy": 0.85, "recall": 0.90, "mae": 6.5}), None, config())
+    assert not verdict.approved
+    assert verdict.reasons == (
+        "accuracy 0.85 is below the minimum 0.9",
+        "mae 6.5 is above the maximum 5",
+    )  # recall == threshold passes
+
+
+def test_gate_rejects_a_missing_metric():
+    verdict = gate.decide(good(metrics={"accuracy": 0.95, "mae": 1.0}), None, config())
+    assert verdict.reasons == ("recall: not in the evaluation",)
+
+
+def test_gate_regression_against_production_in_the_metrics_own_units():
+    production = good(metrics={"accuracy": 0.97, "recall": 0.95, "mae": 2.0})
+    candidate = good(metrics={"accuracy": 0.955, "recall": 0.92, "mae": 2.5})
+    verdict = gate.decide(candidate, production, config(), f"{ARN}/1")
+    assert not verdict.approved
+    assert verdict.reasons == (
+        "mae 2.5 is 0.5 worse than production's 2 (allowed 0.02)",
+        "recall 0.92 is 0.03 worse than production's 0.95 (allowed 0.02)",
+    )  # accuracy drops 0.015 <= 0.02: allowed
+    assert verdict.baseline_package_arn == f"{ARN}/1"
+
+
+def test_gate_approves_a_model_no_worse_than_production():
+    production = good(metrics={"accuracy": 0.94, "recall": 0.93, "mae": 3.5})
+    verdict = gate.decide(good(), production, config(), f"{ARN}/1")
+    assert verdict.approved
+    assert f"production model {ARN}/1" in gate.approval_description(verdict)
+
+
+def test_gate_rejects_when_production_cannot_be_compared():
+    verdict = gate.decide(good(), None, config(), f"{ARN}/1")
+    assert verdict.reasons == (
+        f"cannot compare with the production model {ARN}/1: its evaluation is unavailable",
+    )
+
+
+def test_gate_fairness_gap_must_be_measured_and_within_bounds():
+    assert gate.decide(good(fairness_gap=0.3), None, config()).reasons == ("fairness gap 0.3 exceeds 0.25",)
+    assert gate.decide(good(fairness_gap=None), None, config()).reasons == ("fairness gap not measured",)
+    flagged = gate.decide(good(fairness_within_bounds=False), None, config())
+    assert flagged.reasons == ("the evaluation flagged the fairness gap as out of bounds",)
+    assert gate.decide(good(fairness_gap=None), None, config(max_fairness_gap=None)).approved
+
+
+def test_gate_latency_bound():
+    assert gate.decide(good(latency_p95_ms=80.0), None, config()).reasons == (
+        "p95 latency 80 ms exceeds 50 ms",
+    )
+    assert gate.decide(good(latency_p95_ms=None), None, config()).reasons == ("p95 latency not measured",)
+    assert gate.decide(good(latency_p95_ms=None), None, config(max_latency_p95_ms=None)).approved
+
+
+def test_gate_lists_every_reason_and_truncates_the_description_to_the_api_limit():
+    bad = good(metrics={"accuracy": 0.5, "recall": 0.5, "mae": 9.0}, latency_p95_ms=99.0, fairness_gap=0.9)
+    verdict = gate.decide(bad, None, config())
+    assert len(verdict.reasons) == 5
+    text = gate.approval_description(verdict)
+    assert text.startswith("gate: rejected: ") and all(r in text for r in verdict.reasons)
+    long = gate.decide(
+        good(metrics={f"m{i}": 0.0 for i in range(200)}),
+        None,
+        config(thresholds={f"m{i}": 1.0 for i in range(200)}, lower_is_better=[]),
+    )
+    cut = gate.approval_description(long)
+    assert len(cut) == gate.DESCRIPTION_MAX and cut.endswith(gate.TRUNCATED)
+
+
+def test_evaluation_from_the_evaluate_step_report_and_from_register_metadata():
+    report = {
+        "binary_classification_metrics": {"accuracy": {"value": 0.96, "standard_deviation": "NaN"}},
+        "task": "classification",
+        "metrics": {"accuracy": 0.964912, "recall": 0.953488, "roc_auc": 0.993386},
+        "latency_ms": {"p50": 1.2, "p95": 2.41, "n": 200},
+        "fairness": {
+            "attribute": "mean_radius",
+            "metric": "recall",
+            "groups": {},
+            "gap": 0.046512,
+            "max_gap": 0.25,
+            "within_bounds": True,
+        },
+    }
+    ev = gate.evaluation_from_report(report)
+    assert ev == gate.Evaluation(
+        {"accuracy": 0.964912, "recall": 0.953488, "roc_auc": 0.993386}, 2.41, 0.046512, True, "report"
+    )
+    assert (
+        gate.evaluation_from_report({**report, "fairness": None, "latency_ms": {"p95": None}}).fairness_gap
+        is None
+    )
+    with pytest.raises(ValueError, match="metrics"):
+        gate.evaluation_from_report({"task": "classification"})
+    metadata = json.loads(fixture("model_package_pending.json"))["detail"]["CustomerMetadataProperties"]
+    from_metadata = gate.evaluation_from_metadata(
+        {**metadata, "metric_mae": "3.5"}, {"accuracy", "recall", "mae"}
+    )
+    assert from_metadata.metrics == {"accuracy": 0.964912, "recall": 0.953488, "mae": 3.5}
+    assert (from_metadata.latency_p95_ms, from_metadata.fairness_gap, from_metadata.source) == (
+        2.41,
+        0.046512,
+        "metadata",
+    )
+
+
+# deployment history -------------------------------------------------------------------------------
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+def deployment(
+    n: int,
+    *,
+    previous: str | None,
+    minute: int,
+    kind: str = "deploy",
+    status: str = "UPDATING",
+    previous_package: str | None = None,
+) -> history.Deployment:
+    name = f"ep-v{n}"
+    return history.Deployment(
+        endpoint_name="ep",
+        deployment_id=f"{kind}#{minute}#{name}",
+        kind=kind,
+        status=status,
+        model_package_arn=f"{ARN}/{n}",
+        new_endpoint_config=name,
+        previous_endpoint_config=previous,
+        previous_model_package_arn=previous_package,
+        event_time=history.iso(T0.replace(minute=minute)),
+        started_at=history.iso(T0.replace(minute=minute, second=5)),
+        model_package_version=n,
+    )
+
+
+def test_resource_names_are_deterministic_valid_and_scoped_to_the_endpoint():
+    name = history.resource_name("mlops-dev-demo", f"{ARN}/3", 3)
+    assert name == history.resource_name("mlops-dev-demo", f"{ARN}/3", 3)
+    assert name.startswith("mlops-dev-demo-v3-") and name != history.resource_name(
+        "mlops-dev-demo", f"{ARN}/4", 4
+    )
+    long = history.resource_name("e" * 53, f"{ARN}/123456", 123456)
+    assert len(long) <= 63 and long.startswith("e" * 40)
+    changed = datetime(2026, 3, 2, 10, 21, 44, tzinfo=UTC)
+    assert history.deployment_id("deploy", name, changed) == f"deploy#20260302T102144.000000Z#{name}"
+
+
+def test_deploy_decision_deploys_reuses_and_refuses_stale_approvals():
+    records = [deployment(1, previous="ep-bootstrap", minute=10)]
+    at = history.iso(T0.replace(minute=20))
+    assert history.deploy_decision(records, "deploy#20#ep-v2", "ep-v2", at, "ep-v1", None).action == "deploy"
+    assert history.deploy_decision(records, "x", "ep-v1", at, "ep-v1", None).action == "already-deployed"
+    assert history.deploy_decision(records, "x", "ep-v2", at, "ep-v1", "ep-v2").action == "already-deployed"
+    # v2 approved at :20 was deployed; v1's approval (:05) arrives late: it must not come back.
+    newer = [*records, deployment(2, previous="ep-v1", minute=20)]
+    late = history.deploy_decision(
+        newer, "deploy#5#ep-v0", "ep-v0", history.iso(T0.replace(minute=5)), "ep-v2", None
+    )
+    assert late.action == "superseded" and "deploy#20#ep-v2" in late.reason
+    # A rollback at :30 supersedes an approval from :25 delivered after it.
+    rolled = [*newer, deployment(1, previous="ep-v2", minute=30, kind="rollback")]
+    stale = history.deploy_decision(rolled, "d3", "ep-v3", history.iso(T0.replace(minute=25)), "ep-v1", None)
+    assert stale.action == "superseded"
+    # FAILED records never supersede anything; the retry of the same change finds its own record.
+    failed = [*records, deployment(5, previous="ep-v1", minute=40, status="FAILED")]
+    retry = history.deploy_decision(
+        failed, failed[1].deployment_id, "ep-v5", failed[1].event_time, "ep-v1", None
+    )
+    assert retry.action == "deploy" and retry.existing == failed[1]
+
+
+def test_serving_deployment_is_the_newest_record_of_the_served_config():
+    records = [deployment(1, previous="ep-bootstrap", minute=10), deployment(2, previous="ep-v1", minute=20)]
+    assert history.serving_deployment(records, "ep-v2") == records[1]
+    assert history.serving_deployment(records, "ep-v1") == records[0]  # v2's canary rolled back
+    assert history.serving_deployment(records, "ep-bootstrap") is None
+    assert history.serving_deployment(records, None) is None
+
+
+def test_rollback_goes_to_the_config_the_newest_deployment_replaced():
+    records = [
+        deployment(1, previous="ep-bootstrap", minute=10),
+        deployment(2, previous="ep-v1", minute=20, previous_package=f"{ARN}/1"),
+    ]
+    plan = history.rollback_decision(records, "ep-v2")
+    assert (plan.action, plan.target_config, plan.target_package_arn) == ("rollback", "ep-v1", f"{ARN}/1")
+    assert plan.bad == records[1]
+
+
+def test_rollback_is_a_no_op_when_the_known_good_config_is_served():
+    records = [deployment(1, previous="ep-bootstrap", minute=10), deployment(2, previous="ep-v1", minute=20)]
+    assert history.rollback_decision(records, "ep-v1").action == "already-restored"  # SageMaker rolled back
+    restored = [*records, deployment(1, previous="ep-v2", minute=30, kind="rollback")]
+    assert history.rollback_decision(restored, "ep-v1").action == "already-restored"
+    # Changed by hand after the rollback: restore the known-good again, never a further step back.
+    again = history.rollback_decision(restored, "ep-v2")
+    assert (again.action, again.target_config) == ("rollback", "ep-v1")
+
+
+def test_rollback_without_a_previous_config_rebuilds_and_without_history_does_nothing():
+    first = [deployment(1, previous=None, minute=10)]
+    plan = history.rollback_decision(first, "ep-v1")
+    assert (plan.action, plan.target_config, plan.bad) == ("rebuild", None, first[0])
+    assert history.rollback_decision([], "ep-bootstrap").action == "nothing-deployed"
+    only_failed = [deployment(1, previous="ep-bootstrap", minute=10, status="FAILED")]
+    assert history.rollback_decision(only_failed, "ep-bootstrap").action == "nothing-deployed"
+
+
+def test_rebuild_package_prefers_the_known_good_package_then_the_newest_other_approved():
+    approved = [(f"{ARN}/1", 1), (f"{ARN}/3", 3), (f"{ARN}/4", 4)]
+    assert history.rebuild_package(f"{ARN}/4", f"{ARN}/1", approved) == f"{ARN}/1"
+    assert history.rebuild_package(f"{ARN}/4", f"{ARN}/2", approved) == f"{ARN}/3"
+    assert history.rebuild_package(f"{ARN}/4", None, [(f"{ARN}/4", 4)]) is None
+
+
+def test_only_an_in_service_endpoint_is_switched():
+    EndpointState(True, "InService", "ep-v1").require_updatable("ep")
+    for status in ("Creating", "Updating", "SystemUpdating", "RollingBack", "Failed", "OutOfService"):
+        with pytest.raises(RetryLaterError, match=f"endpoint ep is {status}"):
+            EndpointState(True, status, "ep-v1", "ep-v2").require_updatable("ep")
+
+
+# retrain, promotion -------------------------------------------------------------------------------
+
+
+def test_retrain_cooldown_and_request():
+    assert not retrain.cooldown_active(None, 1000.0)
+    assert retrain.cooldown_active(1001.0, 1000.0) and not retrain.cooldown_active(1000.0, 1000.0)
+    assert retrain.cooldown_expires_at(1000.0, 360) == 1000 + 360 * 60
+    assert retrain.cooldown_expires_at(1000.0, 0) == 1060  # still absorbs one burst
+    request = retrain.retrain_request(
+        "mlops-dev-demo drift/alarm", "2026-03-02T12:30:12.402+0000", "3 features"
+    )
+    assert request.display_name == "retrain-mlops-dev-demo-drift-alarm"
+    assert (
+        "mlops-dev-demo drift/alarm went to ALARM at 2026-03-02T12:30:12.402+0000: 3 features"
+        in request.description
+    )
+    assert len(request.client_token) == 32
+    assert request == retrain.retrain_request(
+        "mlops-dev-demo drift/alarm", "2026-03-02T12:30:12.402+0000", "3 features"
+    )
+    assert len(retrain.retrain_request("x" * 200, "t", "r").display_name) <= retrain.DISPLAY_NAME_MAX
+    assert retrain.cooldown_lock_id("p") == "retrain-cooldown#p"
+
+
+APPROVER = "arn:aws:iam::123456789012:role/mlops-prod/mlops-prod-ml-engineer"
+SESSION = "arn:aws:sts::123456789012:assumed-role/mlops-prod-ml-engineer/alice"
+STAGING = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mlops-staging-demo/7"
+
+
+def test_promotion_rule_applies_to_prod_only():
+    assert promotion.promotion_problems("staging", {}, None, None, None) == []
+    ok = promotion.promotion_problems(
+        "prod", {"promoted_from": STAGING}, SESSION, APPROVER, "mlops-staging-demo"
+    )
+    assert ok == []
+    assert promotion.promotion_problems("prod", {"promoted_from": STAGING}, APPROVER, APPROVER, None) == []
+
+
+def test_promotion_rule_refusals():
+    def problems(metadata, by=SESSION):
+        return promotion.promotion_problems("prod", metadata, by, APPROVER, "mlops-staging-demo")
+
+    assert problems({}) == ["prod packages must carry metadata promoted_from (the staging package ARN)"]
+    assert "not a versioned model package ARN" in problems({"promoted_from": "staging-7"})[0]
+    other = STAGING.replace("mlops-staging-demo", "mlops-dev-demo")
+    assert "not a package of the staging group" in problems({"promoted_from": other})[0]
+    intruder = "arn:aws:sts::123456789012:assumed-role/mlops-prod-data-scientist/bob"
+    assert problems({"promoted_from": STAGING}, intruder) == [
+        f"approved by {intruder}, not by the approver role {APPROVER}"
+    ]
+    assert "does not say who approved" in problems({"promoted_from": STAGING}, None)[0]
+    lookalike = "arn:aws:sts::123456789012:assumed-role/mlops-prod-ml-engineer-x/eve"
+    assert not promotion.is_session_of(lookalike, APPROVER)
+
+
+# events -------------------------------------------------------------------------------------------
+
+
+def test_model_package_state_change_events_parse_with_the_documented_shape():
+    pending = events.parse_body("m1", fixture("model_package_pending.json"), events.ModelPackageStateChange)
+    assert pending.detail.ModelApprovalStatus == "PendingManualApproval"
+    assert (
+        pending.detail.ModelPackageVersion == 2
+        and pending.detail_type == "SageMaker Model Package State Change"
+    )
+    assert pending.changed_at == datetime(2026, 3, 2, 10, 15, 7, tzinfo=UTC)  # CreationTime (ms)
+    assert pending.detail.model_extra["CustomerMetadataProperties"]["pipeline_run_id"] == "7k2m9x4q1z3p"
+    approved = events.package_event("m2", fixture("model_package_approved.json"), GROUP, "Approved")
+    assert approved is not None and approved.changed_at == datetime(2026, 3, 2, 10, 21, 44, tzinfo=UTC)
+    assert events.package_identity(approved) == {
+        "package": f"{ARN}/2",
+        "status": "Approved",
+        "changed_at": "2026-03-02T10:21:44+00:00",
+    }
+    assert (
+        events.package_event("m2", fixture("model_package_approved.json"), "other-group", "Approved") is None
+    )
+    assert events.package_event("m1", fixture("model_package_pending.json"), GROUP, "Approved") is None
+
+
+def test_alarm_state_change_events_parse_with_the_documented_shape():
+    alarm = events.alarm_event("m3", fixture("alarm_errors_alarm.json"), frozenset({"mlops-dev-demo-errors"}))
+    assert alarm is not None and alarm.detail.previousState.value == "OK"
+    assert alarm.changed_at == datetime(2026, 3, 2, 11, 4, 40, 985000, tzinfo=UTC)
+    assert events.alarm_identity(alarm) == {
+        "alarm": "mlops-dev-demo-errors",
+        "state": "ALARM",
+        "timestamp": "2026-03-02T11:04:40.985+0000",
+    }
+    assert (
+        events.alarm_event("m4", fixture("alarm_errors_ok.json"), frozenset({"mlops-dev-demo-errors"}))
+        is None
+    )
+    assert (
+        events.alarm_event("m5", fixture("alarm_drift_alarm.json"), frozenset({"mlops-dev-demo-errors"}))
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("not json {", "SQS message msg-1: body is not JSON"),
+        ("[1, 2]", "SQS message msg-1: body is JSON list, not an EventBridge event"),
+        (None, "SQS message msg-1: body is not JSON"),
+    ],
+)
+def test_malformed_bodies_name_the_message(body, expected):
+    with pytest.raises(MalformedEventError, match=expected):
+        events.parse_body("msg-1", body, events.AlarmStateChange)
+
+
+def test_malformed_events_name_the_message_and_the_fields():
+    event = json.loads(fixture("model_package_approved.json"))
+    del event["detail"]["ModelPackageArn"]
+    event["detail"]["ModelApprovalStatus"] = "Maybe"
+    with pytest.raises(MalformedEventError) as info:
+        events.parse_body("msg-2", json.dumps(event), events.ModelPackageStateChange)
+    text = str(info.value)
+    assert text.startswith("SQS message msg-2: not a valid ModelPackageStateChange event:")
+    assert "detail.ModelPackageArn: Field required" in text and "detail.ModelApprovalStatus" in text
+    with pytest.raises(MalformedEventError, match="detail-type"):
+        events.parse_body("msg-3", fixture("alarm_errors_alarm.json"), events.ModelPackageStateChange)
+    alarm = json.loads(fixture("alarm_errors_alarm.json"))
+    alarm["detail"]["state"]["timestamp"] = "yesterday"
+    with pytest.raises(MalformedEventError, match=r"detail\.state\.timestamp"):
+        events.parse_body("msg-4", json.dumps(alarm), events.AlarmStateChange)
+
+
+# settings, tables ---------------------------------------------------------------------------------
+
+
+def test_settings_parse_and_name_every_bad_variable():
+    settings = load_settings(dummy_environment())
+    assert settings.gate.thresholds["recall"] == 0.9 and settings.variant_name == "primary"
+    assert "mlops-dev-demo-errors" in settings.rollback_alarms and settings.network_isolation
+    env = dummy_environment(GATE_CONFIG='{"thresholds": {}', INITIAL_INSTANCE_COUNT="0")
+    del env["LOCKS_TABLE"]
+    with pytest.raises(ConfigurationError) as info:
+        load_settings(env)
+    text = str(info.value)
+    assert "LOCKS_TABLE: missing" in text and "GATE_CONFIG: Invalid JSON" in text
+    assert "INITIAL_INSTANCE_COUNT: Input should be greater than or equal to 1" in text
+    with pytest.raises(ConfigurationError, match="lower_is_better names metrics without a threshold"):
+        load_settings(
+            dummy_environment(
+                GATE_CONFIG='{"thresholds": {"a": 1}, "lower_is_better": ["b"], "max_regression": 0}'
+            )
+        )
+    with pytest.raises(ConfigurationError, match="APPROVER_ROLE_ARN, PROMOTION_SOURCE_GROUP required"):
+        load_settings(dummy_environment(ENVIRONMENT="prod"))
+
+
+def test_table_schemas_are_create_table_requests():
+    request = tables.create_table_request(tables.AUDIT, "audit")
+    assert request["TableName"] == "audit" and request["BillingMode"] == "PAY_PER_REQUEST"
+    assert "TimeToLive" not in request and request["GlobalSecondaryIndexes"][0]["IndexName"] == "by_action"
+    assert tables.IDEMPOTENCY["TimeToLive"] == "expiration" and tables.LOCKS["TimeToLive"] == "expires_at"
+    assert set(tables.TABLES) == {"deployments_table", "audit_table", "idempotency_table", "locks_table"}
+
+
+# the shell, offline: a malformed record fails alone and nothing is called ------------------------
+
+
+class FakeContext:
+    function_name = "mlops-dev-demo-gate"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:mlops-dev-demo-gate"
+    aws_request_id = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+# Powertools metrics are process-wide; a second "cold start" with other settings re-sets them.
+@pytest.mark.filterwarnings("ignore:Dimension 'environment' has already been added")
+def test_a_malformed_record_fails_alone_before_any_aws_call(monkeypatch):
+    for key, value in dummy_environment().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    name = "lambdas.gate.handler"  # settings are read at import: a fresh module, as a cold start
+    module = importlib.reload(sys.modules[name]) if name in sys.modules else importlib.import_module(name)
+    calls = []
+    monkeypatch.setattr(module.loop, "client", lambda service: calls.append(service))
+    other_group = json.loads(fixture("model_package_pending.json"))
+    other_group["detail"]["ModelPackageGroupName"] = "someone-else"
+    batch = {
+        "Records": [
+            {"messageId": "bad-1", "body": "{oops", "eventSource": "aws:sqs", "attributes": {}},
+            {
+                "messageId": "ignored-1",
+                "body": json.dumps(other_group),
+                "eventSource": "aws:sqs",
+                "attributes": {},
+            },
+        ]
+    }
+    assert module.handler(batch, FakeContext()) == {"batchItemFailures": [{"itemIdentifier": "bad-1"}]}
+    assert calls == []
+
+
+def test_handlers_import_nothing_heavy():
+    """A fresh process (a cold start) importing every handler loads none of the forbidden modules."""
+    import os
+    import subprocess
+
+    forbidden = ["cdktf", "jsii", "sagemaker", "mlflow", "pandas", "sklearn", "numpy", "scipy"]
+    code = (
+        "import sys\n"
+        "for h in ('gate', 'deploy', 'rollback', 'retrain'):\n"
+        "    __import__(f'lambdas.{h}.handler')\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({forbidden!r})))\n"
+    )
+    env = {**os.environ, **dummy_environment(), "AWS_DEFAULT_REGION": "us-east-1"}
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
