@@ -146,6 +146,22 @@ def cmd_pipeline_run(args: argparse.Namespace, project: Project) -> int:
     return 0 if summary["status"] == "Succeeded" else 1
 
 
+def cmd_project_new(args: argparse.Namespace, project: Project) -> int:
+    from mlops.project_new import ProjectNewError, new_project
+    from stacks.naming import project_stack_name
+
+    envs = sorted(project.environments(args.env or None), key=ENVIRONMENT_NAMES.index)
+    try:
+        path = new_project(project.root, args.name, args.team, envs, args.description)
+    except ProjectNewError as exc:
+        say(f"error: {exc}")
+        return 2
+    stacks = [project_stack_name(args.name, e) for e in envs]
+    _emit(args, {"project": args.name, "file": str(path), "environments": envs, "stacks": stacks},
+          f"wrote {path}\nnext: `mlops deploy ENV` (or `mlops local up`) creates {', '.join(stacks)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlops", description="MLOps platform as code: synthesize, deploy and operate."
@@ -178,6 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("up", cmd_local_up, "start the local AWS and deploy the local environment", local_sub)
     add("down", cmd_local_down, "destroy the local environment and stop the local AWS", local_sub)
     add("status", cmd_local_status, "is the local AWS running, and what is deployed", local_sub)
+
+    project_cmd = sub.add_parser("project", help="ML projects (environments/projects/)")
+    project_sub = project_cmd.add_subparsers(dest="project_command", required=True, metavar="COMMAND")
+    p = add("new", cmd_project_new, "write a new, validated project file with secure defaults",
+            project_sub)
+    p.add_argument("name", help="3-16 of a-z, 0-9 and '-', starting with a letter")
+    p.add_argument("--team", required=True, help="the owning team (lowercase, digits, '-')")
+    p.add_argument("--env", action="append", choices=ENVIRONMENT_NAMES,
+                   help="provision only in this environment (repeatable; default: all)")
+    p.add_argument("--description", help="the intended use (goes into the model card)")
 
     drift = sub.add_parser("drift", help="data and prediction drift")
     drift_sub = drift.add_subparsers(dest="drift_command", required=True, metavar="COMMAND")

@@ -82,7 +82,9 @@ def free_port() -> int:
 def is_responding(endpoint_url: str, timeout: float = 2.0, ca_bundle: str | None = None) -> bool:
     context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else None
     try:
-        with urllib.request.urlopen(f"{endpoint_url}/moto-api/data.json", timeout=timeout,
+        # The dashboard page: cheap, and unlike /moto-api/data.json it does not walk every
+        # backend (with Lambda functions that walk asks Docker and fails with a 500).
+        with urllib.request.urlopen(f"{endpoint_url}/moto-api/", timeout=timeout,
                                     context=context) as r:
             return r.status == 200
     except (urllib.error.URLError, OSError):
@@ -128,8 +130,9 @@ class LocalAws:
         rec = self.running()
         if rec and bool(rec.ca_bundle) == self.tls:
             return rec, False
-        if rec:  # an older server without HTTPS (or with it, for a plain test): replace it
-            self.stop()
+        # An older server without HTTPS (or with it, for a plain test), or one that stopped
+        # answering: stopped (by its recorded pid) before a new one takes its place.
+        self.stop()
         self.local_dir.mkdir(parents=True, exist_ok=True)
         log_file = self.local_dir / "moto.log"
         tls_args: list[str] = []

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 # Where AWS would answer a request moto does not implement with a 500, the provider retries for
 # over ten minutes before failing (seen with Application Auto Scaling's ListTagsForResource). A low
 # retry count makes such a gap fail in seconds with moto's error instead of hanging a deploy.
-PROVIDER_MAX_RETRIES = 2
+# Not lower than 5: moto's development web server sometimes drops a kept-alive HTTPS connection
+# ("use of closed network connection"), which a retry absorbs.
+PROVIDER_MAX_RETRIES = 5
 
 # moto accepts any access key unless IAM enforcement is switched on (INITIAL_NO_AUTH_ACTION_COUNT);
 # these are placeholders, not secrets, and are the same on every machine.

@@ -3,7 +3,9 @@
 model package group -> execution role scoped to the project's prefixes -> step bundle and dataset
 in S3 -> the SageMaker training pipeline (definition from the sagemaker SDK) -> the real-time
 endpoint (data capture, autoscaling, blue/green canary or linear updates that roll back on the
-critical alarms) -> its CloudWatch alarms (critical and warning topics) and dashboard.
+critical alarms) -> its CloudWatch alarms (critical and warning topics) and dashboard -> the
+control loop (stacks/control_loop.py: gate, deploy, rollback and retrain handlers fed by
+EventBridge rules through SQS queues with DLQs, and their DynamoDB tables).
 
 The platform's resources are found by name (naming.py) and, for the key, by its alias, so a
 project stack deploys on its own once the platform stack exists.
@@ -23,6 +25,7 @@ from stacks.config import Environment
 from stacks.constructs.endpoint_alarms import EndpointAlarms, EndpointAlarmsProps
 from stacks.constructs.model_endpoint import ModelEndpoint, ModelEndpointProps
 from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
+from stacks.control_loop import ControlLoop, ControlLoopProps
 from stacks.naming import Naming, ProjectNames, project_stack_name
 from stacks.platform_stack import StackPaths, environment_tags
 from stacks.project_config import ProjectConfig
@@ -83,6 +86,11 @@ class ProjectStack(cdktf.TerraformStack):
         self.default_data_uri = self._dataset()
         self._pipeline(uploads)
         self._serving()
+        self.control_loop = ControlLoop(self, "control_loop", ControlLoopProps(
+            env=env, project=project, names=n, key_arn=self.key_arn, boundary_arn=n.boundary_arn,
+            stack_dir=paths.stack_dir, endpoint=self.endpoint, alarms=self.alarms,
+            pipeline_arn=self.pipeline.arn,
+        ))
         self._outputs()
 
     def _execution_role(self) -> None:
@@ -233,6 +241,9 @@ class ProjectStack(cdktf.TerraformStack):
             "endpoint_name": self.endpoint.name,
             "capture_uri": f"s3://{self.names.capture_bucket}/{self.project.name}/",
             "critical_alarm_names": ",".join(self.alarms.critical_alarm_names),
+            **{f"{name}_queue_url": q.url for name, q in self.control_loop.queues.items()},
+            **{f"{name}_function_name": f.name for name, f in self.control_loop.functions.items()},
+            **{k: t.name for k, t in self.control_loop.tables.items()},
         }
         for key, value in outputs.items():
             cdktf.TerraformOutput(self, key, value=value)

@@ -168,15 +168,39 @@ def test_corrupt_data_fails_validation_and_registers_nothing(project, server, fi
     assert len(packages(server)) == before
 
 
-def test_second_up_converges_and_down_cleans_up(project, local_env, first_run):
-    again = mlops(project, "local", "up")
+def test_new_project_is_provisioned_and_everything_converges(project, server, local_env, first_run):
+    new = json.loads(
+        mlops(project, "project", "new", "fraud", "--team", "risk-ml", "--env", "local", "--json").stdout
+    )
+    assert new["stacks"] == ["project-fraud-local"]
+    again = mlops(project, "local", "up", "--json")
     assert "using the local AWS" in again.stderr
+    # The existing stacks are unchanged; only the new project's stack is created.
     assert again.stderr.count("Apply complete! Resources: 0 added, 0 changed, 0 destroyed.") == 2
-    pid = json.loads(mlops(project, "local", "status", "--json").stdout)["pid"]
+    stacks = {s["name"]: s for s in json.loads(again.stdout)["stacks"]}
+    assert list(stacks) == ["platform-local", "project-demo-local", "project-fraud-local"]
+    assert stacks["project-fraud-local"]["outputs"]["endpoint_name"] == "mlops-local-fraud"
+    sagemaker = server.client("sagemaker")
+    assert sagemaker.describe_pipeline(PipelineName="mlops-local-fraud-training")["PipelineStatus"]
+    assert sagemaker.describe_endpoint(EndpointName="mlops-local-fraud")["EndpointStatus"]
+    for stack in stacks.values():  # a second plan shows no changes anywhere
+        plan = subprocess.run(
+            ["terraform", "plan", "-detailed-exitcode", "-no-color", "-input=false"],
+            cwd=stack["dir"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert plan.returncode == 0, stack["name"] + plan.stdout[-3000:] + plan.stderr
 
+
+def test_down_cleans_up(project, local_env, first_run):
+    pid = json.loads(mlops(project, "local", "status", "--json").stdout)["pid"]
     down = mlops(project, "local", "down", "--json")
-    assert json.loads(down.stdout) == {"destroyed": ["project-demo-local", "platform-local"],
-                                       "server_stopped": True}
+    destroyed = json.loads(down.stdout)
+    assert destroyed["server_stopped"] is True
+    assert destroyed["destroyed"][-1] == "platform-local"
+    assert {"project-demo-local", "platform-local"} <= set(destroyed["destroyed"])
     assert not _is_our_moto(pid)
     after = json.loads(mlops(project, "local", "status", "--json").stdout)
     assert after["running"] is False and after["stacks"] == []

@@ -89,3 +89,31 @@ def test_cli_names_an_unknown_project(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MLOPS_ROOT", str(tmp_path))
     assert main(["pipeline", "run", "--env", "local", "--project", "nope"]) == 2
     assert "environments/projects/nope.yaml: (file): no such project; known: demo" in capsys.readouterr().err
+
+
+def test_project_new_writes_a_valid_file_and_refuses_taken_or_bad_names(tmp_path, monkeypatch, capsys):
+    import json
+
+    shutil.copytree(ROOT / "environments", tmp_path / "environments")
+    shutil.copy(ROOT / "cdktf.json", tmp_path / "cdktf.json")
+    monkeypatch.setenv("MLOPS_ROOT", str(tmp_path))
+    assert (
+        main(["project", "new", "fraud", "--team", "risk-ml", "--env", "local", "--env", "dev", "--json"])
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert out["stacks"] == ["project-fraud-local", "project-fraud-dev"]
+    per_env = load_projects(tmp_path)["fraud"]
+    assert set(per_env) == {"local", "dev"} and per_env["dev"].team == "risk-ml"
+    assert per_env["dev"].serving.capture_sampling_percent == 100
+
+    assert main(["project", "new", "fraud", "--team", "risk-ml"]) == 2
+    assert "project 'fraud' is taken" in capsys.readouterr().err
+    assert main(["project", "new", "Fraud_2", "--team", "risk-ml"]) == 2
+    assert "project name 'Fraud_2' is invalid" in capsys.readouterr().err
+    assert main(["project", "new", "churn", "--team", "Risk ML"]) == 2
+    assert "team 'Risk ML' is invalid" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "environments" / "projects").iterdir()) == [
+        "demo.yaml",
+        "fraud.yaml",
+    ]

@@ -80,3 +80,52 @@ def test_endpoint_starts_from_a_bootstrap_model_in_the_stack(project):
     (model,) = doc["resource"]["aws_sagemaker_model"].values()
     assert model["primary_container"]["model_data_url"] == f"s3://{bootstrap['bucket']}/{bootstrap['key']}"
 
+
+def test_every_rule_feeds_a_queue_with_a_dlq_and_every_queue_a_function(project):
+    _, doc, _, _ = project
+    r = doc["resource"]
+    queues = r["aws_sqs_queue"]
+    targets = r["aws_cloudwatch_event_target"].values()
+    rules = r["aws_cloudwatch_event_rule"]
+    assert len(rules) >= 4
+    targeted_rules = {t["rule"] for t in targets}
+    for rule_id in rules:
+        assert any(rule_id in ref for ref in targeted_rules), rule_id
+    for target in targets:
+        match = re.fullmatch(r"\$\{aws_sqs_queue\.([^.]+)\.arn\}", target["arn"])
+        assert match, target["arn"]
+        assert "redrive_policy" in queues[match.group(1)], match.group(1)
+    fed = {m["event_source_arn"] for m in r["aws_lambda_event_source_mapping"].values()}
+    with_dlq = {f"${{aws_sqs_queue.{q}.arn}}" for q, body in queues.items() if "redrive_policy" in body}
+    assert with_dlq == fed
+
+
+def test_handlers_accept_the_settings_the_stack_gives_them(project):
+    """The environment Terraform sets is exactly what lambdas/shared/control/settings.py parses."""
+    from lambdas.shared.control.settings import load_settings
+
+    env, doc, config, _ = project
+    functions = doc["resource"]["aws_lambda_function"]
+    names = {f["function_name"].removeprefix(f"mlops-{env}-demo-") for f in functions.values()}
+    assert names == {"gate", "deploy", "rollback", "retrain"}
+    for function in functions.values():
+        variables = function["environment"]["variables"]
+        resolved = {k: re.sub(r"\$\{[^}]+\}", "arn:aws:resolved:at:apply", v) for k, v in variables.items()}
+        settings = load_settings(resolved)
+        assert settings.endpoint_name == f"mlops-{env}-demo"
+        assert settings.gate.thresholds == config.gate.thresholds
+        assert settings.retrain_cooldown_minutes == config.retrain.cooldown_minutes
+        if env != "local":  # Powertools comes as its public layer (moto knows no public layers)
+            assert any("AWSLambdaPowertoolsPythonV3" in layer for layer in function["layers"])
+
+
+def test_control_tables_are_encrypted_and_recoverable(project):
+    env, doc, _, _ = project
+    tables = doc["resource"]["aws_dynamodb_table"].values()
+    assert {t["name"] for t in tables} == {
+        f"mlops-{env}-demo-{p}" for p in ("deployments", "audit", "idempotency", "locks")
+    }
+    for table in tables:
+        assert table["server_side_encryption"]["enabled"] is True
+        assert table["point_in_time_recovery"]["enabled"] is True
+        assert table.get("deletion_protection_enabled", False) == (env == "prod")

@@ -1,0 +1,214 @@
+"""The control loop of one project in one environment: tables, handlers and their event wiring.
+
+    model package registered  --rule--> gate queue     --> gate handler     (approve / reject)
+    model package approved    --rule--> deploy queue   --> deploy handler   (guarded update)
+    critical alarm -> ALARM   --rule--> rollback queue --> rollback handler (last known-good)
+    drift/accuracy -> ALARM   --rule--> retrain queue  --> retrain handler  (one run per cooldown)
+
+Every queue has a DLQ (a poison message lands there after max receives, nothing else is lost)
+and a warning alarm on it. The handlers' code is lambdas/<name>/handler.py; their settings are
+the variables of lambdas/shared/control/settings.py, built here from the project config and
+the endpoint and alarm constructs, so Terraform and the handlers read one source.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from lambdas.shared.control.tables import TABLES
+from stacks import moto_gaps
+from stacks.binding import Construct, aws
+from stacks.config import Environment
+from stacks.constructs.endpoint_alarms import EndpointAlarms
+from stacks.constructs.event_queue import EventQueue, EventQueueProps, EventRule
+from stacks.constructs.lambda_function import LambdaFunction, LambdaFunctionProps
+from stacks.constructs.model_endpoint import ModelEndpoint
+from stacks.naming import ProjectNames
+from stacks.policy import Statement, statement
+from stacks.project_config import LOWER_IS_BETTER, ProjectConfig
+
+# Powertools for AWS Lambda (Python) v3 as its public layer: the handlers' only dependency the
+# runtime lacks (with pydantic). Keep the version in step with the pinned aws-lambda-powertools.
+POWERTOOLS_LAYER = (
+    "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:27"
+)
+HANDLER_TIMEOUT_SECONDS = 120
+QUEUE_MAX_RECEIVES = 5
+
+
+@dataclass(frozen=True)
+class ControlLoopProps:
+    env: Environment
+    project: ProjectConfig
+    names: ProjectNames
+    key_arn: str
+    boundary_arn: str
+    stack_dir: Any  # Path of the stack's Terraform folder (the Lambda zips go there)
+    endpoint: ModelEndpoint
+    alarms: EndpointAlarms
+    pipeline_arn: str
+
+
+class ControlLoop(Construct):
+    def __init__(self, scope: Construct, id_: str, props: ControlLoopProps):
+        super().__init__(scope, id_)
+        self.props = props
+        n, env = props.names, props.env
+        self.gaps = moto_gaps.for_environment(env.is_local)
+        self.tables = {
+            setting: self._table(setting.removesuffix("_table"), schema)
+            for setting, schema in TABLES.items()
+        }
+        environment = self._environment()
+        group_arn = n.naming.sagemaker_arn("model-package-group", n.model_package_group)
+        packages = n.naming.sagemaker_arn("model-package", f"{n.model_package_group}/*")
+        read_packages = statement(
+            "ReadModelPackages", ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup"],
+            [group_arn, packages])
+        judge_packages = statement("JudgeModelPackages", ["sagemaker:UpdateModelPackage"], [packages])
+        list_packages = statement("ListModelPackages", ["sagemaker:ListModelPackages"], ["*"])
+        operate = [*props.endpoint.deploy_statements(), props.alarms.describe_statement("ReadAlarms"),
+                   statement("CreateEndpoint", ["sagemaker:CreateEndpoint"],
+                             [n.naming.sagemaker_arn("endpoint", n.endpoint),
+                              n.naming.sagemaker_arn("endpoint-config", f"{n.endpoint}-*")])]
+        reports = statement("ReadEvaluationReports", ["s3:GetObject"],
+                            [f"arn:aws:s3:::{n.artifacts_bucket}/{props.project.name}/*"])
+        start = statement("StartTrainingPipeline", ["sagemaker:StartPipelineExecution"],
+                          [props.pipeline_arn])
+        package_events = {"source": ["aws.sagemaker"],
+                          "detail-type": ["SageMaker Model Package State Change"]}
+
+        def on_packages(status: str) -> dict:
+            return {**package_events, "detail": {"ModelPackageGroupName": [n.model_package_group],
+                                                 "ModelApprovalStatus": [status]}}
+
+        handlers = {
+            # name: (what it does, its rule's pattern, what it touches beyond the common part)
+            "gate": ("judge a newly registered model package", on_packages("PendingManualApproval"),
+                     [read_packages, judge_packages, list_packages, reports]),
+            "deploy": ("deploy an approved model package with the guardrails", on_packages("Approved"),
+                       [read_packages, list_packages, *operate]),
+            "rollback": ("restore the last known-good endpoint config on a critical alarm",
+                         props.alarms.rollback_event_pattern(),
+                         [read_packages, judge_packages, list_packages, *operate]),
+            "retrain": ("start the training pipeline on a drift or accuracy alarm",
+                        props.alarms.retrain_event_pattern(), [read_packages, start]),
+        }
+        self.functions: dict[str, LambdaFunction] = {}
+        self.queues: dict[str, EventQueue] = {}
+        for name, (purpose, pattern, statements) in handlers.items():
+            function = self._function(name, purpose, environment, [*self._common(), *statements])
+            self.functions[name] = function
+            self.queues[name] = EventQueue(self, f"{name}_queue", EventQueueProps(
+                name=f"{n.base}-{name}", kms_key_arn=props.key_arn,
+                alarm_topic_arn=n.topic_arn("warning"), account_id=env.account_id, region=env.region,
+                rules=(EventRule(name=f"{n.base}-{name}", description=f"{purpose} ({n.base})",
+                                 event_pattern=pattern),),
+                max_receive_count=QUEUE_MAX_RECEIVES,
+                # One message at a time per endpoint decision keeps leases short and retries cheap.
+                batch_size=1 if name in ("deploy", "rollback") else 10,
+                gaps=self.gaps,
+            ), function)
+
+    def _table(self, purpose: str, schema: dict[str, Any]) -> aws.dynamodb_table.DynamodbTable:
+        n = self.props.names
+        t = aws.dynamodb_table
+        keys = {k["KeyType"]: k["AttributeName"] for k in schema["KeySchema"]}
+        ttl = schema.get("TimeToLive")
+        return t.DynamodbTable(
+            self, f"{purpose}_table",
+            name=f"{n.base}-{purpose}",
+            billing_mode="PAY_PER_REQUEST",
+            hash_key=keys["HASH"],
+            range_key=keys.get("RANGE"),
+            attribute=[t.DynamodbTableAttribute(name=a["AttributeName"], type=a["AttributeType"])
+                       for a in schema["AttributeDefinitions"]],
+            global_secondary_index=[
+                t.DynamodbTableGlobalSecondaryIndex(
+                    name=g["IndexName"], hash_key=g["KeySchema"][0]["AttributeName"],
+                    range_key=g["KeySchema"][1]["AttributeName"],
+                    projection_type=g["Projection"]["ProjectionType"])
+                for g in schema.get("GlobalSecondaryIndexes", [])
+            ] or None,
+            server_side_encryption=t.DynamodbTableServerSideEncryption(
+                enabled=True, kms_key_arn=self.props.key_arn),
+            # The deployment history and the audit trail are evidence: recoverable to the second.
+            point_in_time_recovery=t.DynamodbTablePointInTimeRecovery(enabled=True),
+            ttl=t.DynamodbTableTtl(attribute_name=ttl, enabled=True) if ttl else None,
+            deletion_protection_enabled=self.props.env.data_protection.prevent_destroy,
+        )
+
+    def _environment(self) -> dict[str, str]:
+        p, n = self.props, self.props.names
+        project = p.project
+        gate = {
+            "thresholds": dict(project.gate.thresholds),
+            "lower_is_better": sorted(set(project.gate.thresholds) & set(LOWER_IS_BETTER)),
+            "max_regression": project.gate.max_regression,
+            "max_fairness_gap": project.fairness.max_gap if project.fairness else None,
+            "max_latency_p95_ms": project.gate.max_latency_p95_ms,
+        }
+        environment = {
+            "PROJECT": project.name,
+            "ENVIRONMENT": p.env.name,
+            "MODEL_PACKAGE_GROUP": n.model_package_group,
+            **p.endpoint.handler_environment(),
+            **p.alarms.handler_environment(),
+            "GATE_CONFIG": json.dumps(gate, sort_keys=True, separators=(",", ":")),
+            **{setting.upper(): table.name for setting, table in self.tables.items()},
+            "CRITICAL_TOPIC_ARN": n.topic_arn("critical"),
+            "WARNING_TOPIC_ARN": n.topic_arn("warning"),
+            "PIPELINE_NAME": n.pipeline,
+            "RETRAIN_COOLDOWN_MINUTES": str(project.retrain.cooldown_minutes),
+        }
+        if p.env.name == "prod":
+            # Prod deploys only packages promoted from staging and approved by the ML engineers.
+            environment["APPROVER_ROLE_ARN"] = (
+                f"arn:aws:iam::{p.env.account_id}:role{n.naming.role_path}{n.naming.name('ml-engineer')}")
+            environment["PROMOTION_SOURCE_GROUP"] = f"mlops-staging-{project.name}"
+        return environment
+
+    def _common(self) -> list[Statement]:
+        p, n = self.props, self.props.names
+        tables = [t.arn for t in self.tables.values()]
+        return [
+            statement("UseControlTables",
+                      ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                       "dynamodb:Query", "dynamodb:ConditionCheckItem"],
+                      [*tables, *(f"{t}/index/*" for t in tables)]),
+            statement("NotifyAlerts", ["sns:Publish"], [n.topic_arn("critical"), n.topic_arn("warning")]),
+            statement("UsePlatformKey", ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                      [p.key_arn]),
+            statement("DescribeEndpoint", ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"],
+                      [n.naming.sagemaker_arn("endpoint", n.endpoint),
+                       n.naming.sagemaker_arn("endpoint-config", f"{n.endpoint}-*")]),
+            statement("PublishMetrics", ["cloudwatch:PutMetricData"], ["*"],
+                      conditions={"StringEquals": {"cloudwatch:namespace": "MLOps/ControlLoop"}}),
+        ]
+
+    def _function(self, name: str, purpose: str, environment: dict[str, str],
+                  statements: list[Statement]) -> LambdaFunction:
+        p, n = self.props, self.props.names
+        function = LambdaFunction(self, f"{name}_function", LambdaFunctionProps(
+            name=f"{n.base}-{name}", handler=name, description=f"{purpose} ({n.base})",
+            stack_dir=p.stack_dir, kms_key_arn=p.key_arn, role_path=n.naming.role_path,
+            boundary_arn=p.boundary_arn, statements=tuple(_unique_sids(statements)),
+            environment=environment, timeout_seconds=HANDLER_TIMEOUT_SECONDS,
+            log_retention_days=p.env.retention.log_days,
+            # moto runs no Lambda code and knows no public layers (stacks/moto_gaps.py).
+            layers=() if self.gaps.local else (POWERTOOLS_LAYER.format(region=p.env.region),),
+        ))
+        return function
+
+
+def _unique_sids(statements: list[Statement]) -> list[Statement]:
+    """Statements from several sources may share a Sid; one policy needs them unique."""
+    seen: dict[str, int] = {}
+    out = []
+    for st in statements:
+        sid = st["Sid"]
+        seen[sid] = seen.get(sid, 0) + 1
+        out.append(st if seen[sid] == 1 else {**st, "Sid": f"{sid}{seen[sid]}"})
+    return out
