@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from mlops.deploy import DeployedStack, Deployer, say, synthesize
+from mlops.drift_check import add_check_arguments, run_check_command
 from mlops.drift_compare import add_compare_arguments, run_compare
 from mlops.local_aws import LocalAwsError
 from mlops.pipeline_run import PipelineRunError
@@ -213,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
         "categorical ones, Benjamini-Hochberg across features.")
     add_compare_arguments(compare)
     compare.set_defaults(func=lambda args, project: run_compare(args))
+    check = drift_sub.add_parser(
+        "check", help="run the drift check of a project's endpoint over a window of captured data",
+        description="The drift handler's code, from the CLI: reads the endpoint's data capture, "
+        "compares it with the approved model's reference, writes JSON and HTML reports to the "
+        "artifacts bucket and publishes the drift metrics.")
+    add_check_arguments(check)
+    check.set_defaults(func=lambda args, project: run_check_command(args, project))
 
     pipeline = sub.add_parser("pipeline", help="the training pipeline of a project")
     pipeline_sub = pipeline.add_subparsers(dest="pipeline_command", required=True, metavar="COMMAND")

@@ -4,6 +4,7 @@
     model package approved    --rule--> deploy queue   --> deploy handler   (guarded update)
     critical alarm -> ALARM   --rule--> rollback queue --> rollback handler (last known-good)
     drift/accuracy -> ALARM   --rule--> retrain queue  --> retrain handler  (one run per cooldown)
+    drift schedule            --rule--> drift queue    --> drift handler    (reports + metrics)
 
 Every queue has a DLQ (a poison message lands there after max receives, nothing else is lost)
 and a warning alarm on it. The handlers' code is lambdas/<name>/handler.py; their settings are
@@ -29,12 +30,14 @@ from stacks.naming import ProjectNames
 from stacks.policy import Statement, statement
 from stacks.project_config import LOWER_IS_BETTER, ProjectConfig
 
-# Powertools for AWS Lambda (Python) v3 as its public layer: the handlers' only dependency the
-# runtime lacks (with pydantic). Keep the version in step with the pinned aws-lambda-powertools.
+# Powertools for AWS Lambda (Python) v3 as its public layer: the control handlers' only dependency
+# the runtime lacks (with pydantic). Keep the version in step with the pinned aws-lambda-powertools.
+# The drift handler also needs numpy and scipy: a layer the platform team publishes (not here yet).
 POWERTOOLS_LAYER = (
     "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:27"
 )
 HANDLER_TIMEOUT_SECONDS = 120
+DRIFT_NAMESPACE = "MLOps/Drift"
 QUEUE_MAX_RECEIVES = 5
 
 
@@ -111,6 +114,48 @@ class ControlLoop(Construct):
                 batch_size=1 if name in ("deploy", "rollback") else 10,
                 gaps=self.gaps,
             ), function)
+        self._drift()
+
+    def _drift(self) -> None:
+        """The scheduled drift check: capture window vs the approved model's reference, reports to
+        the artifacts bucket, metrics that the drift alarms watch."""
+        from lambdas.shared.drift.job import window_minutes_for_schedule
+
+        p, n, env = self.props, self.props.names, self.props.env
+        project, capture = p.project, f"arn:aws:s3:::{n.capture_bucket}"
+        environment = {
+            "PROJECT": project.name, "ENDPOINT_NAME": n.endpoint,
+            "CAPTURE_S3_URI": f"s3://{n.capture_bucket}/{project.name}/",
+            "ARTIFACTS_BUCKET": n.artifacts_bucket, "MODEL_PACKAGE_GROUP": n.model_package_group,
+            "KMS_KEY_ARN": p.key_arn,
+            "DRIFT_PSI_THRESHOLD": str(project.drift.psi_threshold),
+            "DRIFT_P_VALUE": str(project.drift.p_value),
+            "WINDOW_MINUTES": str(window_minutes_for_schedule(project.drift.schedule)),
+            "METRICS_NAMESPACE": DRIFT_NAMESPACE,
+        }
+        statements = [
+            statement("ListCapture", ["s3:ListBucket"], [capture],
+                      conditions={"StringLike": {"s3:prefix": [f"{project.name}/*"]}}),
+            statement("ReadCaptureAndModels", ["s3:GetObject"],
+                      [f"{capture}/{project.name}/*", f"arn:aws:s3:::{n.artifacts_bucket}/{project.name}/*"]),
+            statement("WriteReports", ["s3:PutObject"],
+                      [f"arn:aws:s3:::{n.artifacts_bucket}/{project.name}/drift/*"]),
+            statement("UsePlatformKey", ["kms:Decrypt", "kms:GenerateDataKey"], [p.key_arn]),
+            statement("FindApprovedModel", ["sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"],
+                      ["*"]),
+            statement("PublishDriftMetrics", ["cloudwatch:PutMetricData"], ["*"],
+                      conditions={"StringEquals": {"cloudwatch:namespace": DRIFT_NAMESPACE}}),
+        ]
+        function = self._function("drift", "check the endpoint's captured data for drift", environment,
+                                  statements, timeout=900, memory=2048)
+        self.functions["drift"] = function
+        self.queues["drift"] = EventQueue(self, "drift_queue", EventQueueProps(
+            name=f"{n.base}-drift", kms_key_arn=p.key_arn, alarm_topic_arn=n.topic_arn("warning"),
+            account_id=env.account_id, region=env.region, max_receive_count=3, batch_size=1,
+            rules=(EventRule(name=f"{n.base}-drift", description=f"scheduled drift check ({n.base})",
+                             schedule=project.drift.schedule),),
+            gaps=self.gaps,
+        ), function)
 
     def _table(self, purpose: str, schema: dict[str, Any]) -> aws.dynamodb_table.DynamodbTable:
         n = self.props.names
@@ -189,13 +234,14 @@ class ControlLoop(Construct):
         ]
 
     def _function(self, name: str, purpose: str, environment: dict[str, str],
-                  statements: list[Statement]) -> LambdaFunction:
+                  statements: list[Statement], timeout: int = HANDLER_TIMEOUT_SECONDS,
+                  memory: int = 256) -> LambdaFunction:
         p, n = self.props, self.props.names
         function = LambdaFunction(self, f"{name}_function", LambdaFunctionProps(
             name=f"{n.base}-{name}", handler=name, description=f"{purpose} ({n.base})",
             stack_dir=p.stack_dir, kms_key_arn=p.key_arn, role_path=n.naming.role_path,
             boundary_arn=p.boundary_arn, statements=tuple(_unique_sids(statements)),
-            environment=environment, timeout_seconds=HANDLER_TIMEOUT_SECONDS,
+            environment=environment, timeout_seconds=timeout, memory_mb=memory,
             log_retention_days=p.env.retention.log_days,
             # moto runs no Lambda code and knows no public layers (stacks/moto_gaps.py).
             layers=() if self.gaps.local else (POWERTOOLS_LAYER.format(region=p.env.region),),

@@ -101,16 +101,21 @@ def test_every_rule_feeds_a_queue_with_a_dlq_and_every_queue_a_function(project)
 
 
 def test_handlers_accept_the_settings_the_stack_gives_them(project):
-    """The environment Terraform sets is exactly what lambdas/shared/control/settings.py parses."""
+    """The environment Terraform sets is exactly what the handlers' settings models parse."""
     from lambdas.shared.control.settings import load_settings
+    from lambdas.shared.drift.job import DriftSettings
 
     env, doc, config, _ = project
-    functions = doc["resource"]["aws_lambda_function"]
-    names = {f["function_name"].removeprefix(f"mlops-{env}-demo-") for f in functions.values()}
-    assert names == {"gate", "deploy", "rollback", "retrain"}
-    for function in functions.values():
+    functions = {f["function_name"].removeprefix(f"mlops-{env}-demo-"): f
+                 for f in doc["resource"]["aws_lambda_function"].values()}
+    assert set(functions) == {"gate", "deploy", "rollback", "retrain", "drift"}
+    for name, function in functions.items():
         variables = function["environment"]["variables"]
         resolved = {k: re.sub(r"\$\{[^}]+\}", "arn:aws:resolved:at:apply", v) for k, v in variables.items()}
+        if name == "drift":
+            drift = DriftSettings.from_env(resolved)
+            assert drift.endpoint_name == f"mlops-{env}-demo"
+            continue
         settings = load_settings(resolved)
         assert settings.endpoint_name == f"mlops-{env}-demo"
         assert settings.gate.thresholds == config.gate.thresholds

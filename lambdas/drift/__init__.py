@@ -1,0 +1,1 @@
+"""The drift handler (handler.py)."""
