@@ -39,6 +39,7 @@ bench: setup
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python benchmarks/synth.py
 	$(BIN)/python benchmarks/drift.py
+	$(BIN)/python benchmarks/handlers.py
 
 synth: setup
 	$(BIN)/mlops synth

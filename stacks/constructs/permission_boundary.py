@@ -17,6 +17,8 @@ PLATFORM_SERVICES = (
     "secretsmanager", "application-autoscaling", "cloudtrail", "eks",
     # The managed MLflow tracking server's API (experiment tracking from pipeline steps).
     "sagemaker-mlflow",
+    # Lambda functions trace with X-Ray (tracing mode Active).
+    "xray",
 )
 
 
