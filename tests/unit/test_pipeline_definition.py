@@ -174,9 +174,12 @@ def test_project_stack_carries_the_pipeline(project_stack, synth_all):
 
 def test_project_role_is_scoped_to_the_project(project_stack):
     env, doc = project_stack
-    (role,) = doc["resource"]["aws_iam_role"].values()
-    assert role["permissions_boundary"].endswith(f":policy/mlops-{env}/mlops-{env}-permissions-boundary")
-    (policy,) = doc["resource"]["aws_iam_role_policy"].values()
+    roles = doc["resource"]["aws_iam_role"]
+    for role in roles.values():  # the execution role and the handlers' roles
+        assert role["permissions_boundary"].endswith(f":policy/mlops-{env}/mlops-{env}-permissions-boundary")
+    (role_id,) = [k for k, r in roles.items() if r["name"] == f"mlops-{env}-demo-execution"]
+    (policy,) = [p for p in doc["resource"]["aws_iam_role_policy"].values()
+                 if p["role"] == f"${{aws_iam_role.{role_id}.name}}"]
     statements = json.loads(policy["policy"])["Statement"]
     for st in statements:
         actions = [st["Action"]] if isinstance(st["Action"], str) else st["Action"]
