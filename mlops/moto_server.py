@@ -11,17 +11,48 @@ object read and write, over HTTP and HTTPS alike:
 Here `Bool` is added, aws:SecureTransport is set from the request's scheme, and a statement whose
 condition does not hold is neutral, as in AWS. The TLS-only policy then does what it does in AWS:
 the local AWS serves HTTPS (mlops/local_tls.py), and a plain-HTTP object request is refused.
+
+The local control plane (mlops/local_control_plane.py) needs more inside the server:
+- UpdateEndpoint, which moto lacks: here it switches the endpoint to the new config at once (as
+  if SageMaker's blue/green update had completed; moto's endpoints are always InService), keeping
+  the variants' instance counts when RetainAllVariantProperties is set, as SageMaker does.
+- Percentile statistics (p95, p99.9) in GetMetricData, which moto answers with nothing: the p95
+  latency alarm could never be evaluated.
+- Metric math in GetMetricData: moto resolves an expression only when it is a bare query id; here
+  mlops/metric_math.py evaluates it (the error-rate alarm's expression).
+- EventBridge: moto delivers a schedule rule (no event pattern) every PutEvents event, as if its
+  empty pattern matched all; in AWS a schedule rule only fires on its schedule. And moto's
+  default target input drops the event's `account`, which every AWS event carries.
+- UpdateModelPackage: moto replaces the package's CustomerMetadataProperties (and approval
+  description) with what the update sends, dropping them when it sends none; AWS adds the sent
+  properties to the existing ones. An approval would otherwise erase the metrics and lineage the
+  register step attached.
+- No Lambda invocations from SQS: moto runs an event source mapping itself when a message
+  arrives, which needs Docker; without it every message is received (its receive count spent)
+  and put back. Locally the control plane's worker plays the mapping instead.
 """
 
 from __future__ import annotations
 
 import contextvars
+import math
+import re
 import sys
 from typing import Any
 
 from moto import server as moto_server
+from moto.cloudwatch import models as cloudwatch_models
+from moto.core.utils import utcnow
+from moto.events import models as events_models
+from moto.events import utils as events_utils
 from moto.iam import access_control, policy_conditions
 from moto.s3 import models as s3_models
+from moto.sagemaker import models as sagemaker_models
+from moto.sagemaker import responses as sagemaker_responses
+from moto.sagemaker.exceptions import ValidationError
+from moto.sqs import models as sqs_models
+
+from mlops import metric_math
 
 _secure_transport: contextvars.ContextVar[str] = contextvars.ContextVar("secure_transport",
                                                                          default="false")
@@ -66,11 +97,111 @@ class _TransportAwareApp(moto_server.DomainDispatcherApplication):
             _secure_transport.reset(token)
 
 
+def _update_endpoint(self: Any) -> Any:
+    backend = self.sagemaker_backend
+    name, config_name = self._get_param("EndpointName"), self._get_param("EndpointConfigName")
+    endpoint = backend.endpoints.get(name)
+    if endpoint is None:
+        raise ValidationError(message=f"Could not find endpoint '{name}'.")
+    config = backend.describe_endpoint_config(config_name)  # refuses an unknown config
+    variants = endpoint._process_production_variants(config["ProductionVariants"])
+    if self._get_param("RetainAllVariantProperties"):
+        current = {v["VariantName"]: v for v in endpoint.production_variants}
+        for variant in variants:
+            kept = current.get(variant["VariantName"], {})
+            for key in ("CurrentInstanceCount", "DesiredInstanceCount", "CurrentWeight", "DesiredWeight"):
+                if key in kept:
+                    variant[key] = kept[key]
+    endpoint.endpoint_config_name = config_name
+    endpoint.production_variants = variants
+    endpoint.data_capture_config = config["DataCaptureConfig"]
+    endpoint.last_modified_time = utcnow()
+    return sagemaker_responses.ActionResult({"EndpointArn": endpoint.arn})
+
+
+_PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
+
+
+def _percentiles_in_statistics() -> None:
+    original = cloudwatch_models.Statistics.get_statistics_for_type
+
+    def get_statistics_for_type(self: Any, stat: str) -> Any:
+        match = _PERCENTILE.match(stat)
+        if not match:
+            return original(self, stat)
+        values = sorted(self.metric_single_values_list)
+        if not values:
+            return None
+        # Nearest rank, as CloudWatch computes percentiles of raw values.
+        rank = math.ceil(float(match.group(1)) / 100 * len(values))
+        return values[min(max(rank, 1), len(values)) - 1]
+
+    cloudwatch_models.Statistics.get_statistics_for_type = get_statistics_for_type
+
+
+class _NoMappings(dict):
+    """What moto's queue sees as its Lambda event source mappings: always none."""
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+
+def _queues_invoke_no_lambdas() -> None:
+    def get(self: Any) -> dict:
+        return _NoMappings()
+
+    def set_(self: Any, value: Any) -> None:
+        pass
+
+    sqs_models.Queue.lambda_event_source_mappings = property(get, set_)
+
+
+def _package_updates_keep_metadata() -> None:
+    backend = sagemaker_models.SageMakerModelBackend
+    original = backend.update_model_package
+
+    def update_model_package(self: Any, model_package_arn: str, model_approval_status: Any,
+                             approval_description: Any, customer_metadata_properties: Any,
+                             *args: Any, **kwargs: Any) -> str:
+        name = self.model_package_name_mapping.get(model_package_arn, model_package_arn)
+        package = self.model_packages.get(name)
+        if package is not None:
+            customer_metadata_properties = {**(package.customer_metadata_properties or {}),
+                                            **(customer_metadata_properties or {})}
+            if approval_description is None:
+                approval_description = package.approval_description
+        return original(self, model_package_arn, model_approval_status, approval_description,
+                        customer_metadata_properties, *args, **kwargs)
+
+    backend.update_model_package = update_model_package
+
+
+def _schedule_rules_match_no_events() -> None:
+    original = events_models.Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        if self.scheduled_expression and not self.event_pattern._pattern:
+            return
+        original(self, original_event, transform_input)
+
+    events_models.Rule.send_to_targets = send_to_targets
+    template = events_utils.EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
+    if '"account"' not in template:
+        events_utils.EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = template.replace(
+            '"version": "0", ', '"version": "0", "account": "<account>", ')
+
+
 def patch() -> None:
     policy_conditions.CONDITION_OPERATIONS["Bool"] = _bool_equals
     _statement_applies_only_when_its_condition_holds()
     _bucket_policy_sees_the_transport()
     moto_server.DomainDispatcherApplication = _TransportAwareApp
+    sagemaker_responses.SageMakerResponse.update_endpoint = _update_endpoint
+    _percentiles_in_statistics()
+    cloudwatch_models.parse_expression = metric_math.evaluate_results
+    _queues_invoke_no_lambdas()
+    _schedule_rules_match_no_events()
+    _package_updates_keep_metadata()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -41,6 +41,13 @@ PROVIDER_FLAGS = {
 # those three points fixed, in mlops/moto_server.py, and serves HTTPS (mlops/local_tls.py): the
 # bucket policies stay exactly as in AWS, and a plain-HTTP object request is refused as in AWS.
 
+# moto evaluates no CloudWatch alarm, emits no AWS service event (alarm state change, model
+# package state change), fires no EventBridge schedule and runs no Lambda without Docker: the local
+# control plane (mlops/local_control_plane.py) does those jobs. Inside the server
+# (mlops/moto_server.py): UpdateEndpoint (moto has none), percentiles and metric math in
+# GetMetricData, no Lambda invocations from SQS by moto itself, schedule rules that match no
+# PutEvents event, and the `account` field kept in delivered events.
+
 # moto's CreateModelPackage ignores ModelCard (and ClientToken): the card the register step sends
 # is not stored, so locally it is checked from the step's own model_card.json instead of from
 # DescribeModelPackage (tests/unit/test_pipeline_steps.py). Everything else round-trips.

@@ -2,12 +2,14 @@
 EventBridge events: the same code and boto3 calls that run in AWS.
 
 Moto gaps, worked around here in the test setup only (the handlers are unchanged):
-- moto has no UpdateEndpoint: `UpdateEndpointEmulation` validates the request against botocore's
-  model, records it, and re-creates the endpoint on the new config (moto serves it at once, as
-  if the blue/green update had completed; its endpoints are always InService and have no
-  PendingDeploymentSummary, so "update in progress" is covered by the unit tests only).
-- UpdateModelPackage in moto drops the package's CustomerMetadataProperties (AWS keeps them):
-  the gate reads evaluations from the report in S3, which moto keeps.
+- moto has no UpdateEndpoint; the local server adds one (mlops/moto_server.py) that switches the
+  endpoint at once, as if the blue/green update had completed (its endpoints are always InService
+  and have no PendingDeploymentSummary, so "update in progress" is covered by the unit tests
+  only). `UpdateEndpointEmulation` validates each request against botocore's model (the server
+  does not check every parameter), records it, and can slow it down to widen the window
+  concurrent deliveries race in.
+- UpdateModelPackage in moto drops the package's CustomerMetadataProperties (AWS keeps them;
+  the local server keeps them too): the gate reads evaluations from the report in S3 anyway.
 - moto's LastModifiedBy carries no IamIdentity: the prod approver check can only refuse here
   (the accepting side is unit-tested).
 - StartPipelineExecution needs the pipeline to exist (created here with an empty definition);
@@ -65,7 +67,7 @@ class FakeContext:
 
 
 class UpdateEndpointEmulation:
-    """A SageMaker client whose update_endpoint moto lacks; everything else goes to moto."""
+    """A SageMaker client whose update_endpoint is validated, recorded and (optionally) slowed."""
 
     def __init__(self, client: Any, world: World):
         self._client, self._world = client, world
@@ -76,16 +78,11 @@ class UpdateEndpointEmulation:
     def update_endpoint(self, **kwargs: Any) -> dict[str, Any]:
         shape = self._client.meta.service_model.operation_model("UpdateEndpoint").input_shape
         validate_parameters(kwargs, shape)  # raises on any parameter AWS would refuse
-        described = self._client.describe_endpoint(EndpointName=kwargs["EndpointName"])
-        self._client.describe_endpoint_config(EndpointConfigName=kwargs["EndpointConfigName"])
         time.sleep(self._world.update_delay)  # widens the window concurrent deliveries race in
+        answer = self._client.update_endpoint(**kwargs)
         with self._world.lock:
             self._world.updates.append(kwargs)
-        self._client.delete_endpoint(EndpointName=kwargs["EndpointName"])
-        self._client.create_endpoint(
-            EndpointName=kwargs["EndpointName"], EndpointConfigName=kwargs["EndpointConfigName"]
-        )
-        return {"EndpointArn": described["EndpointArn"]}
+        return answer
 
 
 def evaluation_report(
