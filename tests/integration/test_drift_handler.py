@@ -389,3 +389,87 @@ def test_drift_check_cli_runs_the_same_check_on_the_local_aws(
     human = capsys.readouterr().out
     assert "verdict: DRIFT; drifted features" in human and "mean_radius" in human
     assert f"open:   {tmp_path}" in human and "metrics: none published" in human
+
+
+def wire_drift_check(server: Any, world: World) -> dict[str, str]:
+    """What the project stack creates for the drift check, as Terraform would (the alarm
+    settings are EndpointAlarms'): the function, its queue and schedule rule, the mapping, and
+    the critical drift alarm with its topic. Returns the alarm and rule names."""
+    iam, lam, sqs, events = (server.client(s) for s in ("iam", "lambda", "sqs", "events"))
+    role = iam.create_role(
+        RoleName=f"{world.endpoint}-drift",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole"}]}),
+    )["Role"]["Arn"]
+    function = lam.create_function(
+        FunctionName=f"{world.endpoint}-drift", Runtime="python3.11", Role=role,
+        Handler="lambdas.drift.handler.handler", Code={"ZipFile": reproducible_tarball({"x": b"x"})},
+        Timeout=300, MemorySize=2048,
+        Environment={"Variables": {
+            "PROJECT": PROJECT, "ENDPOINT_NAME": world.endpoint,
+            "CAPTURE_S3_URI": f"s3://{world.capture_bucket}/{PROJECT}/",
+            "ARTIFACTS_BUCKET": world.artifacts_bucket, "MODEL_PACKAGE_GROUP": world.group,
+            "KMS_KEY_ARN": world.key_arn, "DRIFT_PSI_THRESHOLD": "0.2", "DRIFT_P_VALUE": "0.05",
+            "WINDOW_MINUTES": "60",
+        }},
+    )["FunctionArn"]
+    url = sqs.create_queue(QueueName=f"{world.endpoint}-drift")["QueueUrl"]
+    queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rule = f"{world.endpoint}-drift"
+    events.put_rule(Name=rule, ScheduleExpression="rate(1 hour)")
+    events.put_targets(Rule=rule, Targets=[{"Id": "queue", "Arn": queue}])
+    lam.create_event_source_mapping(EventSourceArn=queue, FunctionName=function, BatchSize=1,
+                                    FunctionResponseTypes=["ReportBatchItemFailures"])
+    topic = server.client("sns").create_topic(Name=f"{world.prefix}-alerts-critical")["TopicArn"]
+    alarm = f"{world.endpoint}-critical-drift"
+    world.cw.put_metric_alarm(
+        AlarmName=alarm, Namespace="MLOps/Drift", MetricName="DriftedFeatureShare",
+        Dimensions=[{"Name": "EndpointName", "Value": world.endpoint}], Statistic="Maximum",
+        Period=3600, EvaluationPeriods=1, Threshold=0.01,
+        ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="notBreaching",
+        AlarmActions=[topic], OKActions=[topic],
+    )
+    return {"alarm": alarm, "rule": rule}
+
+
+def test_local_control_plane_runs_the_scheduled_check_and_the_drift_alarm_fires(
+    moto_server, data, tmp_path
+):
+    """Issue 5 end to end on the local AWS: schedule -> queue -> drift handler (the local control
+    plane playing EventBridge and Lambda) -> metrics -> alarm evaluation -> ALARM; an endpoint
+    whose traffic looks like the training data stays OK."""
+    from mlops.local_control_plane import LocalControlPlane
+
+    now = datetime.now(UTC)
+    drifting, steady = World(moto_server, "mlops-dev", data), World(moto_server, "mlops-staging", data)
+    drifting.capture(data.sample(300, seed=4, radius_factor=1.5), now - timedelta(minutes=50),
+                     now - timedelta(minutes=2))
+    steady.capture(data.sample(300, seed=5), now - timedelta(minutes=50), now - timedelta(minutes=2))
+    wired = {w.prefix: wire_drift_check(moto_server, w) for w in (drifting, steady)}
+    plane = LocalControlPlane.for_server(moto_server, tmp_path)
+
+    first = plane.tick()  # schedules are seen (not due yet), alarms settle on no data
+    assert not first.deliveries and not first.failures
+    for rule in plane.schedules():
+        plane.fire_schedule(rule, now)
+    done = plane.run_until_idle()
+    assert done.failures == []
+    assert sorted(done.deliveries) == [
+        "mlops-dev-demo-drift: 1 processed, 0 failed", "mlops-staging-demo-drift: 1 processed, 0 failed"]
+
+    states = {a["AlarmName"]: a["StateValue"] for a in plane.alarms()}
+    assert states == {wired["mlops-dev"]["alarm"]: "ALARM", wired["mlops-staging"]["alarm"]: "OK"}
+    assert f"alarm {wired['mlops-dev']['alarm']}: OK -> ALARM" in done.alarm_changes
+    # The HTML report of the drifting endpoint's window, in its artifacts bucket.
+    listed = drifting.s3.list_objects_v2(Bucket=drifting.artifacts_bucket,
+                                         Prefix=f"{PROJECT}/drift/{drifting.endpoint}/")["Contents"]
+    html = [o["Key"] for o in listed if o["Key"].endswith("report.html")]
+    assert len(html) == 1
+    body = drifting.s3.get_object(Bucket=drifting.artifacts_bucket, Key=html[0])["Body"].read().decode()
+    assert '<div class="feature drifted" id="f-mean_radius">' in body
+    # The handler's output went to the function's log, not to this process's stdout.
+    assert "drift" in (tmp_path / "logs" / "mlops-dev-demo-drift.log").read_text()
+
+    # Nothing new: the next tick has nothing to do, and nothing fires twice.
+    assert not plane.tick().busy
