@@ -22,8 +22,12 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The main job on the local AWS: the environment by real Terraform, then the control loop: a
+# training run whose model the gate approves and the deploy handler serves, then a rollback drill.
 demo: setup
 	$(BIN)/mlops local up
+	$(BIN)/mlops pipeline run --env local --project demo
+	$(BIN)/mlops drill rollback --env local --project demo
 
 test: setup
 	$(BIN)/ruff check .

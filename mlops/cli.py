@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from mlops.deploy import DeployedStack, Deployer, say, synthesize
 from mlops.drift_check import add_check_arguments, run_check_command
 from mlops.drift_compare import add_compare_arguments, run_compare
+from mlops.drill import add_drill_arguments, run_drill_command
 from mlops.local_aws import LocalAwsError
 from mlops.pipeline_run import PipelineRunError
 from mlops.project import Project
@@ -127,6 +128,41 @@ def cmd_local_status(args: argparse.Namespace, project: Project) -> int:
     return 0
 
 
+def _local_control_plane(project: Project):
+    from mlops.local_control_plane import LocalControlPlane
+
+    server = Deployer(project).local.running()
+    if server is None:
+        raise LocalAwsError("the local AWS is not running: start it with `mlops local up`")
+    return LocalControlPlane.for_server(server, project.local_dir, report=say)
+
+
+def cmd_local_loop(args: argparse.Namespace, project: Project) -> int:
+    import time
+
+    control_plane = _local_control_plane(project)
+    if not args.watch:
+        result = control_plane.run_until_idle(args.timeout)
+    else:
+        say("==> local control plane running (Ctrl-C stops it)")
+        from mlops.local_control_plane import TickResult
+
+        result = TickResult()
+        try:
+            while True:
+                result.merge(control_plane.tick())
+                time.sleep(args.interval)
+        except KeyboardInterrupt:
+            say("stopped")
+    payload = {"alarm_changes": result.alarm_changes, "events": result.events,
+               "deliveries": result.deliveries, "failures": result.failures}
+    for failure in result.failures:
+        say(f"error: {failure}")
+    _emit(args, payload, f"{len(result.alarm_changes)} alarm change(s), {len(result.events)} event(s), "
+          f"{len(result.deliveries)} delivery(ies), {len(result.failures)} failure(s)")
+    return 1 if result.failures else 0
+
+
 def cmd_pipeline_run(args: argparse.Namespace, project: Project) -> int:
     from mlops.pipeline_run import PipelineRun, parse_parameters
 
@@ -136,6 +172,19 @@ def cmd_pipeline_run(args: argparse.Namespace, project: Project) -> int:
     except ValueError as exc:  # a bad --parameter: named, nothing ran
         say(f"error: {exc}")
         return 2
+    if summary["status"] == "Succeeded" and args.env == "local" and not args.no_loop:
+        # In AWS the registration starts the control loop by itself (gate, then deploy); locally
+        # the local control plane plays those services until the loop has nothing left to do.
+        say("==> control loop: model package events -> gate -> deploy")
+        loop = _local_control_plane(project).run_until_idle()
+        arn = summary["model_package_arn"]
+        described = Deployer(project).local.running().client("sagemaker").describe_model_package(
+            ModelPackageName=arn)
+        summary["approval_status"] = described["ModelApprovalStatus"]
+        summary["approval_description"] = described.get("ApprovalDescription")
+        summary["control_loop"] = {"events": loop.events, "deliveries": loop.deliveries,
+                                   "failures": loop.failures}
+        say(f"gate: {summary['approval_status']}: {summary['approval_description'] or ''}")
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(summary["metrics"].items()))
     if summary["status"] == "Succeeded":
         human = (f"model package: {summary['model_package_arn']}\nmetrics: {metrics}\n"
@@ -161,6 +210,15 @@ def cmd_project_new(args: argparse.Namespace, project: Project) -> int:
     _emit(args, {"project": args.name, "file": str(path), "environments": envs, "stacks": stacks},
           f"wrote {path}\nnext: `mlops deploy ENV` (or `mlops local up`) creates {', '.join(stacks)}")
     return 0
+
+
+def _delegated(parent, name: str, help_: str, description: str,
+               add_arguments: Callable[[argparse.ArgumentParser], None],
+               run: Callable[[argparse.Namespace, Project], int]) -> None:
+    """A subcommand whose arguments and body live in a module of its own."""
+    parser = parent.add_parser(name, help=help_, description=description)
+    add_arguments(parser)
+    parser.set_defaults(func=run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,6 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("up", cmd_local_up, "start the local AWS and deploy the local environment", local_sub)
     add("down", cmd_local_down, "destroy the local environment and stop the local AWS", local_sub)
     add("status", cmd_local_status, "is the local AWS running, and what is deployed", local_sub)
+    p = add("loop", cmd_local_loop,
+            "run the local control plane: alarm evaluation, AWS service events, SQS -> handlers",
+            local_sub)
+    p.add_argument("--watch", action="store_true", help="keep running (Ctrl-C stops it)")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between ticks with --watch")
+    p.add_argument("--timeout", type=float, default=120.0, help="without --watch: give up after")
 
     project_cmd = sub.add_parser("project", help="ML projects (environments/projects/)")
     project_sub = project_cmd.add_subparsers(dest="project_command", required=True, metavar="COMMAND")
@@ -208,19 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     drift = sub.add_parser("drift", help="data and prediction drift")
     drift_sub = drift.add_subparsers(dest="drift_command", required=True, metavar="COMMAND")
-    compare = drift_sub.add_parser(
-        "compare", help="compare two local CSV or Parquet files, feature by feature",
-        description="KS, PSI and Jensen-Shannon for numeric features, chi-squared, PSI and JS for "
-        "categorical ones, Benjamini-Hochberg across features.")
-    add_compare_arguments(compare)
-    compare.set_defaults(func=lambda args, project: run_compare(args))
-    check = drift_sub.add_parser(
-        "check", help="run the drift check of a project's endpoint over a window of captured data",
-        description="The drift handler's code, from the CLI: reads the endpoint's data capture, "
-        "compares it with the approved model's reference, writes JSON and HTML reports to the "
-        "artifacts bucket and publishes the drift metrics.")
-    add_check_arguments(check)
-    check.set_defaults(func=lambda args, project: run_check_command(args, project))
+    _delegated(drift_sub, "compare", "compare two local CSV or Parquet files, feature by feature",
+               "KS, PSI and Jensen-Shannon for numeric features, chi-squared, PSI and JS for "
+               "categorical ones, Benjamini-Hochberg across features.",
+               add_compare_arguments, lambda args, project: run_compare(args))
+    _delegated(drift_sub, "check",
+               "run the drift check of a project's endpoint over a window of captured data",
+               "The drift handler's code, from the CLI: reads the endpoint's data capture, "
+               "compares it with the approved model's reference, writes JSON and HTML reports to "
+               "the artifacts bucket and publishes the drift metrics.",
+               add_check_arguments, run_check_command)
 
     pipeline = sub.add_parser("pipeline", help="the training pipeline of a project")
     pipeline_sub = pipeline.add_subparsers(dest="pipeline_command", required=True, metavar="COMMAND")
@@ -231,6 +292,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project", required=True, help="a project in environments/projects/")
     p.add_argument("--parameter", action="append", metavar="NAME=VALUE",
                    help="override a pipeline parameter, e.g. MinAccuracy=0.95 (repeatable)")
+    p.add_argument("--no-loop", action="store_true",
+                   help="locally: leave the registered package to `mlops local loop` (no gate/deploy now)")
+
+    drill = sub.add_parser("drill", help="game-day drills of the control loop")
+    drill_sub = drill.add_subparsers(dest="drill_command", required=True, metavar="COMMAND")
+    _delegated(drill_sub, "rollback",
+               "trip the endpoint's error-rate alarm and time the automatic rollback",
+               "Drives the project's error-rate alarm to ALARM, waits for the rollback handler, "
+               "verifies the endpoint serves the known-good config again, reports the seconds from "
+               "alarm to restored traffic, and puts the alarm back. The rollback is real.",
+               add_drill_arguments, run_drill_command)
     return parser
 
 

@@ -119,7 +119,14 @@ def test_pipeline_run_registers_a_model_and_tracks_it(project, server, first_run
     assert set(summary["metrics"]) >= METRICS
     (package,) = packages(server)
     assert package["ModelPackageArn"] == summary["model_package_arn"]
-    assert package["ModelApprovalStatus"] == "PendingManualApproval"
+    # Registered PendingManualApproval; the local control plane then ran the loop as AWS would:
+    # the gate approved the first model (no production model yet) and the deploy handler put it
+    # on the endpoint.
+    assert package["ModelApprovalStatus"] == summary["approval_status"] == "Approved"
+    assert "no production model (first deployment)" in summary["approval_description"]
+    assert summary["control_loop"]["deliveries"] == [
+        "mlops-local-demo-gate: 1 processed, 0 failed", "mlops-local-demo-deploy: 1 processed, 0 failed"]
+    assert serving(server) == config_of(server, summary["model_package_arn"])
     meta = package["CustomerMetadataProperties"]
     assert meta["pipeline_run_id"] == summary["pipeline_execution_id"]
     assert meta["mlflow_run_id"] == summary["mlflow_run_id"]
@@ -141,6 +148,64 @@ def test_same_seed_and_data_give_the_same_metrics(project, server, first_run):
     assert second["pipeline_execution_id"] != first["pipeline_execution_id"]
     assert second["metrics"] == first["metrics"]
     assert len(packages(server)) == 2
+    # Same metrics: no regression against production, so the second model is approved and served.
+    assert second["approval_status"] == "Approved"
+    assert serving(server) == config_of(server, second["model_package_arn"])
+
+
+def serving(server: ServerRecord) -> str:
+    return server.client("sagemaker").describe_endpoint(EndpointName="mlops-local-demo")["EndpointConfigName"]
+
+
+def config_of(server: ServerRecord, arn: str) -> str:
+    from lambdas.shared.control.history import resource_name
+
+    version = server.client("sagemaker").describe_model_package(ModelPackageName=arn)["ModelPackageVersion"]
+    return resource_name("mlops-local-demo", arn, version)
+
+
+def test_worse_model_is_rejected_with_reasons_and_a_drill_rolls_back(project, server, first_run):
+    """Issue 6 on the local AWS, driven by the CLI: a worse model is rejected by the gate, then
+    the rollback drill trips the error-rate alarm and the endpoint goes back to the model the
+    newest deployment replaced."""
+    sagemaker, s3 = server.client("sagemaker"), server.client("s3")
+    served = serving(server)
+    newest = max(packages(server), key=lambda p: p["ModelPackageVersion"])
+    report_uri = newest["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    bucket, key = report_uri.removeprefix("s3://").split("/", 1)
+    report = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    report["metrics"] = {name: value - 0.2 for name, value in report["metrics"].items()}
+    worse_key = key.replace("evaluation.json", "worse-evaluation.json")
+    s3.put_object(Bucket=bucket, Key=worse_key, Body=json.dumps(report).encode())
+    # What the register step sends, with the worse evaluation.
+    worse = sagemaker.create_model_package(
+        ModelPackageGroupName="mlops-local-demo",
+        InferenceSpecification=newest["InferenceSpecification"],
+        ModelApprovalStatus="PendingManualApproval",
+        ModelMetrics={"ModelQuality": {"Statistics": {
+            "ContentType": "application/json", "S3Uri": f"s3://{bucket}/{worse_key}"}}},
+    )["ModelPackageArn"]
+    loop = json.loads(mlops(project, "local", "loop", "--json").stdout)
+    assert loop["deliveries"] == ["mlops-local-demo-gate: 1 processed, 0 failed"] and not loop["failures"]
+    rejected = sagemaker.describe_model_package(ModelPackageName=worse)
+    assert rejected["ModelApprovalStatus"] == "Rejected"
+    why = rejected["ApprovalDescription"]
+    assert "accuracy" in why and "below the minimum" in why
+    assert serving(server) == served  # nothing deployed
+
+    proc = mlops(project, "drill", "rollback", "--env", "local", "--project", "demo", "--json")
+    drill = json.loads(proc.stdout)
+    assert drill["restored"] is True and drill["decision"] == "rolled-back", drill
+    assert 0 < drill["seconds"] < 60
+    oldest = min(packages(server), key=lambda p: p["ModelPackageVersion"])
+    first_config = config_of(server, oldest["ModelPackageArn"])
+    assert drill["from_config"] == served and drill["to_config"] == first_config == serving(server)
+    assert sagemaker.describe_model_package(ModelPackageName=newest["ModelPackageArn"])[
+        "ModelApprovalStatus"] == "Rejected"
+    assert drill["alarm_restored"] is True
+    alarm = server.client("cloudwatch").describe_alarms(AlarmNames=[drill["alarm"]])["MetricAlarms"][0]
+    assert alarm["StateValue"] == "OK"
+    assert "OK -> ALARM" in proc.stderr and "mlops-local-demo-rollback: 1 processed, 0 failed" in proc.stderr
 
 
 def test_corrupt_data_fails_validation_and_registers_nothing(project, server, first_run):
