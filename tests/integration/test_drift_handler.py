@@ -414,7 +414,10 @@ def wire_drift_check(server: Any, world: World) -> dict[str, str]:
             "WINDOW_MINUTES": "60",
         }},
     )["FunctionArn"]
-    url = sqs.create_queue(QueueName=f"{world.endpoint}-drift")["QueueUrl"]
+    dlq_url = sqs.create_queue(QueueName=f"{world.endpoint}-drift-dlq")["QueueUrl"]
+    dlq = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = sqs.create_queue(QueueName=f"{world.endpoint}-drift", Attributes={
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq, "maxReceiveCount": 3})})["QueueUrl"]
     queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     rule = f"{world.endpoint}-drift"
     events.put_rule(Name=rule, ScheduleExpression="rate(1 hour)")
@@ -430,7 +433,7 @@ def wire_drift_check(server: Any, world: World) -> dict[str, str]:
         ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="notBreaching",
         AlarmActions=[topic], OKActions=[topic],
     )
-    return {"alarm": alarm, "rule": rule}
+    return {"alarm": alarm, "rule": rule, "queue": url, "dlq": dlq_url}
 
 
 def test_local_control_plane_runs_the_scheduled_check_and_the_drift_alarm_fires(
@@ -451,12 +454,18 @@ def test_local_control_plane_runs_the_scheduled_check_and_the_drift_alarm_fires(
 
     first = plane.tick()  # schedules are seen (not due yet), alarms settle on no data
     assert not first.deliveries and not first.failures
+    sqs = moto_server.client("sqs")
+    sqs.send_message(QueueUrl=wired["mlops-dev"]["queue"], MessageBody="this is no event")  # poison
     for rule in plane.schedules():
         plane.fire_schedule(rule, now)
     done = plane.run_until_idle()
     assert done.failures == []
-    assert sorted(done.deliveries) == [
+    # The poison message failed alone, three times (maxReceiveCount), then moved to the DLQ.
+    assert done.deliveries.count("mlops-dev-demo-drift: 0 processed, 1 failed") == 3
+    assert sorted(set(done.deliveries) - {"mlops-dev-demo-drift: 0 processed, 1 failed"}) == [
         "mlops-dev-demo-drift: 1 processed, 0 failed", "mlops-staging-demo-drift: 1 processed, 0 failed"]
+    (dead,) = sqs.receive_message(QueueUrl=wired["mlops-dev"]["dlq"])["Messages"]
+    assert dead["Body"] == "this is no event"
 
     states = {a["AlarmName"]: a["StateValue"] for a in plane.alarms()}
     assert states == {wired["mlops-dev"]["alarm"]: "ALARM", wired["mlops-staging"]["alarm"]: "OK"}
