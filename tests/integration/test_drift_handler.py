@@ -15,6 +15,7 @@ import argparse
 import base64
 import importlib
 import json
+import os
 import sys
 import uuid
 from dataclasses import dataclass
@@ -482,3 +483,40 @@ def test_local_control_plane_runs_the_scheduled_check_and_the_drift_alarm_fires(
 
     # Nothing new: the next tick has nothing to do, and nothing fires twice.
     assert not plane.tick().busy
+
+
+def test_batch_job_runs_the_same_check_for_a_large_window(moto_server, data, tmp_path):
+    """`python -m lambdas.shared.drift` (the Processing job's entrypoint) as a process of its own,
+    configured like the Lambda, over a window longer than the schedule's."""
+    import subprocess
+
+    world = World(moto_server, "mlops-dev", data)
+    now = datetime.now(UTC).replace(microsecond=0)
+    shifted = data.sample(400, seed=6, radius_factor=1.5)
+    world.capture(shifted, now - timedelta(hours=5), now - timedelta(hours=1))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        **moto_server.client_env(),
+        "PROJECT": PROJECT, "ENDPOINT_NAME": world.endpoint,
+        "CAPTURE_S3_URI": f"s3://{world.capture_bucket}/{PROJECT}/",
+        "ARTIFACTS_BUCKET": world.artifacts_bucket, "MODEL_PACKAGE_GROUP": world.group,
+        "KMS_KEY_ARN": world.key_arn, "DRIFT_PSI_THRESHOLD": "0.2", "DRIFT_P_VALUE": "0.05",
+    }
+    since, until = (now - timedelta(hours=6)).isoformat(), now.isoformat()
+    job = subprocess.run(
+        [sys.executable, "-m", "lambdas.shared.drift", "--since", since, "--until", until,
+         "--output", str(tmp_path / "out")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert job.returncode == 0, job.stderr
+    summary = json.loads(job.stdout)
+    assert summary == json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["drifted"] and summary["n_rows"] == 400
+    assert "capture:" in job.stderr and "[drift-job]" in job.stderr
+    bucket, key = summary["report_html"].removeprefix("s3://").split("/", 1)
+    assert "mean_radius" in world.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+
+    del env["ENDPOINT_NAME"]
+    broken = subprocess.run([sys.executable, "-m", "lambdas.shared.drift"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert broken.returncode == 1 and "ENDPOINT_NAME" in broken.stderr
