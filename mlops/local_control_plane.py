@@ -33,6 +33,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import logging
 import math
 import os
 import re
@@ -268,12 +269,21 @@ class LocalLambda:
     @contextlib.contextmanager
     def _logs(self, name: str) -> Iterator[None]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        # A Powertools logger binds its stream once per service name, when first made: one made
+        # before this process loaded the function (a test, another tool) would write elsewhere.
+        handlers = [h for h in (getattr(lg, "powertools_handler", None)
+                                for lg in logging.Logger.manager.loggerDict.values())
+                    if isinstance(h, logging.StreamHandler)]
         with open(self.log_dir / f"{name}.log", "a", encoding="utf-8") as log:
             self.sink.target = log
+            streams = [h.setStream(self.sink) for h in handlers]
             try:
                 with contextlib.redirect_stdout(self.sink):
                     yield
             finally:
+                for handler, stream in zip(handlers, streams, strict=True):
+                    if stream is not None:
+                        handler.setStream(stream)
                 self.sink.target = sys.__stdout__
 
     def function(self, configuration: dict[str, Any]) -> _Function:
