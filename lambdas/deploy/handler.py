@@ -21,7 +21,6 @@ itself on the auto-rollback alarms; DescribeEndpoint tells later handlers what i
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +31,6 @@ from lambdas.shared.control.shell import ControlLoop, Invocation
 
 loop = ControlLoop("deploy", load_settings())
 settings = loop.settings
-LEASE_MARGIN_SECONDS = 30
 
 
 def approved_by(package: dict[str, Any]) -> str | None:
@@ -86,13 +84,7 @@ def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[s
 
     name = history.resource_name(settings.endpoint_name, arn, version)
     record_id = history.deployment_id("deploy", name, event.changed_at)
-    owner = f"deploy-{invocation.message_id}-{uuid.uuid4().hex[:8]}"
-    with loop.leases.held(
-        f"endpoint#{settings.endpoint_name}",
-        owner,
-        invocation.seconds_left() + LEASE_MARGIN_SECONDS,
-        f"deploy {arn}",
-    ):
+    with loop.endpoint_lease(invocation, f"deploy {arn}"):
         state = loop.sagemaker.endpoint()
         records = loop.history.list(settings.endpoint_name)
         plan = history.deploy_decision(
@@ -130,15 +122,12 @@ def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[s
             started_at=history.iso(datetime.now(UTC)),
         )
         loop.history.create(record)
-        try:
+
+        def build_and_switch() -> str:
             loop.sagemaker.build(name, arn)
-            outcome = loop.sagemaker.switch(name, state, guarded=True)
-        except Exception as exc:
-            loop.history.set_status(
-                settings.endpoint_name, record.deployment_id, history.FAILED, error=str(exc)[:1000]
-            )
-            raise
-        loop.history.set_status(settings.endpoint_name, record.deployment_id, outcome)
+            return loop.sagemaker.switch(name, state, guarded=True)
+
+        outcome = loop.history.track(record, build_and_switch)
     inputs.update(
         deployment_id=record.deployment_id,
         previous_endpoint_config=record.previous_endpoint_config,

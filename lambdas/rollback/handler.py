@@ -21,7 +21,6 @@ Under the endpoint's lease (shared with deploy; held -> the record retries later
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +30,6 @@ from lambdas.shared.control.shell import ControlLoop, Invocation
 
 loop = ControlLoop("rollback", load_settings())
 settings = loop.settings
-LEASE_MARGIN_SECONDS = 30
 DESCRIPTION_MAX = 1024
 
 
@@ -49,13 +47,7 @@ def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any
         "alarm_reason": alarm.state.reason,
         "event_id": event.id,
     }
-    owner = f"rollback-{invocation.message_id}-{uuid.uuid4().hex[:8]}"
-    with loop.leases.held(
-        f"endpoint#{settings.endpoint_name}",
-        owner,
-        invocation.seconds_left() + LEASE_MARGIN_SECONDS,
-        f"rollback on {alarm.alarmName}",
-    ):
+    with loop.endpoint_lease(invocation, f"rollback on {alarm.alarmName}"):
         state = loop.sagemaker.endpoint()
         inputs.update(endpoint_status=state.status, endpoint_config=state.config)
         if state.exists:
@@ -141,14 +133,7 @@ def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any
                 f"{alarm.state.reason}"
             )
             loop.sagemaker.set_approval(bad_arn, "Rejected", why[:DESCRIPTION_MAX])
-        try:
-            outcome = loop.sagemaker.switch(target, state, guarded=False)
-        except Exception as exc:
-            loop.history.set_status(
-                settings.endpoint_name, record.deployment_id, history.FAILED, error=str(exc)[:1000]
-            )
-            raise
-        loop.history.set_status(settings.endpoint_name, record.deployment_id, outcome)
+        loop.history.track(record, lambda: loop.sagemaker.switch(target, state, guarded=False))
     inputs.update(
         deployment_id=record.deployment_id, restored_config=target, restored_package_arn=target_package
     )

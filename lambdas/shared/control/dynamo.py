@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lambdas.shared.control.errors import LeaseHeldError
-from lambdas.shared.control.history import Deployment, digest, iso
+from lambdas.shared.control.history import FAILED, Deployment, digest, iso
 
 
 def to_attribute(value: Any) -> dict[str, Any]:
@@ -170,6 +170,18 @@ class DeploymentHistory:
             ExpressionAttributeNames=names,
             ExpressionAttributeValues={f":v{i}": to_attribute(v) for i, v in enumerate(values.values())},
         )
+
+
+    def track(self, record: Deployment, step: Callable[[], str]) -> str:
+        """Run the SageMaker step of a recorded deployment or rollback; its outcome (or FAILED
+        with the error, which is raised on) goes on the record."""
+        try:
+            outcome = step()
+        except Exception as exc:
+            self.set_status(record.endpoint_name, record.deployment_id, FAILED, error=str(exc)[:1000])
+            raise
+        self.set_status(record.endpoint_name, record.deployment_id, outcome)
+        return outcome
 
 
 class AuditLog:

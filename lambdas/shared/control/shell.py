@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -52,6 +54,8 @@ NAMESPACE = "MLOps/ControlLoop"
 IDEMPOTENCY_SECONDS = 18 * 24 * 3600
 BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 EVALUATION_MAX_BYTES = 10 * 1024 * 1024
+# A lease outlives the invocation holding it by this much, so a crashed holder frees it soon after.
+LEASE_MARGIN_SECONDS = 30
 # Powertools keeps one metric set per process; in AWS one invocation runs at a time, but the
 # local control plane and the tests run invocations in threads.
 _METRICS_LOCK = threading.Lock()
@@ -104,6 +108,12 @@ class ControlLoop:
     @property
     def leases(self) -> Leases:
         return Leases(self.client("dynamodb"), self.settings.locks_table)
+
+    def endpoint_lease(self, invocation: Invocation, purpose: str) -> AbstractContextManager[None]:
+        """The endpoint's lease: deploy and rollback for one endpoint never run concurrently."""
+        owner = f"{self.name}-{invocation.message_id}-{uuid.uuid4().hex[:8]}"
+        return self.leases.held(f"endpoint#{self.settings.endpoint_name}", owner,
+                                invocation.seconds_left() + LEASE_MARGIN_SECONDS, purpose)
 
     def count(self, name: str, value: float = 1) -> None:
         with _METRICS_LOCK:
