@@ -160,15 +160,7 @@ def decide(
                     )
                 )
     if config.max_fairness_gap is not None:
-        gap = candidate.fairness_gap
-        if gap is None:
-            checks.append(
-                Check("fairness", False, None, config.max_fairness_gap, "fairness gap not measured")
-            )
-        else:
-            passed = gap <= config.max_fairness_gap + EPSILON
-            reason = "" if passed else f"fairness gap {gap:g} exceeds {config.max_fairness_gap:g}"
-            checks.append(Check("fairness", passed, gap, config.max_fairness_gap, reason))
+        checks.append(_at_most("fairness", candidate.fairness_gap, config.max_fairness_gap, "fairness gap"))
     if candidate.fairness_within_bounds is False:
         checks.append(
             Check(
@@ -180,16 +172,19 @@ def decide(
             )
         )
     if config.max_latency_p95_ms is not None:
-        p95 = candidate.latency_p95_ms
-        if p95 is None:
-            checks.append(
-                Check("latency", False, None, config.max_latency_p95_ms, "p95 latency not measured")
-            )
-        else:
-            passed = p95 <= config.max_latency_p95_ms + EPSILON
-            reason = "" if passed else f"p95 latency {p95:g} ms exceeds {config.max_latency_p95_ms:g} ms"
-            checks.append(Check("latency", passed, p95, config.max_latency_p95_ms, reason))
+        checks.append(
+            _at_most("latency", candidate.latency_p95_ms, config.max_latency_p95_ms, "p95 latency", " ms")
+        )
     return Verdict(all(c.passed for c in checks), tuple(checks), production_package_arn)
+
+
+def _at_most(name: str, value: float | None, limit: float, label: str, unit: str = "") -> Check:
+    """A ceiling check; a value the evaluation did not measure fails it."""
+    if value is None:
+        return Check(name, False, None, limit, f"{label} not measured")
+    passed = value <= limit + EPSILON
+    reason = "" if passed else f"{label} {value:g}{unit} exceeds {limit:g}{unit}"
+    return Check(name, passed, value, limit, reason)
 
 
 def approval_description(verdict: Verdict, limit: int = DESCRIPTION_MAX) -> str:
