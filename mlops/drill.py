@@ -89,8 +89,7 @@ def healthy_data(alarm: dict[str, Any], now: datetime) -> list[tuple[str, list[d
     """Healthy invocations (no errors) for the same periods: the rate drops under half the
     threshold."""
     queries = [q["MetricStat"] for q in alarm.get("Metrics") or [] if q.get("MetricStat")]
-    errors_per_metric = FAILING_INVOCATIONS
-    needed = math.ceil(100.0 * errors_per_metric / (float(alarm["Threshold"]) / 2))
+    needed = math.ceil(100.0 * FAILING_INVOCATIONS / (float(alarm["Threshold"]) / 2))
     extra = max(0.0, needed - FAILING_INVOCATIONS)
     return _datapoints([q for q in queries if q["Metric"]["MetricName"] == "Invocations"], alarm, now,
                        lambda name: extra)

@@ -348,6 +348,7 @@ class LocalControlPlane:
         self.state_file = state_dir / STATE_FILE
         self.lambdas = LocalLambda(client_env, region, state_dir / "logs")
         self._made: dict[str, Any] = {}
+        self._queue_urls: dict[str, str] = {}  # queue ARN -> URL: asked once, not every round
 
     @classmethod
     def for_server(cls, server: Any, state_dir: Path, report: Report = _quiet) -> LocalControlPlane:
@@ -359,6 +360,12 @@ class LocalControlPlane:
         if service not in self._made:
             self._made[service] = self.clients(service)
         return self._made[service]
+
+    def queue_url(self, queue_arn: str) -> str:
+        if queue_arn not in self._queue_urls:
+            name = queue_arn.rsplit(":", 1)[-1]
+            self._queue_urls[queue_arn] = self.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+        return self._queue_urls[queue_arn]
 
     # state between commands
     def _load(self) -> dict[str, Any]:
@@ -495,7 +502,7 @@ class LocalControlPlane:
         for target in targets:
             if ":sqs:" not in target["Arn"]:
                 continue
-            url = self.client("sqs").get_queue_url(QueueName=target["Arn"].rsplit(":", 1)[-1])["QueueUrl"]
+            url = self.queue_url(target["Arn"])
             self.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(event))
 
     def due_schedules(self, state: dict[str, Any], moment: datetime) -> TickResult:
@@ -525,7 +532,7 @@ class LocalControlPlane:
         sqs, lam = self.client("sqs"), self.client("lambda")
         for mapping in self.mappings():
             queue_arn = mapping["EventSourceArn"]
-            url = sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[-1])["QueueUrl"]
+            url = self.queue_url(queue_arn)
             batch = min(int(mapping.get("BatchSize") or 10), 10)
             got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=batch,
                                       AttributeNames=["All"], MessageAttributeNames=["All"])
