@@ -31,7 +31,7 @@ from stacks.policy import Statement, statement
 from stacks.project_config import LOWER_IS_BETTER, ProjectConfig
 
 # Powertools for AWS Lambda (Python) v3 as its public layer: the control handlers' only dependency
-# the runtime lacks (with pydantic). Keep the version in step with the pinned aws-lambda-powertools.
+# the runtime lacks. Keep the version in step with the pinned aws-lambda-powertools.
 # The drift handler also needs numpy and scipy: a layer the platform team publishes (not here yet).
 POWERTOOLS_LAYER = (
     "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:27"

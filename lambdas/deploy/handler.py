@@ -38,7 +38,7 @@ def approved_by(package: dict[str, Any]) -> str | None:
 
 
 def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[str, Any]:
-    arn = event.detail.ModelPackageArn
+    arn = event.package.arn
     common = {
         "action": "deploy",
         "subject": settings.endpoint_name,
@@ -47,12 +47,12 @@ def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[s
     }
     package = loop.sagemaker.describe_package(arn)
     status = package.get("ModelApprovalStatus")
-    version = package.get("ModelPackageVersion") or event.detail.ModelPackageVersion
+    version = package.get("ModelPackageVersion") or event.package.version
     inputs: dict[str, Any] = {
         "model_package_arn": arn,
         "model_package_version": version,
         "status": status,
-        "event_id": event.id,
+        "event_id": event.get_id,
         "event_changed_at": event.changed_at.isoformat(),
     }
     if status != "Approved":

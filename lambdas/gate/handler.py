@@ -54,7 +54,7 @@ def production_package() -> str | None:
 
 
 def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[str, Any]:
-    arn = event.detail.ModelPackageArn
+    arn = event.package.arn
     common = {
         "action": "gate",
         "subject": arn,
@@ -102,10 +102,10 @@ def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[s
             "production_package_arn": production_arn,
             "production": asdict(production) if production else None,
             "production_report_problem": production_problem,
-            "gate_config": settings.gate.model_dump(mode="json"),
+            "gate_config": settings.gate.as_json(),
             "verdict": verdict.as_dict(),
             "metadata": package.get("CustomerMetadataProperties") or {},
-            "event_id": event.id,
+            "event_id": event.get_id,
         },
         topic=settings.warning_topic_arn,
     )

@@ -28,7 +28,7 @@ settings = loop.settings
 
 
 def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any]:
-    alarm = event.detail
+    alarm = event.alarm
     identity = events.alarm_identity(event)
     common = {
         "action": "retrain",
@@ -36,24 +36,24 @@ def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any
         "changed_at": event.changed_at,
         "identity": identity,
     }
-    request = retrain.retrain_request(alarm.alarmName, alarm.state.timestamp, alarm.state.reason)
+    request = retrain.retrain_request(alarm.alarm_name, alarm.state.timestamp, alarm.state.reason)
     lock_id = retrain.cooldown_lock_id(settings.pipeline_name)
     owner = digest(*identity.values(), length=16)
     expires_at = retrain.cooldown_expires_at(time.time(), settings.retrain_cooldown_minutes)
     inputs: dict[str, Any] = {
-        "alarm": alarm.alarmName,
+        "alarm": alarm.alarm_name,
         "alarm_timestamp": alarm.state.timestamp,
         "alarm_reason": alarm.state.reason,
-        "event_id": event.id,
+        "event_id": event.get_id,
         "cooldown_minutes": settings.retrain_cooldown_minutes,
     }
     try:
-        loop.leases.acquire(lock_id, owner, expires_at, f"retrain after {alarm.alarmName}")
+        loop.leases.acquire(lock_id, owner, expires_at, f"retrain after {alarm.alarm_name}")
     except LeaseHeldError as exc:
         return loop.decide(
             **common,
             decision="suppressed",
-            summary=f"{alarm.alarmName}: a retrain started within the cooldown ({exc})",
+            summary=f"{alarm.alarm_name}: a retrain started within the cooldown ({exc})",
             reasons=[f"cooldown: {exc}"],
             inputs=inputs,
             topic=None,
@@ -74,7 +74,7 @@ def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any
     return loop.decide(
         **common,
         decision="started",
-        summary=f"{alarm.alarmName}: started {settings.pipeline_name} ({execution})",
+        summary=f"{alarm.alarm_name}: started {settings.pipeline_name} ({execution})",
         reasons=[request.description],
         inputs=inputs,
         topic=settings.warning_topic_arn,

@@ -34,7 +34,7 @@ DESCRIPTION_MAX = 1024
 
 
 def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any]:
-    alarm = event.detail
+    alarm = event.alarm
     common = {
         "action": "rollback",
         "subject": settings.endpoint_name,
@@ -42,12 +42,12 @@ def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any
         "identity": events.alarm_identity(event),
     }
     inputs: dict[str, Any] = {
-        "alarm": alarm.alarmName,
+        "alarm": alarm.alarm_name,
         "alarm_timestamp": alarm.state.timestamp,
         "alarm_reason": alarm.state.reason,
-        "event_id": event.id,
+        "event_id": event.get_id,
     }
-    with loop.endpoint_lease(invocation, f"rollback on {alarm.alarmName}"):
+    with loop.endpoint_lease(invocation, f"rollback on {alarm.alarm_name}"):
         state = loop.sagemaker.endpoint()
         inputs.update(endpoint_status=state.status, endpoint_config=state.config)
         if state.exists:
@@ -66,7 +66,7 @@ def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any
             return loop.decide(
                 **common,
                 decision="nothing-to-restore",
-                summary=f"{alarm.alarmName}: {reason}",
+                summary=f"{alarm.alarm_name}: {reason}",
                 reasons=[reason],
                 inputs=inputs,
                 topic=settings.critical_topic_arn,
@@ -75,7 +75,7 @@ def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any
             return loop.decide(
                 **common,
                 decision="already-restored",
-                summary=f"{alarm.alarmName}: {plan.reason}",
+                summary=f"{alarm.alarm_name}: {plan.reason}",
                 reasons=[plan.reason],
                 inputs=inputs,
                 topic=None,
@@ -95,7 +95,7 @@ def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any
                 return loop.decide(
                     **common,
                     decision="no-known-good",
-                    summary=f"{alarm.alarmName}: {reason}",
+                    summary=f"{alarm.alarm_name}: {reason}",
                     reasons=[reason],
                     inputs=inputs,
                     topic=settings.critical_topic_arn,
@@ -107,7 +107,7 @@ def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any
             return loop.decide(
                 **common,
                 decision="already-restored",
-                summary=f"{alarm.alarmName}: the endpoint already serves {target}",
+                summary=f"{alarm.alarm_name}: the endpoint already serves {target}",
                 reasons=[f"the endpoint already serves {target}"],
                 inputs=inputs,
                 topic=None,
@@ -129,7 +129,7 @@ def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any
         loop.history.create(record)
         if bad_arn:  # before the switch: a retry after a failed switch marks it again, harmlessly
             why = (
-                f"rolled back: alarm {alarm.alarmName} went to ALARM at {alarm.state.timestamp}: "
+                f"rolled back: alarm {alarm.alarm_name} went to ALARM at {alarm.state.timestamp}: "
                 f"{alarm.state.reason}"
             )
             loop.sagemaker.set_approval(bad_arn, "Rejected", why[:DESCRIPTION_MAX])
@@ -140,7 +140,7 @@ def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any
     return loop.decide(
         **common,
         decision="rolled-back",
-        summary=f"{alarm.alarmName}: {settings.endpoint_name} {state.config} -> {target}"
+        summary=f"{alarm.alarm_name}: {settings.endpoint_name} {state.config} -> {target}"
         + (f"; {bad_arn} marked Rejected" if bad_arn else ""),
         reasons=[plan.reason],
         inputs=inputs,

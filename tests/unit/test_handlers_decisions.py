@@ -32,7 +32,7 @@ def config(**overrides) -> GateSettings:
         "max_fairness_gap": 0.25,
         "max_latency_p95_ms": 50,
     }
-    return GateSettings.model_validate({**values, **overrides})
+    return GateSettings.from_json({**values, **overrides})
 
 
 def good(**overrides) -> gate.Evaluation:
@@ -346,13 +346,13 @@ def test_promotion_rule_refusals():
 
 def test_model_package_state_change_events_parse_with_the_documented_shape():
     pending = events.parse_body("m1", fixture("model_package_pending.json"), events.ModelPackageStateChange)
-    assert pending.detail.ModelApprovalStatus == "PendingManualApproval"
+    assert pending.package.approval_status == "PendingManualApproval"
     assert (
-        pending.detail.ModelPackageVersion == 2
+        pending.package.version == 2
         and pending.detail_type == "SageMaker Model Package State Change"
     )
     assert pending.changed_at == datetime(2026, 3, 2, 10, 15, 7, tzinfo=UTC)  # CreationTime (ms)
-    assert pending.detail.model_extra["CustomerMetadataProperties"]["pipeline_run_id"] == "7k2m9x4q1z3p"
+    assert pending.package["CustomerMetadataProperties"]["pipeline_run_id"] == "7k2m9x4q1z3p"
     approved = events.package_event("m2", fixture("model_package_approved.json"), GROUP, "Approved")
     assert approved is not None and approved.changed_at == datetime(2026, 3, 2, 10, 21, 44, tzinfo=UTC)
     assert events.package_identity(approved) == {
@@ -368,7 +368,7 @@ def test_model_package_state_change_events_parse_with_the_documented_shape():
 
 def test_alarm_state_change_events_parse_with_the_documented_shape():
     alarm = events.alarm_event("m3", fixture("alarm_errors_alarm.json"), frozenset({"mlops-dev-demo-errors"}))
-    assert alarm is not None and alarm.detail.previousState.value == "OK"
+    assert alarm is not None and alarm.alarm.previous_state.value == "OK"
     assert alarm.changed_at == datetime(2026, 3, 2, 11, 4, 40, 985000, tzinfo=UTC)
     assert events.alarm_identity(alarm) == {
         "alarm": "mlops-dev-demo-errors",
@@ -406,9 +406,18 @@ def test_malformed_events_name_the_message_and_the_fields():
         events.parse_body("msg-2", json.dumps(event), events.ModelPackageStateChange)
     text = str(info.value)
     assert text.startswith("SQS message msg-2: not a valid ModelPackageStateChange event:")
-    assert "detail.ModelPackageArn: Field required" in text and "detail.ModelApprovalStatus" in text
+    assert "detail.ModelPackageArn: required" in text and "detail.ModelApprovalStatus" in text
     with pytest.raises(MalformedEventError, match="detail-type"):
         events.parse_body("msg-3", fixture("alarm_errors_alarm.json"), events.ModelPackageStateChange)
+    alarm = json.loads(fixture("alarm_errors_alarm.json"))
+    alarm["detail"]["alarmName"] = None
+    alarm["detail"]["previousState"]["value"] = "SOMETIMES"
+    del alarm["account"]
+    with pytest.raises(MalformedEventError) as info:
+        events.parse_body("msg-5", json.dumps(alarm), events.AlarmStateChange)
+    text = str(info.value)
+    assert "detail.alarmName: required" in text and "account: required" in text
+    assert "detail.previousState.value: must be one of OK, ALARM, INSUFFICIENT_DATA, got 'SOMETIMES'" in text
     alarm = json.loads(fixture("alarm_errors_alarm.json"))
     alarm["detail"]["state"]["timestamp"] = "yesterday"
     with pytest.raises(MalformedEventError, match=r"detail\.state\.timestamp"):
@@ -427,8 +436,21 @@ def test_settings_parse_and_name_every_bad_variable():
     with pytest.raises(ConfigurationError) as info:
         load_settings(env)
     text = str(info.value)
-    assert "LOCKS_TABLE: missing" in text and "GATE_CONFIG: Invalid JSON" in text
-    assert "INITIAL_INSTANCE_COUNT: Input should be greater than or equal to 1" in text
+    assert "LOCKS_TABLE: required" in text and "GATE_CONFIG: invalid JSON" in text
+    assert "INITIAL_INSTANCE_COUNT: must be a whole number >= 1" in text
+    bad_gate = '{"thresholds": {"auc": "high"}, "max_regression": -1, "max_latency_p95_ms": null, "x": 1}'
+    with pytest.raises(ConfigurationError) as info:
+        load_settings(
+            dummy_environment(GATE_CONFIG=bad_gate, NETWORK_ISOLATION="maybe", ROLLBACK_ALARMS="[]x")
+        )
+    text = str(info.value)
+    assert "GATE_CONFIG: thresholds: ['auc']: not a number: 'high'" in text
+    assert "max_regression: must be >= 0" in text and "x: unknown key" in text
+    assert "NETWORK_ISOLATION: must be true or false" in text and "ROLLBACK_ALARMS: invalid JSON" in text
+    off = '{"thresholds": {"a": 1}, "max_regression": 0, "max_fairness_gap": null}'
+    gate_off = load_settings(dummy_environment(GATE_CONFIG=off)).gate
+    assert gate_off.max_fairness_gap is None and gate_off.max_latency_p95_ms is None
+    assert gate_off.as_json()["lower_is_better"] == []
     with pytest.raises(ConfigurationError, match="lower_is_better names metrics without a threshold"):
         load_settings(
             dummy_environment(

@@ -6,7 +6,7 @@ Pure decisions (no I/O, tested without AWS):
     promotion.py  the prod promotion rule
     retrain.py    retrain requests and the cooldown rule
 Event and configuration models:
-    events.py     Powertools Parser models of the EventBridge events, parse errors per record
+    events.py     the EventBridge events as Powertools data classes, checked field by field
     settings.py   environment variables (the table), parsed once per cold start
     tables.py     the DynamoDB table schemas the stack provisions
 Acting (boto3):
@@ -15,6 +15,7 @@ Acting (boto3):
     serving.py    SageMaker registry, models, endpoint configs, endpoint
     errors.py     why a record fails
 
-Imports nothing beyond the standard library, boto3, pydantic and Powertools (checked by
-benchmarks/handlers.py).
+Imports nothing beyond the standard library, boto3 and Powertools, and no pydantic: settings and
+events are checked by lambdas/shared/checks.py (benchmarks/handlers.py checks the imports and
+measures the cold start).
 """

@@ -1,29 +1,35 @@
-"""The events the control loop consumes, as Powertools Parser models (EventBridge envelope).
+"""The events the control loop consumes, as Powertools event source data classes.
 
-Each SQS record's body is one EventBridge event, as the rule delivered it. Only the fields the
-handlers use are required; everything else the services add is kept (`extra="allow"`) so the
-audit record can carry it.
+Each SQS record's body is one EventBridge event, as the rule delivered it: an `EventBridgeEvent`
+whose detail is read through a typed view (Powertools' `CloudWatchAlarmData` for alarms, ours
+for model packages). Before a handler sees an event, the fields it uses are checked
+(`REQUIRED` of each class) and every problem is named at once; everything else the services add
+is kept as sent, so the audit record can carry it.
 
 - "SageMaker Model Package State Change" (source aws.sagemaker): detail holds the package as
   DescribeModelPackage returns it (ModelPackageGroupName, ModelPackageArn, ModelPackageVersion,
   ModelApprovalStatus, CreationTime and LastModifiedTime in epoch milliseconds, ...).
 - "CloudWatch Alarm State Change" (source aws.cloudwatch): detail.alarmName, detail.state
   {value, reason, timestamp}, detail.previousState, detail.configuration.
+
+The data classes are the ones the Powertools Batch utility loads anyway; the Parser's pydantic
+models would add about half an `import boto3` to every cold start (benchmarks/handlers.py).
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
-from aws_lambda_powertools.utilities.parser.models.event_bridge import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
+from aws_lambda_powertools.utilities.data_classes.cloud_watch_alarm_event import CloudWatchAlarmData
+from aws_lambda_powertools.utilities.data_classes.common import DictWrapper
 
+from lambdas.shared.checks import Check, check_paths, matching, one_of, optional, string, text, whole
 from lambdas.shared.control.errors import MalformedEventError
 
 ApprovalStatus = Literal["PendingManualApproval", "Approved", "Rejected"]
-AlarmStateValue = Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
 
 
 def to_datetime(value: datetime | float | str) -> datetime:
@@ -37,69 +43,113 @@ def to_datetime(value: datetime | float | str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-class ModelPackageDetail(BaseModel):
-    model_config = ConfigDict(extra="allow")
+def moment(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"not a time: {value!r}")
+    try:
+        to_datetime(value)
+    except (ValueError, OverflowError, OSError):
+        raise ValueError(f"not a time: {value!r}") from None
+    return value
 
-    ModelPackageGroupName: str
-    ModelPackageArn: str
-    ModelPackageVersion: int | None = None
-    ModelApprovalStatus: ApprovalStatus
-    CreationTime: datetime | float | None = None
-    LastModifiedTime: datetime | float | None = None
+
+def resources(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError("must be a list of ARNs")
+    return value
 
 
-class ModelPackageStateChange(EventBridgeModel):
-    source: Literal["aws.sagemaker"]
-    detail_type: Literal["SageMaker Model Package State Change"] = Field(alias="detail-type")  # type: ignore[assignment]
-    detail: ModelPackageDetail  # type: ignore[assignment]
+# What every EventBridge event carries (the envelope).
+ENVELOPE: dict[str, Check] = {
+    "version": text,
+    "id": text,
+    "account": matching(r"\d{12}", "a 12-digit account id"),
+    "time": moment,
+    "region": text,
+    "resources": resources,
+}
+
+
+class ModelPackage(DictWrapper):
+    """The detail of a model package state change: the package as DescribeModelPackage returns it."""
+
+    @property
+    def group_name(self) -> str:
+        return self["ModelPackageGroupName"]
+
+    @property
+    def arn(self) -> str:
+        return self["ModelPackageArn"]
+
+    @property
+    def version(self) -> int | None:
+        return self.get("ModelPackageVersion")
+
+    @property
+    def approval_status(self) -> ApprovalStatus:
+        return self["ModelApprovalStatus"]
+
+    @property
+    def creation_time(self) -> float | str | None:
+        return self.get("CreationTime")
+
+    @property
+    def last_modified_time(self) -> float | str | None:
+        return self.get("LastModifiedTime")
+
+
+class ModelPackageStateChange(EventBridgeEvent):
+    REQUIRED: ClassVar[dict[str, Check]] = {
+        **ENVELOPE,
+        "source": one_of("aws.sagemaker"),
+        "detail-type": one_of("SageMaker Model Package State Change"),
+        "detail.ModelPackageGroupName": text,
+        "detail.ModelPackageArn": text,
+        "detail.ModelPackageVersion": optional(whole(1)),
+        "detail.ModelApprovalStatus": one_of("PendingManualApproval", "Approved", "Rejected"),
+        "detail.CreationTime": optional(moment),
+        "detail.LastModifiedTime": optional(moment),
+    }
+
+    @property
+    def package(self) -> ModelPackage:
+        return ModelPackage(self["detail"])
 
     @property
     def changed_at(self) -> datetime:
         """When the package reached this state: duplicates of one change share it, a later
         re-approval does not."""
-        d = self.detail
-        return to_datetime(d.LastModifiedTime or d.CreationTime or self.time)
+        p = self.package
+        return to_datetime(p.last_modified_time or p.creation_time or self.time)
 
 
-class AlarmState(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class AlarmStateChange(EventBridgeEvent):
+    REQUIRED: ClassVar[dict[str, Check]] = {
+        **ENVELOPE,
+        "source": one_of("aws.cloudwatch"),
+        "detail-type": one_of("CloudWatch Alarm State Change"),
+        "detail.alarmName": text,
+        "detail.state.value": one_of("OK", "ALARM", "INSUFFICIENT_DATA"),
+        # Kept as sent: with the alarm name it identifies one transition (the idempotency key).
+        "detail.state.timestamp": moment,
+        "detail.state.reason": string,
+        "detail.previousState.value": optional(one_of("OK", "ALARM", "INSUFFICIENT_DATA")),
+    }
 
-    value: AlarmStateValue
-    reason: str = ""
-    # Kept as sent: with the alarm name it identifies one transition (the idempotency key).
-    timestamp: str
-
-    @field_validator("timestamp")
-    @classmethod
-    def _readable(cls, value: str) -> str:
-        to_datetime(value)  # raises ValueError: reported as a malformed event
-        return value
-
-
-class AlarmDetail(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    alarmName: str
-    state: AlarmState
-    previousState: AlarmState | None = None
-    configuration: dict[str, Any] = {}
-
-
-class AlarmStateChange(EventBridgeModel):
-    source: Literal["aws.cloudwatch"]
-    detail_type: Literal["CloudWatch Alarm State Change"] = Field(alias="detail-type")  # type: ignore[assignment]
-    detail: AlarmDetail  # type: ignore[assignment]
+    @property
+    def alarm(self) -> CloudWatchAlarmData:
+        return CloudWatchAlarmData(self["detail"])
 
     @property
     def changed_at(self) -> datetime:
-        return to_datetime(self.detail.state.timestamp)
+        return to_datetime(self.alarm.state.timestamp)
 
 
-Event = TypeVar("Event", bound=EventBridgeModel)
+Event = TypeVar("Event", ModelPackageStateChange, AlarmStateChange)
 
 
-def parse_body(message_id: str, body: str | None, model: type[Event]) -> Event:
-    """The record's EventBridge event, or MalformedEventError naming the message and the fields."""
+def parse_body(message_id: str, body: str | None, kind: type[Event]) -> Event:
+    """The record's EventBridge event, or MalformedEventError naming the message and every bad field."""
     try:
         data = json.loads(body or "")
     except json.JSONDecodeError as exc:
@@ -108,15 +158,12 @@ def parse_body(message_id: str, body: str | None, model: type[Event]) -> Event:
         raise MalformedEventError(
             f"SQS message {message_id}: body is JSON {type(data).__name__}, not an EventBridge event"
         )
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in exc.errors()
-        )
+    problems = check_paths(data, kind.REQUIRED)
+    if problems:
         raise MalformedEventError(
-            f"SQS message {message_id}: not a valid {model.__name__} event: {problems}"
-        ) from None
+            f"SQS message {message_id}: not a valid {kind.__name__} event: {'; '.join(problems)}"
+        )
+    return kind(data)
 
 
 def package_event(
@@ -124,28 +171,28 @@ def package_event(
 ) -> ModelPackageStateChange | None:
     """The package state change if it is `status` in our group; None for everyone else's events."""
     event = parse_body(message_id, body, ModelPackageStateChange)
-    detail = event.detail
-    return event if detail.ModelPackageGroupName == group and detail.ModelApprovalStatus == status else None
+    package = event.package
+    return event if package.group_name == group and package.approval_status == status else None
 
 
 def alarm_event(message_id: str, body: str | None, alarm_names: frozenset[str]) -> AlarmStateChange | None:
     """The alarm state change if one of `alarm_names` went to ALARM; None otherwise."""
     event = parse_body(message_id, body, AlarmStateChange)
-    detail = event.detail
-    return event if detail.alarmName in alarm_names and detail.state.value == "ALARM" else None
+    alarm = event.alarm
+    return event if alarm.alarm_name in alarm_names and alarm.state.value == "ALARM" else None
 
 
 def package_identity(event: ModelPackageStateChange) -> dict[str, str]:
     # The state change, not the delivery: SageMaker may emit several events for one change.
-    d = event.detail
+    package = event.package
     return {
-        "package": d.ModelPackageArn,
-        "status": d.ModelApprovalStatus,
+        "package": package.arn,
+        "status": package.approval_status,
         "changed_at": event.changed_at.isoformat(),
     }
 
 
 def alarm_identity(event: AlarmStateChange) -> dict[str, str]:
     # One incident = one transition to ALARM: the alarm's name and that transition's timestamp.
-    d = event.detail
-    return {"alarm": d.alarmName, "state": d.state.value, "timestamp": d.state.timestamp}
+    state = event.alarm.state
+    return {"alarm": event.alarm.alarm_name, "state": state.value, "timestamp": state.timestamp}

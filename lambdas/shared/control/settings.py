@@ -47,104 +47,132 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, Json, ValidationError, model_validator
-
+from lambdas.shared.checks import (
+    at_least,
+    boolean,
+    bounded,
+    check_fields,
+    environ_values,
+    json_document,
+    json_object,
+    mapping_of,
+    matching,
+    number,
+    one_of,
+    optional,
+    positive,
+    record,
+    set_of,
+    setting,
+    source_names,
+    whole,
+)
 from lambdas.shared.control.errors import ConfigurationError
 
-Name = Annotated[str, Field(min_length=1, max_length=256)]
-Arn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:")]
+name = bounded(256)
+arn = matching(r"arn:aws[a-z-]*:.+", "an ARN")
 
 
-class GateSettings(BaseModel):
+@dataclass(frozen=True)
+class GateSettings:
     """GATE_CONFIG: what a model package must reach to be approved."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    thresholds: dict[str, float] = Field(min_length=1)
-    lower_is_better: frozenset[str] = frozenset()
+    thresholds: dict[str, float] = setting("thresholds", mapping_of(number, min_items=1))
     # Largest allowed drop against the production model, in the metric's own units.
-    max_regression: float = Field(ge=0.0)
-    max_fairness_gap: float | None = Field(default=None, ge=0.0)
-    max_latency_p95_ms: float | None = Field(default=None, gt=0.0)
+    max_regression: float = setting("max_regression", at_least(0.0))
+    lower_is_better: frozenset[str] = setting("lower_is_better", set_of(name), default=frozenset())
+    max_fairness_gap: float | None = setting("max_fairness_gap", optional(at_least(0.0)), default=None)
+    max_latency_p95_ms: float | None = setting("max_latency_p95_ms", optional(positive), default=None)
 
-    @model_validator(mode="after")
-    def _lower_is_better_are_gated(self) -> GateSettings:
+    @classmethod
+    def from_json(cls, value: Any) -> GateSettings:
+        """From the decoded GATE_CONFIG object; ValueError names every bad key."""
+        return record(cls)(value)
+
+    def validate(self) -> list[str]:
         unknown = sorted(self.lower_is_better - set(self.thresholds))
-        if unknown:
-            raise ValueError(f"lower_is_better names metrics without a threshold: {unknown}")
-        return self
+        return [f"lower_is_better names metrics without a threshold: {unknown}"] if unknown else []
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "thresholds": dict(self.thresholds),
+            "lower_is_better": sorted(self.lower_is_better),
+            "max_regression": self.max_regression,
+            "max_fairness_gap": self.max_fairness_gap,
+            "max_latency_p95_ms": self.max_latency_p95_ms,
+        }
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+@dataclass(frozen=True)
+class Settings:
+    project: str = setting("PROJECT", name)
+    environment: str = setting("ENVIRONMENT", one_of("local", "dev", "staging", "prod"))
+    model_package_group: str = setting("MODEL_PACKAGE_GROUP", name)
+    endpoint_name: str = setting(
+        "ENDPOINT_NAME", matching(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", "a SageMaker endpoint name")
+    )
+    execution_role_arn: str = setting("EXECUTION_ROLE_ARN", arn)
+    instance_type: str = setting(
+        "INSTANCE_TYPE", matching(r"ml\.[a-z0-9]+\.[a-z0-9]+", "an ml.* instance type")
+    )
+    initial_instance_count: int = setting("INITIAL_INSTANCE_COUNT", whole(1))
+    capture_s3_uri: str = setting("CAPTURE_S3_URI", matching(r"s3://[^/]+(/.*)?", "an s3:// URI"))
+    capture_sampling_percent: int = setting("CAPTURE_SAMPLING_PERCENT", whole(0, 100))
+    kms_key_arn: str = setting("KMS_KEY_ARN", name)
+    deployment_config: dict[str, Any] = setting("DEPLOYMENT_CONFIG", json_document(json_object))
+    gate: GateSettings = setting("GATE_CONFIG", json_document(GateSettings.from_json))
+    deployments_table: str = setting("DEPLOYMENTS_TABLE", name)
+    audit_table: str = setting("AUDIT_TABLE", name)
+    idempotency_table: str = setting("IDEMPOTENCY_TABLE", name)
+    locks_table: str = setting("LOCKS_TABLE", name)
+    critical_topic_arn: str = setting("CRITICAL_TOPIC_ARN", arn)
+    warning_topic_arn: str = setting("WARNING_TOPIC_ARN", arn)
+    pipeline_name: str = setting("PIPELINE_NAME", name)
+    retrain_cooldown_minutes: int = setting("RETRAIN_COOLDOWN_MINUTES", whole(0))
+    rollback_alarms: frozenset[str] = setting("ROLLBACK_ALARMS", json_document(set_of(name)))
+    retrain_alarms: frozenset[str] = setting("RETRAIN_ALARMS", json_document(set_of(name)))
+    variant_name: str = setting("VARIANT_NAME", name, default="primary")
+    network_isolation: bool = setting("NETWORK_ISOLATION", boolean, default=True)
+    approver_role_arn: str | None = setting("APPROVER_ROLE_ARN", arn, default=None)
+    promotion_source_group: str | None = setting("PROMOTION_SOURCE_GROUP", name, default=None)
 
-    project: Name = Field(alias="PROJECT")
-    environment: Literal["local", "dev", "staging", "prod"] = Field(alias="ENVIRONMENT")
-    model_package_group: Name = Field(alias="MODEL_PACKAGE_GROUP")
-    endpoint_name: str = Field(alias="ENDPOINT_NAME", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-    variant_name: Name = Field(default="primary", alias="VARIANT_NAME")
-    execution_role_arn: Arn = Field(alias="EXECUTION_ROLE_ARN")
-    instance_type: str = Field(alias="INSTANCE_TYPE", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
-    initial_instance_count: int = Field(alias="INITIAL_INSTANCE_COUNT", ge=1)
-    capture_s3_uri: str = Field(alias="CAPTURE_S3_URI", pattern=r"^s3://[^/]+(/.*)?$")
-    capture_sampling_percent: int = Field(alias="CAPTURE_SAMPLING_PERCENT", ge=0, le=100)
-    kms_key_arn: Name = Field(alias="KMS_KEY_ARN")
-    network_isolation: bool = Field(default=True, alias="NETWORK_ISOLATION")
-    deployment_config: Json[dict[str, Any]] = Field(alias="DEPLOYMENT_CONFIG")
-    gate: Json[GateSettings] = Field(alias="GATE_CONFIG")
-    deployments_table: Name = Field(alias="DEPLOYMENTS_TABLE")
-    audit_table: Name = Field(alias="AUDIT_TABLE")
-    idempotency_table: Name = Field(alias="IDEMPOTENCY_TABLE")
-    locks_table: Name = Field(alias="LOCKS_TABLE")
-    critical_topic_arn: Arn = Field(alias="CRITICAL_TOPIC_ARN")
-    warning_topic_arn: Arn = Field(alias="WARNING_TOPIC_ARN")
-    pipeline_name: Name = Field(alias="PIPELINE_NAME")
-    retrain_cooldown_minutes: int = Field(alias="RETRAIN_COOLDOWN_MINUTES", ge=0)
-    rollback_alarms: Json[frozenset[Name]] = Field(alias="ROLLBACK_ALARMS")
-    retrain_alarms: Json[frozenset[Name]] = Field(alias="RETRAIN_ALARMS")
-    approver_role_arn: Arn | None = Field(default=None, alias="APPROVER_ROLE_ARN")
-    promotion_source_group: Name | None = Field(default=None, alias="PROMOTION_SOURCE_GROUP")
-
-    @model_validator(mode="after")
-    def _prod_promotion_is_configured(self) -> Settings:
+    def validate(self) -> list[str]:
+        """The problems between variables."""
+        problems = []
         if self.environment == "prod":
             missing = [
-                alias
-                for alias, value in (
+                source
+                for source, value in (
                     ("APPROVER_ROLE_ARN", self.approver_role_arn),
                     ("PROMOTION_SOURCE_GROUP", self.promotion_source_group),
                 )
                 if not value
             ]
             if missing:
-                raise ValueError(f"{', '.join(missing)} required when ENVIRONMENT is prod")
+                problems.append(f"{', '.join(missing)} required when ENVIRONMENT is prod")
         auto_rollback = self.deployment_config.get("AutoRollbackConfiguration", {}).get("Alarms", [])
         if not all(isinstance(a, dict) and a.get("AlarmName") for a in auto_rollback):
-            raise ValueError("DEPLOYMENT_CONFIG: every AutoRollbackConfiguration alarm needs an AlarmName")
-        return self
+            problems.append("DEPLOYMENT_CONFIG: every AutoRollbackConfiguration alarm needs an AlarmName")
+        return problems
 
 
 def variable_names() -> list[str]:
-    return [field.alias for field in Settings.model_fields.values() if field.alias]
+    return source_names(Settings)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Settings from the environment; ConfigurationError names every missing or invalid variable."""
     env = os.environ if environ is None else environ
-    values = {name: env[name] for name in variable_names() if env.get(name, "") != ""}
-    try:
-        return Settings.model_validate(values)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            where = [str(part) for part in error["loc"]]
-            variable = where[0] if where else "environment"
-            inner = ".".join(where[1:])
-            detail = "missing" if error["type"] == "missing" else error["msg"]
-            problems.append(f"{variable}{': ' + inner if inner else ''}: {detail}")
-        raise ConfigurationError("invalid control-loop configuration: " + "; ".join(problems)) from None
+    checked, problems = check_fields(Settings, environ_values(Settings, env))
+    settings = None if problems else Settings(**checked)
+    problems += settings.validate() if settings else []
+    if problems:
+        raise ConfigurationError("invalid control-loop configuration: " + "; ".join(problems))
+    assert settings is not None
+    return settings
 
 
 def dummy_environment(**overrides: str) -> dict[str, str]:

@@ -6,7 +6,7 @@
 - Batch: Powertools BatchProcessor over the SQS records with partial batch responses: a record
   that raises is reported in `batchItemFailures` and only it returns to the queue (and to the
   DLQ after maxReceiveCount); its neighbours are deleted as processed.
-- Parse: `accept(message_id, body)` turns the body into a Parser model or raises
+- Parse: `accept(message_id, body)` turns the body into an event data class or raises
   MalformedEventError (nothing else has happened yet: no idempotency record, no lease, no
   call), or returns None for an event this handler does not act on (other group, other state).
 - Idempotency: Powertools idempotency on DynamoDB around `act`, keyed by `identity(event)` (the

@@ -29,13 +29,23 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import IO, Any, Literal
 
 from botocore.exceptions import ClientError
 
+from lambdas.shared.checks import (
+    check_fields,
+    environ_values,
+    matching,
+    open_fraction,
+    positive,
+    setting,
+    text,
+    whole,
+)
 from lambdas.shared.drift.capture import CaptureSchema, CaptureWindow, parse_s3_uri, read_capture_window
 from lambdas.shared.drift.engine import DriftConfig, DriftResult, compare
 from lambdas.shared.drift.reference import (
@@ -85,66 +95,14 @@ class MalformedEventError(DriftJobError, ValueError):
 # ------------------------------------------------------------------------------------ settings
 
 
-def _text(value: Any) -> str:
-    text = str(value).strip()
-    if not text:
-        raise ValueError("must not be empty")
-    return text
-
-
-def _endpoint(value: Any) -> str:
-    text = _text(value)
-    if not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", text):
-        raise ValueError(f"not a SageMaker endpoint name: {text!r}")
-    return text
-
-
 def _s3_uri(value: Any) -> str:
-    text = _text(value)
-    parse_s3_uri(text)
-    return text
+    result = text(value)
+    parse_s3_uri(result)
+    return result
 
 
-def _bucket(value: Any) -> str:
-    text = _text(value)
-    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", text):
-        raise ValueError(f"not an S3 bucket name: {text!r}")
-    return text
-
-
-def _number(value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"not a number: {value!r}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"not a finite number: {value!r}")
-    return number
-
-
-def _positive(value: Any) -> float:
-    number = _number(value)
-    if number <= 0:
-        raise ValueError(f"must be > 0, got {value!r}")
-    return number
-
-
-def _open_fraction(value: Any) -> float:
-    number = _number(value)
-    if not 0 < number < 1:
-        raise ValueError(f"must lie strictly between 0 and 1, got {value!r}")
-    return number
-
-
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not re.fullmatch(r"\s*\d+\s*", str(value)) or int(value) < 1:
-        raise ValueError(f"must be a whole number >= 1, got {value!r}")
-    return int(value)
-
-
-def _var(env: str, check: Callable[[Any], Any], **kwargs: Any) -> Any:
-    """A settings field read from environment variable `env` and validated by `check`."""
-    return field(metadata={"env": env, "check": check}, **kwargs)
+_endpoint = matching(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", "a SageMaker endpoint name")
+_bucket = matching(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket name")
 
 
 @dataclass(frozen=True)
@@ -154,18 +112,18 @@ class DriftSettings:
     configuration. Either way every value passes the same checks, and a problem is named by its
     environment variable."""
 
-    project: str = _var("PROJECT", _text)
-    endpoint_name: str = _var("ENDPOINT_NAME", _endpoint)
-    capture_s3_uri: str = _var("CAPTURE_S3_URI", _s3_uri)
-    artifacts_bucket: str = _var("ARTIFACTS_BUCKET", _bucket)
-    psi_threshold: float = _var("DRIFT_PSI_THRESHOLD", _positive)
-    p_value: float = _var("DRIFT_P_VALUE", _open_fraction)
-    model_package_group: str | None = _var("MODEL_PACKAGE_GROUP", _text, default=None)
-    reference_uri: str | None = _var("REFERENCE_URI", _s3_uri, default=None)
-    kms_key_id: str | None = _var("KMS_KEY_ARN", _text, default=None)
-    window_minutes: int = _var("WINDOW_MINUTES", _positive_int, default=DEFAULT_WINDOW_MINUTES)
-    namespace: str = _var("METRICS_NAMESPACE", _text, default=DEFAULT_NAMESPACE)
-    min_rows: int = _var("DRIFT_MIN_ROWS", _positive_int, default=DEFAULT_MIN_ROWS)
+    project: str = setting("PROJECT", text)
+    endpoint_name: str = setting("ENDPOINT_NAME", _endpoint)
+    capture_s3_uri: str = setting("CAPTURE_S3_URI", _s3_uri)
+    artifacts_bucket: str = setting("ARTIFACTS_BUCKET", _bucket)
+    psi_threshold: float = setting("DRIFT_PSI_THRESHOLD", positive)
+    p_value: float = setting("DRIFT_P_VALUE", open_fraction)
+    model_package_group: str | None = setting("MODEL_PACKAGE_GROUP", text, default=None)
+    reference_uri: str | None = setting("REFERENCE_URI", _s3_uri, default=None)
+    kms_key_id: str | None = setting("KMS_KEY_ARN", text, default=None)
+    window_minutes: int = setting("WINDOW_MINUTES", whole(1), default=DEFAULT_WINDOW_MINUTES)
+    namespace: str = setting("METRICS_NAMESPACE", text, default=DEFAULT_NAMESPACE)
+    min_rows: int = setting("DRIFT_MIN_ROWS", whole(1), default=DEFAULT_MIN_ROWS)
 
     def __post_init__(self) -> None:
         checked = _checked({f.name: getattr(self, f.name) for f in fields(self)})
@@ -176,8 +134,7 @@ class DriftSettings:
     def from_env(cls, environ: Mapping[str, str]) -> DriftSettings:
         """Settings from environment variables (empty counts as unset); one DriftSettingsError
         names every missing or invalid variable."""
-        raw = {f.name: (environ.get(f.metadata["env"]) or "").strip() for f in fields(cls)}
-        return cls(**_checked({name: value for name, value in raw.items() if value}))
+        return cls(**_checked(environ_values(cls, environ)))
 
     def drift_config(self) -> DriftConfig:
         return DriftConfig(alpha=self.p_value, min_psi=self.psi_threshold, min_rows=self.min_rows)
@@ -185,18 +142,7 @@ class DriftSettings:
 
 def _checked(values: Mapping[str, Any]) -> dict[str, Any]:
     """`values` (field name -> raw or typed value, None = unset) checked and converted."""
-    checked: dict[str, Any] = {}
-    problems = []
-    for f in fields(DriftSettings):
-        env, value = f.metadata["env"], values.get(f.name)
-        if value is None:
-            if f.default is MISSING:
-                problems.append(f"{env}: required")
-            continue
-        try:
-            checked[f.name] = f.metadata["check"](value)
-        except ValueError as exc:
-            problems.append(f"{env}: {exc}")
+    checked, problems = check_fields(DriftSettings, values)
     if not (values.get("model_package_group") or values.get("reference_uri")):
         problems.append("MODEL_PACKAGE_GROUP: required unless REFERENCE_URI pins the reference")
     if problems:
