@@ -131,10 +131,7 @@ def cmd_local_status(args: argparse.Namespace, project: Project) -> int:
 def _local_control_plane(project: Project):
     from mlops.local_control_plane import LocalControlPlane
 
-    server = Deployer(project).local.running()
-    if server is None:
-        raise LocalAwsError("the local AWS is not running: start it with `mlops local up`")
-    return LocalControlPlane.for_server(server, project.local_dir, report=say)
+    return LocalControlPlane.for_server(Deployer(project).local.require(), project.local_dir, report=say)
 
 
 def cmd_local_loop(args: argparse.Namespace, project: Project) -> int:

@@ -95,10 +95,12 @@ def _clients(checkout: Project, env: Environment) -> tuple[dict[str, Any], Any]:
     """(clients by service, the local server record or None)."""
     if env.is_local:
         from mlops.deploy import Deployer
+        from mlops.local_aws import LocalAwsError
 
-        server = Deployer(checkout).local.running()
-        if server is None:
-            raise DriftCheckError("the local AWS is not running: start it with `mlops local up`")
+        try:
+            server = Deployer(checkout).local.require()
+        except LocalAwsError as exc:
+            raise DriftCheckError(str(exc)) from None
         return {s: server.client(s) for s in ("s3", "sagemaker", "cloudwatch")}, server
     import boto3
 

@@ -286,11 +286,13 @@ def run_drill_command(args: argparse.Namespace, checkout: Project) -> int:
     control_plane = None
     if env.is_local:
         from mlops.deploy import Deployer
+        from mlops.local_aws import LocalAwsError
         from mlops.local_control_plane import LocalControlPlane
 
-        server = Deployer(checkout).local.running()
-        if server is None:
-            _say("error: the local AWS is not running: start it with `mlops local up`")
+        try:
+            server = Deployer(checkout).local.require()
+        except LocalAwsError as exc:
+            _say(f"error: {exc}")
             return 1
         control_plane = LocalControlPlane.for_server(server, checkout.local_dir, report=_say)
         client: Callable[[str], Any] = server.client

@@ -125,6 +125,13 @@ class LocalAws:
             return rec
         return None
 
+    def require(self) -> ServerRecord:
+        """The running server, or LocalAwsError saying how to start it (commands that act on it)."""
+        rec = self.running()
+        if rec is None:
+            raise LocalAwsError("the local AWS is not running: start it with `mlops local up`")
+        return rec
+
     def start(self, extra_env: dict[str, str] | None = None) -> tuple[ServerRecord, bool]:
         """Return the running server, or start one. The bool says whether it was started now."""
         rec = self.running()

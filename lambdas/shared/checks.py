@@ -64,6 +64,10 @@ def matching(pattern: str, what: str) -> Check:
     return check
 
 
+# SageMaker's rule for endpoint (and model, endpoint config) names.
+sagemaker_name = matching(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", "a SageMaker endpoint name")
+
+
 def one_of(*choices: str) -> Check:
     def check(value: Any) -> str:
         if value not in choices:

@@ -12,7 +12,6 @@ import tarfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -35,6 +34,7 @@ from lambdas.shared.drift.job import (
     window_minutes_for_schedule,
 )
 from mlops.drift_check import add_check_arguments, parse_when, run_check_command
+from mlops.local_aws import LocalAws
 from mlops.project import Project
 from pipelines.bundle import reproducible_tarball
 
@@ -507,10 +507,10 @@ def test_bad_times_exit_2_before_touching_aws(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_a_check_without_the_local_aws_says_how_to_start_it(monkeypatch, capsys):
+def test_a_check_without_the_local_aws_says_how_to_start_it(monkeypatch, capsys, tmp_path):
     class StoppedLocalAws:
         def __init__(self, checkout: Project):
-            self.local = SimpleNamespace(running=lambda: None)
+            self.local = LocalAws(tmp_path / "local")  # nothing ever started there
 
     monkeypatch.setattr("mlops.deploy.Deployer", StoppedLocalAws)
     root = Path(__file__).resolve().parents[2]

@@ -65,6 +65,7 @@ from lambdas.shared.checks import (
     optional,
     positive,
     record,
+    sagemaker_name,
     set_of,
     setting,
     source_names,
@@ -111,9 +112,7 @@ class Settings:
     project: str = setting("PROJECT", name)
     environment: str = setting("ENVIRONMENT", one_of("local", "dev", "staging", "prod"))
     model_package_group: str = setting("MODEL_PACKAGE_GROUP", name)
-    endpoint_name: str = setting(
-        "ENDPOINT_NAME", matching(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", "a SageMaker endpoint name")
-    )
+    endpoint_name: str = setting("ENDPOINT_NAME", sagemaker_name)
     execution_role_arn: str = setting("EXECUTION_ROLE_ARN", arn)
     instance_type: str = setting(
         "INSTANCE_TYPE", matching(r"ml\.[a-z0-9]+\.[a-z0-9]+", "an ml.* instance type")

@@ -42,6 +42,7 @@ from lambdas.shared.checks import (
     matching,
     open_fraction,
     positive,
+    sagemaker_name,
     setting,
     text,
     whole,
@@ -101,7 +102,6 @@ def _s3_uri(value: Any) -> str:
     return result
 
 
-_endpoint = matching(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", "a SageMaker endpoint name")
 _bucket = matching(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket name")
 
 
@@ -113,7 +113,7 @@ class DriftSettings:
     environment variable."""
 
     project: str = setting("PROJECT", text)
-    endpoint_name: str = setting("ENDPOINT_NAME", _endpoint)
+    endpoint_name: str = setting("ENDPOINT_NAME", sagemaker_name)
     capture_s3_uri: str = setting("CAPTURE_S3_URI", _s3_uri)
     artifacts_bucket: str = setting("ARTIFACTS_BUCKET", _bucket)
     psi_threshold: float = setting("DRIFT_PSI_THRESHOLD", positive)
