@@ -27,6 +27,10 @@ The local control plane (mlops/local_control_plane.py) needs more inside the ser
   description) with what the update sends, dropping them when it sends none; AWS adds the sent
   properties to the existing ones. An approval would otherwise erase the metrics and lineage the
   register step attached.
+- DynamoDB names the missing table as AWS does ("Requested resource not found: Table: <name> not
+  found"); moto says only "Requested resource not found". Terraform treats a DeleteTable that
+  finds no table as done only on AWS's wording, so a delete the SDK had retried (the first
+  attempt having deleted the table) failed `local down` now and then.
 - No Lambda invocations from SQS: moto runs an event source mapping itself when a message
   arrives, which needs Docker; without it every message is received (its receive count spent)
   and put back. Locally the control plane's worker plays the mapping instead.
@@ -43,6 +47,8 @@ from typing import Any
 from moto import server as moto_server
 from moto.cloudwatch import models as cloudwatch_models
 from moto.core.utils import utcnow
+from moto.dynamodb import exceptions as dynamodb_exceptions
+from moto.dynamodb.models import DynamoDBBackend
 from moto.events import models as events_models
 from moto.events import utils as events_utils
 from moto.iam import access_control, policy_conditions
@@ -191,6 +197,18 @@ def _schedule_rules_match_no_events() -> None:
             '"version": "0", ', '"version": "0", "account": "<account>", ')
 
 
+def _missing_tables_named() -> None:
+    original = DynamoDBBackend.get_table
+
+    def get_table(self: Any, table_name: str) -> Any:
+        try:
+            return original(self, table_name)
+        except dynamodb_exceptions.ResourceNotFoundException:
+            raise dynamodb_exceptions.ResourceNotFoundException(table_name=table_name) from None
+
+    DynamoDBBackend.get_table = get_table
+
+
 def patch() -> None:
     policy_conditions.CONDITION_OPERATIONS["Bool"] = _bool_equals
     _statement_applies_only_when_its_condition_holds()
@@ -202,6 +220,7 @@ def patch() -> None:
     _queues_invoke_no_lambdas()
     _schedule_rules_match_no_events()
     _package_updates_keep_metadata()
+    _missing_tables_named()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -46,7 +46,8 @@ PROVIDER_FLAGS = {
 # control plane (mlops/local_control_plane.py) does those jobs. Inside the server
 # (mlops/moto_server.py): UpdateEndpoint (moto has none), percentiles and metric math in
 # GetMetricData, no Lambda invocations from SQS by moto itself, schedule rules that match no
-# PutEvents event, and the `account` field kept in delivered events.
+# PutEvents event, the `account` field kept in delivered events, and DynamoDB's not-found error
+# worded as AWS words it (Terraform ignores a retried DeleteTable's not-found only then).
 
 # moto's CreateModelPackage ignores ModelCard (and ClientToken): the card the register step sends
 # is not stored, so locally it is checked from the step's own model_card.json instead of from

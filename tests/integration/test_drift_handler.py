@@ -363,7 +363,7 @@ def test_drift_check_cli_runs_the_same_check_on_the_local_aws(
 
     class LocalDeployer:  # the local AWS `mlops local up` would have started
         def __init__(self, checkout: Project):
-            self.local = SimpleNamespace(running=lambda: moto_server)
+            self.local = SimpleNamespace(require=lambda: moto_server)
 
     monkeypatch.setattr("mlops.deploy.Deployer", LocalDeployer)
     parser = argparse.ArgumentParser()

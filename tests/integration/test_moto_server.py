@@ -43,3 +43,17 @@ def test_tls_only_policy_is_enforced(tmp_path, tls):
         assert policy["Statement"][0]["Sid"] == "DenyInsecureTransport"
     finally:
         local.stop()
+
+
+def test_a_missing_table_is_named_as_aws_names_it(moto_server):
+    """Terraform takes a retried DeleteTable's not-found as "already deleted" only when the
+    message names the table as AWS does; moto's bare wording failed `local down` now and then."""
+    dynamodb = moto_server.client("dynamodb")
+    dynamodb.create_table(TableName="gone", BillingMode="PAY_PER_REQUEST",
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    dynamodb.delete_table(TableName="gone")
+    with pytest.raises(ClientError) as err:
+        dynamodb.delete_table(TableName="gone")
+    assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert err.value.response["Error"]["Message"] == "Requested resource not found: Table: gone not found"
