@@ -175,7 +175,7 @@ def cmd_pipeline_run(args: argparse.Namespace, project: Project) -> int:
         say("==> control loop: model package events -> gate -> deploy")
         loop = _local_control_plane(project).run_until_idle()
         arn = summary["model_package_arn"]
-        described = Deployer(project).local.running().client("sagemaker").describe_model_package(
+        described = Deployer(project).local.require().client("sagemaker").describe_model_package(
             ModelPackageName=arn)
         summary["approval_status"] = described["ModelApprovalStatus"]
         summary["approval_description"] = described.get("ApprovalDescription")
