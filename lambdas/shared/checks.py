@@ -170,7 +170,7 @@ def json_object(value: Any) -> dict[str, Any]:
 
 
 def set_of(check: Check) -> Check:
-    """A JSON list of distinct-or-not items, each passing `check`, as a frozenset."""
+    """A JSON list whose items each pass `check`, as a frozenset (duplicates collapse)."""
 
     def parse(value: Any) -> frozenset[Any]:
         if not isinstance(value, list):
@@ -237,22 +237,28 @@ def environ_values(cls: type, environ: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in raw.items() if value}
 
 
+def build(cls: type, values: Mapping[str, Any], problems: tuple[str, ...] = ()) -> Any:
+    """An instance of `cls` from `values` (as `check_fields` takes them), or ValueError naming
+    every problem: each field's, the caller's `problems`, then those between fields (the
+    instance's `validate()`, if it has one, which only runs on fields that passed)."""
+    checked, found = check_fields(cls, values)
+    found += problems
+    if not found:
+        instance = cls(**checked)
+        found = instance.validate() if hasattr(instance, "validate") else []
+        if not found:
+            return instance
+    raise ValueError("; ".join(found))
+
+
 def record(cls: type) -> Check:
-    """A JSON object whose keys are `cls`'s field sources (no others), as an instance of `cls`.
-    Its `validate()` method, if any, adds the problems between fields."""
+    """A JSON object whose keys are `cls`'s field sources (no others), as an instance of `cls`."""
     known = {f.metadata["source"]: f.name for f in fields(cls)}
 
     def parse(value: Any) -> Any:
         data = json_object(value)
-        checked, problems = check_fields(cls, {known[k]: v for k, v in data.items() if k in known})
-        problems += [f"{k}: unknown key" for k in sorted(set(data) - set(known))]
-        if problems:
-            raise ValueError("; ".join(problems))
-        instance = cls(**checked)
-        problems = instance.validate() if hasattr(instance, "validate") else []
-        if problems:
-            raise ValueError("; ".join(problems))
-        return instance
+        unknown = tuple(f"{k}: unknown key" for k in sorted(set(data) - set(known)))
+        return build(cls, {known[k]: v for k, v in data.items() if k in known}, unknown)
 
     return parse
 

@@ -194,5 +194,5 @@ def package_identity(event: ModelPackageStateChange) -> dict[str, str]:
 
 def alarm_identity(event: AlarmStateChange) -> dict[str, str]:
     # One incident = one transition to ALARM: the alarm's name and that transition's timestamp.
-    state = event.alarm.state
-    return {"alarm": event.alarm.alarm_name, "state": state.value, "timestamp": state.timestamp}
+    alarm = event.alarm
+    return {"alarm": alarm.alarm_name, "state": alarm.state.value, "timestamp": alarm.state.timestamp}

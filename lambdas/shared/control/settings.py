@@ -54,7 +54,7 @@ from lambdas.shared.checks import (
     at_least,
     boolean,
     bounded,
-    check_fields,
+    build,
     environ_values,
     json_document,
     json_object,
@@ -165,13 +165,10 @@ def variable_names() -> list[str]:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Settings from the environment; ConfigurationError names every missing or invalid variable."""
     env = os.environ if environ is None else environ
-    checked, problems = check_fields(Settings, environ_values(Settings, env))
-    settings = None if problems else Settings(**checked)
-    problems += settings.validate() if settings else []
-    if problems:
-        raise ConfigurationError("invalid control-loop configuration: " + "; ".join(problems))
-    assert settings is not None
-    return settings
+    try:
+        return build(Settings, environ_values(Settings, env))
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid control-loop configuration: {exc}") from None
 
 
 def dummy_environment(**overrides: str) -> dict[str, str]:
