@@ -10,7 +10,7 @@ machine load hits baseline and subjects alike.
 Also checked in every subject process: none of cdktf, jsii, sagemaker, mlflow, pandas, sklearn,
 numpy, scipy was imported, directly or through anything else; nor pydantic, which with the
 Powertools Parser's models cost the handlers about 0.5x boto3 (they were at 2.2-2.6x with it,
-1.5-1.7x without).
+1.4-1.7x without).
 
 Usage: python benchmarks/handlers.py [--rounds N]
 """
