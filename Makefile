@@ -44,6 +44,7 @@ bench: setup
 	$(BIN)/python benchmarks/synth.py
 	$(BIN)/python benchmarks/drift.py
 	$(BIN)/python benchmarks/handlers.py
+	$(BIN)/python benchmarks/serving.py
 
 synth: setup
 	$(BIN)/mlops synth

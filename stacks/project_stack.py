@@ -33,14 +33,18 @@ from stacks.project_permissions import ProjectRefs, execution_statements
 from stacks.provider import configure_backend, configure_provider
 
 IMAGE_DIR = REPO_ROOT / "pipelines" / "image"
+# Everything the Dockerfile copies from its context (pipelines/): the tag follows all of it.
+IMAGE_SOURCES = (IMAGE_DIR, REPO_ROOT / "pipelines" / "model_server")
 SAMPLE_DATASET_KEY = "breast_cancer.csv"
 
 
 def image_tag() -> str:
-    """Content hash of the image's build folder: the tag changes exactly when the image would."""
+    """Content hash of what the images are built from: the tag changes exactly when they would."""
     digest = hashlib.sha256()
-    for path in sorted(IMAGE_DIR.iterdir()):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for folder in IMAGE_SOURCES:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            name = path.relative_to(folder.parent).as_posix()
+            digest.update(name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -70,3 +70,11 @@ def serving_synth(environments, tmp_path_factory):
 
     envs = {name: environments[name] for name in ("dev", "local")}
     return synth(envs, tmp_path_factory.mktemp("serving"))
+
+
+@pytest.fixture(scope="session")
+def demo_model(tmp_path_factory):
+    """The demo project's model, trained once per session by the real train step (~5 s)."""
+    from tests.step_runner import train_demo_model
+
+    return train_demo_model(tmp_path_factory.mktemp("demo-model"))

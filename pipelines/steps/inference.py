@@ -8,6 +8,11 @@ Requests: text/csv rows without a header, columns in model_meta.json's `features
 application/json {"instances": [[...], ...]} (rows as lists, or as {feature: value} objects).
 Responses: one score per row, the positive-class probability for a classifier or the prediction
 of a regressor; text/csv one value per line, or application/json {"predictions": [...]}.
+
+A request the model cannot take (wrong column count, a value that is not a number, an empty body,
+an unsupported content or accept type) raises BadRequest, whose `status` is the HTTP status the
+model server answers with (400, 415 or 406) and whose message is a one-line reason; any other
+exception is a fault of the server or the model (500).
 """
 
 from __future__ import annotations
@@ -25,6 +30,14 @@ import pandas as pd
 MODEL_FILE = "model.joblib"
 META_FILE = "model_meta.json"
 CSV, JSON = "text/csv", "application/json"
+
+
+class BadRequest(ValueError):
+    """The request, not the model, is wrong; `status` is the HTTP status to answer with."""
+
+    def __init__(self, reason: str, status: int = 400):
+        super().__init__(reason)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -63,40 +76,98 @@ def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
 
+def _csv_rows(text: str) -> pd.DataFrame:
+    """CSV rows as text cells. Rows without quotes (every numeric request) are split directly:
+    pd.read_csv costs ~1 ms for one row, a split a few microseconds."""
+    if '"' in text:
+        try:
+            return pd.read_csv(io.StringIO(text), header=None, dtype=str, keep_default_na=False)
+        except (ValueError, pd.errors.ParserError) as exc:
+            raise BadRequest(f"malformed CSV: {str(exc).strip().splitlines()[-1]}") from None
+    rows = [line.split(",") for line in text.splitlines() if line.strip()]
+    if not rows:
+        raise BadRequest("empty request body: send one CSV row per line")
+    width = len(rows[0])
+    for number, row in enumerate(rows, start=1):
+        if len(row) != width:
+            raise BadRequest(f"row {number} has {len(row)} values, row 1 has {width}")
+    return pd.DataFrame(np.array(rows, dtype=object))
+
+
 def input_fn(request_body: str | bytes, request_content_type: str | None) -> pd.DataFrame:
     """The request's rows. CSV cells stay text here: the feature types live with the model, so
     predict_fn converts them (a category like "01" must not become the number 1)."""
     media = _media_type(request_content_type)
-    text = _text(request_body)
+    if media not in (CSV, JSON):
+        raise BadRequest(f"unsupported content type {request_content_type!r}; use {CSV} or {JSON}",
+                         status=415)
+    try:
+        text = _text(request_body)
+    except UnicodeDecodeError:
+        raise BadRequest("request body is not UTF-8 text") from None
+    if not text.strip():
+        raise BadRequest("empty request body")
     if media == CSV:
-        return pd.read_csv(io.StringIO(text), header=None, dtype=str)
-    if media == JSON:
+        return _csv_rows(text)
+    try:
         payload = json.loads(text)
-        instances = payload.get("instances") if isinstance(payload, dict) else None
-        if not isinstance(instances, list):
-            raise ValueError('expected a JSON body {"instances": [[...], ...]}')
-        return pd.DataFrame(instances)
-    raise ValueError(f"unsupported content type {request_content_type!r}; use {CSV} or {JSON}")
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+    instances = payload.get("instances") if isinstance(payload, dict) else None
+    if not isinstance(instances, list) or not instances:
+        raise BadRequest('expected a JSON body {"instances": [[...], ...]} with at least one row')
+    if not all(isinstance(row, list) for row in instances) and not all(
+            isinstance(row, dict) for row in instances):
+        raise BadRequest('"instances" must hold rows that are all lists or all objects')
+    if isinstance(instances[0], list):
+        width = len(instances[0])
+        for number, row in enumerate(instances, start=1):
+            if len(row) != width:
+                raise BadRequest(f"row {number} has {len(row)} values, row 1 has {width}")
+    return pd.DataFrame(instances)
+
+
+def _numeric(values: np.ndarray, columns: list[str]) -> np.ndarray:
+    """A block of cells as floats, or BadRequest naming the first cell that is not a number."""
+    try:
+        numbers = values.astype(float)
+    except (TypeError, ValueError):
+        numbers = None
+    if numbers is not None and np.isfinite(numbers).all():
+        return numbers
+    for (row, col), cell in np.ndenumerate(values):
+        try:
+            number = float(cell)
+        except (TypeError, ValueError):
+            number = None
+        if number is None or not np.isfinite(number):
+            shown = "empty" if cell is None or (isinstance(cell, str) and not cell.strip()) else repr(cell)
+            raise BadRequest(f"row {row + 1}, feature {columns[col]!r}: {shown} is not a finite number")
+    raise AssertionError("unreachable: a block that failed to convert has a bad cell")
 
 
 def as_features(rows: pd.DataFrame, model: LoadedModel) -> pd.DataFrame:
     """Rows named and typed as the model's features: positional rows (CSV, JSON lists) take the
-    feature order; named rows (JSON objects) must hold every feature."""
+    feature order; named rows (JSON objects) must hold every feature. Numeric features are
+    converted as one block (a per-column to_numeric took ~3 ms of a one-row request)."""
     features = model.features
     if list(rows.columns) == list(range(rows.shape[1])):
         if rows.shape[1] != len(features):
-            raise ValueError(f"expected {len(features)} values per row, got {rows.shape[1]}")
+            raise BadRequest(f"expected {len(features)} values per row, got {rows.shape[1]}")
         rows = rows.set_axis(features, axis=1)
     missing = [name for name in features if name not in rows.columns]
     if missing:
-        raise ValueError(f"rows lack features {missing}")
-    frame = rows[features].copy()
+        raise BadRequest(f"rows lack features {missing}")
     categorical = set(model.meta.get("categorical_features", []))
-    for name in features:
-        if name in categorical:
-            frame[name] = frame[name].map(lambda v: np.nan if pd.isna(v) else str(v))
-        else:
-            frame[name] = pd.to_numeric(frame[name])
+    numeric = [name for name in features if name not in categorical]
+    block = _numeric(rows[numeric].to_numpy(dtype=object), numeric)
+    if not categorical:
+        return pd.DataFrame(block, columns=features)
+    frame = rows[features].copy()
+    frame[numeric] = block
+    for name in categorical:
+        # An empty CSV cell is a missing category, as pd.read_csv would have read it.
+        frame[name] = frame[name].map(lambda v: np.nan if pd.isna(v) or v == "" else str(v))
     return frame
 
 
@@ -111,7 +182,7 @@ def _accepted(accept: str | None) -> str:
             return media
         if media in ("", "*/*", "text/*"):
             return CSV
-    raise ValueError(f"unsupported accept type {accept!r}; use {CSV} or {JSON}")
+    raise BadRequest(f"unsupported accept type {accept!r}; use {CSV} or {JSON}", status=406)
 
 
 def output_fn(prediction: np.ndarray, accept: str | None) -> tuple[str, str]:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
-import subprocess
 import sys
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
@@ -26,43 +24,9 @@ import pytest
 
 from pipelines.dataset import SCHEMA_FILE, TARGET, breast_cancer_frame, schema_for, write_csv
 from stacks.project_config import load_project
+from tests.step_runner import SM_HPS, STEPS, ok, run_step, step_env
 
 ROOT = Path(__file__).resolve().parents[2]
-STEPS = ROOT / "pipelines" / "steps"
-# The hyperparameters as SageMaker hands them to a training job: every value a string.
-SM_HPS = {
-    "algorithm": "gradient_boosting",
-    "seed": "42",
-    "n_estimators": "150",
-    "max_depth": "3",
-    "learning_rate": "0.1",
-    "subsample": "0.9",
-    "sagemaker_program": "train.py",
-    "sagemaker_submit_directory": "s3://bucket/code.tar.gz",
-}
-
-
-def step_env(tmp: Path, **extra: str) -> dict[str, str]:
-    """The caller's environment without any SageMaker/MLflow/pipeline setting that could leak in."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "MLFLOW_", "MLOPS_", "AWS_"))}
-    env.update(SM_OUTPUT_DIR=str(tmp / "sm-output"), MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
-    env.update(extra)
-    return env
-
-
-def run_step(
-    step: str, *args: str, env: dict[str, str], python_flags: tuple[str, ...] = (), **options: str | Path
-) -> subprocess.CompletedProcess:
-    """`python3 <step>.py ARGS --option value ...` (option names: data_uri -> --data-uri)."""
-    for name, value in options.items():
-        args += (f"--{name.replace('_', '-')}", str(value))
-    command = [sys.executable, *python_flags, str(STEPS / f"{step}.py"), *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=180, check=False)
-
-
-def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stderr[-3000:]}"
-    return result
 
 
 @dataclass(frozen=True)
