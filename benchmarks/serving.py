@@ -20,6 +20,7 @@ import importlib.util
 import multiprocessing
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -125,13 +126,17 @@ class Serve:
             self.proc.kill()
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="sequential requests per latency case")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of the throughput run")
     args = parser.parse_args()
-
-    from mlops.local_aws import free_port
 
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     print("training the demo model ...", file=sys.stderr)

@@ -11,11 +11,11 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from local_aws.lifecycle import LocalAwsError
 from mlops.deploy import DeployedStack, Deployer, say, synthesize
 from mlops.drift_check import add_check_arguments, run_check_command
 from mlops.drift_compare import add_compare_arguments, run_compare
 from mlops.drill import add_drill_arguments, run_drill_command
-from mlops.local_aws import LocalAwsError
 from mlops.pipeline_run import PipelineRunError
 from mlops.project import Project
 from mlops.terraform import TerraformError
@@ -129,7 +129,7 @@ def cmd_local_status(args: argparse.Namespace, project: Project) -> int:
 
 
 def _local_control_plane(project: Project):
-    from mlops.local_control_plane import LocalControlPlane
+    from local_aws.control_plane import LocalControlPlane
 
     return LocalControlPlane.for_server(Deployer(project).local.require(), project.local_dir, report=say)
 
@@ -142,7 +142,7 @@ def cmd_local_loop(args: argparse.Namespace, project: Project) -> int:
         result = control_plane.run_until_idle(args.timeout)
     else:
         say("==> local control plane running (Ctrl-C stops it)")
-        from mlops.local_control_plane import TickResult
+        from local_aws.control_plane import TickResult
 
         result = TickResult()
         try:

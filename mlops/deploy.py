@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops.local_aws import LocalAws, ServerRecord
+from local_aws.lifecycle import LocalAws, ServerRecord
 from mlops.project import Project
 from mlops.terraform import Terraform, write_cli_config, write_tfvars
 from stacks import moto_gaps

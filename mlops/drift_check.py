@@ -70,7 +70,7 @@ def endpoint_name(names: ProjectNames) -> str:
 def _settings(
     checkout: Project, env_name: str, project_name: str, reference_uri: str | None
 ) -> tuple[Environment, DriftSettings]:
-    from lambdas.shared.drift.job import DriftSettings, window_minutes_for_schedule
+    from lambdas.shared.drift.job import DriftSettings
 
     env = checkout.environments([env_name])[env_name]
     config = checkout.project(project_name, env_name)
@@ -86,7 +86,7 @@ def _settings(
         kms_key_id=None,
         psi_threshold=config.drift.psi_threshold,
         p_value=config.drift.p_value,
-        window_minutes=window_minutes_for_schedule(config.drift.schedule),
+        window_minutes=config.drift.window_minutes,
     )
     return env, settings
 
@@ -94,8 +94,8 @@ def _settings(
 def _clients(checkout: Project, env: Environment) -> tuple[dict[str, Any], Any]:
     """(clients by service, the local server record or None)."""
     if env.is_local:
+        from local_aws.lifecycle import LocalAwsError
         from mlops.deploy import Deployer
-        from mlops.local_aws import LocalAwsError
 
         try:
             server = Deployer(checkout).local.require()

@@ -97,7 +97,7 @@ def healthy_data(alarm: dict[str, Any], now: datetime) -> list[tuple[str, list[d
 
 def _datapoints(queries: list[dict[str, Any]], alarm: dict[str, Any], now: datetime,
                 value: Callable[[str], float]) -> list[tuple[str, list[dict[str, Any]]]]:
-    from mlops.local_control_plane import alarm_period
+    from local_aws.control_plane import alarm_period
 
     period, periods = alarm_period(alarm), int(alarm["EvaluationPeriods"])
     # One datapoint a second inside each of the last `periods` periods (counted back from now).
@@ -285,9 +285,9 @@ def run_drill_command(args: argparse.Namespace, checkout: Project) -> int:
         return 2
     control_plane = None
     if env.is_local:
+        from local_aws.control_plane import LocalControlPlane
+        from local_aws.lifecycle import LocalAwsError
         from mlops.deploy import Deployer
-        from mlops.local_aws import LocalAwsError
-        from mlops.local_control_plane import LocalControlPlane
 
         try:
             server = Deployer(checkout).local.require()

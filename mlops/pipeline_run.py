@@ -1,6 +1,6 @@
 """`mlops pipeline run`: one training pipeline run, locally or in AWS, with progress per step.
 
-Locally the deployed definition is executed by mlops.pipeline_local against the moto server, with
+Locally the deployed definition is executed by local_aws.pipeline_runner against the moto server, with
 MLflow on an embedded SQLite backend whose artifacts go to the local artifacts bucket. In AWS the
 pipeline is started in SageMaker and followed step by step until it ends.
 """
@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from local_aws.pipeline_runner import LocalPipelineRunner, RunResult, s3_split
 from mlops.deploy import Deployer, say
-from mlops.pipeline_local import LocalPipelineRunner, RunResult, s3_split
 from mlops.project import Project
 from pipelines.bundle import REPO_ROOT, build_bundle
 from stacks.config import Environment

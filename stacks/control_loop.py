@@ -18,7 +18,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from lambdas.shared.control.tables import TABLES
 from stacks import moto_gaps
 from stacks.binding import Construct, aws
 from stacks.config import Environment
@@ -26,6 +25,7 @@ from stacks.constructs.endpoint_alarms import EndpointAlarms
 from stacks.constructs.event_queue import EventQueue, EventQueueProps, EventRule
 from stacks.constructs.lambda_function import LambdaFunction, LambdaFunctionProps
 from stacks.constructs.model_endpoint import ModelEndpoint
+from stacks.control_tables import TABLES
 from stacks.naming import ProjectNames
 from stacks.policy import Statement, statement
 from stacks.project_config import LOWER_IS_BETTER, ProjectConfig
@@ -119,8 +119,6 @@ class ControlLoop(Construct):
     def _drift(self) -> None:
         """The scheduled drift check: capture window vs the approved model's reference, reports to
         the artifacts bucket, metrics that the drift alarms watch."""
-        from lambdas.shared.drift.job import window_minutes_for_schedule
-
         p, n, env = self.props, self.props.names, self.props.env
         project, capture = p.project, f"arn:aws:s3:::{n.capture_bucket}"
         environment = {
@@ -130,7 +128,7 @@ class ControlLoop(Construct):
             "KMS_KEY_ARN": p.key_arn,
             "DRIFT_PSI_THRESHOLD": str(project.drift.psi_threshold),
             "DRIFT_P_VALUE": str(project.drift.p_value),
-            "WINDOW_MINUTES": str(window_minutes_for_schedule(project.drift.schedule)),
+            "WINDOW_MINUTES": str(project.drift.window_minutes),
             "METRICS_NAMESPACE": DRIFT_NAMESPACE,
         }
         statements = [

@@ -38,13 +38,13 @@ PROVIDER_FLAGS = {
 # moto 5.2 evaluates bucket-policy conditions wrongly for object requests (no `Bool` operator, no
 # aws:SecureTransport in the request context, an unmet condition counted as a Deny), so every
 # TLS-only bucket would refuse every object read and write. The local server is moto's own with
-# those three points fixed, in mlops/moto_server.py, and serves HTTPS (mlops/local_tls.py): the
+# those three points fixed, in local_aws/moto_server.py, and serves HTTPS (local_aws/tls.py): the
 # bucket policies stay exactly as in AWS, and a plain-HTTP object request is refused as in AWS.
 
 # moto evaluates no CloudWatch alarm, emits no AWS service event (alarm state change, model
 # package state change), fires no EventBridge schedule and runs no Lambda without Docker: the local
-# control plane (mlops/local_control_plane.py) does those jobs. Inside the server
-# (mlops/moto_server.py): UpdateEndpoint (moto has none), percentiles and metric math in
+# control plane (local_aws/control_plane.py) does those jobs. Inside the server
+# (local_aws/moto_server.py): UpdateEndpoint (moto has none), percentiles and metric math in
 # GetMetricData, no Lambda invocations from SQS by moto itself, schedule rules that match no
 # PutEvents event, the `account` field kept in delivered events, and DynamoDB's not-found error
 # worded as AWS words it (Terraform ignores a retried DeleteTable's not-found only then).

@@ -12,6 +12,7 @@ monitoring advice): 5% error rate, 2x baseline p95 latency, 10% accuracy drop, P
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -157,6 +158,17 @@ class Drift(Strict):
     p_value: Annotated[float, Field(gt=0, lt=1)] = 0.05
     # The critical drift alarm fires when this share of features drifts at once.
     critical_feature_share: Fraction = 0.3
+
+    @property
+    def window_minutes(self) -> int:
+        """The capture window each check covers: the time since the previous run for rate(N
+        unit); 60 for cron(...), whose interval is not one number. The drift function reads it
+        as WINDOW_MINUTES."""
+        m = re.fullmatch(r"rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)", self.schedule.strip())
+        if not m:
+            return 60
+        per_unit = {"minute": 1, "hour": 60, "day": 1440}
+        return int(m.group(1)) * per_unit[m.group(2).rstrip("s")]
 
 
 class Retrain(Strict):

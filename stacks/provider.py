@@ -13,7 +13,7 @@ from stacks.config import Environment, S3State
 # variable (written to terraform.tfvars.json by `mlops local up`), keeping the JSON port-free.
 ENDPOINT_VARIABLE = "local_endpoint_url"
 DEFAULT_LOCAL_ENDPOINT = "https://127.0.0.1:5000"
-# The local AWS serves HTTPS with its own certificate (mlops/local_tls.py): its path, per machine.
+# The local AWS serves HTTPS with its own certificate (local_aws/tls.py): its path, per machine.
 CA_BUNDLE_VARIABLE = "local_ca_bundle"
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.local_aws import LocalAws, ServerRecord
+from local_aws.lifecycle import LocalAws, ServerRecord
 from mlops.terraform import find_provider_mirror, write_cli_config
 from stacks.config import Environment, load_environments
 from stacks.project_config import load_projects

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.local_aws import LocalAws, ServerRecord, _is_our_moto
+from local_aws.lifecycle import LocalAws, ServerRecord, _is_our_moto
 
 ROOT = Path(__file__).resolve().parents[2]
 MLOPS = str(Path(sys.executable).with_name("mlops"))

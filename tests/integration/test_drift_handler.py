@@ -443,7 +443,7 @@ def test_local_control_plane_runs_the_scheduled_check_and_the_drift_alarm_fires(
     """Issue 5 end to end on the local AWS: schedule -> queue -> drift handler (the local control
     plane playing EventBridge and Lambda) -> metrics -> alarm evaluation -> ALARM; an endpoint
     whose traffic looks like the training data stays OK."""
-    from mlops.local_control_plane import LocalControlPlane
+    from local_aws.control_plane import LocalControlPlane
 
     now = datetime.now(UTC)
     drifting, steady = World(moto_server, "mlops-dev", data), World(moto_server, "mlops-staging", data)

@@ -2,7 +2,7 @@
 EventBridge events: the same code and boto3 calls that run in AWS.
 
 Moto gaps, worked around here in the test setup only (the handlers are unchanged):
-- moto has no UpdateEndpoint; the local server adds one (mlops/moto_server.py) that switches the
+- moto has no UpdateEndpoint; the local server adds one (local_aws/moto_server.py) that switches the
   endpoint at once, as if the blue/green update had completed (its endpoints are always InService
   and have no PendingDeploymentSummary, so "update in progress" is covered by the unit tests
   only). `UpdateEndpointEmulation` validates each request against botocore's model (the server
@@ -37,9 +37,9 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.validate import validate_parameters
 
-from lambdas.shared.control import tables
 from lambdas.shared.control.history import resource_name
 from lambdas.shared.control.settings import dummy_environment
+from stacks import control_tables as tables
 
 pytestmark = pytest.mark.integration
 

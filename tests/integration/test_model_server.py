@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops.local_aws import free_port
+from local_aws.lifecycle import free_port
 from pipelines.model_server.settings import ServerSettings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""The local AWS server (moto with mlops/moto_server.py's fixes) enforces a TLS-only bucket policy
+"""The local AWS server (moto with local_aws/moto_server.py's fixes) enforces a TLS-only bucket policy
 as AWS does: object requests over HTTPS pass, over plain HTTP they are refused."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from mlops.local_aws import LocalAws
+from local_aws.lifecycle import LocalAws
 from stacks.policy import deny_insecure_transport, document, statement
 
 pytestmark = pytest.mark.integration

@@ -31,10 +31,9 @@ from lambdas.shared.drift.job import (
     run_drift_check,
     scheduled_event_time,
     throttled,
-    window_minutes_for_schedule,
 )
+from local_aws.lifecycle import LocalAws
 from mlops.drift_check import add_check_arguments, parse_when, run_check_command
-from mlops.local_aws import LocalAws
 from mlops.project import Project
 from pipelines.bundle import reproducible_tarball
 
@@ -114,7 +113,9 @@ def test_settings_built_in_code_are_checked_too():
     ],
 )
 def test_window_follows_the_schedule(schedule, minutes):
-    assert window_minutes_for_schedule(schedule) == minutes
+    from stacks.project_config import Drift
+
+    assert Drift(schedule=schedule).window_minutes == minutes
 
 
 # ------------------------------------------------------------------------------ window, event

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from local_aws.metric_math import evaluate
 from mlops.cli import main
 from mlops.drill import DrillError, breach_data, healthy_data
-from mlops.metric_math import evaluate
 
 DIMS = [{"Name": "EndpointName", "Value": "ep"}, {"Name": "VariantName", "Value": "primary"}]
 EXPRESSION = "100*MAX([FILL(errors_5xx,0),FILL(model_errors,0)])/invocations"

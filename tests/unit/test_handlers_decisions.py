@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from lambdas.shared.control import events, gate, history, promotion, retrain, tables
+from lambdas.shared.control import events, gate, history, promotion, retrain
 from lambdas.shared.control.errors import ConfigurationError, MalformedEventError, RetryLaterError
 from lambdas.shared.control.serving import EndpointState
 from lambdas.shared.control.settings import GateSettings, dummy_environment, load_settings
+from stacks import control_tables as tables
 
 EVENTS = Path(__file__).resolve().parents[1] / "fixtures" / "events"
 GROUP = "mlops-dev-demo"

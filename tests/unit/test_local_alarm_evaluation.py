@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from mlops.local_control_plane import alarm_period, judge, metric_queries, rate_seconds
-from mlops.metric_math import MetricMathError, evaluate, evaluate_results
+from local_aws.control_plane import alarm_period, judge, metric_queries, rate_seconds
+from local_aws.metric_math import MetricMathError, evaluate, evaluate_results
 
 ERROR_RATE = "100*MAX([FILL(errors_5xx,0),FILL(model_errors,0)])/invocations"
 

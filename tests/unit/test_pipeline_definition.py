@@ -56,7 +56,7 @@ def steps_by_name(definition: dict) -> dict[str, dict]:
 
 
 def test_steps_in_dependency_order(definition):
-    from mlops.pipeline_expressions import references
+    from local_aws.pipeline_expressions import references
 
     top = [(s["Name"], s["Type"]) for s in definition["Steps"]]
     assert top == [("ValidateData", "Processing"), ("Preprocess", "Processing"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops.pipeline_expressions import (
+from local_aws.pipeline_expressions import (
     ExpressionError,
     RunContext,
     evaluate_condition,

@@ -8,7 +8,6 @@ Pure decisions (no I/O, tested without AWS):
 Event and configuration models:
     events.py     the EventBridge events as Powertools data classes, checked field by field
     settings.py   environment variables (the table), parsed once per cold start
-    tables.py     the DynamoDB table schemas the stack provisions
 Acting (boto3):
     shell.py      the Lambda shell: SQS batch, idempotency, logs, metrics, audit + SNS
     dynamo.py     leases, deployment history, audit log

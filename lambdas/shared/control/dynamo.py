@@ -1,4 +1,5 @@
-"""The handlers' DynamoDB tables (schemas: tables.py): leases, deployment history, audit log.
+"""The handlers' DynamoDB tables: leases, deployment history, audit log (the schemas the stack
+provisions: stacks/control_tables.py).
 
 Plain boto3 client calls (no boto3.resource, which costs import and init time for nothing here).
 Numbers are written as DynamoDB numbers from their text form, so floats need no Decimal.

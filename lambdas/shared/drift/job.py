@@ -23,7 +23,6 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import re
 import tarfile
 import time
 import zlib
@@ -148,16 +147,6 @@ def _checked(values: Mapping[str, Any]) -> dict[str, Any]:
     if problems:
         raise DriftSettingsError("invalid drift settings: " + "; ".join(problems))
     return checked
-
-
-def window_minutes_for_schedule(schedule: str, default: int = DEFAULT_WINDOW_MINUTES) -> int:
-    """The window a schedule expression implies: rate(N unit) -> N in minutes (each window
-    covers the time since the previous run); cron(...) -> `default`."""
-    m = re.fullmatch(r"rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)", schedule.strip())
-    if not m:
-        return default
-    per_unit = {"minute": 1, "hour": 60, "day": 1440}
-    return int(m.group(1)) * per_unit[m.group(2).rstrip("s")]
 
 
 # -------------------------------------------------------------------------------------- window

@@ -37,7 +37,7 @@ class ServerRecord:
     region: str
     started_at: float
     log_file: str
-    # The certificate the server presents when it serves HTTPS (see mlops/local_tls.py); clients
+    # The certificate the server presents when it serves HTTPS (see local_aws/tls.py); clients
     # pass it as their CA bundle.
     ca_bundle: str | None = None
 
@@ -145,7 +145,7 @@ class LocalAws:
         tls_args: list[str] = []
         ca_bundle = None
         if self.tls:
-            from mlops.local_tls import ensure_certificate
+            from local_aws.tls import ensure_certificate
 
             cert, key = ensure_certificate(self.local_dir / "tls")
             tls_args, ca_bundle = ["-c", str(cert), "-k", str(key)], str(cert)
@@ -155,7 +155,7 @@ class LocalAws:
             env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "false", **(extra_env or {})}
             with open(log_file, "ab") as log:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "mlops.moto_server", "-H", HOST, "-p", str(port), *tls_args],
+                    [sys.executable, "-m", "local_aws.moto_server", "-H", HOST, "-p", str(port), *tls_args],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,

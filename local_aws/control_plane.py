@@ -24,7 +24,7 @@ What it remembers between commands (the alarm states and package statuses it las
 firing of each schedule) is in <state dir>/control-plane.json.
 
 UpdateEndpoint, percentiles and metric math in GetMetricData are closed inside the moto server
-(mlops/moto_server.py): the handlers and this module make the same calls as in AWS.
+(local_aws/moto_server.py): the handlers and this module make the same calls as in AWS.
 """
 
 from __future__ import annotations
@@ -352,7 +352,7 @@ class LocalControlPlane:
 
     @classmethod
     def for_server(cls, server: Any, state_dir: Path, report: Report = _quiet) -> LocalControlPlane:
-        """For a running local AWS (mlops.local_aws.ServerRecord)."""
+        """For a running local AWS (local_aws.lifecycle.ServerRecord)."""
         return cls(server.client, server.client_env(), server.region, state_dir, report,
                    server_id=f"{server.pid}@{server.started_at}")
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops.pipeline_expressions import RunContext, evaluate_condition, references, resolve
+from local_aws.pipeline_expressions import RunContext, evaluate_condition, references, resolve
 
 CONTAINER_ROOT = "/opt/ml"
 LOG_TAIL_LINES = 15

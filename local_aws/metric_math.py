@@ -2,7 +2,7 @@
 
 moto's GetMetricData answers an expression query only when the expression is a bare query id, so
 an alarm on `100*MAX([FILL(errors_5xx,0),FILL(model_errors,0)])/invocations` could never be
-evaluated locally. mlops/moto_server.py answers expression queries with `evaluate` instead.
+evaluated locally. local_aws/moto_server.py answers expression queries with `evaluate` instead.
 
 Supported, with CloudWatch's meaning:
 - numbers, query ids, + - * / and unary minus, parentheses;

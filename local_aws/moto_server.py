@@ -1,6 +1,6 @@
 """The local AWS server: moto's own server, with the gaps that need code inside it closed.
 
-Run as `python -m mlops.moto_server [moto.server's arguments]`. Listed in stacks/moto_gaps.py.
+Run as `python -m local_aws.moto_server [moto.server's arguments]`. Listed in stacks/moto_gaps.py.
 
 moto 5.2 evaluates bucket-policy conditions wrongly for object requests, which makes every
 platform bucket (TLS-only policy: Deny s3:* when aws:SecureTransport is false) refuse every
@@ -10,16 +10,16 @@ object read and write, over HTTP and HTTPS alike:
 - a statement whose condition does not hold counts as an explicit Deny instead of not applying.
 Here `Bool` is added, aws:SecureTransport is set from the request's scheme, and a statement whose
 condition does not hold is neutral, as in AWS. The TLS-only policy then does what it does in AWS:
-the local AWS serves HTTPS (mlops/local_tls.py), and a plain-HTTP object request is refused.
+the local AWS serves HTTPS (local_aws/tls.py), and a plain-HTTP object request is refused.
 
-The local control plane (mlops/local_control_plane.py) needs more inside the server:
+The local control plane (local_aws/control_plane.py) needs more inside the server:
 - UpdateEndpoint, which moto lacks: here it switches the endpoint to the new config at once (as
   if SageMaker's blue/green update had completed; moto's endpoints are always InService), keeping
   the variants' instance counts when RetainAllVariantProperties is set, as SageMaker does.
 - Percentile statistics (p95, p99.9) in GetMetricData, which moto answers with nothing: the p95
   latency alarm could never be evaluated.
 - Metric math in GetMetricData: moto resolves an expression only when it is a bare query id; here
-  mlops/metric_math.py evaluates it (the error-rate alarm's expression).
+  local_aws/metric_math.py evaluates it (the error-rate alarm's expression).
 - EventBridge: moto delivers a schedule rule (no event pattern) every PutEvents event, as if its
   empty pattern matched all; in AWS a schedule rule only fires on its schedule. And moto's
   default target input drops the event's `account`, which every AWS event carries.
@@ -58,7 +58,7 @@ from moto.sagemaker import responses as sagemaker_responses
 from moto.sagemaker.exceptions import ValidationError
 from moto.sqs import models as sqs_models
 
-from mlops import metric_math
+from local_aws import metric_math
 
 _secure_transport: contextvars.ContextVar[str] = contextvars.ContextVar("secure_transport",
                                                                          default="false")

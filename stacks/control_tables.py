@@ -1,4 +1,6 @@
-"""The DynamoDB tables the control-loop handlers expect, as plain CreateTable-shaped dicts.
+"""The DynamoDB tables the control-loop handlers expect (lambdas/shared/control/dynamo.py reads
+and writes these keys), as plain CreateTable-shaped dicts. Here, not in lambdas/: the stacks
+provision them and import nothing from the code that runs in AWS.
 
 The stack provisions exactly these (on-demand billing, KMS, point-in-time recovery are the
 stack's choice); tests create them with `create_table_request(schema, name)`.
