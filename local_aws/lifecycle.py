@@ -40,6 +40,9 @@ class ServerRecord:
     # The certificate the server presents when it serves HTTPS (see local_aws/tls.py); clients
     # pass it as their CA bundle.
     ca_bundle: str | None = None
+    # Whether its endpoints serve (local_aws/endpoint_runtime.py): model server processes behind
+    # InvokeEndpoint, data capture and AWS/SageMaker metrics.
+    serves_endpoints: bool = False
 
     @property
     def endpoint_url(self) -> str:
@@ -107,11 +110,16 @@ def _is_our_moto(pid: int) -> bool:
 class LocalAws:
     """Start, find and stop the moto server recorded under `local_dir`."""
 
-    def __init__(self, local_dir: Path, region: str = "us-east-1", tls: bool = False):
+    def __init__(self, local_dir: Path, region: str = "us-east-1", tls: bool = False,
+                 serve_endpoints: bool = True):
         self.local_dir = local_dir
         self.region = region
         self.tls = tls  # serve HTTPS (the local environment); tests of plain clients may skip it
+        # Back endpoints with model servers. Tests of API calls alone (handlers, constructs) whose
+        # endpoints name no real model archive switch it off; there endpoints are InService at once.
+        self.serve_endpoints = serve_endpoints
         self.record_file = local_dir / "server.json"
+        self.endpoints_file = local_dir / "endpoints.json"
 
     def record(self) -> ServerRecord | None:
         try:
@@ -135,7 +143,7 @@ class LocalAws:
     def start(self, extra_env: dict[str, str] | None = None) -> tuple[ServerRecord, bool]:
         """Return the running server, or start one. The bool says whether it was started now."""
         rec = self.running()
-        if rec and bool(rec.ca_bundle) == self.tls:
+        if rec and bool(rec.ca_bundle) == self.tls and rec.serves_endpoints == self.serve_endpoints:
             return rec, False
         # An older server without HTTPS (or with it, for a plain test), or one that stopped
         # answering: stopped (by its recorded pid) before a new one takes its place.
@@ -152,7 +160,10 @@ class LocalAws:
         last_error = ""
         for _ in range(3):  # the free port can be taken between probe and bind: try another
             port = free_port()
-            env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "false", **(extra_env or {})}
+            env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "false",
+                   "MLOPS_LOCAL_DIR": str(self.local_dir),
+                   "MLOPS_LOCAL_SERVE_ENDPOINTS": "true" if self.serve_endpoints else "false",
+                   **(extra_env or {})}
             with open(log_file, "ab") as log:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "local_aws.moto_server", "-H", HOST, "-p", str(port), *tls_args],
@@ -162,7 +173,8 @@ class LocalAws:
                     env=env,
                     start_new_session=True,  # outlives this command; stopped by `local down`
                 )
-            rec = ServerRecord(proc.pid, port, self.region, time.time(), str(log_file), ca_bundle)
+            rec = ServerRecord(proc.pid, port, self.region, time.time(), str(log_file), ca_bundle,
+                               self.serve_endpoints)
             deadline = time.monotonic() + START_TIMEOUT_S
             while time.monotonic() < deadline:
                 if proc.poll() is not None:
@@ -182,11 +194,38 @@ class LocalAws:
         rec = self.record()
         stopped = False
         if rec and _is_our_moto(rec.pid):
-            _terminate(rec.pid)
+            _terminate(rec.pid)  # the server stops its model servers itself (SIGTERM handler)
             stopped = True
-        with contextlib.suppress(FileNotFoundError):
-            self.record_file.unlink()
+        # Model servers a server could not stop (it was killed): stopped by their recorded pids.
+        for served in self._recorded_endpoints():
+            if _is_model_server(served["pid"]):
+                _terminate(served["pid"])
+        for path in (self.record_file, self.endpoints_file):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
         return stopped
+
+    def _recorded_endpoints(self) -> list[dict]:
+        try:
+            records = json.loads(self.endpoints_file.read_text()).get("endpoints", [])
+        except (OSError, ValueError, AttributeError):
+            return []
+        return [r for r in records if isinstance(r, dict) and isinstance(r.get("pid"), int)]
+
+    def endpoints(self) -> list[dict]:
+        """The model servers behind the running server's endpoints: [{name, variant, config,
+        model, pid, port}], only those whose process is alive."""
+        if self.running() is None:
+            return []
+        return [r for r in self._recorded_endpoints() if _is_model_server(r["pid"])]
+
+
+def _is_model_server(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return _alive(pid)
+    return "model_server" in cmdline
 
 
 def _terminate(pid: int, grace_s: float = 10.0) -> None:

@@ -13,9 +13,14 @@ condition does not hold is neutral, as in AWS. The TLS-only policy then does wha
 the local AWS serves HTTPS (local_aws/tls.py), and a plain-HTTP object request is refused.
 
 The local control plane (local_aws/control_plane.py) needs more inside the server:
-- UpdateEndpoint, which moto lacks: here it switches the endpoint to the new config at once (as
-  if SageMaker's blue/green update had completed; moto's endpoints are always InService), keeping
-  the variants' instance counts when RetainAllVariantProperties is set, as SageMaker does.
+- UpdateEndpoint, which moto lacks: with the endpoint runtime (serving endpoints, below) the
+  endpoint is Updating, with PendingDeploymentSummary, until the new config's servers answer
+  /ping, then switches; without it, at once. Either way the variants' instance counts and weights
+  are kept when RetainAllVariantProperties is set, as SageMaker does.
+- Serving (MLOPS_LOCAL_SERVE_ENDPOINTS=true, set by `mlops local up`): endpoints start Creating
+  and local_aws/endpoint_runtime.py backs them with model server processes, answers
+  InvokeEndpoint through them and writes their data capture and AWS/SageMaker metrics.
+- Metric storage indexed per metric and time (local_aws/metric_store.py).
 - Percentile statistics (p95, p99.9) in GetMetricData, which moto answers with nothing: the p95
   latency alarm could never be evaluated.
 - Metric math in GetMetricData: moto resolves an expression only when it is a bare query id; here
@@ -39,9 +44,14 @@ The local control plane (local_aws/control_plane.py) needs more inside the serve
 from __future__ import annotations
 
 import contextvars
+import json
 import math
+import os
 import re
+import signal
 import sys
+import urllib.parse
+from pathlib import Path
 from typing import Any
 
 from moto import server as moto_server
@@ -56,10 +66,13 @@ from moto.s3 import models as s3_models
 from moto.sagemaker import models as sagemaker_models
 from moto.sagemaker import responses as sagemaker_responses
 from moto.sagemaker.exceptions import ValidationError
+from moto.sagemakerruntime import responses as sagemakerruntime_responses
 from moto.sqs import models as sqs_models
 
-from local_aws import metric_math
+from local_aws import metric_math, metric_store
+from local_aws.endpoint_runtime import EndpointRuntime, InvokeError, Settings, apply_config
 
+_RUNTIME: EndpointRuntime | None = None
 _secure_transport: contextvars.ContextVar[str] = contextvars.ContextVar("secure_transport",
                                                                          default="false")
 
@@ -109,20 +122,51 @@ def _update_endpoint(self: Any) -> Any:
     endpoint = backend.endpoints.get(name)
     if endpoint is None:
         raise ValidationError(message=f"Could not find endpoint '{name}'.")
-    config = backend.describe_endpoint_config(config_name)  # refuses an unknown config
-    variants = endpoint._process_production_variants(config["ProductionVariants"])
-    if self._get_param("RetainAllVariantProperties"):
-        current = {v["VariantName"]: v for v in endpoint.production_variants}
-        for variant in variants:
-            kept = current.get(variant["VariantName"], {})
-            for key in ("CurrentInstanceCount", "DesiredInstanceCount", "CurrentWeight", "DesiredWeight"):
-                if key in kept:
-                    variant[key] = kept[key]
-    endpoint.endpoint_config_name = config_name
-    endpoint.production_variants = variants
-    endpoint.data_capture_config = config["DataCaptureConfig"]
-    endpoint.last_modified_time = utcnow()
+    backend.describe_endpoint_config(config_name)  # refuses an unknown config
+    config = backend.endpoint_configs[config_name]
+    retain = bool(self._get_param("RetainAllVariantProperties"))
+    if _RUNTIME is None:
+        apply_config(endpoint, config, retain)
+        return sagemaker_responses.ActionResult({"EndpointArn": endpoint.arn})
+    if endpoint.endpoint_status != "InService":
+        raise ValidationError(message=f'Cannot update in-progress endpoint "{endpoint.arn}".')
+    endpoint.endpoint_status = "Updating"
+    endpoint.pending_deployment_summary = {
+        "EndpointConfigName": config_name,
+        "StartTime": utcnow(),
+        "ProductionVariants": [
+            {"VariantName": v["VariantName"], "DesiredWeight": float(v.get("InitialVariantWeight", 1.0)),
+             "DesiredInstanceCount": int(v.get("InitialInstanceCount", 1)),
+             **({"InstanceType": v["InstanceType"]} if v.get("InstanceType") else {})}
+            for v in config.production_variants
+        ],
+    }
+    _RUNTIME.request_update((self.current_account, self.region, name), config_name, retain)
     return sagemaker_responses.ActionResult({"EndpointArn": endpoint.arn})
+
+
+def _invoke_endpoint(self: Any) -> Any:
+    """InvokeEndpoint answered by the endpoint's model servers (local_aws/endpoint_runtime.py)."""
+    name = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path.split("/")[2])
+    headers = {k.lower(): v for k, v in self.headers.items()}
+    body = self.raw_body if isinstance(self.raw_body, bytes) else (self.raw_body or "").encode()
+    try:
+        answer = _RUNTIME.invoke(self.current_account, self.region, name, body, headers)
+    except InvokeError as exc:
+        error_headers = {"x-amzn-ErrorType": exc.code, "Content-Type": "application/json",
+                         "status": str(exc.status)}  # moto takes the status from this header
+        return exc.status, error_headers, json.dumps(exc.body)
+    return answer.status, {**answer.headers, "status": str(answer.status)}, answer.body
+
+
+def _endpoints_start_creating() -> None:
+    original = sagemaker_models.FakeEndpoint.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.endpoint_status = "Creating"  # InService once every variant answers /ping
+
+    sagemaker_models.FakeEndpoint.__init__ = __init__
 
 
 _PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
@@ -209,6 +253,29 @@ def _missing_tables_named() -> None:
     DynamoDBBackend.get_table = get_table
 
 
+def serve_endpoints() -> EndpointRuntime | None:
+    """Starts the endpoint runtime when the local AWS runs with MLOPS_LOCAL_SERVE_ENDPOINTS and
+    MLOPS_LOCAL_DIR (local_aws/lifecycle.py sets both), and stops it, with every model server it
+    started, when the server gets SIGTERM or SIGINT."""
+    global _RUNTIME
+    state_dir = os.environ.get("MLOPS_LOCAL_DIR")
+    if os.environ.get("MLOPS_LOCAL_SERVE_ENDPOINTS", "false").lower() != "true" or not state_dir:
+        return None
+    _RUNTIME = EndpointRuntime(Settings.from_env(Path(state_dir)))
+    _endpoints_start_creating()
+    sagemakerruntime_responses.SageMakerRuntimeResponse.invoke_endpoint = _invoke_endpoint
+    _RUNTIME.start()
+    runtime = _RUNTIME
+
+    def stop(signum: int, _frame: Any) -> None:
+        runtime.shutdown()
+        sys.exit(128 + signum if signum != signal.SIGTERM else 0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    return runtime
+
+
 def patch() -> None:
     policy_conditions.CONDITION_OPERATIONS["Bool"] = _bool_equals
     _statement_applies_only_when_its_condition_holds()
@@ -221,10 +288,12 @@ def patch() -> None:
     _schedule_rules_match_no_events()
     _package_updates_keep_metadata()
     _missing_tables_named()
+    metric_store.patch()
 
 
 def main(argv: list[str] | None = None) -> None:
     patch()
+    serve_endpoints()
     moto_server.main(argv if argv is not None else sys.argv[1:])
 
 

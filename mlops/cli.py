@@ -10,12 +10,14 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from local_aws.lifecycle import LocalAwsError
 from mlops.deploy import DeployedStack, Deployer, say, synthesize
 from mlops.drift_check import add_check_arguments, run_check_command
 from mlops.drift_compare import add_compare_arguments, run_compare
 from mlops.drill import add_drill_arguments, run_drill_command
+from mlops.endpoint_wait import EndpointWaitError
 from mlops.pipeline_run import PipelineRunError
 from mlops.project import Project
 from mlops.terraform import TerraformError
@@ -160,6 +162,17 @@ def cmd_local_loop(args: argparse.Namespace, project: Project) -> int:
     return 1 if result.failures else 0
 
 
+def _settled_endpoint(project: Project, name: str, sagemaker: Any) -> dict[str, Any]:
+    """The project's local endpoint once a deploy the loop started has finished."""
+    from mlops.endpoint_wait import wait_until_settled
+    from stacks.naming import Naming, ProjectNames
+
+    endpoint = ProjectNames(Naming.of(project.environments(["local"])["local"]), name).endpoint
+    described = wait_until_settled(sagemaker, endpoint, report=say)
+    return {"name": endpoint, "status": described["EndpointStatus"],
+            "config": described.get("EndpointConfigName")}
+
+
 def cmd_pipeline_run(args: argparse.Namespace, project: Project) -> int:
     from mlops.pipeline_run import PipelineRun, parse_parameters
 
@@ -175,8 +188,9 @@ def cmd_pipeline_run(args: argparse.Namespace, project: Project) -> int:
         say("==> control loop: model package events -> gate -> deploy")
         loop = _local_control_plane(project).run_until_idle()
         arn = summary["model_package_arn"]
-        described = Deployer(project).local.require().client("sagemaker").describe_model_package(
-            ModelPackageName=arn)
+        sagemaker = Deployer(project).local.require().client("sagemaker")
+        described = sagemaker.describe_model_package(ModelPackageName=arn)
+        summary["endpoint"] = _settled_endpoint(project, args.project, sagemaker)
         summary["approval_status"] = described["ModelApprovalStatus"]
         summary["approval_description"] = described.get("ApprovalDescription")
         summary["control_loop"] = {"events": loop.events, "deliveries": loop.deliveries,
@@ -312,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return 2
-    except (TerraformError, LocalAwsError, PipelineRunError) as exc:
+    except (TerraformError, LocalAwsError, PipelineRunError, EndpointWaitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -170,4 +170,5 @@ class Deployer:
             "region": record.region if record else None,
             "pid": server.pid if server else None,
             "stacks": stacks,
+            "endpoints": self.local.endpoints(),
         }

@@ -49,6 +49,15 @@ PROVIDER_FLAGS = {
 # PutEvents event, the `account` field kept in delivered events, and DynamoDB's not-found error
 # worded as AWS words it (Terraform ignores a retried DeleteTable's not-found only then).
 
+# moto serves no model: its endpoints are InService at once and InvokeEndpoint answers canned
+# data. The local AWS's endpoint runtime (local_aws/endpoint_runtime.py) backs every endpoint with
+# the inference image's own `serve` entry, one process per production variant started from the
+# model archive in the local S3 (Creating -> InService or Failed; Updating while a new config's
+# fleet starts), answers InvokeEndpoint through it (a container's 4xx/5xx as ModelError), writes
+# data capture as SageMaker does and publishes the AWS/SageMaker invocation metrics. moto stores
+# every metric datapoint in one list and scans it whole per query: local_aws/metric_store.py
+# indexes them per metric and time.
+
 # moto's CreateModelPackage ignores ModelCard (and ClientToken): the card the register step sends
 # is not stored, so locally it is checked from the step's own model_card.json instead of from
 # DescribeModelPackage (tests/unit/test_pipeline_steps.py). Everything else round-trips.

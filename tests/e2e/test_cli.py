@@ -141,6 +141,39 @@ def test_pipeline_run_registers_a_model_and_tracks_it(project, server, first_run
     assert report["metrics"] == summary["metrics"]
 
 
+def test_the_deployed_model_answers_invoke_endpoint_row_for_row(project, server, first_run, tmp_path):
+    """A plain boto3 sagemaker-runtime client against the local AWS gets the served model's own
+    predict_proba; the endpoint's model server is listed by `local status`."""
+    import io
+    import tarfile
+
+    import joblib
+    import pandas as pd
+
+    summary, _ = first_run
+    status = json.loads(mlops(project, "local", "status", "--json").stdout)
+    (served,) = [e for e in status["endpoints"] if e["name"] == "mlops-local-demo"]
+    assert served["config"] == summary["endpoint"]["config"] == serving(server)
+    assert served["variant"] == "primary" and served["port"] > 0 and served["pid"] > 0
+
+    package = server.client("sagemaker").describe_model_package(ModelPackageName=summary["model_package_arn"])
+    bucket, key = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"][5:].split("/", 1)
+    archive = server.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tmp_path, filter="data")
+    meta = json.loads((tmp_path / "model_meta.json").read_text())
+    from pipelines.dataset import breast_cancer_frame
+
+    rows = breast_cancer_frame()[meta["features"]].sample(10, random_state=7)
+    expected = joblib.load(tmp_path / "model.joblib").predict_proba(rows)[:, 1].tolist()
+    runtime = server.client("sagemaker-runtime")
+    got = [float(runtime.invoke_endpoint(EndpointName="mlops-local-demo", ContentType="text/csv",
+                                         Body=pd.DataFrame([row]).to_csv(header=False, index=False))
+                 ["Body"].read())
+           for row in rows.to_numpy().tolist()]
+    assert got == expected
+
+
 def test_same_seed_and_data_give_the_same_metrics(project, server, first_run):
     first, _ = first_run
     second, _ = run_pipeline(project)

@@ -1,0 +1,429 @@
+"""Local endpoints that serve: what SageMaker hosting does behind CreateEndpoint, UpdateEndpoint
+and InvokeEndpoint, run inside the local AWS process.
+
+moto stores endpoints and answers InvokeEndpoint with canned data. Here, while the local AWS runs:
+
+- every endpoint is backed by one `serve` process per production variant (local_aws/
+  model_servers.py), started from the variant's Model (its container's Environment, or the model
+  package it names) and the model archive in the local S3. CreateEndpoint leaves the endpoint
+  `Creating` until each variant answers /ping, then `InService` (or `Failed` with the reason
+  SageMaker gives). UpdateEndpoint leaves it `Updating`, with PendingDeploymentSummary, while
+  the new config's fleet starts; then traffic moves to it and the old fleet is stopped (a
+  failed start leaves the old config serving, with the FailureReason). DeleteEndpoint stops them.
+- InvokeEndpoint (sagemaker-runtime) goes to a variant chosen by weight (or TargetVariant), as
+  SageMaker forwards it to a container; a container's 4xx or 5xx answer reaches the caller as
+  SageMaker's ModelError (HTTP 424, OriginalStatusCode, OriginalMessage, LogStreamArn).
+- Each invocation produces the `AWS/SageMaker` metrics SageMaker publishes per EndpointName and
+  VariantName (Invocations, Invocation4XXErrors, Invocation5XXErrors, InvocationModelErrors:
+  1 or 0 per request; ModelLatency and OverheadLatency in microseconds), and, when the config
+  captures data and the request is sampled, its capture record (local_aws/data_capture.py).
+
+What runs is recorded in <state>/endpoints.json (`mlops local status` lists it) and every process
+is stopped, by pid, when the local AWS stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moto.cloudwatch.models import cloudwatch_backends
+from moto.core.utils import utcnow
+from moto.s3.models import s3_backends
+from moto.sagemaker.models import sagemaker_backends
+
+from local_aws.data_capture import CaptureConfig, CaptureWriter, capture_record
+from local_aws.metric_store import put_service_metrics
+from local_aws.model_servers import ContainerSpec, ModelServer, ModelServerError
+
+NAMESPACE = "AWS/SageMaker"
+RECORDS_FILE = "endpoints.json"
+# Headers of InvokeEndpoint that SageMaker passes on to the container.
+FORWARDED = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes",
+             "x-amzn-sagemaker-inference-id")
+log = logging.getLogger("local_aws.endpoints")
+
+Key = tuple[str, str, str]  # account, region, endpoint name
+
+
+class InvokeError(Exception):
+    """An InvokeEndpoint error as the runtime API returns it."""
+
+    def __init__(self, status: int, code: str, body: dict[str, Any]):
+        super().__init__(body.get("Message") or body.get("message"))
+        self.status, self.code, self.body = status, code, body
+
+
+@dataclass(frozen=True)
+class Settings:
+    state_dir: Path
+    workers: int = 1  # per model server: one per variant on a laptop, not one per CPU
+    start_timeout_s: float = 240.0  # SageMaker fails an endpoint whose containers fail 4 minutes
+    capture_flush_s: float = 1.0
+    poll_s: float = 0.2
+
+    @classmethod
+    def from_env(cls, state_dir: Path) -> Settings:
+        return cls(state_dir,
+                   workers=int(os.environ.get("MLOPS_LOCAL_MODEL_SERVER_WORKERS", "1")),
+                   start_timeout_s=float(os.environ.get("MLOPS_LOCAL_ENDPOINT_START_TIMEOUT", "240")),
+                   capture_flush_s=float(os.environ.get("MLOPS_LOCAL_CAPTURE_FLUSH_SECONDS", "1")))
+
+
+@dataclass
+class Fleet:
+    """The servers of one endpoint config."""
+
+    config: str
+    servers: dict[str, ModelServer]  # variant name -> its server
+    weights: dict[str, float]
+    capture: CaptureConfig | None
+
+    def choose(self, target: str | None) -> ModelServer:
+        if target:
+            if target not in self.servers:
+                raise _validation(f"Variant {target} not found in endpoint config {self.config}.")
+            return self.servers[target]
+        names = list(self.servers)
+        weights = [self.weights.get(n, 1.0) for n in names]
+        if len(names) == 1 or not any(weights):
+            return self.servers[names[0]]
+        return self.servers[random.choices(names, weights=weights)[0]]
+
+    def stop(self) -> None:
+        with ThreadPoolExecutor(max_workers=max(1, len(self.servers))) as pool:
+            list(pool.map(lambda s: s.stop(), self.servers.values()))
+
+
+@dataclass
+class _Update:
+    config: str
+    retain_variant_properties: bool
+    started: bool = False
+
+
+@dataclass
+class Invocation:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def _validation(message: str) -> InvokeError:
+    return InvokeError(400, "ValidationError", {"message": message})
+
+
+def _backends() -> Iterator[tuple[str, str, Any]]:
+    for account, regions in list(sagemaker_backends.items()):
+        for region, backend in list(regions.items()):
+            yield account, region, backend
+
+
+@dataclass
+class EndpointRuntime:
+    settings: Settings
+    fleets: dict[Key, Fleet] = field(default_factory=dict)
+    updates: dict[Key, _Update] = field(default_factory=dict)
+    busy: set[Key] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.lock = threading.RLock()
+        self.capture = CaptureWriter(self._put_object)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_flush = time.monotonic()
+
+    # --- the background loop -------------------------------------------------------------------
+    def start(self) -> None:
+        self._write_records()
+        self._thread = threading.Thread(target=self._run, name="endpoint-runtime", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.settings.poll_s):
+            try:
+                self.reconcile()
+                if time.monotonic() - self._last_flush >= self.settings.capture_flush_s:
+                    self.flush_capture()
+            except Exception:  # the loop must outlive any one endpoint's trouble
+                log.exception("endpoint runtime: reconcile failed")
+
+    def shutdown(self) -> None:
+        """Stops the loop, writes buffered capture, stops every model server (by pid)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.flush_capture()
+        with self.lock:
+            fleets, self.fleets = list(self.fleets.values()), {}
+        for fleet in fleets:
+            fleet.stop()
+        self._write_records()
+
+    def flush_capture(self) -> list[str]:
+        self._last_flush = time.monotonic()
+        return self.capture.flush(utcnow())
+
+    # --- desired state -> processes --------------------------------------------------------------
+    def request_update(self, key: Key, config: str, retain_variant_properties: bool) -> None:
+        with self.lock:
+            self.updates[key] = _Update(config, retain_variant_properties)
+
+    def reconcile(self) -> None:
+        seen: set[Key] = set()
+        for account, region, backend in _backends():
+            for name, endpoint in list(backend.endpoints.items()):
+                key = (account, region, name)
+                seen.add(key)
+                with self.lock:
+                    if key in self.busy:
+                        continue
+                    update = self.updates.get(key)
+                    job: Callable[[], None] | None = None
+                    if update is not None and not update.started:
+                        update.started = True
+                        job = functools.partial(self._update, key, backend, endpoint, update)
+                    elif key not in self.fleets and endpoint.endpoint_status in ("Creating", "InService"):
+                        job = functools.partial(self._create, key, backend, endpoint)
+                    if job is not None:
+                        self.busy.add(key)
+                        threading.Thread(target=self._guarded, args=(key, job), daemon=True,
+                                         name=f"endpoint-{name}").start()
+        with self.lock:
+            gone = [k for k in self.fleets if k not in seen and k not in self.busy]
+            fleets = [self.fleets.pop(k) for k in gone]
+            for k in gone:
+                self.updates.pop(k, None)
+        for fleet in fleets:
+            fleet.stop()
+        if fleets:
+            self._write_records()
+
+    def _guarded(self, key: Key, job: Callable[[], None]) -> None:
+        try:
+            job()
+        except Exception:
+            log.exception("endpoint %s: unexpected failure", key[2])
+        finally:
+            with self.lock:
+                self.busy.discard(key)
+
+    def _create(self, key: Key, backend: Any, endpoint: Any) -> None:
+        try:
+            fleet = self._start_fleet(key, backend, endpoint.endpoint_config_name)
+        except ModelServerError as exc:
+            endpoint.endpoint_status, endpoint.failure_reason = "Failed", str(exc)[:1024]
+            endpoint.last_modified_time = utcnow()
+            log.warning("endpoint %s failed: %s", key[2], exc)
+            return
+        with self.lock:
+            self.fleets[key] = fleet
+        if endpoint.endpoint_status == "Creating":
+            endpoint.endpoint_status, endpoint.last_modified_time = "InService", utcnow()
+        self._write_records()
+
+    def _update(self, key: Key, backend: Any, endpoint: Any, update: _Update) -> None:
+        try:
+            fleet = self._start_fleet(key, backend, update.config)
+        except ModelServerError as exc:
+            # The old config keeps serving; SageMaker reports why the update did not happen.
+            endpoint.failure_reason = str(exc)[:1024]
+            self._finish_update(key, endpoint, update)
+            log.warning("endpoint %s: update to %s failed: %s", key[2], update.config, exc)
+            return
+        config = backend.endpoint_configs[update.config]
+        apply_config(endpoint, config, update.retain_variant_properties)
+        endpoint.failure_reason = None
+        with self.lock:
+            old = self.fleets.get(key)
+            self.fleets[key] = fleet
+        self._finish_update(key, endpoint, update)
+        self._write_records()
+        if old is not None:
+            old.stop()
+            self._write_records()
+
+    def _finish_update(self, key: Key, endpoint: Any, update: _Update) -> None:
+        with self.lock:
+            if self.updates.get(key) is update:
+                del self.updates[key]
+        endpoint.pending_deployment_summary = None
+        endpoint.endpoint_status, endpoint.last_modified_time = "InService", utcnow()
+
+    def _start_fleet(self, key: Key, backend: Any, config_name: str) -> Fleet:
+        account, _, name = key
+        config = backend.endpoint_configs.get(config_name)
+        if config is None:
+            raise ModelServerError(f"endpoint config {config_name} does not exist")
+        servers: dict[str, ModelServer] = {}
+        weights: dict[str, float] = {}
+        try:
+            for variant in config.production_variants:
+                variant_name, model_name = variant["VariantName"], variant["ModelName"]
+                spec = container_spec(backend, model_name)
+                workdir = self.settings.state_dir / "endpoints" / name / config_name / variant_name
+                server = ModelServer(name, config_name, variant_name, model_name, spec, workdir,
+                                     self.settings.state_dir / "logs" / "endpoints" / name,
+                                     self.settings.workers)
+                servers[variant_name] = server
+                weights[variant_name] = float(variant.get("InitialVariantWeight", 1.0))
+                server.start(self._read_model(account, spec.model_data_url, variant_name))
+            for server in servers.values():
+                server.wait_healthy(self.settings.start_timeout_s)
+        except BaseException:
+            Fleet(config_name, servers, weights, None).stop()
+            raise
+        return Fleet(config_name, servers, weights, CaptureConfig.from_api(config.data_capture_config))
+
+    def _read_model(self, account: str, url: str, variant: str) -> bytes:
+        bucket, _, key = url.removeprefix("s3://").partition("/")
+        obj = None
+        with contextlib.suppress(Exception):
+            obj = s3_backends[account]["aws"].get_object(bucket, key)
+        if obj is None:
+            raise ModelServerError(
+                f'Failed to download model data for container "{variant}" from URL: "{url}". Please ensure '
+                "that there is an object located at the URL and that the role passed to CreateModel has "
+                "permissions to download the object.")
+        return obj.value
+
+    # --- serving ---------------------------------------------------------------------------------
+    def invoke(self, account: str, region: str, name: str, body: bytes,
+               headers: dict[str, str]) -> Invocation:
+        started = time.perf_counter_ns()
+        backend = sagemaker_backends[account][region]
+        endpoint = backend.endpoints.get(name)
+        if endpoint is None:
+            raise _validation(f"Endpoint {name} of account {account} not found.")
+        with self.lock:
+            fleet = self.fleets.get((account, region, name))
+        if fleet is None:
+            raise _validation(f"Endpoint {name} of account {account} is {endpoint.endpoint_status}: "
+                              "it serves only once InService.")
+        server = fleet.choose(headers.get("x-amzn-sagemaker-target-variant"))
+        forwarded = {h: headers[h] for h in FORWARDED if h in headers}
+        try:
+            answer = server.invoke(body, forwarded)
+            status, model_us = answer.status, answer.latency_us
+        except OSError as exc:
+            answer, status = None, 500
+            model_us = (time.perf_counter_ns() - started) // 1000
+            log.warning("endpoint %s variant %s: no answer from the container: %s", name, server.variant, exc)
+        at = utcnow()
+        inference_id = headers.get("x-amzn-sagemaker-inference-id")
+        if answer is not None and 200 <= status < 300 and fleet.capture and fleet.capture.sampled():
+            record = capture_record(fleet.capture, request_type=headers.get("content-type"), request=body,
+                                    response_type=answer.headers.get("content-type"),
+                                    response=answer.body, inference_id=inference_id, at=at)
+            self.capture.add(fleet.capture, name, server.variant, record, at)
+        overhead_us = max(0, (time.perf_counter_ns() - started) // 1000 - model_us)
+        put_service_metrics(cloudwatch_backends[account][region], NAMESPACE,
+                            invocation_metrics(name, server.variant, status, model_us, overhead_us, at))
+        if answer is None:
+            raise _model_error(account, region, name, 500, "no answer from the container")
+        if not 200 <= status < 300:
+            raise _model_error(account, region, name, status, answer.body.decode("utf-8", "replace").strip())
+        out = {"Content-Type": answer.headers.get("content-type", "application/octet-stream"),
+               "x-Amzn-Invoked-Production-Variant": server.variant}
+        if "x-amzn-sagemaker-custom-attributes" in answer.headers:
+            out["X-Amzn-SageMaker-Custom-Attributes"] = answer.headers["x-amzn-sagemaker-custom-attributes"]
+        return Invocation(200, out, answer.body)
+
+    # --- records -----------------------------------------------------------------------------------
+    def records(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [s.record() for fleet in self.fleets.values() for s in fleet.servers.values()]
+
+    def _write_records(self) -> None:
+        path = self.settings.state_dir / RECORDS_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "endpoints": self.records()}, indent=1) + "\n")
+        tmp.replace(path)
+
+    def _put_object(self, bucket: str, key: str, body: bytes, kms_key_id: str | None) -> None:
+        account = next(iter(s3_backends))  # the local AWS has one account per server
+        s3 = s3_backends[account]["aws"]
+        if kms_key_id:
+            s3.put_object(bucket, key, body, encryption="aws:kms", kms_key_id=kms_key_id)
+        else:
+            s3.put_object(bucket, key, body)
+
+
+def invocation_metrics(endpoint: str, variant: str, status: int, model_us: int, overhead_us: int,
+                       at: Any) -> list[dict[str, Any]]:
+    """One request's datapoints, as SageMaker publishes them (1 or 0 per request for the counts)."""
+    dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
+    failed = not 200 <= status < 300
+    values = {
+        "Invocations": (1, "None"),
+        "Invocation4XXErrors": (int(400 <= status < 500), "None"),
+        "Invocation5XXErrors": (int(status >= 500), "None"),
+        "InvocationModelErrors": (int(failed), "None"),
+        "ModelLatency": (model_us, "Microseconds"),
+        "OverheadLatency": (overhead_us, "Microseconds"),
+    }
+    return [{"MetricName": n, "Dimensions": dims, "Value": v, "Unit": u, "Timestamp": at}
+            for n, (v, u) in values.items()]
+
+
+def _model_error(account: str, region: str, endpoint: str, status: int, message: str) -> InvokeError:
+    kind = "client" if 400 <= status < 500 else "server"
+    group = f"/aws/sagemaker/Endpoints/{endpoint}"
+    return InvokeError(424, "ModelError", {
+        "Message": f'Received {kind} error ({status}) from primary with message "{message}". See '
+                   f"log group {group} in account {account} for more information.",
+        "OriginalStatusCode": status,
+        "OriginalMessage": message,
+        "LogStreamArn": f"arn:aws:logs:{region}:{account}:log-group:{group}",
+    })
+
+
+def container_spec(backend: Any, model_name: str) -> ContainerSpec:
+    """The Model's primary container, with a model package's container filled in."""
+    model = backend._models.get(model_name)  # moto keeps models in a private dict
+    if model is None:
+        raise ModelServerError(f"Could not find model {model_name}.")
+    container = dict(model.primary_container or (model.containers or [{}])[0])
+    package_name = container.get("ModelPackageName")
+    if package_name:
+        name = backend.model_package_name_mapping.get(package_name, package_name)
+        package = backend.model_packages.get(name)
+        if package is None:
+            raise ModelServerError(f"model {model_name}: model package {package_name} does not exist")
+        spec = ((package.inference_specification or {}).get("Containers") or [{}])[0]
+        environment = {**(spec.get("Environment") or {}), **(container.get("Environment") or {})}
+        container = {**spec, **{k: v for k, v in container.items() if k != "ModelPackageName"},
+                     "Environment": environment}
+    if not container.get("ModelDataUrl"):
+        raise ModelServerError(f"model {model_name}: its container names no ModelDataUrl")
+    return ContainerSpec(container.get("Image", ""), container["ModelDataUrl"],
+                         {k: str(v) for k, v in (container.get("Environment") or {}).items()})
+
+
+def apply_config(endpoint: Any, config: Any, retain_variant_properties: bool) -> None:
+    """Points the endpoint at `config`, as SageMaker does when an update completes: the new
+    variants, keeping instance counts and weights when RetainAllVariantProperties was set."""
+    variants = endpoint._process_production_variants(config.production_variants)
+    if retain_variant_properties:
+        current = {v["VariantName"]: v for v in endpoint.production_variants}
+        for variant in variants:
+            kept = current.get(variant["VariantName"], {})
+            for key in ("CurrentInstanceCount", "DesiredInstanceCount", "CurrentWeight", "DesiredWeight"):
+                if key in kept:
+                    variant[key] = kept[key]
+    endpoint.endpoint_config_name = config.endpoint_config_name
+    endpoint.production_variants = variants
+    endpoint.data_capture_config = config.data_capture_config
+    endpoint.last_modified_time = utcnow()

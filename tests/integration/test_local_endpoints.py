@@ -1,0 +1,278 @@
+"""Local endpoints that serve (local_aws/endpoint_runtime.py): a local AWS with its endpoint
+runtime on, the demo model trained by the real train step uploaded to its S3, and a plain boto3
+`sagemaker-runtime` client, as a user's own code would use it against `endpoint_url`."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import joblib
+import pandas as pd
+import pytest
+from botocore.exceptions import ClientError
+
+from lambdas.shared.drift.capture import CaptureSchema, read_capture_window
+from local_aws.lifecycle import LocalAws, ServerRecord
+
+pytestmark = pytest.mark.integration
+
+ROLE = "arn:aws:iam::123456789012:role/mlops-local-demo-execution"
+ARTIFACTS, CAPTURE = "mlops-local-artifacts", "mlops-local-capture"
+VARIANT = "primary"
+
+
+class World:
+    def __init__(self, server: ServerRecord, local: LocalAws):
+        self.server, self.local = server, local
+        self.sm, self.s3 = server.client("sagemaker"), server.client("s3")
+        self.runtime, self.cw = server.client("sagemaker-runtime"), server.client("cloudwatch")
+        self.key_id = server.client("kms").create_key()["KeyMetadata"]["KeyId"]
+
+    def model(self, name: str, data_url: str, **env: str) -> None:
+        self.sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={
+            "Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-local-inference:test",
+            "ModelDataUrl": data_url,
+            "Environment": {"SAGEMAKER_PROGRAM": "inference.py",
+                            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code", **env}})
+
+    def config(self, name: str, model: str, sampling: int = 100) -> None:
+        self.sm.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[{"VariantName": VARIANT, "ModelName": model, "InstanceType": "ml.m5.large",
+                                 "InitialInstanceCount": 1, "InitialVariantWeight": 1.0}],
+            DataCaptureConfig={
+                "EnableCapture": True, "InitialSamplingPercentage": sampling,
+                "DestinationS3Uri": f"s3://{CAPTURE}/demo", "KmsKeyId": self.key_id,
+                "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+                "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"],
+                                             "JsonContentTypes": ["application/json"]}})
+
+    def wait(self, endpoint: str, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            described = self.sm.describe_endpoint(EndpointName=endpoint)
+            if described["EndpointStatus"] not in ("Creating", "Updating"):
+                return described
+            time.sleep(0.1)
+        pytest.fail(f"{endpoint} still {described['EndpointStatus']} after {timeout} s")
+
+    def invocations(self, endpoint: str, metric: str, since: datetime) -> float:
+        got = self.cw.get_metric_data(
+            MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": {
+                "Namespace": "AWS/SageMaker", "MetricName": metric,
+                "Dimensions": [{"Name": "EndpointName", "Value": endpoint},
+                               {"Name": "VariantName", "Value": VARIANT}]}, "Period": 3600, "Stat": "Sum"}}],
+            StartTime=since, EndTime=datetime.now(UTC) + timedelta(minutes=1))
+        return sum(got["MetricDataResults"][0]["Values"])
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, demo_model) -> Iterator[World]:
+    local = LocalAws(tmp_path_factory.mktemp("local"), tls=True, serve_endpoints=True)
+    server, started = local.start(extra_env={"MLOPS_LOCAL_CAPTURE_FLUSH_SECONDS": "0.2"})
+    assert started
+    try:
+        w = World(server, local)
+        for bucket in (ARTIFACTS, CAPTURE):
+            w.s3.create_bucket(Bucket=bucket)
+        w.s3.put_object(Bucket=ARTIFACTS, Key="demo/model.tar.gz", Body=demo_model.archive.read_bytes())
+        w.model("demo-1", f"s3://{ARTIFACTS}/demo/model.tar.gz")
+        w.config("demo-1", "demo-1")
+        w.sm.create_endpoint(EndpointName="demo", EndpointConfigName="demo-1")
+        yield w
+    finally:
+        local.stop()
+
+
+@pytest.fixture(scope="module")
+def rows(demo_model) -> pd.DataFrame:
+    return pd.read_csv(demo_model.test_csv)[demo_model.features].head(20)
+
+
+@pytest.fixture(scope="module")
+def estimator(demo_model, tmp_path_factory):
+    return joblib.load(demo_model.extract(tmp_path_factory.mktemp("model")) / "model.joblib")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def test_an_endpoint_is_creating_until_its_server_answers_ping(world):
+    described = world.wait("demo")
+    assert described["EndpointStatus"] == "InService"
+    served = [e for e in world.local.endpoints() if e["name"] == "demo"]
+    assert [(e["variant"], e["config"], e["model"]) for e in served] == [(VARIANT, "demo-1", "demo-1")]
+    assert _alive(served[0]["pid"]) and served[0]["port"] > 0
+
+
+def test_invoke_endpoint_returns_the_models_own_scores_row_for_row(world, rows, estimator):
+    world.wait("demo")
+    expected = estimator.predict_proba(rows)[:, 1].tolist()
+    got = []
+    for _, row in rows.iterrows():
+        answer = world.runtime.invoke_endpoint(EndpointName="demo", ContentType="text/csv",
+                                               Body=row.to_frame().T.to_csv(header=False, index=False))
+        assert answer["InvokedProductionVariant"] == VARIANT and answer["ContentType"] == "text/csv"
+        got.append(float(answer["Body"].read()))
+    assert got == expected
+    batch = world.runtime.invoke_endpoint(EndpointName="demo", ContentType="application/json",
+                                          Accept="application/json",
+                                          Body=json.dumps({"instances": rows.to_numpy().tolist()}))
+    assert json.loads(batch["Body"].read())["predictions"] == expected
+
+
+def test_each_request_is_captured_as_sagemaker_writes_it(world, rows):
+    world.wait("demo")
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    ids = [f"capture-{i}" for i in range(5)]
+    for i, inference_id in enumerate(ids):
+        world.runtime.invoke_endpoint(EndpointName="demo", ContentType="text/csv", InferenceId=inference_id,
+                                      Body=rows.iloc[[i]].to_csv(header=False, index=False))
+    deadline, lines = time.monotonic() + 10, []
+    while time.monotonic() < deadline:
+        lines = []
+        for page in world.s3.get_paginator("list_objects_v2").paginate(Bucket=CAPTURE, Prefix="demo/demo/"):
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                assert key.startswith(f"demo/demo/{VARIANT}/") and key.endswith(".jsonl")
+                stamp = key.split("/")[3:7]
+                assert [len(part) for part in stamp] == [4, 2, 2, 2]  # yyyy/mm/dd/hh
+                head = world.s3.head_object(Bucket=CAPTURE, Key=key)
+                assert head["ServerSideEncryption"] == "aws:kms" and world.key_id in head["SSEKMSKeyId"]
+                body = world.s3.get_object(Bucket=CAPTURE, Key=key)["Body"].read().decode()
+                lines += [json.loads(line) for line in body.splitlines()]
+        if {r["eventMetadata"].get("inferenceId") for r in lines} >= set(ids):
+            break
+        time.sleep(0.2)
+    mine = [r for r in lines if r["eventMetadata"].get("inferenceId") in ids]
+    assert len(mine) == len(ids)  # one line per request
+    record = mine[0]
+    assert record["eventVersion"] == "0"
+    assert set(record["eventMetadata"]) == {"eventId", "inferenceId", "inferenceTime"}
+    assert record["eventMetadata"]["inferenceTime"].endswith("Z")
+    assert record["captureData"]["endpointInput"] == {
+        "observedContentType": "text/csv", "mode": "INPUT", "encoding": "CSV",
+        "data": rows.iloc[[0]].to_csv(header=False, index=False)}
+    assert record["captureData"]["endpointOutput"]["mode"] == "OUTPUT"
+    assert record["captureData"]["endpointOutput"]["encoding"] == "CSV"
+    # The drift job's reader takes these files as they are.
+    columns = tuple(rows.columns)
+    window = read_capture_window(CAPTURE, "demo", "demo", CaptureSchema(columns, columns, (), "numeric"),
+                                 since, datetime.now(UTC) + timedelta(minutes=1), s3_client=world.s3)
+    assert window.n_malformed == 0 and window.n_rows >= len(ids)
+
+
+def test_metrics_count_every_request_and_client_errors_are_not_server_errors(world, rows):
+    world.wait("demo")
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    before = {m: world.invocations("demo", m, since) for m in
+              ("Invocations", "Invocation4XXErrors", "Invocation5XXErrors", "InvocationModelErrors")}
+    for i in range(4):
+        world.runtime.invoke_endpoint(EndpointName="demo", ContentType="text/csv",
+                                      Body=rows.iloc[[i]].to_csv(header=False, index=False))
+    with pytest.raises(ClientError) as bad:
+        world.runtime.invoke_endpoint(EndpointName="demo", ContentType="text/csv", Body="1.0,2.0\n")
+    error = bad.value.response
+    assert error["Error"]["Code"] == "ModelError"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert error["OriginalStatusCode"] == 400
+    assert error["OriginalMessage"] == "expected 30 values per row, got 2"
+    assert error["LogStreamArn"].endswith("log-group:/aws/sagemaker/Endpoints/demo")
+    after = {m: world.invocations("demo", m, since) for m in before}
+    assert after["Invocations"] - before["Invocations"] == 5
+    assert after["Invocation4XXErrors"] - before["Invocation4XXErrors"] == 1
+    assert after["InvocationModelErrors"] - before["InvocationModelErrors"] == 1
+    assert after["Invocation5XXErrors"] - before["Invocation5XXErrors"] == 0
+    latency = world.cw.get_metric_statistics(
+        Namespace="AWS/SageMaker", MetricName="ModelLatency", StartTime=since,
+        EndTime=datetime.now(UTC) + timedelta(minutes=1), Period=3600, Statistics=["Minimum", "Maximum"],
+        Dimensions=[{"Name": "EndpointName", "Value": "demo"}, {"Name": "VariantName", "Value": VARIANT}])
+    point = latency["Datapoints"][0]
+    assert point["Unit"] == "Microseconds" and 100 < point["Minimum"] <= point["Maximum"] < 60_000_000
+
+
+def test_an_unknown_endpoint_is_a_validation_error(world):
+    with pytest.raises(ClientError) as missing:
+        world.runtime.invoke_endpoint(EndpointName="nope", ContentType="text/csv", Body="1")
+    assert missing.value.response["Error"]["Code"] == "ValidationError"
+    assert "Endpoint nope of account 123456789012 not found" in str(missing.value)
+
+
+def test_an_update_starts_the_new_fleet_then_stops_the_old(world, rows):
+    world.wait("demo")
+    old = next(e for e in world.local.endpoints() if e["name"] == "demo")
+    world.model("demo-2", f"s3://{ARTIFACTS}/demo/model.tar.gz")
+    world.config("demo-2", "demo-2")
+    world.sm.update_endpoint(EndpointName="demo", EndpointConfigName="demo-2",
+                             RetainAllVariantProperties=True)
+    during = world.sm.describe_endpoint(EndpointName="demo")
+    assert during["EndpointStatus"] == "Updating"
+    assert during["EndpointConfigName"] == "demo-1"
+    assert during["PendingDeploymentSummary"]["EndpointConfigName"] == "demo-2"
+    with pytest.raises(ClientError, match="Cannot update in-progress endpoint"):
+        world.sm.update_endpoint(EndpointName="demo", EndpointConfigName="demo-1")
+    # The old fleet answers while the new one starts.
+    world.runtime.invoke_endpoint(EndpointName="demo", ContentType="text/csv",
+                                  Body=rows.iloc[[0]].to_csv(header=False, index=False))
+    after = world.wait("demo")
+    assert after["EndpointStatus"] == "InService" and after["EndpointConfigName"] == "demo-2"
+    assert "PendingDeploymentSummary" not in after
+    new = next(e for e in world.local.endpoints() if e["name"] == "demo")
+    assert new["config"] == "demo-2" and new["pid"] != old["pid"]
+    deadline = time.monotonic() + 35
+    while _alive(old["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(old["pid"])
+
+
+def test_a_model_that_cannot_start_fails_the_endpoint_with_sagemakers_reason(world):
+    world.model("missing", f"s3://{ARTIFACTS}/demo/absent/model.tar.gz")
+    world.config("missing", "missing")
+    world.sm.create_endpoint(EndpointName="broken", EndpointConfigName="missing")
+    described = world.wait("broken")
+    assert described["EndpointStatus"] == "Failed"
+    assert 'Failed to download model data for container "primary"' in described["FailureReason"]
+    world.sm.delete_endpoint(EndpointName="broken")
+
+
+def test_deleting_an_endpoint_stops_its_servers(world):
+    world.sm.create_endpoint(EndpointName="short-lived", EndpointConfigName="demo-1")
+    assert world.wait("short-lived")["EndpointStatus"] == "InService"
+    pid = next(e["pid"] for e in world.local.endpoints() if e["name"] == "short-lived")
+    world.sm.delete_endpoint(EndpointName="short-lived")
+    deadline = time.monotonic() + 35
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)
+    assert all(e["name"] != "short-lived" for e in world.local.endpoints())
+
+
+def test_stopping_the_local_aws_stops_every_model_server(tmp_path, demo_model):
+    local = LocalAws(tmp_path / "local", serve_endpoints=True)
+    server, _ = local.start()
+    try:
+        w = World(server, local)
+        w.s3.create_bucket(Bucket=ARTIFACTS)
+        w.s3.put_object(Bucket=ARTIFACTS, Key="m.tar.gz", Body=demo_model.archive.read_bytes())
+        w.model("m", f"s3://{ARTIFACTS}/m.tar.gz")
+        w.sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[
+            {"VariantName": "a", "ModelName": "m", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1},
+            {"VariantName": "b", "ModelName": "m", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+        w.sm.create_endpoint(EndpointName="e", EndpointConfigName="c")
+        assert w.wait("e")["EndpointStatus"] == "InService"
+        pids = [e["pid"] for e in local.endpoints()]
+        assert len(pids) == 2  # one server per production variant
+    finally:
+        local.stop()
+    assert not any(_alive(pid) for pid in pids)
+    assert local.endpoints() == []
