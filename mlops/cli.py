@@ -21,6 +21,7 @@ from mlops.endpoint_wait import EndpointWaitError
 from mlops.pipeline_run import PipelineRunError
 from mlops.project import Project
 from mlops.terraform import TerraformError
+from mlops.traffic import add_invoke_arguments, add_traffic_arguments, run_invoke_command, run_traffic_command
 from stacks.config import ENVIRONMENT_NAMES, ConfigError
 
 
@@ -305,6 +306,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a pipeline parameter, e.g. MinAccuracy=0.95 (repeatable)")
     p.add_argument("--no-loop", action="store_true",
                    help="locally: leave the registered package to `mlops local loop` (no gate/deploy now)")
+
+    endpoint = sub.add_parser("endpoint", help="a project's real-time endpoint")
+    endpoint_sub = endpoint.add_subparsers(dest="endpoint_command", required=True, metavar="COMMAND")
+    _delegated(endpoint_sub, "invoke", "send one request to a project's endpoint (InvokeEndpoint)",
+               "Sends a file or CSV rows through the SageMaker runtime API (the local AWS, or AWS) "
+               "and prints the model's answer.", add_invoke_arguments, run_invoke_command)
+    _delegated(sub, "traffic", "replay held-out rows of the project's dataset through its endpoint",
+               "One CSV row per InvokeEndpoint, optionally shifted (--drift) or malformed "
+               "(--malformed), with a progress bar; prints requests, errors by status and p50/p95 "
+               "latency.", add_traffic_arguments, run_traffic_command)
 
     drill = sub.add_parser("drill", help="game-day drills of the control loop")
     drill_sub = drill.add_subparsers(dest="drill_command", required=True, metavar="COMMAND")

@@ -173,6 +173,20 @@ def test_the_deployed_model_answers_invoke_endpoint_row_for_row(project, server,
            for row in rows.to_numpy().tolist()]
     assert got == expected
 
+    # The same through the CLI, as a person checks an endpoint, then sends traffic.
+    two = rows.head(2).to_csv(header=False, index=False).strip().replace("\n", ";")
+    invoked = json.loads(mlops(project, "endpoint", "invoke", "--env", "local", "--project", "demo",
+                               "--rows", two, "--json").stdout)
+    assert invoked["predictions"] == expected[:2] and invoked["variant"] == "primary"
+    proc = mlops(project, "traffic", "--env", "local", "--project", "demo", "--requests", "30",
+                 "--malformed", "10", "--json")
+    traffic = json.loads(proc.stdout)
+    assert (traffic["requests"], traffic["ok"], traffic["errors"]) == (30, 27, {"400": 3})
+    assert "30/30" in proc.stderr  # the progress bar
+    refused = mlops(project, "traffic", "--env", "local", "--project", "demo", "--requests", "1",
+                    "--drift", "radius=1", check=False)
+    assert refused.returncode == 2 and "--drift: no feature radius" in refused.stderr
+
 
 def test_same_seed_and_data_give_the_same_metrics(project, server, first_run):
     first, _ = first_run

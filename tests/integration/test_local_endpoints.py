@@ -276,3 +276,21 @@ def test_stopping_the_local_aws_stops_every_model_server(tmp_path, demo_model):
         local.stop()
     assert not any(_alive(pid) for pid in pids)
     assert local.endpoints() == []
+
+
+def test_traffic_replays_rows_and_counts_refusals_by_status(world):
+    from mlops.traffic import Plan, held_out_rows, send
+    from pipelines.dataset import breast_cancer_frame
+    from stacks.project_config import load_project
+
+    world.wait("demo")
+    root = Path(__file__).resolve().parents[2]
+    config = load_project(root / "environments" / "projects" / "demo.yaml", "local", root)
+    rows = held_out_rows(config, breast_cancer_frame())
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    before = world.invocations("demo", "Invocation4XXErrors", since)
+    result = send(world.runtime, "demo", rows, Plan(requests=40, malformed_percent=10, concurrency=4))
+    assert (result["requests"], result["ok"], result["errors"]) == (40, 36, {"400": 4})
+    assert result["variants"] == {VARIANT: 36}
+    assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p95"]
+    assert world.invocations("demo", "Invocation4XXErrors", since) - before == 4

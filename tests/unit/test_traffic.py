@@ -1,0 +1,84 @@
+"""`mlops traffic` without an endpoint: its arguments, the rows it replays, the share it sends
+malformed, and the shift of `--drift`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlops.traffic import Plan, TrafficError, bodies, held_out_rows, parse_drift, percentile, shifted
+from pipelines.dataset import TARGET, breast_cancer_frame
+from stacks.project_config import load_project
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_project(ROOT / "environments" / "projects" / "demo.yaml", "local", ROOT)
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return breast_cancer_frame()
+
+
+def test_held_out_rows_are_the_pipelines_test_split(config, frame, demo_model):
+    rows = held_out_rows(config, frame)
+    assert TARGET not in rows.columns and list(rows.columns) == [c for c in frame.columns if c != TARGET]
+    # What the preprocess step wrote as the test split, row for row.
+    written = pd.read_csv(demo_model.test_csv).drop(columns=[TARGET])
+    assert rows.to_numpy().tolist() == written.to_numpy().tolist()
+
+
+@pytest.mark.parametrize(("items", "message"), [
+    (["mean_radius"], "expected FEATURE=SHIFT"),
+    (["=2"], "expected FEATURE=SHIFT"),
+    (["mean_radius=lots"], "expected FEATURE=SHIFT"),
+])
+def test_bad_drift_arguments_are_named(items, message):
+    with pytest.raises(TrafficError, match=message):
+        parse_drift(items)
+
+
+def test_drift_shifts_a_feature_by_its_standard_deviations(config, frame):
+    rows = held_out_rows(config, frame)
+    moved = shifted(rows, frame, parse_drift(["mean_radius=2", "mean_texture=-0.5"]))
+    assert (moved["mean_radius"] - rows["mean_radius"]).round(9).unique().tolist() == [
+        round(2 * frame["mean_radius"].std(), 9)]
+    assert moved["mean_area"].equals(rows["mean_area"])
+    with pytest.raises(TrafficError, match="no feature radius; the features are mean_radius, "):
+        shifted(rows, frame, {"radius": 1.0})
+
+
+def test_the_malformed_share_is_exact_and_each_kind_is_refusable(config, frame):
+    rows = held_out_rows(config, frame)
+    sent = list(bodies(rows, Plan(requests=200, malformed_percent=10)))
+    assert len(sent) == 200 and sum(bad for _, bad in sent) == 20
+    width = rows.shape[1]
+    for body, bad in sent:
+        cells = body.decode().strip().split(",")
+        if not bad:
+            assert len(cells) == width and all(float(c) == float(c) for c in cells)
+        else:
+            assert len(cells) == width - 1 or cells[0] == "not-a-number"
+    # More requests than rows: the rows come round again.
+    assert len(list(bodies(rows, Plan(requests=len(rows) + 3)))) == len(rows) + 3
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"requests": 0}, "--requests 0"), ({"requests": 1, "rate": 0}, "--rate 0"),
+    ({"requests": 1, "malformed_percent": 120}, "--malformed 120"),
+    ({"requests": 1, "concurrency": 0}, "--concurrency 0"),
+])
+def test_bad_plans_are_refused_with_the_flag_named(kwargs, message):
+    with pytest.raises(TrafficError, match=message):
+        Plan(**kwargs)
+
+
+def test_percentiles_are_nearest_rank():
+    assert percentile([], 50) is None
+    assert percentile([5.0, 1.0, 3.0, 2.0, 4.0], 50) == 3.0
+    assert percentile(list(map(float, range(1, 101))), 95) == 95.0
