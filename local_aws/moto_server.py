@@ -20,7 +20,8 @@ The local control plane (local_aws/control_plane.py) needs more inside the serve
 - Serving (MLOPS_LOCAL_SERVE_ENDPOINTS=true, set by `mlops local up`): endpoints start Creating
   and local_aws/endpoint_runtime.py backs them with model server processes, answers
   InvokeEndpoint through them and writes their data capture and AWS/SageMaker metrics.
-- Metric storage indexed per metric and time (local_aws/metric_store.py).
+- Metric storage indexed per metric and time (local_aws/metric_store.py), and PutMetricData to
+  an `AWS/` namespace refused as AWS refuses it (moto accepts it).
 - Percentile statistics (p95, p99.9) in GetMetricData, which moto answers with nothing: the p95
   latency alarm could never be evaluated.
 - Metric math in GetMetricData: moto resolves an expression only when it is a bare query id; here
@@ -55,7 +56,9 @@ from pathlib import Path
 from typing import Any
 
 from moto import server as moto_server
+from moto.cloudwatch import exceptions as cloudwatch_exceptions
 from moto.cloudwatch import models as cloudwatch_models
+from moto.cloudwatch import responses as cloudwatch_responses
 from moto.core.utils import utcnow
 from moto.dynamodb import exceptions as dynamodb_exceptions
 from moto.dynamodb.models import DynamoDBBackend
@@ -241,6 +244,21 @@ def _schedule_rules_match_no_events() -> None:
             '"version": "0", ', '"version": "0", "account": "<account>", ')
 
 
+def _aws_namespaces_refused() -> None:
+    """PutMetricData to an `AWS/` namespace fails as in AWS: only the services write those (here
+    the endpoint runtime, straight into the store)."""
+    original = cloudwatch_responses.CloudWatchResponse.put_metric_data
+
+    def put_metric_data(self: Any) -> Any:
+        namespace = self._get_param("Namespace") or ""
+        if namespace.startswith("AWS/"):
+            raise cloudwatch_exceptions.InvalidParameterValue(
+                f"The value {namespace} for parameter Namespace is invalid.")
+        return original(self)
+
+    cloudwatch_responses.CloudWatchResponse.put_metric_data = put_metric_data
+
+
 def _missing_tables_named() -> None:
     original = DynamoDBBackend.get_table
 
@@ -289,6 +307,7 @@ def patch() -> None:
     _package_updates_keep_metadata()
     _missing_tables_named()
     metric_store.patch()
+    _aws_namespaces_refused()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,33 +1,33 @@
-"""`mlops drill rollback --env ENV --project P [--via metric|state] [--json]`: a game day.
+"""`mlops drill rollback --env ENV --project P [--via fault|state] [--json]`: a game day.
 
-It drives the project's endpoint error-rate alarm (the critical alarm a bad deployment trips
-first) to ALARM, waits for the rollback handler to act on that incident, checks that the
-endpoint serves the known-good config again (InService), and reports the seconds from the
-alarm's transition to restored traffic. Then it puts the alarm back.
+- `--via fault` (the default): a real fault through the normal path, nothing written by hand. The
+  drill registers a copy of the served model package whose model server fails a share of its
+  requests (mlops/drill_fault.py: the server's MLOPS_FAULT_ERROR_PERCENT), the gate approves it
+  (same evaluation), the deploy handler deploys it with the project's blue/green policy; the drill
+  then sends held-out traffic while CloudWatch evaluates the error-rate alarm on the AWS/SageMaker
+  metrics that traffic produced. The deployment guardrails (while the canary bakes) or the
+  rollback handler (after it) put the known-good config back; the drill reports the seconds from
+  the alarm's transition to restored traffic, stops its traffic and waits for the alarm to return
+  to OK as the faulty datapoints age out of its evaluation window. The fault share is chosen so
+  that canary share x fault share is twice the alarm's threshold, and the output says so.
+- `--via state`: SetAlarmState ALARM, as the CloudWatch docs suggest for testing alarm actions;
+  no fault, so it proves the alarm -> event -> rollback handler path only; the rollback handler
+  then restores what the newest deployment replaced. The alarm is set back to OK afterwards.
 
-- `--via state` (the default in AWS): SetAlarmState ALARM, as the CloudWatch docs suggest for
-  testing alarm actions; CloudWatch's next evaluation returns it to its real state. Metrics of
-  the AWS/ namespaces cannot be written with PutMetricData, so this is the way in AWS.
-- `--via metric` (the default locally): PutMetricData of failing invocations over the alarm's
-  evaluation periods, so the whole path runs, alarm evaluation included; afterwards healthy
-  invocations are added to the same periods until the rate is back under half the threshold.
-
-The rollback is real: the endpoint goes back to the config the newest deployment replaced and
-that deployment's package is marked Rejected (re-approve it to deploy it again). When nothing was
-deployed over the endpoint's first config the handler has nothing to restore, the endpoint keeps
-serving that config, and the drill says so (`decision`: `nothing-to-restore`).
+Either way the rollback is real: the rolled-back deployment's package is marked Rejected (the
+drill's own package, with --via fault). It needs a model deployed by the loop: an endpoint still
+serving its bootstrap model has no known-good model to return to (exit 2).
 
 Locally the local control plane runs while the drill waits (alarm evaluation, events, the
 handlers). Prod needs `--yes-prod`. Exit codes: 0 restored; 1 the rollback path is broken (the
-message names the step: alarm, handler, endpoint); 2 bad input (refused prod, unknown project,
-not deployed).
+message names the step: gate, deploy, alarm, handler, endpoint); 2 bad input (refused prod,
+unknown project, nothing deployed).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -38,15 +38,17 @@ from typing import Any
 from lambdas.shared.control import history
 from lambdas.shared.control.dynamo import DeploymentHistory, from_item
 from lambdas.shared.control.events import to_datetime
+from mlops.drill_fault import BackgroundTraffic, FaultPlan, fault_plan, faulty_copy_request
 from mlops.project import Project
 from stacks.config import ENVIRONMENT_NAMES, Environment
 from stacks.naming import Naming, ProjectNames
+from stacks.project_config import ProjectConfig
 
 ERROR_RATE_ALARM = "{endpoint}-critical-error-rate"
 DRILL_REASON = "mlops drill rollback: game-day test of the rollback path"
-FAILING_INVOCATIONS = 100.0
 POLL_SECONDS = {"local": 0.2, "aws": 5.0}
-DEFAULT_TIMEOUT = {"local": 120.0, "aws": 900.0}
+DEFAULT_TIMEOUT = {"local": 180.0, "aws": 1800.0}
+TRAFFIC_RATE = {"local": 20.0, "aws": 5.0}  # requests per second while the drill runs
 
 
 class DrillError(RuntimeError):
@@ -74,55 +76,30 @@ class DrillTarget:
                    f"{names.base}-deployments", f"{names.base}-audit", env.is_local)
 
 
-def breach_data(alarm: dict[str, Any], now: datetime) -> list[tuple[str, list[dict[str, Any]]]]:
-    """(namespace, MetricData) that put every evaluated period of the error-rate alarm at 100%
-    errors; DrillError when the alarm is not the shape `--via metric` knows."""
-    queries = [q["MetricStat"] for q in alarm.get("Metrics") or [] if q.get("MetricStat")]
-    names = {q["Metric"]["MetricName"] for q in queries}
-    if "Invocations" not in names or not any(n.endswith("Errors") for n in names):
-        raise DrillError(f"alarm {alarm['AlarmName']} is not an error-rate alarm on Invocations and "
-                         "*Errors metrics: use --via state", exit_code=2)
-    return _datapoints(queries, alarm, now, lambda name: FAILING_INVOCATIONS)
-
-
-def healthy_data(alarm: dict[str, Any], now: datetime) -> list[tuple[str, list[dict[str, Any]]]]:
-    """Healthy invocations (no errors) for the same periods: the rate drops under half the
-    threshold."""
-    queries = [q["MetricStat"] for q in alarm.get("Metrics") or [] if q.get("MetricStat")]
-    needed = math.ceil(100.0 * FAILING_INVOCATIONS / (float(alarm["Threshold"]) / 2))
-    extra = max(0.0, needed - FAILING_INVOCATIONS)
-    return _datapoints([q for q in queries if q["Metric"]["MetricName"] == "Invocations"], alarm, now,
-                       lambda name: extra)
-
-
-def _datapoints(queries: list[dict[str, Any]], alarm: dict[str, Any], now: datetime,
-                value: Callable[[str], float]) -> list[tuple[str, list[dict[str, Any]]]]:
-    from local_aws.control_plane import alarm_period
-
-    period, periods = alarm_period(alarm), int(alarm["EvaluationPeriods"])
-    # One datapoint a second inside each of the last `periods` periods (counted back from now).
-    stamps = [now - timedelta(seconds=period * i + 1) for i in range(periods)]
-    by_namespace: dict[str, list[dict[str, Any]]] = {}
-    for q in queries:
-        metric = q["Metric"]
-        by_namespace.setdefault(metric["Namespace"], []).extend(
-            {"MetricName": metric["MetricName"], "Dimensions": metric.get("Dimensions", []),
-             "Value": value(metric["MetricName"]), "Unit": "Count", "Timestamp": stamp}
-            for stamp in stamps)
-    return list(by_namespace.items())
+@dataclass(frozen=True)
+class Deployed:
+    config: str
+    model_package_arn: str
 
 
 class Drill:
     def __init__(self, target: DrillTarget, client: Callable[[str], Any], *, via: str,
                  timeout_s: float, control_plane: Any = None,
-                 report: Callable[[str], None] = lambda _: None):
+                 report: Callable[[str], None] = lambda _: None,
+                 config: ProjectConfig | None = None, rows: Any = None, rate: float = 5.0):
         self.target, self.client, self.via = target, client, via
         self.timeout_s, self.control_plane, self.report = timeout_s, control_plane, report
+        self.config, self.rows, self.rate = config, rows, rate
+        self.fault: FaultPlan | None = None
         self.poll = POLL_SECONDS["local" if target.local else "aws"]
 
     def _settle(self) -> None:
         if self.control_plane is not None:
             self.control_plane.run_until_idle()
+
+    def _tick(self) -> None:
+        if self.control_plane is not None:
+            self.control_plane.tick()
 
     def _alarm(self) -> dict[str, Any]:
         found = self.client("cloudwatch").describe_alarms(AlarmNames=[self.target.alarm])["MetricAlarms"]
@@ -137,11 +114,17 @@ class Drill:
         except Exception as exc:
             raise DrillError(f"endpoint {self.target.endpoint}: {exc}", exit_code=2) from exc
 
-    def _put(self, data: list[tuple[str, list[dict[str, Any]]]]) -> None:
-        cloudwatch = self.client("cloudwatch")
-        for namespace, items in data:
-            for start in range(0, len(items), 20):
-                cloudwatch.put_metric_data(Namespace=namespace, MetricData=items[start:start + 20])
+    def _served(self, config: str) -> Deployed:
+        """The model package behind `config`: the drill needs one the loop deployed."""
+        sagemaker = self.client("sagemaker")
+        variants = sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+        container = sagemaker.describe_model(ModelName=variants[0]["ModelName"]).get("PrimaryContainer") or {}
+        arn = container.get("ModelPackageName")
+        if not arn:
+            raise DrillError(f"{self.target.endpoint} serves {config}, its bootstrap model: deploy a model "
+                             f"first (mlops pipeline run --env {self.target.environment} --project "
+                             f"{self.target.project}); a rollback needs a known-good model to return to", 2)
+        return Deployed(config, arn)
 
     def _incident(self, since: datetime) -> dict[str, Any] | None:
         """The rollback handler's audit record of an incident on the drill's alarm since `since`."""
@@ -157,24 +140,58 @@ class Drill:
                 records.append({**item, "inputs": inputs})
         return max(records, key=lambda r: r["recorded_at"]) if records else None
 
-    def _trigger(self, alarm: dict[str, Any]) -> None:
-        if self.via == "metric":
-            self._put(breach_data(alarm, datetime.now(UTC)))
-            self.report(f"pushed failing invocations into {alarm['EvaluationPeriods']} period(s) of "
-                        f"{self.target.alarm}")
-        else:
-            self.client("cloudwatch").set_alarm_state(
-                AlarmName=self.target.alarm, StateValue="ALARM", StateReason=DRILL_REASON)
-            self.report(f"set {self.target.alarm} to ALARM")
+    # --- --via fault: deploy the faulty copy through the gate and the deploy handler -------------
+    def _deploy_fault(self, served: Deployed) -> Deployed:
+        sagemaker = self.client("sagemaker")
+        package = sagemaker.describe_model_package(ModelPackageName=served.model_package_arn)
+        assert self.fault is not None
+        self.report(self.fault.explain())
+        arn = sagemaker.create_model_package(**faulty_copy_request(package, self.fault))["ModelPackageArn"]
+        self.report(f"registered the faulty copy {arn} (PendingManualApproval): gate, then deploy")
+        version = sagemaker.describe_model_package(ModelPackageName=arn)["ModelPackageVersion"]
+        config = history.resource_name(self.target.endpoint, arn, version)
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            self._tick()
+            described = sagemaker.describe_model_package(ModelPackageName=arn)
+            if described["ModelApprovalStatus"] == "Rejected":
+                raise DrillError(f"gate: the drill's package was rejected: "
+                                 f"{described.get('ApprovalDescription')}")
+            endpoint = self._endpoint()
+            if endpoint["EndpointConfigName"] == config and endpoint["EndpointStatus"] == "InService":
+                self.report(f"{self.target.endpoint} serves the faulty copy ({config})")
+                return Deployed(config, arn)
+            time.sleep(self.poll)
+        raise DrillError(f"deploy: after {self.timeout_s:.0f} s {self.target.endpoint} does not serve "
+                         f"{config} (gate or deploy handler; see their logs)")
+
+    def _trigger(self) -> BackgroundTraffic | None:
+        if self.via == "fault":
+            self.report(f"sending held-out traffic at {self.rate:g} requests/s")
+            return BackgroundTraffic(self.client("sagemaker-runtime"), self.target.endpoint, self.rows,
+                                     self.rate).start()
+        self.client("cloudwatch").set_alarm_state(
+            AlarmName=self.target.alarm, StateValue="ALARM", StateReason=DRILL_REASON)
+        self.report(f"set {self.target.alarm} to ALARM")
+        return None
 
     def _restore(self, alarm: dict[str, Any]) -> bool:
-        """Put the alarm back; True when it is out of ALARM."""
-        if self.via == "metric":
-            self._put(healthy_data(alarm, datetime.now(UTC)))
-        else:
+        """The alarm out of ALARM again; True when it is."""
+        if self.via == "state":
             self.client("cloudwatch").set_alarm_state(
                 AlarmName=self.target.alarm, StateValue="OK", StateReason="mlops drill rollback: drill over")
-        self._settle()
+            self._settle()
+        else:
+            # The faulty datapoints leave the alarm's window as it moves on; CloudWatch then
+            # returns it to OK by itself (missing data does not breach).
+            from local_aws.control_plane import alarm_period
+
+            window = alarm_period(alarm) * int(alarm["EvaluationPeriods"])
+            self.report(f"waiting for {self.target.alarm} to leave ALARM (its window: {window} s)")
+            deadline = time.monotonic() + window + 90
+            while time.monotonic() < deadline and self._alarm()["StateValue"] == "ALARM":
+                self._tick()
+                time.sleep(max(self.poll, 1.0))
         state = self._alarm()["StateValue"]
         self.report(f"{self.target.alarm} is {state} again")
         return state != "ALARM"
@@ -188,18 +205,25 @@ class Drill:
         endpoint = self._endpoint()
         if endpoint["EndpointStatus"] != "InService":
             raise DrillError(f"endpoint {t.endpoint} is {endpoint['EndpointStatus']}, not InService", 2)
-        before = endpoint["EndpointConfigName"]
+        served = self._served(endpoint["EndpointConfigName"])
+        if self.via == "fault":
+            if self.config is None or self.rows is None:
+                raise ValueError("--via fault needs the project's config and held-out rows")
+            self.fault = fault_plan(self.config, float(alarm["Threshold"]))
+            deployed = self._deploy_fault(served)
+        else:
+            deployed = served
+        before = deployed.config
         plan = history.rollback_decision(
             DeploymentHistory(self.client("dynamodb"), t.deployments_table).list(t.endpoint), before)
         self.report(f"{t.endpoint} serves {before}; the rollback handler should: {plan.action} "
                     f"({plan.reason})")
         started = datetime.now(UTC) - timedelta(seconds=1)
-        self._trigger(alarm)
-        incident, serving, deadline = None, endpoint, time.monotonic() + self.timeout_s
+        traffic = self._trigger()
+        incident, serving, deadline = None, self._endpoint(), time.monotonic() + self.timeout_s
         try:
             while time.monotonic() < deadline:
-                if self.control_plane is not None:
-                    self.control_plane.tick()
+                self._tick()
                 incident = incident or self._incident(started)
                 if incident is not None:
                     serving = self._endpoint()
@@ -209,8 +233,14 @@ class Drill:
                 time.sleep(self.poll)
             restored_at = datetime.now(UTC)
         finally:
+            sent = traffic.stop() if traffic is not None else None
             alarm_restored = self._restore(alarm)
-        return self._outcome(plan, before, incident, serving, restored_at, alarm_restored)
+        result = self._outcome(plan, before, incident, serving, restored_at, alarm_restored)
+        if self.via == "fault":
+            result.update(fault=self.fault.describe() if self.fault else None, traffic=sent,
+                          drill_model_package_arn=deployed.model_package_arn,
+                          known_good_config=served.config)
+        return result
 
     def _outcome(self, plan: history.RollbackDecision, before: str, incident: dict[str, Any] | None,
                  serving: dict[str, Any], restored_at: datetime, alarm_restored: bool) -> dict[str, Any]:
@@ -219,7 +249,7 @@ class Drill:
                 "alarm": t.alarm, "via": self.via, "from_config": before, "alarm_restored": alarm_restored}
         if incident is None:
             alarm_state = self._alarm()["StateValue"]
-            where = ("the alarm never went to ALARM" if self.via == "metric" and alarm_state != "ALARM"
+            where = ("the alarm never went to ALARM" if self.via == "fault" and alarm_state != "ALARM"
                      else "no rollback decision was recorded for the incident (event rule, queue or "
                      "rollback handler)")
             return {**base, "restored": False, "seconds": None, "decision": None,
@@ -253,9 +283,11 @@ def _restored_config(incident: dict[str, Any], before: str) -> str:
 def add_drill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", required=True, choices=ENVIRONMENT_NAMES)
     parser.add_argument("--project", required=True, help="a project in environments/projects/")
-    parser.add_argument("--via", choices=("metric", "state"),
-                        help="drive the alarm with failing-invocation metrics (local default) or "
-                        "SetAlarmState (AWS default)")
+    parser.add_argument("--via", choices=("fault", "state"), default="fault",
+                        help="deploy a copy of the served model that fails a share of its requests "
+                        "and send traffic (default), or only SetAlarmState ALARM")
+    parser.add_argument("--rate", type=float, help="requests per second of the drill's traffic "
+                        f"(default: {TRAFFIC_RATE['local']:g} locally, {TRAFFIC_RATE['aws']:g} in AWS)")
     local, aws = DEFAULT_TIMEOUT["local"], DEFAULT_TIMEOUT["aws"]
     parser.add_argument("--timeout", type=float, help="seconds to wait for the rollback "
                         f"(default: {local:.0f} locally, {aws:.0f} in AWS)")
@@ -275,35 +307,36 @@ def run_drill_command(args: argparse.Namespace, checkout: Project) -> int:
         _say(f"error: --timeout must be > 0 seconds, got {args.timeout:g}")
         return 2
     env = checkout.environments([args.env])[args.env]
-    checkout.project(args.project, args.env)  # an unknown project: ConfigError, exit 2
+    config = checkout.project(args.project, args.env)  # an unknown project: ConfigError, exit 2
     target = DrillTarget.of(env, args.project)
     kind = "local" if env.is_local else "aws"
-    via = args.via or ("metric" if env.is_local else "state")
-    if via == "metric" and not env.is_local:
-        _say("error: --via metric writes AWS/SageMaker metrics, which only the local AWS accepts; "
-             "use --via state")
+    if args.rate is not None and args.rate <= 0:
+        _say(f"error: --rate must be > 0 requests per second, got {args.rate:g}")
         return 2
+    from local_aws.lifecycle import LocalAwsError
+    from mlops.aws_clients import clients_for
+
+    try:
+        client = clients_for(checkout, env)
+    except LocalAwsError as exc:
+        _say(f"error: {exc}")
+        return 1
     control_plane = None
     if env.is_local:
         from local_aws.control_plane import LocalControlPlane
-        from local_aws.lifecycle import LocalAwsError
         from mlops.deploy import Deployer
 
-        try:
-            server = Deployer(checkout).local.require()
-        except LocalAwsError as exc:
-            _say(f"error: {exc}")
-            return 1
-        control_plane = LocalControlPlane.for_server(server, checkout.local_dir, report=_say)
-        client: Callable[[str], Any] = server.client
-    else:
-        import boto3
+        control_plane = LocalControlPlane.for_server(Deployer(checkout).local.require(), checkout.local_dir,
+                                                     report=_say)
+    rows = None
+    if args.via == "fault":
+        from mlops.traffic import dataset, held_out_rows
 
-        session = boto3.session.Session(region_name=env.region)
-        client = session.client
-    drill = Drill(target, client, via=via, timeout_s=args.timeout or DEFAULT_TIMEOUT[kind],
-                  control_plane=control_plane, report=_say)
-    _say(f"==> rollback drill on {target.endpoint} ({args.env}) via {via}")
+        rows = held_out_rows(config, dataset(config, client))
+    drill = Drill(target, client, via=args.via, timeout_s=args.timeout or DEFAULT_TIMEOUT[kind],
+                  control_plane=control_plane, report=_say, config=config, rows=rows,
+                  rate=args.rate or TRAFFIC_RATE[kind])
+    _say(f"==> rollback drill on {target.endpoint} ({args.env}) via {args.via}")
     try:
         result = drill.run()
     except DrillError as exc:

@@ -184,10 +184,18 @@ def ml_engineer(refs: PlatformRefs) -> list[Statement]:
             + [n.sagemaker_arn("model-package", f"{n.prefix}-*/*")],
         ),
         _pass_execution_role(refs),
+        # `mlops drill rollback`: a faulty copy of a served package for the gate and the deploy
+        # handler to take through the normal path (--via fault), or an alarm set by hand
+        # (--via state). No PutMetricData: the drill writes no metrics (AWS/ ones cannot be).
         statement(
             "RunDrills",
-            ["cloudwatch:SetAlarmState", "cloudwatch:PutMetricData"],
+            ["cloudwatch:SetAlarmState"],
             [n.arn("cloudwatch", f"alarm:{n.prefix}-*")],
+        ),
+        statement(
+            "RegisterDrillPackages",
+            ["sagemaker:CreateModelPackage"],
+            [n.sagemaker_arn("model-package-group"), n.sagemaker_arn("model-package", f"{n.prefix}-*/*")],
         ),
         statement(
             "ReadMonitoring",

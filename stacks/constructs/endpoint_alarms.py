@@ -1,12 +1,10 @@
 """CloudWatch alarms and a dashboard for one SageMaker endpoint variant.
 
 Critical (-> critical topic, alarm and OK; and, through an EventBridge rule, the rollback queue):
-- error rate: 100 * MAX(Invocation5XXErrors, InvocationModelErrors) / Invocations > threshold.
-  InvocationModelErrors counts every non-2xx answer of the model container (4xx and 5xx),
-  time-outs and broken responses; Invocation5XXErrors adds SageMaker's own 5xx. The two overlap
-  (a container 5xx is in both), so they are combined with MAX, not summed. Client 4xx
-  (Invocation4XXErrors: bad payloads, throttling) is left out: a caller's mistake is no reason
-  to roll a model back.
+- error rate: 100 * Invocation5XXErrors / Invocations > threshold: server faults only.
+  InvocationModelErrors is not used: it counts every non-2xx answer of the container, so the
+  model server's 400 for a malformed request is in it, and a burst of bad requests alone would
+  roll a good model back. A caller's mistake (Invocation4XXErrors) is no reason to roll back.
 - p95 ModelLatency > multiplier x the baseline p95 recorded at evaluation (ModelLatency is in
   microseconds; the threshold is converted).
 - accuracy drop: `MLOps/ModelQuality` `AccuracyDropPercent` > threshold.
@@ -239,7 +237,7 @@ class EndpointAlarms(Construct):
 
         self._alarm(
             "error-rate",
-            f"more than {a.error_rate_percent:g}% of invocations failed (5xx or model errors)",
+            f"more than {a.error_rate_percent:g}% of invocations failed with a server error (5xx)",
             threshold=a.error_rate_percent,
             evaluation_periods=a.evaluation_periods,
             metric_query=[
@@ -248,7 +246,6 @@ class EndpointAlarms(Construct):
                     label="error rate (%)", return_data=True,
                 ),
                 metric("errors_5xx", "Invocation5XXErrors"),
-                metric("model_errors", "InvocationModelErrors"),
                 metric("invocations", "Invocations"),
             ],
         )
@@ -278,8 +275,6 @@ class EndpointAlarms(Construct):
             _widget("Error rate (%)", p.region, [
                 [*sm, "Invocation5XXErrors", *dims, {"stat": "Sum", "id": "errors_5xx",
                                                      "visible": False}],
-                [*sm, "InvocationModelErrors", *dims, {"stat": "Sum", "id": "model_errors",
-                                                       "visible": False}],
                 [*sm, "Invocations", *dims, {"stat": "Sum", "id": "invocations", "visible": False}],
                 [{"expression": ERROR_RATE_EXPRESSION, "label": "error rate", "id": "error_rate"}],
             ], annotations=[("alarm", a.error_rate_percent)]),
@@ -309,7 +304,7 @@ class EndpointAlarms(Construct):
         return json.dumps({"widgets": widgets}, separators=(",", ":"))
 
 
-ERROR_RATE_EXPRESSION = "100*MAX([FILL(errors_5xx,0),FILL(model_errors,0)])/invocations"
+ERROR_RATE_EXPRESSION = "100*FILL(errors_5xx,0)/invocations"
 
 
 def alarm_state_pattern(alarm_names: list[str]) -> dict[str, Any]:

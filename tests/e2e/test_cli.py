@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from local_aws.lifecycle import LocalAws, ServerRecord, _is_our_moto
 
@@ -240,19 +241,30 @@ def test_worse_model_is_rejected_with_reasons_and_a_drill_rolls_back(project, se
     assert "accuracy" in why and "below the minimum" in why
     assert serving(server) == served  # nothing deployed
 
+    # The drill deploys a copy of the served model whose server fails requests, through the gate
+    # and the deploy handler; its own traffic trips the error-rate alarm on the AWS/SageMaker
+    # metrics; the rollback handler puts the served model back.
     proc = mlops(project, "drill", "rollback", "--env", "local", "--project", "demo", "--json")
     drill = json.loads(proc.stdout)
     assert drill["restored"] is True and drill["decision"] == "rolled-back", drill
     assert 0 < drill["seconds"] < 60
-    oldest = min(packages(server), key=lambda p: p["ModelPackageVersion"])
-    first_config = config_of(server, oldest["ModelPackageArn"])
-    assert drill["from_config"] == served and drill["to_config"] == first_config == serving(server)
-    assert sagemaker.describe_model_package(ModelPackageName=newest["ModelPackageArn"])[
+    assert drill["known_good_config"] == served == drill["to_config"] == serving(server)
+    assert drill["from_config"] == config_of(server, drill["drill_model_package_arn"])
+    assert drill["fault"]["setting"] == "MLOPS_FAULT_ERROR_PERCENT=100"
+    assert "canary 10% of traffic x 100% failing" in proc.stderr
+    assert drill["traffic"]["by_status"].get("500", 0) > 0
+    assert sagemaker.describe_model_package(ModelPackageName=drill["drill_model_package_arn"])[
         "ModelApprovalStatus"] == "Rejected"
+    assert sagemaker.describe_model_package(ModelPackageName=newest["ModelPackageArn"])[
+        "ModelApprovalStatus"] == "Approved"
     assert drill["alarm_restored"] is True
     alarm = server.client("cloudwatch").describe_alarms(AlarmNames=[drill["alarm"]])["MetricAlarms"][0]
     assert alarm["StateValue"] == "OK"
     assert "OK -> ALARM" in proc.stderr and "mlops-local-demo-rollback: 1 processed, 0 failed" in proc.stderr
+    # Only the services write AWS/ metrics, as in AWS.
+    with pytest.raises(ClientError, match="The value AWS/SageMaker for parameter Namespace is invalid"):
+        server.client("cloudwatch").put_metric_data(Namespace="AWS/SageMaker", MetricData=[
+            {"MetricName": "Invocations", "Value": 1.0}])
 
 
 def test_corrupt_data_fails_validation_and_registers_nothing(project, server, first_run):

@@ -1,72 +1,82 @@
-"""`mlops drill rollback`: what it pushes to trip and to calm the error-rate alarm, and what it
-refuses before touching anything."""
+"""`mlops drill rollback`: the fault it deploys (share, package request), and what it refuses
+before touching anything. The drill itself runs end to end in tests/e2e/test_cli.py."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from pathlib import Path
 
+import botocore.session
 import pytest
+from botocore.validate import validate_parameters
 
-from local_aws.metric_math import evaluate
 from mlops.cli import main
-from mlops.drill import DrillError, breach_data, healthy_data
+from mlops.drill_fault import FAULT_SETTING, FaultPlan, fault_plan, faulty_copy_request
+from stacks.project_config import load_project
 
-DIMS = [{"Name": "EndpointName", "Value": "ep"}, {"Name": "VariantName", "Value": "primary"}]
-EXPRESSION = "100*MAX([FILL(errors_5xx,0),FILL(model_errors,0)])/invocations"
-
-
-def query(id_: str, name: str) -> dict:
-    return {"Id": id_, "ReturnData": False, "MetricStat": {
-        "Metric": {"Namespace": "AWS/SageMaker", "MetricName": name, "Dimensions": DIMS},
-        "Period": 60, "Stat": "Sum"}}
-
-
-ALARM = {
-    "AlarmName": "ep-critical-error-rate", "EvaluationPeriods": 3, "Threshold": 5.0,
-    "ComparisonOperator": "GreaterThanThreshold",
-    "Metrics": [{"Id": "error_rate", "Expression": EXPRESSION, "ReturnData": True},
-                query("errors_5xx", "Invocation5XXErrors"), query("model_errors", "InvocationModelErrors"),
-                query("invocations", "Invocations")],
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = {
+    "ModelPackageGroupName": "mlops-dev-demo",
+    "ModelPackageArn": "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlops-dev-demo/3",
+    "ModelPackageVersion": 3,
+    "ModelApprovalStatus": "Approved",
+    "InferenceSpecification": {
+        "Containers": [{
+            "Image": "111111111111.dkr.ecr.eu-west-1.amazonaws.com/mlops-dev-inference:abc",
+            "ImageDigest": "sha256:0123", "ModelDataETag": "etag",
+            "ModelDataUrl": "s3://mlops-dev-artifacts/demo/training/run/model.tar.gz",
+            "Environment": {"SAGEMAKER_PROGRAM": "inference.py",
+                            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"},
+        }],
+        "SupportedContentTypes": ["text/csv", "application/json"],
+        "SupportedResponseMIMETypes": ["text/csv"],
+    },
+    "ModelMetrics": {"ModelQuality": {"Statistics": {
+        "ContentType": "application/json", "S3Uri": "s3://mlops-dev-artifacts/demo/eval/evaluation.json"}}},
+    "CustomerMetadataProperties": {"accuracy": "0.98", "pipeline_run_id": "run-1"},
 }
 
 
-def rate_per_period(*pushes: list) -> dict:
-    """The alarm's expression over what the drill pushed, per period (timestamps are distinct)."""
-    series: dict[str, dict] = {"errors_5xx": {}, "model_errors": {}, "invocations": {}}
-    ids = {"Invocation5XXErrors": "errors_5xx", "InvocationModelErrors": "model_errors",
-           "Invocations": "invocations"}
-    for push in pushes:
-        for _, data in push:
-            for d in data:
-                bucket = series[ids[d["MetricName"]]]
-                bucket[d["Timestamp"]] = bucket.get(d["Timestamp"], 0.0) + d["Value"]
-    return evaluate(EXPRESSION, series)
+@pytest.fixture(scope="module")
+def demo():
+    return load_project(ROOT / "environments" / "projects" / "demo.yaml", "dev", ROOT)
 
 
-def test_breach_fails_every_evaluated_period_and_healthy_traffic_brings_it_under_half():
-    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-    breach = breach_data(ALARM, now)
-    ((namespace, data),) = breach
-    assert namespace == "AWS/SageMaker" and all(d["Dimensions"] == DIMS for d in data)
-    stamps = sorted({d["Timestamp"] for d in data})
-    assert len(stamps) == 3 and (now - stamps[0]).total_seconds() == 121  # one in each period
-    assert set(rate_per_period(breach).values()) == {100.0}
-    after = rate_per_period(breach, healthy_data(ALARM, now))
-    assert len(after) == 3 and all(rate <= ALARM["Threshold"] / 2 for rate in after.values())
+def test_the_fault_share_makes_the_diluted_canary_twice_the_threshold(demo):
+    plan = fault_plan(demo, threshold_percent=5.0)  # canary 10%
+    assert (plan.fault_percent, plan.canary_percent) == (100, 10.0)
+    assert plan.failing_percent == 10.0 and plan.trips_during_bake
+    assert "canary 10% of traffic x 100% failing = 10% of all requests vs the 5% threshold" in plan.explain()
+    deployment = demo.serving.deployment.model_copy(update={"strategy": "linear", "step_percent": 40})
+    linear = demo.model_copy(update={"serving": demo.serving.model_copy(update={"deployment": deployment})})
+    assert fault_plan(linear, 5.0).fault_percent == 25  # 40% x 25% = 10% = 2 x 5%
+    weak = FaultPlan(100, 5.0, 5.0)  # a 5% canary cannot exceed a 5% threshold
+    assert not weak.trips_during_bake and "the rollback handler acts" in weak.explain()
 
 
-def test_metric_way_refuses_an_alarm_it_does_not_know():
-    latency = {**ALARM, "Metrics": [query("m", "ModelLatency")]}
-    with pytest.raises(DrillError, match="use --via state") as raised:
-        breach_data(latency, datetime.now(UTC))
-    assert raised.value.exit_code == 2
+def test_the_faulty_copy_is_a_valid_create_model_package_request():
+    request = faulty_copy_request(PACKAGE, FaultPlan(100, 10.0, 5.0))
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    validate_parameters(request, model.operation_model("CreateModelPackage").input_shape)
+    (container,) = request["InferenceSpecification"]["Containers"]
+    assert container["Environment"][FAULT_SETTING] == "100"
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert "ImageDigest" not in container and "ModelDataETag" not in container  # set by SageMaker only
+    assert request["ModelApprovalStatus"] == "PendingManualApproval"  # the gate decides
+    assert request["ModelMetrics"] == PACKAGE["ModelMetrics"]
+    meta = request["CustomerMetadataProperties"]
+    assert meta["accuracy"] == "0.98" and meta["mlops_drill"] == "rollback"
+    assert meta["mlops_drill_copy_of"] == PACKAGE["ModelPackageArn"]
+    assert PACKAGE["InferenceSpecification"]["Containers"][0]["Environment"].get(FAULT_SETTING) is None
 
 
-def test_prod_needs_yes_prod_and_aws_needs_state(capsys):
+def test_refusals_before_anything_is_touched(capsys):
     assert main(["drill", "rollback", "--env", "prod", "--project", "demo", "--json"]) == 2
     assert "--yes-prod" in capsys.readouterr().err
-    assert main(["drill", "rollback", "--env", "dev", "--project", "demo", "--via", "metric"]) == 2
-    assert "use --via state" in capsys.readouterr().err
     assert main(["drill", "rollback", "--env", "dev", "--project", "nope"]) == 2
     assert "no such project" in capsys.readouterr().err
     assert main(["drill", "rollback", "--env", "local", "--project", "demo", "--timeout", "0"]) == 2
+    assert main(["drill", "rollback", "--env", "local", "--project", "demo", "--rate", "-1"]) == 2
+    assert "--rate must be > 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # writing AWS/ metrics is no longer a way
+        main(["drill", "rollback", "--env", "local", "--project", "demo", "--via", "metric"])
+    assert refused.value.code == 2

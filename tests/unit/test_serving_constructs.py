@@ -231,9 +231,11 @@ def test_alarm_thresholds_follow_the_config(doc, environments):
     rate = alarms["critical-error-rate"]
     assert rate["threshold"] == 5
     expression = next(q for q in rate["metric_query"] if q.get("return_data"))["expression"]
-    assert expression == "100*MAX([FILL(errors_5xx,0),FILL(model_errors,0)])/invocations"
+    # Server faults only: a malformed request (the container's 400, in InvocationModelErrors and
+    # Invocation4XXErrors) must not count towards a rollback.
+    assert expression == "100*FILL(errors_5xx,0)/invocations"
     metrics = {q["metric"]["metric_name"] for q in rate["metric_query"] if "metric" in q}
-    assert metrics == {"Invocation5XXErrors", "InvocationModelErrors", "Invocations"}
+    assert metrics == {"Invocation5XXErrors", "Invocations"}
     latency = alarms["critical-latency-p95"]
     # 2x the 40 ms baseline, in microseconds (ModelLatency's unit).
     assert (latency["extended_statistic"], latency["threshold"]) == ("p95", 80_000)

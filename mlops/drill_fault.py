@@ -1,0 +1,122 @@
+"""The real fault of `mlops drill rollback --via fault`: a copy of the served model whose server
+fails a share of its requests, deployed through the normal path, and the traffic that finds out.
+
+The copy is a new model package in the project's group: the served package's container and
+evaluation, with the model server's documented fault setting (MLOPS_FAULT_ERROR_PERCENT, see
+pipelines/model_server/settings.py) in its container environment, marked as a drill in its
+metadata. The gate reviews it like any package (same evaluation: approved) and the deploy handler
+deploys it with the project's blue/green policy.
+
+The share: SageMaker publishes the metrics per variant, and both fleets of a blue/green update keep
+the variant name, so while the canary bakes its errors are diluted by the old fleet's traffic (as
+in AWS). The alarm sees canary share x fault share; the drill picks the fault share so that this
+is twice the alarm's threshold (at most 100%), and says so.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from stacks.project_config import ProjectConfig
+
+FAULT_SETTING = "MLOPS_FAULT_ERROR_PERCENT"
+DRILL_MARK = "mlops_drill"
+# What of a package's container a new package may be created from (DescribeModelPackage also
+# returns fields that only SageMaker sets, such as ImageDigest and ModelDataETag).
+CONTAINER_FIELDS = ("Image", "ModelDataUrl", "Environment", "Framework", "FrameworkVersion",
+                    "NearestModelName", "ModelInput")
+SPEC_FIELDS = ("SupportedContentTypes", "SupportedResponseMIMETypes",
+               "SupportedRealtimeInferenceInstanceTypes", "SupportedTransformInstanceTypes")
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    fault_percent: int  # of the faulty fleet's requests answered 500
+    canary_percent: float  # of the endpoint's traffic the new fleet takes while it bakes
+    threshold_percent: float  # the error-rate alarm's threshold
+
+    @property
+    def failing_percent(self) -> float:
+        """The endpoint's error rate while the canary bakes."""
+        return self.canary_percent * self.fault_percent / 100
+
+    @property
+    def trips_during_bake(self) -> bool:
+        return self.failing_percent > self.threshold_percent
+
+    def explain(self) -> str:
+        verdict = ("trips the alarm while it bakes" if self.trips_during_bake else
+                   "cannot trip the alarm while it bakes; the rollback handler acts once it serves "
+                   "all traffic")
+        return (f"fault share {self.fault_percent}%: canary {self.canary_percent:g}% of traffic x "
+                f"{self.fault_percent}% failing = {self.failing_percent:g}% of all requests vs the "
+                f"{self.threshold_percent:g}% threshold: {verdict}")
+
+    def describe(self) -> dict[str, Any]:
+        return {"setting": f"{FAULT_SETTING}={self.fault_percent}", "canary_percent": self.canary_percent,
+                "failing_percent": self.failing_percent, "threshold_percent": self.threshold_percent}
+
+
+def fault_plan(config: ProjectConfig, threshold_percent: float) -> FaultPlan:
+    deployment = config.serving.deployment
+    canary = float(deployment.step_percent) if deployment.strategy in ("canary", "linear") else 100.0
+    fault = min(100, math.ceil(2 * threshold_percent * 100 / canary))
+    return FaultPlan(max(fault, 1), canary, threshold_percent)
+
+
+def faulty_copy_request(package: dict[str, Any], plan: FaultPlan) -> dict[str, Any]:
+    """CreateModelPackage arguments: `package` again, its server failing `plan.fault_percent`."""
+    spec = package["InferenceSpecification"]
+    containers = []
+    for container in spec["Containers"]:
+        copy = {k: container[k] for k in CONTAINER_FIELDS if k in container}
+        copy["Environment"] = {**container.get("Environment", {}), FAULT_SETTING: str(plan.fault_percent)}
+        containers.append(copy)
+    metadata = {**(package.get("CustomerMetadataProperties") or {}), DRILL_MARK: "rollback",
+                "mlops_drill_fault": f"{FAULT_SETTING}={plan.fault_percent}",
+                "mlops_drill_copy_of": package["ModelPackageArn"][-256:]}
+    request: dict[str, Any] = {
+        "ModelPackageGroupName": package["ModelPackageGroupName"],
+        "ModelPackageDescription": f"mlops drill rollback: version {package.get('ModelPackageVersion')} "
+                                   f"with {FAULT_SETTING}={plan.fault_percent} (a game day, not a model)",
+        "InferenceSpecification": {"Containers": containers,
+                                   **{k: spec[k] for k in SPEC_FIELDS if k in spec}},
+        "ModelApprovalStatus": "PendingManualApproval",
+        "CustomerMetadataProperties": metadata,
+    }
+    if package.get("ModelMetrics"):
+        request["ModelMetrics"] = package["ModelMetrics"]
+    return request
+
+
+class BackgroundTraffic:
+    """Held-out rows sent at `rate` per second until stopped (mlops traffic's own sender)."""
+
+    def __init__(self, runtime: Any, endpoint: str, rows: Any, rate: float):
+        self.runtime, self.endpoint, self.rows, self.rate = runtime, endpoint, rows, rate
+        self.sent, self.statuses = 0, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="drill-traffic", daemon=True)
+
+    def start(self) -> BackgroundTraffic:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        from mlops.traffic import Plan, send
+
+        chunk = max(1, math.ceil(self.rate))  # about a second of requests per round
+        while not self._stop.is_set():
+            result = send(self.runtime, self.endpoint, self.rows.sample(frac=1.0, random_state=self.sent),
+                          Plan(requests=chunk, rate=self.rate, concurrency=2))
+            self.sent += result["requests"]
+            for status, count in {"200": result["ok"], **result["errors"]}.items():
+                self.statuses[status] = self.statuses.get(status, 0) + count
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join(timeout=60)
+        return {"requests": self.sent, "by_status": dict(sorted(self.statuses.items()))}
