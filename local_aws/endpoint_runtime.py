@@ -35,19 +35,24 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.utils import utcnow
+from moto.events.models import events_backends
 from moto.s3.models import s3_backends
 from moto.sagemaker.models import sagemaker_backends
 
 from local_aws.data_capture import CaptureConfig, CaptureWriter, capture_record
+from local_aws.deployment_guardrails import Guardrails
 from local_aws.metric_store import put_service_metrics
 from local_aws.model_servers import ContainerSpec, ModelServer, ModelServerError
 
 NAMESPACE = "AWS/SageMaker"
+ENDPOINT_STATE_CHANGE = "SageMaker Endpoint State Change"
+DEPLOYMENT_STATE_CHANGE = "SageMaker Endpoint Deployment State Change"
 RECORDS_FILE = "endpoints.json"
 # Headers of InvokeEndpoint that SageMaker passes on to the container.
 FORWARDED = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes",
@@ -110,6 +115,7 @@ class Fleet:
 class _Update:
     config: str
     retain_variant_properties: bool
+    deployment_config: dict[str, Any] | None = None
     started: bool = False
 
 
@@ -133,7 +139,8 @@ def _backends() -> Iterator[tuple[str, str, Any]]:
 @dataclass
 class EndpointRuntime:
     settings: Settings
-    fleets: dict[Key, Fleet] = field(default_factory=dict)
+    fleets: dict[Key, Fleet] = field(default_factory=dict)  # the fleet of the config served
+    green: dict[Key, tuple[Fleet, float]] = field(default_factory=dict)  # a new fleet, its share
     updates: dict[Key, _Update] = field(default_factory=dict)
     busy: set[Key] = field(default_factory=set)
 
@@ -176,9 +183,10 @@ class EndpointRuntime:
         return self.capture.flush(utcnow())
 
     # --- desired state -> processes --------------------------------------------------------------
-    def request_update(self, key: Key, config: str, retain_variant_properties: bool) -> None:
+    def request_update(self, key: Key, config: str, retain_variant_properties: bool,
+                       deployment_config: dict[str, Any] | None = None) -> None:
         with self.lock:
-            self.updates[key] = _Update(config, retain_variant_properties)
+            self.updates[key] = _Update(config, retain_variant_properties, deployment_config)
 
     def reconcile(self) -> None:
         seen: set[Key] = set()
@@ -225,34 +233,83 @@ class EndpointRuntime:
         except ModelServerError as exc:
             endpoint.endpoint_status, endpoint.failure_reason = "Failed", str(exc)[:1024]
             endpoint.last_modified_time = utcnow()
+            self._endpoint_event(key, endpoint)
             log.warning("endpoint %s failed: %s", key[2], exc)
             return
         with self.lock:
             self.fleets[key] = fleet
         if endpoint.endpoint_status == "Creating":
             endpoint.endpoint_status, endpoint.last_modified_time = "InService", utcnow()
+            self._endpoint_event(key, endpoint)
         self._write_records()
 
     def _update(self, key: Key, backend: Any, endpoint: Any, update: _Update) -> None:
+        """A blue/green update as SageMaker's deployment guardrails run it (deployment_guardrails.py):
+        the new fleet starts, takes traffic step by step while the auto-rollback alarms are watched,
+        then replaces the old fleet; an alarm in ALARM (or the execution timeout) sends all traffic
+        back to the old fleet and the endpoint ends InService on its old config."""
+        blue = self.fleets.get(key)
+        instances = sum(int(v.get("CurrentInstanceCount", 1)) for v in endpoint.production_variants) or 1
+        guardrails = Guardrails.from_api(update.deployment_config, instances)
+        started = time.monotonic()
+        self._deployment_event(key, endpoint, update.config, "Creating", "Launching the new fleet.")
         try:
-            fleet = self._start_fleet(key, backend, update.config)
+            green = self._start_fleet(key, backend, update.config)
         except ModelServerError as exc:
             # The old config keeps serving; SageMaker reports why the update did not happen.
             endpoint.failure_reason = str(exc)[:1024]
             self._finish_update(key, endpoint, update)
             log.warning("endpoint %s: update to %s failed: %s", key[2], update.config, exc)
             return
+        for step in guardrails.steps if blue is not None else ():
+            with self.lock:
+                self.green[key] = (green, step.share)
+            self._deployment_event(key, endpoint, update.config, "Baking", step.message)
+            reason = self._bake(key, guardrails, step.bake_s, started)
+            if reason:
+                self._roll_back(key, endpoint, update, green, guardrails, reason)
+                return
         config = backend.endpoint_configs[update.config]
         apply_config(endpoint, config, update.retain_variant_properties)
         endpoint.failure_reason = None
+        endpoint.last_deployment_config = update.deployment_config or None
         with self.lock:
-            old = self.fleets.get(key)
-            self.fleets[key] = fleet
+            self.fleets[key] = green
+            self.green.pop(key, None)
         self._finish_update(key, endpoint, update)
         self._write_records()
-        if old is not None:
-            old.stop()
+        if blue is not None:
+            blue.stop()
             self._write_records()
+
+    def _bake(self, key: Key, guardrails: Guardrails, seconds: float, started: float) -> str | None:
+        """Watches the auto-rollback alarms for `seconds`; the reason to roll back, if any."""
+        account, region, _ = key
+        end = time.monotonic() + seconds
+        while True:
+            alarms = cloudwatch_backends[account][region].alarms
+            firing = [n for n in guardrails.alarms if n in alarms and alarms[n].state_value == "ALARM"]
+            if firing:
+                return f"alarm {firing[0]} is in ALARM"
+            if guardrails.max_execution_s and time.monotonic() - started > guardrails.max_execution_s:
+                return (f"the deployment exceeded MaximumExecutionTimeoutInSeconds "
+                        f"({guardrails.max_execution_s:g})")
+            if time.monotonic() >= end or self._stop.is_set():
+                return None
+            time.sleep(min(self.settings.poll_s, max(0.0, end - time.monotonic())) or 0.01)
+
+    def _roll_back(self, key: Key, endpoint: Any, update: _Update, green: Fleet, guardrails: Guardrails,
+                   reason: str) -> None:
+        with self.lock:
+            self.green.pop(key, None)  # all traffic back on the old fleet at once
+        self._deployment_event(key, endpoint, update.config, "Deleting",
+                               f"Rolling back: {reason}. Terminating the new fleet.")
+        log.warning("endpoint %s: deployment of %s rolled back: %s", key[2], update.config, reason)
+        endpoint.failure_reason = f"Deployment of {update.config} rolled back: {reason}."
+        endpoint.last_deployment_config = guardrails.config or None
+        self._finish_update(key, endpoint, update)
+        green.stop()
+        self._write_records()
 
     def _finish_update(self, key: Key, endpoint: Any, update: _Update) -> None:
         with self.lock:
@@ -260,6 +317,7 @@ class EndpointRuntime:
                 del self.updates[key]
         endpoint.pending_deployment_summary = None
         endpoint.endpoint_status, endpoint.last_modified_time = "InService", utcnow()
+        self._endpoint_event(key, endpoint)
 
     def _start_fleet(self, key: Key, backend: Any, config_name: str) -> Fleet:
         account, _, name = key
@@ -308,6 +366,9 @@ class EndpointRuntime:
             raise _validation(f"Endpoint {name} of account {account} not found.")
         with self.lock:
             fleet = self.fleets.get((account, region, name))
+            green, share = self.green.get((account, region, name), (None, 0.0))
+        if green is not None and random.random() < share:
+            fleet = green  # both fleets keep the variant names: one set of metrics, as in AWS
         if fleet is None:
             raise _validation(f"Endpoint {name} of account {account} is {endpoint.endpoint_status}: "
                               "it serves only once InService.")
@@ -343,7 +404,39 @@ class EndpointRuntime:
     # --- records -----------------------------------------------------------------------------------
     def records(self) -> list[dict[str, Any]]:
         with self.lock:
-            return [s.record() for fleet in self.fleets.values() for s in fleet.servers.values()]
+            fleets = [*self.fleets.values(), *(fleet for fleet, _ in self.green.values())]
+            return [s.record() for fleet in fleets for s in fleet.servers.values()]
+
+    # --- events ------------------------------------------------------------------------------------
+    def _put_event(self, key: Key, detail_type: str, detail: dict[str, Any], arn: str) -> None:
+        account, region, _ = key
+        try:
+            events_backends[account][region].put_events([{
+                "Source": "aws.sagemaker", "DetailType": detail_type, "Resources": [arn],
+                "Detail": json.dumps(detail, default=str)}])
+        except Exception:  # an event that cannot be sent must not stop an endpoint
+            log.exception("endpoint %s: %s not sent", key[2], detail_type)
+
+    def _endpoint_event(self, key: Key, endpoint: Any) -> None:
+        """"SageMaker Endpoint State Change", as the SageMaker EventBridge docs show it."""
+        self._put_event(key, ENDPOINT_STATE_CHANGE, endpoint_detail(endpoint), endpoint.arn)
+
+    def _deployment_event(self, key: Key, endpoint: Any, config: str, status: str, message: str) -> None:
+        """"SageMaker Endpoint Deployment State Change": the pending deployment and its variants'
+        VariantStatus (Creating, Baking, Deleting, ...), kept in DescribeEndpoint's
+        PendingDeploymentSummary too."""
+        summary = dict(endpoint.pending_deployment_summary or {"EndpointConfigName": config,
+                                                               "StartTime": utcnow()})
+        now_ms = int(time.time() * 1000)
+        summary["ProductionVariants"] = [
+            {**v, "VariantStatus": [{"Status": status, "StatusMessage": message, "StartTime": utcnow()}]}
+            for v in summary.get("ProductionVariants") or [{"VariantName": "AllTraffic"}]]
+        endpoint.pending_deployment_summary = summary
+        detail = {**endpoint_detail(endpoint), "PendingDeploymentSummary": {
+            **summary, "StartTime": _epoch_ms(summary["StartTime"]),
+            "ProductionVariants": [{**v, "VariantStatus": [{**v["VariantStatus"][0], "StartTime": now_ms}]}
+                                   for v in summary["ProductionVariants"]]}}
+        self._put_event(key, DEPLOYMENT_STATE_CHANGE, detail, endpoint.arn)
 
     def _write_records(self) -> None:
         path = self.settings.state_dir / RECORDS_FILE
@@ -359,6 +452,33 @@ class EndpointRuntime:
             s3.put_object(bucket, key, body, encryption="aws:kms", kms_key_id=kms_key_id)
         else:
             s3.put_object(bucket, key, body)
+
+
+def _epoch_ms(value: Any) -> int:
+    if hasattr(value, "timestamp"):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return int(aware.timestamp() * 1000)
+    return int(value)
+
+
+_EVENT_STATUS = {"InService": "IN_SERVICE", "Creating": "CREATING", "Updating": "UPDATING",
+                 "Failed": "FAILED", "Deleting": "DELETING", "SystemUpdating": "SYSTEM_UPDATING",
+                 "RollingBack": "ROLLING_BACK", "OutOfService": "OUT_OF_SERVICE"}
+
+
+def endpoint_detail(endpoint: Any) -> dict[str, Any]:
+    detail = {
+        "EndpointName": endpoint.endpoint_name, "EndpointArn": endpoint.arn,
+        "EndpointConfigName": endpoint.endpoint_config_name,
+        "ProductionVariants": endpoint.production_variants,
+        "EndpointStatus": _EVENT_STATUS.get(endpoint.endpoint_status, endpoint.endpoint_status.upper()),
+        "CreationTime": _epoch_ms(endpoint.creation_time),
+        "LastModifiedTime": _epoch_ms(endpoint.last_modified_time),
+        "Tags": {t["Key"]: t["Value"] for t in endpoint.tags or []},
+    }
+    if endpoint.failure_reason:
+        detail["FailureReason"] = endpoint.failure_reason
+    return detail
 
 
 def invocation_metrics(endpoint: str, variant: str, status: int, model_us: int, overhead_us: int,

@@ -144,7 +144,8 @@ def _update_endpoint(self: Any) -> Any:
             for v in config.production_variants
         ],
     }
-    _RUNTIME.request_update((self.current_account, self.region, name), config_name, retain)
+    _RUNTIME.request_update((self.current_account, self.region, name), config_name, retain,
+                            self._get_param("DeploymentConfig"))
     return sagemaker_responses.ActionResult({"EndpointArn": endpoint.arn})
 
 

@@ -52,8 +52,9 @@ PROVIDER_FLAGS = {
 # moto serves no model: its endpoints are InService at once and InvokeEndpoint answers canned
 # data. The local AWS's endpoint runtime (local_aws/endpoint_runtime.py) backs every endpoint with
 # the inference image's own `serve` entry, one process per production variant started from the
-# model archive in the local S3 (Creating -> InService or Failed; Updating while a new config's
-# fleet starts), answers InvokeEndpoint through it (a container's 4xx/5xx as ModelError), writes
+# model archive in the local S3 (Creating -> InService or Failed; Updating through the blue/green
+# deployment guardrails, alarms watched, rolled back on one; endpoint and deployment state change
+# events), answers InvokeEndpoint through it (a container's 4xx/5xx as ModelError), writes
 # data capture as SageMaker does and publishes the AWS/SageMaker invocation metrics. moto stores
 # every metric datapoint in one list and scans it whole per query: local_aws/metric_store.py
 # indexes them per metric and time.

@@ -294,3 +294,110 @@ def test_traffic_replays_rows_and_counts_refusals_by_status(world):
     assert result["variants"] == {VARIANT: 36}
     assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p95"]
     assert world.invocations("demo", "Invocation4XXErrors", since) - before == 4
+
+
+def test_a_canary_that_fails_is_rolled_back_by_the_guardrails_on_its_own_traffic(world, tmp_path):
+    """The issue's bar: an update to a model with the fault setting, under canary, with traffic
+    running. The error-rate alarm (the stack's expression) goes to ALARM from the AWS/SageMaker
+    metrics of that traffic alone, all traffic returns to the old fleet, the endpoint ends
+    InService on the old config, and the deployment state change events say so."""
+    import threading
+
+    from local_aws.control_plane import LocalControlPlane
+    from mlops.traffic import Plan, held_out_rows, send
+    from pipelines.dataset import breast_cancer_frame
+    from stacks.constructs.endpoint_alarms import ERROR_RATE_EXPRESSION
+    from stacks.project_config import load_project
+
+    root = Path(__file__).resolve().parents[2]
+    config = load_project(root / "environments" / "projects" / "demo.yaml", "local", root)
+    rows = held_out_rows(config, breast_cancer_frame())
+    endpoint, alarm = "guarded", "guarded-critical-error-rate"
+    world.sm.create_endpoint(EndpointName=endpoint, EndpointConfigName="demo-1")
+    world.model("faulty", f"s3://{ARTIFACTS}/demo/model.tar.gz", MLOPS_FAULT_ERROR_PERCENT="100")
+    world.config("faulty", "faulty")
+    dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": VARIANT}]
+
+    def query(id_: str, name: str) -> dict:
+        metric = {"Namespace": "AWS/SageMaker", "MetricName": name, "Dimensions": dims}
+        return {"Id": id_, "ReturnData": False, "MetricStat": {"Metric": metric, "Period": 60, "Stat": "Sum"}}
+
+    world.cw.put_metric_alarm(
+        AlarmName=alarm, EvaluationPeriods=1, Threshold=5.0, ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching", Metrics=[
+            {"Id": "error_rate", "Expression": ERROR_RATE_EXPRESSION, "ReturnData": True},
+            query("errors_5xx", "Invocation5XXErrors"), query("invocations", "Invocations")])
+    sqs, events = world.server.client("sqs"), world.server.client("events")
+    queue = sqs.create_queue(QueueName="sagemaker-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"]
+    events.put_rule(Name="sagemaker-endpoints", EventPattern=json.dumps({
+        "source": ["aws.sagemaker"], "detail-type": ["SageMaker Endpoint Deployment State Change",
+                                                      "SageMaker Endpoint State Change"]}))
+    events.put_targets(Rule="sagemaker-endpoints", Targets=[{"Id": "q", "Arn": queue_arn}])
+    assert world.wait(endpoint)["EndpointStatus"] == "InService"
+    control = LocalControlPlane.for_server(world.server, tmp_path / "control")
+
+    statuses: list[str] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        while not stop.is_set():
+            result = send(world.runtime, endpoint, rows, Plan(requests=20, rate=40, concurrency=2))
+            statuses.extend(["200"] * result["ok"])
+            statuses.extend(k for k, n in result["errors"].items() for _ in range(n))
+
+    sender = threading.Thread(target=traffic, daemon=True)
+    sender.start()
+    try:
+        time.sleep(1.0)  # healthy traffic on the old fleet first
+        world.sm.update_endpoint(EndpointName=endpoint, EndpointConfigName="faulty", DeploymentConfig={
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {"Type": "CANARY", "WaitIntervalInSeconds": 120,
+                                                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}},
+                "TerminationWaitInSeconds": 0, "MaximumExecutionTimeoutInSeconds": 600},
+            "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": alarm}]}})
+        changes: list[str] = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            changes += control.evaluate_alarms(control._load()).alarm_changes
+            described = world.sm.describe_endpoint(EndpointName=endpoint)
+            if described["EndpointStatus"] == "InService" and changes:
+                break
+            time.sleep(0.3)
+        during = len(statuses)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        sender.join(timeout=30)
+    assert any("OK -> ALARM" in c for c in changes), changes  # from the traffic's metrics alone
+    assert described["EndpointStatus"] == "InService" and described["EndpointConfigName"] == "demo-1"
+    assert "rolled back: alarm guarded-critical-error-rate is in ALARM" in described["FailureReason"]
+    assert described["LastDeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"][
+        "Type"] == "CANARY"
+    failed = statuses[:during].count("500")
+    assert 0 < failed < during / 3  # the canary's share failed, diluted by the old fleet
+    assert "500" not in statuses[during:]  # all traffic back on the old fleet
+    assert [e["config"] for e in world.local.endpoints() if e["name"] == endpoint] == ["demo-1"]
+
+    received = []
+    while True:
+        got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            break
+        received += [json.loads(m["Body"]) for m in got]
+    mine = [e for e in received if e["detail"]["EndpointName"] == endpoint]
+    deployment = [e["detail"] for e in mine
+                  if e["detail-type"] == "SageMaker Endpoint Deployment State Change"]
+    phases = [d["PendingDeploymentSummary"]["ProductionVariants"][0]["VariantStatus"][0]["Status"]
+              for d in deployment]
+    assert phases == ["Creating", "Baking", "Deleting"], phases
+    assert all(d["EndpointStatus"] == "UPDATING" and d["PendingDeploymentSummary"]["EndpointConfigName"]
+               == "faulty" for d in deployment)
+    assert "Rolling back: alarm guarded-critical-error-rate is in ALARM" in deployment[-1][
+        "PendingDeploymentSummary"]["ProductionVariants"][0]["VariantStatus"][0]["StatusMessage"]
+    final = [e for e in mine if e["detail-type"] == "SageMaker Endpoint State Change"][-1]
+    assert final["source"] == "aws.sagemaker" and final["resources"] == [described["EndpointArn"]]
+    assert final["detail"]["EndpointStatus"] == "IN_SERVICE"
+    assert final["detail"]["EndpointConfigName"] == "demo-1"
+    world.sm.delete_endpoint(EndpointName=endpoint)
