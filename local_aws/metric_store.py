@@ -77,9 +77,11 @@ def _stat_query(backend: Any, query: dict[str, Any], start: datetime, end: datet
     metric = metric_stat["Metric"]
     name, stat, unit = metric["MetricName"], metric_stat["Stat"], metric_stat.get("Unit")
     delta = timedelta(seconds=int(metric_stat["Period"]))
-    wanted = sorted(cloudwatch_models.Dimension(d["Name"], d["Value"]) for d in metric.get("Dimensions", []))
+    # Compared as sets of (name, value): moto's Dimension orders inconsistently (its __lt__
+    # compares a value with a name), so sorted lists matched or not by the order given.
+    wanted = {(d["Name"], d["Value"]) for d in metric.get("Dimensions", [])}
     points = [md for md in _candidates(backend, metric["Namespace"], name, start, end)
-              if sorted(md.dimensions) == wanted and (not unit or md.unit == unit)]
+              if {(d.name, d.value) for d in md.dimensions} == wanted and (not unit or md.unit == unit)]
     values: list[Any] = []
     stamps: list[datetime] = []
     period_start, index = start, 0

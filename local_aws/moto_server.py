@@ -44,12 +44,12 @@ The local control plane (local_aws/control_plane.py) needs more inside the serve
 
 from __future__ import annotations
 
+import argparse
 import contextvars
 import json
 import math
 import os
 import re
-import signal
 import sys
 import urllib.parse
 from pathlib import Path
@@ -74,6 +74,7 @@ from moto.sqs import models as sqs_models
 
 from local_aws import metric_math, metric_store
 from local_aws.endpoint_runtime import EndpointRuntime, InvokeError, Settings, apply_config
+from local_aws.http_server import LocalAwsServer
 
 _RUNTIME: EndpointRuntime | None = None
 _secure_transport: contextvars.ContextVar[str] = contextvars.ContextVar("secure_transport",
@@ -272,27 +273,23 @@ def _missing_tables_named() -> None:
     DynamoDBBackend.get_table = get_table
 
 
-def serve_endpoints() -> EndpointRuntime | None:
-    """Starts the endpoint runtime when the local AWS runs with MLOPS_LOCAL_SERVE_ENDPOINTS and
-    MLOPS_LOCAL_DIR (local_aws/lifecycle.py sets both), and stops it, with every model server it
-    started, when the server gets SIGTERM or SIGINT."""
+def start_services() -> None:
+    """What runs beside the APIs, in the server's worker: the endpoint runtime when the local AWS
+    serves endpoints (MLOPS_LOCAL_SERVE_ENDPOINTS and MLOPS_LOCAL_DIR, set by local_aws/lifecycle.py)."""
     global _RUNTIME
     state_dir = os.environ.get("MLOPS_LOCAL_DIR")
     if os.environ.get("MLOPS_LOCAL_SERVE_ENDPOINTS", "false").lower() != "true" or not state_dir:
-        return None
+        return
     _RUNTIME = EndpointRuntime(Settings.from_env(Path(state_dir)))
     _endpoints_start_creating()
     sagemakerruntime_responses.SageMakerRuntimeResponse.invoke_endpoint = _invoke_endpoint
     _RUNTIME.start()
-    runtime = _RUNTIME
 
-    def stop(signum: int, _frame: Any) -> None:
-        runtime.shutdown()
-        sys.exit(128 + signum if signum != signal.SIGTERM else 0)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    return runtime
+def stop_services() -> None:
+    """Stops the endpoint runtime and every model server it started (by pid)."""
+    if _RUNTIME is not None:
+        _RUNTIME.shutdown()
 
 
 def patch() -> None:
@@ -312,9 +309,17 @@ def patch() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="the local AWS: moto's APIs with their gaps closed")
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, required=True)
+    parser.add_argument("-c", "--ssl-cert", help="certificate (PEM): serve HTTPS")
+    parser.add_argument("-k", "--ssl-key", help="its private key (PEM)")
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
+    os.environ.setdefault("MOTO_PORT", str(args.port))
     patch()
-    serve_endpoints()
-    moto_server.main(argv if argv is not None else sys.argv[1:])
+    LocalAwsServer(lambda: _TransportAwareApp(moto_server.create_backend_app), args.host, args.port,
+                   cert=args.ssl_cert, key=args.ssl_key, on_start=start_services,
+                   on_stop=stop_services).run()
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 # Where AWS would answer a request moto does not implement with a 500, the provider retries for
 # over ten minutes before failing (seen with Application Auto Scaling's ListTagsForResource). A low
 # retry count makes such a gap fail in seconds with moto's error instead of hanging a deploy.
-# Not lower than 5: moto's development web server sometimes drops a kept-alive HTTPS connection
-# ("use of closed network connection"), which a retry absorbs.
+# Not lower than 5, for moto's transient 500s. (The local AWS serves through gunicorn, not moto's
+# werkzeug development server, whose dropped kept-alive connections made the provider repeat
+# non-idempotent creates: local_aws/http_server.py.)
 PROVIDER_MAX_RETRIES = 5
 
 # moto accepts any access key unless IAM enforcement is switched on (INITIAL_NO_AUTH_ACTION_COUNT);

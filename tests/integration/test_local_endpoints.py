@@ -365,8 +365,9 @@ def test_a_canary_that_fails_is_rolled_back_by_the_guardrails_on_its_own_traffic
             if described["EndpointStatus"] == "InService" and changes:
                 break
             time.sleep(0.3)
+        time.sleep(1.5)  # the batch of requests in flight at the rollback (0.5 s each) has ended
         during = len(statuses)
-        time.sleep(1.0)
+        time.sleep(1.5)
     finally:
         stop.set()
         sender.join(timeout=30)

@@ -57,3 +57,34 @@ def test_a_missing_table_is_named_as_aws_names_it(moto_server):
         dynamodb.delete_table(TableName="gone")
     assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
     assert err.value.response["Error"]["Message"] == "Requested resource not found: Table: gone not found"
+
+
+def test_metric_queries_match_a_metric_by_namespace_name_and_its_whole_dimension_set(moto_server):
+    """local_aws/metric_store.py: the dimension order of a query does not matter (Terraform writes
+    an alarm's dimensions in any order), the namespace does, and AWS/ namespaces are refused."""
+    from datetime import UTC, datetime, timedelta
+
+    cw = moto_server.client("cloudwatch")
+    now = datetime.now(UTC)
+    dims = [{"Name": "EndpointName", "Value": "ep"}, {"Name": "VariantName", "Value": "primary"}]
+    cw.put_metric_data(Namespace="MLOps/Test", MetricData=[
+        {"MetricName": "Calls", "Dimensions": dims, "Value": 2.0, "Timestamp": now},
+        {"MetricName": "Calls", "Dimensions": dims[:1], "Value": 100.0, "Timestamp": now},
+        {"MetricName": "Calls", "Dimensions": dims, "Value": 3.0, "Timestamp": now - timedelta(hours=2)}])
+    cw.put_metric_data(Namespace="MLOps/Other", MetricData=[
+        {"MetricName": "Calls", "Dimensions": dims, "Value": 50.0, "Timestamp": now}])
+
+    def total(namespace: str, dimensions: list[dict]) -> list[float]:
+        got = cw.get_metric_data(MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": {
+            "Namespace": namespace, "MetricName": "Calls", "Dimensions": dimensions},
+            "Period": 3600, "Stat": "Sum"}}], StartTime=now - timedelta(minutes=30),
+            EndTime=now + timedelta(minutes=30))
+        return got["MetricDataResults"][0]["Values"]
+
+    assert total("MLOps/Test", dims) == [2.0]
+    assert total("MLOps/Test", dims[::-1]) == [2.0]  # the same metric, dimensions in another order
+    assert total("MLOps/Test", dims[:1]) == [100.0]  # another dimension set is another metric
+    assert total("MLOps/Other", dims) == [50.0]
+    with pytest.raises(ClientError, match="The value AWS/SageMaker for parameter Namespace is invalid"):
+        cw.put_metric_data(Namespace="AWS/SageMaker",
+                           MetricData=[{"MetricName": "Invocations", "Value": 1.0}])
