@@ -4,10 +4,13 @@ Baseline (measured in this run): `input_fn -> predict_fn -> output_fn` of pipeli
 called in this process on the demo model (trained here by the real train step).
 Subjects: the bare serve entry (`python -m pipelines.model_server serve`, gunicorn, one worker per
 CPU) over HTTP on 127.0.0.1, one sequential client for p50/p95, and several client processes for
-requests per second; single-row and 100-row requests.
+requests per second; and a local endpoint through InvokeEndpoint of the local AWS (boto3
+sagemaker-runtime over HTTPS: SigV4, the local AWS's routing, metrics, the model server), with
+data capture at 100% and off; single-row and 100-row requests.
 Targets: the serve entry adds at most 1 ms at p50 to a single-row request over the in-process
-path; it sustains 1,000 single-row requests/s on this machine (2 cores, client included).
-Every server this starts is stopped by its pid.
+path; it sustains 1,000 single-row requests/s on this machine (2 cores, client included); data
+capture adds at most 10% at p50 to a request through the local endpoint. The InvokeEndpoint path
+itself is reported, not targeted. Every server this starts is stopped by its pid.
 
 Usage: python benchmarks/serving.py [--requests N] [--seconds S]
 """
@@ -37,6 +40,7 @@ from tests.step_runner import train_demo_model  # noqa: E402
 
 MAX_ADDED_P50_MS = 1.0
 MIN_REQUESTS_PER_S = 1000.0
+MAX_CAPTURE_OVERHEAD = 0.10
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -171,7 +175,68 @@ def main() -> int:
               f"(target >= {MIN_REQUESTS_PER_S:.0f}) {'ok' if ok else 'FAIL'}")
     finally:
         serve.stop()
+    failed |= not local_endpoint(trained, work, bodies, max(args.requests // 2, 100))
     return 1 if failed else 0
+
+
+def local_endpoint(trained, work: Path, bodies: dict[str, bytes], n: int) -> bool:
+    """p50/p95 through InvokeEndpoint of the local AWS, capture on and off; True when capture
+    stays within its target."""
+    from local_aws.lifecycle import LocalAws
+
+    local = LocalAws(work / "local", tls=True, serve_endpoints=True, background=False)
+    server, _ = local.start()
+    ok = True
+    try:
+        s3, sm = server.client("s3"), server.client("sagemaker")
+        runtime = server.client("sagemaker-runtime")
+        s3.create_bucket(Bucket="artifacts")
+        s3.create_bucket(Bucket="capture")
+        s3.put_object(Bucket="artifacts", Key="model.tar.gz", Body=trained.archive.read_bytes())
+        sm.create_model(ModelName="bench", ExecutionRoleArn="arn:aws:iam::123456789012:role/bench",
+                        PrimaryContainer={"Image": "bench", "ModelDataUrl": "s3://artifacts/model.tar.gz"})
+        for name, capture in (("capture-on", True), ("capture-off", False)):
+            sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+                "VariantName": "primary", "ModelName": "bench", "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1}], DataCaptureConfig={
+                "EnableCapture": capture, "InitialSamplingPercentage": 100,
+                "DestinationS3Uri": "s3://capture/bench",
+                "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+                "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]}})
+            sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+        for name in ("capture-on", "capture-off"):
+            while sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "Creating":
+                time.sleep(0.2)
+
+        def invoke(name: str, body: bytes, count: int) -> list[float]:
+            times = []
+            for _ in range(count):
+                start = time.perf_counter()
+                runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=body)["Body"].read()
+                times.append(time.perf_counter() - start)
+            return times
+
+        for label, body in bodies.items():
+            count = n if label == "1 row" else max(n // 4, 50)
+            for name in ("capture-on", "capture-off"):
+                invoke(name, body, 20)  # warm
+            # Interleaved rounds, so machine load hits both alike.
+            on: list[float] = []
+            off: list[float] = []
+            for _ in range(5):
+                on += invoke("capture-on", body, count // 5)
+                off += invoke("capture-off", body, count // 5)
+            p_on, p_off = percentiles(on), percentiles(off)
+            overhead = p_on[0] / p_off[0] - 1
+            within = overhead <= MAX_CAPTURE_OVERHEAD
+            ok &= within
+            print(f"{label:>8}: InvokeEndpoint p50 {p_off[0]:.3f} ms p95 {p_off[1]:.3f} ms (capture off) | "
+                  f"p50 {p_on[0]:.3f} ms p95 {p_on[1]:.3f} ms (capture on) | "
+                  f"capture_overhead_p50={overhead:+.1%} (target <= {MAX_CAPTURE_OVERHEAD:.0%}) "
+                  f"{'ok' if within else 'FAIL'}")
+    finally:
+        local.stop()
+    return ok
 
 
 if __name__ == "__main__":

@@ -13,14 +13,17 @@ themselves:
   package as DescribeModelPackage returns it, times in epoch milliseconds, as SageMaker sends it).
 - EventBridge: moto routes PutEvents to the rules' SQS targets itself, but fires no schedule:
   `rate(...)` rules fire here when due (`cron(...)` ones only through `fire_schedule`).
-- Lambda: for every SQS event source mapping, receives a batch and calls the function's handler,
-  the very module Terraform zipped (`lambdas/<name>/handler.py`), in this process with the
-  function's environment variables, as the Lambda service does: the records the handler reports
-  failed (partial batch response) go back to the queue, the rest are deleted; a record that
-  fails maxReceiveCount times lands in the DLQ (moto applies the queue's redrive policy).
-  Handler output (Powertools JSON logs, EMF metrics) goes to <state dir>/logs/<function>.log.
+- Lambda: for every SQS event source mapping, receives a batch and invokes the function in its
+  own process (local_aws/lambda_runtime.py: the very module Terraform zipped,
+  `lambdas/<name>/handler.py`, with the function's environment variables), as the Lambda service
+  does: the records the handler reports failed (partial batch response) are left to SQS, visible
+  again after the queue's visibility timeout, in the DLQ after maxReceiveCount (moto applies the
+  queue's redrive policy); the rest are deleted. Output goes to <state dir>/logs/<function>.log.
 
-What it remembers between commands (the alarm states and package statuses it last saw, the last
+The local AWS ticks a plane of its own in the background (local_aws/background.py); `stepping()`
+pauses it while a command steps one itself, and `tick()` holds a file lock so ticks never overlap.
+
+What it remembers between ticks (the alarm states and package statuses it last saw, the last
 firing of each schedule) is in <state dir>/control-plane.json.
 
 UpdateEndpoint, percentiles and metric math in GetMetricData are closed inside the moto server
@@ -30,14 +33,11 @@ UpdateEndpoint, percentiles and metric math in GetMetricData are closed inside t
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import io
+import fcntl
 import json
-import logging
 import math
 import os
 import re
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -46,8 +46,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from local_aws.lambda_runtime import LambdaProcesses
+
 ROOT = Path(__file__).resolve().parents[1]
 STATE_FILE = "control-plane.json"
+PAUSE_DIR = "control-plane.paused"  # a token per command stepping the plane itself
+LOCK_FILE = "control-plane.lock"
 ALARM_EVENT = ("aws.cloudwatch", "CloudWatch Alarm State Change")
 PACKAGE_EVENT = ("aws.sagemaker", "SageMaker Model Package State Change")
 SCHEDULE_EVENT = ("aws.events", "Scheduled Event")
@@ -194,132 +198,6 @@ def rate_seconds(expression: str) -> int | None:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
 
 
-# --- Lambda, played in this process ---------------------------------------------------------------
-
-
-class _LogSink(io.TextIOBase):
-    """stdout while a handler is imported or runs: the function's log file (its CloudWatch
-    Logs). One sink for all functions: Powertools binds a logger's stream once per service name."""
-
-    def __init__(self) -> None:
-        self.target: Any = sys.__stdout__
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        self.target.write(text)
-        return len(text)
-
-    def flush(self) -> None:
-        self.target.flush()
-
-
-class LambdaContext:
-    """What the Lambda runtime passes as `context`."""
-
-    memory_limit_in_mb: int
-
-    def __init__(self, configuration: dict[str, Any]):
-        self.function_name = configuration["FunctionName"]
-        self.invoked_function_arn = configuration["FunctionArn"]
-        self.memory_limit_in_mb = int(configuration.get("MemorySize") or 128)
-        self.function_version = configuration.get("Version", "$LATEST")
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{self.function_name}"
-        self.log_stream_name = f"local/{self.aws_request_id}"
-        self._deadline = time.monotonic() + int(configuration.get("Timeout") or 3)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-@dataclass
-class _Function:
-    configuration: dict[str, Any]
-    handler: Callable[[dict[str, Any], Any], Any] | None = None
-    load_error: str | None = None
-
-
-@contextlib.contextmanager
-def _environment(variables: dict[str, str]) -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-class LocalLambda:
-    """Loads each function's handler once (its cold start, with its environment) and invokes it."""
-
-    def __init__(self, base_env: dict[str, str], region: str, log_dir: Path):
-        self.base_env, self.region, self.log_dir = base_env, region, log_dir
-        self.functions: dict[str, _Function] = {}
-        self.sink = _LogSink()
-
-    def _env(self, configuration: dict[str, Any]) -> dict[str, str]:
-        variables = (configuration.get("Environment") or {}).get("Variables") or {}
-        return {**self.base_env, **variables, "AWS_REGION": self.region,
-                "AWS_LAMBDA_FUNCTION_NAME": configuration["FunctionName"],
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(configuration.get("MemorySize") or 128)}
-
-    @contextlib.contextmanager
-    def _logs(self, name: str) -> Iterator[None]:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        # A Powertools logger binds its stream once per service name, when first made: one made
-        # before this process loaded the function (a test, another tool) would write elsewhere.
-        handlers = [h for h in (getattr(lg, "powertools_handler", None)
-                                for lg in logging.Logger.manager.loggerDict.values())
-                    if isinstance(h, logging.StreamHandler)]
-        with open(self.log_dir / f"{name}.log", "a", encoding="utf-8") as log:
-            self.sink.target = log
-            streams = [h.setStream(self.sink) for h in handlers]
-            try:
-                with contextlib.redirect_stdout(self.sink):
-                    yield
-            finally:
-                for handler, stream in zip(handlers, streams, strict=True):
-                    if stream is not None:
-                        handler.setStream(stream)
-                self.sink.target = sys.__stdout__
-
-    def function(self, configuration: dict[str, Any]) -> _Function:
-        key = f"{configuration['FunctionName']}@{configuration.get('CodeSha256', '')}"
-        if key in self.functions:
-            return self.functions[key]
-        found = _Function(configuration)
-        module_name, _, attribute = configuration["Handler"].rpartition(".")
-        path = ROOT / (module_name.replace(".", "/") + ".py")
-        try:
-            if not path.is_file():
-                raise FileNotFoundError(f"handler module {path} not found in this checkout")
-            spec = importlib.util.spec_from_file_location(
-                f"_local_lambda_{configuration['FunctionName'].replace('-', '_')}", path)
-            assert spec and spec.loader
-            module = importlib.util.module_from_spec(spec)
-            with self._logs(configuration["FunctionName"]), _environment(self._env(configuration)):
-                spec.loader.exec_module(module)
-            found.handler = getattr(module, attribute)
-        except Exception as exc:  # a cold start that fails fails every invocation, as in AWS
-            found.load_error = f"{type(exc).__name__}: {exc}"
-        self.functions[key] = found
-        return found
-
-    def invoke(self, configuration: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
-        """The handler's response; raises RuntimeError when the function cannot run or raised."""
-        function = self.function(configuration)
-        if function.handler is None:
-            raise RuntimeError(f"{configuration['FunctionName']}: init failed: {function.load_error}")
-        with self._logs(configuration["FunctionName"]), _environment(self._env(configuration)):
-            try:
-                return function.handler(event, LambdaContext(configuration)) or {}
-            except Exception as exc:
-                raise RuntimeError(f"{configuration['FunctionName']}: {type(exc).__name__}: {exc}") from exc
-
-
 # --- the control plane --------------------------------------------------------------------------
 
 
@@ -346,9 +224,19 @@ class LocalControlPlane:
         # What the state file remembers is about one server's world: a new server starts afresh.
         self.server_id = server_id
         self.state_file = state_dir / STATE_FILE
-        self.lambdas = LocalLambda(client_env, region, state_dir / "logs")
+        self.lambdas = LambdaProcesses(client_env, region, state_dir / "logs")
         self._made: dict[str, Any] = {}
         self._queue_urls: dict[str, str] = {}  # queue ARN -> URL: asked once, not every round
+
+    def close(self) -> None:
+        """Stops the functions' execution environments (by pid)."""
+        self.lambdas.close()
+
+    def __enter__(self) -> LocalControlPlane:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @classmethod
     def for_server(cls, server: Any, state_dir: Path, report: Report = _quiet) -> LocalControlPlane:
@@ -551,10 +439,10 @@ class LocalControlPlane:
                 result.failures.append(str(exc))
                 self.report(f"error: {exc}")
             for message in messages:
-                if message["MessageId"] in failed:  # visible again now: the next round retries it
-                    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
-                                                  VisibilityTimeout=0)
-                else:
+                # A failed record is left alone, as the Lambda service leaves it: SQS makes it
+                # visible again after the queue's visibility timeout, and moves it to the DLQ
+                # after maxReceiveCount receives.
+                if message["MessageId"] not in failed:
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             name = configuration["FunctionName"]
             line = f"{name}: {len(messages) - len(failed)} processed, {len(failed)} failed"
@@ -564,6 +452,10 @@ class LocalControlPlane:
 
     # the loop
     def tick(self, now: datetime | None = None) -> TickResult:
+        with _exclusive(self.state_dir):  # one tick at a time: the background's or a command's
+            return self._tick(now)
+
+    def _tick(self, now: datetime | None) -> TickResult:
         moment = now or datetime.now(UTC)
         state = self._load()
         result = self.evaluate_alarms(state, now)
@@ -582,6 +474,48 @@ class LocalControlPlane:
             if not result.busy or time.monotonic() > deadline:
                 break
         return total
+
+
+@contextlib.contextmanager
+def _exclusive(state_dir: Path) -> Iterator[None]:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def stepping(state_dir: Path) -> Iterator[None]:
+    """The background control plane of the local AWS pauses while a command (or a test) steps
+    the plane itself and counts what it did: `mlops local loop`, `pipeline run`, `drill`.
+    Pauses nest: each holds a token file of its own, named by its pid, until it ends."""
+    tokens = state_dir / PAUSE_DIR
+    tokens.mkdir(parents=True, exist_ok=True)
+    token = tokens / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    token.touch()
+    with _exclusive(state_dir):  # a background tick under way finishes first
+        pass
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            token.unlink()
+
+
+def background_paused(state_dir: Path) -> bool:
+    """True while a live process holds a pause (a crashed command's token does not count)."""
+    for token in (state_dir / PAUSE_DIR).glob("*-*"):
+        try:
+            os.kill(int(token.name.split("-", 1)[0]), 0)
+        except (ValueError, ProcessLookupError):
+            continue
+        except PermissionError:
+            pass
+        return True
+    return False
 
 
 def _sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:

@@ -43,6 +43,8 @@ class ServerRecord:
     # Whether its endpoints serve (local_aws/endpoint_runtime.py): model server processes behind
     # InvokeEndpoint, data capture and AWS/SageMaker metrics.
     serves_endpoints: bool = False
+    # Whether it runs the control plane by itself (local_aws/background.py).
+    runs_background: bool = False
 
     @property
     def endpoint_url(self) -> str:
@@ -111,13 +113,16 @@ class LocalAws:
     """Start, find and stop the moto server recorded under `local_dir`."""
 
     def __init__(self, local_dir: Path, region: str = "us-east-1", tls: bool = False,
-                 serve_endpoints: bool = True):
+                 serve_endpoints: bool = True, background: bool = True):
         self.local_dir = local_dir
         self.region = region
         self.tls = tls  # serve HTTPS (the local environment); tests of plain clients may skip it
         # Back endpoints with model servers. Tests of API calls alone (handlers, constructs) whose
         # endpoints name no real model archive switch it off; there endpoints are InService at once.
         self.serve_endpoints = serve_endpoints
+        # Run the control plane in the background, as AWS runs its services. Tests that step the
+        # plane themselves and count what it did switch it off.
+        self.background = background
         self.record_file = local_dir / "server.json"
         self.endpoints_file = local_dir / "endpoints.json"
 
@@ -143,7 +148,8 @@ class LocalAws:
     def start(self, extra_env: dict[str, str] | None = None) -> tuple[ServerRecord, bool]:
         """Return the running server, or start one. The bool says whether it was started now."""
         rec = self.running()
-        if rec and bool(rec.ca_bundle) == self.tls and rec.serves_endpoints == self.serve_endpoints:
+        if rec and bool(rec.ca_bundle) == self.tls and rec.serves_endpoints == self.serve_endpoints \
+                and rec.runs_background == self.background:
             return rec, False
         # An older server without HTTPS (or with it, for a plain test), or one that stopped
         # answering: stopped (by its recorded pid) before a new one takes its place.
@@ -163,6 +169,7 @@ class LocalAws:
             env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "false",
                    "MLOPS_LOCAL_DIR": str(self.local_dir),
                    "MLOPS_LOCAL_SERVE_ENDPOINTS": "true" if self.serve_endpoints else "false",
+                   "MLOPS_LOCAL_BACKGROUND": "true" if self.background else "false",
                    **(extra_env or {})}
             with open(log_file, "ab") as log:
                 proc = subprocess.Popen(
@@ -174,7 +181,7 @@ class LocalAws:
                     start_new_session=True,  # outlives this command; stopped by `local down`
                 )
             rec = ServerRecord(proc.pid, port, self.region, time.time(), str(log_file), ca_bundle,
-                               self.serve_endpoints)
+                               self.serve_endpoints, self.background)
             deadline = time.monotonic() + START_TIMEOUT_S
             while time.monotonic() < deadline:
                 if proc.poll() is not None:

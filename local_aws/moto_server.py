@@ -73,10 +73,12 @@ from moto.sagemakerruntime import responses as sagemakerruntime_responses
 from moto.sqs import models as sqs_models
 
 from local_aws import metric_math, metric_store
+from local_aws.background import BackgroundControlPlane
 from local_aws.endpoint_runtime import EndpointRuntime, InvokeError, Settings, apply_config
 from local_aws.http_server import LocalAwsServer
 
 _RUNTIME: EndpointRuntime | None = None
+_BACKGROUND: BackgroundControlPlane | None = None
 _secure_transport: contextvars.ContextVar[str] = contextvars.ContextVar("secure_transport",
                                                                          default="false")
 
@@ -273,21 +275,33 @@ def _missing_tables_named() -> None:
     DynamoDBBackend.get_table = get_table
 
 
+def _setting(name: str) -> bool:
+    return os.environ.get(name, "false").lower() == "true"
+
+
 def start_services() -> None:
-    """What runs beside the APIs, in the server's worker: the endpoint runtime when the local AWS
-    serves endpoints (MLOPS_LOCAL_SERVE_ENDPOINTS and MLOPS_LOCAL_DIR, set by local_aws/lifecycle.py)."""
-    global _RUNTIME
+    """What runs beside the APIs, in the server's worker (local_aws/lifecycle.py sets the
+    variables): the endpoint runtime (MLOPS_LOCAL_SERVE_ENDPOINTS) and the background control
+    plane (MLOPS_LOCAL_BACKGROUND), both keeping their state in MLOPS_LOCAL_DIR."""
+    global _RUNTIME, _BACKGROUND
     state_dir = os.environ.get("MLOPS_LOCAL_DIR")
-    if os.environ.get("MLOPS_LOCAL_SERVE_ENDPOINTS", "false").lower() != "true" or not state_dir:
+    if not state_dir:
         return
-    _RUNTIME = EndpointRuntime(Settings.from_env(Path(state_dir)))
-    _endpoints_start_creating()
-    sagemakerruntime_responses.SageMakerRuntimeResponse.invoke_endpoint = _invoke_endpoint
-    _RUNTIME.start()
+    if _setting("MLOPS_LOCAL_SERVE_ENDPOINTS"):
+        _RUNTIME = EndpointRuntime(Settings.from_env(Path(state_dir)))
+        _endpoints_start_creating()
+        sagemakerruntime_responses.SageMakerRuntimeResponse.invoke_endpoint = _invoke_endpoint
+        _RUNTIME.start()
+    if _setting("MLOPS_LOCAL_BACKGROUND"):
+        _BACKGROUND = BackgroundControlPlane(Path(state_dir))
+        _BACKGROUND.start()
 
 
 def stop_services() -> None:
-    """Stops the endpoint runtime and every model server it started (by pid)."""
+    """Stops the background control plane and its functions, then the endpoint runtime and every
+    model server it started (all by pid)."""
+    if _BACKGROUND is not None:
+        _BACKGROUND.stop()
     if _RUNTIME is not None:
         _RUNTIME.shutdown()
 

@@ -7,6 +7,7 @@ files, arguments). Progress and errors go to stderr; `--json` output goes to std
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -140,20 +141,21 @@ def _local_control_plane(project: Project):
 def cmd_local_loop(args: argparse.Namespace, project: Project) -> int:
     import time
 
-    control_plane = _local_control_plane(project)
-    if not args.watch:
-        result = control_plane.run_until_idle(args.timeout)
-    else:
-        say("==> local control plane running (Ctrl-C stops it)")
-        from local_aws.control_plane import TickResult
+    from local_aws.control_plane import TickResult, stepping
 
-        result = TickResult()
-        try:
-            while True:
-                result.merge(control_plane.tick())
-                time.sleep(args.interval)
-        except KeyboardInterrupt:
-            say("stopped")
+    # The local AWS's own background plane pauses while this command steps it and counts.
+    with stepping(project.local_dir), _local_control_plane(project) as control_plane:
+        if not args.watch:
+            result = control_plane.run_until_idle(args.timeout)
+        else:
+            say("==> local control plane running (Ctrl-C stops it)")
+            result = TickResult()
+            try:
+                while True:
+                    result.merge(control_plane.tick())
+                    time.sleep(args.interval)
+            except KeyboardInterrupt:
+                say("stopped")
     payload = {"alarm_changes": result.alarm_changes, "events": result.events,
                "deliveries": result.deliveries, "failures": result.failures}
     for failure in result.failures:
@@ -175,6 +177,15 @@ def _settled_endpoint(project: Project, name: str, sagemaker: Any) -> dict[str, 
 
 
 def cmd_pipeline_run(args: argparse.Namespace, project: Project) -> int:
+    from local_aws.control_plane import stepping
+
+    # Locally the background control plane pauses for the whole run: this command registers
+    # the package, then plays the loop itself and reports what it did.
+    with stepping(project.local_dir) if args.env == "local" else contextlib.nullcontext():
+        return _pipeline_run(args, project)
+
+
+def _pipeline_run(args: argparse.Namespace, project: Project) -> int:
     from mlops.pipeline_run import PipelineRun, parse_parameters
 
     try:
@@ -187,7 +198,8 @@ def cmd_pipeline_run(args: argparse.Namespace, project: Project) -> int:
         # In AWS the registration starts the control loop by itself (gate, then deploy); locally
         # the local control plane plays those services until the loop has nothing left to do.
         say("==> control loop: model package events -> gate -> deploy")
-        loop = _local_control_plane(project).run_until_idle()
+        with _local_control_plane(project) as control_plane:
+            loop = control_plane.run_until_idle()
         arn = summary["model_package_arn"]
         sagemaker = Deployer(project).local.require().client("sagemaker")
         described = sagemaker.describe_model_package(ModelPackageName=arn)

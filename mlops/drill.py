@@ -338,7 +338,14 @@ def run_drill_command(args: argparse.Namespace, checkout: Project) -> int:
                   rate=args.rate or TRAFFIC_RATE[kind])
     _say(f"==> rollback drill on {target.endpoint} ({args.env}) via {args.via}")
     try:
-        result = drill.run()
+        if control_plane is None:
+            result = drill.run()
+        else:
+            from local_aws.control_plane import stepping
+
+            # The local AWS's background plane pauses: the drill steps it and times each step.
+            with stepping(checkout.local_dir), control_plane:
+                result = drill.run()
     except DrillError as exc:
         _say(f"error: {exc}")
         if args.json:

@@ -54,8 +54,9 @@ def tf_cli_config(tmp_path_factory) -> Path:
 @pytest.fixture
 def moto_server(tmp_path) -> Iterator[ServerRecord]:
     """A moto server on 127.0.0.1 at a free port, started and stopped (by pid) by this test. Its
-    endpoints do not serve (the tests using it make API calls with stand-in model archives)."""
-    local = LocalAws(tmp_path / "local", serve_endpoints=False)
+    endpoints do not serve (the tests using it make API calls with stand-in model archives) and no
+    control plane runs in the background (they step it themselves)."""
+    local = LocalAws(tmp_path / "local", serve_endpoints=False, background=False)
     server, started = local.start()
     assert started, "a fresh folder must not find an older server"
     try:

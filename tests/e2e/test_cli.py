@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
+from local_aws.control_plane import stepping
 from local_aws.lifecycle import LocalAws, ServerRecord, _is_our_moto
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -225,15 +226,17 @@ def test_worse_model_is_rejected_with_reasons_and_a_drill_rolls_back(project, se
     report["metrics"] = {name: value - 0.2 for name, value in report["metrics"].items()}
     worse_key = key.replace("evaluation.json", "worse-evaluation.json")
     s3.put_object(Bucket=bucket, Key=worse_key, Body=json.dumps(report).encode())
-    # What the register step sends, with the worse evaluation.
-    worse = sagemaker.create_model_package(
-        ModelPackageGroupName="mlops-local-demo",
-        InferenceSpecification=newest["InferenceSpecification"],
-        ModelApprovalStatus="PendingManualApproval",
-        ModelMetrics={"ModelQuality": {"Statistics": {
-            "ContentType": "application/json", "S3Uri": f"s3://{bucket}/{worse_key}"}}},
-    )["ModelPackageArn"]
-    loop = json.loads(mlops(project, "local", "loop", "--json").stdout)
+    # What the register step sends, with the worse evaluation; the local AWS's background
+    # control plane is paused so that `local loop` is the one that delivers (and counts) it.
+    with stepping(project / ".mlops" / "local"):
+        worse = sagemaker.create_model_package(
+            ModelPackageGroupName="mlops-local-demo",
+            InferenceSpecification=newest["InferenceSpecification"],
+            ModelApprovalStatus="PendingManualApproval",
+            ModelMetrics={"ModelQuality": {"Statistics": {
+                "ContentType": "application/json", "S3Uri": f"s3://{bucket}/{worse_key}"}}},
+        )["ModelPackageArn"]
+        loop = json.loads(mlops(project, "local", "loop", "--json").stdout)
     assert loop["deliveries"] == ["mlops-local-demo-gate: 1 processed, 0 failed"] and not loop["failures"]
     rejected = sagemaker.describe_model_package(ModelPackageName=worse)
     assert rejected["ModelApprovalStatus"] == "Rejected"

@@ -17,6 +17,7 @@ import importlib
 import json
 import os
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -417,7 +418,9 @@ def wire_drift_check(server: Any, world: World) -> dict[str, str]:
     )["FunctionArn"]
     dlq_url = sqs.create_queue(QueueName=f"{world.endpoint}-drift-dlq")["QueueUrl"]
     dlq = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    # A short visibility timeout: a failed record comes back after it, as SQS redelivers to Lambda.
     url = sqs.create_queue(QueueName=f"{world.endpoint}-drift", Attributes={
+        "VisibilityTimeout": "1",
         "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq, "maxReceiveCount": 3})})["QueueUrl"]
     queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     rule = f"{world.endpoint}-drift"
@@ -438,7 +441,7 @@ def wire_drift_check(server: Any, world: World) -> dict[str, str]:
 
 
 def test_local_control_plane_runs_the_scheduled_check_and_the_drift_alarm_fires(
-    moto_server, data, tmp_path
+    moto_server, data, tmp_path, request
 ):
     """Issue 5 end to end on the local AWS: schedule -> queue -> drift handler (the local control
     plane playing EventBridge and Lambda) -> metrics -> alarm evaluation -> ALARM; an endpoint
@@ -452,6 +455,7 @@ def test_local_control_plane_runs_the_scheduled_check_and_the_drift_alarm_fires(
     steady.capture(data.sample(300, seed=5), now - timedelta(minutes=50), now - timedelta(minutes=2))
     wired = {w.prefix: wire_drift_check(moto_server, w) for w in (drifting, steady)}
     plane = LocalControlPlane.for_server(moto_server, tmp_path)
+    request.addfinalizer(plane.close)  # the functions' execution environments, stopped by pid
 
     first = plane.tick()  # schedules are seen (not due yet), alarms settle on no data
     assert not first.deliveries and not first.failures
@@ -460,6 +464,12 @@ def test_local_control_plane_runs_the_scheduled_check_and_the_drift_alarm_fires(
     for rule in plane.schedules():
         plane.fire_schedule(rule, now)
     done = plane.run_until_idle()
+    # The poison message is retried only after each visibility timeout (1 s), until the DLQ.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not sqs.receive_message(
+            QueueUrl=wired["mlops-dev"]["dlq"], VisibilityTimeout=0).get("Messages"):
+        time.sleep(0.5)
+        done.merge(plane.tick())
     assert done.failures == []
     # The poison message failed alone, three times (maxReceiveCount), then moved to the DLQ.
     assert done.deliveries.count("mlops-dev-demo-drift: 0 processed, 1 failed") == 3
@@ -478,8 +488,10 @@ def test_local_control_plane_runs_the_scheduled_check_and_the_drift_alarm_fires(
     assert len(html) == 1
     body = drifting.s3.get_object(Bucket=drifting.artifacts_bucket, Key=html[0])["Body"].read().decode()
     assert '<div class="feature drifted" id="f-mean_radius">' in body
-    # The handler's output went to the function's log, not to this process's stdout.
+    # The handler's output went to the function's log, from its own process.
     assert "drift" in (tmp_path / "logs" / "mlops-dev-demo-drift.log").read_text()
+    pids = [p.proc.pid for p in plane.lambdas.processes.values()]
+    assert len(pids) == 2 and os.getpid() not in pids  # one execution environment per function
 
     # Nothing new: the next tick has nothing to do, and nothing fires twice.
     assert not plane.tick().busy

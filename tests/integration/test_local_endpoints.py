@@ -73,16 +73,13 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, demo_model) -> Iterator[World]:
-    local = LocalAws(tmp_path_factory.mktemp("local"), tls=True, serve_endpoints=True)
+    # The canary test evaluates the alarm itself: no background control plane here.
+    local = LocalAws(tmp_path_factory.mktemp("local"), tls=True, serve_endpoints=True, background=False)
     server, started = local.start(extra_env={"MLOPS_LOCAL_CAPTURE_FLUSH_SECONDS": "0.2"})
     assert started
     try:
         w = World(server, local)
-        for bucket in (ARTIFACTS, CAPTURE):
-            w.s3.create_bucket(Bucket=bucket)
-        w.s3.put_object(Bucket=ARTIFACTS, Key="demo/model.tar.gz", Body=demo_model.archive.read_bytes())
-        w.model("demo-1", f"s3://{ARTIFACTS}/demo/model.tar.gz")
-        w.config("demo-1", "demo-1")
+        _seed(w, demo_model.archive.read_bytes())
         w.sm.create_endpoint(EndpointName="demo", EndpointConfigName="demo-1")
         yield w
     finally:
@@ -296,14 +293,20 @@ def test_traffic_replays_rows_and_counts_refusals_by_status(world):
     assert world.invocations("demo", "Invocation4XXErrors", since) - before == 4
 
 
-def test_a_canary_that_fails_is_rolled_back_by_the_guardrails_on_its_own_traffic(world, tmp_path):
-    """The issue's bar: an update to a model with the fault setting, under canary, with traffic
-    running. The error-rate alarm (the stack's expression) goes to ALARM from the AWS/SageMaker
-    metrics of that traffic alone, all traffic returns to the old fleet, the endpoint ends
-    InService on the old config, and the deployment state change events say so."""
+def _seed(world: World, archive: bytes) -> None:
+    for bucket in (ARTIFACTS, CAPTURE):
+        world.s3.create_bucket(Bucket=bucket)
+    world.s3.put_object(Bucket=ARTIFACTS, Key="demo/model.tar.gz", Body=archive)
+    world.model("demo-1", f"s3://{ARTIFACTS}/demo/model.tar.gz")
+    world.config("demo-1", "demo-1")
+
+
+def _faulty_canary(world: World, endpoint: str, evaluate=None) -> dict:
+    """A canary of a model whose server fails every request, under traffic, with the stack's
+    error-rate alarm as the auto-rollback alarm. `evaluate` moves the alarm (the test's own
+    control plane); None leaves that to the local AWS's background control plane."""
     import threading
 
-    from local_aws.control_plane import LocalControlPlane
     from mlops.traffic import Plan, held_out_rows, send
     from pipelines.dataset import breast_cancer_frame
     from stacks.constructs.endpoint_alarms import ERROR_RATE_EXPRESSION
@@ -312,7 +315,7 @@ def test_a_canary_that_fails_is_rolled_back_by_the_guardrails_on_its_own_traffic
     root = Path(__file__).resolve().parents[2]
     config = load_project(root / "environments" / "projects" / "demo.yaml", "local", root)
     rows = held_out_rows(config, breast_cancer_frame())
-    endpoint, alarm = "guarded", "guarded-critical-error-rate"
+    alarm = f"{endpoint}-critical-error-rate"
     world.sm.create_endpoint(EndpointName=endpoint, EndpointConfigName="demo-1")
     world.model("faulty", f"s3://{ARTIFACTS}/demo/model.tar.gz", MLOPS_FAULT_ERROR_PERCENT="100")
     world.config("faulty", "faulty")
@@ -328,15 +331,14 @@ def test_a_canary_that_fails_is_rolled_back_by_the_guardrails_on_its_own_traffic
             {"Id": "error_rate", "Expression": ERROR_RATE_EXPRESSION, "ReturnData": True},
             query("errors_5xx", "Invocation5XXErrors"), query("invocations", "Invocations")])
     sqs, events = world.server.client("sqs"), world.server.client("events")
-    queue = sqs.create_queue(QueueName="sagemaker-events")["QueueUrl"]
+    queue = sqs.create_queue(QueueName=f"{endpoint}-events")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"]
-    events.put_rule(Name="sagemaker-endpoints", EventPattern=json.dumps({
+    events.put_rule(Name=f"{endpoint}-sagemaker", EventPattern=json.dumps({
         "source": ["aws.sagemaker"], "detail-type": ["SageMaker Endpoint Deployment State Change",
                                                       "SageMaker Endpoint State Change"]}))
-    events.put_targets(Rule="sagemaker-endpoints", Targets=[{"Id": "q", "Arn": queue_arn}])
+    events.put_targets(Rule=f"{endpoint}-sagemaker", Targets=[{"Id": "q", "Arn": queue_arn}])
     assert world.wait(endpoint)["EndpointStatus"] == "InService"
-    control = LocalControlPlane.for_server(world.server, tmp_path / "control")
 
     statuses: list[str] = []
     stop = threading.Event()
@@ -349,6 +351,7 @@ def test_a_canary_that_fails_is_rolled_back_by_the_guardrails_on_its_own_traffic
 
     sender = threading.Thread(target=traffic, daemon=True)
     sender.start()
+    changes: list[str] = []
     try:
         time.sleep(1.0)  # healthy traffic on the old fleet first
         world.sm.update_endpoint(EndpointName=endpoint, EndpointConfigName="faulty", DeploymentConfig={
@@ -357,12 +360,12 @@ def test_a_canary_that_fails_is_rolled_back_by_the_guardrails_on_its_own_traffic
                                                 "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}},
                 "TerminationWaitInSeconds": 0, "MaximumExecutionTimeoutInSeconds": 600},
             "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": alarm}]}})
-        changes: list[str] = []
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            changes += control.evaluate_alarms(control._load()).alarm_changes
+            if evaluate is not None:
+                changes += evaluate()
             described = world.sm.describe_endpoint(EndpointName=endpoint)
-            if described["EndpointStatus"] == "InService" and changes:
+            if described["EndpointStatus"] == "InService":
                 break
             time.sleep(0.3)
         time.sleep(1.5)  # the batch of requests in flight at the rollback (0.5 s each) has ended
@@ -371,7 +374,28 @@ def test_a_canary_that_fails_is_rolled_back_by_the_guardrails_on_its_own_traffic
     finally:
         stop.set()
         sender.join(timeout=30)
-    assert any("OK -> ALARM" in c for c in changes), changes  # from the traffic's metrics alone
+    received = []
+    while True:
+        got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            break
+        received += [json.loads(m["Body"]) for m in got]
+    return {"described": described, "changes": changes, "statuses": statuses, "during": during,
+            "events": [e for e in received if e["detail"]["EndpointName"] == endpoint]}
+
+
+def test_a_canary_that_fails_is_rolled_back_by_the_guardrails_on_its_own_traffic(world, tmp_path):
+    """The issue's bar: an update to a model with the fault setting, under canary, with traffic
+    running. The error-rate alarm (the stack's expression) goes to ALARM from the AWS/SageMaker
+    metrics of that traffic alone, all traffic returns to the old fleet, the endpoint ends
+    InService on the old config, and the deployment state change events say so."""
+    from local_aws.control_plane import LocalControlPlane
+
+    world.wait("demo")
+    control = LocalControlPlane.for_server(world.server, tmp_path / "control")
+    got = _faulty_canary(world, "guarded", lambda: control.evaluate_alarms(control._load()).alarm_changes)
+    described, statuses, during = got["described"], got["statuses"], got["during"]
+    assert any("OK -> ALARM" in c for c in got["changes"]), got["changes"]  # from the traffic alone
     assert described["EndpointStatus"] == "InService" and described["EndpointConfigName"] == "demo-1"
     assert "rolled back: alarm guarded-critical-error-rate is in ALARM" in described["FailureReason"]
     assert described["LastDeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"][
@@ -379,16 +403,9 @@ def test_a_canary_that_fails_is_rolled_back_by_the_guardrails_on_its_own_traffic
     failed = statuses[:during].count("500")
     assert 0 < failed < during / 3  # the canary's share failed, diluted by the old fleet
     assert "500" not in statuses[during:]  # all traffic back on the old fleet
-    assert [e["config"] for e in world.local.endpoints() if e["name"] == endpoint] == ["demo-1"]
+    assert [e["config"] for e in world.local.endpoints() if e["name"] == "guarded"] == ["demo-1"]
 
-    received = []
-    while True:
-        got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
-        if not got:
-            break
-        received += [json.loads(m["Body"]) for m in got]
-    mine = [e for e in received if e["detail"]["EndpointName"] == endpoint]
-    deployment = [e["detail"] for e in mine
+    deployment = [e["detail"] for e in got["events"]
                   if e["detail-type"] == "SageMaker Endpoint Deployment State Change"]
     phases = [d["PendingDeploymentSummary"]["ProductionVariants"][0]["VariantStatus"][0]["Status"]
               for d in deployment]
@@ -397,8 +414,26 @@ def test_a_canary_that_fails_is_rolled_back_by_the_guardrails_on_its_own_traffic
                == "faulty" for d in deployment)
     assert "Rolling back: alarm guarded-critical-error-rate is in ALARM" in deployment[-1][
         "PendingDeploymentSummary"]["ProductionVariants"][0]["VariantStatus"][0]["StatusMessage"]
-    final = [e for e in mine if e["detail-type"] == "SageMaker Endpoint State Change"][-1]
+    final = [e for e in got["events"] if e["detail-type"] == "SageMaker Endpoint State Change"][-1]
     assert final["source"] == "aws.sagemaker" and final["resources"] == [described["EndpointArn"]]
     assert final["detail"]["EndpointStatus"] == "IN_SERVICE"
     assert final["detail"]["EndpointConfigName"] == "demo-1"
-    world.sm.delete_endpoint(EndpointName=endpoint)
+    world.sm.delete_endpoint(EndpointName="guarded")
+
+
+def test_the_local_aws_runs_by_itself_a_script_that_only_sends_traffic_sees_the_rollback(
+        tmp_path, demo_model):
+    """No mlops command and no test stepping anything: the local AWS's background control plane
+    evaluates the alarm on the traffic's metrics and the guardrails roll the canary back."""
+    local = LocalAws(tmp_path / "local", tls=True, serve_endpoints=True, background=True)
+    server, _ = local.start()
+    try:
+        w = World(server, local)
+        _seed(w, demo_model.archive.read_bytes())
+        got = _faulty_canary(w, "by-itself")
+        described = got["described"]
+        assert described["EndpointStatus"] == "InService" and described["EndpointConfigName"] == "demo-1"
+        assert "rolled back: alarm by-itself-critical-error-rate is in ALARM" in described["FailureReason"]
+        assert "500" not in got["statuses"][got["during"]:]
+    finally:
+        local.stop()
