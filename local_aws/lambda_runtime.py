@@ -16,7 +16,6 @@ import importlib
 import json
 import os
 import select
-import signal
 import subprocess
 import sys
 import threading
@@ -25,6 +24,8 @@ import traceback
 import uuid
 from pathlib import Path
 from typing import Any
+
+from local_aws.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,15 +95,7 @@ class LambdaProcess:
         return answer["response"] or {}
 
     def stop(self, grace_s: float = 5.0) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, grace_s)
         for stream in (self.proc.stdin, self.proc.stdout):
             with contextlib.suppress(OSError, ValueError):
                 stream.close()

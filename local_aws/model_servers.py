@@ -18,7 +18,6 @@ import http.client
 import io
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from local_aws.processes import stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONTAINER_MODEL_DIR = "/opt/ml/model"
@@ -164,13 +165,6 @@ class ModelServer:
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """SIGTERM, then SIGKILL after the grace, by pid; the extracted model is removed."""
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, grace_s)
         shutil.rmtree(self.workdir, ignore_errors=True)

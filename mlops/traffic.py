@@ -271,24 +271,37 @@ def _target(checkout: Project, args: argparse.Namespace) -> tuple[ProjectConfig,
     return config, endpoint, clients_for(checkout, env)
 
 
+Command = Callable[[argparse.Namespace, Project], int]
+
+
+def _exit_codes(command: Command) -> Command:
+    """Bad arguments or inputs: exit 2; no local AWS to talk to: exit 1; each with its reason."""
+
+    def run(args: argparse.Namespace, checkout: Project) -> int:
+        from local_aws.lifecycle import LocalAwsError
+
+        try:
+            return command(args, checkout)
+        except TrafficError as exc:
+            _say(f"error: {exc}")
+            return 2
+        except LocalAwsError as exc:
+            _say(f"error: {exc}")
+            return 1
+
+    return run
+
+
+@_exit_codes
 def run_traffic_command(args: argparse.Namespace, checkout: Project) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from local_aws.lifecycle import LocalAwsError
-
-    try:
-        plan = Plan(args.requests, args.rate, parse_drift(args.drift), args.malformed, args.concurrency,
-                    args.seed)
-        config, endpoint, client = _target(checkout, args)
-        frame = dataset(config, client)
-        rows = shifted(held_out_rows(config, frame), frame, plan.drift)
-    except TrafficError as exc:
-        _say(f"error: {exc}")
-        return 2
-    except LocalAwsError as exc:
-        _say(f"error: {exc}")
-        return 1
+    plan = Plan(args.requests, args.rate, parse_drift(args.drift), args.malformed, args.concurrency,
+                args.seed)
+    config, endpoint, client = _target(checkout, args)
+    frame = dataset(config, client)
+    rows = shifted(held_out_rows(config, frame), frame, plan.drift)
     _say(f"==> {plan.requests} requests to {endpoint} ({args.env}) from {len(rows)} held-out rows"
          + (f", drift {plan.drift}" if plan.drift else "")
          + (f", {plan.malformed_percent:g}% malformed" if plan.malformed_percent else ""))
@@ -310,27 +323,19 @@ def run_traffic_command(args: argparse.Namespace, checkout: Project) -> int:
     return 0
 
 
+@_exit_codes
 def run_invoke_command(args: argparse.Namespace, checkout: Project) -> int:
-    from local_aws.lifecycle import LocalAwsError
-
-    try:
-        if args.file is not None:
-            try:
-                body = args.file.read_bytes()
-            except OSError as exc:
-                raise TrafficError(f"--file {args.file}: {exc.strerror}") from None
-            content_type = args.content_type or ("application/json" if args.file.suffix == ".json" else CSV)
-        else:
-            body = ("\n".join(r.strip() for r in args.rows.replace(";", "\n").splitlines() if r.strip())
-                    + "\n").encode()
-            content_type = args.content_type or CSV
-        _, endpoint, client = _target(checkout, args)
-    except TrafficError as exc:
-        _say(f"error: {exc}")
-        return 2
-    except LocalAwsError as exc:
-        _say(f"error: {exc}")
-        return 1
+    if args.file is not None:
+        try:
+            body = args.file.read_bytes()
+        except OSError as exc:
+            raise TrafficError(f"--file {args.file}: {exc.strerror}") from None
+        content_type = args.content_type or ("application/json" if args.file.suffix == ".json" else CSV)
+    else:
+        body = ("\n".join(r.strip() for r in args.rows.replace(";", "\n").splitlines() if r.strip())
+                + "\n").encode()
+        content_type = args.content_type or CSV
+    _, endpoint, client = _target(checkout, args)
     result = invoke_once(client("sagemaker-runtime"), endpoint, body, content_type=content_type,
                          accept=args.accept, inference_id=args.inference_id)
     if result["status"] != "200":
