@@ -34,8 +34,8 @@ from typing import Any
 
 EVENT_VERSION = "0"
 log = logging.getLogger("local_aws.data_capture")
-# (bucket, key, body, kms key id or None)
-PutObject = Callable[[str, str, bytes, str | None], None]
+# (account, bucket, key, body, kms key id or None)
+PutObject = Callable[[str, str, str, bytes, str | None], None]
 
 
 @dataclass(frozen=True)
@@ -111,16 +111,16 @@ class CaptureWriter:
     def __init__(self, put: PutObject):
         self.put = put
         self._lock = threading.Lock()
-        # (bucket, folder key, kms key) -> lines; folder = prefix/endpoint/variant/yyyy/mm/dd/hh
-        self._pending: dict[tuple[str, str, str | None], list[str]] = {}
+        # (account, bucket, folder key, kms key) -> lines; folder = prefix/endpoint/variant/yyyy/mm/dd/hh
+        self._pending: dict[tuple[str, str, str, str | None], list[str]] = {}
         self.dropped = 0
 
-    def add(self, config: CaptureConfig, endpoint: str, variant: str, record: dict[str, Any],
-            at: datetime) -> None:
+    def add(self, config: CaptureConfig, account: str, endpoint: str, variant: str,
+            record: dict[str, Any], at: datetime) -> None:
         folder = "/".join(p for p in (config.prefix, endpoint, variant, at.strftime("%Y/%m/%d/%H")) if p)
         line = json.dumps(record, separators=(",", ":"))
         with self._lock:
-            self._pending.setdefault((config.bucket, folder, config.kms_key_id), []).append(line)
+            self._pending.setdefault((account, config.bucket, folder, config.kms_key_id), []).append(line)
 
     def flush(self, now: datetime) -> list[str]:
         """Writes what is buffered; returns the keys written. A write that fails (no such bucket,
@@ -129,11 +129,11 @@ class CaptureWriter:
         with self._lock:
             pending, self._pending = self._pending, {}
         written = []
-        for (bucket, folder, kms_key), lines in pending.items():
+        for (account, bucket, folder, kms_key), lines in pending.items():
             name = f"{now:%M-%S}-{now.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
             key = f"{folder}/{name}"
             try:
-                self.put(bucket, key, ("\n".join(lines) + "\n").encode(), kms_key)
+                self.put(account, bucket, key, ("\n".join(lines) + "\n").encode(), kms_key)
                 written.append(f"s3://{bucket}/{key}")
             except Exception as exc:
                 self.dropped += len(lines)

@@ -68,8 +68,31 @@ class Guardrails:
         return cls(kind, tuple(steps), alarms, float(timeout) if timeout else None, config)
 
 
+def problems(config: dict[str, Any] | None) -> list[str]:
+    """What SageMaker's UpdateEndpoint refuses in a DeploymentConfig's traffic routing."""
+    policy = (config or {}).get("BlueGreenUpdatePolicy") or {}
+    routing = policy.get("TrafficRoutingConfiguration") or {}
+    found = []
+    kind = routing.get("Type", "ALL_AT_ONCE")
+    if kind not in ("ALL_AT_ONCE", "CANARY", "LINEAR"):
+        found.append(f"TrafficRoutingConfiguration.Type {kind!r} is not ALL_AT_ONCE, CANARY or LINEAR")
+    for field in ("CanarySize", "LinearStepSize"):
+        size = routing.get(field)
+        if size is None:
+            if kind == {"CanarySize": "CANARY", "LinearStepSize": "LINEAR"}[field]:
+                found.append(f"{kind} traffic routing needs {field}")
+            continue
+        value = size.get("Value", 0)
+        if not isinstance(value, int | float) or value < 1:
+            found.append(f"{field}.Value must be at least 1")
+        elif size.get("Type") == "CAPACITY_PERCENT" and value > (50 if field == "CanarySize" else 100):
+            found.append(f"{field}.Value {value:g}% is over the "
+                         f"{50 if field == 'CanarySize' else 100}% a capacity percent may be")
+    return found
+
+
 def _share(size: dict[str, Any], instances: int) -> float:
-    value = float(size.get("Value", 100))
+    value = max(float(size.get("Value", 100)), 1.0)  # UpdateEndpoint refused less (problems())
     if size.get("Type") == "INSTANCE_COUNT":
         return min(1.0, value / (value + max(instances, 1)))
     return min(1.0, max(value, 0.0) / 100)

@@ -32,6 +32,7 @@ import os
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ from moto.sagemaker.models import sagemaker_backends
 from local_aws.data_capture import CaptureConfig, CaptureWriter, capture_record
 from local_aws.deployment_guardrails import Guardrails
 from local_aws.metric_store import put_service_metrics
-from local_aws.model_servers import ContainerSpec, ModelServer, ModelServerError
+from local_aws.model_servers import STOP_GRACE_S, ContainerSpec, ModelServer, ModelServerError
 
 NAMESPACE = "AWS/SageMaker"
 ENDPOINT_STATE_CHANGE = "SageMaker Endpoint State Change"
@@ -94,6 +95,21 @@ class Fleet:
     servers: dict[str, ModelServer]  # variant name -> its server
     weights: dict[str, float]
     capture: CaptureConfig | None
+    # Requests being answered: a fleet is stopped only once they are done, as SageMaker drains
+    # the old fleet instead of refusing what it already routed there.
+    inflight: int = 0
+    drained: threading.Condition = field(default_factory=threading.Condition)
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        with self.drained:
+            self.inflight += 1
+        try:
+            yield
+        finally:
+            with self.drained:
+                self.inflight -= 1
+                self.drained.notify_all()
 
     def choose(self, target: str | None) -> ModelServer:
         if target:
@@ -106,7 +122,9 @@ class Fleet:
             return self.servers[names[0]]
         return self.servers[random.choices(names, weights=weights)[0]]
 
-    def stop(self) -> None:
+    def stop(self, drain_s: float = 65.0) -> None:
+        with self.drained:
+            self.drained.wait_for(lambda: self.inflight == 0, timeout=drain_s)
         with ThreadPoolExecutor(max_workers=max(1, len(self.servers))) as pool:
             list(pool.map(lambda s: s.stop(), self.servers.values()))
 
@@ -150,6 +168,9 @@ class EndpointRuntime:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_flush = time.monotonic()
+        self._jobs: set[threading.Thread] = set()
+        self._servers: set[ModelServer] = set()  # started and not yet stopped
+        self._records_lock = threading.Lock()
 
     # --- the background loop -------------------------------------------------------------------
     def start(self) -> None:
@@ -172,10 +193,16 @@ class EndpointRuntime:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.flush_capture()
+        for thread in list(self._jobs):  # starts and updates under way end (a bake aborts)
+            thread.join(timeout=60)
         with self.lock:
-            fleets, self.fleets = list(self.fleets.values()), {}
+            fleets = [*self.fleets.values(), *(fleet for fleet, _ in self.green.values())]
+            self.fleets, self.green = {}, {}
+            stray = set(self._servers)
         for fleet in fleets:
-            fleet.stop()
+            fleet.stop(drain_s=5.0)
+        for server in stray:  # a fleet that was still starting
+            server.stop()
         self._write_records()
 
     def flush_capture(self) -> list[str]:
@@ -206,8 +233,10 @@ class EndpointRuntime:
                         job = functools.partial(self._create, key, backend, endpoint)
                     if job is not None:
                         self.busy.add(key)
-                        threading.Thread(target=self._guarded, args=(key, job), daemon=True,
-                                         name=f"endpoint-{name}").start()
+                        thread = threading.Thread(target=self._guarded, args=(key, endpoint, job),
+                                                  daemon=True, name=f"endpoint-{name}")
+                        self._jobs.add(thread)
+                        thread.start()
         with self.lock:
             gone = [k for k in self.fleets if k not in seen and k not in self.busy]
             fleets = [self.fleets.pop(k) for k in gone]
@@ -218,14 +247,27 @@ class EndpointRuntime:
         if fleets:
             self._write_records()
 
-    def _guarded(self, key: Key, job: Callable[[], None]) -> None:
+    def _guarded(self, key: Key, endpoint: Any, job: Callable[[], None]) -> None:
         try:
             job()
-        except Exception:
+        except Exception as exc:
+            # Never stuck Creating or Updating: the endpoint says what went wrong, as SageMaker's
+            # FailureReason would, and an update leaves the old config serving.
             log.exception("endpoint %s: unexpected failure", key[2])
+            endpoint.failure_reason = f"Internal failure of the local endpoint runtime: {exc}"[:1024]
+            if endpoint.endpoint_status == "Creating":
+                endpoint.endpoint_status = "Failed"
+            update = self.updates.get(key)
+            if update is not None:
+                self._finish_update(key, endpoint, update)
+            with self.lock:
+                green, _ = self.green.pop(key, (None, 0.0))
+            if green is not None:
+                green.stop(drain_s=5.0)
         finally:
             with self.lock:
                 self.busy.discard(key)
+            self._jobs.discard(threading.current_thread())
 
     def _create(self, key: Key, backend: Any, endpoint: Any) -> None:
         try:
@@ -294,7 +336,9 @@ class EndpointRuntime:
             if guardrails.max_execution_s and time.monotonic() - started > guardrails.max_execution_s:
                 return (f"the deployment exceeded MaximumExecutionTimeoutInSeconds "
                         f"({guardrails.max_execution_s:g})")
-            if time.monotonic() >= end or self._stop.is_set():
+            if self._stop.is_set():
+                return "the local AWS is stopping"
+            if time.monotonic() >= end:
                 return None
             time.sleep(min(self.settings.poll_s, max(0.0, end - time.monotonic())) or 0.01)
 
@@ -330,10 +374,12 @@ class EndpointRuntime:
             for variant in config.production_variants:
                 variant_name, model_name = variant["VariantName"], variant["ModelName"]
                 spec = container_spec(backend, model_name)
-                workdir = self.settings.state_dir / "endpoints" / name / config_name / variant_name
-                server = ModelServer(name, config_name, variant_name, model_name, spec, workdir,
-                                     self.settings.state_dir / "logs" / "endpoints" / name,
-                                     self.settings.workers)
+                # A folder per start: an update to the config already served must not share one.
+                workdir = (self.settings.state_dir / "endpoints" / name / config_name /
+                           f"{variant_name}-{uuid.uuid4().hex[:8]}")
+                logs = self.settings.state_dir / "logs" / "endpoints" / name
+                server = TrackedModelServer(self._servers, name, config_name, variant_name, model_name,
+                                            spec, workdir, logs, self.settings.workers)
                 servers[variant_name] = server
                 weights[variant_name] = float(variant.get("InitialVariantWeight", 1.0))
                 server.start(self._read_model(account, spec.model_data_url, variant_name))
@@ -375,10 +421,13 @@ class EndpointRuntime:
         server = fleet.choose(headers.get("x-amzn-sagemaker-target-variant"))
         forwarded = {h: headers[h] for h in FORWARDED if h in headers}
         try:
-            answer = server.invoke(body, forwarded)
+            with fleet.serving():
+                answer = server.invoke(body, forwarded)
             status, model_us = answer.status, answer.latency_us
         except OSError as exc:
-            answer, status = None, 500
+            # No answer (refused, reset, timed out): a model error that is no HTTP status of the
+            # container's, so it counts in InvocationModelErrors only.
+            answer, status = None, 0
             model_us = (time.perf_counter_ns() - started) // 1000
             log.warning("endpoint %s variant %s: no answer from the container: %s", name, server.variant, exc)
         at = utcnow()
@@ -387,7 +436,7 @@ class EndpointRuntime:
             record = capture_record(fleet.capture, request_type=headers.get("content-type"), request=body,
                                     response_type=answer.headers.get("content-type"),
                                     response=answer.body, inference_id=inference_id, at=at)
-            self.capture.add(fleet.capture, name, server.variant, record, at)
+            self.capture.add(fleet.capture, account, name, server.variant, record, at)
         overhead_us = max(0, (time.perf_counter_ns() - started) // 1000 - model_us)
         put_service_metrics(cloudwatch_backends[account][region], NAMESPACE,
                             invocation_metrics(name, server.variant, status, model_us, overhead_us, at))
@@ -441,17 +490,30 @@ class EndpointRuntime:
     def _write_records(self) -> None:
         path = self.settings.state_dir / RECORDS_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "endpoints": self.records()}, indent=1) + "\n")
-        tmp.replace(path)
+        with self._records_lock:  # one writer at a time; each from what runs now
+            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(json.dumps({"pid": os.getpid(), "endpoints": self.records()}, indent=1) + "\n")
+            tmp.replace(path)
 
-    def _put_object(self, bucket: str, key: str, body: bytes, kms_key_id: str | None) -> None:
-        account = next(iter(s3_backends))  # the local AWS has one account per server
+    def _put_object(self, account: str, bucket: str, key: str, body: bytes, kms_key_id: str | None) -> None:
         s3 = s3_backends[account]["aws"]
         if kms_key_id:
             s3.put_object(bucket, key, body, encryption="aws:kms", kms_key_id=kms_key_id)
         else:
             s3.put_object(bucket, key, body)
+
+
+class TrackedModelServer(ModelServer):
+    """A model server the runtime can always find again to stop, whatever fleet it is in."""
+
+    def __init__(self, registry: set[ModelServer], *args: Any):
+        super().__init__(*args)
+        self.registry = registry
+        registry.add(self)
+
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        super().stop(grace_s)
+        self.registry.discard(self)
 
 
 def _epoch_ms(value: Any) -> int:
@@ -485,7 +547,7 @@ def invocation_metrics(endpoint: str, variant: str, status: int, model_us: int, 
                        at: Any) -> list[dict[str, Any]]:
     """One request's datapoints, as SageMaker publishes them (1 or 0 per request for the counts)."""
     dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
-    failed = not 200 <= status < 300
+    failed = not 200 <= status < 300  # status 0: the container gave no answer at all
     values = {
         "Invocations": (1, "None"),
         "Invocation4XXErrors": (int(400 <= status < 500), "None"),

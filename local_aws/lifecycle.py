@@ -22,6 +22,8 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from local_aws.processes import kill_group
+
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 60.0
 
@@ -207,6 +209,7 @@ class LocalAws:
         for served in self._recorded_endpoints():
             if _is_model_server(served["pid"]):
                 _terminate(served["pid"])
+                kill_group(served["pid"])  # its gunicorn workers (started in its own session)
         for path in (self.record_file, self.endpoints_file):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()

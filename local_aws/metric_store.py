@@ -15,6 +15,7 @@ given).
 from __future__ import annotations
 
 import bisect
+import threading
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,16 +46,21 @@ class IndexedMetricData(list):
     def __init__(self, items: Iterable[Any] = ()):
         super().__init__()
         self.series: dict[SeriesKey, _Series] = {}
+        # The server answers on many threads, and the endpoint runtime writes from its own: the
+        # two lists of a series must never be seen half-updated.
+        self.lock = threading.Lock()
         for item in items:
             self.append(item)
 
     def append(self, datum: Any) -> None:
-        super().append(datum)
-        self.series.setdefault((datum.namespace, datum.name), _Series()).add(datum)
+        with self.lock:
+            super().append(datum)
+            self.series.setdefault((datum.namespace, datum.name), _Series()).add(datum)
 
     def between(self, namespace: str, name: str, start: datetime, end: datetime) -> list[Any]:
-        series = self.series.get((namespace, name))
-        return series.between(start, end) if series else []
+        with self.lock:
+            series = self.series.get((namespace, name))
+            return series.between(start, end) if series else []
 
 
 def _store(backend: Any) -> IndexedMetricData:

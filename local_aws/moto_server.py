@@ -74,6 +74,7 @@ from moto.sqs import models as sqs_models
 
 from local_aws import metric_math, metric_store
 from local_aws.background import BackgroundControlPlane
+from local_aws.deployment_guardrails import problems as deployment_problems
 from local_aws.endpoint_runtime import EndpointRuntime, InvokeError, Settings, apply_config
 from local_aws.http_server import LocalAwsServer
 
@@ -136,6 +137,9 @@ def _update_endpoint(self: Any) -> Any:
         return sagemaker_responses.ActionResult({"EndpointArn": endpoint.arn})
     if endpoint.endpoint_status != "InService":
         raise ValidationError(message=f'Cannot update in-progress endpoint "{endpoint.arn}".')
+    refused = deployment_problems(self._get_param("DeploymentConfig"))
+    if refused:
+        raise ValidationError(message="DeploymentConfig: " + "; ".join(refused))
     endpoint.endpoint_status = "Updating"
     endpoint.pending_deployment_summary = {
         "EndpointConfigName": config_name,

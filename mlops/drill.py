@@ -27,6 +27,7 @@ unknown project, nothing deployed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -68,12 +69,14 @@ class DrillTarget:
     deployments_table: str
     audit_table: str
     local: bool
+    production: bool = False
 
     @classmethod
     def of(cls, env: Environment, project: str) -> DrillTarget:
         names = ProjectNames(Naming.of(env), project)
         return cls(env.name, project, names.endpoint, ERROR_RATE_ALARM.format(endpoint=names.endpoint),
-                   f"{names.base}-deployments", f"{names.base}-audit", env.is_local)
+                   f"{names.base}-deployments", f"{names.base}-audit", env.is_local,
+                   production=env.name == "prod")
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class Drill:
         self.timeout_s, self.control_plane, self.report = timeout_s, control_plane, report
         self.config, self.rows, self.rate = config, rows, rate
         self.fault: FaultPlan | None = None
+        self.created_arn: str | None = None
         self.poll = POLL_SECONDS["local" if target.local else "aws"]
 
     def _settle(self) -> None:
@@ -127,11 +131,20 @@ class Drill:
         return Deployed(config, arn)
 
     def _incident(self, since: datetime) -> dict[str, Any] | None:
-        """The rollback handler's audit record of an incident on the drill's alarm since `since`."""
-        found = self.client("dynamodb").query(
-            TableName=self.target.audit_table, IndexName="by_action",
-            KeyConditionExpression="#a = :a", ExpressionAttributeNames={"#a": "action"},
-            ExpressionAttributeValues={":a": {"S": "rollback"}})["Items"]
+        """The rollback handler's audit record of an incident on the drill's alarm since `since`
+        (only the records written since then are read: the audit table only grows)."""
+        found: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.target.audit_table, "IndexName": "by_action", "ScanIndexForward": False,
+            "KeyConditionExpression": "#a = :a AND #r >= :since",
+            "ExpressionAttributeNames": {"#a": "action", "#r": "recorded_at"},
+            "ExpressionAttributeValues": {":a": {"S": "rollback"}, ":since": {"S": history.iso(since)}}}
+        while True:
+            page = self.client("dynamodb").query(**kwargs)
+            found += page["Items"]
+            if not page.get("LastEvaluatedKey"):
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         records = []
         for item in map(from_item, found):
             inputs = json.loads(item.get("inputs") or "{}")
@@ -141,39 +154,68 @@ class Drill:
         return max(records, key=lambda r: r["recorded_at"]) if records else None
 
     # --- --via fault: deploy the faulty copy through the gate and the deploy handler -------------
-    def _deploy_fault(self, served: Deployed) -> Deployed:
+    def _deploy_fault(self, served: Deployed) -> tuple[Deployed, datetime | None]:
+        """The faulty copy through the gate and the deploy handler, under traffic. Returns it once
+        it serves all traffic, with None; or, when the deployment guardrails rolled it back while
+        the canary baked, with the moment the endpoint was back on the known-good config."""
         sagemaker = self.client("sagemaker")
         package = sagemaker.describe_model_package(ModelPackageName=served.model_package_arn)
         assert self.fault is not None
         self.report(self.fault.explain())
         arn = sagemaker.create_model_package(**faulty_copy_request(package, self.fault))["ModelPackageArn"]
+        self.created_arn = arn
+        if self.target.production:
+            self.report("prod: the gate only reviews; the approver persona must approve the "
+                        "drill's package")
         self.report(f"registered the faulty copy {arn} (PendingManualApproval): gate, then deploy")
         version = sagemaker.describe_model_package(ModelPackageName=arn)["ModelPackageVersion"]
         config = history.resource_name(self.target.endpoint, arn, version)
-        deadline = time.monotonic() + self.timeout_s
+        deadline, updating = time.monotonic() + self.timeout_s, False
         while time.monotonic() < deadline:
             self._tick()
             described = sagemaker.describe_model_package(ModelPackageName=arn)
-            if described["ModelApprovalStatus"] == "Rejected":
+            endpoint = self._endpoint()
+            pending = (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+            updating |= pending == config
+            if endpoint["EndpointStatus"] == "InService" and endpoint["EndpointConfigName"] == config:
+                self.report(f"{self.target.endpoint} serves the faulty copy ({config})")
+                return Deployed(config, arn), None
+            if updating and endpoint["EndpointStatus"] == "InService" and \
+                    endpoint["EndpointConfigName"] == served.config:
+                self.report(f"the deployment guardrails rolled {config} back while it baked: "
+                            f"{endpoint.get('FailureReason', '')}")
+                return Deployed(config, arn), datetime.now(UTC)
+            if described["ModelApprovalStatus"] == "Rejected" and not updating:
                 raise DrillError(f"gate: the drill's package was rejected: "
                                  f"{described.get('ApprovalDescription')}")
-            endpoint = self._endpoint()
-            if endpoint["EndpointConfigName"] == config and endpoint["EndpointStatus"] == "InService":
-                self.report(f"{self.target.endpoint} serves the faulty copy ({config})")
-                return Deployed(config, arn)
             time.sleep(self.poll)
         raise DrillError(f"deploy: after {self.timeout_s:.0f} s {self.target.endpoint} does not serve "
                          f"{config} (gate or deploy handler; see their logs)")
 
-    def _trigger(self) -> BackgroundTraffic | None:
-        if self.via == "fault":
-            self.report(f"sending held-out traffic at {self.rate:g} requests/s")
-            return BackgroundTraffic(self.client("sagemaker-runtime"), self.target.endpoint, self.rows,
-                                     self.rate).start()
+    def _clean_up(self, served: Deployed) -> None:
+        """After a drill that did not end restored: the drill's package is rejected and the
+        known-good config put back at once, so no faulty model is left serving."""
+        sagemaker = self.client("sagemaker")
+        if self.created_arn:
+            with contextlib.suppress(Exception):
+                sagemaker.update_model_package(
+                    ModelPackageArn=self.created_arn, ModelApprovalStatus="Rejected",
+                    ApprovalDescription="mlops drill rollback: cleanup after a failed drill")
+        endpoint = self._endpoint()
+        if endpoint["EndpointConfigName"] != served.config and endpoint["EndpointStatus"] == "InService":
+            self.report(f"cleanup: putting {served.config} back on {self.target.endpoint}")
+            sagemaker.update_endpoint(EndpointName=self.target.endpoint, EndpointConfigName=served.config,
+                                      RetainAllVariantProperties=True)
+
+    def _traffic(self) -> BackgroundTraffic:
+        self.report(f"sending held-out traffic at {self.rate:g} requests/s")
+        return BackgroundTraffic(self.client("sagemaker-runtime"), self.target.endpoint, self.rows,
+                                 self.rate).start()
+
+    def _set_alarm(self) -> None:
         self.client("cloudwatch").set_alarm_state(
             AlarmName=self.target.alarm, StateValue="ALARM", StateReason=DRILL_REASON)
         self.report(f"set {self.target.alarm} to ALARM")
-        return None
 
     def _restore(self, alarm: dict[str, Any]) -> bool:
         """The alarm out of ALARM again; True when it is."""
@@ -206,47 +248,71 @@ class Drill:
         if endpoint["EndpointStatus"] != "InService":
             raise DrillError(f"endpoint {t.endpoint} is {endpoint['EndpointStatus']}, not InService", 2)
         served = self._served(endpoint["EndpointConfigName"])
-        if self.via == "fault":
-            if self.config is None or self.rows is None:
-                raise ValueError("--via fault needs the project's config and held-out rows")
-            self.fault = fault_plan(self.config, float(alarm["Threshold"]))
-            deployed = self._deploy_fault(served)
-        else:
-            deployed = served
-        before = deployed.config
-        plan = history.rollback_decision(
-            DeploymentHistory(self.client("dynamodb"), t.deployments_table).list(t.endpoint), before)
-        self.report(f"{t.endpoint} serves {before}; the rollback handler should: {plan.action} "
-                    f"({plan.reason})")
         started = datetime.now(UTC) - timedelta(seconds=1)
-        traffic = self._trigger()
-        incident, serving, deadline = None, self._endpoint(), time.monotonic() + self.timeout_s
+        traffic, guarded_at, result = None, None, None
         try:
-            while time.monotonic() < deadline:
-                self._tick()
-                incident = incident or self._incident(started)
-                if incident is not None:
-                    serving = self._endpoint()
-                    if serving["EndpointStatus"] == "InService" and \
-                            serving["EndpointConfigName"] == _restored_config(incident, before):
-                        break
-                time.sleep(self.poll)
-            restored_at = datetime.now(UTC)
+            if self.via == "fault":
+                if self.config is None or self.rows is None:
+                    raise ValueError("--via fault needs the project's config and held-out rows")
+                self.fault = fault_plan(self.config, float(alarm["Threshold"]))
+                # Traffic first: the canary must bake under load for the guardrails to see it.
+                traffic = self._traffic()
+                deployed, guarded_at = self._deploy_fault(served)
+            else:
+                deployed = served
+                self._set_alarm()
+            if guarded_at is not None:
+                result = self._guardrails_outcome(served, deployed, guarded_at)
+            else:
+                result = self._await_rollback(deployed, started)
         finally:
             sent = traffic.stop() if traffic is not None else None
-            alarm_restored = self._restore(alarm)
-        result = self._outcome(plan, before, incident, serving, restored_at, alarm_restored)
+            if result is None or not result["restored"]:
+                self._clean_up(served)
+        result["alarm_restored"] = self._restore(alarm)
         if self.via == "fault":
             result.update(fault=self.fault.describe() if self.fault else None, traffic=sent,
                           drill_model_package_arn=deployed.model_package_arn,
                           known_good_config=served.config)
         return result
 
+    def _await_rollback(self, deployed: Deployed, started: datetime) -> dict[str, Any]:
+        """The rollback handler's decision on the incident, and the endpoint serving its choice."""
+        t, before = self.target, deployed.config
+        plan = history.rollback_decision(
+            DeploymentHistory(self.client("dynamodb"), t.deployments_table).list(t.endpoint), before)
+        self.report(f"{t.endpoint} serves {before}; the rollback handler should: {plan.action} "
+                    f"({plan.reason})")
+        incident, serving, deadline = None, self._endpoint(), time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            self._tick()
+            incident = incident or self._incident(started)
+            if incident is not None:
+                serving = self._endpoint()
+                if serving["EndpointStatus"] == "InService" and \
+                        serving["EndpointConfigName"] == _restored_config(incident, before):
+                    break
+            time.sleep(self.poll)
+        return self._outcome(plan, before, incident, serving, datetime.now(UTC))
+
+    def _guardrails_outcome(self, served: Deployed, deployed: Deployed,
+                            restored_at: datetime) -> dict[str, Any]:
+        """SageMaker's own auto-rollback ended the incident before the rollback handler could."""
+        t = self.target
+        alarm = self._alarm()
+        changed = alarm.get("StateUpdatedTimestamp")
+        seconds = (restored_at - changed).total_seconds() if isinstance(changed, datetime) else None
+        return {"environment": t.environment, "project": t.project, "endpoint": t.endpoint,
+                "alarm": t.alarm, "via": self.via, "from_config": deployed.config,
+                "to_config": served.config, "serving": self._endpoint()["EndpointConfigName"],
+                "restored": True, "decision": "guardrails-rolled-back",
+                "seconds": round(seconds, 3) if seconds is not None and seconds >= 0 else None}
+
     def _outcome(self, plan: history.RollbackDecision, before: str, incident: dict[str, Any] | None,
-                 serving: dict[str, Any], restored_at: datetime, alarm_restored: bool) -> dict[str, Any]:
+                 serving: dict[str, Any], restored_at: datetime) -> dict[str, Any]:
         t = self.target
         base = {"environment": t.environment, "project": t.project, "endpoint": t.endpoint,
-                "alarm": t.alarm, "via": self.via, "from_config": before, "alarm_restored": alarm_restored}
+                "alarm": t.alarm, "via": self.via, "from_config": before}
         if incident is None:
             alarm_state = self._alarm()["StateValue"]
             where = ("the alarm never went to ALARM" if self.via == "fault" and alarm_state != "ALARM"

@@ -24,6 +24,7 @@ from stacks.project_config import ProjectConfig
 
 FAULT_SETTING = "MLOPS_FAULT_ERROR_PERCENT"
 DRILL_MARK = "mlops_drill"
+IDENTITY_KEYS = ("pipeline_run_id", "promoted_from", "mlflow_run_id")
 # What of a package's container a new package may be created from (DescribeModelPackage also
 # returns fields that only SageMaker sets, such as ImageDigest and ModelDataETag).
 CONTAINER_FIELDS = ("Image", "ModelDataUrl", "Environment", "Framework", "FrameworkVersion",
@@ -37,6 +38,7 @@ class FaultPlan:
     fault_percent: int  # of the faulty fleet's requests answered 500
     canary_percent: float  # of the endpoint's traffic the new fleet takes while it bakes
     threshold_percent: float  # the error-rate alarm's threshold
+    bake_s: float = 0.0  # how long the canary bakes (WaitIntervalInSeconds)
 
     @property
     def failing_percent(self) -> float:
@@ -45,26 +47,33 @@ class FaultPlan:
 
     @property
     def trips_during_bake(self) -> bool:
-        return self.failing_percent > self.threshold_percent
+        """The diluted error rate exceeds the threshold, and the bake lasts long enough for the
+        alarm to see it (a 0 s bake, as in the local demo, leaves it to the rollback handler)."""
+        return self.failing_percent > self.threshold_percent and self.bake_s > 0
 
     def explain(self) -> str:
-        verdict = ("trips the alarm while it bakes" if self.trips_during_bake else
-                   "cannot trip the alarm while it bakes; the rollback handler acts once it serves "
-                   "all traffic")
+        if self.trips_during_bake:
+            verdict = f"trips the alarm during the {self.bake_s:g} s bake: the guardrails roll it back"
+        elif self.failing_percent > self.threshold_percent:
+            verdict = "the bake is 0 s: the rollback handler acts once it serves all traffic"
+        else:
+            verdict = ("cannot trip the alarm while it bakes; the rollback handler acts once it serves "
+                       "all traffic")
         return (f"fault share {self.fault_percent}%: canary {self.canary_percent:g}% of traffic x "
                 f"{self.fault_percent}% failing = {self.failing_percent:g}% of all requests vs the "
                 f"{self.threshold_percent:g}% threshold: {verdict}")
 
     def describe(self) -> dict[str, Any]:
         return {"setting": f"{FAULT_SETTING}={self.fault_percent}", "canary_percent": self.canary_percent,
-                "failing_percent": self.failing_percent, "threshold_percent": self.threshold_percent}
+                "failing_percent": self.failing_percent, "threshold_percent": self.threshold_percent,
+                "bake_seconds": self.bake_s}
 
 
 def fault_plan(config: ProjectConfig, threshold_percent: float) -> FaultPlan:
     deployment = config.serving.deployment
     canary = float(deployment.step_percent) if deployment.strategy in ("canary", "linear") else 100.0
     fault = min(100, math.ceil(2 * threshold_percent * 100 / canary))
-    return FaultPlan(max(fault, 1), canary, threshold_percent)
+    return FaultPlan(max(fault, 1), canary, threshold_percent, float(deployment.wait_seconds))
 
 
 def faulty_copy_request(package: dict[str, Any], plan: FaultPlan) -> dict[str, Any]:
@@ -75,7 +84,13 @@ def faulty_copy_request(package: dict[str, Any], plan: FaultPlan) -> dict[str, A
         copy = {k: container[k] for k in CONTAINER_FIELDS if k in container}
         copy["Environment"] = {**container.get("Environment", {}), FAULT_SETTING: str(plan.fault_percent)}
         containers.append(copy)
-    metadata = {**(package.get("CustomerMetadataProperties") or {}), DRILL_MARK: "rollback",
+    # The metrics stay (the gate reviews them); what names where a model came from does not: a
+    # drill copy must not pass for the pipeline run's package (register.py looks a retried run's
+    # package up by pipeline_run_id) nor carry a staging provenance it never had (promoted_from).
+    source = package.get("CustomerMetadataProperties") or {}
+    metadata = {**{k: v for k, v in source.items() if k not in IDENTITY_KEYS},
+                **{f"mlops_drill_source_{k}": source[k] for k in IDENTITY_KEYS if k in source},
+                DRILL_MARK: "rollback",
                 "mlops_drill_fault": f"{FAULT_SETTING}={plan.fault_percent}",
                 "mlops_drill_copy_of": package["ModelPackageArn"][-256:]}
     request: dict[str, Any] = {
@@ -97,7 +112,7 @@ class BackgroundTraffic:
 
     def __init__(self, runtime: Any, endpoint: str, rows: Any, rate: float):
         self.runtime, self.endpoint, self.rows, self.rate = runtime, endpoint, rows, rate
-        self.sent, self.statuses = 0, {}
+        self.sent, self.statuses, self.error = 0, {}, None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="drill-traffic", daemon=True)
 
@@ -110,8 +125,13 @@ class BackgroundTraffic:
 
         chunk = max(1, math.ceil(self.rate))  # about a second of requests per round
         while not self._stop.is_set():
-            result = send(self.runtime, self.endpoint, self.rows.sample(frac=1.0, random_state=self.sent),
-                          Plan(requests=chunk, rate=self.rate, concurrency=2))
+            try:
+                result = send(self.runtime, self.endpoint, self.rows.sample(frac=1.0, random_state=self.sent),
+                              Plan(requests=chunk, rate=self.rate, concurrency=2))
+            except Exception as exc:  # said in the result, not lost with the thread
+                self.error = f"{type(exc).__name__}: {exc}"
+                self._stop.wait(1.0)
+                continue
             self.sent += result["requests"]
             for status, count in {"200": result["ok"], **result["errors"]}.items():
                 self.statuses[status] = self.statuses.get(status, 0) + count
@@ -119,4 +139,5 @@ class BackgroundTraffic:
     def stop(self) -> dict[str, Any]:
         self._stop.set()
         self._thread.join(timeout=60)
-        return {"requests": self.sent, "by_status": dict(sorted(self.statuses.items()))}
+        stopped = {"requests": self.sent, "by_status": dict(sorted(self.statuses.items()))}
+        return {**stopped, "error": self.error} if self.error else stopped

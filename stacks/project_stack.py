@@ -35,6 +35,7 @@ from stacks.provider import configure_backend, configure_provider
 IMAGE_DIR = REPO_ROOT / "pipelines" / "image"
 # Everything the Dockerfile copies from its context (pipelines/): the tag follows all of it.
 IMAGE_SOURCES = (IMAGE_DIR, REPO_ROOT / "pipelines" / "model_server")
+DOCKERIGNORE = REPO_ROOT / "pipelines" / ".dockerignore"
 SAMPLE_DATASET_KEY = "breast_cancer.csv"
 
 
@@ -45,6 +46,7 @@ def image_tag() -> str:
         for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
             name = path.relative_to(folder.parent).as_posix()
             digest.update(name.encode() + b"\0" + path.read_bytes())
+    digest.update(b".dockerignore\0" + DOCKERIGNORE.read_bytes())
     return digest.hexdigest()[:16]
 
 

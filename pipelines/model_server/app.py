@@ -37,9 +37,10 @@ class FaultInjector:
             time.sleep(self.faults.latency_ms / 1000)
         if not self.faults.error_percent:
             return False
-        share = self.faults.error_percent / 100
+        # In hundredths of a percent, whole numbers: 29% is exactly 29 of every 100 requests.
+        share = round(self.faults.error_percent * 100)
         before, self.seen = self.seen, self.seen + 1
-        return int(self.seen * share) > int(before * share)
+        return self.seen * share // 10_000 > before * share // 10_000
 
 
 class ModelApp:

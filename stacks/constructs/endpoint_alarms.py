@@ -1,10 +1,12 @@
 """CloudWatch alarms and a dashboard for one SageMaker endpoint variant.
 
 Critical (-> critical topic, alarm and OK; and, through an EventBridge rule, the rollback queue):
-- error rate: 100 * Invocation5XXErrors / Invocations > threshold: server faults only.
-  InvocationModelErrors is not used: it counts every non-2xx answer of the container, so the
-  model server's 400 for a malformed request is in it, and a burst of bad requests alone would
-  roll a good model back. A caller's mistake (Invocation4XXErrors) is no reason to roll back.
+- error rate: 100 * MAX(Invocation5XXErrors, InvocationModelErrors - Invocation4XXErrors) /
+  Invocations > threshold: server faults only. InvocationModelErrors counts every failed
+  invocation of the container: its 4xx (a malformed request: a caller's mistake, no reason to
+  roll a model back) as well as its 5xx and the failures that have no status at all (time-outs,
+  a crashed container, a broken answer), which Invocation5XXErrors misses. Model errors less the
+  4xx are those server faults; MAX with the 5xx keeps SageMaker's own 5xx in.
 - p95 ModelLatency > multiplier x the baseline p95 recorded at evaluation (ModelLatency is in
   microseconds; the threshold is converted).
 - accuracy drop: `MLOps/ModelQuality` `AccuracyDropPercent` > threshold.
@@ -237,7 +239,8 @@ class EndpointAlarms(Construct):
 
         self._alarm(
             "error-rate",
-            f"more than {a.error_rate_percent:g}% of invocations failed with a server error (5xx)",
+            f"more than {a.error_rate_percent:g}% of invocations failed with a server fault (5xx, "
+            "time-out, no answer)",
             threshold=a.error_rate_percent,
             evaluation_periods=a.evaluation_periods,
             metric_query=[
@@ -245,8 +248,7 @@ class EndpointAlarms(Construct):
                     id="error_rate", expression=ERROR_RATE_EXPRESSION,
                     label="error rate (%)", return_data=True,
                 ),
-                metric("errors_5xx", "Invocation5XXErrors"),
-                metric("invocations", "Invocations"),
+                *[metric(id_, name) for name, id_ in ERROR_RATE_METRICS.items()],
             ],
         )
 
@@ -273,9 +275,8 @@ class EndpointAlarms(Construct):
                              "InvocationModelErrors")
             ]),
             _widget("Error rate (%)", p.region, [
-                [*sm, "Invocation5XXErrors", *dims, {"stat": "Sum", "id": "errors_5xx",
-                                                     "visible": False}],
-                [*sm, "Invocations", *dims, {"stat": "Sum", "id": "invocations", "visible": False}],
+                *[[*sm, name, *dims, {"stat": "Sum", "id": id_, "visible": False}]
+                  for name, id_ in ERROR_RATE_METRICS.items()],
                 [{"expression": ERROR_RATE_EXPRESSION, "label": "error rate", "id": "error_rate"}],
             ], annotations=[("alarm", a.error_rate_percent)]),
             _widget("Drift", p.region, [
@@ -304,7 +305,11 @@ class EndpointAlarms(Construct):
         return json.dumps({"widgets": widgets}, separators=(",", ":"))
 
 
-ERROR_RATE_EXPRESSION = "100*FILL(errors_5xx,0)/invocations"
+# The error-rate alarm's metrics, by the ids its expression names.
+ERROR_RATE_METRICS = {"Invocation5XXErrors": "errors_5xx", "InvocationModelErrors": "model_errors",
+                      "Invocation4XXErrors": "errors_4xx", "Invocations": "invocations"}
+ERROR_RATE_EXPRESSION = (
+    "100*MAX([FILL(errors_5xx,0),FILL(model_errors,0)-FILL(errors_4xx,0)])/invocations")
 
 
 def alarm_state_pattern(alarm_names: list[str]) -> dict[str, Any]:

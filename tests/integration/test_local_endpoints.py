@@ -309,7 +309,7 @@ def _faulty_canary(world: World, endpoint: str, evaluate=None) -> dict:
 
     from mlops.traffic import Plan, held_out_rows, send
     from pipelines.dataset import breast_cancer_frame
-    from stacks.constructs.endpoint_alarms import ERROR_RATE_EXPRESSION
+    from stacks.constructs.endpoint_alarms import ERROR_RATE_EXPRESSION, ERROR_RATE_METRICS
     from stacks.project_config import load_project
 
     root = Path(__file__).resolve().parents[2]
@@ -329,7 +329,7 @@ def _faulty_canary(world: World, endpoint: str, evaluate=None) -> dict:
         AlarmName=alarm, EvaluationPeriods=1, Threshold=5.0, ComparisonOperator="GreaterThanThreshold",
         TreatMissingData="notBreaching", Metrics=[
             {"Id": "error_rate", "Expression": ERROR_RATE_EXPRESSION, "ReturnData": True},
-            query("errors_5xx", "Invocation5XXErrors"), query("invocations", "Invocations")])
+            *[query(id_, name) for name, id_ in ERROR_RATE_METRICS.items()]])
     sqs, events = world.server.client("sqs"), world.server.client("events")
     queue = sqs.create_queue(QueueName=f"{endpoint}-events")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
@@ -437,3 +437,33 @@ def test_the_local_aws_runs_by_itself_a_script_that_only_sends_traffic_sees_the_
         assert "500" not in got["statuses"][got["during"]:]
     finally:
         local.stop()
+
+
+def test_a_container_that_gives_no_answer_is_a_model_error_but_no_5xx(world, rows):
+    """A crashed or silent container has no status: SageMaker counts it in InvocationModelErrors
+    only (the error-rate alarm takes model errors less the 4xx, so it still counts there)."""
+    import signal
+
+    world.sm.create_endpoint(EndpointName="crashy", EndpointConfigName="demo-1")
+    assert world.wait("crashy")["EndpointStatus"] == "InService"
+    pid = next(e["pid"] for e in world.local.endpoints() if e["name"] == "crashy")
+    os.killpg(pid, signal.SIGKILL)  # the container is gone: its server and workers
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    with pytest.raises(ClientError) as failed:
+        world.runtime.invoke_endpoint(EndpointName="crashy", ContentType="text/csv",
+                                      Body=rows.iloc[[0]].to_csv(header=False, index=False))
+    assert failed.value.response["Error"]["Code"] == "ModelError"
+    assert "no answer from the container" in failed.value.response["OriginalMessage"]
+
+    def count(metric: str) -> float:
+        got = world.cw.get_metric_data(
+            MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": {
+                "Namespace": "AWS/SageMaker", "MetricName": metric,
+                "Dimensions": [{"Name": "EndpointName", "Value": "crashy"},
+                               {"Name": "VariantName", "Value": VARIANT}]}, "Period": 3600, "Stat": "Sum"}}],
+            StartTime=since, EndTime=datetime.now(UTC) + timedelta(minutes=1))
+        return sum(got["MetricDataResults"][0]["Values"])
+
+    assert (count("Invocations"), count("InvocationModelErrors")) == (1, 1)
+    assert (count("Invocation5XXErrors"), count("Invocation4XXErrors")) == (0, 0)
+    world.sm.delete_endpoint(EndpointName="crashy")

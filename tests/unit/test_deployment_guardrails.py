@@ -3,7 +3,7 @@ as the project stack and the deploy handler send it."""
 
 from __future__ import annotations
 
-from local_aws.deployment_guardrails import Guardrails
+from local_aws.deployment_guardrails import Guardrails, problems
 
 
 def policy(routing: dict, termination: int = 120, alarms: tuple[str, ...] = ("a", "b")) -> dict:
@@ -42,3 +42,14 @@ def test_an_instance_count_is_a_share_of_the_capacity():
 def test_all_at_once_bakes_with_full_traffic():
     g = Guardrails.from_api(policy({"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 30}, termination=0))
     assert [(s.share, s.bake_s) for s in g.steps] == [(1.0, 30.0), (1.0, 0.0)]
+
+
+def test_what_update_endpoint_refuses_is_named():
+    canary = {"Type": "CANARY", "WaitIntervalInSeconds": 60}
+    assert problems(None) == []
+    assert problems(policy({**canary, "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}})) == []
+    linear = {"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 0}}
+    assert problems(policy(linear)) == ["LinearStepSize.Value must be at least 1"]
+    big = {**canary, "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 60}}
+    assert problems(policy(big)) == ["CanarySize.Value 60% is over the 50% a capacity percent may be"]
+    assert problems(policy(canary)) == ["CANARY traffic routing needs CanarySize"]

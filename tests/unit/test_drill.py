@@ -46,6 +46,9 @@ def test_the_fault_share_makes_the_diluted_canary_twice_the_threshold(demo):
     assert (plan.fault_percent, plan.canary_percent) == (100, 10.0)
     assert plan.failing_percent == 10.0 and plan.trips_during_bake
     assert "canary 10% of traffic x 100% failing = 10% of all requests vs the 5% threshold" in plan.explain()
+    assert plan.bake_s == 300 and "during the 300 s bake: the guardrails roll it back" in plan.explain()
+    unbaked = FaultPlan(100, 10.0, 5.0, bake_s=0)  # the local demo: no bake, the handler acts
+    assert not unbaked.trips_during_bake and "the bake is 0 s" in unbaked.explain()
     deployment = demo.serving.deployment.model_copy(update={"strategy": "linear", "step_percent": 40})
     linear = demo.model_copy(update={"serving": demo.serving.model_copy(update={"deployment": deployment})})
     assert fault_plan(linear, 5.0).fault_percent == 25  # 40% x 25% = 10% = 2 x 5%
@@ -64,7 +67,9 @@ def test_the_faulty_copy_is_a_valid_create_model_package_request():
     assert request["ModelApprovalStatus"] == "PendingManualApproval"  # the gate decides
     assert request["ModelMetrics"] == PACKAGE["ModelMetrics"]
     meta = request["CustomerMetadataProperties"]
-    assert meta["accuracy"] == "0.98" and meta["mlops_drill"] == "rollback"
+    assert meta["accuracy"] == "0.98" and meta["mlops_drill"] == "rollback"  # the gate reads the metrics
+    # ... but the copy does not pass for the pipeline run's package (nor for a promoted one).
+    assert "pipeline_run_id" not in meta and meta["mlops_drill_source_pipeline_run_id"] == "run-1"
     assert meta["mlops_drill_copy_of"] == PACKAGE["ModelPackageArn"]
     assert PACKAGE["InferenceSpecification"]["Containers"][0]["Environment"].get(FAULT_SETTING) is None
 
