@@ -1,12 +1,12 @@
 """CloudWatch alarms and a dashboard for one SageMaker endpoint variant.
 
 Critical (-> critical topic, alarm and OK; and, through an EventBridge rule, the rollback queue):
-- error rate: 100 * MAX(Invocation5XXErrors, InvocationModelErrors - Invocation4XXErrors) /
-  Invocations > threshold: server faults only. InvocationModelErrors counts every failed
-  invocation of the container: its 4xx (a malformed request: a caller's mistake, no reason to
-  roll a model back) as well as its 5xx and the failures that have no status at all (time-outs,
-  a crashed container, a broken answer), which Invocation5XXErrors misses. Model errors less the
-  4xx are those server faults; MAX with the 5xx keeps SageMaker's own 5xx in.
+- error rate: 100 * Invocation5XXErrors / Invocations > threshold: server faults (5xx) only.
+  InvocationModelErrors is not used: it counts every failed invocation of the container, its 4xx
+  included, so the model server's 400 for a malformed request (a caller's mistake) would count,
+  and a burst of bad requests alone could roll a good model back. (It also counts the failures
+  with no status at all, time-outs and a crashed container, which Invocation5XXErrors misses:
+  noted as a follow-up, a separate alarm on them.)
 - p95 ModelLatency > multiplier x the baseline p95 recorded at evaluation (ModelLatency is in
   microseconds; the threshold is converted).
 - accuracy drop: `MLOps/ModelQuality` `AccuracyDropPercent` > threshold.
@@ -239,8 +239,7 @@ class EndpointAlarms(Construct):
 
         self._alarm(
             "error-rate",
-            f"more than {a.error_rate_percent:g}% of invocations failed with a server fault (5xx, "
-            "time-out, no answer)",
+            f"more than {a.error_rate_percent:g}% of invocations failed with a server fault (5xx)",
             threshold=a.error_rate_percent,
             evaluation_periods=a.evaluation_periods,
             metric_query=[
@@ -306,10 +305,8 @@ class EndpointAlarms(Construct):
 
 
 # The error-rate alarm's metrics, by the ids its expression names.
-ERROR_RATE_METRICS = {"Invocation5XXErrors": "errors_5xx", "InvocationModelErrors": "model_errors",
-                      "Invocation4XXErrors": "errors_4xx", "Invocations": "invocations"}
-ERROR_RATE_EXPRESSION = (
-    "100*MAX([FILL(errors_5xx,0),FILL(model_errors,0)-FILL(errors_4xx,0)])/invocations")
+ERROR_RATE_METRICS = {"Invocation5XXErrors": "errors_5xx", "Invocations": "invocations"}
+ERROR_RATE_EXPRESSION = "100*FILL(errors_5xx,0)/invocations"
 
 
 def alarm_state_pattern(alarm_names: list[str]) -> dict[str, Any]:

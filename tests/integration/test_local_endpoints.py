@@ -441,7 +441,7 @@ def test_the_local_aws_runs_by_itself_a_script_that_only_sends_traffic_sees_the_
 
 def test_a_container_that_gives_no_answer_is_a_model_error_but_no_5xx(world, rows):
     """A crashed or silent container has no status: SageMaker counts it in InvocationModelErrors
-    only (the error-rate alarm takes model errors less the 4xx, so it still counts there)."""
+    only, not in Invocation5XXErrors."""
     import signal
 
     world.sm.create_endpoint(EndpointName="crashy", EndpointConfigName="demo-1")

@@ -232,13 +232,10 @@ def test_alarm_thresholds_follow_the_config(doc, environments):
     assert rate["threshold"] == 5
     expression = next(q for q in rate["metric_query"] if q.get("return_data"))["expression"]
     # Server faults only: a malformed request (the container's 400, in InvocationModelErrors and
-    # Invocation4XXErrors) must not count towards a rollback; a time-out (a model error with no
-    # status, not in Invocation5XXErrors) must.
-    assert expression == "100*MAX([FILL(errors_5xx,0),FILL(model_errors,0)-FILL(errors_4xx,0)])/invocations"
-    metrics = {q["id"]: q["metric"]["metric_name"]
-               for q in rate["metric_query"] if "metric" in q}
-    assert metrics == {"errors_5xx": "Invocation5XXErrors", "model_errors": "InvocationModelErrors",
-                       "errors_4xx": "Invocation4XXErrors", "invocations": "Invocations"}
+    # Invocation4XXErrors) must not count towards a rollback.
+    assert expression == "100*FILL(errors_5xx,0)/invocations"
+    metrics = {q["id"]: q["metric"]["metric_name"] for q in rate["metric_query"] if "metric" in q}
+    assert metrics == {"errors_5xx": "Invocation5XXErrors", "invocations": "Invocations"}
     latency = alarms["critical-latency-p95"]
     # 2x the 40 ms baseline, in microseconds (ModelLatency's unit).
     assert (latency["extended_statistic"], latency["threshold"]) == ("p95", 80_000)
