@@ -234,8 +234,9 @@ def add_traffic_arguments(parser: argparse.ArgumentParser) -> None:
     _target_arguments(parser)
     parser.add_argument("--requests", type=int, required=True, help="how many requests to send")
     parser.add_argument("--rate", type=float, help="requests per second (default: as fast as it goes)")
-    parser.add_argument("--drift", action="append", default=[], metavar="FEATURE=SHIFT",
-                        help="shift a feature by SHIFT of its standard deviations (repeatable)")
+    parser.add_argument("--drift", action="extend", nargs="+", default=[], metavar="FEATURE=SHIFT",
+                        help="shift a feature by SHIFT of its standard deviations (several may follow "
+                        "one --drift, and --drift may repeat)")
     parser.add_argument("--malformed", type=float, default=0.0, metavar="PCT",
                         help="send this share of the requests malformed (the model answers 400)")
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight at once")

@@ -82,3 +82,12 @@ def test_percentiles_are_nearest_rank():
     assert percentile([], 50) is None
     assert percentile([5.0, 1.0, 3.0, 2.0, 4.0], 50) == 3.0
     assert percentile(list(map(float, range(1, 101))), 95) == 95.0
+
+
+def test_drift_takes_several_features_after_one_flag_or_repeated():
+    from mlops.cli import build_parser
+
+    args = build_parser().parse_args([
+        "traffic", "--env", "local", "--project", "demo", "--requests", "3",
+        "--drift", "mean_radius=1", "mean_area=-2", "--drift", "mean_texture=0.5"])
+    assert parse_drift(args.drift) == {"mean_radius": 1.0, "mean_area": -2.0, "mean_texture": 0.5}
