@@ -23,7 +23,6 @@ import importlib.util
 import multiprocessing
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402 - after the path
 import pandas as pd  # noqa: E402
 
+from local_aws.lifecycle import free_port  # noqa: E402
 from tests.step_runner import train_demo_model  # noqa: E402
 
 MAX_ADDED_P50_MS = 1.0
@@ -128,12 +128,6 @@ class Serve:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main() -> int:

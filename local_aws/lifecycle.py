@@ -98,11 +98,18 @@ def is_responding(endpoint_url: str, timeout: float = 2.0, ca_bundle: str | None
         return False
 
 
+def _command_line(pid: int) -> str | None:
+    """The process's command line, or None where /proc cannot tell (gone, or no /proc: macOS)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return None
+
+
 def _is_our_moto(pid: int) -> bool:
     """The pid is alive and its command line is a moto server (not a recycled pid)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
+    cmdline = _command_line(pid)
+    if cmdline is None:
         try:
             os.kill(pid, 0)
         except OSError:
@@ -231,11 +238,8 @@ class LocalAws:
 
 
 def _is_model_server(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return _alive(pid)
-    return "model_server" in cmdline
+    cmdline = _command_line(pid)
+    return _alive(pid) if cmdline is None else "model_server" in cmdline
 
 
 def _terminate(pid: int, grace_s: float = 10.0) -> None:

@@ -18,7 +18,6 @@ import http.client
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local_aws.lifecycle import free_port
 from local_aws.processes import stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -57,12 +57,6 @@ class Answer:
     headers: dict[str, str]
     body: bytes
     latency_us: int  # from sending the request to the container until its whole answer was read
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def extract_model(archive: bytes, into: Path) -> Path:
