@@ -12,7 +12,8 @@
   that canary share x fault share is twice the alarm's threshold, and the output says so.
 - `--via state`: SetAlarmState ALARM, as the CloudWatch docs suggest for testing alarm actions;
   no fault, so it proves the alarm -> event -> rollback handler path only; the rollback handler
-  then restores what the newest deployment replaced. The alarm is set back to OK afterwards.
+  then restores the newest known-good deployment before the served one (none: it changes
+  nothing and says `no-known-good`). The alarm is set back to OK afterwards.
 
 Either way the rollback is real: the rolled-back deployment's package is marked Rejected (the
 drill's own package, with --via fault). It needs a model deployed by the loop: an endpoint still
@@ -280,7 +281,8 @@ class Drill:
         """The rollback handler's decision on the incident, and the endpoint serving its choice."""
         t, before = self.target, deployed.config
         plan = history.rollback_decision(
-            DeploymentHistory(self.client("dynamodb"), t.deployments_table).list(t.endpoint), before)
+            DeploymentHistory(self.client("dynamodb"), t.deployments_table).list(t.endpoint), before,
+            history.iso(datetime.now(UTC)))
         self.report(f"{t.endpoint} serves {before}; the rollback handler should: {plan.action} "
                     f"({plan.reason})")
         incident, serving, deadline = None, self._endpoint(), time.monotonic() + self.timeout_s
@@ -342,7 +344,7 @@ def _restored_config(incident: dict[str, Any], before: str) -> str:
     inputs = incident["inputs"]
     if incident["decision"] == "rolled-back":
         return inputs.get("restored_config") or inputs.get("known_good_config") or ""
-    # already-restored / nothing-to-restore: the endpoint keeps what it served.
+    # any other decision (already-restored, no-known-good, ...): the endpoint keeps what it served.
     return inputs.get("endpoint_config") or before
 
 

@@ -7,9 +7,11 @@ stack's choice); tests create them with `create_table_request(schema, name)`.
 
 DEPLOYMENTS: one item per deployment or rollback of an endpoint.
     endpoint_name (S, hash), deployment_id (S, range); attributes: kind (deploy|rollback),
-    status, model_package_arn, model_package_version, previous_endpoint_config,
+    status (STARTING, UPDATING|CREATING, BAKING, SERVING = known-good, ROLLED_BACK, FAILED),
+    model_package_arn, model_package_version, previous_endpoint_config,
     previous_model_package_arn, new_endpoint_config, bad_model_package_arn (rollbacks),
-    event_time (ISO-8601 UTC of the triggering state change), started_at, updated_at.
+    event_time (ISO-8601 UTC of the triggering state change), started_at, traffic_at,
+    bake_until, known_good_at, outcome, updated_at.
 AUDIT: one item per decision (gate verdict, deploy, rollback, retrain, refusal, no-op).
     subject (S, hash: the model package ARN, endpoint or pipeline), audit_id (S, range:
     "<event time>#<action>#<digest>", chronological and deterministic, so a retried decision

@@ -1,7 +1,18 @@
-"""Deploy: serve every model package approved in the project's group.
+"""Deploy: serve every model package approved in the project's group, and follow each deployment
+until it is known-good, rolled back or failed.
 
-Event: "SageMaker Model Package State Change", ModelApprovalStatus Approved, our group. Idempotency
-key: package ARN + status + the change's time (a later re-approval is a new deployment).
+Events:
+- "SageMaker Model Package State Change", ModelApprovalStatus Approved, our group. Idempotency
+  key: package ARN + status + the change's time (a later re-approval is a new deployment).
+- "SageMaker Endpoint Deployment State Change" / "SageMaker Endpoint State Change" of our
+  endpoint: the deployment record follows them (history.track_decision): BAKING when the new
+  fleet takes traffic, SERVING (known-good) when SageMaker made it the endpoint's config after the
+  termination wait (a first deployment: BAKE_SECONDS after InService), ROLLED_BACK when
+  SageMaker's auto-rollback put the old fleet back (the package is marked Rejected with
+  SageMaker's reason; audit record and critical topic), FAILED when the endpoint failed.
+  Idempotency key: endpoint + event type + status + config + stage + the change's time.
+
+Approved packages:
 
 1. DescribeModelPackage: a package no longer Approved (rolled back, rejected since) is skipped.
 2. Prod: the promotion rule (promotion.py); a refusal is audited and sent to the critical topic.
@@ -16,7 +27,7 @@ key: package ARN + status + the change's time (a later re-approval is a new depl
      CreateEndpoint if there is no endpoint. A failed call marks the record FAILED.
 4. Audit record; summary to the warning topic.
 The handler does not wait for the blue/green update: SageMaker shifts traffic and rolls back by
-itself on the auto-rollback alarms; DescribeEndpoint tells later handlers what is served.
+itself on the auto-rollback alarms, and its endpoint events move the record on.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lambdas.shared.control import events, history
+from lambdas.shared.control.errors import RetryLaterError
 from lambdas.shared.control.promotion import promotion_problems
 from lambdas.shared.control.settings import load_settings
 from lambdas.shared.control.shell import ControlLoop, Invocation
@@ -144,10 +156,70 @@ def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[s
     )
 
 
-handler = loop.lambda_handler(
-    accept=lambda message_id, body: events.package_event(
-        message_id, body, settings.model_package_group, "Approved"
-    ),
-    identity=events.package_identity,
-    act=act,
-)
+def track(event: events.EndpointStateChange, invocation: Invocation) -> dict[str, Any]:
+    change = event.change(history.iso(event.changed_at))
+    common = {
+        "action": "deployment",
+        "subject": settings.endpoint_name,
+        "changed_at": event.changed_at,
+        "identity": events.endpoint_identity(event),
+    }
+    records = loop.history.list(settings.endpoint_name)
+    move = history.track_decision(records, change, settings.bake_seconds)
+    inputs: dict[str, Any] = {"event_id": event.get_id, "event": event.detail_type, **vars(change)}
+    if move is None:
+        loop.count("UntrackedEndpointEvents")
+        return {"action": "deployment", "decision": "no-change", "subject": settings.endpoint_name}
+    record = move.record
+    if not loop.history.set_status(
+        record.endpoint_name, record.deployment_id, move.status, expected=record.status, **move.changes
+    ):
+        raise RetryLaterError(f"deployment {record.deployment_id} changed while this event was read")
+    inputs.update(
+        deployment_id=record.deployment_id,
+        kind=record.kind,
+        from_status=record.status,
+        model_package_arn=record.model_package_arn,
+        new_endpoint_config=record.new_endpoint_config,
+        previous_endpoint_config=record.previous_endpoint_config,
+        **move.changes,
+    )
+    if move.status == history.ROLLED_BACK and record.model_package_arn:
+        why = f"rolled back by SageMaker at {change.at}: {move.changes['outcome']}"
+        loop.sagemaker.set_approval(record.model_package_arn, "Rejected", why)
+    topic = {
+        history.BAKING: None,
+        history.SERVING: settings.warning_topic_arn,
+        history.ROLLED_BACK: settings.critical_topic_arn,
+        history.FAILED: settings.critical_topic_arn,
+    }[move.status]
+    decision = {history.SERVING: "known-good"}.get(move.status, move.status.lower().replace("_", "-"))
+    return loop.decide(
+        **common,
+        decision=decision,
+        summary=f"{record.deployment_id}: {record.status} -> {move.status}: {move.reason}",
+        reasons=[move.reason],
+        inputs=inputs,
+        topic=topic,
+    )
+
+
+def accept(message_id: str, body: str | None) -> Any:
+    if events.detail_type(message_id, body) in events.ENDPOINT_EVENTS:
+        return events.endpoint_event(message_id, body, settings.endpoint_name)
+    return events.package_event(message_id, body, settings.model_package_group, "Approved")
+
+
+def identity(event: Any) -> dict[str, str]:
+    if isinstance(event, events.EndpointStateChange):
+        return events.endpoint_identity(event)
+    return events.package_identity(event)
+
+
+def act_on(event: Any, invocation: Invocation) -> dict[str, Any]:
+    if isinstance(event, events.EndpointStateChange):
+        return track(event, invocation)
+    return act(event, invocation)
+
+
+handler = loop.lambda_handler(accept=accept, identity=identity, act=act_on)

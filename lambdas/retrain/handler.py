@@ -3,6 +3,9 @@
 Event: "CloudWatch Alarm State Change" to ALARM of an alarm in RETRAIN_ALARMS (others are
 ignored). Idempotency key: alarm name + the ALARM transition's state timestamp.
 
+0. The accuracy-drop alarm (ACCURACY_ALARM) starts a retrain only when it is concept drift (the
+   served model was measured healthy: history.accuracy_drop_cause); a drop the newest
+   deployment caused is the rollback handler's, audited here as `left-to-rollback`.
 1. Take the pipeline's cooldown item in the LOCKS table with a conditional write (expires after
    RETRAIN_COOLDOWN_MINUTES, also its TTL). Held -> a run started within the cooldown: audited
    as suppressed, nothing started. Of a storm of alarms, concurrent or not, exactly one wins.
@@ -47,6 +50,13 @@ def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any
         "event_id": event.get_id,
         "cooldown_minutes": settings.retrain_cooldown_minutes,
     }
+    if alarm.alarm_name == settings.accuracy_alarm:
+        drop = loop.accuracy_drop_cause(event.changed_at)
+        inputs.update(drop_cause=drop.cause, drop_reason=drop.reason)
+        if drop.cause == "model-changed":
+            return loop.decide(**common, decision="left-to-rollback", reasons=[drop.reason], inputs=inputs,
+                               summary=f"{alarm.alarm_name}: {drop.reason}; the rollback handler answers it",
+                               topic=None)
     try:
         loop.leases.acquire(lock_id, owner, expires_at, f"retrain after {alarm.alarm_name}")
     except LeaseHeldError as exc:

@@ -1,21 +1,27 @@
-"""Rollback: put the endpoint back on its last known-good config when a critical alarm fires.
+"""Rollback: put the endpoint back on its newest known-good deployment when a critical alarm fires.
 
 Event: "CloudWatch Alarm State Change" to ALARM of an alarm in ROLLBACK_ALARMS (others are
 ignored). Idempotency key: alarm name + the ALARM transition's state timestamp, so one incident
 rolls back once however often it is delivered.
 
+The accuracy-drop alarm (ACCURACY_ALARM) rolls back only when the model changed: the drop began
+under the newest deployment (history.accuracy_drop_cause); under a model measured healthy it is
+concept drift, left to the retrain handler, and the critical topic is told either way.
+
 Under the endpoint's lease (shared with deploy; held -> the record retries later):
 1. DescribeEndpoint; an update in progress is left to SageMaker's own auto-rollback (the record
    retries later and then usually finds the endpoint already restored).
-2. history.rollback_decision (pure): the known-good config is the one the newest deployment
-   replaced. Already served -> no-op, audited as already restored. After a rollback, a new alarm
-   on the restored model is reported, not rolled back further.
-3. The known-good config gone (DescribeEndpointConfig) or never recorded -> rebuild one, with the
-   deploy handler's naming, from the package it served if still approved, else the newest
-   approved package other than the bad one. None -> audited, critical notification, no change.
-4. Rollback record, then UpdateEndpoint without a deployment config (all at once: a rollback does
-   not wait for a canary), retaining the variant's current instance count.
-   The bad package is marked Rejected (the alarm as the reason) just before the switch.
+2. history.rollback_decision (pure): blames the deployment the endpoint serves only if it took
+   traffic before the alarm's transition, and restores the newest known-good deployment before it
+   (one that served all traffic through its bake: history.known_good). Never the bootstrap
+   model, which no deployment record names. None -> no change, `no-known-good` on the critical
+   topic. An alarm on a known-good model restored by an earlier rollback is reported, not rolled
+   back further.
+3. The known-good config gone (DescribeEndpointConfig) -> rebuilt, with the deploy handler's
+   naming, from the known-good deployment's package.
+4. The blamed record is marked ROLLED_BACK and its package Rejected (the alarm as the reason),
+   then a rollback record and UpdateEndpoint without a deployment config (all at once: a
+   rollback does not wait for a canary), retaining the variant's current instance count.
 5. Audit record; critical topic.
 """
 
@@ -30,7 +36,6 @@ from lambdas.shared.control.shell import ControlLoop, Invocation
 
 loop = ControlLoop("rollback", load_settings())
 settings = loop.settings
-DESCRIPTION_MAX = 1024
 
 
 def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any]:
@@ -47,92 +52,75 @@ def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any
         "alarm_reason": alarm.state.reason,
         "event_id": event.get_id,
     }
+    alarm_at = history.iso(event.changed_at)
+    if alarm.alarm_name == settings.accuracy_alarm:
+        drop = loop.accuracy_drop_cause(event.changed_at)
+        inputs.update(drop_cause=drop.cause, drop_reason=drop.reason)
+        if drop.cause == "concept-drift":  # the retrain handler answers it; a person is told
+            return loop.decide(**common, decision="concept-drift", reasons=[drop.reason], inputs=inputs,
+                               summary=f"{alarm.alarm_name}: {drop.reason}; retrain, no rollback",
+                               topic=settings.critical_topic_arn)
     with loop.endpoint_lease(invocation, f"rollback on {alarm.alarm_name}"):
         state = loop.sagemaker.endpoint()
         inputs.update(endpoint_status=state.status, endpoint_config=state.config)
-        if state.exists:
-            state.require_updatable(settings.endpoint_name)
-        plan = history.rollback_decision(loop.history.list(settings.endpoint_name), state.config)
-        bad_arn = plan.bad.model_package_arn if plan.bad else None
+        if not state.exists:
+            reason = f"endpoint {settings.endpoint_name} does not exist"
+            return loop.decide(**common, decision="nothing-to-restore", reasons=[reason], inputs=inputs,
+                               summary=f"{alarm.alarm_name}: {reason}", topic=settings.critical_topic_arn)
+        state.require_updatable(settings.endpoint_name)
+        plan = history.rollback_decision(loop.history.list(settings.endpoint_name), state.config, alarm_at)
+        bad = plan.bad
         inputs.update(
             plan=plan.action,
             plan_reason=plan.reason,
-            bad_model_package_arn=bad_arn,
+            bad_deployment_id=bad.deployment_id if bad else None,
+            bad_model_package_arn=bad.model_package_arn if bad else None,
+            known_good_deployment_id=plan.target.deployment_id if plan.target else None,
             known_good_config=plan.target_config,
             known_good_package_arn=plan.target_package_arn,
         )
-        if not state.exists or plan.action == "nothing-deployed":
-            reason = plan.reason if state.exists else f"endpoint {settings.endpoint_name} does not exist"
+        if plan.action != "rollback" or plan.target is None:
+            quiet = plan.action == "already-restored"  # the same incident, already handled
             return loop.decide(
                 **common,
-                decision="nothing-to-restore",
-                summary=f"{alarm.alarm_name}: {reason}",
-                reasons=[reason],
-                inputs=inputs,
-                topic=settings.critical_topic_arn,
-            )
-        if plan.action == "already-restored":
-            return loop.decide(
-                **common,
-                decision="already-restored",
+                decision=plan.action,
                 summary=f"{alarm.alarm_name}: {plan.reason}",
                 reasons=[plan.reason],
                 inputs=inputs,
-                topic=None,
+                topic=None if quiet else settings.critical_topic_arn,
             )
 
-        target, target_package = plan.target_config, plan.target_package_arn
-        if target is None or not loop.sagemaker.config_exists(target):
-            target_package = history.rebuild_package(
-                bad_arn, plan.target_package_arn, loop.sagemaker.approved_packages()
-            )
-            inputs.update(
-                rebuilt_because=f"known-good config {target} is gone" if target else plan.reason,
-                rebuilt_from=target_package,
-            )
+        target, target_package = plan.target.new_endpoint_config, plan.target.model_package_arn
+        if not loop.sagemaker.config_exists(target):
             if target_package is None:
-                reason = f"no known-good config and no approved package other than {bad_arn} to rebuild one"
-                return loop.decide(
-                    **common,
-                    decision="no-known-good",
-                    summary=f"{alarm.alarm_name}: {reason}",
-                    reasons=[reason],
-                    inputs=inputs,
-                    topic=settings.critical_topic_arn,
-                )
+                raise RuntimeError(f"known-good deployment {plan.target.deployment_id} names no package")
+            inputs.update(rebuilt_because=f"known-good config {target} is gone", rebuilt_from=target_package)
             version = loop.sagemaker.describe_package(target_package).get("ModelPackageVersion")
             target = history.resource_name(settings.endpoint_name, target_package, version)
             loop.sagemaker.build(target, target_package)
-        if target == state.config:
-            return loop.decide(
-                **common,
-                decision="already-restored",
-                summary=f"{alarm.alarm_name}: the endpoint already serves {target}",
-                reasons=[f"the endpoint already serves {target}"],
-                inputs=inputs,
-                topic=None,
-            )
 
+        bad_arn = bad.model_package_arn if bad else None
+        why = f"alarm {alarm.alarm_name} went to ALARM at {alarm.state.timestamp}: {alarm.state.reason}"
+        if bad is not None:  # before the switch: a retry after a failed switch marks it again, harmlessly
+            loop.history.set_status(bad.endpoint_name, bad.deployment_id, history.ROLLED_BACK,
+                                    outcome=why[:1000], ended_at=history.iso(datetime.now(UTC)))
+            if bad_arn:
+                loop.sagemaker.set_approval(bad_arn, "Rejected", f"rolled back: {why}")
         record = history.Deployment(
             endpoint_name=settings.endpoint_name,
             deployment_id=history.deployment_id("rollback", target, event.changed_at),
             kind="rollback",
             status=history.STARTING,
             model_package_arn=target_package,
+            model_package_version=plan.target.model_package_version,
             new_endpoint_config=target,
             previous_endpoint_config=state.config,
             previous_model_package_arn=bad_arn,
             bad_model_package_arn=bad_arn,
-            event_time=history.iso(event.changed_at),
+            event_time=alarm_at,
             started_at=history.iso(datetime.now(UTC)),
         )
         loop.history.create(record)
-        if bad_arn:  # before the switch: a retry after a failed switch marks it again, harmlessly
-            why = (
-                f"rolled back: alarm {alarm.alarm_name} went to ALARM at {alarm.state.timestamp}: "
-                f"{alarm.state.reason}"
-            )
-            loop.sagemaker.set_approval(bad_arn, "Rejected", why[:DESCRIPTION_MAX])
         loop.history.track(record, lambda: loop.sagemaker.switch(target, state, guarded=False))
     inputs.update(
         deployment_id=record.deployment_id, restored_config=target, restored_package_arn=target_package
@@ -140,8 +128,8 @@ def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any
     return loop.decide(
         **common,
         decision="rolled-back",
-        summary=f"{alarm.alarm_name}: {settings.endpoint_name} {state.config} -> {target}"
-        + (f"; {bad_arn} marked Rejected" if bad_arn else ""),
+        summary=f"{alarm.alarm_name}: {settings.endpoint_name} {state.config} -> {target} (known-good "
+        f"{plan.target.deployment_id})" + (f"; {bad_arn} marked Rejected" if bad_arn else ""),
         reasons=[plan.reason],
         inputs=inputs,
         topic=settings.critical_topic_arn,

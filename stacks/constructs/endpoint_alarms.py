@@ -1,5 +1,8 @@
 """CloudWatch alarms and a dashboard for one SageMaker endpoint variant.
 
+Severities as the practice guides define them: critical needs a person within 15 minutes, a
+warning within a day.
+
 Critical (-> critical topic, alarm and OK; and, through an EventBridge rule, the rollback queue):
 - error rate: 100 * Invocation5XXErrors / Invocations > threshold: server faults (5xx) only.
   InvocationModelErrors is not used: it counts every failed invocation of the container, its 4xx
@@ -9,11 +12,18 @@ Critical (-> critical topic, alarm and OK; and, through an EventBridge rule, the
   noted as a follow-up, a separate alarm on them.)
 - p95 ModelLatency > multiplier x the baseline p95 recorded at evaluation (ModelLatency is in
   microseconds; the threshold is converted).
-- accuracy drop: `MLOps/ModelQuality` `AccuracyDropPercent` > threshold.
-- drift: `MLOps/Drift` `DriftedFeatureShare` >= the critical share of drifted features.
+- accuracy drop: `MLOps/ModelQuality` `AccuracyDropPercent` > threshold. It goes to the rollback
+  and the retrain queue: both handlers take the same decision (history.accuracy_drop_cause) and
+  act on their half of it: a drop that began under the newest deployment is the model's (roll
+  back), a drop under a model that was measured healthy is concept drift (retrain).
+Errors and latency also guard every blue/green update (SageMaker's auto-rollback alarms).
 
-Warning (-> warning topic): any feature's PSI above the threshold (`MLOps/Drift` `MaxPSI`), and
-CPU / memory utilization above the threshold (`/aws/sagemaker/Endpoints`).
+Warning (-> warning topic; drift also -> the retrain queue, never the rollback queue: input drift
+says nothing about the model being worse, and a rollback cannot fix it):
+- drift: `MLOps/Drift` `DriftedFeatureShare` >= the share of drifted features configured;
+- feature drift: any feature's PSI above the threshold (`MLOps/Drift` `MaxPSI`);
+- CPU / memory utilization above the threshold (`/aws/sagemaker/Endpoints`): autoscaling's
+  business and a person's, so it only notifies (a retrain cannot lower a model's CPU use).
 
 Missing data never breaches: an idle endpoint, or a drift run that has not happened yet, is not
 an incident.
@@ -54,8 +64,8 @@ DRIFT_METRICS = ("MaxPSI", "DriftedFeatureShare", "DriftedFeatures", "Prediction
 FEATURE_PSI = "FeaturePSI"
 ACCURACY_DROP = "AccuracyDropPercent"
 
-CRITICAL = ("error-rate", "latency-p95", "accuracy-drop", "drift")
-WARNING = ("feature-drift", "cpu", "memory")
+CRITICAL = ("error-rate", "latency-p95", "accuracy-drop")
+WARNING = ("drift", "feature-drift", "cpu", "memory")
 # The alarms SageMaker watches while it shifts traffic to a new fleet. Only those a deployment
 # causes within minutes: drift and accuracy alarms stay in ALARM for hours (until the data or the
 # ground truth changes) and would roll back every deployment meant to fix them.
@@ -193,6 +203,9 @@ class EndpointAlarms(Construct):
         return {
             "ROLLBACK_ALARMS": json.dumps(self.critical_alarm_names, separators=(",", ":")),
             "RETRAIN_ALARMS": json.dumps(self.retrain_alarm_names, separators=(",", ":")),
+            # Both handlers tell a model that changed from data that did by these.
+            "ACCURACY_ALARM": self.alarms["accuracy-drop"].alarm_name,
+            "ACCURACY_DROP_PERCENT": f"{self.props.alarms.accuracy_drop_percent:g}",
         }
 
     def rollback_event_pattern(self) -> dict[str, Any]:

@@ -285,6 +285,9 @@ class ModelEndpoint(Construct):
             "KMS_KEY_ARN": p.kms_key_arn,
             "NETWORK_ISOLATION": str(p.network_isolation).lower(),
             "DEPLOYMENT_CONFIG": json.dumps(self.deployment_config(), separators=(",", ":")),
+            # A first deployment (CreateEndpoint) has no blue/green bake: it is known-good after
+            # as long with all traffic as an update's termination wait.
+            "BAKE_SECONDS": str(p.deployment.termination_wait_seconds),
         }
 
     def deploy_statements(self) -> list[Statement]:

@@ -126,8 +126,12 @@ def test_pipeline_run_registers_a_model_and_tracks_it(project, server, first_run
     # on the endpoint.
     assert package["ModelApprovalStatus"] == summary["approval_status"] == "Approved"
     assert "no production model (first deployment)" in summary["approval_description"]
-    assert summary["control_loop"]["deliveries"] == [
-        "mlops-local-demo-gate: 1 processed, 0 failed", "mlops-local-demo-deploy: 1 processed, 0 failed"]
+    # (The deploy handler also takes the endpoint's state change events: how many of those the
+    # run's own loop delivered depends on timing.)
+    deliveries = summary["control_loop"]["deliveries"]
+    assert deliveries[0] == "mlops-local-demo-gate: 1 processed, 0 failed", deliveries
+    assert all(d.startswith("mlops-local-demo-deploy: ") and d.endswith(" 0 failed") for d in deliveries[1:])
+    assert len(deliveries) >= 2
     assert serving(server) == config_of(server, summary["model_package_arn"])
     meta = package["CustomerMetadataProperties"]
     assert meta["pipeline_run_id"] == summary["pipeline_execution_id"]
@@ -237,7 +241,7 @@ def test_worse_model_is_rejected_with_reasons_and_a_drill_rolls_back(project, se
                 "ContentType": "application/json", "S3Uri": f"s3://{bucket}/{worse_key}"}}},
         )["ModelPackageArn"]
         loop = json.loads(mlops(project, "local", "loop", "--json").stdout)
-    assert loop["deliveries"] == ["mlops-local-demo-gate: 1 processed, 0 failed"] and not loop["failures"]
+    assert "mlops-local-demo-gate: 1 processed, 0 failed" in loop["deliveries"] and not loop["failures"]
     rejected = sagemaker.describe_model_package(ModelPackageName=worse)
     assert rejected["ModelApprovalStatus"] == "Rejected"
     why = rejected["ApprovalDescription"]

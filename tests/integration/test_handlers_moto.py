@@ -258,6 +258,37 @@ class World:
         )
         return event
 
+    def endpoint_event(self, pending: str | None = None, stage: str = "Baking",
+                       **detail: Any) -> dict[str, Any]:
+        """"SageMaker Endpoint State Change" for the endpoint as it is now (as SageMaker sends it:
+        the docs' sample filled from DescribeEndpoint), or, with `pending`, the "Deployment State
+        Change" of that config's fleet at `stage`."""
+        name = "endpoint_deployment_baking.json" if pending else "endpoint_in_service.json"
+        event = json.loads((EVENTS / name).read_text())
+        described = self.sm.describe_endpoint(EndpointName=ENDPOINT)
+        now_ms = int(time.time() * 1000)
+        event.update(id=str(uuid.uuid4()), time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                     resources=[described["EndpointArn"]], region="us-east-1", account=ACCOUNT)
+        event["detail"].update(
+            EndpointName=ENDPOINT, EndpointArn=described["EndpointArn"],
+            EndpointConfigName=described["EndpointConfigName"], LastModifiedTime=now_ms,
+            EndpointStatus="UPDATING" if pending else "IN_SERVICE", **detail)
+        if pending:
+            summary = event["detail"]["PendingDeploymentSummary"]
+            summary["EndpointConfigName"] = pending
+            summary["ProductionVariants"][0]["VariantStatus"][0].update(Status=stage, StartTime=now_ms)
+        return event
+
+    def bake(self, config: str, before: str | None) -> None:
+        """What SageMaker reports of a blue/green update the local server completed at once: the
+        new fleet baking with traffic, then InService on `config` (known-good)."""
+        if before is not None:
+            event = self.endpoint_event(pending=config)
+            event["detail"]["EndpointConfigName"] = before
+            self.deliver_ok("deploy", event)
+        time.sleep(0.002)  # the events' millisecond times stay in order
+        self.deliver_ok("deploy", self.endpoint_event())
+
     def alarm_event(self, alarm: str, at: datetime) -> dict[str, Any]:
         event = json.loads((EVENTS / "alarm_errors_alarm.json").read_text())
         event["id"] = str(uuid.uuid4())
@@ -350,9 +381,14 @@ def name_of(world: World, arn: str) -> str:
     return resource_name(ENDPOINT, arn, version)
 
 
-def gate_and_deploy(world: World, arn: str, times: int = 1) -> dict[str, Any]:
+def gate_and_deploy(world: World, arn: str, times: int = 1, bake: bool = True) -> dict[str, Any]:
     """Registered -> gate -> (Approved) -> deploy, each event delivered `times` times: once in a
-    batch with itself, then in batches of its own. Returns the Approved event."""
+    batch with itself, then in batches of its own; then (`bake`) SageMaker's endpoint events of
+    the update, so the deployment is known-good. Returns the Approved event."""
+    try:
+        before = world.serving()
+    except ClientError:
+        before = None
     pending = world.package_event(arn)
     world.deliver_ok("gate", *[pending] * times)
     for _ in range(times - 1):
@@ -362,6 +398,8 @@ def gate_and_deploy(world: World, arn: str, times: int = 1) -> dict[str, Any]:
     world.deliver_ok("deploy", *[approved] * times)
     for _ in range(times - 1):
         world.deliver_ok("deploy", approved)
+    if bake:
+        world.bake(name_of(world, arn), before)
     return approved
 
 
@@ -434,8 +472,10 @@ def test_better_model_deploys_worse_is_rejected_alarm_rolls_back(world):
     assert [n["action"] for n in world.notifications("warning")] == [
         "gate",
         "deploy",
+        "deployment",  # v1 known-good
         "gate",
         "deploy",
+        "deployment",
         "gate",
     ]
 
@@ -465,10 +505,12 @@ def test_every_event_twice_changes_nothing_beyond_once(world):
     assert world.serving() == name_of(world, v1) and len(world.updates) == 3
     assert [a["decision"] for a in world.audit("deploy")] == ["deployed", "deployed", "skipped"]
 
-    # A second incident (another alarm, later) finds the known-good config served: no step further back.
+    # A second incident (another alarm, later) on the restored known-good model: reported, no
+    # step further back.
     world.deliver_ok("rollback", world.alarm_event(LATENCY_ALARM, datetime.now(UTC) + timedelta(seconds=5)))
     assert world.serving() == name_of(world, v1) and len(world.updates) == 3
-    assert [a["decision"] for a in world.audit("rollback")] == ["rolled-back", "already-restored"]
+    assert [a["decision"] for a in world.audit("rollback")] == ["rolled-back", "keep-known-good"]
+    assert [n["decision"] for n in world.notifications("critical")] == ["keep-known-good"]
 
 
 def test_an_out_of_order_approval_never_brings_an_older_model_back(world):
@@ -509,9 +551,11 @@ def test_concurrent_deliveries_have_one_effect(world):
     attempts = race(world, "deploy", world.package_event(v1))
     assert attempts[0] == 1 and attempts[1] > 1  # the other was told to retry, then got the result
     assert len(world.updates) == 1 and len(world.deployments()) == 1 and len(world.audit("deploy")) == 1
+    world.bake(name_of(world, v1), BOOTSTRAP)
 
     world.sm.update_model_package(ModelPackageArn=v2, ModelApprovalStatus="Approved")
     world.deliver_ok("deploy", world.package_event(v2))
+    world.bake(name_of(world, v2), name_of(world, v1))
     attempts = race(world, "rollback", world.alarm_event(ERRORS_ALARM, datetime.now(UTC)))
     assert attempts[0] == 1 and attempts[1] > 1
     assert world.serving() == name_of(world, v1)
@@ -544,7 +588,53 @@ def test_a_held_endpoint_lease_fails_the_record_instead_of_waiting(world):
     assert world.serving() == name_of(world, v1)
 
 
-def test_missing_previous_config_is_rebuilt_from_the_last_approved_package(world):
+def test_sagemakers_auto_rollback_is_recorded_rejects_the_package_and_pages(world):
+    world.bootstrap_endpoint()
+    v1, v2 = world.register(GOOD, "run-1"), world.register(BETTER, "run-2")
+    gate_and_deploy(world, v1)
+    assert [(d["status"], "known_good_at" in d) for d in world.deployments()] == [("SERVING", True)]
+    gate_and_deploy(world, v2, bake=False)
+    # The canary took traffic, then the guardrails put v1's fleet back (the local server switched
+    # at once: the endpoint is pointed back as SageMaker's rollback leaves it).
+    canary = world.endpoint_event(pending=name_of(world, v2))
+    canary["detail"]["EndpointConfigName"] = name_of(world, v1)
+    world.deliver_ok("deploy", canary, canary)
+    world.sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName=name_of(world, v1))
+    reason = f"Deployment of {name_of(world, v2)} rolled back: alarm {ERRORS_ALARM} is in ALARM."
+    time.sleep(0.002)
+    world.deliver_ok("deploy", world.endpoint_event(FailureReason=reason))
+    v2_record = world.deployments()[-1]
+    assert v2_record["status"] == "ROLLED_BACK" and v2_record["outcome"] == reason
+    assert world.status(v2) == "Rejected"
+    assert reason in world.sm.describe_model_package(ModelPackageName=v2)["ApprovalDescription"]
+    decisions = [a["decision"] for a in world.audit("deployment")]
+    assert decisions == ["baking", "known-good", "baking", "rolled-back"]
+    assert [n["decision"] for n in world.notifications("critical")] == ["rolled-back"]
+    # A later alarm blames v1 (it serves, and took traffic first) but finds nothing known-good
+    # before it: the bootstrap model is never a target.
+    world.deliver_ok("rollback", world.alarm_event(ERRORS_ALARM, datetime.now(UTC)))
+    assert world.serving() == name_of(world, v1) and world.status(v1) == "Approved"
+    assert world.audit("rollback")[-1]["decision"] == "no-known-good"
+
+
+def test_an_alarm_after_a_clean_bake_restores_the_newest_known_good_before_it(world):
+    world.bootstrap_endpoint()
+    v1, v2, v3 = (world.register(r, f"run-{i}") for i, r in enumerate((GOOD, BETTER, BETTER), 1))
+    gate_and_deploy(world, v1)
+    gate_and_deploy(world, v2, bake=False)  # still baking: not known-good
+    gate_and_deploy(world, v3)
+    world.deliver_ok("rollback", world.alarm_event(ERRORS_ALARM, datetime.now(UTC)))
+    assert world.serving() == name_of(world, v1)
+    assert [d["status"] for d in world.deployments("deploy")] == ["SERVING", "UPDATING", "ROLLED_BACK"]
+    assert world.status(v3) == "Rejected" and world.status(v2) == "Approved"
+    inputs = json.loads(world.audit("rollback")[-1]["inputs"])
+    assert inputs["bad_model_package_arn"] == v3 and inputs["known_good_package_arn"] == v1
+    # The rollback's own InService event: the restored deployment serves.
+    world.deliver_ok("deploy", world.endpoint_event())
+    assert world.deployments("rollback")[0]["status"] == "SERVING"
+
+
+def test_a_gone_known_good_config_is_rebuilt_from_its_package(world):
     v1, v2 = world.register(GOOD, "run-1"), world.register(BETTER, "run-2")
     gate_and_deploy(world, v1)  # no endpoint yet: CreateEndpoint
     assert world.serving() == name_of(world, v1) and world.updates == []
@@ -725,3 +815,46 @@ def test_prod_gate_leaves_approval_to_the_approver_and_deploy_refuses_unpromoted
     assert refusal["decision"] == "refused"
     assert any("promoted_from" in r for r in refusal["reasons"])
     assert [n["decision"] for n in world.notifications("critical")] == ["refused"]
+
+
+def test_an_accuracy_drop_rolls_back_a_new_model_and_retrains_a_healthy_one(world):
+    world.bootstrap_endpoint()
+    v1, v2 = world.register(GOOD, "run-1"), world.register(BETTER, "run-2")
+    gate_and_deploy(world, v1)
+    gate_and_deploy(world, v2)
+    # No window of v2 was measured healthy: the drop began under it. Both handlers get the
+    # alarm; the rollback handler restores v1, the retrain handler leaves it to that.
+    drop = world.alarm_event(ACCURACY_ALARM, datetime.now(UTC))
+    world.deliver_ok("retrain", drop)
+    world.deliver_ok("rollback", drop)
+    assert world.serving() == name_of(world, v1) and world.status(v2) == "Rejected"
+    assert [a["decision"] for a in world.audit("retrain")] == ["left-to-rollback"]
+    assert world.executions() == []
+    assert json.loads(world.audit("rollback")[-1]["inputs"])["drop_cause"] == "model-changed"
+    world.deliver_ok("deploy", world.endpoint_event())  # the rollback's InService
+
+    # v1 restored and measured healthy (the model-quality check's datapoint), then the drop:
+    # concept drift. Nothing served changes; the retrain starts; the critical topic is told.
+    world.notifications("critical")
+    time.sleep(1.1)
+    world.server.client("cloudwatch").put_metric_data(Namespace="MLOps/ModelQuality", MetricData=[{
+        "MetricName": "AccuracyDropPercent", "Value": 1.5, "Timestamp": datetime.now(UTC),
+        "Dimensions": [{"Name": "EndpointName", "Value": ENDPOINT}]}])
+    later = world.alarm_event(ACCURACY_ALARM, datetime.now(UTC) + timedelta(seconds=2))
+    world.deliver_ok("rollback", later)
+    world.deliver_ok("retrain", later)
+    assert world.serving() == name_of(world, v1) and world.status(v1) == "Approved"
+    assert world.audit("rollback")[-1]["decision"] == "concept-drift"
+    assert world.audit("retrain")[-1]["decision"] == "started" and len(world.executions()) == 1
+    assert [n["decision"] for n in world.notifications("critical")] == ["concept-drift"]
+
+
+def test_a_drift_alarm_retrains_and_changes_nothing_served(world):
+    world.bootstrap_endpoint()
+    v1 = world.register(GOOD, "run-1")
+    gate_and_deploy(world, v1)
+    drift = world.alarm_event(DRIFT_ALARM, datetime.now(UTC))
+    world.deliver_ok("rollback", drift)  # not a rollback alarm: ignored
+    world.deliver_ok("retrain", drift)
+    assert world.serving() == name_of(world, v1) and world.status(v1) == "Approved"
+    assert world.audit("rollback") == [] and len(world.executions()) == 1

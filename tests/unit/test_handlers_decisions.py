@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -244,40 +245,96 @@ def test_serving_deployment_is_the_newest_record_of_the_served_config():
     assert history.serving_deployment(records, None) is None
 
 
-def test_rollback_goes_to_the_config_the_newest_deployment_replaced():
-    records = [
-        deployment(1, previous="ep-bootstrap", minute=10),
-        deployment(2, previous="ep-v1", minute=20, previous_package=f"{ARN}/1"),
-    ]
-    plan = history.rollback_decision(records, "ep-v2")
+def at(minute: int, second: int = 0) -> str:
+    return history.iso(T0.replace(minute=minute, second=second))
+
+
+def baked(record: history.Deployment, minute: int) -> history.Deployment:
+    return replace(record, status=history.SERVING, traffic_at=record.started_at, known_good_at=at(minute))
+
+
+def test_rollback_restores_the_newest_known_good_deployment_never_the_bootstrap():
+    v1 = baked(deployment(1, previous="ep-bootstrap", minute=10), 12)
+    v2 = replace(deployment(2, previous="ep-v1", minute=20), status=history.ROLLED_BACK)  # canary caught
+    v3 = baked(deployment(3, previous="ep-v1", minute=30), 32)
+    plan = history.rollback_decision([v1, v2, v3], "ep-v3", at(40))
     assert (plan.action, plan.target_config, plan.target_package_arn) == ("rollback", "ep-v1", f"{ARN}/1")
-    assert plan.bad == records[1]
+    assert plan.bad == v3
+    # Only v1 deployed, and baked: nothing known-good before it; the bootstrap is never a target.
+    only = history.rollback_decision([v1], "ep-v1", at(40))
+    assert (only.action, only.target, only.bad) == ("no-known-good", None, v1)
+    assert history.rollback_decision([], "ep-bootstrap", at(40)).action == "no-known-good"
+    failed = [deployment(1, previous="ep-bootstrap", minute=10, status="FAILED")]
+    assert history.rollback_decision(failed, "ep-bootstrap", at(40)).action == "no-known-good"
 
 
-def test_rollback_is_a_no_op_when_the_known_good_config_is_served():
-    records = [deployment(1, previous="ep-bootstrap", minute=10), deployment(2, previous="ep-v1", minute=20)]
-    assert history.rollback_decision(records, "ep-v1").action == "already-restored"  # SageMaker rolled back
-    restored = [*records, deployment(1, previous="ep-v2", minute=30, kind="rollback")]
-    assert history.rollback_decision(restored, "ep-v1").action == "already-restored"
-    # Changed by hand after the rollback: restore the known-good again, never a further step back.
-    again = history.rollback_decision(restored, "ep-v2")
-    assert (again.action, again.target_config) == ("rollback", "ep-v1")
+def test_a_deployment_still_baking_is_no_rollback_target():
+    v1 = baked(deployment(1, previous="ep-bootstrap", minute=10), 12)
+    v2 = replace(deployment(2, previous="ep-v1", minute=20), status=history.BAKING, traffic_at=at(21))
+    v3 = replace(deployment(3, previous="ep-v2", minute=30), status=history.BAKING, traffic_at=at(31))
+    assert history.rollback_decision([v1, v2, v3], "ep-v3", at(35)).target == v1
+    # A create's bake ends by time: known-good once bake_until has passed before the alarm.
+    v2_created = replace(v2, bake_until=at(25))
+    assert history.rollback_decision([v1, v2_created, v3], "ep-v3", at(35)).target == v2_created
+    assert history.rollback_decision([v1, v2_created], "ep-v2", at(24)).target == v1
 
 
-def test_rollback_without_a_previous_config_rebuilds_and_without_history_does_nothing():
-    first = [deployment(1, previous=None, minute=10)]
-    plan = history.rollback_decision(first, "ep-v1")
-    assert (plan.action, plan.target_config, plan.bad) == ("rebuild", None, first[0])
-    assert history.rollback_decision([], "ep-bootstrap").action == "nothing-deployed"
-    only_failed = [deployment(1, previous="ep-bootstrap", minute=10, status="FAILED")]
-    assert history.rollback_decision(only_failed, "ep-bootstrap").action == "nothing-deployed"
+def test_rollback_blames_only_a_deployment_that_took_traffic_before_the_alarm():
+    v1 = baked(deployment(1, previous="ep-bootstrap", minute=10), 12)
+    v2 = replace(deployment(2, previous="ep-v1", minute=20), status=history.BAKING, traffic_at=at(21))
+    late = history.rollback_decision([v1, v2], "ep-v2", at(20, 30))
+    assert late.action == "not-blamed" and late.target is None
+    assert history.rollback_decision([v1, v2], "ep-v2", at(22)).action == "rollback"
 
 
-def test_rebuild_package_prefers_the_known_good_package_then_the_newest_other_approved():
-    approved = [(f"{ARN}/1", 1), (f"{ARN}/3", 3), (f"{ARN}/4", 4)]
-    assert history.rebuild_package(f"{ARN}/4", f"{ARN}/1", approved) == f"{ARN}/1"
-    assert history.rebuild_package(f"{ARN}/4", f"{ARN}/2", approved) == f"{ARN}/3"
-    assert history.rebuild_package(f"{ARN}/4", None, [(f"{ARN}/4", 4)]) is None
+def test_after_a_rollback_the_restored_model_is_not_rolled_back_further():
+    v1 = baked(deployment(1, previous="ep-bootstrap", minute=10), 12)
+    v2 = baked(deployment(2, previous="ep-v1", minute=20), 22)
+    v3 = replace(deployment(3, previous="ep-v2", minute=30), status=history.ROLLED_BACK)
+    restored = replace(deployment(2, previous="ep-v3", minute=40, kind="rollback"),
+                       status=history.SERVING, traffic_at=at(40, 10))
+    records = [v1, v2, v3, restored]
+    assert history.rollback_decision(records, "ep-v2", at(40, 5)).action == "already-restored"
+    assert history.rollback_decision(records, "ep-v2", at(50)).action == "keep-known-good"
+
+
+def change(status: str, config: str, minute: int, **kw) -> history.EndpointChange:
+    return history.EndpointChange(at=at(minute), status=status, config=config, **kw)
+
+
+def test_a_blue_green_deployment_bakes_then_becomes_known_good():
+    v2 = deployment(2, previous="ep-v1", minute=20)  # UPDATING
+    baking = change("UPDATING", "ep-v1", 21, pending_config="ep-v2", stage="Baking")
+    move = history.track_decision([v2], baking, bake_seconds=0)
+    assert (move.status, move.changes) == (history.BAKING, {"traffic_at": at(21)})
+    v2 = replace(v2, status=history.BAKING, traffic_at=at(21))
+    assert history.track_decision([v2], baking, 0) is None  # a duplicate changes nothing
+    done = history.track_decision([v2], change("IN_SERVICE", "ep-v2", 25), 0)
+    assert done.status == history.SERVING and done.changes == {"traffic_at": at(21), "known_good_at": at(25)}
+    # An event from before the deployment started (a late one of the previous) moves nothing.
+    assert history.track_decision([v2], change("IN_SERVICE", "ep-v1", 19), 0) is None
+
+
+def test_sagemakers_rollback_marks_the_deployment_rolled_back_whatever_the_event_order():
+    v2 = replace(deployment(2, previous="ep-v1", minute=20), status=history.BAKING, traffic_at=at(21))
+    back = change("IN_SERVICE", "ep-v1", 22, failure_reason="Deployment of ep-v2 rolled back: alarm x")
+    move = history.track_decision([v2], back, 0)
+    assert move.status == history.ROLLED_BACK and "alarm x" in move.changes["outcome"]
+    # The Baking event not seen yet (events come out of order): rolled back all the same.
+    never = history.track_decision([deployment(2, previous="ep-v1", minute=20)], back, 0)
+    assert never.status == history.ROLLED_BACK and "no Baking event seen" in never.reason
+
+
+def test_a_create_bakes_for_bake_seconds_and_a_rollback_record_serves_at_once():
+    created = deployment(1, previous=None, minute=10, status=history.CREATING)
+    move = history.track_decision([created], change("IN_SERVICE", "ep-v1", 11), bake_seconds=120)
+    assert move.status == history.BAKING and move.changes["bake_until"] == at(13)
+    assert history.track_decision([created], change("IN_SERVICE", "ep-v1", 11), 0).status == history.SERVING
+    failed = history.track_decision([created], change("FAILED", "ep-v1", 11, failure_reason="no image"), 0)
+    assert (failed.status, failed.changes) == (history.FAILED, {"outcome": "no image", "ended_at": at(11)})
+    rollback = deployment(1, previous="ep-v2", minute=30, kind="rollback")
+    restored = history.track_decision([rollback], change("IN_SERVICE", "ep-v1", 31), 120)
+    assert restored.status == history.SERVING
 
 
 def test_only_an_in_service_endpoint_is_switched():
@@ -384,6 +441,40 @@ def test_alarm_state_change_events_parse_with_the_documented_shape():
         events.alarm_event("m5", fixture("alarm_drift_alarm.json"), frozenset({"mlops-dev-demo-errors"}))
         is None
     )
+
+
+def test_endpoint_events_parse_with_the_documented_shapes():
+    """The samples of the SageMaker EventBridge docs, "time" in epoch milliseconds included."""
+    in_service = events.endpoint_event("m6", fixture("endpoint_in_service.json"), "MyEndpoint")
+    assert isinstance(in_service, events.EndpointStateChange)
+    change = in_service.change(history.iso(in_service.changed_at))
+    assert (change.status, change.config, change.pending_config) == ("IN_SERVICE", "MyEndpointConfig", None)
+    assert in_service.changed_at == datetime.fromtimestamp(1592411994.287, tz=UTC)  # LastModifiedTime
+    assert events.endpoint_event("m6", fixture("endpoint_in_service.json"), "other") is None
+
+    baking = events.endpoint_event("m7", fixture("endpoint_deployment_baking.json"), "sample-endpoint")
+    assert isinstance(baking, events.EndpointDeploymentStateChange)
+    change = baking.change(history.iso(baking.changed_at))
+    assert (change.config, change.pending_config, change.stage) == (
+        "sample-endpoint-config-1", "sample-endpoint-config-2", "Baking")
+    assert baking.changed_at == datetime.fromtimestamp(1635195269.181, tz=UTC)  # the stage's StartTime
+    identity = events.endpoint_identity(baking)
+    assert identity["stage"] == "Baking" and identity["pending"] == "sample-endpoint-config-2"
+
+    # A capacity change (autoscaling) has no PendingDeploymentSummary: parsed, moves no record.
+    capacity = events.endpoint_event("m8", fixture("endpoint_deployment_capacity.json"), "sample-endpoint")
+    change = capacity.change(history.iso(capacity.changed_at))
+    assert change.pending_config is None and change.status == "UPDATING"
+    record = deployment(2, previous="sample-endpoint-config-1", minute=0)
+    assert history.track_decision([record], change, 0) is None
+
+    broken = json.loads(fixture("endpoint_deployment_baking.json"))
+    broken["detail"]["PendingDeploymentSummary"]["ProductionVariants"][0]["VariantStatus"] = []
+    del broken["detail"]["EndpointStatus"]
+    with pytest.raises(MalformedEventError) as info:
+        events.endpoint_event("m9", json.dumps(broken), "sample-endpoint")
+    assert "detail.EndpointStatus: required" in str(info.value)
+    assert "ProductionVariants[0].VariantStatus" in str(info.value)
 
 
 @pytest.mark.parametrize(

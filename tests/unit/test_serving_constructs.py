@@ -142,10 +142,11 @@ def test_handlers_get_the_endpoint_settings_terraform_uses(doc):
                 for n in json.loads(env["ROLLBACK_ALARMS"])]
     retrain = [referenced(doc, n, "aws_cloudwatch_metric_alarm")["alarm_name"]
                for n in json.loads(env["RETRAIN_ALARMS"])]
+    # Drift never rolls back; an accuracy drop goes to both (each handler acts on its half).
     assert [n.split("-canary-")[1] for n in rollback] == [
-        "critical-error-rate", "critical-latency-p95", "critical-accuracy-drop", "critical-drift"]
+        "critical-error-rate", "critical-latency-p95", "critical-accuracy-drop"]
     assert [n.split("-canary-")[1] for n in retrain] == [
-        "critical-accuracy-drop", "critical-drift", "warning-feature-drift"]
+        "critical-accuracy-drop", "warning-drift", "warning-feature-drift"]
 
 
 def test_endpoint_serves_the_bootstrap_config_until_the_handlers_take_over(docs):
@@ -220,8 +221,8 @@ def test_critical_and_warning_alarms_go_to_their_topics(doc):
         if name.endswith("-dlq-not-empty"):
             continue
         seen[severity].add(re.sub(r"^.*-(critical|warning)-", "", name))
-    assert seen == {"critical": {"error-rate", "latency-p95", "accuracy-drop", "drift"},
-                    "warning": {"feature-drift", "cpu", "memory"}}
+    assert seen == {"critical": {"error-rate", "latency-p95", "accuracy-drop"},
+                    "warning": {"drift", "feature-drift", "cpu", "memory"}}
 
 
 def test_alarm_thresholds_follow_the_config(doc, environments):
@@ -243,13 +244,13 @@ def test_alarm_thresholds_follow_the_config(doc, environments):
     accuracy = alarms["critical-accuracy-drop"]
     assert (accuracy["namespace"], accuracy["metric_name"], accuracy["threshold"]) == (
         "MLOps/ModelQuality", "AccuracyDropPercent", 10)
-    drift = alarms["critical-drift"]
+    drift = alarms["warning-drift"]
     assert (drift["namespace"], drift["metric_name"], drift["comparison_operator"],
             drift["threshold"]) == ("MLOps/Drift", "DriftedFeatureShare",
                                     "GreaterThanOrEqualToThreshold", 0.3)
     feature = alarms["warning-feature-drift"]
     assert (feature["metric_name"], feature["threshold"]) == ("MaxPSI", 0.2)
-    for key in ("critical-accuracy-drop", "critical-drift", "warning-feature-drift"):
+    for key in ("critical-accuracy-drop", "warning-drift", "warning-feature-drift"):
         assert alarms[key]["dimensions"] == {"EndpointName": alarms[key]["alarm_name"].split(
             "-critical-")[0].split("-warning-")[0]}
     memory = alarms["warning-memory"]
@@ -327,7 +328,7 @@ def test_rollback_rule_matches_exactly_the_critical_alarms(doc):
                  for n in pattern["detail"]["alarmName"]]
         strategy = rule["name"].split("-test-")[1].split("-")[0]
         assert [n.rsplit("-critical-", 1)[1] for n in names] == [
-            "error-rate", "latency-p95", "accuracy-drop", "drift"]
+            "error-rate", "latency-p95", "accuracy-drop"]  # drift warns: never a rollback
         assert all(f"-test-{strategy}-critical-" in n for n in names)
 
 

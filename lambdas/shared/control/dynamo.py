@@ -161,27 +161,44 @@ class DeploymentHistory:
             raise
         return True
 
-    def set_status(self, endpoint_name: str, record_id: str, status: str, **extra: Any) -> None:
+    def set_status(
+        self, endpoint_name: str, record_id: str, status: str, *, expected: str | None = None, **extra: Any
+    ) -> bool:
+        """Set the record's status (and `extra` fields); with `expected`, only if its status is
+        still that (a concurrent event moved it on: False, nothing written)."""
         values = {"status": status, "updated_at": iso(datetime.now(UTC)), **extra}
         names = {f"#a{i}": k for i, k in enumerate(values)}
-        self.client.update_item(
-            TableName=self.table,
-            Key={"endpoint_name": {"S": endpoint_name}, "deployment_id": {"S": record_id}},
-            UpdateExpression="SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(values))),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues={f":v{i}": to_attribute(v) for i, v in enumerate(values.values())},
-        )
-
+        attributes = {f":v{i}": to_attribute(v) for i, v in enumerate(values.values())}
+        condition: dict[str, Any] = {}
+        if expected is not None:
+            names["#status"] = "status"
+            attributes[":expected"] = to_attribute(expected)
+            condition["ConditionExpression"] = "#status = :expected"
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"endpoint_name": {"S": endpoint_name}, "deployment_id": {"S": record_id}},
+                UpdateExpression="SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(values))),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=attributes,
+                **condition,
+            )
+        except ClientError as exc:
+            if expected is not None and _condition_failed(exc):
+                return False
+            raise
+        return True
 
     def track(self, record: Deployment, step: Callable[[], str]) -> str:
         """Run the SageMaker step of a recorded deployment or rollback; its outcome (or FAILED
-        with the error, which is raised on) goes on the record."""
+        with the error, which is raised on) goes on the record, unless SageMaker's events have
+        already moved the record on (an endpoint can report Baking before the call returns)."""
         try:
             outcome = step()
         except Exception as exc:
             self.set_status(record.endpoint_name, record.deployment_id, FAILED, error=str(exc)[:1000])
             raise
-        self.set_status(record.endpoint_name, record.deployment_id, outcome)
+        self.set_status(record.endpoint_name, record.deployment_id, outcome, expected=record.status)
         return outcome
 
 

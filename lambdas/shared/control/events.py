@@ -11,6 +11,12 @@ is kept as sent, so the audit record can carry it.
   ModelApprovalStatus, CreationTime and LastModifiedTime in epoch milliseconds, ...).
 - "CloudWatch Alarm State Change" (source aws.cloudwatch): detail.alarmName, detail.state
   {value, reason, timestamp}, detail.previousState, detail.configuration.
+- "SageMaker Endpoint State Change" (source aws.sagemaker): detail holds the endpoint as
+  DescribeEndpoint returns it (EndpointName, EndpointConfigName, EndpointStatus in capitals:
+  IN_SERVICE, UPDATING, FAILED, ...; FailureReason; times in epoch milliseconds).
+- "SageMaker Endpoint Deployment State Change" (source aws.sagemaker): the same, plus
+  PendingDeploymentSummary {EndpointConfigName, ProductionVariants[].VariantStatus[{Status:
+  Creating | Updating | Deleting | ActivatingTraffic | Baking, StatusMessage, StartTime}]}.
 
 The data classes are the ones the Powertools Batch utility loads anyway; the Parser's pydantic
 models would add about half an `import boto3` to every cold start (benchmarks/handlers.py).
@@ -28,6 +34,7 @@ from aws_lambda_powertools.utilities.data_classes.common import DictWrapper
 
 from lambdas.shared.checks import Check, check_paths, matching, one_of, optional, string, text, whole
 from lambdas.shared.control.errors import MalformedEventError
+from lambdas.shared.control.history import EndpointChange
 
 ApprovalStatus = Literal["PendingManualApproval", "Approved", "Rejected"]
 
@@ -38,6 +45,8 @@ def to_datetime(value: datetime | float | str) -> datetime:
         moment = value
     elif isinstance(value, int | float):
         moment = datetime.fromtimestamp(value / 1000.0, tz=UTC)
+    elif value.strip().isdigit():  # epoch milliseconds as text (the endpoint event sample's "time")
+        moment = datetime.fromtimestamp(int(value) / 1000.0, tz=UTC)
     else:
         moment = datetime.fromisoformat(value)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -145,11 +154,100 @@ class AlarmStateChange(EventBridgeEvent):
         return to_datetime(self.alarm.state.timestamp)
 
 
-Event = TypeVar("Event", ModelPackageStateChange, AlarmStateChange)
+def pending_deployment(value: Any) -> dict[str, Any]:
+    """PendingDeploymentSummary: the config deployed and its variants' stages."""
+    if not isinstance(value, dict):
+        raise ValueError("must be an object")
+    text(value.get("EndpointConfigName") or "")
+    variants = value.get("ProductionVariants")
+    if not isinstance(variants, list) or not variants:
+        raise ValueError("ProductionVariants must be a non-empty list")
+    for i, variant in enumerate(variants):
+        statuses = variant.get("VariantStatus") if isinstance(variant, dict) else None
+        if not isinstance(statuses, list) or not statuses or not all(
+            isinstance(st, dict) and isinstance(st.get("Status"), str) for st in statuses
+        ):
+            raise ValueError(f"ProductionVariants[{i}].VariantStatus must be a non-empty list of {{Status}}")
+    return value
 
 
-def parse_body(message_id: str, body: str | None, kind: type[Event]) -> Event:
-    """The record's EventBridge event, or MalformedEventError naming the message and every bad field."""
+ENDPOINT_FIELDS: dict[str, Check] = {
+    **ENVELOPE,
+    "source": one_of("aws.sagemaker"),
+    "detail.EndpointName": text,
+    "detail.EndpointConfigName": text,
+    "detail.EndpointStatus": text,
+    "detail.LastModifiedTime": optional(moment),
+    "detail.FailureReason": optional(string),
+}
+
+
+class EndpointStateChange(EventBridgeEvent):
+    """The endpoint reached a status: InService after a create or an update (on the new config,
+    or on the old one when the update rolled back), Failed, ..."""
+
+    DETAIL_TYPE: ClassVar[str] = "SageMaker Endpoint State Change"
+    REQUIRED: ClassVar[dict[str, Check]] = {**ENDPOINT_FIELDS, "detail-type": one_of(DETAIL_TYPE)}
+
+    @property
+    def endpoint_name(self) -> str:
+        return self["detail"]["EndpointName"]
+
+    @property
+    def changed_at(self) -> datetime:
+        return to_datetime(self["detail"].get("LastModifiedTime") or self.time)
+
+    def change(self, at: str) -> EndpointChange:
+        d = self["detail"]
+        return EndpointChange(at=at, status=d["EndpointStatus"], config=d["EndpointConfigName"],
+                              failure_reason=d.get("FailureReason"))
+
+
+class EndpointDeploymentStateChange(EndpointStateChange):
+    """A stage of a blue/green deployment: the new fleet's variants (PendingDeploymentSummary)
+    Creating, Baking (with a share of the traffic, then all of it), Deleting (a rollback), ...
+    Without PendingDeploymentSummary it is a capacity change of the served config (autoscaling):
+    no deployment, nothing to follow."""
+
+    DETAIL_TYPE: ClassVar[str] = "SageMaker Endpoint Deployment State Change"
+    REQUIRED: ClassVar[dict[str, Check]] = {
+        **ENDPOINT_FIELDS,
+        "detail-type": one_of(DETAIL_TYPE),
+        "detail.PendingDeploymentSummary": optional(pending_deployment),
+    }
+
+    @property
+    def pending(self) -> dict[str, Any] | None:
+        return self["detail"].get("PendingDeploymentSummary")
+
+    @property
+    def stage(self) -> tuple[str | None, str, Any]:
+        """The newest VariantStatus of the first pending variant: (Status, StatusMessage, StartTime)."""
+        if self.pending is None:
+            return None, "", None
+        status = self.pending["ProductionVariants"][0]["VariantStatus"][0]
+        return status["Status"], status.get("StatusMessage", ""), status.get("StartTime")
+
+    @property
+    def changed_at(self) -> datetime:
+        try:
+            return to_datetime(moment(self.stage[2]))
+        except ValueError:  # no (or an unreadable) StartTime: when EventBridge got the event
+            return to_datetime(self.time)
+
+    def change(self, at: str) -> EndpointChange:
+        d = self["detail"]
+        if self.pending is None:  # a capacity change (UPDATING): says nothing about a deployment
+            return EndpointChange(at=at, status=d["EndpointStatus"], config=d["EndpointConfigName"])
+        return EndpointChange(at=at, status=d["EndpointStatus"], config=d["EndpointConfigName"],
+                              pending_config=self.pending["EndpointConfigName"],
+                              stage=self.stage[0], failure_reason=d.get("FailureReason"))
+
+
+Event = TypeVar("Event", ModelPackageStateChange, AlarmStateChange, EndpointStateChange)
+
+
+def _peek(message_id: str, body: str | None) -> dict[str, Any]:
     try:
         data = json.loads(body or "")
     except json.JSONDecodeError as exc:
@@ -158,6 +256,12 @@ def parse_body(message_id: str, body: str | None, kind: type[Event]) -> Event:
         raise MalformedEventError(
             f"SQS message {message_id}: body is JSON {type(data).__name__}, not an EventBridge event"
         )
+    return data
+
+
+def parse_body(message_id: str, body: str | None, kind: type[Event]) -> Event:
+    """The record's EventBridge event, or MalformedEventError naming the message and every bad field."""
+    data = _peek(message_id, body)
     problems = check_paths(data, kind.REQUIRED)
     if problems:
         raise MalformedEventError(
@@ -180,6 +284,39 @@ def alarm_event(message_id: str, body: str | None, alarm_names: frozenset[str]) 
     event = parse_body(message_id, body, AlarmStateChange)
     alarm = event.alarm
     return event if alarm.alarm_name in alarm_names and alarm.state.value == "ALARM" else None
+
+
+ENDPOINT_EVENTS = (EndpointStateChange.DETAIL_TYPE, EndpointDeploymentStateChange.DETAIL_TYPE)
+
+
+def detail_type(message_id: str, body: str | None) -> Any:
+    """The event's detail-type, to pick the class that checks it (MalformedEventError if not JSON)."""
+    return _peek(message_id, body).get("detail-type")
+
+
+def endpoint_event(
+    message_id: str, body: str | None, endpoint_name: str
+) -> EndpointStateChange | EndpointDeploymentStateChange | None:
+    """Either endpoint event of `endpoint_name` (the detail-type picks the class); None for others."""
+    kind = (EndpointDeploymentStateChange
+            if detail_type(message_id, body) == EndpointDeploymentStateChange.DETAIL_TYPE
+            else EndpointStateChange)
+    event = parse_body(message_id, body, kind)
+    return event if event.endpoint_name == endpoint_name else None
+
+
+def endpoint_identity(event: EndpointStateChange) -> dict[str, str]:
+    # One stage of one deployment: SageMaker may send each more than once.
+    change = event.change(event.changed_at.isoformat())
+    return {
+        "endpoint": event.endpoint_name,
+        "event": event.detail_type,
+        "status": change.status,
+        "config": change.config or "",
+        "pending": change.pending_config or "",
+        "stage": change.stage or "",
+        "changed_at": change.at,
+    }
 
 
 def package_identity(event: ModelPackageStateChange) -> dict[str, str]:

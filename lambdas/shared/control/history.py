@@ -1,9 +1,22 @@
 """Deployment history and the pure decisions taken on it: what to deploy, what to roll back to.
 
 The history (DEPLOYMENTS table) has one record per deployment or rollback of an endpoint. What
-the endpoint serves is DescribeEndpoint's EndpointConfigName, never the table: a blue/green
-update that SageMaker rolled back by itself leaves a deployment record whose config was never
-served, and the decisions below look at both.
+the endpoint serves is DescribeEndpoint's EndpointConfigName, never the table: the decisions
+below look at both.
+
+A record follows its deployment through SageMaker's endpoint events (`track_decision`):
+
+    STARTING -> UPDATING (blue/green) | CREATING (no endpoint yet)   the handler's call
+             -> BAKING       the new fleet took traffic (canary step, or InService after a create)
+             -> SERVING      known-good: it served all traffic through its bake with no critical
+                             alarm (blue/green: the termination wait ended and SageMaker made it
+                             the endpoint's config; a create: BAKE_SECONDS passed)
+             -> ROLLED_BACK  SageMaker put the old fleet back (its auto-rollback, or a new fleet
+                             that never became healthy), or the rollback handler blamed it for
+                             a critical alarm
+             -> FAILED       the call failed, or the endpoint went Failed
+Known-good deployments are the only rollback targets: the bootstrap model that Terraform starts
+an endpoint on has no record at all, so it is never one.
 
 Ordering: records are ordered by the time of the state change that caused them (`event_time`:
 the package's approval time, the alarm's transition time), then by when the handler started.
@@ -16,12 +29,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 NAME_MAX = 63  # SageMaker model and endpoint config names
-# Record statuses: written before any SageMaker call, then the call's outcome.
+# Record statuses: written before any SageMaker call, then the call's outcome, then the events'.
 STARTING, UPDATING, CREATING, FAILED = "STARTING", "UPDATING", "CREATING", "FAILED"
+BAKING, SERVING, ROLLED_BACK = "BAKING", "SERVING", "ROLLED_BACK"
+IN_FLIGHT = (STARTING, UPDATING, CREATING, BAKING)  # waiting for SageMaker's events
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +53,11 @@ class Deployment:
     previous_endpoint_config: str | None = None  # what the endpoint served before (None: no endpoint)
     previous_model_package_arn: str | None = None
     bad_model_package_arn: str | None = None  # rollbacks: the package rolled back from
+    traffic_at: str | None = None  # ISO-8601 UTC: the new fleet first took traffic
+    bake_until: str | None = None  # ISO-8601 UTC: known-good from then on (creates: BAKE_SECONDS)
+    known_good_at: str | None = None  # ISO-8601 UTC: became SERVING
+    outcome: str | None = None  # why it ended ROLLED_BACK or FAILED (SageMaker's FailureReason, the alarm)
+    ended_at: str | None = None  # ISO-8601 UTC: when it stopped serving (ROLLED_BACK, FAILED)
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Deployment:
@@ -67,6 +87,10 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def deployment_id(kind: str, name: str, changed_at: datetime) -> str:
     # One id per state change: duplicates collide on it, a later re-approval gets a new one.
     return f"{kind}#{changed_at.astimezone(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}#{name}"
@@ -74,6 +98,13 @@ def deployment_id(kind: str, name: str, changed_at: datetime) -> str:
 
 def _order(record: Deployment) -> tuple[str, str]:
     return (record.event_time, record.started_at)
+
+
+def known_good(record: Deployment, at: str) -> bool:
+    """Whether `record` had served all traffic through its bake by `at` (ISO) unblamed."""
+    if record.status == SERVING:
+        return (record.known_good_at or record.started_at) <= at
+    return record.status == BAKING and record.bake_until is not None and record.bake_until <= at
 
 
 def live(history: Iterable[Deployment]) -> list[Deployment]:
@@ -85,7 +116,50 @@ def serving_deployment(history: Iterable[Deployment], current_config: str | None
     """The newest record whose config the endpoint serves now: the production model."""
     if current_config is None:
         return None
-    return next((r for r in live(history) if r.new_endpoint_config == current_config), None)
+    return next(
+        (r for r in live(history) if r.new_endpoint_config == current_config and r.status != ROLLED_BACK),
+        None,
+    )
+
+
+def served_at(history: Iterable[Deployment], at: str) -> Deployment | None:
+    """The deployment that served at `at`: the newest to take traffic by then and not ended by
+    then. Records written after `at` (a rollback answering the alarm) do not change the answer,
+    so two handlers deciding on one alarm at different moments decide alike."""
+    serving = [
+        r for r in history
+        if r.status not in (STARTING, FAILED) and (r.traffic_at or r.started_at) <= at
+        and not (r.ended_at and r.ended_at <= at)
+    ]
+    return max(serving, key=lambda r: (r.traffic_at or r.started_at, r.started_at), default=None)
+
+
+@dataclass(frozen=True)
+class DropCause:
+    cause: Literal["model-changed", "concept-drift"]
+    reason: str
+    deployment: Deployment | None
+
+
+def accuracy_drop_cause(history: Sequence[Deployment], alarm_at: str, healthy_at: Sequence[str]) -> DropCause:
+    """Why the accuracy alarm went to ALARM at `alarm_at`: the model changed (the drop began under
+    the newest deployment: no window of it was measured healthy) -> roll back; or the world did
+    (concept drift: the served model was measured healthy after it took traffic, or it is a
+    known-good model restored by a rollback) -> retrain. `healthy_at`: the times (ISO) of the
+    accuracy-drop datapoints at or under the alarm's threshold."""
+    served = served_at(history, alarm_at)
+    if served is None:
+        return DropCause("concept-drift", "no deployment of the loop served when the drop began", None)
+    took = served.traffic_at or served.started_at
+    if served.kind == "rollback":
+        return DropCause("concept-drift", f"the served model is the known-good one restored by "
+                                          f"{served.deployment_id}: the data changed, not the model", served)
+    healthy = sorted(t for t in healthy_at if took <= t <= alarm_at)
+    if healthy:
+        return DropCause("concept-drift", f"{served.deployment_id} was measured healthy at {healthy[-1]}, "
+                                          f"after it took traffic at {took}: the data changed", served)
+    return DropCause("model-changed", f"the drop began under {served.deployment_id} (traffic since {took}; "
+                                      "no healthy accuracy window since)", served)
 
 
 @dataclass(frozen=True)
@@ -121,66 +195,149 @@ def deploy_decision(
 
 @dataclass(frozen=True)
 class RollbackDecision:
-    action: Literal["rollback", "rebuild", "already-restored", "nothing-deployed"]
+    action: Literal["rollback", "already-restored", "not-blamed", "keep-known-good", "no-known-good"]
     reason: str
-    bad: Deployment | None = None
-    target_config: str | None = None  # the known-good config; None: rebuild one
-    target_package_arn: str | None = None
+    bad: Deployment | None = None  # the deployment blamed: it took traffic before the alarm
+    target: Deployment | None = None  # the newest known-good deployment before it
+
+    @property
+    def target_config(self) -> str | None:
+        return self.target.new_endpoint_config if self.target else None
+
+    @property
+    def target_package_arn(self) -> str | None:
+        return self.target.model_package_arn if self.target else None
 
 
-def rollback_decision(history: Sequence[Deployment], current_config: str | None) -> RollbackDecision:
-    """Where a critical alarm sends the endpoint: back to the config the newest deployment
-    replaced (its known-good predecessor). Never more than one step: after a rollback, a new alarm
-    on the restored model is reported, not followed by another rollback."""
+def rollback_decision(
+    history: Sequence[Deployment], current_config: str | None, alarm_at: str, now: str | None = None
+) -> RollbackDecision:
+    """Where a critical alarm that went to ALARM at `alarm_at` (ISO, `iso()`) sends the endpoint.
+
+    Blamed: the deployment serving `current_config`, and only if it took traffic before the alarm's
+    transition (an alarm raised under the model before it says nothing about this one). Target: the
+    newest known-good deployment other than the blamed one (`known_good`): never a model that did
+    not bake with all traffic, so never the bootstrap model Terraform starts the endpoint on. None
+    -> nothing changes. After a rollback, a new alarm on the restored known-good model is reported,
+    not followed by another step back: a model that baked clean is rarely the cause twice."""
+    now = now or iso(datetime.now(UTC))
     records = live(history)
-    if not records:
-        return RollbackDecision("nothing-deployed", "no deployment of this endpoint is recorded")
-    latest = records[0]
-    if latest.kind == "rollback":
-        if current_config == latest.new_endpoint_config:
+    served = serving_deployment(records, current_config)
+    if served is not None and served.kind == "rollback":
+        if (served.traffic_at or served.started_at) >= alarm_at:
             return RollbackDecision(
                 "already-restored",
-                f"rollback {latest.deployment_id} already restored {latest.new_endpoint_config}",
-                target_config=latest.new_endpoint_config,
-                target_package_arn=latest.model_package_arn,
+                f"rollback {served.deployment_id} restored {served.new_endpoint_config} after the alarm",
             )
-        # Someone changed the endpoint after the rollback without the loop: restore again.
         return RollbackDecision(
-            "rollback",
-            f"the endpoint serves {current_config}, not the restored {latest.new_endpoint_config}",
-            target_config=latest.new_endpoint_config,
-            target_package_arn=latest.model_package_arn,
+            "keep-known-good",
+            f"the endpoint serves the known-good {served.new_endpoint_config} restored by "
+            f"{served.deployment_id}; an alarm on it is not rolled back further (a person decides)",
         )
-    if latest.previous_endpoint_config is None:
+    if served is not None and (served.traffic_at or served.started_at) > alarm_at:
         return RollbackDecision(
-            "rebuild", f"deployment {latest.deployment_id} recorded no previous config", bad=latest
+            "not-blamed",
+            f"deployment {served.deployment_id} took traffic at {served.traffic_at or served.started_at}, "
+            f"after the alarm's transition at {alarm_at}: the alarm is not about it",
         )
-    if current_config == latest.previous_endpoint_config:
+    bad_package = served.model_package_arn if served else None
+    candidates = [
+        r
+        for r in records
+        if r.kind == "deploy"
+        and known_good(r, alarm_at)
+        and r.new_endpoint_config != current_config
+        and r.model_package_arn != bad_package
+    ]
+    if not candidates:
+        what = (f"deployment {served.deployment_id}" if served
+                else f"{current_config} (no deployment of the loop)")
         return RollbackDecision(
-            "already-restored",
-            f"the endpoint already serves the known-good {current_config} "
-            f"(deployment {latest.deployment_id} is not live)",
-            bad=latest,
-            target_config=current_config,
-            target_package_arn=latest.previous_model_package_arn,
+            "no-known-good",
+            f"no known-good deployment to restore instead of {what}: none served all traffic "
+            "through its bake",
+            bad=served,
         )
+    target = candidates[0]
+    why = (
+        f"deployment {served.deployment_id} ({served.model_package_arn}) took traffic at "
+        f"{served.traffic_at or served.started_at}, before the alarm"
+        if served
+        else f"the endpoint serves {current_config}, which the loop did not deploy"
+    )
     return RollbackDecision(
         "rollback",
-        f"deployment {latest.deployment_id} ({latest.model_package_arn}) replaced "
-        f"{latest.previous_endpoint_config}",
-        bad=latest,
-        target_config=latest.previous_endpoint_config,
-        target_package_arn=latest.previous_model_package_arn,
+        f"{why}; the newest known-good is {target.deployment_id} ({target.new_endpoint_config})",
+        bad=served,
+        target=target,
     )
 
 
-def rebuild_package(
-    bad_package_arn: str | None, preferred_arn: str | None, approved: Sequence[tuple[str, int]]
-) -> str | None:
-    """The package to rebuild a known-good config from when the recorded one is gone: the package
-    that config served, if still approved, else the newest approved package other than the bad
-    one. `approved`: (arn, version) of the group's Approved packages."""
-    candidates = [(arn, version) for arn, version in approved if arn != bad_package_arn]
-    if preferred_arn and any(arn == preferred_arn for arn, _ in candidates):
-        return preferred_arn
-    return max(candidates, key=lambda c: c[1])[0] if candidates else None
+@dataclass(frozen=True)
+class EndpointChange:
+    """What one SageMaker endpoint event says (events.EndpointStateChange / EndpointDeploymentStateChange)."""
+
+    at: str  # ISO-8601 UTC of the change (the endpoint's LastModifiedTime, else the event's time)
+    status: str  # EndpointStatus as the event sends it: IN_SERVICE, UPDATING, FAILED, ...
+    config: str | None  # EndpointConfigName: the config the endpoint serves
+    pending_config: str | None = None  # deployment events: the config being deployed
+    stage: str | None = None  # deployment events: the variants' VariantStatus (Creating, Baking, ...)
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Transition:
+    record: Deployment
+    status: str
+    changes: dict[str, Any]  # the record's fields to set with the status
+    reason: str
+
+
+def track_decision(
+    history: Sequence[Deployment], change: EndpointChange, bake_seconds: int
+) -> Transition | None:
+    """The record an endpoint event moves on, and where to; None if it moves none (a duplicate, an
+    event older than the deployment, a stage that changes nothing). Only forward: a late Baking
+    event never takes a SERVING record back."""
+    waiting = [r for r in live(history) if r.status in IN_FLIGHT and r.started_at <= change.at]
+    if change.pending_config is not None:
+        record = next((r for r in waiting if r.new_endpoint_config == change.pending_config), None)
+        if record is None or change.stage != "Baking" or record.status not in (STARTING, UPDATING):
+            return None
+        return Transition(record, BAKING, {"traffic_at": change.at},
+                          f"{record.new_endpoint_config} took traffic at {change.at}")
+    if change.status == "FAILED":
+        record = next((r for r in waiting if r.new_endpoint_config == change.config), None)
+        why = change.failure_reason or "the endpoint went Failed"
+        return Transition(record, FAILED, {"outcome": why, "ended_at": change.at}, why) if record else None
+    if change.status != "IN_SERVICE":
+        return None
+    record = next((r for r in waiting if r.new_endpoint_config == change.config), None)
+    if record is not None:
+        if record.status == BAKING and record.bake_until:  # a create's bake: time, not an event
+            return None
+        if record.status == CREATING and bake_seconds > 0:
+            until = iso(parse_iso(change.at) + timedelta(seconds=bake_seconds))
+            return Transition(record, BAKING, {"traffic_at": change.at, "bake_until": until},
+                              f"{record.new_endpoint_config} serves all traffic; known-good after "
+                              f"{bake_seconds} s (BAKE_SECONDS) at {until}")
+        # A blue/green update ends InService on the new config only after its termination wait:
+        # all traffic, baked, no auto-rollback alarm.
+        return Transition(record, SERVING,
+                          {"traffic_at": record.traffic_at or change.at, "known_good_at": change.at},
+                          f"{record.new_endpoint_config} served all traffic through its bake: known-good")
+    record = next(
+        (r for r in waiting if r.kind == "deploy" and r.previous_endpoint_config == change.config
+         and r.status in (UPDATING, BAKING)),
+        None,
+    )
+    if record is None:
+        return None
+    # SageMaker put the old fleet back: its auto-rollback, or a new fleet that never became
+    # healthy. Events may come out of order (a late Baking event), so both end ROLLED_BACK; the
+    # reason (SageMaker's FailureReason) tells them apart.
+    why = change.failure_reason or (
+        f"SageMaker put {change.config} back instead of {record.new_endpoint_config}")
+    took = "" if record.status == BAKING else " (no Baking event seen: it may never have taken traffic)"
+    return Transition(record, ROLLED_BACK, {"outcome": why, "ended_at": change.at},
+                      f"SageMaker rolled {record.new_endpoint_config} back{took}: {why}")

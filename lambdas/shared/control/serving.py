@@ -16,6 +16,7 @@ from lambdas.shared.control.history import CREATING, UPDATING
 from lambdas.shared.control.settings import Settings
 
 UPDATABLE = "InService"
+DESCRIPTION_MAX = 1024  # UpdateModelPackage ApprovalDescription
 CSV, JSON = ["text/csv"], ["application/json"]
 
 
@@ -66,7 +67,7 @@ class SageMaker:
 
     def set_approval(self, arn: str, status: str, description: str) -> None:
         self.client.update_model_package(
-            ModelPackageArn=arn, ModelApprovalStatus=status, ApprovalDescription=description
+            ModelPackageArn=arn, ModelApprovalStatus=status, ApprovalDescription=description[:DESCRIPTION_MAX]
         )
 
     # endpoint

@@ -20,6 +20,7 @@ deploy, rollback, retrain) take the same set, so the stack builds one environmen
 | `KMS_KEY_ARN` | yes | encrypts captured data and the endpoint's storage volumes |
 | `NETWORK_ISOLATION` | no: `true` | models run without network access (as the construct's bootstrap model) |
 | `DEPLOYMENT_CONFIG` | yes | JSON: SageMaker's `DeploymentConfig` for UpdateEndpoint (1) |
+| `BAKE_SECONDS` | no: `0` | a first deployment (CreateEndpoint) is known-good this long after InService |
 | `GATE_CONFIG` | yes | JSON: the gate's thresholds and bounds (2) |
 | `DEPLOYMENTS_TABLE` | yes | DynamoDB deployment history (schema: `tables.DEPLOYMENTS`) |
 | `AUDIT_TABLE` | yes | DynamoDB audit records of every decision (schema: `tables.AUDIT`) |
@@ -31,6 +32,8 @@ deploy, rollback, retrain) take the same set, so the stack builds one environmen
 | `RETRAIN_COOLDOWN_MINUTES` | yes | after a retrain start, retrain alarms start nothing this long (>= 0) |
 | `ROLLBACK_ALARMS` | yes | JSON list: the critical alarm names that roll the endpoint back |
 | `RETRAIN_ALARMS` | yes | JSON list: the drift/accuracy alarm names that start a retrain |
+| `ACCURACY_ALARM` | no | the accuracy-drop alarm (both lists): the model changed -> rollback, else retrain |
+| `ACCURACY_DROP_PERCENT` | no: `10` | its threshold: a window at or under it was healthy |
 | `APPROVER_ROLE_ARN` | in prod | the IAM role whose sessions may approve prod packages |
 | `PROMOTION_SOURCE_GROUP` | in prod | the staging model package group prod packages are promoted from |
 | `POWERTOOLS_SERVICE_NAME` | no | not used: logs and metrics name the handler (gate, deploy, ...) |
@@ -134,6 +137,9 @@ class Settings:
     rollback_alarms: frozenset[str] = setting("ROLLBACK_ALARMS", json_document(set_of(name)))
     retrain_alarms: frozenset[str] = setting("RETRAIN_ALARMS", json_document(set_of(name)))
     variant_name: str = setting("VARIANT_NAME", name, default="primary")
+    bake_seconds: int = setting("BAKE_SECONDS", whole(0), default=0)
+    accuracy_alarm: str | None = setting("ACCURACY_ALARM", name, default=None)
+    accuracy_drop_percent: float = setting("ACCURACY_DROP_PERCENT", positive, default=10.0)
     network_isolation: bool = setting("NETWORK_ISOLATION", boolean, default=True)
     approver_role_arn: str | None = setting("APPROVER_ROLE_ARN", arn, default=None)
     promotion_source_group: str | None = setting("PROMOTION_SOURCE_GROUP", name, default=None)
@@ -214,8 +220,11 @@ def dummy_environment(**overrides: str) -> dict[str, str]:
         "WARNING_TOPIC_ARN": f"arn:aws:sns:{region}:{account}:mlops-dev-alerts-warning",
         "PIPELINE_NAME": "mlops-dev-demo-training",
         "RETRAIN_COOLDOWN_MINUTES": "360",
-        "ROLLBACK_ALARMS": json.dumps(["mlops-dev-demo-errors", "mlops-dev-demo-latency"]),
+        "ROLLBACK_ALARMS": json.dumps(
+            ["mlops-dev-demo-errors", "mlops-dev-demo-latency", "mlops-dev-demo-accuracy"]
+        ),
         "RETRAIN_ALARMS": json.dumps(["mlops-dev-demo-drift", "mlops-dev-demo-accuracy"]),
+        "ACCURACY_ALARM": "mlops-dev-demo-accuracy",
     }
     values.update(overrides)
     return values

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
@@ -43,8 +43,10 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from botocore.config import Config
 
+from lambdas.shared.control import history
 from lambdas.shared.control.dynamo import AuditLog, DeploymentHistory, Leases
 from lambdas.shared.control.errors import MalformedEventError, RetryLaterError
+from lambdas.shared.control.quality_metrics import healthy_windows
 from lambdas.shared.control.serving import SageMaker
 from lambdas.shared.control.settings import Settings
 
@@ -56,6 +58,8 @@ BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_ti
 EVALUATION_MAX_BYTES = 10 * 1024 * 1024
 # A lease outlives the invocation holding it by this much, so a crashed holder frees it soon after.
 LEASE_MARGIN_SECONDS = 30
+# How far back a healthy accuracy window of the served model is looked for.
+QUALITY_LOOKBACK = timedelta(days=14)
 # Powertools keeps one metric set per process; in AWS one invocation runs at a time, but the
 # local control plane and the tests run invocations in threads.
 _METRICS_LOCK = threading.Lock()
@@ -114,6 +118,18 @@ class ControlLoop:
         owner = f"{self.name}-{invocation.message_id}-{uuid.uuid4().hex[:8]}"
         return self.leases.held(f"endpoint#{self.settings.endpoint_name}", owner,
                                 invocation.seconds_left() + LEASE_MARGIN_SECONDS, purpose)
+
+    def accuracy_drop_cause(self, alarm_at: datetime) -> history.DropCause:
+        """The accuracy alarm's transition at `alarm_at`: the model's doing or the world's. The
+        rollback and the retrain handler both ask, each acts on its own answer."""
+        s, at = self.settings, history.iso(alarm_at)
+        records = self.history.list(s.endpoint_name)
+        served = history.served_at(records, at)
+        since = history.parse_iso(served.traffic_at or served.started_at) if served else alarm_at
+        healthy = healthy_windows(self.client("cloudwatch"), s.endpoint_name,
+                                  max(since, alarm_at - QUALITY_LOOKBACK), alarm_at + timedelta(seconds=1),
+                                  s.accuracy_drop_percent)
+        return history.accuracy_drop_cause(records, at, healthy)
 
     def count(self, name: str, value: float = 1) -> None:
         with _METRICS_LOCK:
