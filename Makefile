@@ -43,6 +43,7 @@ bench: setup
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python benchmarks/synth.py
 	$(BIN)/python benchmarks/drift.py
+	$(BIN)/python benchmarks/drift_false_alarms.py
 	$(BIN)/python benchmarks/handlers.py
 	$(BIN)/python benchmarks/serving.py
 

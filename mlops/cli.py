@@ -21,6 +21,7 @@ from mlops.drill import add_drill_arguments, run_drill_command
 from mlops.endpoint_wait import EndpointWaitError
 from mlops.pipeline_run import PipelineRunError
 from mlops.project import Project
+from mlops.quality_check import add_quality_arguments, run_quality_command
 from mlops.terraform import TerraformError
 from mlops.traffic import add_invoke_arguments, add_traffic_arguments, run_invoke_command, run_traffic_command
 from stacks.config import ENVIRONMENT_NAMES, ConfigError
@@ -306,6 +307,15 @@ def build_parser() -> argparse.ArgumentParser:
                "compares it with the approved model's reference, writes JSON and HTML reports to "
                "the artifacts bucket and publishes the drift metrics.",
                add_check_arguments, run_check_command)
+
+    quality = sub.add_parser("quality", help="model quality against ground truth")
+    quality_sub = quality.add_subparsers(dest="quality_command", required=True, metavar="COMMAND")
+    _delegated(quality_sub, "check",
+               "run the model-quality check of a project's endpoint: predictions joined with labels",
+               "The quality handler's code, from the CLI: joins the window's captured predictions "
+               "with their ground-truth labels by inference id, compares the metrics with the "
+               "served model's evaluation, writes the report and publishes MLOps/ModelQuality.",
+               add_quality_arguments, run_quality_command)
 
     pipeline = sub.add_parser("pipeline", help="the training pipeline of a project")
     pipeline_sub = pipeline.add_subparsers(dest="pipeline_command", required=True, metavar="COMMAND")

@@ -78,7 +78,7 @@ def _settings(
     settings = DriftSettings(
         project=project_name,
         endpoint_name=endpoint_name(names),
-        capture_s3_uri=f"s3://{names.capture_bucket}/{project_name}/",
+        capture_s3_uri=names.capture_uri,
         artifacts_bucket=names.artifacts_bucket,
         model_package_group=names.model_package_group,
         reference_uri=reference_uri,
@@ -87,6 +87,8 @@ def _settings(
         psi_threshold=config.drift.psi_threshold,
         p_value=config.drift.p_value,
         window_minutes=config.drift.window_minutes,
+        min_rows=config.drift.min_rows,
+        capture_lag_minutes=config.drift.capture_lag_minutes,
     )
     return env, settings
 
@@ -124,12 +126,12 @@ def run_check(
     `report_html_local` (local environment: the downloaded HTML report)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from lambdas.shared.drift.capture import parse_s3_uri
+    from lambdas.shared.capture_files import parse_s3_uri
     from lambdas.shared.drift.job import ReferenceUnavailableError, Window, run_drift_check
 
     now = (now or datetime.now(UTC)).astimezone(UTC)
     env, settings = _settings(checkout, env_name, project_name, reference_uri)
-    end = until or now
+    end = until or now - timedelta(minutes=settings.capture_lag_minutes)  # as the schedule's check
     window = Window(since or end - timedelta(minutes=settings.window_minutes), end)
     clients, server = _clients(checkout, env)
     try:

@@ -3,16 +3,22 @@ and in AWS).
 
     mlops endpoint invoke --env ENV --project P (--file F | --rows CSV) [--json]
     mlops traffic --env ENV --project P --requests N [--rate R] [--drift FEATURE=SHIFT ...]
-                  [--malformed PCT] [--concurrency C] [--json]
+                  [--malformed PCT] [--labels [--flip-labels PCT]] [--concurrency C] [--json]
 
 `traffic` replays the held-out rows of the project's dataset (the test split the preprocess step
 makes, with the project's seed), one CSV row per request, each with its own inference id
 (`traffic-<run>-<n>`, which data capture records), optionally shifted (`--drift mean_radius=2`:
 that feature plus 2 of its standard deviations) or malformed (`--malformed 10`: that share of
 the requests with a wrong column count or a value that is not a number, which the model server
-refuses with a 400, SageMaker's ModelError). It prints requests, errors by status and the client's
-p50/p95 latency, with a progress bar on stderr. Exit codes: 0 sent (whatever the endpoint
-answered), 1 the endpoint could not be reached at all, 2 bad arguments.
+refuses with a 400, SageMaker's ModelError). With `--labels` it then writes the ground truth of
+the requests the endpoint answered, as SageMaker Model Monitor takes it: one JSON line per
+request (`{"groundTruthData": {"data": "1", "encoding": "CSV"}, "eventMetadata": {"eventId":
+<its inference id>}, "eventVersion": "0"}`) in `s3://<capture bucket>/<project>/ground-truth/
+yyyy/mm/dd/hh/traffic-<run>.jsonl`, which the model-quality check joins with the captured
+predictions; `--flip-labels 30` turns exactly that share of them wrong (classification: the other
+class; regression: another row's label), to play concept drift. It prints requests, errors by
+status and the client's p50/p95 latency, with a progress bar on stderr. Exit codes: 0 sent
+(whatever the endpoint answered), 1 the endpoint could not be reached at all, 2 bad arguments.
 """
 
 from __future__ import annotations
@@ -54,6 +60,8 @@ class Plan:
     malformed_percent: float = 0.0
     concurrency: int = 4
     seed: int = 0
+    labels: bool = False  # write the ground truth of the answered requests
+    flip_labels_percent: float = 0.0
 
     def __post_init__(self) -> None:
         if self.requests < 1:
@@ -64,6 +72,10 @@ class Plan:
             raise TrafficError(f"--malformed {self.malformed_percent}: must be a percentage, 0 to 100")
         if not 1 <= self.concurrency <= 64:
             raise TrafficError(f"--concurrency {self.concurrency}: must be 1 to 64")
+        if not 0 <= self.flip_labels_percent <= 100:
+            raise TrafficError(f"--flip-labels {self.flip_labels_percent}: must be a percentage, 0 to 100")
+        if self.flip_labels_percent and not self.labels:
+            raise TrafficError("--flip-labels needs --labels: it flips the labels that --labels writes")
 
 
 def parse_drift(items: list[str]) -> dict[str, float]:
@@ -105,8 +117,44 @@ def dataset(config: ProjectConfig, client: Callable[[str], Any]) -> Any:
 
 def held_out_rows(config: ProjectConfig, frame: Any) -> Any:
     """The test split exactly as the pipeline's preprocess step makes it, features only."""
-    splits = _load_step("preprocess").split(frame, config.model_dump(mode="json"))
-    return splits["test"].drop(columns=[config.dataset.target])
+    return _test_split(config, frame).drop(columns=[config.dataset.target])
+
+
+def held_out_labels(config: ProjectConfig, frame: Any) -> list[float]:
+    """The test split's targets, in held_out_rows' order."""
+    return [float(v) for v in _test_split(config, frame)[config.dataset.target]]
+
+
+def _test_split(config: ProjectConfig, frame: Any) -> Any:
+    return _load_step("preprocess").split(frame, config.model_dump(mode="json"))["test"]
+
+
+def exact_share(n: int, percent: float) -> bool:
+    """Whether the n-th item (from 0) is one of an exact `percent` share: every k-th, evenly."""
+    share = percent / 100
+    return int((n + 1) * share) > int(n * share)
+
+
+def ground_truth(run_id: str, answered: list[int], labels: list[float], flip_percent: float,
+                 task: str) -> tuple[str, int]:
+    """(JSON lines, how many flipped): the label of each answered request n (the label of the row
+    it sent), in Model Monitor's ground-truth format, keyed by the request's inference id."""
+    lines, flipped = [], 0
+    for i, n in enumerate(sorted(answered)):
+        label = labels[n % len(labels)]
+        if exact_share(i, flip_percent):
+            flipped += 1
+            other = labels[(n + len(labels) // 2) % len(labels)]
+            label = (1.0 - label) if task == "classification" else other
+        text = str(int(label)) if task == "classification" else repr(label)
+        lines.append(json.dumps({"groundTruthData": {"data": text, "encoding": "CSV"},
+                                 "eventMetadata": {"eventId": inference_id(run_id, n)},
+                                 "eventVersion": "0"}))
+    return "".join(f"{line}\n" for line in lines), flipped
+
+
+def inference_id(run_id: str, n: int) -> str:
+    return f"traffic-{run_id}-{n}"
 
 
 def shifted(rows: Any, reference: Any, drift: dict[str, float]) -> Any:
@@ -124,10 +172,9 @@ def bodies(rows: Any, plan: Plan) -> Iterator[tuple[bytes, bool]]:
     """(CSV body, malformed?) for each request: the rows in turn (round again when they run out);
     every k-th request malformed so the share is exact."""
     lines = rows.to_csv(header=False, index=False).splitlines()
-    share = plan.malformed_percent / 100
     for n in range(plan.requests):
         line = lines[n % len(lines)]
-        bad = int((n + 1) * share) > int(n * share)
+        bad = exact_share(n, plan.malformed_percent)
         if bad:
             cells = line.split(",")
             line = ",".join(cells[:-1]) if n % 2 == 0 else ",".join(["not-a-number", *cells[1:]])
@@ -187,7 +234,7 @@ def invoke_once(runtime: Any, endpoint: str, body: bytes, *, content_type: str =
 def send(runtime: Any, endpoint: str, rows: Any, plan: Plan, *, progress: Any = None,
          run_id: str | None = None) -> dict[str, Any]:
     run_id = run_id or uuid.uuid4().hex[:8]
-    tally, malformed = Tally(), 0
+    tally, malformed, answered = Tally(), 0, []
     started = time.monotonic()
     next_slot = [started]
     slot_lock = threading.Lock()
@@ -203,8 +250,10 @@ def send(runtime: Any, endpoint: str, rows: Any, plan: Plan, *, progress: Any = 
 
     def one(n: int, body: bytes) -> None:
         paced()
-        result = invoke_once(runtime, endpoint, body, inference_id=f"traffic-{run_id}-{n}")
+        result = invoke_once(runtime, endpoint, body, inference_id=inference_id(run_id, n))
         tally.add(result["status"], result["latency_ms"], result.get("variant"), result.get("reason"))
+        if result["status"] == "200":
+            answered.append(n)  # list.append is atomic: the pool's threads share it
         if progress is not None:
             progress()
 
@@ -224,6 +273,7 @@ def send(runtime: Any, endpoint: str, rows: Any, plan: Plan, *, progress: Any = 
         "latency_ms": {"p50": percentile(tally.latencies_ms, 50), "p95": percentile(tally.latencies_ms, 95)},
         "seconds": round(seconds, 3), "rate": round(plan.requests / seconds, 1) if seconds else None,
         "variants": dict(tally.variants), "reasons": dict(tally.reasons.most_common(5)),
+        "answered": sorted(answered),
     }
 
 
@@ -239,6 +289,10 @@ def add_traffic_arguments(parser: argparse.ArgumentParser) -> None:
                         "one --drift, and --drift may repeat)")
     parser.add_argument("--malformed", type=float, default=0.0, metavar="PCT",
                         help="send this share of the requests malformed (the model answers 400)")
+    parser.add_argument("--labels", action="store_true",
+                        help="then write the ground truth of the answered requests (Model Monitor's format)")
+    parser.add_argument("--flip-labels", type=float, default=0.0, metavar="PCT",
+                        help="with --labels: make this share of the labels wrong (concept drift)")
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight at once")
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
 
@@ -299,7 +353,7 @@ def run_traffic_command(args: argparse.Namespace, checkout: Project) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     plan = Plan(args.requests, args.rate, parse_drift(args.drift), args.malformed, args.concurrency,
-                args.seed)
+                args.seed, args.labels, args.flip_labels)
     config, endpoint, client = _target(checkout, args)
     frame = dataset(config, client)
     rows = shifted(held_out_rows(config, frame), frame, plan.drift)
@@ -314,6 +368,10 @@ def run_traffic_command(args: argparse.Namespace, checkout: Project) -> int:
     if result["ok"] == 0 and set(result["errors"]) == {"connection"}:
         _say(f"error: {endpoint} could not be reached: {next(iter(result['reasons']), '')}")
         return 1
+    answered = result.pop("answered")
+    if plan.labels:
+        result["labels"] = write_labels(checkout, args, config, client, result["run_id"], answered,
+                                        held_out_labels(config, frame), plan.flip_labels_percent)
     latency = result["latency_ms"]
     human = (f"{result['requests']} requests in {result['seconds']:.1f} s ({result['rate']}/s): "
              f"{result['ok']} ok, errors {result['errors'] or 'none'}; "
@@ -322,6 +380,22 @@ def run_traffic_command(args: argparse.Namespace, checkout: Project) -> int:
         _say(f"  {count} x {reason}")
     print(json.dumps(result, indent=2) if args.json else human)
     return 0
+
+
+def write_labels(checkout: Project, args: argparse.Namespace, config: ProjectConfig,
+                 client: Callable[[str], Any], run_id: str, answered: list[int], labels: list[float],
+                 flip_percent: float) -> dict[str, Any]:
+    """The ground truth of the answered requests, as one object under the hour it is collected."""
+    from datetime import UTC, datetime
+
+    env = checkout.environments([args.env])[args.env]
+    names = ProjectNames(Naming.of(env), args.project)
+    body, flipped = ground_truth(run_id, answered, labels, flip_percent, config.task)
+    bucket, _, prefix = names.ground_truth_uri.removeprefix("s3://").partition("/")
+    key = f"{prefix}{datetime.now(UTC):%Y/%m/%d/%H}/traffic-{run_id}.jsonl"
+    client("s3").put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/jsonl")
+    _say(f"==> {len(answered)} labels ({flipped} flipped) -> s3://{bucket}/{key}")
+    return {"written": len(answered), "flipped": flipped, "uri": f"s3://{bucket}/{key}"}
 
 
 @_exit_codes

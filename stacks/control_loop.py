@@ -2,9 +2,11 @@
 
     model package registered  --rule--> gate queue     --> gate handler     (approve / reject)
     model package approved    --rule--> deploy queue   --> deploy handler   (guarded update)
+    endpoint (deployment) state change --^                                  (known-good, rolled back)
     critical alarm -> ALARM   --rule--> rollback queue --> rollback handler (last known-good)
     drift/accuracy -> ALARM   --rule--> retrain queue  --> retrain handler  (one run per cooldown)
     drift schedule            --rule--> drift queue    --> drift handler    (reports + metrics)
+    quality schedule          --rule--> quality queue  --> quality handler  (ground-truth join, metrics)
 
 Every queue has a DLQ (a poison message lands there after max receives, nothing else is lost)
 and a warning alarm on it. The handlers' code is lambdas/<name>/handler.py; their settings are
@@ -21,7 +23,7 @@ from typing import Any
 from stacks import moto_gaps
 from stacks.binding import Construct, aws
 from stacks.config import Environment
-from stacks.constructs.endpoint_alarms import EndpointAlarms
+from stacks.constructs.endpoint_alarms import QUALITY, EndpointAlarms
 from stacks.constructs.event_queue import EventQueue, EventQueueProps, EventRule
 from stacks.constructs.lambda_function import LambdaFunction, LambdaFunctionProps
 from stacks.constructs.model_endpoint import ModelEndpoint
@@ -38,6 +40,7 @@ POWERTOOLS_LAYER = (
 )
 HANDLER_TIMEOUT_SECONDS = 120
 DRIFT_NAMESPACE = "MLOps/Drift"
+
 QUEUE_MAX_RECEIVES = 5
 
 
@@ -80,6 +83,8 @@ class ControlLoop(Construct):
                             [f"arn:aws:s3:::{n.artifacts_bucket}/{props.project.name}/*"])
         start = statement("StartTrainingPipeline", ["sagemaker:StartPipelineExecution"],
                           [props.pipeline_arn])
+        # The accuracy-drop datapoints (no resource-level permissions for GetMetricData).
+        quality = statement("ReadModelQuality", ["cloudwatch:GetMetricData"], ["*"])
         package_events = {"source": ["aws.sagemaker"],
                           "detail-type": ["SageMaker Model Package State Change"]}
 
@@ -87,71 +92,118 @@ class ControlLoop(Construct):
             return {**package_events, "detail": {"ModelPackageGroupName": [n.model_package_group],
                                                  "ModelApprovalStatus": [status]}}
 
+        # The deployment records follow the endpoint through SageMaker's own events.
+        endpoint_events = {"source": ["aws.sagemaker"],
+                           "detail-type": ["SageMaker Endpoint Deployment State Change",
+                                           "SageMaker Endpoint State Change"],
+                           "detail": {"EndpointName": [n.endpoint]}}
         handlers = {
-            # name: (what it does, its rule's pattern, what it touches beyond the common part)
-            "gate": ("judge a newly registered model package", on_packages("PendingManualApproval"),
+            # name: (what it does, its rules (name suffix: pattern), what it touches beyond the common part)
+            "gate": ("judge a newly registered model package", {"": on_packages("PendingManualApproval")},
                      [read_packages, judge_packages, list_packages, reports]),
-            "deploy": ("deploy an approved model package with the guardrails", on_packages("Approved"),
-                       [read_packages, list_packages, *operate]),
-            "rollback": ("restore the last known-good endpoint config on a critical alarm",
-                         props.alarms.rollback_event_pattern(),
-                         [read_packages, judge_packages, list_packages, *operate]),
+            "deploy": ("deploy an approved model package with the guardrails and follow it",
+                       {"": on_packages("Approved"), "-endpoint": endpoint_events},
+                       [read_packages, judge_packages, list_packages, *operate]),
+            "rollback": ("restore the newest known-good deployment on a critical alarm",
+                         {"": props.alarms.rollback_event_pattern()},
+                         [read_packages, judge_packages, list_packages, quality, *operate]),
             "retrain": ("start the training pipeline on a drift or accuracy alarm",
-                        props.alarms.retrain_event_pattern(), [read_packages, start]),
+                        {"": props.alarms.retrain_event_pattern()}, [read_packages, start, quality]),
         }
         self.functions: dict[str, LambdaFunction] = {}
         self.queues: dict[str, EventQueue] = {}
-        for name, (purpose, pattern, statements) in handlers.items():
+        for name, (purpose, patterns, statements) in handlers.items():
             function = self._function(name, purpose, environment, [*self._common(), *statements])
             self.functions[name] = function
             self.queues[name] = EventQueue(self, f"{name}_queue", EventQueueProps(
                 name=f"{n.base}-{name}", kms_key_arn=props.key_arn,
                 alarm_topic_arn=n.topic_arn("warning"), account_id=env.account_id, region=env.region,
-                rules=(EventRule(name=f"{n.base}-{name}", description=f"{purpose} ({n.base})",
-                                 event_pattern=pattern),),
+                rules=tuple(EventRule(name=f"{n.base}-{name}{suffix}", description=f"{purpose} ({n.base})",
+                                      event_pattern=pattern) for suffix, pattern in patterns.items()),
                 max_receive_count=QUEUE_MAX_RECEIVES,
                 # One message at a time per endpoint decision keeps leases short and retries cheap.
                 batch_size=1 if name in ("deploy", "rollback") else 10,
                 gaps=self.gaps,
             ), function)
         self._drift()
+        self._quality()
 
     def _drift(self) -> None:
-        """The scheduled drift check: capture window vs the approved model's reference, reports to
+        """The scheduled drift check: capture window vs the served model's reference, reports to
         the artifacts bucket, metrics that the drift alarms watch."""
-        p, n, env = self.props, self.props.names, self.props.env
-        project, capture = p.project, f"arn:aws:s3:::{n.capture_bucket}"
+        p, n = self.props, self.props.names
+        project = p.project
         environment = {
-            "PROJECT": project.name, "ENDPOINT_NAME": n.endpoint,
-            "CAPTURE_S3_URI": f"s3://{n.capture_bucket}/{project.name}/",
-            "ARTIFACTS_BUCKET": n.artifacts_bucket, "MODEL_PACKAGE_GROUP": n.model_package_group,
-            "KMS_KEY_ARN": p.key_arn,
+            **self._check_environment(),
+            "MODEL_PACKAGE_GROUP": n.model_package_group,
             "DRIFT_PSI_THRESHOLD": str(project.drift.psi_threshold),
             "DRIFT_P_VALUE": str(project.drift.p_value),
             "WINDOW_MINUTES": str(project.drift.window_minutes),
+            "DRIFT_MIN_ROWS": str(project.drift.min_rows),
+            "CAPTURE_LAG_MINUTES": str(project.drift.capture_lag_minutes),
             "METRICS_NAMESPACE": DRIFT_NAMESPACE,
         }
-        statements = [
+        self._scheduled("drift", "check the endpoint's captured data for drift", project.drift.schedule,
+                        environment, DRIFT_NAMESPACE, timeout=900, memory=2048)
+
+    def _quality(self) -> None:
+        """The scheduled model-quality check: captured predictions joined with the ground-truth
+        labels, the served model's evaluation as the baseline, the metrics the accuracy alarm
+        watches."""
+        p, n = self.props, self.props.names
+        project = p.project
+        environment = {
+            **self._check_environment(),
+            "TASK": project.task,
+            "GROUND_TRUTH_S3_URI": n.ground_truth_uri,
+            "WINDOW_MINUTES": str(project.quality.window_minutes),
+            "LABEL_LAG_MINUTES": str(project.quality.label_lag_minutes),
+            "MIN_LABELLED_ROWS": str(project.quality.min_labelled_rows),
+            "METRICS_NAMESPACE": QUALITY,
+        }
+        self._scheduled("quality", "join the endpoint's predictions with ground truth",
+                        project.quality.schedule, environment, QUALITY, timeout=300, memory=512)
+
+    def _check_environment(self) -> dict[str, str]:
+        p, n = self.props, self.props.names
+        return {"PROJECT": p.project.name, "ENDPOINT_NAME": n.endpoint,
+                "CAPTURE_S3_URI": n.capture_uri,
+                "ARTIFACTS_BUCKET": n.artifacts_bucket, "KMS_KEY_ARN": p.key_arn}
+
+    def _scheduled(self, name: str, purpose: str, schedule: str, environment: dict[str, str], namespace: str,
+                   *, timeout: int, memory: int) -> None:
+        """A scheduled check of the served model: reads the project's capture prefix and what the
+        endpoint serves, writes `<project>/<name folder>/*` reports, publishes to `namespace`;
+        schedule -> queue -> function."""
+        p, n, env = self.props, self.props.names, self.props.env
+        served = [n.naming.sagemaker_arn("endpoint", n.endpoint),
+                  n.naming.sagemaker_arn("endpoint-config", f"{n.endpoint}-*"),
+                  n.naming.sagemaker_arn("model", f"{n.endpoint}-*"),
+                  n.naming.sagemaker_arn("model-package", f"{n.model_package_group}/*")]
+        project, capture = p.project.name, f"arn:aws:s3:::{n.capture_bucket}"
+        folder = {"drift": "drift", "quality": "model-quality"}[name]
+        common = [
             statement("ListCapture", ["s3:ListBucket"], [capture],
-                      conditions={"StringLike": {"s3:prefix": [f"{project.name}/*"]}}),
+                      conditions={"StringLike": {"s3:prefix": [f"{project}/*"]}}),
             statement("ReadCaptureAndModels", ["s3:GetObject"],
-                      [f"{capture}/{project.name}/*", f"arn:aws:s3:::{n.artifacts_bucket}/{project.name}/*"]),
+                      [f"{capture}/{project}/*", f"arn:aws:s3:::{n.artifacts_bucket}/{project}/*"]),
             statement("WriteReports", ["s3:PutObject"],
-                      [f"arn:aws:s3:::{n.artifacts_bucket}/{project.name}/drift/*"]),
+                      [f"arn:aws:s3:::{n.artifacts_bucket}/{project}/{folder}/*"]),
             statement("UsePlatformKey", ["kms:Decrypt", "kms:GenerateDataKey"], [p.key_arn]),
-            statement("FindApprovedModel", ["sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"],
-                      ["*"]),
-            statement("PublishDriftMetrics", ["cloudwatch:PutMetricData"], ["*"],
-                      conditions={"StringEquals": {"cloudwatch:namespace": DRIFT_NAMESPACE}}),
+            statement("PublishCheckMetrics", ["cloudwatch:PutMetricData"], ["*"],
+                      conditions={"StringEquals": {"cloudwatch:namespace": namespace}}),
+            statement("FindServedModel",
+                      ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig",
+                       "sagemaker:DescribeModel", "sagemaker:DescribeModelPackage"], served),
         ]
-        function = self._function("drift", "check the endpoint's captured data for drift", environment,
-                                  statements, timeout=900, memory=2048)
-        self.functions["drift"] = function
-        self.queues["drift"] = EventQueue(self, "drift_queue", EventQueueProps(
-            name=f"{n.base}-drift", kms_key_arn=p.key_arn, alarm_topic_arn=n.topic_arn("warning"),
+        function = self._function(name, purpose, environment, common,
+                                  timeout=timeout, memory=memory)
+        self.functions[name] = function
+        self.queues[name] = EventQueue(self, f"{name}_queue", EventQueueProps(
+            name=f"{n.base}-{name}", kms_key_arn=p.key_arn, alarm_topic_arn=n.topic_arn("warning"),
             account_id=env.account_id, region=env.region, max_receive_count=3, batch_size=1,
-            rules=(EventRule(name=f"{n.base}-drift", description=f"scheduled drift check ({n.base})",
-                             schedule=project.drift.schedule),),
+            rules=(EventRule(name=f"{n.base}-{name}", description=f"scheduled {purpose} ({n.base})",
+                             schedule=schedule),),
             gaps=self.gaps,
         ), function)
 

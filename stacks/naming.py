@@ -64,6 +64,10 @@ class ProjectNames:
         self.datasets_bucket = naming.bucket("datasets")
         self.artifacts_bucket = naming.bucket("artifacts")
         self.capture_bucket = naming.bucket("capture")
+        # Data capture of the project's endpoint, and where its ground-truth labels arrive
+        # (SageMaker Model Monitor's yyyy/mm/dd/hh/*.jsonl layout below it).
+        self.capture_uri = f"s3://{self.capture_bucket}/{project}/"
+        self.ground_truth_uri = f"s3://{self.capture_bucket}/{project}/ground-truth/"
         self.key_alias = f"alias/{naming.name('platform')}"
         self.boundary_arn = (f"arn:aws:iam::{naming.account_id}:policy{naming.role_path}"
                              f"{naming.name('permissions-boundary')}")

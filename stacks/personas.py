@@ -6,7 +6,8 @@ are unit-tested without synthesizing anything.
 - data scientist: works with data and runs pipelines; never approves a model or changes an
   endpoint (deployments are the control loop's job); in protected environments cannot even
   invoke one.
-- ML engineer: the approver: approves or rejects model packages, operates endpoints, runs drills.
+- ML engineer: the approver: approves or rejects model packages, operates endpoints, runs drills,
+  writes the ground-truth labels the model-quality check joins (`<project>/ground-truth/`).
 - platform admin: operates this environment's resources; may create roles only under this
   environment's path and boundary.
 - auditor: read-only, including the audit trail.
@@ -171,6 +172,10 @@ def ml_engineer(refs: PlatformRefs) -> list[Statement]:
     n, b = refs.naming, refs.buckets
     return [
         _read("ReadPlatformData", b.datasets, b.capture),
+        # Labels for the model-quality check (Model Monitor's layout, <project>/ground-truth/):
+        # the only writes into the capture bucket a person may make; capture itself stays the
+        # endpoints' own (a data scientist only reads it).
+        statement("WriteGroundTruth", ["s3:PutObject"], [f"{b.capture}/*/ground-truth/*"]),
         _write("ReadWriteArtifacts", b.artifacts),
         _key_use(refs),
         *_sagemaker_read(refs),

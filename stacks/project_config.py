@@ -156,19 +156,44 @@ class Drift(Strict):
     schedule: Annotated[str, StringConstraints(pattern=r"^(rate|cron)\(.+\)$")] = "rate(1 hour)"
     psi_threshold: Annotated[float, Field(gt=0)] = 0.2
     p_value: Annotated[float, Field(gt=0, lt=1)] = 0.05
-    # The critical drift alarm fires when this share of features drifts at once.
+    # The drift alarm fires when this share of features drifts at once.
     critical_feature_share: Fraction = 0.3
+    # Fewer captured rows in a window: its counts are published, no drift verdict. PSI on decile
+    # bins has a sampling floor of about 9 / rows: at 100 rows a healthy window's largest PSI
+    # passes 0.2 half of the time, at 200 in under 1% (benchmarks/drift_false_alarms.py).
+    min_rows: Annotated[int, Field(ge=1)] = 200
+    # SageMaker buffers data capture and writes its files minutes after the requests: each window
+    # is checked this long after it ends.
+    capture_lag_minutes: Annotated[int, Field(ge=0, le=1440)] = 10
 
     @property
     def window_minutes(self) -> int:
-        """The capture window each check covers: the time since the previous run for rate(N
-        unit); 60 for cron(...), whose interval is not one number. The drift function reads it
-        as WINDOW_MINUTES."""
-        m = re.fullmatch(r"rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)", self.schedule.strip())
-        if not m:
-            return 60
-        per_unit = {"minute": 1, "hour": 60, "day": 1440}
-        return int(m.group(1)) * per_unit[m.group(2).rstrip("s")]
+        """The capture window each check covers (the drift function's WINDOW_MINUTES)."""
+        return schedule_minutes(self.schedule)
+
+
+def schedule_minutes(schedule: str) -> int:
+    """The time between two runs of a schedule: N units for rate(N unit); 60 for cron(...), whose
+    interval is not one number."""
+    m = re.fullmatch(r"rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)", schedule.strip())
+    if not m:
+        return 60
+    per_unit = {"minute": 1, "hour": 60, "day": 1440}
+    return int(m.group(1)) * per_unit[m.group(2).rstrip("s")]
+
+
+class Quality(Strict):
+    """The scheduled model-quality check: captured predictions joined with ground-truth labels."""
+
+    schedule: Annotated[str, StringConstraints(pattern=r"^(rate|cron)\(.+\)$")] = "rate(1 hour)"
+    # How long after a window its labels (and SageMaker's buffered capture files) are waited for.
+    label_lag_minutes: Annotated[int, Field(ge=0, le=10080)] = 60
+    # Fewer labelled predictions in a window: counts only, no metrics, no accuracy drop.
+    min_labelled_rows: Annotated[int, Field(ge=1)] = 50
+
+    @property
+    def window_minutes(self) -> int:
+        return schedule_minutes(self.schedule)
 
 
 class Retrain(Strict):
@@ -185,6 +210,7 @@ class ProjectSettings(Strict):
     serving: Serving = Serving()
     alarms: Alarms = Alarms()
     drift: Drift = Drift()
+    quality: Quality = Quality()
     retrain: Retrain = Retrain()
 
 

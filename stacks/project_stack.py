@@ -245,7 +245,7 @@ class ProjectStack(cdktf.TerraformStack):
             "default_data_uri": self.default_data_uri,
             "image_uri": self.image_uri,
             "endpoint_name": self.endpoint.name,
-            "capture_uri": f"s3://{self.names.capture_bucket}/{self.project.name}/",
+            "capture_uri": self.names.capture_uri,
             "critical_alarm_names": ",".join(self.alarms.critical_alarm_names),
             **{f"{name}_queue_url": q.url for name, q in self.control_loop.queues.items()},
             **{f"{name}_function_name": f.name for name, f in self.control_loop.functions.items()},

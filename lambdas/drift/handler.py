@@ -1,17 +1,18 @@
 """Drift: on every scheduled event, one drift check of the project's endpoint over the past window.
 
 Event: an SQS batch; each record's body is an EventBridge "Scheduled Event" (any EventBridge event
-with a `time` works, e.g. one sent by hand to re-check a window). Window: [time - WINDOW_MINUTES,
-time). Each record runs `lambdas.shared.drift.job.run_drift_check`: the reference of the newest
-Approved model package (cached by URI while the Lambda stays warm), the captured requests of the
-window, the comparison, report.json and report.html in the artifacts bucket, and the metrics the
-drift alarms watch (namespace METRICS_NAMESPACE, dimension EndpointName, + Feature for FeaturePSI:
+with a `time` works, e.g. one sent by hand to re-check a window). Window: [time - lag -
+WINDOW_MINUTES, time - lag), lag = CAPTURE_LAG_MINUTES. Each record runs
+`lambdas.shared.drift.job.run_drift_check`: the reference of the model package the endpoint
+serves (cached by URI while the Lambda stays warm), the captured requests of the window, the
+comparison, report.json and report.html in the artifacts bucket, and the metrics the drift alarms
+watch (namespace METRICS_NAMESPACE, dimension EndpointName, + Feature for FeaturePSI:
 MaxPSI, DriftedFeatureShare, DriftedFeatures, PredictionPSI, PredictionDrift, MalformedRecords,
 CurrentRows), sent with PutMetricData.
 
 Records fail alone (Powertools BatchProcessor, partial batch response): a body that is not an
 event, or an AWS error, returns that record to the queue (and after maxReceiveCount to the DLQ).
-No reference to compare against (no Approved package yet, or a package without
+No reference to compare against (no endpoint, its bootstrap model, or a package without
 reference_stats.json) is logged as a warning and the record succeeds: retrying cannot help, and
 the next scheduled run picks up a newly approved package. The same event twice writes the same
 report keys and metric timestamps.
@@ -25,21 +26,22 @@ one message naming every bad variable):
 | `ENDPOINT_NAME` | yes | the endpoint whose captured data is checked; the metrics' EndpointName |
 | `CAPTURE_S3_URI` | yes | the endpoint's data-capture destination, `s3://<capture bucket>/<project>/` |
 | `ARTIFACTS_BUCKET` | yes | bucket for `<PROJECT>/drift/<ENDPOINT_NAME>/<window end>/report.json|html` |
-| `MODEL_PACKAGE_GROUP` | yes (1) | its newest Approved package's model.tar.gz holds the reference |
-| `REFERENCE_URI` | no | pins the reference: an `s3://` model.tar.gz or reference_stats.json (1) |
+| `MODEL_PACKAGE_GROUP` | no | the project's group (informational: the served package is the reference) |
+| `REFERENCE_URI` | no | pins the reference: an `s3://` model.tar.gz or reference_stats.json |
 | `KMS_KEY_ARN` | no | SSE-KMS key of the report objects (unset: the bucket's default encryption) |
 | `DRIFT_PSI_THRESHOLD` | yes | minimum PSI of a "drifted" verdict (the project's `drift.psi_threshold`) |
 | `DRIFT_P_VALUE` | yes | false discovery rate of the BH-adjusted p-values (`drift.p_value`) |
 | `WINDOW_MINUTES` | no: `60` | window length; match the schedule (`job.window_minutes_for_schedule`) |
+| `CAPTURE_LAG_MINUTES` | no: `0` | the window ends this long before the event (capture files come late) |
 | `METRICS_NAMESPACE` | no: `MLOps/Drift` | CloudWatch namespace of the metrics |
-| `DRIFT_MIN_ROWS` | no: `50` | fewer current values than this: the feature has insufficient data |
+| `DRIFT_MIN_ROWS` | no: `200` | fewer current values than this: the feature has insufficient data |
 | `POWERTOOLS_SERVICE_NAME`, `POWERTOOLS_LOG_LEVEL`, ... | no | as documented by Powertools |
 
-(1) One of MODEL_PACKAGE_GROUP and REFERENCE_URI is required; REFERENCE_URI wins.
 
 IAM: s3:GetObject on the capture prefix and the model artifacts, s3:ListBucket on the capture
 bucket, s3:PutObject on `<PROJECT>/drift/*` of the artifacts bucket, kms:GenerateDataKey and
-kms:Decrypt on the key, sagemaker:ListModelPackages and DescribeModelPackage on the group,
+kms:Decrypt on the key, sagemaker:DescribeEndpoint, DescribeEndpointConfig, DescribeModel and
+DescribeModelPackage (the served package),
 cloudwatch:PutMetricData (condition cloudwatch:namespace = METRICS_NAMESPACE). Runtime: numpy and
 scipy (a layer) besides Powertools; memory sized to the window (values are held as float64).
 """
@@ -50,38 +52,26 @@ import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from botocore.config import Config
 
 from lambdas.shared.drift.job import (
     DriftSettings,
     Progress,
     ReferenceCache,
     ReferenceUnavailableError,
-    Window,
     run_drift_check,
     scheduled_event_time,
     throttled,
 )
+from lambdas.shared.scheduled_shell import Clients, scheduled_handler
 
-BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=60)
 PROGRESS_LOG_SECONDS = 30.0
 
 logger = Logger(service="drift")
 settings = DriftSettings.from_env(os.environ)
 # Lives as long as the container: a warm Lambda prepares each reference once.
 references = ReferenceCache()
-_clients: dict[str, Any] = {}
-
-
-def client(service: str) -> Any:
-    # Made on first use, not at import: a cold start pays only for what it calls.
-    if service not in _clients:
-        import boto3
-
-        _clients[service] = boto3.client(service, config=BOTO_CONFIG)
-    return _clients[service]
+client = Clients()
 
 
 def _log_progress(event: Progress) -> None:
@@ -90,8 +80,8 @@ def _log_progress(event: Progress) -> None:
 
 def check(record: SQSRecord) -> dict[str, Any]:
     """One record: the window ending at its event's time, checked."""
-    window = Window.ending_at(scheduled_event_time(record.body), settings.window_minutes)
-    logger.append_keys(message_id=record.message_id, window_end=window.until.isoformat())
+    window = settings.window_for(scheduled_event_time(record.body))
+    logger.append_keys(window_end=window.until.isoformat())
     try:
         summary = run_drift_check(
             settings,
@@ -109,19 +99,4 @@ def check(record: SQSRecord) -> dict[str, Any]:
     return summary
 
 
-def _record(record: SQSRecord) -> dict[str, Any]:
-    try:
-        return check(record)
-    except Exception:
-        # The processor reports the record as failed; the log says why.
-        logger.exception("drift check failed", extra={"message_id": record.message_id})
-        raise
-    finally:
-        logger.remove_keys(["message_id", "window_end"])
-
-
-@logger.inject_lambda_context
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    # One processor per invocation: it holds the batch's state.
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(event=event, record_handler=_record, processor=processor, context=context)
+handler = scheduled_handler(logger, "drift check", check)

@@ -9,7 +9,8 @@ Reads the training environment SageMaker sets up (defaults are the container pat
   SM_HPS              JSON hyperparameters; else SM_INPUT_CONFIG_DIR/hyperparameters.json
                       (/opt/ml/input/config); else the project config's training block
 Hyperparameters are `algorithm`, `seed` and the estimator's own parameters. Writes model.joblib,
-model_meta.json, reference_stats.json (the drift reference, from the train split) and
+model_meta.json, reference_stats.json (the drift reference: the features of the train split, the
+predictions on the validation split, which the model never saw, as served traffic is) and
 code/inference.py (the serving entry point) into the model directory.
 """
 
@@ -175,8 +176,12 @@ def numeric_reference(values: pd.Series, seed: int) -> dict[str, Any]:
     return {"kind": "numeric", "values": np.sort(array).tolist()}
 
 
-def reference_stats(x: pd.DataFrame, scores: np.ndarray, categorical: list[str], seed: int) -> dict[str, Any]:
-    """The drift reference (mlops-drift-reference/v1) of the train split and its predictions."""
+def reference_stats(x: pd.DataFrame, scores: np.ndarray, categorical: list[str], seed: int,
+                    prediction_source: str = "validation") -> dict[str, Any]:
+    """The drift reference (mlops-drift-reference/v1): the features of `x` (the train split) and
+    the prediction scores of `prediction_source`. Scores on the train split are the model's on
+    data it fitted (more confident than on anything it serves): a prediction reference from them
+    would flag every healthy window as drifted."""
     features = {}
     for name in x.columns:
         if name in categorical:
@@ -190,6 +195,7 @@ def reference_stats(x: pd.DataFrame, scores: np.ndarray, categorical: list[str],
         "columns": list(x.columns),
         "features": features,
         "prediction": numeric_reference(pd.Series(scores), seed),
+        "prediction_source": prediction_source,
     }
 
 
@@ -214,14 +220,20 @@ def fit(model: Any, x: pd.DataFrame, y: pd.Series, algorithm: str) -> None:
         raise StepFailure(f"training {algorithm} failed: {exc}") from exc
 
 
-def write_model(model_dir: Path, model: Any, x: pd.DataFrame, meta: dict[str, Any]) -> None:
+def write_model(model_dir: Path, model: Any, x: pd.DataFrame, meta: dict[str, Any],
+                validation_x: pd.DataFrame | None = None) -> None:
     """The model artifact: estimator, its metadata, the drift reference and the serving code."""
     joblib.dump(model, model_dir / "model.joblib")
     write_json(model_dir / "model_meta.json", meta)
-    scores = predict_scores(model, x, meta["task"])
+    held_out = validation_x is not None and not validation_x.empty
+    scored = validation_x if held_out else x
+    if not held_out:
+        log("no validation rows: the prediction reference comes from the train split's scores")
+    scores = predict_scores(model, scored, meta["task"])
     write_json(
         model_dir / "reference_stats.json",
-        reference_stats(x, scores, meta["categorical_features"], meta["seed"]),
+        reference_stats(x, scores, meta["categorical_features"], meta["seed"],
+                        "validation" if held_out else "train"),
     )
     ensure_dir(model_dir / "code")
     shutil.copyfile(Path(__file__).with_name("inference.py"), model_dir / "code" / "inference.py")
@@ -249,18 +261,27 @@ def main() -> None:
         "seed": seed,
         "classes": classes,
     }
-    write_model(ensure_dir(env_path("SM_MODEL_DIR", "/opt/ml/model")), model, x, meta)
-    summary = {"n_train": len(x), **validation_split_metrics(model, target, task)}
+    validation = read_validation(target)
+    write_model(ensure_dir(env_path("SM_MODEL_DIR", "/opt/ml/model")), model, x, meta,
+                validation[0] if validation else None)
+    summary = {"n_train": len(x), **validation_split_metrics(model, validation, task)}
     write_json(env_path("SM_OUTPUT_DATA_DIR", "/opt/ml/output/data") / "training_summary.json", summary)
     log(f"trained {algorithm} on {len(x)} rows x {len(features)} features; {summary}")
 
 
-def validation_split_metrics(model: Any, target: str, task: str) -> dict[str, Any]:
+def read_validation(target: str) -> tuple[pd.DataFrame, pd.Series] | None:
     directory = channel("validation")
     if not directory.is_dir():
         log(f"no validation channel at {directory}: skipping validation metrics")
+        return None
+    return split_xy(read_csv(directory), target)
+
+
+def validation_split_metrics(model: Any, validation: tuple[pd.DataFrame, pd.Series] | None,
+                             task: str) -> dict[str, Any]:
+    if validation is None:
         return {"n_validation": 0}
-    x, y = split_xy(read_csv(directory), target)
+    x, y = validation
     return {"n_validation": len(x), **validation_metrics(model, x, y, task)}
 
 

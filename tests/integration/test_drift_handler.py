@@ -157,8 +157,20 @@ class World:
             dict(zip(data.columns, data.train.T, strict=True)), prediction=data.score(data.train)
         )
         self.approved = self.register("run-1", reference, "Approved")
-        # Newer but not approved (and without a reference): the check must not pick it.
-        self.register("run-2", None, "PendingManualApproval")
+        # Newer and approved, but not served (its deployment has not happened, or was rolled
+        # back), without a reference: the check must not pick it.
+        self.register("run-2", None, "Approved")
+        self.serve(self.approved)
+
+    def serve(self, package: str) -> None:
+        """The endpoint on `package`, as the deploy handler leaves it."""
+        name = f"{self.endpoint}-v1"
+        self.sm.create_model(ModelName=name, PrimaryContainer={"ModelPackageName": package},
+                             ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/{self.prefix}-execution")
+        self.sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+            "VariantName": "primary", "ModelName": name, "InstanceType": "ml.m5.large",
+            "InitialInstanceCount": 1}])
+        self.sm.create_endpoint(EndpointName=self.endpoint, EndpointConfigName=name)
 
     def register(self, run: str, reference: dict[str, Any] | None, status: str) -> str:
         files = {
@@ -396,7 +408,7 @@ def test_drift_check_cli_runs_the_same_check_on_the_local_aws(
 def wire_drift_check(server: Any, world: World) -> dict[str, str]:
     """What the project stack creates for the drift check, as Terraform would (the alarm
     settings are EndpointAlarms'): the function, its queue and schedule rule, the mapping, and
-    the critical drift alarm with its topic. Returns the alarm and rule names."""
+    the drift alarm (a warning) with its topic. Returns the alarm and rule names."""
     iam, lam, sqs, events = (server.client(s) for s in ("iam", "lambda", "sqs", "events"))
     role = iam.create_role(
         RoleName=f"{world.endpoint}-drift",
@@ -428,8 +440,8 @@ def wire_drift_check(server: Any, world: World) -> dict[str, str]:
     events.put_targets(Rule=rule, Targets=[{"Id": "queue", "Arn": queue}])
     lam.create_event_source_mapping(EventSourceArn=queue, FunctionName=function, BatchSize=1,
                                     FunctionResponseTypes=["ReportBatchItemFailures"])
-    topic = server.client("sns").create_topic(Name=f"{world.prefix}-alerts-critical")["TopicArn"]
-    alarm = f"{world.endpoint}-critical-drift"
+    topic = server.client("sns").create_topic(Name=f"{world.prefix}-alerts-warning")["TopicArn"]
+    alarm = f"{world.endpoint}-warning-drift"
     world.cw.put_metric_alarm(
         AlarmName=alarm, Namespace="MLOps/Drift", MetricName="DriftedFeatureShare",
         Dimensions=[{"Name": "EndpointName", "Value": world.endpoint}], Statistic="Maximum",

@@ -4,6 +4,7 @@ runtime on, the demo model trained by the real train step uploaded to its S3, an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -420,6 +421,24 @@ def test_a_canary_that_fails_is_rolled_back_by_the_guardrails_on_its_own_traffic
     assert final["detail"]["EndpointConfigName"] == "demo-1"
     world.sm.delete_endpoint(EndpointName="guarded")
 
+    # The deploy handler's parser takes these events as they are, and its decision on them is
+    # SageMaker's rollback: the canary's record ends ROLLED_BACK.
+    from lambdas.shared.control import events, history
+
+    parsed_events = [events.endpoint_event("m", json.dumps(raw, default=str), "guarded")
+                     for raw in got["events"]]
+    update_started = min(e.changed_at for e in parsed_events
+                         if isinstance(e, events.EndpointDeploymentStateChange)) - timedelta(milliseconds=1)
+    record = history.Deployment(endpoint_name="guarded", deployment_id="d", kind="deploy",
+                                status=history.UPDATING, new_endpoint_config="faulty",
+                                previous_endpoint_config="demo-1", event_time=history.iso(update_started),
+                                started_at=history.iso(update_started))
+    for parsed in parsed_events:
+        move = history.track_decision([record], parsed.change(history.iso(parsed.changed_at)), 0)
+        if move is not None:
+            record = dataclasses.replace(record, status=move.status, **move.changes)
+    assert record.status == history.ROLLED_BACK and "rolled back" in record.outcome
+
 
 def test_the_local_aws_runs_by_itself_a_script_that_only_sends_traffic_sees_the_rollback(
         tmp_path, demo_model):
@@ -467,3 +486,71 @@ def test_a_container_that_gives_no_answer_is_a_model_error_but_no_5xx(world, row
     assert (count("Invocations"), count("InvocationModelErrors")) == (1, 1)
     assert (count("Invocation5XXErrors"), count("Invocation4XXErrors")) == (0, 0)
     world.sm.delete_endpoint(EndpointName="crashy")
+
+
+def test_labels_with_a_third_flipped_send_the_accuracy_alarm_to_alarm(world, tmp_path):
+    """The issue's bar: traffic through a served package, its labels written as Model Monitor
+    ground truth with 30% flipped, the model-quality check's AccuracyDropPercent, and the
+    stack's accuracy alarm (EndpointAlarms' settings) evaluated on it: ALARM."""
+    from lambdas.shared.quality.job import QualitySettings, run_quality_check
+    from local_aws.control_plane import LocalControlPlane
+    from mlops.traffic import Plan, ground_truth, held_out_labels, held_out_rows, send
+    from pipelines.dataset import breast_cancer_frame
+    from stacks.project_config import load_project
+
+    world.sm.create_model_package_group(ModelPackageGroupName="quality")
+    package = world.sm.create_model_package(
+        ModelPackageGroupName="quality", ModelApprovalStatus="Approved",
+        InferenceSpecification={"Containers": [{
+            "Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-local-inference:test",
+            "ModelDataUrl": f"s3://{ARTIFACTS}/demo/model.tar.gz",
+            "Environment": {"SAGEMAKER_PROGRAM": "inference.py",
+                            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}}],
+            "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+        CustomerMetadataProperties={"accuracy": "0.95"})["ModelPackageArn"]  # its evaluation's
+    world.sm.create_model(ModelName="quality-1", ExecutionRoleArn=ROLE,
+                          PrimaryContainer={"ModelPackageName": package})
+    world.config("quality-1", "quality-1")
+    world.sm.create_endpoint(EndpointName="quality", EndpointConfigName="quality-1")
+    assert world.wait("quality")["EndpointStatus"] == "InService"
+
+    root = Path(__file__).resolve().parents[2]
+    config = load_project(root / "environments" / "projects" / "demo.yaml", "local", root)
+    frame = breast_cancer_frame()
+    result = send(world.runtime, "quality", held_out_rows(config, frame), Plan(requests=120, concurrency=4),
+                  run_id="q1")
+    assert result["ok"] == 120
+    body, flipped = ground_truth("q1", result["answered"], held_out_labels(config, frame), 30,
+                                 "classification")
+    assert flipped == 36
+    now = datetime.now(UTC)
+    world.s3.put_object(Bucket=CAPTURE, Key=f"demo/ground-truth/{now:%Y/%m/%d/%H}/q1.jsonl",
+                        Body=body.encode())
+    time.sleep(1.0)  # the capture writer's buffer (0.2 s here) is flushed
+
+    settings = QualitySettings(project="demo", endpoint_name="quality", task="classification",
+                               capture_s3_uri=f"s3://{CAPTURE}/demo/",
+                               ground_truth_s3_uri=f"s3://{CAPTURE}/demo/ground-truth/",
+                               artifacts_bucket=ARTIFACTS, label_lag_minutes=0, min_labelled_rows=30)
+    summary = run_quality_check(settings, datetime.now(UTC), s3=world.s3, sagemaker=world.sm,
+                                cloudwatch=world.cw)
+    assert summary["status"] == "ok" and summary["model_package_arn"] == package
+    assert summary["counts"]["LabelledRecords"] == 120 and summary["counts"]["UnlabelledPredictions"] == 0
+    # The held-out accuracy is ~0.95; with 30% of the labels flipped the window's is ~0.65.
+    assert 0.55 < summary["metrics"]["accuracy"] < 0.75 and summary["drop_percent"] > 20
+    report = json.loads(world.s3.get_object(Bucket=ARTIFACTS, Key=summary["report"].split("/", 3)[3])[
+        "Body"].read())
+    assert report["counts"] == summary["counts"]
+
+    world.cw.put_metric_alarm(
+        AlarmName="quality-critical-accuracy-drop", Namespace="MLOps/ModelQuality",
+        MetricName="AccuracyDropPercent", Dimensions=[{"Name": "EndpointName", "Value": "quality"}],
+        Statistic="Maximum", Period=3600, EvaluationPeriods=1, Threshold=10.0,
+        ComparisonOperator="GreaterThanThreshold", TreatMissingData="notBreaching")
+    control = LocalControlPlane.for_server(world.server, tmp_path / "control")
+    time.sleep(1.1)  # CloudWatch evaluates whole seconds: the datapoint is in the past by then
+    alarm = world.cw.describe_alarms(AlarmNames=["quality-critical-accuracy-drop"])["MetricAlarms"][0]
+    changes = control.evaluate_alarms(control._load()).alarm_changes
+    assert any("quality-critical-accuracy-drop" in c and "-> ALARM" in c for c in changes), (
+        changes, control.values(alarm, datetime.now(UTC)), summary["window"])
+    world.sm.delete_endpoint(EndpointName="quality")

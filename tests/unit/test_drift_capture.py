@@ -10,13 +10,12 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from lambdas.shared.capture_files import hour_prefixes, parse_s3_uri
 from lambdas.shared.drift import CategoricalCodes, build_reference, compare, prepare_reference
 from lambdas.shared.drift.capture import (
     MALFORMED_REASONS,
     CaptureSchema,
-    hour_prefixes,
     parse_capture_lines,
-    parse_s3_uri,
     read_capture_window,
 )
 

@@ -65,9 +65,9 @@ def test_settings_from_env_convert_and_default():
         {**ENV, "WINDOW_MINUTES": "30", "KMS_KEY_ARN": "arn:aws:kms:us-east-1:1:key/k"}
     )
     assert (s.window_minutes, s.psi_threshold, s.p_value) == (30, 0.2, 0.05)
-    assert (s.namespace, s.min_rows, s.reference_uri) == ("MLOps/Drift", 50, None)
+    assert (s.namespace, s.min_rows, s.reference_uri) == ("MLOps/Drift", 200, None)
     config = s.drift_config()
-    assert (config.alpha, config.min_psi, config.min_rows) == (0.05, 0.2, 50)
+    assert (config.alpha, config.min_psi, config.min_rows) == (0.05, 0.2, 200)
 
 
 def test_settings_name_every_bad_variable_at_once():
@@ -86,10 +86,9 @@ def test_settings_name_every_bad_variable_at_once():
         assert expected in message
 
 
-def test_settings_need_a_group_or_a_pinned_reference():
+def test_the_reference_is_the_served_models_unless_pinned():
     env = {k: v for k, v in ENV.items() if k != "MODEL_PACKAGE_GROUP"}
-    with pytest.raises(DriftSettingsError, match="MODEL_PACKAGE_GROUP: required unless REFERENCE_URI"):
-        DriftSettings.from_env(env)
+    assert DriftSettings.from_env(env).reference_uri is None  # the served package's, at run time
     pinned = DriftSettings.from_env({**env, "REFERENCE_URI": "s3://b/demo/model.tar.gz"})
     assert pinned.model_package_group is None
     with pytest.raises(DriftSettingsError, match="REFERENCE_URI: not an s3:// URI"):
@@ -346,10 +345,17 @@ class NoSageMaker:
         raise AssertionError(f"sagemaker.{name} called although the reference is pinned")
 
 
-class EmptyGroup:
-    def list_model_packages(self, **kwargs: Any) -> dict:
-        assert kwargs["ModelApprovalStatus"] == "Approved"
-        return {"ModelPackageSummaryList": []}
+class BootstrapServed:
+    """An endpoint still on the model Terraform started it with: no package behind it."""
+
+    def describe_endpoint(self, EndpointName: str) -> dict:
+        return {"EndpointConfigName": f"{EndpointName}-bootstrap"}
+
+    def describe_endpoint_config(self, EndpointConfigName: str) -> dict:
+        return {"ProductionVariants": [{"ModelName": EndpointConfigName}]}
+
+    def describe_model(self, ModelName: str) -> dict:
+        return {"PrimaryContainer": {"Image": "bootstrap", "ModelDataUrl": "s3://b/bootstrap.tar.gz"}}
 
 
 def capture_line(values: list[float], score: float, at: datetime) -> str:
@@ -449,13 +455,13 @@ def test_a_shifted_window_drifts_and_old_windows_publish_no_metrics(pinned):
     assert report["capture"]["rows"] == 200 and report["window"]["reference"].endswith("model.tar.gz")
 
 
-def test_no_approved_package_means_no_reference():
-    with pytest.raises(ReferenceUnavailableError, match="no Approved package yet"):
+def test_an_endpoint_on_its_bootstrap_model_has_no_reference():
+    with pytest.raises(ReferenceUnavailableError, match="made from no model package"):
         run_drift_check(
             DriftSettings.from_env(ENV),
             Window.ending_at(END, 60),
             s3=MemoryS3(),
-            sagemaker=EmptyGroup(),
+            sagemaker=BootstrapServed(),
             cloudwatch=MemoryCloudWatch(),
         )
 

@@ -52,3 +52,21 @@ def test_the_rules_catch_a_forbidden_import(tmp_path, monkeypatch):
     (package / "handler.py").write_text("def handler(e, c):\n    from local_aws import lifecycle\n")
     monkeypatch.setattr(f"{__name__}.ROOT", tmp_path)
     assert violations("lambdas", RULES["lambdas"]) == ["lambdas/gate/handler.py imports local_aws"]
+
+
+def test_the_light_handlers_load_no_numpy(tmp_path):
+    """Only the drift handler ships numpy and scipy (a layer); the others, the quality check
+    among them, run on the runtime's Python with Powertools alone: importing them loads neither."""
+    import subprocess
+    import sys
+
+    code = ("import sys, os\n"
+            "from lambdas.shared.control.settings import dummy_environment\n"
+            "os.environ.update(dummy_environment())\n"
+            "os.environ.update(TASK='classification', CAPTURE_S3_URI='s3://c/demo/', "
+            "GROUND_TRUTH_S3_URI='s3://c/demo/ground-truth/', ARTIFACTS_BUCKET='artifacts')\n"
+            "for name in ('gate', 'deploy', 'rollback', 'retrain', 'quality'):\n"
+            "    __import__(f'lambdas.{name}.handler')\n"
+            "print(sorted(m for m in ('numpy', 'scipy', 'pandas') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

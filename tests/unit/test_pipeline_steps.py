@@ -255,7 +255,7 @@ def test_train_writes_the_model_artifact(chain):
 def test_reference_stats_format(chain):
     stats = chain.json(chain.model / "reference_stats.json")
     train = pd.read_csv(chain.splits / "train" / "train.csv").drop(columns=[TARGET])
-    assert set(stats) == {"format", "n_rows", "columns", "features", "prediction"}
+    assert set(stats) == {"format", "n_rows", "columns", "features", "prediction", "prediction_source"}
     assert stats["format"] == "mlops-drift-reference/v1"
     assert stats["n_rows"] == 397
     assert stats["columns"] == list(train.columns)
@@ -263,8 +263,11 @@ def test_reference_stats_format(chain):
     for name, feature in stats["features"].items():
         assert set(feature) == {"kind", "values"} and feature["kind"] == "numeric"
         assert feature["values"] == sorted(train[name].astype(float).tolist())
+    # The prediction reference: the model's scores on the validation split (86 rows it never saw),
+    # not on the rows it fitted.
     prediction = stats["prediction"]
-    assert prediction["kind"] == "numeric" and len(prediction["values"]) == 397
+    assert stats["prediction_source"] == "validation"
+    assert prediction["kind"] == "numeric" and len(prediction["values"]) == 86
     assert prediction["values"] == sorted(prediction["values"])
     assert 0.0 <= prediction["values"][0] <= prediction["values"][-1] <= 1.0
 

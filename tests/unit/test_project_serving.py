@@ -104,11 +104,12 @@ def test_handlers_accept_the_settings_the_stack_gives_them(project):
     """The environment Terraform sets is exactly what the handlers' settings models parse."""
     from lambdas.shared.control.settings import load_settings
     from lambdas.shared.drift.job import DriftSettings
+    from lambdas.shared.quality.job import QualitySettings
 
     env, doc, config, _ = project
     functions = {f["function_name"].removeprefix(f"mlops-{env}-demo-"): f
                  for f in doc["resource"]["aws_lambda_function"].values()}
-    assert set(functions) == {"gate", "deploy", "rollback", "retrain", "drift"}
+    assert set(functions) == {"gate", "deploy", "rollback", "retrain", "drift", "quality"}
     for name, function in functions.items():
         variables = function["environment"]["variables"]
         resolved = {k: re.sub(r"\$\{[^}]+\}", "arn:aws:resolved:at:apply", v) for k, v in variables.items()}
@@ -116,10 +117,18 @@ def test_handlers_accept_the_settings_the_stack_gives_them(project):
             drift = DriftSettings.from_env(resolved)
             assert drift.endpoint_name == f"mlops-{env}-demo"
             continue
+        if name == "quality":
+            quality = QualitySettings.from_env(resolved)
+            assert quality.task == config.task
+            assert quality.label_lag_minutes == config.quality.label_lag_minutes
+            assert quality.ground_truth_s3_uri.endswith("/demo/ground-truth/")
+            continue
         settings = load_settings(resolved)
         assert settings.endpoint_name == f"mlops-{env}-demo"
         assert settings.gate.thresholds == config.gate.thresholds
         assert settings.retrain_cooldown_minutes == config.retrain.cooldown_minutes
+        assert settings.bake_seconds == config.serving.deployment.termination_wait_seconds
+        assert settings.accuracy_alarm in settings.rollback_alarms & settings.retrain_alarms
         if env != "local":  # Powertools comes as its public layer (moto knows no public layers)
             assert any("AWSLambdaPowertoolsPythonV3" in layer for layer in function["layers"])
 

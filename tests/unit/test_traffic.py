@@ -3,6 +3,7 @@ malformed, and the shift of `--drift`."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -91,3 +92,21 @@ def test_drift_takes_several_features_after_one_flag_or_repeated():
         "traffic", "--env", "local", "--project", "demo", "--requests", "3",
         "--drift", "mean_radius=1", "mean_area=-2", "--drift", "mean_texture=0.5"])
     assert parse_drift(args.drift) == {"mean_radius": 1.0, "mean_area": -2.0, "mean_texture": 0.5}
+
+
+def test_labels_follow_the_answered_requests_and_flip_an_exact_share(config, frame):
+    from mlops.traffic import ground_truth, held_out_labels
+
+    labels = held_out_labels(config, frame)
+    assert len(labels) == len(held_out_rows(config, frame)) and set(labels) <= {0.0, 1.0}
+    answered = [n for n in range(100) if n % 10 != 3]  # a tenth were refused: no label for them
+    body, flipped = ground_truth("run1", answered, labels, 30, "classification")
+    lines = [json.loads(line) for line in body.splitlines()]
+    assert len(lines) == 90 and flipped == 27
+    assert {tuple(line) for line in lines} == {("groundTruthData", "eventMetadata", "eventVersion")}
+    by_id = {line["eventMetadata"]["eventId"]: line["groundTruthData"] for line in lines}
+    assert "traffic-run1-3" not in by_id
+    wrong = sum(float(by_id[f"traffic-run1-{n}"]["data"]) != labels[n % len(labels)] for n in answered)
+    assert wrong == 27 and all(v["encoding"] == "CSV" for v in by_id.values())
+    with pytest.raises(TrafficError, match="--flip-labels needs --labels"):
+        Plan(10, flip_labels_percent=30)

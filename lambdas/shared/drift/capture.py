@@ -37,8 +37,6 @@ category codes per categorical feature), so a window costs its numeric data, not
 
 from __future__ import annotations
 
-import base64
-import binascii
 import csv
 import json
 import math
@@ -50,6 +48,15 @@ from typing import Any, Literal
 
 import numpy as np
 
+from lambdas.shared.capture_files import (
+    Malformed,
+    capture_objects,
+    decode,
+    list_variants,
+    output_values,
+    parse_json,
+    parse_time,
+)
 from lambdas.shared.drift.categorical import CategoricalCodes, category_key
 from lambdas.shared.drift.reference import PreparedReference
 
@@ -70,12 +77,6 @@ MALFORMED_REASONS = (
 )
 CHUNK_ROWS = 8192
 Column = np.ndarray | CategoricalCodes
-
-
-class _Malformed(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -170,9 +171,9 @@ class CaptureAccumulator:
         self._fill = 0
 
     def convert_positional(self, row: list[Any]) -> tuple[list[float], list[int]]:
-        """Tracked values of a row given in input order; raises _Malformed."""
+        """Tracked values of a row given in input order; raises Malformed."""
         if len(row) != len(self.schema.columns):
-            raise _Malformed("wrong_column_count")
+            raise Malformed("wrong_column_count")
         return [_to_float(row[i]) for i in self._num_pos], [
             c.code(row[i]) for c, i in zip(self._codes, self._cat_pos, strict=True)
         ]
@@ -182,7 +183,7 @@ class CaptureAccumulator:
             nums = [_to_float(row[c]) for c in self.schema.numeric]
             cats = [c.code(row[n]) for c, n in zip(self._codes, self.schema.categorical, strict=True)]
         except KeyError:
-            raise _Malformed("missing_feature") from None
+            raise Malformed("missing_feature") from None
         return nums, cats
 
     def add(self, nums: list[float], cats: list[int], prediction: Any = None) -> None:
@@ -221,39 +222,14 @@ def _to_float(value: Any) -> float:
     if value is None or value == "":
         return math.nan
     if isinstance(value, bool):
-        raise _Malformed("non_numeric_value")
+        raise Malformed("non_numeric_value")
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise _Malformed("non_numeric_value") from None
+        raise Malformed("non_numeric_value") from None
 
 
 # ----------------------------------------------------------------------------------- payloads
-
-
-def _decode(block: Mapping[str, Any]) -> tuple[str, str]:
-    """(payload text, content kind 'csv' | 'json' | 'jsonlines') of a captureData block."""
-    data = block["data"]
-    if not isinstance(data, str):
-        raise _Malformed("missing_keys")
-    encoding = str(block.get("encoding", "")).upper()
-    ctype = str(block.get("observedContentType", "")).lower()
-    if encoding == "BASE64":
-        try:
-            data = base64.b64decode(data, validate=True).decode("utf-8")
-        except (binascii.Error, ValueError):
-            raise _Malformed("invalid_base64") from None
-    elif encoding not in ("CSV", "JSON"):
-        raise _Malformed("unsupported_encoding")
-    if "jsonlines" in ctype or "x-ndjson" in ctype:
-        return data, "jsonlines"
-    if "json" in ctype:
-        return data, "json"
-    if "csv" in ctype or (encoding == "CSV" and not ctype):
-        return data, "csv"
-    if encoding == "JSON":
-        return data, "json"
-    raise _Malformed("unsupported_content_type")
 
 
 def _csv_rows(text: str) -> Iterator[list[str]]:
@@ -279,60 +255,15 @@ def _json_rows(value: Any) -> list[Any]:
         if isinstance(value[0], list | Mapping):
             return value
         return [value]  # one positional row
-    raise _Malformed("unsupported_json_shape")
-
-
-def _parse_json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        raise _Malformed("invalid_json_payload") from None
+    raise Malformed("unsupported_json_shape")
 
 
 def _input_rows(text: str, kind: str) -> list[Any]:
     if kind == "csv":
         return list(_csv_rows(text))
     if kind == "jsonlines":
-        return [_parse_json(line) for line in text.splitlines() if line.strip()]
-    return _json_rows(_parse_json(text))
-
-
-_OUTPUT_ITEM_KEYS = ("score", "predicted_label", "label", "prediction")
-
-
-def _output_item(item: Any) -> Any:
-    if isinstance(item, Mapping):
-        for key in _OUTPUT_ITEM_KEYS:
-            if key in item:
-                return item[key]
-        raise _Malformed("bad_output")
-    if isinstance(item, list):
-        if len(item) != 1:
-            raise _Malformed("bad_output")
-        return item[0]
-    return item
-
-
-def _output_values(block: Mapping[str, Any], n_rows: int) -> list[Any]:
-    text, kind = _decode(block)
-    if kind == "csv":
-        lines = [ln for ln in text.splitlines() if ln.strip()]
-        if len(lines) == 1 and n_rows > 1:
-            values: list[Any] = [v.strip() for v in lines[0].split(",")]
-        else:
-            values = [ln.strip() for ln in lines]
-    else:
-        if kind == "json":
-            doc = _parse_json(text)
-        else:
-            doc = [_parse_json(x) for x in text.splitlines() if x.strip()]
-        if isinstance(doc, Mapping):
-            doc = next((doc[k] for k in ("predictions", "scores", "outputs") if k in doc), doc)
-        values = doc if isinstance(doc, list) else [doc]
-        values = [_output_item(v) for v in values]
-    if len(values) != n_rows:
-        raise _Malformed("bad_output")
-    return values
+        return [parse_json(line) for line in text.splitlines() if line.strip()]
+    return _json_rows(parse_json(text))
 
 
 def _prediction(value: Any, kind: str) -> Any:
@@ -342,12 +273,6 @@ def _prediction(value: Any, kind: str) -> Any:
 
 
 # ------------------------------------------------------------------------------------ records
-
-
-def parse_time(text: str) -> datetime:
-    """An inferenceTime ('2026-11-23T10:00:00Z', optionally with fractional seconds) as UTC."""
-    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 class CaptureParser:
@@ -373,7 +298,7 @@ class CaptureParser:
             return
         try:
             self._record(line)
-        except _Malformed as bad:
+        except Malformed as bad:
             self.malformed[bad.reason] += 1
 
     def _in_window(self, record: Mapping[str, Any]) -> bool:
@@ -382,13 +307,13 @@ class CaptureParser:
         text = meta.get("inferenceTime") if isinstance(meta, Mapping) else None
         if not isinstance(text, str):
             if windowed:
-                raise _Malformed("missing_inference_time")
+                raise Malformed("missing_inference_time")
             return True
         try:
             t = parse_time(text)
         except ValueError:
             if windowed:
-                raise _Malformed("invalid_inference_time") from None
+                raise Malformed("invalid_inference_time") from None
             return True
         if (self.since is not None and t < self.since) or (self.until is not None and t >= self.until):
             self.n_out_of_window += 1
@@ -401,22 +326,22 @@ class CaptureParser:
         try:
             record = json.loads(line)
         except ValueError:
-            raise _Malformed("invalid_json") from None
+            raise Malformed("invalid_json") from None
         try:
             capture = record["captureData"]
             block = capture["endpointInput"]
             if not isinstance(block, Mapping) or "data" not in block:
                 raise KeyError("data")
         except (KeyError, TypeError):
-            raise _Malformed("missing_keys") from None
+            raise Malformed("missing_keys") from None
         if not self._in_window(record):
             return
-        text, kind = _decode(block)
+        text, kind = decode(block)
         converted = []
         for row in _input_rows(text, kind):
             try:
                 converted.append(self._convert(row))
-            except _Malformed as bad:
+            except Malformed as bad:
                 self.malformed[bad.reason] += 1
         if not converted:
             return
@@ -424,9 +349,9 @@ class CaptureParser:
         out_block = capture.get("endpointOutput") if isinstance(capture, Mapping) else None
         if self.schema.prediction_kind is not None and isinstance(out_block, Mapping):
             try:
-                values = _output_values(out_block, len(converted))
+                values = output_values(out_block, len(converted))
                 predictions = [_prediction(v, self.schema.prediction_kind) for v in values]
-            except (_Malformed, KeyError, TypeError):
+            except (Malformed, KeyError, TypeError):
                 self.malformed["bad_output"] += 1
                 predictions = [None] * len(converted)
         for (nums, cats), pred in zip(converted, predictions, strict=True):
@@ -440,7 +365,7 @@ class CaptureParser:
             return self.acc.convert_named(row)
         if isinstance(row, list):
             return self.acc.convert_positional(row)
-        raise _Malformed("unsupported_json_shape")
+        raise Malformed("unsupported_json_shape")
 
     def result(self, n_objects: int = 0, keys: list[str] | None = None) -> CaptureWindow:
         columns, prediction = self.acc.columns()
@@ -474,39 +399,6 @@ def parse_capture_lines(
 # ----------------------------------------------------------------------------------------- S3
 
 
-def _floor_hour(t: datetime) -> datetime:
-    return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def hour_prefixes(
-    base: str, since: datetime, until: datetime, lookback: timedelta = timedelta(hours=1)
-) -> list[str]:
-    """The yyyy/mm/dd/hh/ prefixes under `base` that can hold records of [since, until).
-
-    A capture file lives under the hour it was opened in and can collect records for a while
-    after, so the hour(s) before `since` (`lookback`) are listed too; records are filtered by
-    their own inferenceTime afterwards."""
-    if until <= since:
-        return []
-    base = base.strip("/")
-    t = _floor_hour(since - lookback)
-    last = _floor_hour(until - timedelta(microseconds=1))
-    out = []
-    while t <= last:
-        out.append(f"{base}/{t:%Y/%m/%d/%H}/" if base else f"{t:%Y/%m/%d/%H}/")
-        t += timedelta(hours=1)
-    return out
-
-
-def _variants(s3: Any, bucket: str, endpoint_prefix: str) -> list[str]:
-    out = []
-    for page in s3.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix=endpoint_prefix, Delimiter="/"
-    ):
-        out.extend(p["Prefix"].rstrip("/").rsplit("/", 1)[-1] for p in page.get("CommonPrefixes", []))
-    return sorted(out)
-
-
 def read_capture_window(
     bucket: str,
     prefix: str,
@@ -530,27 +422,13 @@ def read_capture_window(
         s3_client = boto3.client("s3")
     since, until = since.astimezone(UTC), until.astimezone(UTC)
     endpoint_prefix = "/".join(p for p in (prefix.strip("/"), endpoint) if p) + "/"
-    variants = [variant] if variant else _variants(s3_client, bucket, endpoint_prefix)
+    variants = [variant] if variant else list_variants(s3_client, bucket, endpoint_prefix)
     parser = CaptureParser(schema, since, until)
     keys: list[str] = []
-    for v in variants:
-        for hour in hour_prefixes(endpoint_prefix + v, since, until, lookback):
-            for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=hour):
-                for obj in page.get("Contents", []):
-                    if not obj["Key"].endswith(".jsonl"):
-                        continue
-                    keys.append(obj["Key"])
-                    body = s3_client.get_object(Bucket=bucket, Key=obj["Key"])["Body"]
-                    for line in body.iter_lines():
-                        parser.feed(line)
+    for key in capture_objects(s3_client, bucket, endpoint_prefix, variants, since, until, lookback):
+        keys.append(key)
+        for line in s3_client.get_object(Bucket=bucket, Key=key)["Body"].iter_lines():
+            parser.feed(line)
     return parser.result(n_objects=len(keys), keys=keys)
 
 
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """('bucket', 'key/prefix') of an s3:// URI."""
-    if not uri.startswith("s3://"):
-        raise ValueError(f"not an s3:// URI: {uri!r}")
-    bucket, _, key = uri[5:].partition("/")
-    if not bucket:
-        raise ValueError(f"no bucket in {uri!r}")
-    return bucket, key.strip("/")

@@ -1,8 +1,9 @@
 """One drift check: one endpoint, one time window, as plain functions over boto3 clients.
 
     reference  the model package's reference_stats.json: from an explicit URI (a model.tar.gz or
-               the JSON itself), else from the newest Approved package of the model package
-               group (InferenceSpecification.Containers[0].ModelDataUrl). The tarball is read as
+               the JSON itself), else from the package the endpoint serves (DescribeEndpoint ->
+               config -> model -> package: InferenceSpecification.Containers[0].ModelDataUrl),
+               never merely the newest approved one, which may not be served. The tarball is read as
                a stream up to that member, never unpacked to disk; prepared references are
                cached by URI (`ReferenceCache`, kept across invocations of a warm Lambda).
     capture    read_capture_window over s3://<capture bucket>/<prefix>/<endpoint>/<variant>/
@@ -35,6 +36,7 @@ from typing import IO, Any, Literal
 
 from botocore.exceptions import ClientError
 
+from lambdas.shared.capture_files import parse_s3_uri
 from lambdas.shared.checks import (
     check_fields,
     environ_values,
@@ -46,7 +48,7 @@ from lambdas.shared.checks import (
     text,
     whole,
 )
-from lambdas.shared.drift.capture import CaptureSchema, CaptureWindow, parse_s3_uri, read_capture_window
+from lambdas.shared.drift.capture import CaptureSchema, CaptureWindow, read_capture_window
 from lambdas.shared.drift.engine import DriftConfig, DriftResult, compare
 from lambdas.shared.drift.reference import (
     InvalidReferenceError,
@@ -61,17 +63,25 @@ from lambdas.shared.drift.report import (
     render_html,
     summary_block,
 )
+from lambdas.shared.reports import put_report
+from lambdas.shared.scheduled_window import (  # noqa: F401  (the drift handler imports them from here)
+    LABEL_FORMAT,
+    MalformedEventError,
+    Window,
+    parse_utc,
+    scheduled_event_time,
+)
+from lambdas.shared.served_model import NothingServed, served_package
 
 REFERENCE_FILE = "reference_stats.json"
 DEFAULT_NAMESPACE = "MLOps/Drift"
 DEFAULT_WINDOW_MINUTES = 60
 # Below this many current values a feature is "insufficient_data": PSI on a handful of rows is
 # noise, and the MaxPSI alarm would page someone for an idle endpoint.
-DEFAULT_MIN_ROWS = 50
+DEFAULT_MIN_ROWS = 200  # the project default: benchmarks/drift_false_alarms.py
 # CloudWatch refuses datapoints older than two weeks; a back-filled window older than that gets
 # its reports but no metrics.
 METRICS_MAX_AGE = timedelta(days=14)
-LABEL_FORMAT = "%Y-%m-%dT%H-%M-%SZ"  # no colons: S3 keys people copy into shells and URLs
 _NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}
 
 
@@ -84,12 +94,9 @@ class DriftSettingsError(DriftJobError, ValueError):
 
 
 class ReferenceUnavailableError(DriftJobError):
-    """No usable reference: no Approved package yet, or its artifact has no reference_stats.json
+    """No usable reference: no endpoint, an endpoint serving a model without a package (its
+    bootstrap model), or an artifact without reference_stats.json
     (e.g. the endpoint's bootstrap model). Retrying the same event does not help."""
-
-
-class MalformedEventError(DriftJobError, ValueError):
-    """The queued message is not an EventBridge event with a `time`."""
 
 
 # ------------------------------------------------------------------------------------ settings
@@ -123,6 +130,9 @@ class DriftSettings:
     window_minutes: int = setting("WINDOW_MINUTES", whole(1), default=DEFAULT_WINDOW_MINUTES)
     namespace: str = setting("METRICS_NAMESPACE", text, default=DEFAULT_NAMESPACE)
     min_rows: int = setting("DRIFT_MIN_ROWS", whole(1), default=DEFAULT_MIN_ROWS)
+    # SageMaker buffers capture and writes its files minutes late: a window is checked this long
+    # after it ends, so its last files are there.
+    capture_lag_minutes: int = setting("CAPTURE_LAG_MINUTES", whole(0), default=0)
 
     def __post_init__(self) -> None:
         checked = _checked({f.name: getattr(self, f.name) for f in fields(self)})
@@ -135,6 +145,10 @@ class DriftSettings:
         names every missing or invalid variable."""
         return cls(**_checked(environ_values(cls, environ)))
 
+    def window_for(self, started: datetime) -> Window:
+        """The window a check started at `started` (its scheduled event's time) covers."""
+        return Window.ending_at(started - timedelta(minutes=self.capture_lag_minutes), self.window_minutes)
+
     def drift_config(self) -> DriftConfig:
         return DriftConfig(alpha=self.p_value, min_psi=self.psi_threshold, min_rows=self.min_rows)
 
@@ -142,68 +156,12 @@ class DriftSettings:
 def _checked(values: Mapping[str, Any]) -> dict[str, Any]:
     """`values` (field name -> raw or typed value, None = unset) checked and converted."""
     checked, problems = check_fields(DriftSettings, values)
-    if not (values.get("model_package_group") or values.get("reference_uri")):
-        problems.append("MODEL_PACKAGE_GROUP: required unless REFERENCE_URI pins the reference")
     if problems:
         raise DriftSettingsError("invalid drift settings: " + "; ".join(problems))
     return checked
 
 
 # -------------------------------------------------------------------------------------- window
-
-
-@dataclass(frozen=True)
-class Window:
-    """[since, until), both UTC."""
-
-    since: datetime
-    until: datetime
-
-    def __post_init__(self) -> None:
-        if self.since.tzinfo is None or self.until.tzinfo is None:
-            raise ValueError("window bounds must be timezone-aware")
-        object.__setattr__(self, "since", self.since.astimezone(UTC))
-        object.__setattr__(self, "until", self.until.astimezone(UTC))
-        if self.since >= self.until:
-            raise ValueError(
-                f"window start {self.since.isoformat()} is not before its end {self.until.isoformat()}"
-            )
-
-    @classmethod
-    def ending_at(cls, end: datetime, minutes: int) -> Window:
-        return cls(end - timedelta(minutes=minutes), end)
-
-    @property
-    def label(self) -> str:
-        """The window's end as an S3-key-friendly UTC time, e.g. 2026-11-23T10-00-00Z."""
-        return self.until.strftime(LABEL_FORMAT)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "since": self.since.isoformat(),
-            "until": self.until.isoformat(),
-            "minutes": round((self.until - self.since).total_seconds() / 60, 3),
-        }
-
-
-def parse_utc(text: str) -> datetime:
-    """An ISO-8601 time ('2026-11-23T10:00:00Z', '+02:00' offsets, or naive = UTC) in UTC."""
-    t = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
-
-def scheduled_event_time(body: str) -> datetime:
-    """The `time` of an EventBridge event (a "Scheduled Event" delivered through SQS)."""
-    try:
-        event = json.loads(body)
-    except (TypeError, ValueError):
-        raise MalformedEventError("the message body is not JSON") from None
-    if not isinstance(event, dict) or not isinstance(event.get("time"), str):
-        raise MalformedEventError("the message body is not an EventBridge event with a 'time'")
-    try:
-        return parse_utc(event["time"])
-    except ValueError:
-        raise MalformedEventError(f"the event time {event['time']!r} is not ISO-8601") from None
 
 
 # ------------------------------------------------------------------------------------ progress
@@ -348,19 +306,13 @@ def load_reference(s3: Any, uri: str) -> dict[str, Any]:
         body.close()
 
 
-def latest_approved_package(sagemaker: Any, group: str) -> ReferenceSource:
-    """The newest Approved package of `group` and its model data URL."""
-    summaries = sagemaker.list_model_packages(
-        ModelPackageGroupName=group,
-        ModelApprovalStatus="Approved",
-        SortBy="CreationTime",
-        SortOrder="Descending",
-        MaxResults=1,
-    ).get("ModelPackageSummaryList", [])
-    if not summaries:
-        raise ReferenceUnavailableError(f"model package group {group} has no Approved package yet")
-    arn = summaries[0]["ModelPackageArn"]
-    package = sagemaker.describe_model_package(ModelPackageName=arn)
+def served_reference(sagemaker: Any, endpoint: str) -> ReferenceSource:
+    """The model artifact of the package the endpoint serves (it holds reference_stats.json)."""
+    try:
+        package = served_package(sagemaker, endpoint)
+    except NothingServed as exc:
+        raise ReferenceUnavailableError(str(exc)) from None
+    arn = package["ModelPackageArn"]
     containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
     url = containers[0].get("ModelDataUrl")
     if not url:
@@ -397,8 +349,7 @@ def find_reference(
     if settings.reference_uri:
         source = ReferenceSource(settings.reference_uri)
     else:
-        assert settings.model_package_group  # DriftSettings requires one of the two
-        source = latest_approved_package(sagemaker, settings.model_package_group)
+        source = served_reference(sagemaker, settings.endpoint_name)
 
     def load() -> PreparedReference:
         return prepare_reference(load_reference(s3, source.uri))
@@ -414,12 +365,6 @@ def report_keys(settings: DriftSettings, window: Window) -> tuple[str, str]:
     """(report.json key, report.html key) in the artifacts bucket."""
     prefix = f"{settings.project}/drift/{settings.endpoint_name}/{window.label}"
     return f"{prefix}/report.json", f"{prefix}/report.html"
-
-
-def put_report(s3: Any, bucket: str, key: str, body: bytes, content_type: str, kms_key_id: str | None) -> str:
-    extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id} if kms_key_id else {}
-    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, **extra)
-    return f"s3://{bucket}/{key}"
 
 
 def publish_metrics(cloudwatch: Any, namespace: str, datums: list[dict[str, Any]]) -> int:

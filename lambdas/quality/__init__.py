@@ -1,0 +1,1 @@
+"""The scheduled model-quality check (handler.py)."""
