@@ -35,23 +35,8 @@ class BackgroundControlPlane:
     def start(self) -> None:
         self._thread.start()
 
-    def _record(self):
-        """This server's record, once the process that started it has written it."""
-        from local_aws.lifecycle import ServerRecord
-
-        deadline = time.monotonic() + RECORD_WAIT_S
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                record = ServerRecord(**json.loads((self.state_dir / "server.json").read_text()))
-                if record.pid in (os.getpid(), os.getppid()):  # gunicorn: the master's pid
-                    return record
-            except (OSError, ValueError, TypeError):
-                pass
-            self._stop.wait(0.5)
-        return None
-
     def _run(self) -> None:
-        record = self._record()
+        record = own_record(self.state_dir, self._stop)
         if record is None:
             log.warning("background control plane: no server record for this server; not running")
             return
@@ -70,3 +55,20 @@ class BackgroundControlPlane:
         self._thread.join(timeout=30)
         if self._plane is not None:
             self._plane.close()
+
+
+def own_record(state_dir: Path, stop: threading.Event, wait_s: float = RECORD_WAIT_S):
+    """This server's record (its address, its CA), once the process that started it has written
+    it; None if it never does or `stop` is set first."""
+    from local_aws.lifecycle import ServerRecord
+
+    deadline = time.monotonic() + wait_s
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            record = ServerRecord(**json.loads((state_dir / "server.json").read_text()))
+            if record.pid in (os.getpid(), os.getppid()):  # gunicorn: the master's pid
+                return record
+        except (OSError, ValueError, TypeError):
+            pass
+        stop.wait(0.5)
+    return None

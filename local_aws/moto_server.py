@@ -51,6 +51,7 @@ import math
 import os
 import re
 import sys
+import threading
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -77,9 +78,11 @@ from local_aws.background import BackgroundControlPlane
 from local_aws.deployment_guardrails import problems as deployment_problems
 from local_aws.endpoint_runtime import EndpointRuntime, InvokeError, Settings, apply_config
 from local_aws.http_server import LocalAwsServer
+from local_aws.pipeline_executions import PipelineExecutions
 
 _RUNTIME: EndpointRuntime | None = None
 _BACKGROUND: BackgroundControlPlane | None = None
+_PIPELINES: PipelineExecutions | None = None
 _secure_transport: contextvars.ContextVar[str] = contextvars.ContextVar("secure_transport",
                                                                          default="false")
 
@@ -279,6 +282,34 @@ def _missing_tables_named() -> None:
     DynamoDBBackend.get_table = get_table
 
 
+def _pipeline_executions_run() -> None:
+    """StartPipelineExecution: a repeated ClientRequestToken returns the earlier execution, as
+    in SageMaker; a new execution runs (local_aws/pipeline_executions.py) while the local AWS
+    runs its services, else it keeps moto's instant Succeeded."""
+    original = sagemaker_models.SageMakerModelBackend.start_pipeline_execution
+    lock = threading.Lock()  # the server's threads: one token check-and-create at a time
+
+    def start(self: Any, pipeline_name: str, pipeline_execution_display_name: str,
+              pipeline_parameters: list, pipeline_execution_description: str,
+              parallelism_configuration: Any, client_request_token: str) -> dict[str, str]:
+        pipeline = sagemaker_models.get_pipeline_from_name(self.pipelines, pipeline_name)
+        definition = json.loads(pipeline.pipeline_definition)  # unreadable: no execution at all
+        with lock:
+            if client_request_token:
+                for arn, earlier in pipeline.pipeline_executions.items():
+                    if earlier.client_request_token == client_request_token:
+                        return {"PipelineExecutionArn": arn}
+            answer = original(self, pipeline_name, pipeline_execution_display_name, pipeline_parameters,
+                              pipeline_execution_description, parallelism_configuration,
+                              client_request_token)
+            if _PIPELINES is not None:
+                execution = pipeline.pipeline_executions[answer["PipelineExecutionArn"]]
+                _PIPELINES.submit(execution, pipeline.pipeline_name, definition, pipeline_parameters)
+        return answer
+
+    sagemaker_models.SageMakerModelBackend.start_pipeline_execution = start
+
+
 def _setting(name: str) -> bool:
     return os.environ.get(name, "false").lower() == "true"
 
@@ -287,7 +318,7 @@ def start_services() -> None:
     """What runs beside the APIs, in the server's worker (local_aws/lifecycle.py sets the
     variables): the endpoint runtime (MLOPS_LOCAL_SERVE_ENDPOINTS) and the background control
     plane (MLOPS_LOCAL_BACKGROUND), both keeping their state in MLOPS_LOCAL_DIR."""
-    global _RUNTIME, _BACKGROUND
+    global _RUNTIME, _BACKGROUND, _PIPELINES
     state_dir = os.environ.get("MLOPS_LOCAL_DIR")
     if not state_dir:
         return
@@ -299,6 +330,8 @@ def start_services() -> None:
     if _setting("MLOPS_LOCAL_BACKGROUND"):
         _BACKGROUND = BackgroundControlPlane(Path(state_dir))
         _BACKGROUND.start()
+    _PIPELINES = PipelineExecutions(Path(state_dir))
+    _PIPELINES.start()
 
 
 def stop_services() -> None:
@@ -306,6 +339,8 @@ def stop_services() -> None:
     model server it started (all by pid)."""
     if _BACKGROUND is not None:
         _BACKGROUND.stop()
+    if _PIPELINES is not None:
+        _PIPELINES.stop()
     if _RUNTIME is not None:
         _RUNTIME.shutdown()
 
@@ -324,6 +359,7 @@ def patch() -> None:
     _missing_tables_named()
     metric_store.patch()
     _aws_namespaces_refused()
+    _pipeline_executions_run()
 
 
 def main(argv: list[str] | None = None) -> None:

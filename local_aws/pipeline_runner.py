@@ -106,12 +106,19 @@ class LocalPipelineRunner:
 
     def _parameters(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
+        types: dict[str, str] = {}
         for p in self.definition.get("Parameters", []):
-            values[p["Name"]] = p.get("DefaultValue")
+            values[p["Name"]], types[p["Name"]] = p.get("DefaultValue"), p.get("Type", "String")
         unknown = sorted(set(self.overrides) - set(values))
         if unknown:
             raise ValueError(f"unknown pipeline parameter(s) {unknown}; known: {sorted(values)}")
-        values.update(self.overrides)
+        for name, value in self.overrides.items():
+            # StartPipelineExecution sends every value as text; the definition says what it is.
+            cast = {"Float": float, "Integer": int}.get(types[name])
+            try:
+                values[name] = cast(value) if cast and isinstance(value, str) else value
+            except ValueError:
+                raise ValueError(f"pipeline parameter {name}: {value!r} is not a {types[name]}") from None
         return values
 
     def _order(self, names: list[str]) -> list[str]:
@@ -326,3 +333,30 @@ def _tar_gz(folder: Path) -> bytes:
         for path in sorted(folder.rglob("*")):
             tar.add(path, arcname=path.relative_to(folder).as_posix(), recursive=False)
     return out.getvalue()
+
+
+def step_environment(client_env: dict[str, str], local_dir: Path, artifacts_bucket: str,
+                     project: str) -> dict[str, str]:
+    """What the step processes of a local run get: the local AWS, and MLflow with an embedded
+    SQLite backend and its artifacts in the local artifacts bucket."""
+    mlflow_dir = local_dir / "mlflow"
+    mlflow_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        **client_env,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{mlflow_dir / 'mlflow.db'}",
+        "MLFLOW_ARTIFACT_LOCATION": f"s3://{artifacts_bucket}/{project}/mlflow",
+        "MLFLOW_S3_ENDPOINT_URL": client_env["AWS_ENDPOINT_URL"],
+        # MLflow 3 reports usage to its maintainers by default; nothing leaves this machine.
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+    }
+
+
+def bundle_location(definition: dict[str, Any]) -> tuple[str, str]:
+    """(artifacts bucket, project) of a definition, from where its steps' code lives
+    (s3://<artifacts>/<project>/pipeline/<digest>/code/)."""
+    text = json.dumps(definition)
+    match = re.search(r"s3://([^/\"]+)/([^/\"]+)/pipeline/[0-9a-f]+/", text)
+    if match is None:
+        raise ValueError("the pipeline definition names no step bundle (s3://<bucket>/<project>/pipeline/...)")
+    return match.group(1), match.group(2)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from local_aws.pipeline_runner import LocalPipelineRunner, RunResult, s3_split
+from local_aws.pipeline_runner import LocalPipelineRunner, RunResult, s3_split, step_environment
 from mlops.deploy import Deployer, say
 from mlops.project import Project
 from pipelines.bundle import REPO_ROOT, build_bundle
@@ -109,21 +109,10 @@ class PipelineRun:
     def _run_local(self, parameters: dict[str, Any]) -> dict[str, Any]:
         server, definition = self._local_clients()
         s3 = server.client("s3")
-        endpoint = server.endpoint_url
         execution_id = secrets.token_hex(6)  # SageMaker's ids are 12 lowercase characters too
         work_dir = self.checkout.local_dir / "runs" / execution_id
-        mlflow_dir = self.checkout.local_dir / "mlflow"
-        mlflow_dir.mkdir(parents=True, exist_ok=True)
-        env = {
-            **server.client_env(),
-            # MLflow: an embedded SQLite backend, artifacts in the local artifacts bucket.
-            "MLFLOW_TRACKING_URI": f"sqlite:///{mlflow_dir / 'mlflow.db'}",
-            "MLFLOW_ARTIFACT_LOCATION": f"s3://{self.names.artifacts_bucket}/{self.config.name}/mlflow",
-            "MLFLOW_S3_ENDPOINT_URL": endpoint,
-            # MLflow 3 reports usage to its maintainers by default; nothing leaves this machine.
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-            "DO_NOT_TRACK": "true",
-        }
+        env = step_environment(server.client_env(), self.checkout.local_dir, self.names.artifacts_bucket,
+                               self.config.name)
         say(f"==> running {self.names.pipeline} locally (execution {execution_id}, work dir {work_dir})")
         runner = LocalPipelineRunner(definition, s3, work_dir, env, say, parameters)
         started = time.monotonic()

@@ -35,13 +35,17 @@ class Bundle:
         return f"{project}/pipeline/{self.digest[:16]}"
 
 
+# The modules of lambdas/shared the steps import (capture and ground-truth parsing: one reader
+# for the quality check and the dataset version step), under their package paths.
+SHARED_MODULES = ("lambdas/__init__.py", "lambdas/shared/__init__.py", "lambdas/shared/capture_files.py",
+                  "lambdas/shared/quality/__init__.py", "lambdas/shared/quality/labels.py")
+
+
 def step_scripts() -> dict[str, bytes]:
-    """Every module of pipelines/steps/ (the scripts import their siblings by plain name)."""
-    return {
-        p.name: p.read_bytes()
-        for p in sorted(STEPS_DIR.glob("*.py"))
-        if p.name != "__init__.py"
-    }
+    """Every module of pipelines/steps/ (the scripts import their siblings by plain name), and
+    the shared modules they import, beside them (the scripts' folder is on their sys.path)."""
+    scripts = {p.name: p.read_bytes() for p in sorted(STEPS_DIR.glob("*.py")) if p.name != "__init__.py"}
+    return {**scripts, **{name: (REPO_ROOT / name).read_bytes() for name in SHARED_MODULES}}
 
 
 def reproducible_tarball(files: dict[str, bytes]) -> bytes:

@@ -1,7 +1,12 @@
 """The training pipeline as a SageMaker pipeline definition, built with the sagemaker SDK (v3).
 
-    ValidateData -> Preprocess -> Train -> Evaluate -> CheckGate -+-> RegisterModel
-                                                                  +-> GateFailed (Fail step)
+    DatasetVersion -> ValidateData -> Preprocess -> Train -> Evaluate -> CheckGate -+-> RegisterModel
+                                                                                    +-> GateFailed
+
+DatasetVersion writes the run's data as a content-addressed version (the training data, plus with
+`ProductionDataSince` the production records labelled since then) and every later step reads
+that version: its URI and hash are part of the cached steps' arguments and output locations, so
+the step cache can never hand a new dataset an old split.
 
 The definition is built offline at synth time: no AWS call, no upload (Terraform uploads the step
 bundle, see pipelines/bundle.py), no network traffic at all (a unit test holds it to that; the
@@ -56,8 +61,8 @@ with offline_sdk():
 from pipelines.bundle import CODE, CONFIG, SCHEMA, SOURCEDIR
 from stacks.project_config import ProjectConfig
 
-STEP_NAMES = ("ValidateData", "Preprocess", "Train", "Evaluate", "CheckGate", "RegisterModel",
-              "GateFailed")
+STEP_NAMES = ("DatasetVersion", "ValidateData", "Preprocess", "Train", "Evaluate", "CheckGate",
+              "RegisterModel", "GateFailed")
 CONTAINER = "/opt/ml/processing"
 # Data validation and the split only change when the data, the schema or the code does (all part
 # of the step arguments, which is what the cache key covers).
@@ -94,6 +99,10 @@ class PipelineTarget:
     training_instance_type: str
     git_commit: str = "unknown"
     mlflow_tracking_uri: str | None = None  # in AWS: the managed MLflow tracking server's ARN
+    # The endpoint's data capture (s3://<capture>/<project>/<endpoint>/) and its ground truth:
+    # where DatasetVersion finds the labelled production records.
+    capture_uri: str = ""
+    ground_truth_uri: str = ""
 
     def s3(self, *parts: str) -> str:
         return "s3://" + "/".join((self.artifacts_bucket, *parts))
@@ -154,6 +163,8 @@ class _Builder:
         self.session = _session(target)
         self.bundle = target.s3(target.bundle_prefix)
         self.data_uri = ParameterString(name="InputDataUri", default_value=target.default_data_uri)
+        # ISO-8601: add the production records labelled since then (a retrain sets it); empty: none.
+        self.production_since = ParameterString(name="ProductionDataSince", default_value="")
         self.processing_type = ParameterString(
             name="ProcessingInstanceType", default_value=target.processing_instance_type
         )
@@ -176,8 +187,8 @@ class _Builder:
         )
 
     def parameters(self) -> list:
-        return [self.data_uri, self.processing_type, self.training_type, *self.thresholds.values(),
-                self.max_latency, self.max_fairness_gap]
+        return [self.data_uri, self.production_since, self.processing_type, self.training_type,
+                *self.thresholds.values(), self.max_latency, self.max_fairness_gap]
 
     def run_uri(self, *parts: str) -> Join:
         """Per-execution output location (never shared between runs)."""
@@ -216,22 +227,42 @@ class _Builder:
         p, t = self.project, self.t
         config = _input("config", f"{self.bundle}/{CONFIG}", f"{CONTAINER}/input/config", "S3Prefix")
 
+        version_file = PropertyFile(name="DatasetVersion", output_name="version", path="version.json")
+        dataset = self.processing(
+            "DatasetVersion", "dataset_version.py",
+            inputs=[_input("data", self.data_uri, f"{CONTAINER}/input/data"), config],
+            outputs=[_output("version", self.run_uri("dataset"), f"{CONTAINER}/output/version")],
+            arguments=["--data", f"{CONTAINER}/input/data", "--data-uri", self.data_uri,
+                       "--config", f"{CONTAINER}/input/config",
+                       "--versions-uri", t.s3(p.name, "datasets"),
+                       "--since", self.production_since,
+                       "--capture-uri", t.capture_uri, "--ground-truth-uri", t.ground_truth_uri,
+                       "--output", f"{CONTAINER}/output/version"],
+            env={"AWS_DEFAULT_REGION": t.region}, property_files=[version_file],
+        )
+        data_uri = JsonGet(step_name=dataset.name, property_file=version_file, json_path="uri")
+        data_hash = JsonGet(step_name=dataset.name, property_file=version_file, json_path="sha256")
+
+        def cached(*parts: str) -> Join:
+            # Keyed on the data's hash as well as living outside the execution id (see cached_uri).
+            return Join(on="/", values=[self.cached_uri(parts[0]), data_hash, *parts[1:]])
+
         validate = self.processing(
             "ValidateData", "validate.py",
-            inputs=[_input("data", self.data_uri, f"{CONTAINER}/input/data"),
+            inputs=[_input("data", data_uri, f"{CONTAINER}/input/data"),
                     _input("schema", f"{self.bundle}/{SCHEMA}", f"{CONTAINER}/input/schema")],
-            outputs=[_output("report", self.cached_uri("validation"), f"{CONTAINER}/output/report")],
+            outputs=[_output("report", cached("validation"), f"{CONTAINER}/output/report")],
             arguments=["--data", f"{CONTAINER}/input/data", "--schema", f"{CONTAINER}/input/schema",
                        "--output", f"{CONTAINER}/output/report"],
             cache=True,
         )
         preprocess = self.processing(
             "Preprocess", "preprocess.py",
-            inputs=[_input("data", self.data_uri, f"{CONTAINER}/input/data"), config],
-            outputs=[_output(split, self.cached_uri("splits", split), f"{CONTAINER}/output/{split}")
+            inputs=[_input("data", data_uri, f"{CONTAINER}/input/data"), config],
+            outputs=[_output(split, cached("splits", split), f"{CONTAINER}/output/{split}")
                      for split in ("train", "validation", "test", "lineage")],
             arguments=["--data", f"{CONTAINER}/input/data", "--config", f"{CONTAINER}/input/config",
-                       "--data-uri", self.data_uri, "--output", f"{CONTAINER}/output"],
+                       "--data-uri", data_uri, "--output", f"{CONTAINER}/output"],
             cache=True, depends_on=[validate],
         )
         outputs = preprocess.properties.ProcessingOutputConfig.Outputs
@@ -308,7 +339,7 @@ class _Builder:
         return Pipeline(
             name=t.pipeline_name,
             parameters=self.parameters(),
-            steps=[validate, preprocess, train, evaluate, gate],
+            steps=[dataset, validate, preprocess, train, evaluate, gate],
             sagemaker_session=self.session,
         )
 

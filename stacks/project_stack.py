@@ -183,6 +183,8 @@ class ProjectStack(cdktf.TerraformStack):
             training_instance_type=project.training.instance_type or env.instance_types.training,
             git_commit=git_commit(),
             mlflow_tracking_uri=None if env.is_local else n.mlflow_tracking_server_arn,
+            capture_uri=f"{n.capture_uri}{n.endpoint}/",
+            ground_truth_uri=n.ground_truth_uri,
         )
         self.pipeline = aws.sagemaker_pipeline.SagemakerPipeline(
             self,

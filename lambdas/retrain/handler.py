@@ -9,8 +9,10 @@ ignored). Idempotency key: alarm name + the ALARM transition's state timestamp.
 1. Take the pipeline's cooldown item in the LOCKS table with a conditional write (expires after
    RETRAIN_COOLDOWN_MINUTES, also its TTL). Held -> a run started within the cooldown: audited
    as suppressed, nothing started. Of a storm of alarms, concurrent or not, exactly one wins.
-2. StartPipelineExecution with a display name and description saying which alarm, and a client
-   token derived from the transition (SageMaker drops a repeated start too). If the start fails,
+2. StartPipelineExecution with a display name and description saying which alarm, a client
+   token derived from the transition (SageMaker drops a repeated start too), and parameters that
+   give the run new data (retrain.retrain_parameters): the served package's training data plus
+   the production records labelled since it was registered. If the start fails,
    the cooldown item is released so the retry can start the run.
 3. Audit record; summary to the warning topic.
 """
@@ -25,6 +27,7 @@ from lambdas.shared.control.errors import LeaseHeldError
 from lambdas.shared.control.history import digest
 from lambdas.shared.control.settings import load_settings
 from lambdas.shared.control.shell import ControlLoop, Invocation
+from lambdas.shared.served_model import NothingServed, served_package
 
 loop = ControlLoop("retrain", load_settings())
 settings = loop.settings
@@ -69,17 +72,24 @@ def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any
             topic=None,
         )
     try:
+        try:
+            served = served_package(loop.client("sagemaker"), settings.endpoint_name)
+        except NothingServed:
+            served = None
+        parameters = retrain.retrain_parameters(served)
         execution = loop.client("sagemaker").start_pipeline_execution(
             PipelineName=settings.pipeline_name,
             PipelineExecutionDisplayName=request.display_name,
             PipelineExecutionDescription=request.description,
             ClientRequestToken=request.client_token,
+            **({"PipelineParameters": parameters} if parameters else {}),
         )["PipelineExecutionArn"]
     except Exception:
         loop.leases.release(lock_id, owner)
         raise
     inputs.update(
-        pipeline_execution_arn=execution, display_name=request.display_name, cooldown_until=expires_at
+        pipeline_execution_arn=execution, display_name=request.display_name, cooldown_until=expires_at,
+        pipeline_parameters=parameters,
     )
     return loop.decide(
         **common,

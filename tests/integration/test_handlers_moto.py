@@ -858,3 +858,8 @@ def test_a_drift_alarm_retrains_and_changes_nothing_served(world):
     world.deliver_ok("retrain", drift)
     assert world.serving() == name_of(world, v1) and world.status(v1) == "Approved"
     assert world.audit("rollback") == [] and len(world.executions()) == 1
+    # The run gets new data: the served package's training data plus what was labelled since it.
+    parameters = json.loads(world.audit("retrain")[-1]["inputs"])["pipeline_parameters"]
+    created = world.sm.describe_model_package(ModelPackageName=v1)["CreationTime"]
+    assert parameters == [{"Name": "ProductionDataSince", "Value": created.astimezone(UTC).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")}]

@@ -88,3 +88,40 @@ def test_metric_queries_match_a_metric_by_namespace_name_and_its_whole_dimension
     with pytest.raises(ClientError, match="The value AWS/SageMaker for parameter Namespace is invalid"):
         cw.put_metric_data(Namespace="AWS/SageMaker",
                            MetricData=[{"MetricName": "Invocations", "Value": 1.0}])
+
+
+def test_start_pipeline_execution_runs_the_definition_with_its_parameters(moto_server):
+    """moto calls every execution Succeeded at once; the local AWS runs it (the local pipeline
+    runner), with the execution's parameters, and honours the ClientRequestToken."""
+    import json
+    import time
+
+    sm = moto_server.client("sagemaker")
+    definition = {"Version": "2020-12-01", "Parameters": [{"Name": "MinAccuracy", "Type": "Float",
+                                                           "DefaultValue": 0.9}],
+                  "Steps": [{"Name": "Check", "Type": "Condition", "Arguments": {
+                      "Conditions": [{"Type": "GreaterThanOrEqualTo", "LeftValue": 0.95,
+                                      "RightValue": {"Get": "Parameters.MinAccuracy"}}],
+                      "IfSteps": [], "ElseSteps": [{"Name": "TooLow", "Type": "Fail",
+                                                    "Arguments": {"ErrorMessage": "below the minimum"}}]}}]}
+    sm.create_pipeline(PipelineName="runs", RoleArn="arn:aws:iam::123456789012:role/x",
+                       PipelineDefinition=json.dumps(definition))
+
+    def run(token: str, minimum: str) -> dict:
+        arn = sm.start_pipeline_execution(PipelineName="runs", ClientRequestToken=token, PipelineParameters=[
+            {"Name": "MinAccuracy", "Value": minimum}])["PipelineExecutionArn"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            described = sm.describe_pipeline_execution(PipelineExecutionArn=arn)
+            if described["PipelineExecutionStatus"] != "Executing":
+                return described
+            time.sleep(0.1)
+        raise AssertionError(f"{arn} still Executing")
+
+    passed = run("token-a-0123456789abcdefghijklmn", "0.9")
+    assert passed["PipelineExecutionStatus"] == "Succeeded"
+    failed = run("token-b-0123456789abcdefghijklmn", "0.99")  # a Float parameter sent as text
+    assert failed["PipelineExecutionStatus"] == "Failed"
+    again = run("token-a-0123456789abcdefghijklmn", "0.99")  # the same token: the same execution
+    assert again["PipelineExecutionArn"] == passed["PipelineExecutionArn"]
+    assert len(sm.list_pipeline_executions(PipelineName="runs")["PipelineExecutionSummaries"]) == 2

@@ -59,8 +59,9 @@ def test_steps_in_dependency_order(definition):
     from local_aws.pipeline_expressions import references
 
     top = [(s["Name"], s["Type"]) for s in definition["Steps"]]
-    assert top == [("ValidateData", "Processing"), ("Preprocess", "Processing"),
-                   ("Train", "Training"), ("Evaluate", "Processing"), ("CheckGate", "Condition")]
+    assert top == [("DatasetVersion", "Processing"), ("ValidateData", "Processing"),
+                   ("Preprocess", "Processing"), ("Train", "Training"), ("Evaluate", "Processing"),
+                   ("CheckGate", "Condition")]
     steps = steps_by_name(definition)
     gate = steps["CheckGate"]["Arguments"]
     assert [s["Name"] for s in gate["IfSteps"]] == ["RegisterModel"]
@@ -70,7 +71,8 @@ def test_steps_in_dependency_order(definition):
         step = steps[name]
         return set(step.get("DependsOn", [])) | references(step.get("Arguments"))
 
-    assert needs("Preprocess") == {"ValidateData"}
+    assert needs("ValidateData") == {"DatasetVersion"}
+    assert needs("Preprocess") == {"ValidateData", "DatasetVersion"}
     assert needs("Train") == {"Preprocess"}
     assert needs("Evaluate") == {"Train", "Preprocess", "ValidateData"}
     assert needs("RegisterModel") == {"Train", "Evaluate", "Preprocess"}
@@ -101,11 +103,24 @@ def test_retries_and_caching(definition):
         assert {"Step.THROTTLING", "SageMaker.CAPACITY_ERROR"} <= kinds, name
     cached = {n for n, s in steps.items() if s.get("CacheConfig", {}).get("Enabled")}
     assert cached == {"ValidateData", "Preprocess"}
+    # What the cache keys on: the dataset version's URI (content-addressed) is in the cached steps'
+    # arguments and its hash in their output locations, so a new dataset never gets an old split.
+    version = {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.DatasetVersion.PropertyFiles.DatasetVersion"},
+                               "Path": "uri"}}
+    for name in ("ValidateData", "Preprocess"):
+        args = steps[name]["Arguments"]
+        data = next(i for i in args["ProcessingInputs"] if i["InputName"] == "data")
+        assert data["S3Input"]["S3Uri"] == version, name
+        for output in args["ProcessingOutputConfig"]["Outputs"]:
+            joined = output["S3Output"]["S3Uri"]["Std:Join"]["Values"]
+            assert {"Std:JsonGet": {**version["Std:JsonGet"], "Path": "sha256"}} in joined, name
+    assert steps["DatasetVersion"].get("CacheConfig") is None  # it reads production data: never cached
 
 
 def test_jobs_run_the_bundled_scripts_encrypted_with_the_platform_key(definition):
     steps = steps_by_name(definition)
-    for name, script in (("ValidateData", "validate.py"), ("Preprocess", "preprocess.py"),
+    for name, script in (("DatasetVersion", "dataset_version.py"), ("ValidateData", "validate.py"),
+                         ("Preprocess", "preprocess.py"),
                          ("Evaluate", "evaluate.py"), ("RegisterModel", "register.py")):
         args = steps[name]["Arguments"]
         assert args["AppSpecification"]["ContainerEntrypoint"] == [
@@ -141,8 +156,9 @@ def test_bundle_is_content_addressed(demo):
     a = build_bundle(demo.model_dump(mode="json"), schema)
     b = build_bundle(demo.model_dump(mode="json"), schema)
     assert a.digest == b.digest and a.files == b.files
-    assert {"code/validate.py", "code/train.py", "sourcedir.tar.gz", "config/project.json",
-            "schema/schema.json"} <= set(a.files)
+    assert {"code/validate.py", "code/train.py", "code/dataset_version.py", "sourcedir.tar.gz",
+            "config/project.json", "schema/schema.json",
+            "code/lambdas/shared/quality/labels.py", "code/lambdas/shared/capture_files.py"} <= set(a.files)
     changed = demo.model_copy(update={"training": demo.training.model_copy(update={"seed": 7})})
     assert build_bundle(changed.model_dump(mode="json"), schema).digest != a.digest
     assert reproducible_tarball({"a.py": b"x"}) == reproducible_tarball({"a.py": b"x"})
@@ -158,7 +174,8 @@ def test_project_stack_carries_the_pipeline(project_stack, synth_all):
     (pipeline,) = doc["resource"]["aws_sagemaker_pipeline"].values()
     assert pipeline["pipeline_name"] == f"mlops-{env}-demo-training"
     definition = json.loads(pipeline["pipeline_definition"])
-    assert [s["Name"] for s in definition["Steps"]][:4] == ["ValidateData", "Preprocess", "Train", "Evaluate"]
+    assert [s["Name"] for s in definition["Steps"]][:5] == ["DatasetVersion", "ValidateData", "Preprocess",
+                                                           "Train", "Evaluate"]
     assert pipeline["role_arn"].startswith("${aws_iam_role.execution_role")
     # Every script the definition points at is uploaded by the same stack, with the KMS key.
     objects = doc["resource"]["aws_s3_object"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from lambdas.shared.control.history import digest
 
@@ -50,3 +52,22 @@ def retrain_request(alarm_name: str, state_timestamp: str, reason: str) -> Retra
         description=description[:DESCRIPTION_MAX],
         client_token=digest("retrain", alarm_name, state_timestamp, length=32),
     )
+
+
+def retrain_parameters(served: dict[str, Any] | None) -> list[dict[str, str]]:
+    """StartPipelineExecution PipelineParameters of a retrain that can learn something: the data
+    the served model was trained on (its package's `data_uri`) plus the production records labelled
+    since that package was registered (the pipeline's DatasetVersion step joins them). Nothing
+    served by a package (the bootstrap model): the pipeline's defaults."""
+    if not served:
+        return []
+    created = served.get("CreationTime")
+    if isinstance(created, datetime):
+        since = created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    else:
+        since = str(created or "")
+    parameters = [{"Name": "ProductionDataSince", "Value": since}] if since else []
+    data_uri = (served.get("CustomerMetadataProperties") or {}).get("data_uri", "")
+    if data_uri.startswith("s3://"):
+        parameters.insert(0, {"Name": "InputDataUri", "Value": data_uri})
+    return parameters
