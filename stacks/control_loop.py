@@ -83,6 +83,9 @@ class ControlLoop(Construct):
                             [f"arn:aws:s3:::{n.artifacts_bucket}/{props.project.name}/*"])
         start = statement("StartTrainingPipeline", ["sagemaker:StartPipelineExecution"],
                           [props.pipeline_arn])
+        # The served package (endpoint -> config -> model): a retrain's data starts from its data.
+        describe_models = statement("DescribeServedModel", ["sagemaker:DescribeModel"],
+                                    [n.naming.sagemaker_arn("model", f"{n.endpoint}-*")])
         # The accuracy-drop datapoints (no resource-level permissions for GetMetricData).
         quality = statement("ReadModelQuality", ["cloudwatch:GetMetricData"], ["*"])
         package_events = {"source": ["aws.sagemaker"],
@@ -108,7 +111,8 @@ class ControlLoop(Construct):
                          {"": props.alarms.rollback_event_pattern()},
                          [read_packages, judge_packages, list_packages, quality, *operate]),
             "retrain": ("start the training pipeline on a drift or accuracy alarm",
-                        {"": props.alarms.retrain_event_pattern()}, [read_packages, start, quality]),
+                        {"": props.alarms.retrain_event_pattern()},
+                        [read_packages, start, quality, describe_models]),
         }
         self.functions: dict[str, LambdaFunction] = {}
         self.queues: dict[str, EventQueue] = {}
@@ -257,6 +261,7 @@ class ControlLoop(Construct):
             "WARNING_TOPIC_ARN": n.topic_arn("warning"),
             "PIPELINE_NAME": n.pipeline,
             "RETRAIN_COOLDOWN_MINUTES": str(project.retrain.cooldown_minutes),
+            "QUALITY_WINDOW_MINUTES": str(project.quality.window_minutes),
         }
         if p.env.name == "prod":
             # Prod deploys only packages promoted from staging and approved by the ML engineers.

@@ -287,6 +287,28 @@ def test_rollback_blames_only_a_deployment_that_took_traffic_before_the_alarm():
     assert history.rollback_decision([v1, v2], "ep-v2", at(22)).action == "rollback"
 
 
+def test_an_alarm_sagemaker_already_answered_blames_nobody_else():
+    """The alarm fired during v3's canary; SageMaker's auto-rollback put v2 back (v3 ROLLED_BACK)
+    before the rollback handler's retry: v2, known-good, must not be blamed for it."""
+    v1 = baked(deployment(1, previous="ep-bootstrap", minute=10), 12)
+    v2 = baked(deployment(2, previous="ep-v1", minute=20), 22)
+    v3 = replace(deployment(3, previous="ep-v2", minute=30), status=history.ROLLED_BACK,
+                 traffic_at=at(31), ended_at=at(33))
+    plan = history.rollback_decision([v1, v2, v3], "ep-v2", at(32))
+    assert plan.action == "already-restored" and plan.bad is None
+    # A switch that failed after v3 was blamed: the retry still restores the known-good.
+    blamed = replace(v3, ended_at=at(34))
+    retry = history.rollback_decision([v1, v2, blamed], "ep-v3", at(32))
+    assert (retry.action, retry.target) == ("rollback", v2)
+
+
+def test_an_update_still_launching_its_fleet_serves_nothing():
+    v1 = baked(deployment(1, previous="ep-bootstrap", minute=10), 12)
+    v2 = deployment(2, previous="ep-v1", minute=20)  # UPDATING, no Baking event yet
+    assert history.served_at([v1, v2], at(25)) == v1
+    assert history.served_at([v1, replace(v2, traffic_at=at(21))], at(25)).new_endpoint_config == "ep-v2"
+
+
 def test_after_a_rollback_the_restored_model_is_not_rolled_back_further():
     v1 = baked(deployment(1, previous="ep-bootstrap", minute=10), 12)
     v2 = baked(deployment(2, previous="ep-v1", minute=20), 22)
@@ -296,6 +318,19 @@ def test_after_a_rollback_the_restored_model_is_not_rolled_back_further():
     records = [v1, v2, v3, restored]
     assert history.rollback_decision(records, "ep-v2", at(40, 5)).action == "already-restored"
     assert history.rollback_decision(records, "ep-v2", at(50)).action == "keep-known-good"
+
+
+def test_an_accuracy_drop_is_the_models_unless_a_whole_window_of_it_was_healthy():
+    v1 = baked(deployment(1, previous="ep-bootstrap", minute=10), 12)
+    v2 = replace(baked(deployment(2, previous="ep-v1", minute=20), 25), traffic_at=at(21))
+    assert history.accuracy_drop_cause([v1, v2], at(50), [], 10).cause == "model-changed"
+    # A healthy window that began before v2 took traffic holds v1's predictions: no alibi for v2.
+    assert history.accuracy_drop_cause([v1, v2], at(50), [at(28)], 10).cause == "model-changed"
+    healthy = history.accuracy_drop_cause([v1, v2], at(50), [at(35)], 10)
+    assert healthy.cause == "concept-drift" and healthy.deployment == v2
+    # The answer is the same after the rollback handler wrote its record (both handlers agree).
+    restored = replace(deployment(1, previous="ep-v2", minute=51, kind="rollback"), status=history.SERVING)
+    assert history.accuracy_drop_cause([v1, v2, restored], at(50), [], 10).cause == "model-changed"
 
 
 def change(status: str, config: str, minute: int, **kw) -> history.EndpointChange:
@@ -323,6 +358,18 @@ def test_sagemakers_rollback_marks_the_deployment_rolled_back_whatever_the_event
     # The Baking event not seen yet (events come out of order): rolled back all the same.
     never = history.track_decision([deployment(2, previous="ep-v1", minute=20)], back, 0)
     assert never.status == history.ROLLED_BACK and "no Baking event seen" in never.reason
+
+
+def test_a_created_endpoints_timed_bake_hides_no_later_rollback():
+    created = replace(deployment(1, previous=None, minute=10, status=history.BAKING),
+                      traffic_at=at(11), bake_until=at(13))
+    v2 = replace(deployment(2, previous="ep-v1", minute=20), status=history.BAKING, traffic_at=at(21))
+    back = history.track_decision([created, v2], change("IN_SERVICE", "ep-v1", 22), 0)
+    assert (back.record, back.status) == (v2, history.ROLLED_BACK)
+    # Any later event writes the create's bake down as known-good.
+    noted = history.track_decision([created], change("UPDATING", "ep-v1", 14), 0)
+    assert (noted.record, noted.status) == (created, history.SERVING)
+    assert noted.changes == {"known_good_at": at(13)}
 
 
 def test_a_create_bakes_for_bake_seconds_and_a_rollback_record_serves_at_once():
@@ -399,6 +446,17 @@ def test_promotion_rule_refusals():
     assert not promotion.is_session_of(lookalike, APPROVER)
 
 
+def test_a_retrain_trains_on_the_served_models_data_plus_what_was_labelled_since():
+    served = {"CreationTime": datetime(2026, 11, 30, 9, 15, tzinfo=UTC),
+              "CustomerMetadataProperties": {"data_uri": "s3://artifacts/demo/datasets/sha256-ab/data.csv"}}
+    assert retrain.retrain_parameters(served) == [
+        {"Name": "InputDataUri", "Value": "s3://artifacts/demo/datasets/sha256-ab/data.csv"},
+        {"Name": "ProductionDataSince", "Value": "2026-11-30T09:15:00Z"}]
+    assert retrain.retrain_parameters(None) == []  # the bootstrap model: the pipeline's defaults
+    unknown = {**served, "CustomerMetadataProperties": {"data_uri": "unknown"}}
+    assert [p["Name"] for p in retrain.retrain_parameters(unknown)] == ["ProductionDataSince"]
+
+
 # events -------------------------------------------------------------------------------------------
 
 
@@ -464,12 +522,19 @@ def test_endpoint_events_parse_with_the_documented_shapes():
     # A capacity change (autoscaling) has no PendingDeploymentSummary: parsed, moves no record.
     capacity = events.endpoint_event("m8", fixture("endpoint_deployment_capacity.json"), "sample-endpoint")
     change = capacity.change(history.iso(capacity.changed_at))
-    assert change.pending_config is None and change.status == "UPDATING"
+    assert change.pending_config is None and change.status is None
     record = deployment(2, previous="sample-endpoint-config-1", minute=0)
     assert history.track_decision([record], change, 0) is None
 
+    # Optional in SageMaker's model, so accepted absent: the variants' stages, the config name.
+    sparse = json.loads(fixture("endpoint_deployment_baking.json"))
+    del sparse["detail"]["PendingDeploymentSummary"]["ProductionVariants"]
+    sparse["detail"]["EndpointStatus"] = "Updating"  # DescribeEndpoint's spelling
+    quiet = events.endpoint_event("m8", json.dumps(sparse), "sample-endpoint").change("2026-01-01T00:00:00Z")
+    assert (quiet.stage, quiet.status) == (None, "UPDATING")
+
     broken = json.loads(fixture("endpoint_deployment_baking.json"))
-    broken["detail"]["PendingDeploymentSummary"]["ProductionVariants"][0]["VariantStatus"] = []
+    broken["detail"]["PendingDeploymentSummary"]["ProductionVariants"][0]["VariantStatus"] = [{"x": 1}]
     del broken["detail"]["EndpointStatus"]
     with pytest.raises(MalformedEventError) as info:
         events.endpoint_event("m9", json.dumps(broken), "sample-endpoint")

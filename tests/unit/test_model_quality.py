@@ -55,6 +55,8 @@ def test_ground_truth_lines_in_model_monitors_format():
                         (json.dumps({**line, "groundTruthData": {"data": "1", "encoding": "BASE64"}}),
                          "unsupported_encoding"),
                         (json.dumps({**line, "groundTruthData": {"data": "yes", "encoding": "CSV"}}),
+                         "not_a_label"),
+                        (json.dumps({**line, "groundTruthData": {"data": "nan", "encoding": "CSV"}}),
                          "not_a_label")]:
         with pytest.raises(Malformed) as info:
             parse_label(bad)
@@ -89,6 +91,12 @@ def test_the_join_counts_unlabelled_late_and_unmatched():
     joined = join(current, previous, labels, deadline)
     assert sorted(joined.pairs) == [(0, 0.2), (1, 0.9)]
     assert (joined.unlabelled, joined.late, joined.unmatched) == (1, 1, 1)
+    # A label of a prediction the next check judges waits for it; an unmatched label in a file an
+    # earlier check already read was counted by that check.
+    later = {**labels, "n": Label(1, "k", T0), "old": Label(1, "k", T0 - timedelta(hours=2))}
+    again = join(current, previous, later, deadline, pending={"n": (T0, 0.5)},
+                 new_since=T0 - timedelta(hours=1))
+    assert again.unmatched == 1
 
 
 def test_settings_name_every_bad_variable():

@@ -25,6 +25,7 @@ models would add about half an `import boto3` to every cold start (benchmarks/ha
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -155,27 +156,34 @@ class AlarmStateChange(EventBridgeEvent):
 
 
 def pending_deployment(value: Any) -> dict[str, Any]:
-    """PendingDeploymentSummary: the config deployed and its variants' stages."""
+    """PendingDeploymentSummary: the config deployed and (optional in SageMaker's model, as
+    each variant's VariantStatus is) its variants' stages."""
     if not isinstance(value, dict):
         raise ValueError("must be an object")
     text(value.get("EndpointConfigName") or "")
-    variants = value.get("ProductionVariants")
-    if not isinstance(variants, list) or not variants:
-        raise ValueError("ProductionVariants must be a non-empty list")
+    variants = value.get("ProductionVariants") or []
+    if not isinstance(variants, list):
+        raise ValueError("ProductionVariants must be a list")
     for i, variant in enumerate(variants):
-        statuses = variant.get("VariantStatus") if isinstance(variant, dict) else None
-        if not isinstance(statuses, list) or not statuses or not all(
+        statuses = variant.get("VariantStatus", []) if isinstance(variant, dict) else None
+        if not isinstance(statuses, list) or not all(
             isinstance(st, dict) and isinstance(st.get("Status"), str) for st in statuses
         ):
-            raise ValueError(f"ProductionVariants[{i}].VariantStatus must be a non-empty list of {{Status}}")
+            raise ValueError(f"ProductionVariants[{i}].VariantStatus must be a list of {{Status, ...}}")
     return value
+
+
+def endpoint_status(value: Any) -> str:
+    """EndpointStatus in the events' form: IN_SERVICE (DescribeEndpoint's InService accepted too)."""
+    result = text(value)
+    return result if result.isupper() else re.sub(r"(?<!^)(?=[A-Z])", "_", result).upper()
 
 
 ENDPOINT_FIELDS: dict[str, Check] = {
     **ENVELOPE,
     "source": one_of("aws.sagemaker"),
     "detail.EndpointName": text,
-    "detail.EndpointConfigName": text,
+    "detail.EndpointConfigName": optional(text),  # optional in SageMaker's model
     "detail.EndpointStatus": text,
     "detail.LastModifiedTime": optional(moment),
     "detail.FailureReason": optional(string),
@@ -199,8 +207,8 @@ class EndpointStateChange(EventBridgeEvent):
 
     def change(self, at: str) -> EndpointChange:
         d = self["detail"]
-        return EndpointChange(at=at, status=d["EndpointStatus"], config=d["EndpointConfigName"],
-                              failure_reason=d.get("FailureReason"))
+        return EndpointChange(at=at, status=endpoint_status(d["EndpointStatus"]),
+                              config=d.get("EndpointConfigName"), failure_reason=d.get("FailureReason"))
 
 
 class EndpointDeploymentStateChange(EndpointStateChange):
@@ -222,10 +230,20 @@ class EndpointDeploymentStateChange(EndpointStateChange):
 
     @property
     def stage(self) -> tuple[str | None, str, Any]:
-        """The newest VariantStatus of the first pending variant: (Status, StatusMessage, StartTime)."""
-        if self.pending is None:
+        """The newest VariantStatus of the pending variants (by StartTime; without times, the
+        first): (Status, StatusMessage, StartTime); (None, "", None) when none is given."""
+        statuses = [st for v in (self.pending or {}).get("ProductionVariants") or []
+                    for st in v.get("VariantStatus") or []]
+        if not statuses:
             return None, "", None
-        status = self.pending["ProductionVariants"][0]["VariantStatus"][0]
+
+        def started(status: dict[str, Any]) -> float:
+            try:
+                return to_datetime(moment(status.get("StartTime"))).timestamp()
+            except ValueError:
+                return float("-inf")
+
+        status = max(statuses, key=started) if any(st.get("StartTime") for st in statuses) else statuses[0]
         return status["Status"], status.get("StatusMessage", ""), status.get("StartTime")
 
     @property
@@ -237,9 +255,10 @@ class EndpointDeploymentStateChange(EndpointStateChange):
 
     def change(self, at: str) -> EndpointChange:
         d = self["detail"]
-        if self.pending is None:  # a capacity change (UPDATING): says nothing about a deployment
-            return EndpointChange(at=at, status=d["EndpointStatus"], config=d["EndpointConfigName"])
-        return EndpointChange(at=at, status=d["EndpointStatus"], config=d["EndpointConfigName"],
+        if self.pending is None:  # a capacity change: says nothing about a deployment
+            return EndpointChange(at=at, status=None, config=d.get("EndpointConfigName"))
+        return EndpointChange(at=at, status=endpoint_status(d["EndpointStatus"]),
+                              config=d.get("EndpointConfigName"),
                               pending_config=self.pending["EndpointConfigName"],
                               stage=self.stage[0], failure_reason=d.get("FailureReason"))
 
@@ -311,7 +330,7 @@ def endpoint_identity(event: EndpointStateChange) -> dict[str, str]:
     return {
         "endpoint": event.endpoint_name,
         "event": event.detail_type,
-        "status": change.status,
+        "status": change.status or "",
         "config": change.config or "",
         "pending": change.pending_config or "",
         "stage": change.stage or "",

@@ -122,16 +122,27 @@ def serving_deployment(history: Iterable[Deployment], current_config: str | None
     )
 
 
+def took_traffic(record: Deployment) -> str | None:
+    """When the record's fleet took traffic (ISO); None while an update has not shifted any yet.
+    A rollback switches all at once: from its start. A known-good record written without events
+    (before this field existed): from its start."""
+    if record.traffic_at:
+        return record.traffic_at
+    if record.kind == "rollback" and record.status != STARTING:
+        return record.started_at
+    return record.started_at if record.status == SERVING else None
+
+
 def served_at(history: Iterable[Deployment], at: str) -> Deployment | None:
     """The deployment that served at `at`: the newest to take traffic by then and not ended by
-    then. Records written after `at` (a rollback answering the alarm) do not change the answer,
-    so two handlers deciding on one alarm at different moments decide alike."""
+    then (an update still launching its fleet serves nothing yet). Records written after `at` (a
+    rollback answering the alarm) do not change the answer, so two handlers deciding on one alarm
+    at different moments decide alike."""
     serving = [
         r for r in history
-        if r.status not in (STARTING, FAILED) and (r.traffic_at or r.started_at) <= at
-        and not (r.ended_at and r.ended_at <= at)
+        if r.status != FAILED and (took_traffic(r) or "~") <= at and not (r.ended_at and r.ended_at <= at)
     ]
-    return max(serving, key=lambda r: (r.traffic_at or r.started_at, r.started_at), default=None)
+    return max(serving, key=lambda r: (took_traffic(r) or "", r.started_at), default=None)
 
 
 @dataclass(frozen=True)
@@ -141,20 +152,23 @@ class DropCause:
     deployment: Deployment | None
 
 
-def accuracy_drop_cause(history: Sequence[Deployment], alarm_at: str, healthy_at: Sequence[str]) -> DropCause:
+def accuracy_drop_cause(history: Sequence[Deployment], alarm_at: str, healthy_at: Sequence[str],
+                        window_minutes: int = 60) -> DropCause:
     """Why the accuracy alarm went to ALARM at `alarm_at`: the model changed (the drop began under
     the newest deployment: no window of it was measured healthy) -> roll back; or the world did
     (concept drift: the served model was measured healthy after it took traffic, or it is a
-    known-good model restored by a rollback) -> retrain. `healthy_at`: the times (ISO) of the
-    accuracy-drop datapoints at or under the alarm's threshold."""
+    known-good model restored by a rollback) -> retrain. `healthy_at`: the times (ISO, each a
+    window's end) of the accuracy-drop datapoints at or under the alarm's threshold; a window
+    counts only if it began after the deployment took traffic (all of it was that model's)."""
     served = served_at(history, alarm_at)
     if served is None:
         return DropCause("concept-drift", "no deployment of the loop served when the drop began", None)
-    took = served.traffic_at or served.started_at
+    took = took_traffic(served) or served.started_at
     if served.kind == "rollback":
         return DropCause("concept-drift", f"the served model is the known-good one restored by "
                                           f"{served.deployment_id}: the data changed, not the model", served)
-    healthy = sorted(t for t in healthy_at if took <= t <= alarm_at)
+    healthy = sorted(t for t in healthy_at
+                     if took <= iso(parse_iso(t) - timedelta(minutes=window_minutes)) and t <= alarm_at)
     if healthy:
         return DropCause("concept-drift", f"{served.deployment_id} was measured healthy at {healthy[-1]}, "
                                           f"after it took traffic at {took}: the data changed", served)
@@ -223,6 +237,17 @@ def rollback_decision(
     now = now or iso(datetime.now(UTC))
     records = live(history)
     served = serving_deployment(records, current_config)
+    at_alarm = served_at(records, alarm_at)
+    if (at_alarm is not None and served is not None and at_alarm.kind == "deploy"
+            and at_alarm.new_endpoint_config != current_config and at_alarm.started_at > served.started_at):
+        # What served when the alarm fired is no longer served: SageMaker's auto-rollback (or an
+        # earlier decision) already answered it. Blaming what serves now would punish the
+        # known-good model it restored.
+        return RollbackDecision(
+            "already-restored",
+            f"deployment {at_alarm.deployment_id} served when the alarm fired and no longer does "
+            f"({at_alarm.status}); the endpoint serves {current_config}",
+        )
     if served is not None and served.kind == "rollback":
         if (served.traffic_at or served.started_at) >= alarm_at:
             return RollbackDecision(
@@ -278,7 +303,7 @@ class EndpointChange:
     """What one SageMaker endpoint event says (events.EndpointStateChange / EndpointDeploymentStateChange)."""
 
     at: str  # ISO-8601 UTC of the change (the endpoint's LastModifiedTime, else the event's time)
-    status: str  # EndpointStatus as the event sends it: IN_SERVICE, UPDATING, FAILED, ...
+    status: str | None  # EndpointStatus as the events send it (IN_SERVICE, ...); None: a capacity change
     config: str | None  # EndpointConfigName: the config the endpoint serves
     pending_config: str | None = None  # deployment events: the config being deployed
     stage: str | None = None  # deployment events: the variants' VariantStatus (Creating, Baking, ...)
@@ -303,7 +328,7 @@ def track_decision(
     if change.pending_config is not None:
         record = next((r for r in waiting if r.new_endpoint_config == change.pending_config), None)
         if record is None or change.stage != "Baking" or record.status not in (STARTING, UPDATING):
-            return None
+            return _baked(waiting, change)
         return Transition(record, BAKING, {"traffic_at": change.at},
                           f"{record.new_endpoint_config} took traffic at {change.at}")
     if change.status == "FAILED":
@@ -311,11 +336,11 @@ def track_decision(
         why = change.failure_reason or "the endpoint went Failed"
         return Transition(record, FAILED, {"outcome": why, "ended_at": change.at}, why) if record else None
     if change.status != "IN_SERVICE":
-        return None
-    record = next((r for r in waiting if r.new_endpoint_config == change.config), None)
+        return _baked(waiting, change)
+    # A create's bake ends by time, not by an event: it never matches one.
+    timed = [r for r in waiting if r.status == BAKING and r.bake_until]
+    record = next((r for r in waiting if r.new_endpoint_config == change.config and r not in timed), None)
     if record is not None:
-        if record.status == BAKING and record.bake_until:  # a create's bake: time, not an event
-            return None
         if record.status == CREATING and bake_seconds > 0:
             until = iso(parse_iso(change.at) + timedelta(seconds=bake_seconds))
             return Transition(record, BAKING, {"traffic_at": change.at, "bake_until": until},
@@ -332,7 +357,7 @@ def track_decision(
         None,
     )
     if record is None:
-        return None
+        return _baked(waiting, change)
     # SageMaker put the old fleet back: its auto-rollback, or a new fleet that never became
     # healthy. Events may come out of order (a late Baking event), so both end ROLLED_BACK; the
     # reason (SageMaker's FailureReason) tells them apart.
@@ -341,3 +366,14 @@ def track_decision(
     took = "" if record.status == BAKING else " (no Baking event seen: it may never have taken traffic)"
     return Transition(record, ROLLED_BACK, {"outcome": why, "ended_at": change.at},
                       f"SageMaker rolled {record.new_endpoint_config} back{took}: {why}")
+
+
+def _baked(waiting: Sequence[Deployment], change: EndpointChange) -> Transition | None:
+    """A create whose bake ended before this event, written SERVING on the way (the event itself
+    moves nothing else); None if there is none."""
+    done = next((r for r in waiting if r.status == BAKING and r.bake_until and r.bake_until <= change.at),
+                None)
+    if done is None:
+        return None
+    return Transition(done, SERVING, {"known_good_at": done.bake_until},
+                      f"{done.new_endpoint_config} served all traffic for its bake until {done.bake_until}")

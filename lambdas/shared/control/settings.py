@@ -34,6 +34,7 @@ deploy, rollback, retrain) take the same set, so the stack builds one environmen
 | `RETRAIN_ALARMS` | yes | JSON list: the drift/accuracy alarm names that start a retrain |
 | `ACCURACY_ALARM` | no | the accuracy-drop alarm (both lists): the model changed -> rollback, else retrain |
 | `ACCURACY_DROP_PERCENT` | no: `10` | its threshold: a window at or under it was healthy |
+| `QUALITY_WINDOW_MINUTES` | no: `60` | the quality check's window (a healthy one lies after a deployment) |
 | `APPROVER_ROLE_ARN` | in prod | the IAM role whose sessions may approve prod packages |
 | `PROMOTION_SOURCE_GROUP` | in prod | the staging model package group prod packages are promoted from |
 | `POWERTOOLS_SERVICE_NAME` | no | not used: logs and metrics name the handler (gate, deploy, ...) |
@@ -140,6 +141,7 @@ class Settings:
     bake_seconds: int = setting("BAKE_SECONDS", whole(0), default=0)
     accuracy_alarm: str | None = setting("ACCURACY_ALARM", name, default=None)
     accuracy_drop_percent: float = setting("ACCURACY_DROP_PERCENT", positive, default=10.0)
+    quality_window_minutes: int = setting("QUALITY_WINDOW_MINUTES", whole(1), default=60)
     network_isolation: bool = setting("NETWORK_ISOLATION", boolean, default=True)
     approver_role_arn: str | None = setting("APPROVER_ROLE_ARN", arn, default=None)
     promotion_source_group: str | None = setting("PROMOTION_SOURCE_GROUP", name, default=None)

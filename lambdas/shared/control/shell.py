@@ -129,7 +129,7 @@ class ControlLoop:
         healthy = healthy_windows(self.client("cloudwatch"), s.endpoint_name,
                                   max(since, alarm_at - QUALITY_LOOKBACK), alarm_at + timedelta(seconds=1),
                                   s.accuracy_drop_percent)
-        return history.accuracy_drop_cause(records, at, healthy)
+        return history.accuracy_drop_cause(records, at, healthy, s.quality_window_minutes)
 
     def count(self, name: str, value: float = 1) -> None:
         with _METRICS_LOCK:

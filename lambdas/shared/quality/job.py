@@ -6,7 +6,8 @@ Windows. A check that starts at time t (its scheduled event's time) judges the p
 predictions they label, so a window is judged only once `LABEL_LAG_MINUTES` have passed. Labels are
 read from the ground-truth hour folders of the previous window's start up to t.
 
-Counted, never dropped silently:
+Counted once, never dropped silently (each ground-truth file is read by a few checks; what it
+holds is counted by the first after it was written):
 - `LabelledRecords`: predictions of the window with a label (the metrics are computed on these);
 - `UnlabelledPredictions`: predictions of the window without one (yet);
 - `LateLabels`: labels that arrived after their window was judged (the previous window's
@@ -30,6 +31,7 @@ end>/report.json` in the artifacts bucket, next to the drift reports.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -145,10 +147,11 @@ def read_predictions(s3: Any, settings: QualitySettings, since: datetime,
     return found, skipped, files
 
 
-def read_labels(s3: Any, settings: QualitySettings, since: datetime,
-                until: datetime) -> tuple[dict[str, Label], Counter, int]:
+def read_labels(s3: Any, settings: QualitySettings, since: datetime, until: datetime,
+                new_since: datetime | None = None) -> tuple[dict[str, Label], Counter, int]:
     """event id -> Label from the ground-truth hour folders of [since, until]; the newest file wins
-    for an id labelled twice (counted as `relabelled`)."""
+    for an id labelled twice (counted as `relabelled`). Lines skipped are counted only in files
+    written after `new_since` (each file is read by several checks; it is counted by one)."""
     bucket, prefix = parse_s3_uri(settings.ground_truth_s3_uri)
     found: dict[str, Label] = {}
     skipped: Counter = Counter()
@@ -159,17 +162,19 @@ def read_labels(s3: Any, settings: QualitySettings, since: datetime,
                 if not obj["Key"].endswith(".jsonl"):
                     continue
                 files += 1
+                filed = obj["LastModified"].astimezone(UTC)
+                counted = new_since is None or filed > new_since
                 for line in _lines(s3, bucket, obj["Key"]):
                     if not line.strip():
                         continue
                     try:
                         name, value = parse_label(line)
                     except Malformed as exc:
-                        skipped[exc.reason] += 1
+                        skipped[exc.reason] += counted
                         continue
                     if name in found:
-                        skipped["relabelled"] += 1
-                    found[name] = Label(value, obj["Key"], obj["LastModified"].astimezone(UTC))
+                        skipped["relabelled"] += counted
+                    found[name] = Label(value, obj["Key"], filed)
     return found, skipped, files
 
 
@@ -184,9 +189,11 @@ def served_baseline(sagemaker: Any, endpoint: str) -> tuple[str | None, dict[str
     baseline = {}
     for name in METRIC_NAMES:
         try:
-            baseline[name] = float(properties[name])
+            value = float(properties[name])
         except (KeyError, ValueError):
             continue
+        if math.isfinite(value):
+            baseline[name] = value
     return package["ModelPackageArn"], baseline
 
 
@@ -202,16 +209,20 @@ class Joined:
 
 
 def join(current: Mapping[str, tuple[datetime, float]], previous: Mapping[str, tuple[datetime, float]],
-         labels: Mapping[str, Label], previous_deadline: datetime) -> Joined:
+         labels: Mapping[str, Label], previous_deadline: datetime,
+         pending: Mapping[str, Any] | None = None, new_since: datetime | None = None) -> Joined:
     """The window's predictions with their labels. A label of the previous window's predictions
-    filed after that window was judged (`previous_deadline`: its check's start) is late."""
+    filed after that window was judged (`previous_deadline`: its check's start) is late. Labels
+    of predictions not judged yet (`pending`: after the window) wait for their check; a label
+    naming no prediction is counted once, by the check after which its file was written
+    (`new_since`: the previous check's start)."""
     pairs, late, unmatched = [], 0, 0
     for name, label in labels.items():
         if name in current:
             pairs.append((label.value, current[name][1]))
         elif name in previous:
             late += label.filed_at > previous_deadline
-        else:
+        elif name not in (pending or {}) and (new_since is None or label.filed_at > new_since):
             unmatched += 1
     return Joined(pairs, sum(1 for n in current if n not in labels), late, unmatched)
 
@@ -232,11 +243,14 @@ def run_quality_check(settings: QualitySettings, started: datetime, *, s3: Any, 
     """One check started at `started`: read, join, compare, report, publish. Its summary."""
     window = settings.window_for(started)
     previous = Window.ending_at(window.since, settings.window_minutes)
-    current, bad_predictions, capture_files = read_predictions(s3, settings, previous.since, window.until)
-    earlier = {n: v for n, v in current.items() if v[0] < window.since}
-    current = {n: v for n, v in current.items() if v[0] >= window.since}
-    labels, bad_labels, label_files = read_labels(s3, settings, previous.since, started)
-    joined = join(current, earlier, labels, window.since + timedelta(minutes=settings.label_lag_minutes))
+    read, bad_predictions, capture_files = read_predictions(s3, settings, previous.since, started)
+    earlier = {n: v for n, v in read.items() if v[0] < window.since}
+    current = {n: v for n, v in read.items() if window.since <= v[0] < window.until}
+    pending = {n: v for n, v in read.items() if v[0] >= window.until}
+    last_check = started - timedelta(minutes=settings.window_minutes)
+    labels, bad_labels, label_files = read_labels(s3, settings, previous.since, started, new_since=last_check)
+    joined = join(current, earlier, labels, window.since + timedelta(minutes=settings.label_lag_minutes),
+                  pending, new_since=last_check)
     package, baseline = served_baseline(sagemaker, settings.endpoint_name)
     enough = len(joined.pairs) >= settings.min_labelled_rows
     values = window_metrics(settings.task, joined.pairs) if enough else {}

@@ -20,6 +20,7 @@ reason.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,10 +66,10 @@ def parse_label(line: bytes | str) -> tuple[str, float]:
         value = json.loads(text) if encoding == "JSON" else text
         if isinstance(value, list) and len(value) == 1:
             value = value[0]
-        if isinstance(value, bool):
+        if isinstance(value, bool) or not math.isfinite(float(value)):
             raise ValueError
         return str(event_id), float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise Malformed("not_a_label") from None
 
 
@@ -94,6 +95,9 @@ def parse_prediction(line: bytes | str) -> tuple[str, datetime, float]:
     except Malformed:
         raise Malformed("not_one_prediction") from None
     try:
-        return str(name), at, float(value)
+        number = float(value)
     except (TypeError, ValueError):
         raise Malformed("not_a_number") from None
+    if not math.isfinite(number):  # CloudWatch takes no NaN or infinity, nor does a metric
+        raise Malformed("not_a_number")
+    return str(name), at, number
