@@ -310,6 +310,8 @@ class _Builder:
                        "--evaluation-uri", Join(on="/", values=[evaluation_uri, "evaluation.json"]),
                        "--pipeline-run-id", ExecutionVariables.PIPELINE_EXECUTION_ID,
                        "--git-commit", t.git_commit,
+                       "--data-until", JsonGet(step_name=dataset.name, property_file=version_file,
+                                               json_path="until"),
                        "--output", f"{CONTAINER}/output/registration"],
             env={"AWS_DEFAULT_REGION": t.region},
         )

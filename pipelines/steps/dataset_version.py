@@ -12,8 +12,10 @@ derived from its content (`<versions-uri>/sha256-<hash>/data.csv`, with version.
 naming every source), so a new version can never be mistaken for an old one: the steps after
 this one take its URI as their data, and SageMaker's step cache keys on it. OUTPUT/version.json
 (the pipeline's DatasetVersion property file): {"uri", "sha256", "rows", "base_rows",
-"production_rows", "sources", "skipped"}. Captured records without a label, or that cannot be
-read, are counted in `skipped`, not silently dropped.
+"production_rows", "until", "sources", "skipped"}; `until` (where the production records end)
+goes into the registered package's metadata as `data_until`, where the next retrain starts.
+Captured records without a label, or that cannot be read, are counted in `skipped`, not silently
+dropped.
 """
 
 from __future__ import annotations
@@ -143,9 +145,9 @@ def main() -> None:
     import boto3
 
     s3 = boto3.client("s3")
+    until = parse_time(args.until) if args.until else datetime.now(UTC).replace(microsecond=0)
     if args.since:
         since = parse_time(args.since)
-        until = parse_time(args.until) if args.until else datetime.now(UTC)
         if not (args.capture_uri and args.ground_truth_uri):
             raise StepFailure("--since needs --capture-uri and --ground-truth-uri")
         rows = captured_rows(s3, args.capture_uri, since, until, skipped)
@@ -161,8 +163,10 @@ def main() -> None:
     digest = hashlib.sha256(body).hexdigest()
     bucket, prefix = parse_s3_uri(args.versions_uri)
     key = f"{prefix.rstrip('/')}/sha256-{digest[:16]}/data.csv".lstrip("/")
+    # `until`: where this version's production data ends, and so where a retrain on it starts.
     version = {"uri": f"s3://{bucket}/{key}", "sha256": digest, "rows": len(data), "base_rows": len(base),
-               "production_rows": len(data) - len(base), "sources": sources, "skipped": skipped}
+               "production_rows": len(data) - len(base), "until": until.strftime("%Y-%m-%dT%H:%M:%SZ"),
+               "sources": sources, "skipped": skipped}
     # Written once: the same content is the same version (a rerun, a cache hit elsewhere).
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="text/csv")
     s3.put_object(Bucket=bucket, Key=key.replace("data.csv", "version.json"),

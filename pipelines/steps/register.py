@@ -50,6 +50,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--evaluation-uri", required=True, help="s3:// URI of evaluation.json")
     parser.add_argument("--pipeline-run-id", required=True)
     parser.add_argument("--git-commit", default=os.environ.get("MLOPS_GIT_COMMIT") or "unknown")
+    parser.add_argument("--data-until", default="",
+                        help="where the data's production records end (ISO-8601): a retrain starts there")
     parser.add_argument("--output", default="/opt/ml/processing/registration", help="result folder")
     return parser.parse_args()
 
@@ -95,6 +97,8 @@ def customer_metadata(
         dataset_sha256=lineage.get("sha256") or "unknown",
         data_uri=lineage.get("data_uri") or "unknown",
     )
+    if getattr(args, "data_until", ""):
+        values["data_until"] = args.data_until
     result = {key: metadata_value(value) for key, value in values.items()}
     result["data_versions"] = data_versions(lineage.get("s3_objects") or [])
     return result

@@ -81,6 +81,7 @@ def test_a_new_version_adds_the_labelled_production_records(moto_server, tmp_pat
                                     "--ground-truth-uri", f"s3://{CAPTURE}/demo/ground-truth/")))
     second = json.loads((tmp_path / "out" / "version.json").read_text())
     assert (second["rows"], second["base_rows"], second["production_rows"]) == (450, 400, 50)
+    assert second["until"] >= now.strftime("%Y-%m-%dT%H:%M:%SZ")  # where the next retrain starts
     assert second["sha256"] != first["sha256"] and second["uri"] != first["uri"]
     assert second["skipped"] == {"no_inference_id": 1, "unlabelled": 10}
     assert [s["kind"] for s in second["sources"]] == ["training data", "captured inputs", "ground truth"]

@@ -153,6 +153,7 @@ def register_args(tmp_path) -> dict[str, Any]:
         "evaluation_uri": "s3://artifacts/demo/run-1/evaluation.json",
         "pipeline_run_id": "run-1",
         "git_commit": "0123abcd",
+        "data_until": "2026-11-30T09:05:00Z",
         "output": tmp_path / "registration",
     }
 
@@ -218,6 +219,7 @@ def test_register_creates_a_pending_package_and_reuses_it_on_retry(moto_server, 
     assert metadata["git_commit"] == "0123abcd" and metadata["pipeline_run_id"] == "run-1"
     assert metadata["mlflow_run_id"] == "0f1e2d3c"
     assert metadata["dataset_sha256"] == "ab" * 32 and metadata["data_uri"] == "s3://data/raw/"
+    assert metadata["data_until"] == "2026-11-30T09:05:00Z"  # where the next retrain's data starts
     versions = metadata["data_versions"]
     assert versions.startswith(f"raw/part-000.csv@v{0:030d} raw/part-001.csv@")
     assert re.search(r" \+\d+ more$", versions), versions

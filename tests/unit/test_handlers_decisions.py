@@ -455,6 +455,10 @@ def test_a_retrain_trains_on_the_served_models_data_plus_what_was_labelled_since
     assert retrain.retrain_parameters(None) == []  # the bootstrap model: the pipeline's defaults
     unknown = {**served, "CustomerMetadataProperties": {"data_uri": "unknown"}}
     assert [p["Name"] for p in retrain.retrain_parameters(unknown)] == ["ProductionDataSince"]
+    # Where its data's production records ended wins: nothing between the two is lost.
+    versioned = {**served, "CustomerMetadataProperties": {"data_until": "2026-11-30T09:05:00Z"}}
+    assert retrain.retrain_parameters(versioned) == [
+        {"Name": "ProductionDataSince", "Value": "2026-11-30T09:05:00Z"}]
 
 
 # events -------------------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ def test_steps_in_dependency_order(definition):
     assert needs("Preprocess") == {"ValidateData", "DatasetVersion"}
     assert needs("Train") == {"Preprocess"}
     assert needs("Evaluate") == {"Train", "Preprocess", "ValidateData"}
-    assert needs("RegisterModel") == {"Train", "Evaluate", "Preprocess"}
+    assert needs("RegisterModel") == {"Train", "Evaluate", "Preprocess", "DatasetVersion"}
 
 
 def test_parameters_default_to_the_project_config(definition, demo):

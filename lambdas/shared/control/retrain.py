@@ -57,17 +57,23 @@ def retrain_request(alarm_name: str, state_timestamp: str, reason: str) -> Retra
 def retrain_parameters(served: dict[str, Any] | None) -> list[dict[str, str]]:
     """StartPipelineExecution PipelineParameters of a retrain that can learn something: the data
     the served model was trained on (its package's `data_uri`) plus the production records labelled
-    since that package was registered (the pipeline's DatasetVersion step joins them). Nothing
-    served by a package (the bootstrap model): the pipeline's defaults."""
+    since that data ends (`data_until`; else since the package was registered), which the
+    pipeline's DatasetVersion step joins. Nothing served by a package (the bootstrap model): the
+    pipeline's defaults."""
     if not served:
         return []
+    metadata = served.get("CustomerMetadataProperties") or {}
     created = served.get("CreationTime")
-    if isinstance(created, datetime):
+    # Where its data's production records ended (a version's `until`); older packages: when
+    # they were registered.
+    if metadata.get("data_until"):
+        since = metadata["data_until"]
+    elif isinstance(created, datetime):
         since = created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     else:
         since = str(created or "")
     parameters = [{"Name": "ProductionDataSince", "Value": since}] if since else []
-    data_uri = (served.get("CustomerMetadataProperties") or {}).get("data_uri", "")
+    data_uri = metadata.get("data_uri", "")
     if data_uri.startswith("s3://"):
         parameters.insert(0, {"Name": "InputDataUri", "Value": data_uri})
     return parameters
