@@ -32,6 +32,11 @@ APPROVE_AND_DEPLOY_ACTIONS = (
     "sagemaker:UpdateEndpointWeightsAndCapacities",
 )
 
+# Ground-truth labels: <project>/ground-truth/yyyy/mm/dd/hh/*.jsonl in the capture bucket, and no
+# deeper `ground-truth/` folder (one under an endpoint's prefix would read as its capture).
+GROUND_TRUTH_KEYS = "*/ground-truth/*"
+NOT_GROUND_TRUTH_KEYS = "*/*/ground-truth/*"
+
 # SageMaker's List and Search actions cannot be scoped to resources.
 SAGEMAKER_LIST_ACTIONS = ("sagemaker:List*", "sagemaker:Search")
 
@@ -175,7 +180,11 @@ def ml_engineer(refs: PlatformRefs) -> list[Statement]:
         # Labels for the model-quality check (Model Monitor's layout, <project>/ground-truth/):
         # the only writes into the capture bucket a person may make; capture itself stays the
         # endpoints' own (a data scientist only reads it).
-        statement("WriteGroundTruth", ["s3:PutObject"], [f"{b.capture}/*/ground-truth/*"]),
+        statement("WriteGroundTruth", ["s3:PutObject"], [f"{b.capture}/{GROUND_TRUTH_KEYS}"]),
+        # IAM's * spans slashes: without this, <project>/<endpoint>/ground-truth/... would be
+        # writable too, which the capture readers would take for an endpoint variant's capture.
+        statement("NoCaptureBesideGroundTruth", ["s3:PutObject"], [f"{b.capture}/{NOT_GROUND_TRUTH_KEYS}"],
+                  effect="Deny"),
         _write("ReadWriteArtifacts", b.artifacts),
         _key_use(refs),
         *_sagemaker_read(refs),

@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -192,6 +193,22 @@ def test_the_deployed_model_answers_invoke_endpoint_row_for_row(project, server,
     refused = mlops(project, "traffic", "--env", "local", "--project", "demo", "--requests", "1",
                     "--drift", "radius=1", check=False)
     assert refused.returncode == 2 and "--drift: no feature radius" in refused.stderr
+
+    # Labels for the traffic, as Model Monitor takes ground truth, then the model-quality check
+    # joins them with the captured predictions by inference id.
+    labelled = json.loads(mlops(project, "traffic", "--env", "local", "--project", "demo", "--requests", "60",
+                                "--labels", "--json").stdout)
+    assert labelled["labels"]["written"] == 60 and labelled["labels"]["flipped"] == 0
+    assert "/demo/ground-truth/" in labelled["labels"]["uri"]
+    for _ in range(40):  # until the capture writer's buffer has reached S3
+        quality = json.loads(mlops(project, "quality", "check", "--env", "local", "--project", "demo",
+                                   "--json").stdout)
+        if quality["counts"]["LabelledRecords"] == 60:
+            break
+        time.sleep(0.5)
+    assert quality["counts"]["LabelledRecords"] == 60 and quality["status"] == "ok", quality
+    assert quality["model_package_arn"] == summary["model_package_arn"]
+    assert quality["metrics"]["accuracy"] > 0.9 and quality["drop_percent"] < 10
 
 
 def test_same_seed_and_data_give_the_same_metrics(project, server, first_run):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 
@@ -244,6 +245,22 @@ def test_roles_carry_the_boundary_and_personas_are_separated(platform, environme
     approver = policies[f"mlops-{env}-ml-engineer-permissions"]["Statement"]
     assert any("sagemaker:UpdateModelPackage" in s["Action"] for s in approver
                if s["Effect"] == "Allow")
+    # Ground truth: the labels' layout is writable, an endpoint's capture prefix is not (IAM's *
+    # matches across slashes, as fnmatch's does).
+    def listed(value):  # a single action or resource is written as a plain string
+        return [value] if isinstance(value, str) else value
+
+    writes = [(s["Effect"], r.split("/", 1)[1]) for s in approver if listed(s["Action"]) == ["s3:PutObject"]
+              for r in listed(s["Resource"]) if "capture" in r]
+    assert {e for e, _ in writes} == {"Allow", "Deny"}
+
+    def may_write(key: str) -> bool:
+        return (any(e == "Allow" and fnmatch.fnmatchcase(key, p) for e, p in writes)
+                and not any(e == "Deny" and fnmatch.fnmatchcase(key, p) for e, p in writes))
+
+    assert may_write("demo/ground-truth/2026/12/01/13/labels.jsonl")
+    assert not may_write(f"demo/mlops-{env}-demo/ground-truth/2026/12/01/13/x.jsonl")
+    assert not may_write(f"demo/mlops-{env}-demo/primary/2026/12/01/13/capture.jsonl")
 
 
 def test_state_backends(synth_all, environments):
