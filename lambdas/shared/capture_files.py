@@ -140,6 +140,23 @@ def list_variants(s3: Any, bucket: str, endpoint_prefix: str) -> list[str]:
     return sorted(out)
 
 
+def endpoint_capture_keys(
+    s3: Any, bucket: str, endpoint_prefix: str, since: datetime, until: datetime, *,
+    variant: str | None = None, lookback: timedelta = timedelta(hours=1),
+) -> list[str]:
+    """The capture files of an endpoint (every variant, or `variant`) that can hold records of
+    [since, until)."""
+    variants = [variant] if variant else list_variants(s3, bucket, endpoint_prefix)
+    return list(capture_objects(s3, bucket, endpoint_prefix, variants, since, until, lookback))
+
+
+def object_lines(s3: Any, bucket: str, key: str) -> Iterator[bytes]:
+    """The non-empty lines of an object, streamed (never read whole)."""
+    for line in s3.get_object(Bucket=bucket, Key=key)["Body"].iter_lines():
+        if line.strip():
+            yield line
+
+
 def capture_objects(
     s3: Any, bucket: str, endpoint_prefix: str, variants: list[str], since: datetime, until: datetime,
     lookback: timedelta = timedelta(hours=1),

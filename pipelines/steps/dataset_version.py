@@ -24,7 +24,7 @@ import argparse
 import hashlib
 import io
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +33,13 @@ from _common import StepFailure, argument_parser, log, read_csv, read_project, r
 
 from lambdas.shared.capture_files import (
     Malformed,
-    capture_objects,
     decode,
-    hour_prefixes,
-    list_variants,
+    endpoint_capture_keys,
+    object_lines,
     parse_s3_uri,
     parse_time,
 )
-from lambdas.shared.quality.labels import parse_label
+from lambdas.shared.quality.labels import ground_truth_objects, parse_label
 
 
 def parse_args() -> argparse.Namespace:
@@ -63,12 +62,9 @@ def captured_rows(s3: Any, capture_uri: str, since: datetime, until: datetime,
                   skipped: dict[str, int]) -> dict[str, str]:
     """inference id -> the CSV row it sent, for the requests of [since, until)."""
     bucket, prefix = parse_s3_uri(capture_uri)
-    prefix = prefix.rstrip("/") + "/"
     rows: dict[str, str] = {}
-    for key in capture_objects(s3, bucket, prefix, list_variants(s3, bucket, prefix), since, until):
-        for line in s3.get_object(Bucket=bucket, Key=key)["Body"].iter_lines():
-            if not line.strip():
-                continue
+    for key in endpoint_capture_keys(s3, bucket, prefix.rstrip("/") + "/", since, until):
+        for line in object_lines(s3, bucket, key):
             try:
                 record = json.loads(line)
                 meta = record["eventMetadata"]
@@ -94,22 +90,15 @@ def captured_rows(s3: Any, capture_uri: str, since: datetime, until: datetime,
 
 def labels(s3: Any, ground_truth_uri: str, since: datetime, until: datetime,
            skipped: dict[str, int]) -> dict[str, float]:
-    bucket, prefix = parse_s3_uri(ground_truth_uri)
     found: dict[str, float] = {}
-    for folder in hour_prefixes(prefix, since, until, lookback=timedelta(0)):
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
-            for obj in page.get("Contents", []):
-                if not obj["Key"].endswith(".jsonl"):
-                    continue
-                for line in s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].iter_lines():
-                    if not line.strip():
-                        continue
-                    try:
-                        name, value = parse_label(line)
-                    except Malformed as exc:
-                        skipped[f"label_{exc.reason}"] = skipped.get(f"label_{exc.reason}", 0) + 1
-                        continue
-                    found[name] = value
+    for bucket, key, _ in ground_truth_objects(s3, ground_truth_uri, since, until):
+        for line in object_lines(s3, bucket, key):
+            try:
+                name, value = parse_label(line)
+            except Malformed as exc:
+                skipped[f"label_{exc.reason}"] = skipped.get(f"label_{exc.reason}", 0) + 1
+                continue
+            found[name] = value
     return found
 
 

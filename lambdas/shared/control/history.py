@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from lambdas.shared.capture_files import parse_time
+
 NAME_MAX = 63  # SageMaker model and endpoint config names
 # Record statuses: written before any SageMaker call, then the call's outcome, then the events'.
 STARTING, UPDATING, CREATING, FAILED = "STARTING", "UPDATING", "CREATING", "FAILED"
@@ -85,10 +87,6 @@ def resource_name(endpoint_name: str, package_arn: str, version: int | None) -> 
 def iso(moment: datetime) -> str:
     """One sortable text form for every time the history compares."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def deployment_id(kind: str, name: str, changed_at: datetime) -> str:
@@ -168,7 +166,7 @@ def accuracy_drop_cause(history: Sequence[Deployment], alarm_at: str, healthy_at
         return DropCause("concept-drift", f"the served model is the known-good one restored by "
                                           f"{served.deployment_id}: the data changed, not the model", served)
     healthy = sorted(t for t in healthy_at
-                     if took <= iso(parse_iso(t) - timedelta(minutes=window_minutes)) and t <= alarm_at)
+                     if took <= iso(parse_time(t) - timedelta(minutes=window_minutes)) and t <= alarm_at)
     if healthy:
         return DropCause("concept-drift", f"{served.deployment_id} was measured healthy at {healthy[-1]}, "
                                           f"after it took traffic at {took}: the data changed", served)
@@ -342,7 +340,7 @@ def track_decision(
     record = next((r for r in waiting if r.new_endpoint_config == change.config and r not in timed), None)
     if record is not None:
         if record.status == CREATING and bake_seconds > 0:
-            until = iso(parse_iso(change.at) + timedelta(seconds=bake_seconds))
+            until = iso(parse_time(change.at) + timedelta(seconds=bake_seconds))
             return Transition(record, BAKING, {"traffic_at": change.at, "bake_until": until},
                               f"{record.new_endpoint_config} serves all traffic; known-good after "
                               f"{bake_seconds} s (BAKE_SECONDS) at {until}")

@@ -43,6 +43,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from botocore.config import Config
 
+from lambdas.shared.capture_files import parse_time
 from lambdas.shared.control import history
 from lambdas.shared.control.dynamo import AuditLog, DeploymentHistory, Leases
 from lambdas.shared.control.errors import MalformedEventError, RetryLaterError
@@ -125,7 +126,7 @@ class ControlLoop:
         s, at = self.settings, history.iso(alarm_at)
         records = self.history.list(s.endpoint_name)
         served = history.served_at(records, at)
-        since = history.parse_iso(served.traffic_at or served.started_at) if served else alarm_at
+        since = parse_time(served.traffic_at or served.started_at) if served else alarm_at
         healthy = healthy_windows(self.client("cloudwatch"), s.endpoint_name,
                                   max(since, alarm_at - QUALITY_LOOKBACK), alarm_at + timedelta(seconds=1),
                                   s.accuracy_drop_percent)

@@ -50,9 +50,8 @@ import numpy as np
 
 from lambdas.shared.capture_files import (
     Malformed,
-    capture_objects,
     decode,
-    list_variants,
+    endpoint_capture_keys,
     output_values,
     parse_json,
     parse_time,
@@ -422,11 +421,10 @@ def read_capture_window(
         s3_client = boto3.client("s3")
     since, until = since.astimezone(UTC), until.astimezone(UTC)
     endpoint_prefix = "/".join(p for p in (prefix.strip("/"), endpoint) if p) + "/"
-    variants = [variant] if variant else list_variants(s3_client, bucket, endpoint_prefix)
     parser = CaptureParser(schema, since, until)
-    keys: list[str] = []
-    for key in capture_objects(s3_client, bucket, endpoint_prefix, variants, since, until, lookback):
-        keys.append(key)
+    keys = endpoint_capture_keys(s3_client, bucket, endpoint_prefix, since, until, variant=variant,
+                                 lookback=lookback)
+    for key in keys:
         for line in s3_client.get_object(Bucket=bucket, Key=key)["Body"].iter_lines():
             parser.feed(line)
     return parser.result(n_objects=len(keys), keys=keys)

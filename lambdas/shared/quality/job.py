@@ -35,16 +35,10 @@ import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from lambdas.shared.capture_files import (
-    Malformed,
-    capture_objects,
-    hour_prefixes,
-    list_variants,
-    parse_s3_uri,
-)
+from lambdas.shared.capture_files import Malformed, endpoint_capture_keys, object_lines, parse_s3_uri
 from lambdas.shared.checks import (
     check_fields,
     environ_values,
@@ -56,7 +50,7 @@ from lambdas.shared.checks import (
     whole,
 )
 from lambdas.shared.quality import metrics
-from lambdas.shared.quality.labels import Label, parse_label, parse_prediction
+from lambdas.shared.quality.labels import Label, ground_truth_objects, parse_label, parse_prediction
 from lambdas.shared.reports import put_report
 from lambdas.shared.scheduled_window import Window
 from lambdas.shared.served_model import NothingServed, served_package
@@ -119,10 +113,6 @@ def _checked(values: Mapping[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------- reading
 
 
-def _lines(s3: Any, bucket: str, key: str) -> Any:
-    return s3.get_object(Bucket=bucket, Key=key)["Body"].iter_lines()
-
-
 def read_predictions(s3: Any, settings: QualitySettings, since: datetime,
                      until: datetime) -> tuple[dict[str, tuple[datetime, float]], Counter, int]:
     """inference id -> (time, prediction) of [since, until); skipped lines by reason; files read."""
@@ -130,13 +120,9 @@ def read_predictions(s3: Any, settings: QualitySettings, since: datetime,
     endpoint_prefix = "/".join(p for p in (prefix, settings.endpoint_name) if p) + "/"
     found: dict[str, tuple[datetime, float]] = {}
     skipped: Counter = Counter()
-    files = 0
-    variants = list_variants(s3, bucket, endpoint_prefix)
-    for key in capture_objects(s3, bucket, endpoint_prefix, variants, since, until):
-        files += 1
-        for line in _lines(s3, bucket, key):
-            if not line.strip():
-                continue
+    keys = endpoint_capture_keys(s3, bucket, endpoint_prefix, since, until)
+    for key in keys:
+        for line in object_lines(s3, bucket, key):
             try:
                 name, at, value = parse_prediction(line)
             except Malformed as exc:
@@ -144,7 +130,7 @@ def read_predictions(s3: Any, settings: QualitySettings, since: datetime,
                 continue
             if since <= at < until:
                 found[name] = (at, value)
-    return found, skipped, files
+    return found, skipped, len(keys)
 
 
 def read_labels(s3: Any, settings: QualitySettings, since: datetime, until: datetime,
@@ -152,29 +138,22 @@ def read_labels(s3: Any, settings: QualitySettings, since: datetime, until: date
     """event id -> Label from the ground-truth hour folders of [since, until]; the newest file wins
     for an id labelled twice (counted as `relabelled`). Lines skipped are counted only in files
     written after `new_since` (each file is read by several checks; it is counted by one)."""
-    bucket, prefix = parse_s3_uri(settings.ground_truth_s3_uri)
     found: dict[str, Label] = {}
     skipped: Counter = Counter()
     files = 0
-    for folder in hour_prefixes(prefix, since, until + timedelta(microseconds=1), lookback=timedelta(0)):
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
-            for obj in sorted(page.get("Contents", []), key=lambda o: o["LastModified"]):
-                if not obj["Key"].endswith(".jsonl"):
-                    continue
-                files += 1
-                filed = obj["LastModified"].astimezone(UTC)
-                counted = new_since is None or filed > new_since
-                for line in _lines(s3, bucket, obj["Key"]):
-                    if not line.strip():
-                        continue
-                    try:
-                        name, value = parse_label(line)
-                    except Malformed as exc:
-                        skipped[exc.reason] += counted
-                        continue
-                    if name in found:
-                        skipped["relabelled"] += counted
-                    found[name] = Label(value, obj["Key"], filed)
+    objects = ground_truth_objects(s3, settings.ground_truth_s3_uri, since, until + timedelta(microseconds=1))
+    for bucket, key, filed in objects:
+        files += 1
+        counted = new_since is None or filed > new_since
+        for line in object_lines(s3, bucket, key):
+            try:
+                name, value = parse_label(line)
+            except Malformed as exc:
+                skipped[exc.reason] += counted
+                continue
+            if name in found:
+                skipped["relabelled"] += counted
+            found[name] = Label(value, key, filed)
     return found, skipped, files
 
 

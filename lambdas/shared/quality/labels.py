@@ -22,11 +22,12 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lambdas.shared.capture_files import Malformed, output_values, parse_time
+from lambdas.shared.capture_files import Malformed, hour_prefixes, output_values, parse_s3_uri, parse_time
 
 LABEL_REASONS = ("invalid_json", "missing_keys", "unsupported_encoding", "not_a_label")
 PREDICTION_REASONS = ("invalid_json", "missing_keys", "no_time", "not_one_prediction", "not_a_number")
@@ -46,6 +47,18 @@ class Read:
     values: dict[str, Any] = field(default_factory=dict)
     skipped: Counter = field(default_factory=Counter)
     duplicates: int = 0
+
+
+def ground_truth_objects(s3: Any, uri: str, since: datetime, until: datetime
+                         ) -> Iterator[tuple[str, str, datetime]]:
+    """(bucket, key, when it was written) of the ground-truth files under the hour folders of
+    [since, until), each folder's oldest first (so a later label of an id wins)."""
+    bucket, prefix = parse_s3_uri(uri)
+    for folder in hour_prefixes(prefix, since, until, lookback=timedelta(0)):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
+            for obj in sorted(page.get("Contents", []), key=lambda o: o["LastModified"]):
+                if obj["Key"].endswith(".jsonl"):
+                    yield bucket, obj["Key"], obj["LastModified"].astimezone(UTC)
 
 
 def parse_label(line: bytes | str) -> tuple[str, float]:
