@@ -109,7 +109,7 @@ class ControlLoop(Construct):
                        [read_packages, judge_packages, list_packages, *operate]),
             "rollback": ("restore the newest known-good deployment on a critical alarm",
                          {"": props.alarms.rollback_event_pattern()},
-                         [read_packages, judge_packages, list_packages, quality, *operate]),
+                         [read_packages, judge_packages, quality, *operate]),
             "retrain": ("start the training pipeline on a drift or accuracy alarm",
                         {"": props.alarms.retrain_event_pattern()},
                         [read_packages, start, quality, describe_models]),

@@ -49,22 +49,6 @@ class SageMaker:
     def describe_package(self, arn: str) -> dict[str, Any]:
         return self.client.describe_model_package(ModelPackageName=arn)
 
-    def approved_packages(self) -> list[tuple[str, int]]:
-        found: list[tuple[str, int]] = []
-        kwargs: dict[str, Any] = {
-            "ModelPackageGroupName": self.settings.model_package_group,
-            "ModelApprovalStatus": "Approved",
-        }
-        while True:
-            page = self.client.list_model_packages(**kwargs)
-            found.extend(
-                (s["ModelPackageArn"], int(s.get("ModelPackageVersion") or 0))
-                for s in page.get("ModelPackageSummaryList", [])
-            )
-            if not page.get("NextToken"):
-                return found
-            kwargs["NextToken"] = page["NextToken"]
-
     def set_approval(self, arn: str, status: str, description: str) -> None:
         self.client.update_model_package(
             ModelPackageArn=arn, ModelApprovalStatus=status, ApprovalDescription=description[:DESCRIPTION_MAX]
