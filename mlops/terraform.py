@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -85,7 +86,10 @@ class Terraform:
     label: str
     cli_config: Path
     env: Mapping[str, str] = field(default_factory=dict)
-    echo: bool = True  # stream output lines to stderr, prefixed with the label
+    echo: bool = True  # stream Terraform's progress lines to stderr, prefixed with the label
+    # Every line of every command is appended here (Terraform's own output belongs in a log
+    # file); with echo off only the outcome lines ("Apply complete! ...") reach stderr.
+    log: Path | None = None
 
     def _environ(self) -> dict[str, str]:
         environ = dict(os.environ)
@@ -111,26 +115,36 @@ class Terraform:
             text=True,
         )
         assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip("\n")
-            lines.append(line)
-            tail.append(line)
-            if self.echo and _worth_showing(line):
-                print(f"  [{self.label}] {line}", file=sys.stderr, flush=True)
-        code = proc.wait()
+        with contextlib.ExitStack() as stack:
+            log = None
+            if self.log is not None:
+                self.log.parent.mkdir(parents=True, exist_ok=True)
+                log = stack.enter_context(self.log.open("a"))
+                log.write(f"\n$ terraform {' '.join(args)}  # {self.workdir}\n")
+            for line in proc.stdout:
+                line = line.rstrip("\n")
+                lines.append(line)
+                tail.append(line)
+                if log is not None:
+                    log.write(line + "\n")
+                if (self.echo and _worth_showing(line)) or line.startswith(_OUTCOMES):
+                    print(f"  [{self.label}] {line}", file=sys.stderr, flush=True)
+            code = proc.wait()
         if code not in tuple(ok_codes):
             detail = "\n".join(f"    {t}" for t in tail if t.strip())
+            where = f" (whole output: {self.log})" if self.log is not None else ""
             raise TerraformError(
                 f"{self.label}: `terraform {' '.join(args)}` failed (exit {code}) in "
-                f"{self.workdir}:\n{detail}"
+                f"{self.workdir}{where}:\n{detail}"
             )
         return code, "\n".join(lines)
 
     def init(self, *extra: str) -> None:
         self.run("init", "-input=false", *extra)
 
-    def apply(self) -> None:
-        self.run("apply", "-input=false", "-auto-approve")
+    def apply(self, parallelism: int | None = None) -> None:
+        extra = [f"-parallelism={parallelism}"] if parallelism else []
+        self.run("apply", "-input=false", "-auto-approve", *extra)
 
     def destroy(self) -> None:
         self.run("destroy", "-input=false", "-auto-approve")
@@ -178,6 +192,8 @@ _PROGRESS = re.compile(
     r"^\S+: (Creating|Creation complete|Modifying|Modifications complete|Destroying|"
     r"Destruction complete|Still |Reading|Read complete|Refreshing)"
 )
+# What a command came to: shown even when the rest goes to the log only.
+_OUTCOMES = ("Apply complete!", "Destroy complete!")
 _HEADLINES = (
     "Apply complete", "Destroy complete", "Plan:", "Error", "Warning", "No changes",
     "Terraform has been successfully initialized", "- Installing", "- Installed",
