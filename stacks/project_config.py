@@ -43,6 +43,8 @@ CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 REGRESSION_METRICS = ("mae", "rmse", "r2", "mape")
 # Metrics where lower is better: a gate threshold on them is a maximum, not a minimum.
 LOWER_IS_BETTER = ("mae", "rmse", "mape")
+# SageMaker's endpoint metrics (AWS/SageMaker) are one-minute metrics.
+SAGEMAKER_METRIC_PERIOD = 60
 
 
 class Dataset(Strict):
@@ -149,7 +151,11 @@ class Alarms(Strict):
     accuracy_drop_percent: Annotated[float, Field(gt=0, le=100)] = 10.0
     utilization_percent: Annotated[float, Field(gt=0, le=100)] = 80.0
     evaluation_periods: Annotated[int, Field(ge=1, le=60)] = 3
-    period_seconds: Literal[60, 300, 900, 3600] = 60
+    # The endpoint alarms' metric period. SageMaker publishes endpoint metrics per minute, so 60
+    # is the floor in AWS; 10 and 30 (CloudWatch's high-resolution alarm periods) are for the
+    # local environment only, whose endpoint runtime publishes a datapoint per request
+    # (load_project_all refuses them elsewhere).
+    period_seconds: Literal[10, 30, 60, 300, 900, 3600] = 60
 
 
 class Drift(Strict):
@@ -289,6 +295,14 @@ def load_project_all(path: Path, root: Path | None = None) -> dict[str, ProjectC
         except ValidationError as exc:
             for file, field, reason in validation_problems(exc, display):
                 problems.append((file, f"overrides.{env_name} -> {field}", reason))
+            continue
+        period = projects[env_name].alarms.period_seconds
+        if period < SAGEMAKER_METRIC_PERIOD and env_name != "local":
+            overridden = "period_seconds" in (override.get("alarms") or {})
+            where = f"overrides.{env_name}.alarms.period_seconds" if overridden else "alarms.period_seconds"
+            problems.append((display, where, f"{period} s is below the {SAGEMAKER_METRIC_PERIOD} s at which "
+                             f"SageMaker publishes endpoint metrics in {env_name}: sub-minute periods are "
+                             "for the local environment only"))
     if problems:
         raise ConfigError(problems)
     return projects

@@ -22,7 +22,8 @@ def test_demo_is_valid_everywhere_with_its_overrides():
     assert per_env["prod"].serving.deployment.strategy == "linear"
     assert per_env["prod"].serving.autoscaling.min_instances == 2
     assert per_env["dev"].serving.deployment.strategy == "canary"
-    assert per_env["local"].serving.deployment.wait_seconds == 0
+    assert per_env["local"].serving.deployment.wait_seconds == 12
+    assert per_env["local"].alarms.period_seconds == 10
     # An override changes only what it names.
     assert per_env["local"].serving.deployment.step_percent == per_env["dev"].serving.deployment.step_percent
     assert per_env["local"].training == per_env["prod"].training
@@ -52,6 +53,14 @@ CASES = [
     ("bad override value", lambda d: d["overrides"]["prod"]["serving"]["autoscaling"].update(
         min_instances=9), "overrides.prod -> serving.autoscaling", "must not exceed"),
     ("bad schedule", lambda d: d["drift"].update(schedule="hourly"), "drift.schedule", "does not match"),
+    # SageMaker publishes endpoint metrics per minute: a 10 s alarm period is the local AWS's only.
+    ("sub-minute period outside local", lambda d: d["alarms"].update(period_seconds=10),
+     "alarms.period_seconds", "for the local environment only"),
+    ("sub-minute period in a dev override",
+     lambda d: d["overrides"].update(dev={"alarms": {"period_seconds": 30}}),
+     "overrides.dev.alarms.period_seconds", "below the 60 s"),
+    ("period CloudWatch does not offer", lambda d: d["alarms"].update(period_seconds=20),
+     "alarms.period_seconds", "Input should be"),
 ]
 
 
