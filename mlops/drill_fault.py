@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,10 +109,16 @@ def faulty_copy_request(package: dict[str, Any], plan: FaultPlan) -> dict[str, A
 
 
 class BackgroundTraffic:
-    """Held-out rows sent at `rate` per second until stopped (mlops traffic's own sender)."""
+    """Held-out rows sent at `rate` per second until stopped (mlops traffic's own sender).
 
-    def __init__(self, runtime: Any, endpoint: str, rows: Any, rate: float):
+    Each round (about a second of requests) is one `send`; `on_round` gets its result. With
+    `shuffle` off the rounds go through `rows` in turn: a round starts at row `offset` (in the
+    result) and its `answered` count from there, so labels can be written for it."""
+
+    def __init__(self, runtime: Any, endpoint: str, rows: Any, rate: float, *, shuffle: bool = True,
+                 on_round: Callable[[dict[str, Any]], None] | None = None):
         self.runtime, self.endpoint, self.rows, self.rate = runtime, endpoint, rows, rate
+        self.shuffle, self.on_round = shuffle, on_round
         self.sent, self.statuses, self.error = 0, {}, None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="drill-traffic", daemon=True)
@@ -121,13 +128,21 @@ class BackgroundTraffic:
         return self
 
     def _run(self) -> None:
+        import pandas as pd
+
         from mlops.traffic import Plan, send
 
         chunk = max(1, math.ceil(self.rate))  # about a second of requests per round
         while not self._stop.is_set():
+            offset = self.sent % len(self.rows)
+            rows = self.rows.sample(frac=1.0, random_state=self.sent) if self.shuffle else \
+                pd.concat([self.rows.iloc[offset:], self.rows.iloc[:offset]])
             try:
-                result = send(self.runtime, self.endpoint, self.rows.sample(frac=1.0, random_state=self.sent),
+                result = send(self.runtime, self.endpoint, rows,
                               Plan(requests=chunk, rate=self.rate, concurrency=2))
+                result["offset"] = offset
+                if self.on_round is not None:
+                    self.on_round(result)
             except Exception as exc:  # said in the result, not lost with the thread
                 self.error = f"{type(exc).__name__}: {exc}"
                 self._stop.wait(1.0)

@@ -3,22 +3,26 @@ and in AWS).
 
     mlops endpoint invoke --env ENV --project P (--file F | --rows CSV) [--json]
     mlops traffic --env ENV --project P --requests N [--rate R] [--drift FEATURE=SHIFT ...]
-                  [--malformed PCT] [--labels [--flip-labels PCT]] [--concurrency C] [--json]
+                  [--skew FEATURE=QUANTILE ...] [--malformed PCT] [--labels [--flip-labels PCT]]
+                  [--concurrency C] [--json]
 
 `traffic` replays the held-out rows of the project's dataset (the test split the preprocess step
 makes, with the project's seed), one CSV row per request, each with its own inference id
 (`traffic-<run>-<n>`, which data capture records), optionally shifted (`--drift mean_radius=2`:
-that feature plus 2 of its standard deviations) or malformed (`--malformed 10`: that share of
-the requests with a wrong column count or a value that is not a number, which the model server
-refuses with a 400, SageMaker's ModelError). With `--labels` it then writes the ground truth of
-the requests the endpoint answered, as SageMaker Model Monitor takes it: one JSON line per
-request (`{"groundTruthData": {"data": "1", "encoding": "CSV"}, "eventMetadata": {"eventId":
-<its inference id>}, "eventVersion": "0"}`) in `s3://<capture bucket>/<project>/ground-truth/
-yyyy/mm/dd/hh/traffic-<run>.jsonl`, which the model-quality check joins with the captured
-predictions; `--flip-labels 30` turns exactly that share of them wrong (classification: the other
-class; regression: another row's label), to play concept drift. It prints requests, errors by
-status and the client's p50/p95 latency, with a progress bar on stderr. Exit codes: 0 sent
-(whatever the endpoint answered), 1 the endpoint could not be reached at all, 2 bad arguments.
+that feature plus 2 of its standard deviations), skewed (`--skew mean_radius=0.66`: only the rows
+whose feature is at or above that quantile of the held-out rows, a population shift that stays
+within the data's own range, as when a clinic starts referring larger tumours) or malformed
+(`--malformed 10`: that share of the requests with a wrong column count or a value that is not a
+number, which the model server refuses with a 400, SageMaker's ModelError). With `--labels` it
+then writes the ground truth of the requests the endpoint answered, as SageMaker Model Monitor
+takes it: one JSON line per request (`{"groundTruthData": {"data": "1", "encoding": "CSV"},
+"eventMetadata": {"eventId": <its inference id>}, "eventVersion": "0"}`) in `s3://<capture
+bucket>/<project>/ground-truth/yyyy/mm/dd/hh/traffic-<run>.jsonl`, which the model-quality check
+joins with the captured predictions; `--flip-labels 30` turns exactly that share of them wrong
+(classification: the other class; regression: another row's label), to play concept drift. It
+prints requests, errors by status and the client's p50/p95 latency, with a progress bar on stderr.
+Exit codes: 0 sent (whatever the endpoint answered), 1 the endpoint could not be reached at all, 2
+bad arguments.
 """
 
 from __future__ import annotations
@@ -79,17 +83,41 @@ class Plan:
 
 
 def parse_drift(items: list[str]) -> dict[str, float]:
-    shifts: dict[str, float] = {}
+    return _feature_values(items, "--drift", "expected FEATURE=SHIFT, e.g. mean_radius=2 (SHIFT in "
+                           "standard deviations of the feature)", lambda _: True)
+
+
+def parse_skew(items: list[str]) -> dict[str, float]:
+    return _feature_values(items, "--skew", "expected FEATURE=QUANTILE with 0 < QUANTILE < 1, e.g. "
+                           "mean_radius=0.66 (only rows at or above that quantile)", lambda q: 0 < q < 1)
+
+
+def _feature_values(items: list[str], flag: str, expected: str,
+                    valid: Callable[[float], bool]) -> dict[str, float]:
+    """FEATURE=NUMBER arguments of `flag`; a bad one is refused with what was expected."""
+    values: dict[str, float] = {}
     for item in items:
         name, sep, value = item.partition("=")
         try:
-            if not sep or not name:
+            number = float(value)
+            if not sep or not name or not valid(number):
                 raise ValueError
-            shifts[name.strip()] = float(value)
         except ValueError:
-            raise TrafficError(f"--drift {item!r}: expected FEATURE=SHIFT, e.g. mean_radius=2 "
-                               "(SHIFT in standard deviations of the feature)") from None
-    return shifts
+            raise TrafficError(f"{flag} {item!r}: {expected}") from None
+        values[name.strip()] = number
+    return values
+
+
+def skewed(rows: Any, skew: dict[str, float]) -> Any:
+    """Which rows to send: those at or above each named feature's quantile (all when none)."""
+    unknown = sorted(set(skew) - set(rows.columns))
+    if unknown:
+        raise TrafficError(f"--skew: no feature {', '.join(unknown)}; the features are "
+                           f"{', '.join(rows.columns)}")
+    keep = rows.index == rows.index  # every row
+    for name, quantile in skew.items():
+        keep &= (rows[name] >= rows[name].quantile(quantile)).to_numpy()
+    return keep
 
 
 def _load_step(name: str) -> Any:
@@ -287,6 +315,9 @@ def add_traffic_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drift", action="extend", nargs="+", default=[], metavar="FEATURE=SHIFT",
                         help="shift a feature by SHIFT of its standard deviations (several may follow "
                         "one --drift, and --drift may repeat)")
+    parser.add_argument("--skew", action="extend", nargs="+", default=[], metavar="FEATURE=QUANTILE",
+                        help="send only the rows whose feature is at or above that quantile (a "
+                        "population shift within the data's range; may repeat)")
     parser.add_argument("--malformed", type=float, default=0.0, metavar="PCT",
                         help="send this share of the requests malformed (the model answers 400)")
     parser.add_argument("--labels", action="store_true",
@@ -356,9 +387,14 @@ def run_traffic_command(args: argparse.Namespace, checkout: Project) -> int:
                 args.seed, args.labels, args.flip_labels)
     config, endpoint, client = _target(checkout, args)
     frame = dataset(config, client)
+    skew = parse_skew(args.skew)
     rows = shifted(held_out_rows(config, frame), frame, plan.drift)
+    keep = skewed(rows, skew)
+    rows, truth = rows[keep], [label for label, kept in zip(held_out_labels(config, frame), keep,
+                                                            strict=True) if kept]
     _say(f"==> {plan.requests} requests to {endpoint} ({args.env}) from {len(rows)} held-out rows"
          + (f", drift {plan.drift}" if plan.drift else "")
+         + (f", skewed to {skew}" if skew else "")
          + (f", {plan.malformed_percent:g}% malformed" if plan.malformed_percent else ""))
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=Console(stderr=True), transient=False) as bar:
@@ -369,9 +405,11 @@ def run_traffic_command(args: argparse.Namespace, checkout: Project) -> int:
         _say(f"error: {endpoint} could not be reached: {next(iter(result['reasons']), '')}")
         return 1
     answered = result.pop("answered")
+    result["skew"] = skew
     if plan.labels:
-        result["labels"] = write_labels(checkout, args, config, client, result["run_id"], answered,
-                                        held_out_labels(config, frame), plan.flip_labels_percent)
+        env = checkout.environments([args.env])[args.env]
+        result["labels"] = write_labels(client("s3"), ProjectNames(Naming.of(env), args.project), config,
+                                        result["run_id"], answered, truth, plan.flip_labels_percent)
     latency = result["latency_ms"]
     human = (f"{result['requests']} requests in {result['seconds']:.1f} s ({result['rate']}/s): "
              f"{result['ok']} ok, errors {result['errors'] or 'none'}; "
@@ -382,18 +420,15 @@ def run_traffic_command(args: argparse.Namespace, checkout: Project) -> int:
     return 0
 
 
-def write_labels(checkout: Project, args: argparse.Namespace, config: ProjectConfig,
-                 client: Callable[[str], Any], run_id: str, answered: list[int], labels: list[float],
-                 flip_percent: float) -> dict[str, Any]:
+def write_labels(s3: Any, names: ProjectNames, config: ProjectConfig, run_id: str, answered: list[int],
+                 labels: list[float], flip_percent: float) -> dict[str, Any]:
     """The ground truth of the answered requests, as one object under the hour it is collected."""
     from datetime import UTC, datetime
 
-    env = checkout.environments([args.env])[args.env]
-    names = ProjectNames(Naming.of(env), args.project)
     body, flipped = ground_truth(run_id, answered, labels, flip_percent, config.task)
     bucket, _, prefix = names.ground_truth_uri.removeprefix("s3://").partition("/")
     key = f"{prefix}{datetime.now(UTC):%Y/%m/%d/%H}/traffic-{run_id}.jsonl"
-    client("s3").put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/jsonl")
+    s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/jsonl")
     _say(f"==> {len(answered)} labels ({flipped} flipped) -> s3://{bucket}/{key}")
     return {"written": len(answered), "flipped": flipped, "uri": f"s3://{bucket}/{key}"}
 

@@ -9,7 +9,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlops.traffic import Plan, TrafficError, bodies, held_out_rows, parse_drift, percentile, shifted
+from mlops.traffic import (
+    Plan,
+    TrafficError,
+    bodies,
+    held_out_rows,
+    parse_drift,
+    parse_skew,
+    percentile,
+    shifted,
+    skewed,
+)
 from pipelines.dataset import TARGET, breast_cancer_frame
 from stacks.project_config import load_project
 
@@ -110,3 +120,27 @@ def test_labels_follow_the_answered_requests_and_flip_an_exact_share(config, fra
     assert wrong == 27 and all(v["encoding"] == "CSV" for v in by_id.values())
     with pytest.raises(TrafficError, match="--flip-labels needs --labels"):
         Plan(10, flip_labels_percent=30)
+
+
+@pytest.mark.parametrize(("items", "message"), [
+    (["mean_radius"], "expected FEATURE=QUANTILE"),
+    (["mean_radius=1.5"], "0 < QUANTILE < 1"),
+    (["mean_radius=0"], "0 < QUANTILE < 1"),
+    (["mean_radius=big"], "expected FEATURE=QUANTILE"),
+])
+def test_bad_skew_arguments_are_named(items, message):
+    with pytest.raises(TrafficError, match=message):
+        parse_skew(items)
+
+
+def test_skew_keeps_the_rows_above_the_quantile_within_the_data_range(config, frame):
+    rows = held_out_rows(config, frame)
+    keep = skewed(rows, parse_skew(["mean_texture=0.66"]))
+    kept = rows[keep]
+    assert 0.3 * len(rows) <= len(kept) <= 0.36 * len(rows)
+    assert kept["mean_texture"].min() >= rows["mean_texture"].quantile(0.66)
+    # A population shift, not new values: every kept row is a held-out row as it was.
+    assert kept["mean_texture"].max() == rows["mean_texture"].max()
+    assert skewed(rows, {}).all()
+    with pytest.raises(TrafficError, match="--skew: no feature radius"):
+        skewed(rows, {"radius": 0.5})
