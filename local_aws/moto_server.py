@@ -309,6 +309,22 @@ def _pipeline_executions_run() -> None:
 
     sagemaker_models.SageMakerModelBackend.start_pipeline_execution = start
 
+    # moto answers DescribePipelineExecution with FailureReason "" whatever happened; SageMaker
+    # says why a Failed execution failed (the step and its reason), and callers show it.
+    describe = sagemaker_models.SageMakerModelBackend.describe_pipeline_execution
+
+    def described(self: Any, pipeline_execution_arn: str) -> dict[str, Any]:
+        answer = describe(self, pipeline_execution_arn)
+        execution = sagemaker_models.get_pipeline_execution_from_arn(self.pipelines, pipeline_execution_arn)
+        reason = getattr(execution, "pipeline_execution_failure_reason", None)
+        if reason:
+            answer["FailureReason"] = reason
+        else:
+            answer.pop("FailureReason", None)
+        return answer
+
+    sagemaker_models.SageMakerModelBackend.describe_pipeline_execution = described
+
 
 def _setting(name: str) -> bool:
     return os.environ.get(name, "false").lower() == "true"
