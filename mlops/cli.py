@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from local_aws.lifecycle import LocalAwsError
+from mlops.demo import add_demo_arguments, run_demo_command
 from mlops.deploy import DeployedStack, Deployer, say, synthesize
 from mlops.drift_check import add_check_arguments, run_check_command
 from mlops.drift_compare import add_compare_arguments, run_compare
@@ -25,6 +27,9 @@ from mlops.quality_check import add_quality_arguments, run_quality_command
 from mlops.terraform import TerraformError
 from mlops.traffic import add_invoke_arguments, add_traffic_arguments, run_invoke_command, run_traffic_command
 from stacks.config import ENVIRONMENT_NAMES, ConfigError
+
+# Terraform's output goes to .mlops/logs/<stack>.log; this (or --show-terraform) streams it too.
+SHOW_TERRAFORM = "MLOPS_SHOW_TERRAFORM"
 
 
 def _emit(args: argparse.Namespace, payload: object, human: str) -> None:
@@ -47,6 +52,11 @@ def _stacks_human(stacks: list[DeployedStack]) -> str:
         lines.append(f"{s.name}: {s.resources} resources ({s.dir})")
         lines.extend(f"  {k} = {v}" for k, v in sorted(s.outputs.items()))
     return "\n".join(lines)
+
+
+def _deployer(args: argparse.Namespace, project: Project) -> Deployer:
+    shown = getattr(args, "show_terraform", False) or os.environ.get(SHOW_TERRAFORM) == "1"
+    return Deployer(project, show_terraform=shown)
 
 
 def cmd_validate(args: argparse.Namespace, project: Project) -> int:
@@ -75,7 +85,7 @@ def cmd_synth(args: argparse.Namespace, project: Project) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace, project: Project) -> int:
-    deployed = Deployer(project).deploy(args.env)
+    deployed = _deployer(args, project).deploy(args.env)
     _emit(args, {"environment": args.env, "stacks": _stacks_payload(deployed)},
           _stacks_human(deployed))
     return 0
@@ -85,7 +95,7 @@ def cmd_destroy(args: argparse.Namespace, project: Project) -> int:
     if args.env != "local" and not args.yes:
         say(f"error: destroying {args.env} deletes its resources; repeat with --yes to confirm")
         return 2
-    destroyed = Deployer(project).destroy(args.env)
+    destroyed = _deployer(args, project).destroy(args.env)
     _emit(args, {"environment": args.env, "destroyed": destroyed},
           f"destroyed: {', '.join(destroyed) or 'nothing'}")
     return 0
@@ -93,7 +103,7 @@ def cmd_destroy(args: argparse.Namespace, project: Project) -> int:
 
 def cmd_bootstrap(args: argparse.Namespace, project: Project) -> int:
     try:
-        created = Deployer(project).bootstrap(args.env)
+        created = _deployer(args, project).bootstrap(args.env)
     except ValueError as exc:
         say(f"error: {exc}")
         return 2
@@ -102,7 +112,7 @@ def cmd_bootstrap(args: argparse.Namespace, project: Project) -> int:
 
 
 def cmd_local_up(args: argparse.Namespace, project: Project) -> int:
-    deployer = Deployer(project)
+    deployer = _deployer(args, project)
     deployed = deployer.deploy("local")
     status = deployer.local_status()
     payload = {**status, "stacks": _stacks_payload(deployed)}
@@ -111,7 +121,7 @@ def cmd_local_up(args: argparse.Namespace, project: Project) -> int:
 
 
 def cmd_local_down(args: argparse.Namespace, project: Project) -> int:
-    deployer = Deployer(project)
+    deployer = _deployer(args, project)
     destroyed = deployer.destroy("local")
     stopped = deployer.stop_local()
     _emit(args, {"destroyed": destroyed, "server_stopped": stopped},
@@ -246,6 +256,12 @@ def _delegated(parent, name: str, help_: str, description: str,
     parser.set_defaults(func=run)
 
 
+def _show_terraform(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--show-terraform", action="store_true",
+                        help="stream Terraform's progress to stderr too (it always goes to "
+                        f".mlops/logs/<stack>.log; or set {SHOW_TERRAFORM}=1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlops", description="MLOps platform as code: synthesize, deploy and operate."
@@ -266,17 +282,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only this environment's stacks (repeatable)")
     p = add("deploy", cmd_deploy, "synthesize and terraform apply one environment")
     p.add_argument("env", choices=ENVIRONMENT_NAMES)
+    _show_terraform(p)
     p = add("destroy", cmd_destroy, "terraform destroy one environment")
     p.add_argument("env", choices=ENVIRONMENT_NAMES)
+    _show_terraform(p)
     p.add_argument("--yes", action="store_true", help="confirm destroying a non-local environment")
     p = add("bootstrap", cmd_bootstrap,
             "create the remote-state bucket of an environment's account (once per account)")
     p.add_argument("env", choices=[n for n in ENVIRONMENT_NAMES if n != "local"])
+    _show_terraform(p)
 
     local = sub.add_parser("local", help="the local AWS (moto on 127.0.0.1)")
     local_sub = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
-    add("up", cmd_local_up, "start the local AWS and deploy the local environment", local_sub)
-    add("down", cmd_local_down, "destroy the local environment and stop the local AWS", local_sub)
+    _show_terraform(add("up", cmd_local_up, "start the local AWS and deploy the local environment",
+                        local_sub))
+    _show_terraform(add("down", cmd_local_down, "destroy the local environment and stop the local AWS",
+                        local_sub))
     add("status", cmd_local_status, "is the local AWS running, and what is deployed", local_sub)
     p = add("loop", cmd_local_loop,
             "run the local control plane: alarm evaluation, AWS service events, SQS -> handlers",
@@ -339,6 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
                "(--malformed), with a progress bar; prints requests, errors by status and p50/p95 "
                "latency.", add_traffic_arguments, run_traffic_command)
 
+    _delegated(sub, "demo", "the whole control loop on the local AWS, one live line per phase",
+               "From an empty local AWS: local up, train v1, gate, canary deploy, labelled traffic, "
+               "v1 known-good, a broken v2 caught by the canary, drifted traffic, a drift warning, "
+               "a retrain on a new dataset version, v3 deployed and baked, a rollback drill that "
+               "restores v1; then a summary table. Output of the commands: .mlops/logs/demo.log.",
+               add_demo_arguments, run_demo_command)
+
     drill = sub.add_parser("drill", help="game-day drills of the control loop")
     drill_sub = drill.add_subparsers(dest="drill_command", required=True, metavar="COMMAND")
     _delegated(drill_sub, "rollback",
@@ -352,7 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    project = Project.discover()
+    return dispatch(args, Project.discover())
+
+
+def dispatch(args: argparse.Namespace, project: Project) -> int:
+    """Run a parsed command; its failures become an exit code and one line on stderr."""
     try:
         return args.func(args, project)
     except ConfigError as exc:
