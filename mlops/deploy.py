@@ -6,13 +6,14 @@ import contextlib
 import json
 import shutil
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from local_aws.lifecycle import LocalAws, ServerRecord
 from mlops.project import Project
-from mlops.terraform import Terraform, write_cli_config, write_tfvars
+from mlops.terraform import Terraform, created_resource, managed_resources, write_cli_config, write_tfvars
 from stacks import moto_gaps
 from stacks.config import Environment
 
@@ -21,6 +22,8 @@ from stacks.config import Environment
 # default of 10 operations at a time queues them behind each other. Against the local AWS (no
 # API rate limits to respect) they all wait at once: ~10 s less per project stack.
 LOCAL_PARALLELISM = 32
+# Platform resources no project stack reads, which the provider is slow to call created.
+SETTLES_LATE = ("aws_s3_bucket_lifecycle_configuration.",)
 
 
 def say(message: str) -> None:
@@ -79,21 +82,72 @@ class Deployer:
         # Only this environment's stacks are written (the others' files were validated above).
         infos = synthesize(self.project, {env_name: env})
         stacks = self._env_stacks(infos, env_name)
-        deployed: list[DeployedStack] = []
-        for n, info in enumerate(stacks, 1):
-            say(f"==> [{n}/{len(stacks)}] {info.name}: terraform init + apply")
-            started = time.monotonic()
-            tf = self._terraform(info.name, info.dir, server)
-            tf.init()
-            tf.apply(LOCAL_PARALLELISM if env.is_local else None)
-            deployed.append(
-                DeployedStack(info.name, info.dir, len(tf.resources()), tf.outputs())
-            )
-            say(f"    {info.name}: {deployed[-1].resources} resources, "
-                f"{time.monotonic() - started:.1f} s (terraform log: {self.log_file(info.name)})")
+        if env.is_local and len(stacks) > 1:
+            deployed = self._overlapped(stacks, server)
+        else:
+            deployed = [self._apply(n, len(stacks), info, server, env.is_local)
+                        for n, info in enumerate(stacks, 1)]
         if env.is_local:
             self._record_local_stacks(deployed)
         return deployed
+
+    def _apply(self, n: int, total: int, info, server: ServerRecord | None, local: bool,
+               tf: Terraform | None = None, on_line=None) -> DeployedStack:
+        say(f"==> [{n}/{total}] {info.name}: terraform init + apply")
+        started = time.monotonic()
+        if tf is None:
+            tf = self._terraform(info.name, info.dir, server)
+            tf.init()
+        tf.apply(LOCAL_PARALLELISM if local else None, on_line=on_line)
+        stack = DeployedStack(info.name, info.dir, len(tf.resources()), tf.outputs())
+        say(f"    {info.name}: {stack.resources} resources, {time.monotonic() - started:.1f} s "
+            f"(terraform log: {self.log_file(info.name)})")
+        return stack
+
+    def _overlapped(self, stacks, server: ServerRecord | None) -> list[DeployedStack]:
+        """The local platform stack, with the project stacks applied as soon as every platform
+        resource they could read exists: only the buckets' lifecycle configurations are left then,
+        which the provider waits ~55 s on (rules reading back consistently) and which no project
+        resource reads. A re-run, where nothing is created, waits for the whole platform apply."""
+        platform, projects = stacks[0], stacks[1:]
+        tf = self._terraform(platform.name, platform.dir, server)
+        tf.init()
+        waiting = {a for a in managed_resources(platform.dir) if not a.startswith(SETTLES_LATE)}
+        ready, lock = threading.Event(), threading.Lock()
+        outcome: dict[str, object] = {}
+
+        def seen(line: str) -> None:
+            address = created_resource(line)
+            if address is not None:
+                with lock:
+                    waiting.discard(address)
+                    if not waiting:
+                        ready.set()
+
+        def apply_platform() -> None:
+            try:
+                outcome["stack"] = self._apply(1, len(stacks), platform, server, True, tf, seen)
+            except BaseException as exc:  # raised again in the caller's thread
+                outcome["error"] = exc
+            finally:
+                ready.set()
+
+        worker = threading.Thread(target=apply_platform, name=f"apply-{platform.name}")
+        worker.start()
+        applied: list[DeployedStack] = []
+        try:
+            ready.wait()
+            if "error" not in outcome and "stack" not in outcome:
+                say(f"    {platform.name}: every resource the project stacks read exists; its bucket "
+                    "lifecycle rules settle meanwhile")
+            if "error" not in outcome:
+                applied = [self._apply(n, len(stacks), info, server, True)
+                           for n, info in enumerate(projects, 2)]
+        finally:
+            worker.join()
+        if "error" in outcome:
+            raise outcome["error"]  # type: ignore[misc]
+        return [outcome["stack"], *applied]  # type: ignore[list-item]
 
     def destroy(self, env_name: str) -> list[str]:
         envs = self.project.environments()

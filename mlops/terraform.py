@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,7 +102,8 @@ class Terraform:
         environ.update(self.env)
         return environ
 
-    def run(self, *args: str, ok_codes: Iterable[int] = (0,)) -> tuple[int, str]:
+    def run(self, *args: str, ok_codes: Iterable[int] = (0,),
+            on_line: Callable[[str], None] | None = None) -> tuple[int, str]:
         cmd = [terraform_binary(), *args, "-no-color"]
         tail: deque[str] = deque(maxlen=40)
         lines: list[str] = []
@@ -119,7 +120,8 @@ class Terraform:
             log = None
             if self.log is not None:
                 self.log.parent.mkdir(parents=True, exist_ok=True)
-                log = stack.enter_context(self.log.open("a"))
+                # The log holds the last operation: init starts it afresh, later commands add.
+                log = stack.enter_context(self.log.open("w" if args[:1] == ("init",) else "a"))
                 log.write(f"\n$ terraform {' '.join(args)}  # {self.workdir}\n")
             for line in proc.stdout:
                 line = line.rstrip("\n")
@@ -127,6 +129,8 @@ class Terraform:
                 tail.append(line)
                 if log is not None:
                     log.write(line + "\n")
+                if on_line is not None:
+                    on_line(line)
                 if (self.echo and _worth_showing(line)) or line.startswith(_OUTCOMES):
                     print(f"  [{self.label}] {line}", file=sys.stderr, flush=True)
             code = proc.wait()
@@ -142,9 +146,9 @@ class Terraform:
     def init(self, *extra: str) -> None:
         self.run("init", "-input=false", *extra)
 
-    def apply(self, parallelism: int | None = None) -> None:
+    def apply(self, parallelism: int | None = None, on_line: Callable[[str], None] | None = None) -> None:
         extra = [f"-parallelism={parallelism}"] if parallelism else []
-        self.run("apply", "-input=false", "-auto-approve", *extra)
+        self.run("apply", "-input=false", "-auto-approve", *extra, on_line=on_line)
 
     def destroy(self) -> None:
         self.run("destroy", "-input=false", "-auto-approve")
@@ -177,6 +181,21 @@ class Terraform:
         finally:
             self.echo = echo
         return [line for line in out.splitlines() if line.strip()] if code == 0 else []
+
+
+_CREATED = re.compile(r"^(\S+?)(?:\[[^\]]*\])?: Creation complete")
+
+
+def created_resource(line: str) -> str | None:
+    """The address (without an index) a "Creation complete" line of an apply names."""
+    match = _CREATED.match(line.strip())
+    return match.group(1) if match else None
+
+
+def managed_resources(workdir: Path) -> set[str]:
+    """The addresses of the resources a synthesized stack (cdk.tf.json) manages."""
+    document = json.loads((workdir / "cdk.tf.json").read_text())
+    return {f"{kind}.{name}" for kind, named in document.get("resource", {}).items() for name in named}
 
 
 def write_tfvars(workdir: Path, values: Mapping[str, object]) -> None:
