@@ -18,6 +18,12 @@ moto stores endpoints and answers InvokeEndpoint with canned data. Here, while t
   1 or 0 per request; ModelLatency and OverheadLatency in microseconds), and, when the config
   captures data and the request is sampled, its capture record (local_aws/data_capture.py).
 
+- A game day's outage (`inject_outage`, reached over `POST /_local/endpoint-outage` on the local
+  AWS, see moto_server.py): a share of the requests to the fleet serving now get a 500 from
+  their container, as from an instance whose dependency broke; the fleet an update or a
+  rollback starts is healthy. AWS has no such switch for SageMaker endpoints: it is a local
+  drill tool (`mlops drill rollback --via outage`), not an API moto lacks.
+
 What runs is recorded in <state>/endpoints.json (`mlops local status` lists it) and every process
 is stopped, by pid, when the local AWS stops.
 """
@@ -49,12 +55,13 @@ from moto.sagemaker.models import sagemaker_backends
 from local_aws.data_capture import CaptureConfig, CaptureWriter, capture_record
 from local_aws.deployment_guardrails import Guardrails
 from local_aws.metric_store import put_service_metrics
-from local_aws.model_servers import STOP_GRACE_S, ContainerSpec, ModelServer, ModelServerError
+from local_aws.model_servers import STOP_GRACE_S, Answer, ContainerSpec, ModelServer, ModelServerError
 
 NAMESPACE = "AWS/SageMaker"
 ENDPOINT_STATE_CHANGE = "SageMaker Endpoint State Change"
 DEPLOYMENT_STATE_CHANGE = "SageMaker Endpoint Deployment State Change"
 RECORDS_FILE = "endpoints.json"
+OUTAGE_MESSAGE = "injected outage: this instance fails its requests (mlops drill rollback --via outage)"
 # Headers of InvokeEndpoint that SageMaker passes on to the container.
 FORWARDED = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes",
              "x-amzn-sagemaker-inference-id")
@@ -98,6 +105,10 @@ class Fleet:
     # Requests being answered: a fleet is stopped only once they are done, as SageMaker drains
     # the old fleet instead of refusing what it already routed there.
     inflight: int = 0
+    # A game day's outage (inject_outage): this share of the fleet's requests get no answer from
+    # their container, as from a broken instance; a new fleet (an update, a rollback) starts
+    # healthy.
+    outage_percent: float = 0.0
     drained: threading.Condition = field(default_factory=threading.Condition)
 
     @contextlib.contextmanager
@@ -421,8 +432,13 @@ class EndpointRuntime:
         server = fleet.choose(headers.get("x-amzn-sagemaker-target-variant"))
         forwarded = {h: headers[h] for h in FORWARDED if h in headers}
         try:
-            with fleet.serving():
-                answer = server.invoke(body, forwarded)
+            if fleet.outage_percent and random.random() * 100 < fleet.outage_percent:
+                # What a container whose dependency broke answers: a server error, counted in
+                # Invocation5XXErrors as SageMaker counts the container's 5xx.
+                answer = Answer(500, {"content-type": "text/plain"}, OUTAGE_MESSAGE.encode(), 1000)
+            else:
+                with fleet.serving():
+                    answer = server.invoke(body, forwarded)
             status, model_us = answer.status, answer.latency_us
         except OSError as exc:
             # No answer (refused, reset, timed out): a model error that is no HTTP status of the
@@ -449,6 +465,19 @@ class EndpointRuntime:
         if "x-amzn-sagemaker-custom-attributes" in answer.headers:
             out["X-Amzn-SageMaker-Custom-Attributes"] = answer.headers["x-amzn-sagemaker-custom-attributes"]
         return Invocation(200, out, answer.body)
+
+    def inject_outage(self, key: Key, percent: float) -> str:
+        """A share of the requests to the fleet serving `key` now fail (0 ends it); its config."""
+        if not 0 <= percent <= 100:
+            raise _validation(f"outage percent {percent:g} is not 0 to 100")
+        with self.lock:
+            fleet = self.fleets.get(key)
+            if fleet is None:
+                raise _validation(f"Endpoint {key[2]} of account {key[0]} serves no fleet.")
+            fleet.outage_percent = float(percent)
+        log.warning("endpoint %s: %g%% of %s's requests fail from now (an injected outage)", key[2], percent,
+                    fleet.config)
+        return fleet.config
 
     # --- records -----------------------------------------------------------------------------------
     def records(self) -> list[dict[str, Any]]:

@@ -28,6 +28,10 @@ HOST = "127.0.0.1"
 START_TIMEOUT_S = 60.0
 
 
+# The local AWS's drill switch (served by moto_server.py; not an AWS API).
+OUTAGE_PATH = "/_local/endpoint-outage"
+
+
 class LocalAwsError(RuntimeError):
     pass
 
@@ -78,6 +82,21 @@ class ServerRecord:
             aws_access_key_id=moto_gaps.PROVIDER_CREDENTIALS["access_key"],
             aws_secret_access_key=moto_gaps.PROVIDER_CREDENTIALS["secret_key"],
         )
+
+    def endpoint_outage(self, account: str, endpoint: str, percent: float) -> str:
+        """The local drill switch (moto_server.OUTAGE_PATH): `percent` of the requests to the
+        endpoint's serving fleet fail from now (0 ends it). Returns the config that fleet serves."""
+        body = json.dumps({"account": account, "region": self.region, "endpoint": endpoint,
+                           "percent": percent}).encode()
+        request = urllib.request.Request(f"{self.endpoint_url}{OUTAGE_PATH}", data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        context = ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else None
+        try:
+            with urllib.request.urlopen(request, timeout=10, context=context) as answer:
+                return json.loads(answer.read())["config"]
+        except urllib.error.HTTPError as exc:
+            reason = json.loads(exc.read() or b"{}").get("message", exc.reason)
+            raise LocalAwsError(f"the local AWS refused the outage on {endpoint}: {reason}") from None
 
 
 def free_port() -> int:

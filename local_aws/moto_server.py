@@ -78,6 +78,7 @@ from local_aws.background import BackgroundControlPlane
 from local_aws.deployment_guardrails import problems as deployment_problems
 from local_aws.endpoint_runtime import EndpointRuntime, InvokeError, Settings, apply_config
 from local_aws.http_server import LocalAwsServer
+from local_aws.lifecycle import OUTAGE_PATH
 from local_aws.pipeline_executions import PipelineExecutions
 
 _RUNTIME: EndpointRuntime | None = None
@@ -116,8 +117,34 @@ def _bucket_policy_sees_the_transport() -> None:
     s3_models.FakeBucket.get_permission = get_permission
 
 
+def _endpoint_outage(environ: dict, start_response: Any) -> list[bytes]:
+    """POST {"account", "region", "endpoint", "percent"}: the endpoint's serving fleet fails
+    that share of its requests (endpoint_runtime.inject_outage); answers {"config"}."""
+    def reply(status: str, body: dict[str, Any]) -> list[bytes]:
+        data = json.dumps(body).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+
+    if environ.get("REQUEST_METHOD") != "POST":
+        return reply("405 Method Not Allowed", {"message": f"use POST {OUTAGE_PATH}"})
+    if _RUNTIME is None:
+        return reply("409 Conflict", {"message": "this local AWS serves no endpoints"})
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        key = (str(request["account"]), str(request["region"]), str(request["endpoint"]))
+        config = _RUNTIME.inject_outage(key, float(request["percent"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        return reply("400 Bad Request", {"message": f"expected account, region, endpoint, percent: {exc}"})
+    except InvokeError as exc:
+        return reply("400 Bad Request", {"message": exc.body.get("Message", str(exc))})
+    return reply("200 OK", {"config": config})
+
+
 class _TransportAwareApp(moto_server.DomainDispatcherApplication):
     def __call__(self, environ: dict, start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == OUTAGE_PATH:  # the local drill switch, not an AWS API
+            return _endpoint_outage(environ, start_response)
         https = environ.get("wsgi.url_scheme") == "https"
         token = _secure_transport.set("true" if https else "false")
         try:

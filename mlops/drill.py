@@ -1,4 +1,4 @@
-"""`mlops drill rollback --env ENV --project P [--via fault|state] [--json]`: a game day.
+"""`mlops drill rollback --env ENV --project P [--via fault|outage|state] [--json]`: a game day.
 
 - `--via fault` (the default): a real fault through the normal path, nothing written by hand. The
   drill registers a copy of the served model package whose model server fails a share of its
@@ -10,6 +10,13 @@
   the alarm's transition to restored traffic, stops its traffic and waits for the alarm to return
   to OK as the faulty datapoints age out of its evaluation window. The fault share is chosen so
   that canary share x fault share is twice the alarm's threshold, and the output says so.
+- `--via outage` (the local AWS only): the model already serving, past its bake, starts failing
+  its requests as an instance whose dependency broke would (the local endpoint runtime answers a
+  share of them with a 500 from the container: local_aws/endpoint_runtime.py, inject_outage);
+  held-out traffic finds out through the error-rate alarm on the AWS/SageMaker metrics, and the
+  rollback handler restores the newest known-good deployment before the served one. The share
+  is twice the alarm's threshold. AWS has no switch that breaks a SageMaker endpoint's
+  instances, so elsewhere it is refused (use --via fault or --via state).
 - `--via state`: SetAlarmState ALARM, as the CloudWatch docs suggest for testing alarm actions;
   no fault, so it proves the alarm -> event -> rollback handler path only; the rollback handler
   then restores the newest known-good deployment before the served one (none: it changes
@@ -29,7 +36,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -90,8 +99,10 @@ class Drill:
     def __init__(self, target: DrillTarget, client: Callable[[str], Any], *, via: str,
                  timeout_s: float, control_plane: Any = None,
                  report: Callable[[str], None] = lambda _: None,
-                 config: ProjectConfig | None = None, rows: Any = None, rate: float = 5.0):
+                 config: ProjectConfig | None = None, rows: Any = None, rate: float = 5.0,
+                 outage: Callable[[float], str] | None = None):
         self.target, self.client, self.via = target, client, via
+        self.outage, self.outage_percent = outage, 0.0
         self.timeout_s, self.control_plane, self.report = timeout_s, control_plane, report
         self.config, self.rows, self.rate = config, rows, rate
         self.fault: FaultPlan | None = None
@@ -213,6 +224,16 @@ class Drill:
         return BackgroundTraffic(self.client("sagemaker-runtime"), self.target.endpoint, self.rows,
                                  self.rate).start()
 
+    def _break_serving_fleet(self, threshold_percent: float) -> None:
+        if self.outage is None:
+            raise DrillError("--via outage breaks the serving instances, which only the local AWS can do "
+                             "(AWS has no such switch for SageMaker endpoints): use --via fault or --via "
+                             "state", exit_code=2)
+        self.outage_percent = float(min(100, math.ceil(2 * threshold_percent)))
+        config = self.outage(self.outage_percent)
+        self.report(f"outage: {self.outage_percent:g}% of {config}'s requests now fail (a 500 from the "
+                    f"container), twice the alarm's {threshold_percent:g}% threshold")
+
     def _set_alarm(self) -> None:
         self.client("cloudwatch").set_alarm_state(
             AlarmName=self.target.alarm, StateValue="ALARM", StateReason=DRILL_REASON)
@@ -259,6 +280,10 @@ class Drill:
                 # Traffic first: the canary must bake under load for the guardrails to see it.
                 traffic = self._traffic()
                 deployed, guarded_at = self._deploy_fault(served)
+            elif self.via == "outage":
+                traffic = self._traffic()
+                deployed = served
+                self._break_serving_fleet(float(alarm["Threshold"]))
             else:
                 deployed = served
                 self._set_alarm()
@@ -268,9 +293,16 @@ class Drill:
                 result = self._await_rollback(deployed, started)
         finally:
             sent = traffic.stop() if traffic is not None else None
+            if self.outage is not None and self.outage_percent:
+                # Whatever serves now is left healthy; a failure here must not hide the drill's.
+                with contextlib.suppress(Exception):
+                    self.outage(0.0)
             if result is None or not result["restored"]:
                 self._clean_up(served)
         result["alarm_restored"] = self._restore(alarm)
+        if self.via == "outage":
+            result.update(outage={"percent": self.outage_percent, "config": served.config}, traffic=sent,
+                          known_good_config=result.get("to_config"))
         if self.via == "fault":
             result.update(fault=self.fault.describe() if self.fault else None, traffic=sent,
                           drill_model_package_arn=deployed.model_package_arn,
@@ -317,7 +349,7 @@ class Drill:
                 "alarm": t.alarm, "via": self.via, "from_config": before}
         if incident is None:
             alarm_state = self._alarm()["StateValue"]
-            where = ("the alarm never went to ALARM" if self.via == "fault" and alarm_state != "ALARM"
+            where = ("the alarm never went to ALARM" if self.via != "state" and alarm_state != "ALARM"
                      else "no rollback decision was recorded for the incident (event rule, queue or "
                      "rollback handler)")
             return {**base, "restored": False, "seconds": None, "decision": None,
@@ -351,9 +383,10 @@ def _restored_config(incident: dict[str, Any], before: str) -> str:
 def add_drill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", required=True, choices=ENVIRONMENT_NAMES)
     parser.add_argument("--project", required=True, help="a project in environments/projects/")
-    parser.add_argument("--via", choices=("fault", "state"), default="fault",
+    parser.add_argument("--via", choices=("fault", "outage", "state"), default="fault",
                         help="deploy a copy of the served model that fails a share of its requests "
-                        "and send traffic (default), or only SetAlarmState ALARM")
+                        "and send traffic (default); locally, make the serving instances fail a share "
+                        "of the traffic (outage); or only SetAlarmState ALARM (state)")
     parser.add_argument("--rate", type=float, help="requests per second of the drill's traffic "
                         f"(default: {TRAFFIC_RATE['local']:g} locally, {TRAFFIC_RATE['aws']:g} in AWS)")
     local, aws = DEFAULT_TIMEOUT["local"], DEFAULT_TIMEOUT["aws"]
@@ -375,6 +408,10 @@ def run_drill_command(args: argparse.Namespace, checkout: Project) -> int:
         _say(f"error: --timeout must be > 0 seconds, got {args.timeout:g}")
         return 2
     env = checkout.environments([args.env])[args.env]
+    if args.via == "outage" and not env.is_local:
+        _say("error: --via outage breaks the serving instances, which only the local AWS can do (AWS has "
+             "no such switch for SageMaker endpoints): use --via fault or --via state")
+        return 2
     config = checkout.project(args.project, args.env)  # an unknown project: ConfigError, exit 2
     target = DrillTarget.of(env, args.project)
     kind = "local" if env.is_local else "aws"
@@ -389,21 +426,22 @@ def run_drill_command(args: argparse.Namespace, checkout: Project) -> int:
     except LocalAwsError as exc:
         _say(f"error: {exc}")
         return 1
-    control_plane = None
+    control_plane, outage = None, None
     if env.is_local:
         from local_aws.control_plane import LocalControlPlane
         from mlops.deploy import Deployer
 
-        control_plane = LocalControlPlane.for_server(Deployer(checkout).local.require(), checkout.local_dir,
-                                                     report=_say)
+        server = Deployer(checkout).local.require()
+        control_plane = LocalControlPlane.for_server(server, checkout.local_dir, report=_say)
+        outage = functools.partial(server.endpoint_outage, env.account_id, target.endpoint)
     rows = None
-    if args.via == "fault":
+    if args.via in ("fault", "outage"):
         from mlops.traffic import dataset, held_out_rows
 
         rows = held_out_rows(config, dataset(config, client))
     drill = Drill(target, client, via=args.via, timeout_s=args.timeout or DEFAULT_TIMEOUT[kind],
                   control_plane=control_plane, report=_say, config=config, rows=rows,
-                  rate=args.rate or TRAFFIC_RATE[kind])
+                  rate=args.rate or TRAFFIC_RATE[kind], outage=outage)
     _say(f"==> rollback drill on {target.endpoint} ({args.env}) via {args.via}")
     try:
         if control_plane is None:

@@ -199,6 +199,32 @@ def test_metrics_count_every_request_and_client_errors_are_not_server_errors(wor
     assert point["Unit"] == "Microseconds" and 100 < point["Minimum"] <= point["Maximum"] < 60_000_000
 
 
+def test_an_injected_outage_fails_the_serving_fleet_as_server_errors_until_ended(world, rows):
+    """The drill switch (`mlops drill rollback --via outage`): the containers of the fleet serving
+    now answer 500, which SageMaker counts as Invocation5XXErrors; 0 ends it."""
+    from local_aws.lifecycle import LocalAwsError
+
+    served = world.wait("demo")["EndpointConfigName"]
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    before = world.invocations("demo", "Invocation5XXErrors", since)
+    body = rows.iloc[[0]].to_csv(header=False, index=False)
+    assert world.server.endpoint_outage("123456789012", "demo", 100) == served
+    try:
+        for _ in range(3):
+            with pytest.raises(ClientError) as failed:
+                world.runtime.invoke_endpoint(EndpointName="demo", ContentType="text/csv", Body=body)
+            assert failed.value.response["OriginalStatusCode"] == 500
+            assert "injected outage" in failed.value.response["OriginalMessage"]
+    finally:
+        world.server.endpoint_outage("123456789012", "demo", 0)
+    assert world.invocations("demo", "Invocation5XXErrors", since) - before == 3
+    world.runtime.invoke_endpoint(EndpointName="demo", ContentType="text/csv", Body=body)
+    with pytest.raises(LocalAwsError, match="outage on nope: Endpoint nope of account 123456789012"):
+        world.server.endpoint_outage("123456789012", "nope", 50)
+    with pytest.raises(LocalAwsError, match="not 0 to 100"):
+        world.server.endpoint_outage("123456789012", "demo", 150)
+
+
 def test_an_unknown_endpoint_is_a_validation_error(world):
     with pytest.raises(ClientError) as missing:
         world.runtime.invoke_endpoint(EndpointName="nope", ContentType="text/csv", Body="1")

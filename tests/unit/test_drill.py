@@ -82,6 +82,9 @@ def test_refusals_before_anything_is_touched(capsys):
     assert main(["drill", "rollback", "--env", "local", "--project", "demo", "--timeout", "0"]) == 2
     assert main(["drill", "rollback", "--env", "local", "--project", "demo", "--rate", "-1"]) == 2
     assert "--rate must be > 0" in capsys.readouterr().err
+    # Only the local AWS can break a serving instance: AWS has no such switch for endpoints.
+    assert main(["drill", "rollback", "--env", "dev", "--project", "demo", "--via", "outage"]) == 2
+    assert "only the local AWS can do" in capsys.readouterr().err
     with pytest.raises(SystemExit) as refused:  # writing AWS/ metrics is no longer a way
         main(["drill", "rollback", "--env", "local", "--project", "demo", "--via", "metric"])
     assert refused.value.code == 2
