@@ -37,7 +37,7 @@ node_modules/.installed: package.json package-lock.json
 # model caught by the canary, drift, retrain, a rollback drill), one live line per phase. The
 # cdktf npm CLI is not needed for it (the mlops CLI synthesizes in Python). The start time is
 # taken before the set-up so the summary counts the set-up too.
-demo: export MLOPS_DEMO_STARTED_AT := $(shell date +%s.%N)
+demo: export MLOPS_DEMO_STARTED_AT := $(shell $(PYTHON) -c 'import time; print(time.time())' 2>/dev/null)
 demo: $(STAMP)
 	$(BIN)/mlops demo
 
@@ -59,10 +59,10 @@ bench: setup
 	$(BIN)/python benchmarks/handlers.py
 	$(BIN)/python benchmarks/serving.py
 
-synth: setup
+synth: $(STAMP)
 	$(BIN)/mlops synth
 
-down: setup
+down: $(STAMP)
 	$(BIN)/mlops local down
 
 clean:

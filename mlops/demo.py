@@ -6,7 +6,8 @@ brought up from nothing by real Terraform):
     local up -> train v1 -> gate -> canary deploy -> traffic with labels -> v1 known-good
     -> broken v2 (MLOPS_FAULT_ERROR_PERCENT) caught by the canary, rolled back by the guardrails
     -> drifted traffic -> drift warning -> retrain on a new dataset version -> v3 gated, deployed,
-    baked -> rollback drill on v3 -> the endpoint serves v1 again (the newest known-good before v3)
+    baked -> rollback drill on v3 (its instances start failing) -> the endpoint serves v1 again
+    (the newest known-good deployment before v3)
 
 Nothing in the story is written by hand: the packages come from pipeline runs (v2 is the drill's
 faulty copy of v1), the gate, deploy, drift, retrain and rollback decisions are the deployed
@@ -27,10 +28,13 @@ import io
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from rich.markup import escape
 
 from mlops.project import Project
 
@@ -68,15 +72,17 @@ class CommandOutput(io.TextIOBase):
 
     def __init__(self, log: io.TextIOBase, on_line: Callable[[str], None]):
         self.log, self.on_line, self._partial = log, on_line, ""
+        self._lock = threading.Lock()  # a command's threads may print too
 
     def writable(self) -> bool:
         return True
 
     def write(self, text: str) -> int:
-        self.log.write(text)
-        self.log.flush()
-        lines = (self._partial + text).split("\n")
-        self._partial = lines.pop()
+        with self._lock:
+            self.log.write(text)
+            self.log.flush()
+            lines = (self._partial + text).split("\n")
+            self._partial = lines.pop()
         for line in lines:
             if line.strip():
                 self.on_line(line.strip())
@@ -92,11 +98,16 @@ class Story:
     facts: dict[str, Any] = field(default_factory=dict)
     control_plane: Any = None
     _task: Any = None
+    _heard: list[str] | None = None  # what the running command printed (its error lines)
+    _clients: dict[str, Any] = field(default_factory=dict)
+    _clients_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- plumbing ------------------------------------------------------------------------------
     def note(self, line: str) -> None:
+        if self._heard is not None:
+            self._heard.append(line)
         if self._task is not None:
-            self.display.update(self._task, detail=_clip(line))
+            self.display.update(self._task, detail=escape(_clip(line)))
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[Phase]:
@@ -112,12 +123,13 @@ class Story:
         except BaseException as exc:
             phase.ok, phase.seconds = False, time.monotonic() - started
             phase.happened = phase.happened or f"failed: {exc}"
-            self.display.update(self._task, description=f"[red]✗ {name}", detail=_clip(str(exc)))
+            self.display.update(self._task, description=f"[red]✗ {escape(name)}",
+                                detail=escape(_clip(str(exc))))
             self.display.stop_task(self._task)
             raise
         phase.ok, phase.seconds = True, phase.seconds or time.monotonic() - started
-        self.display.update(self._task, completed=1, description=f"[green]✓[/] {name}",
-                            detail=_clip(phase.happened))
+        self.display.update(self._task, completed=1, description=f"[green]✓[/] {escape(name)}",
+                            detail=escape(_clip(phase.happened)))
         self._task = None
 
     def command(self, *argv: str) -> dict[str, Any]:
@@ -126,13 +138,12 @@ class Story:
 
         args = build_parser().parse_args([*argv, "--json"])
         stdout, lines = io.StringIO(), []
-        before = self.note
-        self.note = lambda line: (lines.append(line), before(line))  # type: ignore[method-assign]
+        self._heard = lines
         try:
             with contextlib.redirect_stdout(stdout):
                 code = dispatch(args, self.checkout)
         finally:
-            self.note = before  # type: ignore[method-assign]
+            self._heard = None
         self.log.write(stdout.getvalue())
         if code != 0:
             errors = [line for line in lines if line.startswith("error:")] or lines[-1:]
@@ -153,7 +164,12 @@ class Story:
 
     # --- what the phases read ------------------------------------------------------------------
     def client(self, service: str) -> Any:
-        return self.facts["clients"](service)
+        """One client per service for the whole story (the traffic threads share them: boto3
+        clients are thread-safe once made, making them is not)."""
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = self.facts["clients"](service)
+            return self._clients[service]
 
     def package(self, version: int) -> dict[str, Any] | None:
         sagemaker = self.client("sagemaker")
@@ -189,10 +205,11 @@ def _clip(text: str, width: int = 110) -> str:
 
 def set_up(story: Story) -> None:
     with story.phase("set-up") as phase:
-        started = os.environ.get(STARTED_AT)
-        if started:
+        started = os.environ.get(STARTED_AT, "")
+        with contextlib.suppress(ValueError):
             phase.seconds = max(0.0, time.time() - float(started))
-            phase.happened = "venv with the pinned packages (make setup)"
+        if phase.seconds:
+            phase.happened = "venv with the locked packages (make setup, uv)"
         else:
             phase.happened = "already set up (run through `make demo` to time it)"
         phase.where = ".venv, requirements.lock"
@@ -274,6 +291,8 @@ def serve_and_bake(story: Story, version: int, arn: str, labels: bool) -> tuple[
                                 shuffle=False, on_round=label).start()
     try:
         def settled() -> Any:
+            if traffic.error:
+                raise PhaseFailed(f"v{version}'s traffic stopped: {traffic.error}")
             record = story.record(arn)
             if record is not None and record.status in ("ROLLED_BACK", "FAILED"):
                 raise PhaseFailed(f"v{version}'s deployment ended {record.status}: {record.outcome}")
@@ -303,7 +322,10 @@ def deploy_v1(story: Story) -> None:
     with story.phase("traffic with labels") as phase:
         record, sent = serve_and_bake(story, 1, arn, labels=True)
         story.facts["v1_record"] = record
+        _all_answered(sent, "v1")
         quality = story.command("quality", "check", "--env", "local", "--project", PROJECT)
+        if quality["status"] != "ok":
+            raise PhaseFailed(f"the model-quality check found {quality['status']}: {quality['counts']}")
         phase.happened = (f"{sent['requests']} requests {sent['by_status']}, {sent['labels']} labels; "
                           f"accuracy {quality['metrics'].get('accuracy', float('nan')):.3f} on "
                           f"{quality['counts']['LabelledRecords']} labelled")
@@ -327,6 +349,10 @@ def broken_v2(story: Story) -> None:
         if record is None or record.status != "ROLLED_BACK" or package["ModelApprovalStatus"] != "Rejected":
             raise PhaseFailed(f"v2 after the guardrails: record {getattr(record, 'status', None)}, "
                               f"package {package['ModelApprovalStatus']}")
+        v1 = story.facts["v1_record"].new_endpoint_config
+        if drill.get("to_config") != v1 or story.served_config() != v1 or not drill.get("alarm_restored"):
+            raise PhaseFailed(f"after v2: serving {story.served_config()} (expected v1's {v1}), alarm back "
+                              f"to OK: {drill.get('alarm_restored')}")
         story.facts["v2"] = arn
         fault = drill["fault"]
         phase.happened = (f"v{package['ModelPackageVersion']} ({fault['setting']}): canary "
@@ -351,7 +377,10 @@ def drift_warning(story: Story) -> None:
     names = story.facts["names"]
     with story.phase("drift warning") as phase:
         served = story.served_config()
-        rule = next(r for r in story.control_plane.schedules() if r["Name"] == f"{names.base}-drift")
+        rules = [r for r in story.control_plane.schedules() if r["Name"] == f"{names.base}-drift"]
+        if not rules:
+            raise PhaseFailed(f"no schedule rule {names.base}-drift: is the project stack deployed?")
+        rule = rules[0]
         story.control_plane.fire_schedule(rule, datetime.now(UTC))
         alarms = {f"{names.endpoint}-warning-drift", f"{names.endpoint}-warning-feature-drift"}
         cloudwatch = story.client("cloudwatch")
@@ -365,12 +394,18 @@ def drift_warning(story: Story) -> None:
                                lambda: _executions(story))
         if story.served_config() != served:
             raise PhaseFailed(f"a drift warning changed what is served: {served} -> {story.served_config()}")
+        execution = sorted(execution, key=lambda e: e["StartTime"], reverse=True)
         story.facts["retrain_execution"] = execution[0]["PipelineExecutionArn"]
         started = execution[0]["PipelineExecutionArn"].rsplit("/", 1)[-1]
         phase.happened = (f"{', '.join(in_alarm)} -> ALARM (warning); retrain started {started}; "
                           f"still serving {served}")
         phase.where = (f"drift report: s3://{names.artifacts_bucket}/{PROJECT}/drift/{names.endpoint}/; "
                        f"{story.audit_where('retrain')}")
+
+
+def _all_answered(sent: dict[str, Any], version: str) -> None:
+    if not sent.get("requests") or set(sent.get("by_status", {})) != {"200"}:
+        raise PhaseFailed(f"{version} did not answer its bake's traffic: {sent}")
 
 
 def _executions(story: Story) -> list[dict[str, Any]]:
@@ -403,6 +438,7 @@ def retrain_v3(story: Story) -> None:
         package = gate(story, 3, "v3")
         record, sent = serve_and_bake(story, 3, package["ModelPackageArn"], labels=False)
         story.facts["v3_record"] = record
+        _all_answered(sent, "v3")
         phase.happened = (f"v3 Approved ({_clip(package.get('ApprovalDescription') or '', 60)}); "
                           f"{record.new_endpoint_config} SERVING after the bake, {sent['requests']} requests")
         phase.where = story.audit_where("gate, deploy")
@@ -410,14 +446,19 @@ def retrain_v3(story: Story) -> None:
 
 def rollback_drill(story: Story) -> None:
     with story.phase("rollback drill on v3") as phase:
-        drill = story.command("drill", "rollback", "--env", "local", "--project", PROJECT, "--via", "state")
+        drill = story.command("drill", "rollback", "--env", "local", "--project", PROJECT, "--via", "outage")
         v1 = story.facts["v1_record"].new_endpoint_config
         restored = drill.get("decision") == "rolled-back" and drill.get("to_config") == v1
         if not restored or story.served_config() != v1:
             raise PhaseFailed(f"the drill restored {drill.get('to_config')} ({drill.get('decision')}), "
                               f"not v1's {v1}")
-        phase.happened = (f"{drill['alarm']} -> ALARM: the rollback handler restored {v1} (v1, the newest "
-                          f"known-good before v3) in {drill['seconds']} s; v3 Rejected")
+        v3 = story.client("sagemaker").describe_model_package(ModelPackageName=story.facts["v3"])
+        if v3["ModelApprovalStatus"] != "Rejected":
+            raise PhaseFailed(f"v3 is {v3['ModelApprovalStatus']} after the rollback, not Rejected")
+        sent, share = drill["traffic"]["by_status"], drill["outage"]["percent"]
+        phase.happened = (f"outage: {share:g}% of v3's requests failing ({sent}) tripped "
+                          f"{drill['alarm']}; the rollback handler restored {v1} (v1, the newest known-good "
+                          f"before v3) {drill['seconds']} s after the alarm; v3 Rejected")
         phase.where = story.audit_where("rollback")
 
 
@@ -451,7 +492,7 @@ def summary_table(phases: list[Phase]) -> Any:
                          overflow="fold")
     for p in phases:
         mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: "-"}[p.ok]
-        table.add_row(f"{mark} {p.name}", p.happened, f"{p.seconds:.1f}", p.where)
+        table.add_row(f"{mark} {escape(p.name)}", escape(p.happened), f"{p.seconds:.1f}", escape(p.where))
     return table
 
 
@@ -477,6 +518,9 @@ def run_demo_command(args: argparse.Namespace, checkout: Project) -> int:
         story = Story(checkout, display, log)
         try:
             run_story(story)
+        except KeyboardInterrupt:
+            failure = "interrupted"
+            log.write("\ninterrupted\n")
         except Exception as exc:  # the phase is marked failed; the table and the log say the rest
             failure = str(exc) if isinstance(exc, PhaseFailed) else f"{type(exc).__name__}: {exc}"
             log.write(f"\nfailed: {failure}\n")
@@ -490,7 +534,7 @@ def run_demo_command(args: argparse.Namespace, checkout: Project) -> int:
     console.print(summary_table(phases))
     console.print(f"total {total + setup:.1f} s (set-up included); what the commands printed: {log_path}")
     if failure:
-        console.print(f"[red]error:[/] {failure}")
-        return 1
+        console.print(f"[red]error:[/] {escape(failure)}")
+        return 130 if failure == "interrupted" else 1
     return 0
 

@@ -28,7 +28,7 @@ from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
 from stacks.control_loop import ControlLoop, ControlLoopProps
 from stacks.naming import Naming, ProjectNames, project_stack_name
 from stacks.platform_stack import StackPaths, environment_tags
-from stacks.project_config import ProjectConfig
+from stacks.project_config import SAGEMAKER_METRIC_PERIOD, ProjectConfig
 from stacks.project_permissions import ProjectRefs, execution_statements
 from stacks.provider import configure_backend, configure_provider
 
@@ -203,6 +203,11 @@ class ProjectStack(cdktf.TerraformStack):
         n, env, project = self.names, self.env, self.project
         serving = project.serving
         instance_type = serving.instance_type or env.instance_types.inference
+        if project.alarms.period_seconds < SAGEMAKER_METRIC_PERIOD and not env.is_local:
+            # load_project_all refuses it in the file; an app built in code gets the same answer.
+            raise ValueError(f"{project.name} in {env.name}: alarms.period_seconds "
+                             f"{project.alarms.period_seconds} is below the {SAGEMAKER_METRIC_PERIOD} s "
+                             "SageMaker publishes endpoint metrics at")
         self.alarms = EndpointAlarms(self, "alarms", EndpointAlarmsProps(
             endpoint_name=n.endpoint, region=env.region,
             critical_topic_arn=n.topic_arn("critical"), warning_topic_arn=n.topic_arn("warning"),

@@ -71,6 +71,8 @@ def test_local_up_creates_platform_and_project(project, local_env):
     assert "Creating..." not in local_env["stderr"]
     log = project / ".mlops" / "logs" / "platform-local.log"
     assert "aws_s3_bucket.datasets" in log.read_text() and str(log) in local_env["stderr"]
+    # The project stack did not wait for the platform's bucket lifecycle rules to settle.
+    assert "every resource the project stacks read exists" in local_env["stderr"]
     stacks = {s["name"]: s for s in local_env["stacks"]}
     assert list(stacks) == ["platform-local", "project-demo-local"]
     assert stacks["platform-local"]["resources"] == PLATFORM_RESOURCES
@@ -271,7 +273,7 @@ def test_worse_model_is_rejected_with_reasons_and_a_drill_rolls_back(project, se
 
     # The drill deploys a copy of the served model whose server fails requests, through the gate
     # and the deploy handler; its own traffic trips the error-rate alarm (10 s periods locally)
-    # on the AWS/SageMaker metrics while the 12 s canary bakes; SageMaker's guardrails put the
+    # on the AWS/SageMaker metrics while the 16 s canary bakes; SageMaker's guardrails put the
     # served model back.
     proc = mlops(project, "drill", "rollback", "--env", "local", "--project", "demo", "--json")
     drill = json.loads(proc.stdout)
@@ -280,9 +282,9 @@ def test_worse_model_is_rejected_with_reasons_and_a_drill_rolls_back(project, se
     assert drill["known_good_config"] == served == drill["to_config"] == serving(server)
     assert drill["from_config"] == config_of(server, drill["drill_model_package_arn"])
     assert drill["fault"]["setting"] == "MLOPS_FAULT_ERROR_PERCENT=100"
-    assert drill["fault"]["bake_seconds"] == 12
+    assert drill["fault"]["bake_seconds"] == 16
     assert "canary 10% of traffic x 100% failing" in proc.stderr
-    assert "trips the alarm during the 12 s bake: the guardrails roll it back" in proc.stderr
+    assert "trips the alarm during the 16 s bake: the guardrails roll it back" in proc.stderr
     assert drill["traffic"]["by_status"].get("500", 0) > 0
     assert sagemaker.describe_model_package(ModelPackageName=drill["drill_model_package_arn"])[
         "ModelApprovalStatus"] == "Rejected"

@@ -32,9 +32,12 @@ def demo(tmp_path_factory):
     shutil.copytree(ROOT / "environments", root / "environments")
     shutil.copy(ROOT / "cdktf.json", root / "cdktf.json")
     env = {**os.environ, "MLOPS_ROOT": str(root), "MLOPS_DEMO_STARTED_AT": ""}
-    proc = subprocess.run([MLOPS, "demo", "--json"], env=env, capture_output=True, text=True, timeout=1200)
-    yield root, proc
-    LocalAws(root / ".mlops" / "local").stop()  # the demo leaves its local AWS up; stopped by pid
+    try:
+        proc = subprocess.run([MLOPS, "demo", "--json"], env=env, capture_output=True, text=True,
+                              timeout=1200)
+        yield root, proc
+    finally:
+        LocalAws(root / ".mlops" / "local").stop()  # the demo leaves its local AWS up; stopped by pid
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +78,9 @@ def test_every_phase_ran_and_the_screen_shows_phases_not_terraform(demo, story):
         assert phase in proc.stderr
     by_name = {p["phase"]: p for p in story["phases"]}
     assert "SageMaker rolled back" in by_name["broken v2"]["happened"]
-    assert "bootstrap" not in by_name["rollback drill on v3"]["happened"]
+    drill = by_name["rollback drill on v3"]["happened"]
+    assert drill.startswith("outage: 10% of v3's requests failing") and "critical-error-rate" in drill
+    assert "bootstrap" not in drill
     assert "bootstrap" not in by_name["broken v2"]["happened"]
 
 

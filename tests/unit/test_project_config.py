@@ -22,7 +22,7 @@ def test_demo_is_valid_everywhere_with_its_overrides():
     assert per_env["prod"].serving.deployment.strategy == "linear"
     assert per_env["prod"].serving.autoscaling.min_instances == 2
     assert per_env["dev"].serving.deployment.strategy == "canary"
-    assert per_env["local"].serving.deployment.wait_seconds == 12
+    assert per_env["local"].serving.deployment.wait_seconds == 16
     assert per_env["local"].alarms.period_seconds == 10
     # An override changes only what it names.
     assert per_env["local"].serving.deployment.step_percent == per_env["dev"].serving.deployment.step_percent
