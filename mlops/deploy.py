@@ -17,11 +17,6 @@ from mlops.terraform import Terraform, created_resource, managed_resources, writ
 from stacks import moto_gaps
 from stacks.config import Environment
 
-# The AWS provider waits ~25 s for each SQS queue and ~55 s for each bucket lifecycle configuration
-# to read back as written, as it does in AWS; a project stack has a dozen queues, so Terraform's
-# default of 10 operations at a time queues them behind each other. Against the local AWS (no
-# API rate limits to respect) they all wait at once: ~10 s less per project stack.
-LOCAL_PARALLELISM = 32
 # Platform resources no project stack reads, which the provider is slow to call created.
 SETTLES_LATE = ("aws_s3_bucket_lifecycle_configuration.",)
 
@@ -85,20 +80,20 @@ class Deployer:
         if env.is_local and len(stacks) > 1:
             deployed = self._overlapped(stacks, server)
         else:
-            deployed = [self._apply(n, len(stacks), info, server, env.is_local)
+            deployed = [self._apply(n, len(stacks), info, server)
                         for n, info in enumerate(stacks, 1)]
         if env.is_local:
             self._record_local_stacks(deployed)
         return deployed
 
-    def _apply(self, n: int, total: int, info, server: ServerRecord | None, local: bool,
+    def _apply(self, n: int, total: int, info, server: ServerRecord | None,
                tf: Terraform | None = None, on_line=None) -> DeployedStack:
         say(f"==> [{n}/{total}] {info.name}: terraform init + apply")
         started = time.monotonic()
         if tf is None:
             tf = self._terraform(info.name, info.dir, server)
             tf.init()
-        tf.apply(LOCAL_PARALLELISM if local else None, on_line=on_line)
+        tf.apply(on_line=on_line)
         stack = DeployedStack(info.name, info.dir, len(tf.resources()), tf.outputs())
         say(f"    {info.name}: {stack.resources} resources, {time.monotonic() - started:.1f} s "
             f"(terraform log: {self.log_file(info.name)})")
@@ -108,7 +103,10 @@ class Deployer:
         """The local platform stack, with the project stacks applied as soon as every platform
         resource they could read exists: only the buckets' lifecycle configurations are left then,
         which the provider waits ~55 s on (rules reading back consistently) and which no project
-        resource reads. A re-run, where nothing is created, waits for the whole platform apply."""
+        resource reads. A re-run, where nothing is created, waits for the whole platform apply.
+        (Raising Terraform's parallelism as well saved ~10 s more, but on a loaded 2-core machine
+        the one moto worker then lost a CreateFunction response: the provider retried a create
+        that had succeeded and waited out five minutes of ResourceConflict retries.)"""
         platform, projects = stacks[0], stacks[1:]
         tf = self._terraform(platform.name, platform.dir, server)
         tf.init()
@@ -126,7 +124,7 @@ class Deployer:
 
         def apply_platform() -> None:
             try:
-                outcome["stack"] = self._apply(1, len(stacks), platform, server, True, tf, seen)
+                outcome["stack"] = self._apply(1, len(stacks), platform, server, tf, seen)
             except BaseException as exc:  # raised again in the caller's thread
                 outcome["error"] = exc
             finally:
@@ -141,7 +139,7 @@ class Deployer:
                 say(f"    {platform.name}: every resource the project stacks read exists; its bucket "
                     "lifecycle rules settle meanwhile")
             if "error" not in outcome:
-                applied = [self._apply(n, len(stacks), info, server, True)
+                applied = [self._apply(n, len(stacks), info, server)
                            for n, info in enumerate(projects, 2)]
         finally:
             worker.join()

@@ -146,9 +146,8 @@ class Terraform:
     def init(self, *extra: str) -> None:
         self.run("init", "-input=false", *extra)
 
-    def apply(self, parallelism: int | None = None, on_line: Callable[[str], None] | None = None) -> None:
-        extra = [f"-parallelism={parallelism}"] if parallelism else []
-        self.run("apply", "-input=false", "-auto-approve", *extra, on_line=on_line)
+    def apply(self, on_line: Callable[[str], None] | None = None) -> None:
+        self.run("apply", "-input=false", "-auto-approve", on_line=on_line)
 
     def destroy(self) -> None:
         self.run("destroy", "-input=false", "-auto-approve")
