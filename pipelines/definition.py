@@ -104,6 +104,13 @@ class PipelineTarget:
     capture_uri: str = ""
     ground_truth_uri: str = ""
 
+    def __post_init__(self) -> None:
+        # The jobs get it as VolumeKmsKeyId, which SageMaker takes as a key id or key ARN only
+        # (CreateProcessingJob / CreateTrainingJob refuse an alias there; botocore does not know).
+        if ":alias/" in self.kms_key_arn or self.kms_key_arn.startswith("alias/"):
+            raise ValueError(f"kms_key_arn {self.kms_key_arn!r} is an alias: the jobs' VolumeKmsKeyId takes "
+                             "a key id or key ARN (the stack passes the alias's target_key_arn)")
+
     def s3(self, *parts: str) -> str:
         return "s3://" + "/".join((self.artifacts_bucket, *parts))
 

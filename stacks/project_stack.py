@@ -177,8 +177,9 @@ class ProjectStack(cdktf.TerraformStack):
             model_package_group=n.model_package_group,
             image_uri=self.image_uri,
             inference_image_uri=self.inference_image_uri,
-            # The alias, not the key's ARN: the definition is built before the key is looked up.
-            kms_key_arn=n.naming.arn("kms", n.key_alias),
+            # The key's ARN (the alias's target, resolved by Terraform inside the definition):
+            # VolumeKmsKeyId refuses an alias.
+            kms_key_arn=self.key_arn,
             processing_instance_type=env.instance_types.processing,
             training_instance_type=project.training.instance_type or env.instance_types.training,
             git_commit=git_commit(),

@@ -4,6 +4,7 @@ that carries it."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from stacks.project_config import load_projects
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVS = ("local", "dev", "staging", "prod")
+KEY_ARN = "arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
 def target(**overrides):
@@ -25,7 +27,7 @@ def target(**overrides):
         artifacts_bucket="mlops-dev-artifacts-111111111111", bundle_prefix="demo/pipeline/0123",
         default_data_uri="s3://mlops-dev-datasets-111111111111/demo/breast_cancer.csv",
         model_package_group="mlops-dev-demo", image_uri="img:1", inference_image_uri="img:2",
-        kms_key_arn="arn:aws:kms:eu-west-1:111111111111:alias/mlops-dev-platform",
+        kms_key_arn=KEY_ARN,
         processing_instance_type="ml.m5.large", training_instance_type="ml.m5.xlarge",
         git_commit="abc", mlflow_tracking_uri="arn:aws:sagemaker:eu-west-1:111111111111:"
         "mlflow-tracking-server/mlops-dev-mlflow",
@@ -127,14 +129,14 @@ def test_jobs_run_the_bundled_scripts_encrypted_with_the_platform_key(definition
             "python3", f"/opt/ml/processing/input/code/{script}"]
         code = next(i for i in args["ProcessingInputs"] if i["InputName"] == "code")
         assert code["S3Input"]["S3Uri"] == "s3://mlops-dev-artifacts-111111111111/demo/pipeline/0123/code/"
-        assert args["ProcessingOutputConfig"]["KmsKeyId"].endswith(":alias/mlops-dev-platform")
-        assert args["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"].endswith("mlops-dev-platform")
+        assert args["ProcessingOutputConfig"]["KmsKeyId"] == KEY_ARN
+        assert args["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == KEY_ARN
     train = steps["Train"]["Arguments"]
     assert train["HyperParameters"]["sagemaker_program"] == "train.py"
     submit = train["HyperParameters"]["sagemaker_submit_directory"]
     assert submit.endswith("/demo/pipeline/0123/sourcedir.tar.gz")
     assert train["HyperParameters"]["n_estimators"] == "150"  # from the project file, as SageMaker strings
-    assert train["OutputDataConfig"]["KmsKeyId"].endswith("mlops-dev-platform")
+    assert train["OutputDataConfig"]["KmsKeyId"] == train["ResourceConfig"]["VolumeKmsKeyId"] == KEY_ARN
     register = steps["RegisterModel"]["Arguments"]["AppSpecification"]["ContainerArguments"]
     assert register[register.index("--model-package-group") + 1] == "mlops-dev-demo"
     evaluate_env = steps["Evaluate"]["Arguments"]["Environment"]
@@ -187,6 +189,11 @@ def test_project_stack_carries_the_pipeline(project_stack, synth_all):
     assert all(o["server_side_encryption"] == "aws:kms" for o in objects.values())
     (group,) = doc["resource"]["aws_sagemaker_model_package_group"].values()
     assert group["model_package_group_name"] == f"mlops-{env}-demo"
+    # The jobs' keys are the platform key's ARN, which Terraform resolves from the alias: an alias
+    # ARN in VolumeKmsKeyId is refused by CreateProcessingJob and CreateTrainingJob.
+    text = pipeline["pipeline_definition"]
+    assert ":alias/" not in text
+    assert set(re.findall(r"\$\{[^}]+\}", text)) == {"${data.aws_kms_alias.platform_key.target_key_arn}"}
 
 
 def test_project_role_is_scoped_to_the_project(project_stack):
@@ -205,3 +212,10 @@ def test_project_role_is_scoped_to_the_project(project_stack):
         for resource in resources:
             if resource.startswith("arn:aws:s3:::") and "/" in resource:
                 assert "/demo/" in resource, resource  # objects only under the project's prefix
+
+
+@pytest.mark.parametrize("alias", ["arn:aws:kms:eu-west-1:111111111111:alias/mlops-dev-platform",
+                                   "alias/mlops-dev-platform"])
+def test_an_alias_is_refused_where_the_jobs_need_a_key_arn(alias):
+    with pytest.raises(ValueError, match="VolumeKmsKeyId takes a key id or key ARN"):
+        target(kms_key_arn=alias)
