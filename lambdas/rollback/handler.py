@@ -11,8 +11,11 @@ concept drift, left to the retrain handler, and the critical topic is told eithe
 Under the endpoint's lease (shared with deploy; held -> the record retries later):
 1. DescribeEndpoint; an update in progress is left to SageMaker's own auto-rollback (the record
    retries later and then usually finds the endpoint already restored).
-2. history.rollback_decision (pure): blames the deployment the endpoint serves only if it took
-   traffic before the alarm's transition, and restores the newest known-good deployment before it
+2. history.rollback_decision (pure): a blue/green update of another config under way when the
+   alarm fired (started, not yet known-good) is SageMaker's guardrails' to answer
+   (`left-to-guardrails`, or `already-restored` once they ended it): what served before it is not
+   blamed. Otherwise it blames the deployment the endpoint serves only if it took traffic before
+   the alarm's transition, and restores the newest known-good deployment before it
    (one that served all traffic through its bake: history.known_good). Never the bootstrap
    model, which no deployment record names. None -> no change, `no-known-good` on the critical
    topic. An alarm on a known-good model restored by an earlier rollback is reported, not rolled

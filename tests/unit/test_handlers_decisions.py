@@ -302,6 +302,26 @@ def test_an_alarm_sagemaker_already_answered_blames_nobody_else():
     assert (retry.action, retry.target) == ("rollback", v2)
 
 
+def test_an_alarm_during_a_canary_is_the_guardrails_and_never_blames_what_served_before():
+    """v4's canary bakes (the endpoint still names v2's config) when the error-rate alarm fires.
+    Whether the handler sees the event during the update or on its retry after SageMaker put v2
+    back, v2 (known-good) is not blamed and nothing is rolled back to v1."""
+    v1 = baked(deployment(1, previous="ep-bootstrap", minute=10), 12)
+    v2 = baked(deployment(2, previous="ep-v1", minute=20), 22)
+    v4 = deployment(4, previous="ep-v2", minute=30)  # UPDATING: its Baking event not handled yet
+    during = history.rollback_decision([v1, v2, v4], "ep-v2", at(31))
+    assert (during.action, during.target, during.bad) == ("left-to-guardrails", None, v4)
+    baking = replace(v4, status=history.BAKING, traffic_at=at(30, 20))
+    assert history.rollback_decision([v1, v2, baking], "ep-v2", at(31)).action == "left-to-guardrails"
+    caught = replace(baking, status=history.ROLLED_BACK, ended_at=at(31, 30))
+    after = history.rollback_decision([v1, v2, caught], "ep-v2", at(31))
+    assert (after.action, after.target) == ("already-restored", None)
+    # An alarm long after the canary ended is about what serves: v2, rolled back to v1.
+    assert history.rollback_decision([v1, v2, caught], "ep-v2", at(45)).target == v1
+    # An update that started after the alarm is not what the alarm was about.
+    assert history.rollback_decision([v1, v2, v4], "ep-v2", at(29)).target == v1
+
+
 def test_an_update_still_launching_its_fleet_serves_nothing():
     v1 = baked(deployment(1, previous="ep-bootstrap", minute=10), 12)
     v2 = deployment(2, previous="ep-v1", minute=20)  # UPDATING, no Baking event yet

@@ -143,6 +143,25 @@ def served_at(history: Iterable[Deployment], at: str) -> Deployment | None:
     return max(serving, key=lambda r: (took_traffic(r) or "", r.started_at), default=None)
 
 
+def update_underway(records: Sequence[Deployment], at: str, served: Deployment | None,
+                    current_config: str | None) -> Deployment | None:
+    """The blue/green update of another config that had started by `at` and had not become
+    known-good or ended by then (newer than what the endpoint serves now): still in flight, or
+    ended by SageMaker since (ROLLED_BACK, with its end after `at`)."""
+    def underway(r: Deployment) -> bool:
+        if r.kind != "deploy" or r.new_endpoint_config == current_config or r.started_at > at:
+            return False
+        if served is not None and r.started_at <= served.started_at:
+            return False
+        if r.known_good_at and r.known_good_at <= at:
+            return False
+        if r.status in IN_FLIGHT:
+            return True
+        return r.status == ROLLED_BACK and r.ended_at is not None and r.ended_at >= at
+
+    return max((r for r in records if underway(r)), key=lambda r: r.started_at, default=None)
+
+
 @dataclass(frozen=True)
 class DropCause:
     cause: Literal["model-changed", "concept-drift"]
@@ -207,7 +226,8 @@ def deploy_decision(
 
 @dataclass(frozen=True)
 class RollbackDecision:
-    action: Literal["rollback", "already-restored", "not-blamed", "keep-known-good", "no-known-good"]
+    action: Literal["rollback", "already-restored", "left-to-guardrails", "not-blamed", "keep-known-good",
+                    "no-known-good"]
     reason: str
     bad: Deployment | None = None  # the deployment blamed: it took traffic before the alarm
     target: Deployment | None = None  # the newest known-good deployment before it
@@ -235,6 +255,23 @@ def rollback_decision(
     now = now or iso(datetime.now(UTC))
     records = live(history)
     served = serving_deployment(records, current_config)
+    underway = update_underway(records, alarm_at, served, current_config)
+    if underway is not None:
+        # A blue/green update was under way when the alarm fired: during its bakes SageMaker's
+        # deployment guardrails answer the alarm (they roll the new fleet back). What served
+        # before it is not blamed for an alarm raised while the new fleet took traffic.
+        if underway.status in IN_FLIGHT:
+            return RollbackDecision(
+                "left-to-guardrails",
+                f"deployment {underway.deployment_id} ({underway.new_endpoint_config}) was under way when "
+                f"the alarm fired ({underway.status}): SageMaker's deployment guardrails answer it",
+                bad=underway,
+            )
+        return RollbackDecision(
+            "already-restored",
+            f"deployment {underway.deployment_id} was under way when the alarm fired and ended "
+            f"{underway.status} at {underway.ended_at}; the endpoint serves {current_config}",
+        )
     at_alarm = served_at(records, alarm_at)
     if (at_alarm is not None and served is not None and at_alarm.kind == "deploy"
             and at_alarm.new_endpoint_config != current_config and at_alarm.started_at > served.started_at):
