@@ -7,9 +7,10 @@
   then sends held-out traffic while CloudWatch evaluates the error-rate alarm on the AWS/SageMaker
   metrics that traffic produced. The deployment guardrails (while the canary bakes) or the
   rollback handler (after it) put the known-good config back; the drill reports the seconds from
-  the alarm's transition to restored traffic, stops its traffic and waits for the alarm to return
-  to OK as the faulty datapoints age out of its evaluation window. The fault share is chosen so
-  that canary share x fault share is twice the alarm's threshold, and the output says so.
+  the alarm's transition to restored traffic, waits under its traffic for the alarm to return to
+  OK as the faulty datapoints age out of its evaluation window, then stops its traffic. The fault
+  share is chosen so that canary share x fault share is twice the alarm's threshold, and the
+  output says so.
 - `--via outage` (the local AWS only): the model already serving, past its bake, starts failing
   its requests as an instance whose dependency broke would (the local endpoint runtime answers a
   share of them with a 500 from the container: local_aws/endpoint_runtime.py, inject_outage);
@@ -291,6 +292,10 @@ class Drill:
                 result = self._guardrails_outcome(served, deployed, guarded_at)
             else:
                 result = self._await_rollback(deployed, started)
+            if result["restored"] and traffic is not None:
+                # Under the traffic that goes on, as production's would: with none, the window's
+                # last requests are the fault's, and a ratio alarm on a handful of them flaps.
+                result["alarm_restored"] = self._restore(alarm)
         finally:
             sent = traffic.stop() if traffic is not None else None
             if self.outage is not None and self.outage_percent:
@@ -299,7 +304,8 @@ class Drill:
                     self.outage(0.0)
             if result is None or not result["restored"]:
                 self._clean_up(served)
-        result["alarm_restored"] = self._restore(alarm)
+        if "alarm_restored" not in result:
+            result["alarm_restored"] = self._restore(alarm)
         if self.via == "outage":
             result.update(outage={"percent": self.outage_percent, "config": served.config}, traffic=sent,
                           known_good_config=result.get("to_config"))
