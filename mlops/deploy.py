@@ -8,6 +8,7 @@ import shutil
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,7 +113,6 @@ class Deployer:
         tf.init()
         waiting = {a for a in managed_resources(platform.dir) if not a.startswith(SETTLES_LATE)}
         ready, lock = threading.Event(), threading.Lock()
-        outcome: dict[str, object] = {}
 
         def seen(line: str) -> None:
             address = created_resource(line)
@@ -122,30 +122,18 @@ class Deployer:
                     if not waiting:
                         ready.set()
 
-        def apply_platform() -> None:
-            try:
-                outcome["stack"] = self._apply(1, len(stacks), platform, server, tf, seen)
-            except BaseException as exc:  # raised again in the caller's thread
-                outcome["error"] = exc
-            finally:
-                ready.set()
-
-        worker = threading.Thread(target=apply_platform, name=f"apply-{platform.name}")
-        worker.start()
-        applied: list[DeployedStack] = []
-        try:
+        # Leaving the pool waits for the platform apply, whatever happened to the project applies.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"apply-{platform.name}") as pool:
+            applying = pool.submit(self._apply, 1, len(stacks), platform, server, tf, seen)
+            applying.add_done_callback(lambda _: ready.set())
             ready.wait()
-            if "error" not in outcome and "stack" not in outcome:
+            if not applying.done():
                 say(f"    {platform.name}: every resource the project stacks read exists; its bucket "
                     "lifecycle rules settle meanwhile")
-            if "error" not in outcome:
-                applied = [self._apply(n, len(stacks), info, server)
-                           for n, info in enumerate(projects, 2)]
-        finally:
-            worker.join()
-        if "error" in outcome:
-            raise outcome["error"]  # type: ignore[misc]
-        return [outcome["stack"], *applied]  # type: ignore[list-item]
+            elif applying.exception() is not None:
+                raise applying.exception()  # type: ignore[misc]
+            applied = [self._apply(n, len(stacks), info, server) for n, info in enumerate(projects, 2)]
+            return [applying.result(), *applied]
 
     def destroy(self, env_name: str) -> list[str]:
         envs = self.project.environments()

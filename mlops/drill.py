@@ -39,7 +39,6 @@ import argparse
 import contextlib
 import functools
 import json
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -50,7 +49,7 @@ from typing import Any
 from lambdas.shared.control import history
 from lambdas.shared.control.dynamo import DeploymentHistory, from_item
 from lambdas.shared.control.events import to_datetime
-from mlops.drill_fault import BackgroundTraffic, FaultPlan, fault_plan, faulty_copy_request
+from mlops.drill_fault import BackgroundTraffic, FaultPlan, fault_plan, fault_share, faulty_copy_request
 from mlops.project import Project
 from stacks.config import ENVIRONMENT_NAMES, Environment
 from stacks.naming import Naming, ProjectNames
@@ -230,7 +229,7 @@ class Drill:
             raise DrillError("--via outage breaks the serving instances, which only the local AWS can do "
                              "(AWS has no such switch for SageMaker endpoints): use --via fault or --via "
                              "state", exit_code=2)
-        self.outage_percent = float(min(100, math.ceil(2 * threshold_percent)))
+        self.outage_percent = float(fault_share(threshold_percent))  # the whole fleet fails, undiluted
         config = self.outage(self.outage_percent)
         self.report(f"outage: {self.outage_percent:g}% of {config}'s requests now fail (a 500 from the "
                     f"container), twice the alarm's {threshold_percent:g}% threshold")

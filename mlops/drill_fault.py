@@ -70,11 +70,17 @@ class FaultPlan:
                 "bake_seconds": self.bake_s}
 
 
+def fault_share(threshold_percent: float, traffic_percent: float = 100.0) -> int:
+    """The share of a fleet's requests to fail so that the endpoint's error rate is twice the
+    alarm's threshold when that fleet takes `traffic_percent` of the traffic (1 to 100)."""
+    return max(1, min(100, math.ceil(2 * threshold_percent * 100 / traffic_percent)))
+
+
 def fault_plan(config: ProjectConfig, threshold_percent: float) -> FaultPlan:
     deployment = config.serving.deployment
     canary = float(deployment.step_percent) if deployment.strategy in ("canary", "linear") else 100.0
-    fault = min(100, math.ceil(2 * threshold_percent * 100 / canary))
-    return FaultPlan(max(fault, 1), canary, threshold_percent, float(deployment.wait_seconds))
+    return FaultPlan(fault_share(threshold_percent, canary), canary, threshold_percent,
+                     float(deployment.wait_seconds))
 
 
 def faulty_copy_request(package: dict[str, Any], plan: FaultPlan) -> dict[str, Any]:
