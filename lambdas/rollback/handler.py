@@ -12,10 +12,11 @@ Under the endpoint's lease (shared with deploy; held -> the record retries later
 1. DescribeEndpoint; an update in progress is left to SageMaker's own auto-rollback (the record
    retries later and then usually finds the endpoint already restored).
 2. history.rollback_decision (pure): a blue/green update of another config under way when the
-   alarm fired (started, not yet known-good) is SageMaker's guardrails' to answer
-   (`left-to-guardrails`, or `already-restored` once they ended it): what served before it is not
-   blamed. Otherwise it blames the deployment the endpoint serves only if it took traffic before
-   the alarm's transition, and restores the newest known-good deployment before it
+   alarm fired (started, not yet known-good) is SageMaker's guardrails' to answer when they watch
+   the alarm (`left-to-guardrails`, or `already-restored` once they ended it): what served before
+   it is not blamed. An alarm they do not watch (the accuracy drop) is judged on what serves.
+   Otherwise it blames the deployment the endpoint serves only if it took traffic before the
+   alarm's transition, and restores the newest known-good deployment before it
    (one that served all traffic through its bake: history.known_good). Never the bootstrap
    model, which no deployment record names. None -> no change, `no-known-good` on the critical
    topic. An alarm on a known-good model restored by an earlier rollback is reported, not rolled
@@ -39,6 +40,12 @@ from lambdas.shared.control.shell import ControlLoop, Invocation
 
 loop = ControlLoop("rollback", load_settings())
 settings = loop.settings
+
+
+def guardrail_alarms() -> frozenset[str]:
+    """The alarms SageMaker's auto-rollback watches during a blue/green update."""
+    watched = settings.deployment_config.get("AutoRollbackConfiguration", {}).get("Alarms", [])
+    return frozenset(a["AlarmName"] for a in watched)
 
 
 def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any]:
@@ -71,7 +78,8 @@ def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any
             return loop.decide(**common, decision="nothing-to-restore", reasons=[reason], inputs=inputs,
                                summary=f"{alarm.alarm_name}: {reason}", topic=settings.critical_topic_arn)
         state.require_updatable(settings.endpoint_name)
-        plan = history.rollback_decision(loop.history.list(settings.endpoint_name), state.config, alarm_at)
+        plan = history.rollback_decision(loop.history.list(settings.endpoint_name), state.config, alarm_at,
+                                         guarded=alarm.alarm_name in guardrail_alarms())
         bad = plan.bad
         inputs.update(
             plan=plan.action,

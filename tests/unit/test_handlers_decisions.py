@@ -320,6 +320,12 @@ def test_an_alarm_during_a_canary_is_the_guardrails_and_never_blames_what_served
     assert history.rollback_decision([v1, v2, caught], "ep-v2", at(45)).target == v1
     # An update that started after the alarm is not what the alarm was about.
     assert history.rollback_decision([v1, v2, v4], "ep-v2", at(29)).target == v1
+    # An alarm the guardrails do not watch (the accuracy drop) is nobody's to leave: judged on
+    # what served when it fired. v4 took traffic then and no longer serves: already answered.
+    unwatched = history.rollback_decision([v1, v2, baking], "ep-v2", at(31), guarded=False)
+    assert unwatched.action == "already-restored" and v4.deployment_id in unwatched.reason
+    # v4 never took traffic: the drop began under v2, which still serves: back to v1.
+    assert history.rollback_decision([v1, v2, v4], "ep-v2", at(31), guarded=False).target == v1
 
 
 def test_an_update_still_launching_its_fleet_serves_nothing():

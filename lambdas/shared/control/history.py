@@ -60,6 +60,9 @@ class Deployment:
     known_good_at: str | None = None  # ISO-8601 UTC: became SERVING
     outcome: str | None = None  # why it ended ROLLED_BACK or FAILED (SageMaker's FailureReason, the alarm)
     ended_at: str | None = None  # ISO-8601 UTC: when it stopped serving (ROLLED_BACK, FAILED)
+    # Its p95 ModelLatency over the bake and the invocations it rests on (latency_baseline.py).
+    latency_baseline_us: float | None = None
+    latency_baseline_invocations: int | None = None
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Deployment:
@@ -242,7 +245,8 @@ class RollbackDecision:
 
 
 def rollback_decision(
-    history: Sequence[Deployment], current_config: str | None, alarm_at: str, now: str | None = None
+    history: Sequence[Deployment], current_config: str | None, alarm_at: str, now: str | None = None,
+    guarded: bool = True,
 ) -> RollbackDecision:
     """Where a critical alarm that went to ALARM at `alarm_at` (ISO, `iso()`) sends the endpoint.
 
@@ -251,7 +255,9 @@ def rollback_decision(
     newest known-good deployment other than the blamed one (`known_good`): never a model that did
     not bake with all traffic, so never the bootstrap model Terraform starts the endpoint on. None
     -> nothing changes. After a rollback, a new alarm on the restored known-good model is reported,
-    not followed by another step back: a model that baked clean is rarely the cause twice."""
+    not followed by another step back: a model that baked clean is rarely the cause twice.
+    `guarded`: SageMaker's deployment guardrails watch this alarm (DEPLOYMENT_CONFIG's
+    AutoRollbackConfiguration); an update in flight is theirs to answer only then."""
     now = now or iso(datetime.now(UTC))
     records = live(history)
     served = serving_deployment(records, current_config)
@@ -260,18 +266,21 @@ def rollback_decision(
         # A blue/green update was under way when the alarm fired: during its bakes SageMaker's
         # deployment guardrails answer the alarm (they roll the new fleet back). What served
         # before it is not blamed for an alarm raised while the new fleet took traffic.
-        if underway.status in IN_FLIGHT:
+        if underway.status in IN_FLIGHT and guarded:
             return RollbackDecision(
                 "left-to-guardrails",
                 f"deployment {underway.deployment_id} ({underway.new_endpoint_config}) was under way when "
                 f"the alarm fired ({underway.status}): SageMaker's deployment guardrails answer it",
                 bad=underway,
             )
-        return RollbackDecision(
-            "already-restored",
-            f"deployment {underway.deployment_id} was under way when the alarm fired and ended "
-            f"{underway.status} at {underway.ended_at}; the endpoint serves {current_config}",
-        )
+        if underway.status not in IN_FLIGHT:
+            return RollbackDecision(
+                "already-restored",
+                f"deployment {underway.deployment_id} was under way when the alarm fired and ended "
+                f"{underway.status} at {underway.ended_at}; the endpoint serves {current_config}",
+            )
+        # An alarm the guardrails do not watch (the accuracy drop): the endpoint no longer
+        # updates (the handler waits for that), so what serves now is judged as below.
     at_alarm = served_at(records, alarm_at)
     if (at_alarm is not None and served is not None and at_alarm.kind == "deploy"
             and at_alarm.new_endpoint_config != current_config and at_alarm.started_at > served.started_at):
