@@ -333,8 +333,17 @@ def deploy_v1(story: Story) -> None:
     with story.phase("v1 known-good") as phase:
         phase.happened = (f"{record.new_endpoint_config} SERVING since {record.known_good_at}: all traffic "
                           f"through the {config.serving.deployment.termination_wait_seconds} s bake, "
-                          "no critical alarm")
+                          f"no critical alarm; {_baseline(record, config.alarms.baseline_floor_ms)}")
         phase.where = f"deployments table {story.facts['names'].base}-deployments"
+
+
+def _baseline(record: Any, floor: float) -> str:
+    """What the p95 alarm now divides by (the deploy handler measured it over the bake)."""
+    if record.latency_baseline_us is None:
+        return "latency baseline not measured (too few invocations): the configured one holds"
+    counted = f" (counts as the {floor:g} ms floor)" if record.latency_baseline_us < floor * 1000 else ""
+    return (f"latency baseline p95 {record.latency_baseline_us / 1000:.2f} ms over "
+            f"{record.latency_baseline_invocations} invocations{counted}")
 
 
 def broken_v2(story: Story) -> None:
@@ -440,7 +449,9 @@ def retrain_v3(story: Story) -> None:
         story.facts["v3_record"] = record
         _all_answered(sent, "v3")
         phase.happened = (f"v3 Approved ({_clip(package.get('ApprovalDescription') or '', 60)}); "
-                          f"{record.new_endpoint_config} SERVING after the bake, {sent['requests']} requests")
+                          f"{record.new_endpoint_config} SERVING after the bake, "
+                          f"{sent['requests']} requests; "
+                          f"{_baseline(record, story.facts['config'].alarms.baseline_floor_ms)}")
         phase.where = story.audit_where("gate, deploy")
 
 

@@ -5,6 +5,7 @@
     endpoint (deployment) state change --^                                  (known-good, rolled back)
     critical alarm -> ALARM   --rule--> rollback queue --> rollback handler (last known-good)
     drift/accuracy -> ALARM   --rule--> retrain queue  --> retrain handler  (one run per cooldown)
+    baseline schedule         --rule--^                                     (latency baseline metric)
     drift schedule            --rule--> drift queue    --> drift handler    (reports + metrics)
     quality schedule          --rule--> quality queue  --> quality handler  (ground-truth join, metrics)
 
@@ -23,7 +24,7 @@ from typing import Any
 from stacks import moto_gaps
 from stacks.binding import Construct, aws
 from stacks.config import Environment
-from stacks.constructs.endpoint_alarms import QUALITY, EndpointAlarms
+from stacks.constructs.endpoint_alarms import LATENCY_BASELINE_SCHEDULE, QUALITY, EndpointAlarms
 from stacks.constructs.event_queue import EventQueue, EventQueueProps, EventRule
 from stacks.constructs.lambda_function import LambdaFunction, LambdaFunctionProps
 from stacks.constructs.model_endpoint import ModelEndpoint
@@ -86,8 +87,10 @@ class ControlLoop(Construct):
         # The served package (endpoint -> config -> model): a retrain's data starts from its data.
         describe_models = statement("DescribeServedModel", ["sagemaker:DescribeModel"],
                                     [n.naming.sagemaker_arn("model", f"{n.endpoint}-*")])
-        # The accuracy-drop datapoints (no resource-level permissions for GetMetricData).
+        # The accuracy-drop datapoints, a bake's latency (no resource-level permissions for
+        # GetMetricData).
         quality = statement("ReadModelQuality", ["cloudwatch:GetMetricData"], ["*"])
+        latency = statement("ReadBakeLatency", ["cloudwatch:GetMetricData"], ["*"])
         package_events = {"source": ["aws.sagemaker"],
                           "detail-type": ["SageMaker Model Package State Change"]}
 
@@ -104,9 +107,11 @@ class ControlLoop(Construct):
             # name: (what it does, its rules (name suffix: pattern), what it touches beyond the common part)
             "gate": ("judge a newly registered model package", {"": on_packages("PendingManualApproval")},
                      [read_packages, judge_packages, list_packages, reports]),
+            # The schedule refreshes the latency alarm's baseline (latency_baseline.py).
             "deploy": ("deploy an approved model package with the guardrails and follow it",
-                       {"": on_packages("Approved"), "-endpoint": endpoint_events},
-                       [read_packages, judge_packages, list_packages, *operate]),
+                       {"": on_packages("Approved"), "-endpoint": endpoint_events,
+                        "-baseline": LATENCY_BASELINE_SCHEDULE},
+                       [read_packages, judge_packages, list_packages, latency, *operate]),
             "rollback": ("restore the newest known-good deployment on a critical alarm",
                          {"": props.alarms.rollback_event_pattern()},
                          [read_packages, judge_packages, quality, *operate]),
@@ -122,8 +127,8 @@ class ControlLoop(Construct):
             self.queues[name] = EventQueue(self, f"{name}_queue", EventQueueProps(
                 name=f"{n.base}-{name}", kms_key_arn=props.key_arn,
                 alarm_topic_arn=n.topic_arn("warning"), account_id=env.account_id, region=env.region,
-                rules=tuple(EventRule(name=f"{n.base}-{name}{suffix}", description=f"{purpose} ({n.base})",
-                                      event_pattern=pattern) for suffix, pattern in patterns.items()),
+                rules=tuple(_rule(f"{n.base}-{name}{suffix}", f"{purpose} ({n.base})", pattern)
+                            for suffix, pattern in patterns.items()),
                 max_receive_count=QUEUE_MAX_RECEIVES,
                 # One message at a time per endpoint decision keeps leases short and retries cheap.
                 batch_size=1 if name in ("deploy", "rollback") else 10,
@@ -302,6 +307,13 @@ class ControlLoop(Construct):
             layers=() if self.gaps.local else (POWERTOOLS_LAYER.format(region=p.env.region),),
         ))
         return function
+
+
+def _rule(name: str, description: str, pattern: dict[str, Any] | str) -> EventRule:
+    """An event pattern (a dict) or a schedule expression (a string)."""
+    if isinstance(pattern, str):
+        return EventRule(name=name, description=description, schedule=pattern)
+    return EventRule(name=name, description=description, event_pattern=pattern)
 
 
 def _unique_sids(statements: list[Statement]) -> list[Statement]:

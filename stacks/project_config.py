@@ -146,8 +146,13 @@ class Serving(Strict):
 class Alarms(Strict):
     error_rate_percent: Annotated[float, Field(gt=0, le=100)] = 5.0
     latency_multiplier: Annotated[float, Field(gt=1.0, le=100.0)] = 2.0
-    # Fallback p95 baseline until a model's evaluation has recorded one.
+    # The p95 latency baseline until the known-good model's is measured over its bake.
     baseline_latency_ms: Annotated[float, Field(gt=0)] = 50.0
+    # A bake's p95 is a baseline only when it rests on at least this many invocations.
+    baseline_min_invocations: Annotated[int, Field(ge=1)] = 100
+    # A measured baseline below this counts as this: under a few milliseconds a p95 measures the
+    # scheduler more than the model, and twice 2 ms is not a regression worth a page.
+    baseline_floor_ms: Annotated[float, Field(gt=0)] = 5.0
     accuracy_drop_percent: Annotated[float, Field(gt=0, le=100)] = 10.0
     utilization_percent: Annotated[float, Field(gt=0, le=100)] = 80.0
     evaluation_periods: Annotated[int, Field(ge=1, le=60)] = 3

@@ -11,6 +11,10 @@ Events:
   SageMaker's auto-rollback put the old fleet back (the package is marked Rejected with
   SageMaker's reason; audit record and critical topic), FAILED when the endpoint failed.
   Idempotency key: endpoint + event type + status + config + stage + the change's time.
+  On SERVING the record also gets its latency baseline: the p95 ModelLatency over its bake
+  (latency_baseline.py), published at once for the p95 alarm to divide by.
+- "Scheduled Event" of the deploy handler's baseline rule: publish the latency baseline of what
+  the endpoint serves again, a horizon ahead (no decision, no audit record).
 
 Approved packages:
 
@@ -32,10 +36,13 @@ itself on the auto-rollback alarms, and its endpoint events move the record on.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lambdas.shared.control import events, history
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lambdas.shared.control import events, history, latency_baseline
 from lambdas.shared.control.errors import RetryLaterError
 from lambdas.shared.control.promotion import promotion_problems
 from lambdas.shared.control.settings import load_settings
@@ -171,10 +178,20 @@ def track(event: events.EndpointStateChange, invocation: Invocation) -> dict[str
         loop.count("UntrackedEndpointEvents")
         return {"action": "deployment", "decision": "no-change", "subject": settings.endpoint_name}
     record = move.record
+    changes = dict(move.changes)
+    measured = measure_bake(replace(record, **changes)) if move.status == history.SERVING else None
+    if measured is not None:
+        changes.update(measured.as_changes())
     if not loop.history.set_status(
-        record.endpoint_name, record.deployment_id, move.status, expected=record.status, **move.changes
+        record.endpoint_name, record.deployment_id, move.status, expected=record.status, **changes
     ):
         raise RetryLaterError(f"deployment {record.deployment_id} changed while this event was read")
+    if move.status == history.SERVING:
+        inputs["latency_baseline"] = publish_baseline(
+            [replace(r, status=move.status, **changes) if r.deployment_id == record.deployment_id else r
+             for r in records], record.new_endpoint_config)
+        if measured is not None:
+            inputs["latency_measurement"] = measured.describe(settings.latency_baseline_min_invocations)
     inputs.update(
         deployment_id=record.deployment_id,
         kind=record.kind,
@@ -182,7 +199,7 @@ def track(event: events.EndpointStateChange, invocation: Invocation) -> dict[str
         model_package_arn=record.model_package_arn,
         new_endpoint_config=record.new_endpoint_config,
         previous_endpoint_config=record.previous_endpoint_config,
-        **move.changes,
+        **changes,
     )
     if move.status == history.ROLLED_BACK and record.model_package_arn:
         why = f"rolled back by SageMaker at {change.at}: {move.changes['outcome']}"
@@ -204,19 +221,72 @@ def track(event: events.EndpointStateChange, invocation: Invocation) -> dict[str
     )
 
 
+def measure_bake(record: history.Deployment) -> latency_baseline.Measurement | None:
+    """The record's p95 ModelLatency over its bake; None when it cannot be read (the record still
+    becomes known-good: a missing baseline must not hold a deployment back)."""
+    window = latency_baseline.bake_window(record)
+    if window is None:
+        return None
+    try:
+        return latency_baseline.measure(
+            loop.client("cloudwatch"), settings.endpoint_name, settings.variant_name, *window,
+            settings.latency_baseline_min_invocations)
+    except (ClientError, BotoCoreError):
+        loop.logger.exception("latency baseline not measured", extra={"deployment_id": record.deployment_id})
+        loop.count("LatencyBaselineFailures")
+        return None
+
+
+def publish_baseline(records: list[history.Deployment], current_config: str | None) -> dict[str, Any]:
+    """Publish the baseline for what the endpoint serves from now to the horizon ahead. A failure
+    is logged and counted: the next scheduled refresh publishes again."""
+    source = latency_baseline.baseline_for(records, current_config)
+    if source is None or source.latency_baseline_us is None:
+        return {"published": 0, "reason": "no deployment has a measured latency baseline: the alarm "
+                                          "uses the configured one"}
+    horizon = timedelta(minutes=settings.latency_baseline_horizon_minutes)
+    value = latency_baseline.published_value(source.latency_baseline_us, settings.latency_baseline_floor_ms)
+    data = latency_baseline.datapoints(settings.endpoint_name, settings.variant_name, value,
+                                       datetime.now(UTC), settings.latency_baseline_period_seconds, horizon)
+    try:
+        published = latency_baseline.publish(loop.client("cloudwatch"), data)
+    except (ClientError, BotoCoreError):
+        loop.logger.exception("latency baseline not published", extra={"deployment_id": source.deployment_id})
+        loop.count("LatencyBaselineFailures")
+        published = 0
+    return {"published": published, "value_us": value, "measured_p95_us": source.latency_baseline_us,
+            "from": source.deployment_id, "config": source.new_endpoint_config}
+
+
+def refresh(event: events.ScheduledEvent, invocation: Invocation) -> dict[str, Any]:
+    """The schedule's refresh of the latency baseline: no decision, so no audit record."""
+    state = loop.sagemaker.endpoint()
+    result = publish_baseline(loop.history.list(settings.endpoint_name), state.config)
+    loop.logger.info("latency baseline refreshed", extra={"latency_baseline": result})
+    return {"action": "latency-baseline", "decision": "refreshed", "subject": settings.endpoint_name,
+            **result}
+
+
 def accept(message_id: str, body: str | None) -> Any:
-    if events.detail_type(message_id, body) in events.ENDPOINT_EVENTS:
+    kind = events.detail_type(message_id, body)
+    if kind == events.ScheduledEvent.DETAIL_TYPE:
+        return events.scheduled_event(message_id, body)
+    if kind in events.ENDPOINT_EVENTS:
         return events.endpoint_event(message_id, body, settings.endpoint_name)
     return events.package_event(message_id, body, settings.model_package_group, "Approved")
 
 
 def identity(event: Any) -> dict[str, str]:
+    if isinstance(event, events.ScheduledEvent):
+        return events.scheduled_identity(event)
     if isinstance(event, events.EndpointStateChange):
         return events.endpoint_identity(event)
     return events.package_identity(event)
 
 
 def act_on(event: Any, invocation: Invocation) -> dict[str, Any]:
+    if isinstance(event, events.ScheduledEvent):
+        return refresh(event, invocation)
     if isinstance(event, events.EndpointStateChange):
         return track(event, invocation)
     return act(event, invocation)

@@ -10,8 +10,10 @@ Critical (-> critical topic, alarm and OK; and, through an EventBridge rule, the
   and a burst of bad requests alone could roll a good model back. (It also counts the failures
   with no status at all, time-outs and a crashed container, which Invocation5XXErrors misses:
   noted as a follow-up, a separate alarm on them.)
-- p95 ModelLatency > multiplier x the baseline p95 recorded at evaluation (ModelLatency is in
-  microseconds; the threshold is converted).
+- p95 ModelLatency > multiplier x the latency baseline: the known-good model's p95 measured over
+  its bake, which the deploy handler publishes as `MLOps/ControlLoop` `LatencyBaselineP95`; the
+  alarm divides by it with metric math (threshold: the multiplier), and falls back to the
+  configured `alarms.baseline_latency_ms` until a baseline is measured.
 - accuracy drop: `MLOps/ModelQuality` `AccuracyDropPercent` > threshold. It goes to the rollback
   and the retrain queue: both handlers take the same decision (history.accuracy_drop_cause) and
   act on their half of it: a drop that began under the newest deployment is the model's (roll
@@ -102,9 +104,9 @@ class EndpointAlarmsProps:
         return self.baseline_latency_ms or self.alarms.baseline_latency_ms
 
     @property
-    def latency_threshold_us(self) -> float:
-        # ModelLatency is reported in microseconds.
-        return round(self.alarms.latency_multiplier * self.baseline_ms * 1000, 3)
+    def default_baseline_us(self) -> float:
+        """The baseline until one is measured (ModelLatency is reported in microseconds)."""
+        return round(self.baseline_ms * 1000, 3)
 
     @property
     def cpu_threshold_percent(self) -> float:
@@ -134,12 +136,7 @@ class EndpointAlarms(Construct):
         self.alarms: dict[str, aws.cloudwatch_metric_alarm.CloudwatchMetricAlarm] = {}
 
         self._error_rate(variant)
-        self._alarm(
-            "latency-p95",
-            f"p95 model latency above {a.latency_multiplier:g}x the {p.baseline_ms:g} ms baseline",
-            namespace=SAGEMAKER, metric_name="ModelLatency", dimensions=variant,
-            extended_statistic="p95", threshold=p.latency_threshold_us, **live,
-        )
+        self._latency(variant)
         self._alarm(
             "accuracy-drop",
             f"accuracy dropped more than {a.accuracy_drop_percent:g}% against the evaluation "
@@ -206,6 +203,11 @@ class EndpointAlarms(Construct):
             # Both handlers tell a model that changed from data that did by these.
             "ACCURACY_ALARM": self.alarms["accuracy-drop"].alarm_name,
             "ACCURACY_DROP_PERCENT": f"{self.props.alarms.accuracy_drop_percent:g}",
+            # The deploy handler measures and publishes the latency alarm's baseline.
+            "LATENCY_BASELINE_PERIOD_SECONDS": str(self.props.alarms.period_seconds),
+            "LATENCY_BASELINE_MIN_INVOCATIONS": str(self.props.alarms.baseline_min_invocations),
+            "LATENCY_BASELINE_FLOOR_MS": f"{self.props.alarms.baseline_floor_ms:g}",
+            "LATENCY_BASELINE_HORIZON_MINUTES": str(LATENCY_BASELINE_HORIZON_MINUTES),
         }
 
     def rollback_event_pattern(self) -> dict[str, Any]:
@@ -264,6 +266,39 @@ class EndpointAlarms(Construct):
             ],
         )
 
+    def _latency(self, variant: dict[str, str]) -> None:
+        """p95 ModelLatency over the known-good model's measured p95, which the deploy handler
+        publishes (lambdas/shared/control/latency_baseline.py): the threshold is the multiplier,
+        so Terraform owns it and no handler rewrites it. No measured baseline yet (a new
+        endpoint, a quiet bake): the configured one, through FILL."""
+        p, a = self.props, self.props.alarms
+        mq = aws.cloudwatch_metric_alarm
+
+        def metric(id_: str, namespace: str, name: str, stat: str) -> Any:
+            return mq.CloudwatchMetricAlarmMetricQuery(
+                id=id_, return_data=False,
+                metric=mq.CloudwatchMetricAlarmMetricQueryMetric(
+                    namespace=namespace, metric_name=name, dimensions=variant,
+                    period=a.period_seconds, stat=stat),
+            )
+
+        self._alarm(
+            "latency-p95",
+            f"p95 model latency above {a.latency_multiplier:g}x the known-good model's measured p95 "
+            f"({LATENCY_BASELINE_NAMESPACE} {LATENCY_BASELINE}; {p.baseline_ms:g} ms until one is measured)",
+            threshold=a.latency_multiplier,
+            evaluation_periods=a.evaluation_periods,
+            metric_query=[
+                mq.CloudwatchMetricAlarmMetricQuery(
+                    id="latency_ratio", expression=latency_ratio_expression(p.default_baseline_us),
+                    label="p95 latency / baseline", return_data=True,
+                ),
+                metric("latency_p95", SAGEMAKER, "ModelLatency", "p95"),
+                # Maximum: overlapping refreshes share timestamps (see latency_baseline.py).
+                metric("baseline_p95", LATENCY_BASELINE_NAMESPACE, LATENCY_BASELINE, "Maximum"),
+            ],
+        )
+
     # Dashboard.
     def _dashboard(self) -> str:
         p, a, d = self.props, self.props.alarms, self.props.drift
@@ -275,12 +310,16 @@ class EndpointAlarms(Construct):
         def latency(stat: str) -> list:
             return [*sm, "ModelLatency", *dims, {"stat": stat, "id": stat, "visible": False}]
 
+        baseline = [LATENCY_BASELINE_NAMESPACE, LATENCY_BASELINE, *dims,
+                    {"stat": "Maximum", "id": "baseline_p95", "visible": False}]
         widgets = [
             _widget("Model latency (ms)", p.region, [
-                latency("p50"), latency("p95"), latency("p99"),
+                latency("p50"), latency("p95"), latency("p99"), baseline,
                 *[[{"expression": f"{s}/1000", "label": f"{s} ms", "id": f"{s}_ms"}]
                   for s in ("p50", "p95", "p99")],
-            ], annotations=[("p95 alarm", p.latency_threshold_us / 1000)]),
+                [{"expression": f"{a.latency_multiplier:g}*FILL(baseline_p95,{p.default_baseline_us:g})/1000",
+                  "label": "p95 alarm (ms)", "id": "p95_alarm"}],
+            ]),
             _widget("Invocations and errors", p.region, [
                 [*sm, name, *dims, {"stat": "Sum"}]
                 for name in ("Invocations", "Invocation4XXErrors", "Invocation5XXErrors",
@@ -320,6 +359,17 @@ class EndpointAlarms(Construct):
 # The error-rate alarm's metrics, by the ids its expression names.
 ERROR_RATE_METRICS = {"Invocation5XXErrors": "errors_5xx", "Invocations": "invocations"}
 ERROR_RATE_EXPRESSION = "100*FILL(errors_5xx,0)/invocations"
+# The latency baseline's metric (lambdas/shared/control/latency_baseline.py publishes it).
+LATENCY_BASELINE_NAMESPACE = "MLOps/ControlLoop"
+LATENCY_BASELINE = "LatencyBaselineP95"
+# The deploy handler refreshes it on this schedule, each time this far ahead: one missed refresh
+# leaves no period uncovered.
+LATENCY_BASELINE_SCHEDULE = "rate(5 minutes)"
+LATENCY_BASELINE_HORIZON_MINUTES = 15
+
+
+def latency_ratio_expression(default_baseline_us: float) -> str:
+    return f"latency_p95/FILL(baseline_p95,{default_baseline_us:g})"
 
 
 def alarm_state_pattern(alarm_names: list[str]) -> dict[str, Any]:

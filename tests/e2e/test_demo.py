@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,13 @@ def test_the_story_left_every_transition_in_the_records(server):
     deploys = {r.model_package_arn: r for r in history if r.kind == "deploy"}
     first, broken, third = (deploys[p["ModelPackageArn"]] for p in (v1, v2, v3))
     assert first.known_good_at and first.traffic_at
+    # Its bake's p95 is the latency alarm's baseline, published for the alarm to divide by.
+    assert first.latency_baseline_us and first.latency_baseline_invocations >= 100, first
+    published = server.client("cloudwatch").get_metric_statistics(
+        Namespace="MLOps/ControlLoop", MetricName="LatencyBaselineP95", Statistics=["Maximum"], Period=60,
+        StartTime=first.known_good_at, EndTime=datetime.now(UTC) + timedelta(minutes=5),
+        Dimensions=[{"Name": "EndpointName", "Value": ENDPOINT}, {"Name": "VariantName", "Value": "primary"}])
+    assert published["Datapoints"], "no latency baseline published"
     assert broken.status == "ROLLED_BACK" and broken.known_good_at is None and broken.outcome
     assert third.known_good_at, third  # baked before the drill
     (rollback,) = [r for r in history if r.kind == "rollback"]

@@ -863,3 +863,51 @@ def test_a_drift_alarm_retrains_and_changes_nothing_served(world):
     created = world.sm.describe_model_package(ModelPackageName=v1)["CreationTime"]
     assert parameters == [{"Name": "ProductionDataSince", "Value": created.astimezone(UTC).strftime(
         "%Y-%m-%dT%H:%M:%SZ")}]
+
+
+def scheduled_event(rule: str) -> dict[str, Any]:
+    """A schedule rule's event, as the EventBridge user guide shows it."""
+    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": ACCOUNT, "region": "us-east-1",
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "resources": [f"arn:aws:events:us-east-1:{ACCOUNT}:rule/{rule}"], "detail": {}}
+
+
+def baseline_points(world: World, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    got = world.server.client("cloudwatch").get_metric_statistics(
+        Namespace="MLOps/ControlLoop", MetricName="LatencyBaselineP95", StartTime=since, EndTime=until,
+        Period=60, Statistics=["Maximum"],
+        Dimensions=[{"Name": "EndpointName", "Value": ENDPOINT}, {"Name": "VariantName", "Value": "primary"}])
+    return sorted(got["Datapoints"], key=lambda d: d["Timestamp"])
+
+
+def test_the_schedule_publishes_the_served_models_latency_baseline_ahead(world):
+    world.bootstrap_endpoint()
+    v1 = world.register(GOOD, "run-1")
+    gate_and_deploy(world, v1)
+    (record,) = world.deployments("deploy")
+    # No endpoint traffic in this world: the bake measured nothing, the alarm keeps the
+    # configured baseline, and the record still became known-good.
+    assert record["status"] == "SERVING" and "latency_baseline_us" not in record
+    inputs = json.loads(world.audit("deployment")[-1]["inputs"])
+    assert inputs["latency_baseline"]["published"] == 0
+    assert "0 invocations" in inputs["latency_measurement"]
+
+    # A measured bake (as the local endpoint runtime's traffic gives one): the schedule publishes it.
+    world.ddb.update_item(
+        TableName=world.env["DEPLOYMENTS_TABLE"],
+        Key={"endpoint_name": {"S": ENDPOINT}, "deployment_id": {"S": record["deployment_id"]}},
+        UpdateExpression="SET latency_baseline_us = :v, latency_baseline_invocations = :n",
+        ExpressionAttributeValues={":v": {"N": "6200.5"}, ":n": {"N": "180"}})
+    audited = len(world.items("AUDIT_TABLE"))
+    now = datetime.now(UTC)
+    world.deliver_ok("deploy", scheduled_event("mlops-dev-demo-deploy-baseline"))
+    points = baseline_points(world, now - timedelta(minutes=1), now + timedelta(minutes=16))
+    assert {p["Maximum"] for p in points} == {6200.5}  # above the 5 ms floor: as measured
+    # Every minute from now to the horizon (15 minutes) ahead.
+    assert points[0]["Timestamp"] <= now and points[-1]["Timestamp"] >= now + timedelta(minutes=14)
+    assert len(world.items("AUDIT_TABLE")) == audited  # a refresh decides nothing
+    # A malformed schedule event fails alone, naming the field.
+    bad = scheduled_event("x")
+    bad["source"] = "aws.sagemaker"
+    assert len(world.deliver("deploy", bad)) == 1

@@ -238,9 +238,18 @@ def test_alarm_thresholds_follow_the_config(doc, environments):
     metrics = {q["id"]: q["metric"]["metric_name"] for q in rate["metric_query"] if "metric" in q}
     assert metrics == {"errors_5xx": "Invocation5XXErrors", "invocations": "Invocations"}
     latency = alarms["critical-latency-p95"]
-    # 2x the 40 ms baseline, in microseconds (ModelLatency's unit).
-    assert (latency["extended_statistic"], latency["threshold"]) == ("p95", 80_000)
-    assert latency["dimensions"]["VariantName"] == "primary"
+    # p95 over the published baseline, 2x: the threshold is the multiplier; until a baseline is
+    # measured, the configured 40 ms, in microseconds (ModelLatency's unit).
+    assert latency["threshold"] == 2
+    ratio = next(q for q in latency["metric_query"] if q.get("return_data"))
+    assert ratio["expression"] == "latency_p95/FILL(baseline_p95,40000)"
+    queried = {q["id"]: q["metric"] for q in latency["metric_query"] if "metric" in q}
+    assert (queried["latency_p95"]["metric_name"], queried["latency_p95"]["stat"]) == ("ModelLatency", "p95")
+    assert (queried["baseline_p95"]["namespace"], queried["baseline_p95"]["metric_name"],
+            queried["baseline_p95"]["stat"]) == ("MLOps/ControlLoop", "LatencyBaselineP95", "Maximum")
+    for metric in queried.values():
+        assert metric["dimensions"]["VariantName"] == "primary"
+        assert metric["period"] == 60
     accuracy = alarms["critical-accuracy-drop"]
     assert (accuracy["namespace"], accuracy["metric_name"], accuracy["threshold"]) == (
         "MLOps/ModelQuality", "AccuracyDropPercent", 10)

@@ -12,6 +12,7 @@ Acting (boto3):
     shell.py      the Lambda shell: SQS batch, idempotency, logs, metrics, audit + SNS
     dynamo.py     leases, deployment history, audit log
     serving.py    SageMaker registry, models, endpoint configs, endpoint
+    latency_baseline.py  the known-good model's p95 over its bake, published for the p95 alarm
     errors.py     why a record fails
 
 Imports nothing beyond the standard library, boto3 and Powertools, and no pydantic: settings and

@@ -14,6 +14,8 @@ is kept as sent, so the audit record can carry it.
 - "SageMaker Endpoint State Change" (source aws.sagemaker): detail holds the endpoint as
   DescribeEndpoint returns it (EndpointName, EndpointConfigName, EndpointStatus in capitals:
   IN_SERVICE, UPDATING, FAILED, ...; FailureReason; times in epoch milliseconds).
+- "Scheduled Event" (source aws.events): a schedule rule's firing; only `time` and `resources`
+  (the rule's ARN) are read.
 - "SageMaker Endpoint Deployment State Change" (source aws.sagemaker): the same, plus
   PendingDeploymentSummary {EndpointConfigName, ProductionVariants[].VariantStatus[{Status:
   Creating | Updating | Deleting | ActivatingTraffic | Baking, StatusMessage, StartTime}]}.
@@ -153,6 +155,21 @@ class AlarmStateChange(EventBridgeEvent):
     @property
     def changed_at(self) -> datetime:
         return to_datetime(self.alarm.state.timestamp)
+
+
+class ScheduledEvent(EventBridgeEvent):
+    """An EventBridge schedule rule's event (source aws.events, empty detail)."""
+
+    DETAIL_TYPE: ClassVar[str] = "Scheduled Event"
+    REQUIRED: ClassVar[dict[str, Check]] = {
+        **ENVELOPE,
+        "source": one_of("aws.events"),
+        "detail-type": one_of(DETAIL_TYPE),
+    }
+
+    @property
+    def changed_at(self) -> datetime:
+        return to_datetime(self.time)
 
 
 def pending_deployment(value: Any) -> dict[str, Any]:
@@ -322,6 +339,15 @@ def endpoint_event(
             else EndpointStateChange)
     event = parse_body(message_id, body, kind)
     return event if event.endpoint_name == endpoint_name else None
+
+
+def scheduled_event(message_id: str, body: str | None) -> ScheduledEvent:
+    return parse_body(message_id, body, ScheduledEvent)
+
+
+def scheduled_identity(event: ScheduledEvent) -> dict[str, str]:
+    # One firing of one rule.
+    return {"rule": ",".join(event.resources), "time": event.changed_at.isoformat()}
 
 
 def endpoint_identity(event: EndpointStateChange) -> dict[str, str]:

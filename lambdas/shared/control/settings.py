@@ -35,6 +35,10 @@ deploy, rollback, retrain) take the same set, so the stack builds one environmen
 | `ACCURACY_ALARM` | no | the accuracy-drop alarm (both lists): the model changed -> rollback, else retrain |
 | `ACCURACY_DROP_PERCENT` | no: `10` | its threshold: a window at or under it was healthy |
 | `QUALITY_WINDOW_MINUTES` | no: `60` | the quality check's window (a healthy one lies after a deployment) |
+| `LATENCY_BASELINE_PERIOD_SECONDS` | no: `60` | the latency alarm's period: a baseline datapoint each |
+| `LATENCY_BASELINE_MIN_INVOCATIONS` | no: `100` | a bake's p95 counts over this many invocations |
+| `LATENCY_BASELINE_FLOOR_MS` | no: `5` | a measured baseline below this counts as this |
+| `LATENCY_BASELINE_HORIZON_MINUTES` | no: `15` | each refresh publishes this far ahead (<= 110) |
 | `APPROVER_ROLE_ARN` | in prod | the IAM role whose sessions may approve prod packages |
 | `PROMOTION_SOURCE_GROUP` | in prod | the staging model package group prod packages are promoted from |
 | `POWERTOOLS_SERVICE_NAME` | no | not used: logs and metrics name the handler (gate, deploy, ...) |
@@ -143,6 +147,12 @@ class Settings:
     accuracy_drop_percent: float = setting("ACCURACY_DROP_PERCENT", positive, default=10.0)
     quality_window_minutes: int = setting("QUALITY_WINDOW_MINUTES", whole(1), default=60)
     network_isolation: bool = setting("NETWORK_ISOLATION", boolean, default=True)
+    latency_baseline_period_seconds: int = setting("LATENCY_BASELINE_PERIOD_SECONDS", whole(1, 3600),
+                                                   default=60)
+    latency_baseline_min_invocations: int = setting("LATENCY_BASELINE_MIN_INVOCATIONS", whole(1), default=100)
+    latency_baseline_floor_ms: float = setting("LATENCY_BASELINE_FLOOR_MS", positive, default=5.0)
+    latency_baseline_horizon_minutes: int = setting("LATENCY_BASELINE_HORIZON_MINUTES", whole(1, 110),
+                                                    default=15)
     approver_role_arn: str | None = setting("APPROVER_ROLE_ARN", arn, default=None)
     promotion_source_group: str | None = setting("PROMOTION_SOURCE_GROUP", name, default=None)
 
