@@ -277,12 +277,22 @@ class ControlLoop(Construct):
 
     def _common(self) -> list[Statement]:
         p, n = self.props, self.props.names
-        tables = [t.arn for t in self.tables.values()]
+        def arns(*settings: str) -> list[str]:
+            tables = [self.tables[s].arn for s in settings]
+            return [*tables, *(f"{t}/index/*" for t in tables)]
+
+        read = ["dynamodb:GetItem", "dynamodb:Query"]
         return [
+            # Leases are released and failed idempotency records removed.
             statement("UseControlTables",
-                      ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-                       "dynamodb:Query", "dynamodb:ConditionCheckItem"],
-                      [*tables, *(f"{t}/index/*" for t in tables)]),
+                      [*read, "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                       "dynamodb:ConditionCheckItem"],
+                      arns("locks_table", "idempotency_table")),
+            # The deployment history and the audit trail are evidence: records are added (and a
+            # deployment's status moves on), never deleted; audit records never change.
+            statement("RecordDeployments", [*read, "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                      arns("deployments_table")),
+            statement("AppendAuditRecords", [*read, "dynamodb:PutItem"], arns("audit_table")),
             statement("NotifyAlerts", ["sns:Publish"], [n.topic_arn("critical"), n.topic_arn("warning")]),
             statement("UsePlatformKey", ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
                       [p.key_arn]),

@@ -237,6 +237,13 @@ def platform_admin(refs: PlatformRefs) -> list[Statement]:
     ]
     return [
         statement("ManageBuckets", ["s3:*"], [n.all_buckets_arn, f"{n.all_buckets_arn}/*"]),
+        # The control loops' audit records are evidence, also against the admin: read them, never
+        # rewrite (a plain put overwrites), delete or drop them.
+        statement("NeverRewriteAudit",
+                  ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                   "dynamodb:BatchWriteItem", "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate",
+                   "dynamodb:PartiQLDelete", "dynamodb:DeleteTable"],
+                  [n.arn("dynamodb", f"table/{n.prefix}-*-audit")], effect="Deny"),
         *[
             statement(f"Manage{service.title().replace('-', '')}", [f"{service}:*"], arns)
             for service, arns in region_scoped

@@ -180,6 +180,7 @@ class PlatformStack(cdktf.TerraformStack):
                 path=n.role_path,
                 account_id=env.account_id,
                 trail_arn=trail_props.arn,
+                audit_table_arn_pattern=n.arn("dynamodb", f"table/{n.prefix}-*-audit"),
             ),
         )
         self._roles()

@@ -28,6 +28,8 @@ class PermissionBoundaryProps:
     path: str
     account_id: str
     trail_arn: str
+    # The control loops' audit tables (`<prefix>-<project>-audit`): records are only ever added.
+    audit_table_arn_pattern: str
 
 
 class PermissionBoundary(Construct):
@@ -83,6 +85,16 @@ class PermissionBoundary(Construct):
                         ["cloudtrail:StopLogging", "cloudtrail:DeleteTrail",
                          "cloudtrail:UpdateTrail", "cloudtrail:PutEventSelectors"],
                         [props.trail_arn],
+                        effect="Deny",
+                    ),
+                    statement(
+                        # Audit records are evidence: the handlers add them with a conditional
+                        # put, and no role changes or deletes one (DynamoDB has no IAM condition
+                        # on a put's own condition, so overwriting puts are the personas' deny).
+                        "DenyAuditRecordChanges",
+                        ["dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem",
+                         "dynamodb:PartiQLDelete", "dynamodb:PartiQLUpdate"],
+                        [props.audit_table_arn_pattern],
                         effect="Deny",
                     ),
                     statement(

@@ -911,3 +911,19 @@ def test_the_schedule_publishes_the_served_models_latency_baseline_ahead(world):
     bad = scheduled_event("x")
     bad["source"] = "aws.sagemaker"
     assert len(world.deliver("deploy", bad)) == 1
+
+
+def test_an_audit_record_is_written_once_and_never_overwritten(world):
+    from lambdas.shared.control.dynamo import AuditLog
+
+    log = AuditLog(world.ddb, world.env["AUDIT_TABLE"])
+    decision = {"subject": ENDPOINT, "action": "rollback", "decision": "rolled-back", "reasons": ["first"],
+                "inputs": {"n": 1}, "event_time": datetime(2026, 12, 1, 12, tzinfo=UTC),
+                "identity": '{"alarm": "x"}', "context": {"project": "demo"}}
+    first = log.write(**decision)
+    assert "already_recorded" not in first
+    time.sleep(0.002)
+    again = log.write(**{**decision, "reasons": ["a retry's other words"]})
+    assert again["already_recorded"] is True and again["audit_id"] == first["audit_id"]
+    (stored,) = world.audit("rollback")
+    assert (stored["reasons"], stored["recorded_at"]) == (["first"], first["recorded_at"])

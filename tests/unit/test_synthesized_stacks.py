@@ -292,3 +292,47 @@ def test_local_provider_talks_only_to_the_local_endpoint(synth_all, environments
         assert "endpoints" not in provider
         # A wrong profile cannot touch another account.
         assert provider["allowed_account_ids"] == [environments[env].account_id]
+
+
+def _listed(value):
+    return [value] if isinstance(value, str) else value
+
+
+def test_audit_records_are_only_ever_added(synth_all, environments):
+    """No role changes or deletes an audit record: the handlers may only add them (and add them
+    conditionally), the boundary denies every change, and the admin may not even overwrite one."""
+    for env in ENVS:
+        account, region = environments[env].account_id, environments[env].region
+        audit = f"arn:aws:dynamodb:{region}:{account}:table/mlops-{env}-demo-audit"
+        platform = synth_all.json(f"platform-{env}")
+        boundary = json.loads(next(iter(resources(platform, "aws_iam_policy").values()))["policy"])
+        denied = next(s for s in boundary["Statement"] if s["Sid"] == "DenyAuditRecordChanges")
+        assert denied["Effect"] == "Deny"
+        assert {"dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"} <= set(
+            denied["Action"])
+        assert fnmatch.fnmatchcase(audit, denied["Resource"])
+        assert not fnmatch.fnmatchcase(audit.replace("-audit", "-locks"), denied["Resource"])
+        admin = next(json.loads(p["policy"]) for p in resources(platform, "aws_iam_role_policy").values()
+                     if p["name"] == f"mlops-{env}-platform-admin-permissions")
+        rewrite = next(s for s in admin["Statement"] if s["Sid"] == "NeverRewriteAudit")
+        assert rewrite["Effect"] == "Deny" and "dynamodb:PutItem" in rewrite["Action"]
+        assert fnmatch.fnmatchcase(audit, rewrite["Resource"])
+
+        project = synth_all.json(f"project-demo-{env}")
+        tables = {t["name"]: rid for rid, t in resources(project, "aws_dynamodb_table").items()}
+        evidence = {f"${{aws_dynamodb_table.{tables[f'mlops-{env}-demo-{t}']}.arn}}"
+                    for t in ("audit", "deployments")}
+        audit_ref = f"${{aws_dynamodb_table.{tables[f'mlops-{env}-demo-audit']}.arn}}"
+        appenders = 0
+        for policy in (json.loads(p["policy"]) for p in resources(project, "aws_iam_role_policy").values()):
+            for st in policy["Statement"]:
+                actions = _listed(st["Action"])
+                if st["Effect"] != "Allow" or not any(a.startswith("dynamodb:") for a in actions):
+                    continue
+                touched = {r.removesuffix("/index/*") for r in _listed(st["Resource"])}
+                if touched & evidence:
+                    assert "dynamodb:DeleteItem" not in actions, st
+                if audit_ref in touched:
+                    assert set(actions) == {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"}
+                    appenders += 1
+        assert appenders == 4  # gate, deploy, rollback, retrain

@@ -203,10 +203,11 @@ class DeploymentHistory:
 
 
 class AuditLog:
-    """Decision records. The key comes from the decision's identity (event time, action, the
-    idempotency key, the decision), so a retried decision overwrites its own record instead of
-    adding one, and a different decision on the same event (e.g. a redelivery after the
-    idempotency record expired, finding the world changed) adds its own."""
+    """Decision records, only ever added. The key comes from the decision's identity (event time,
+    action, the idempotency key, the decision), so a retried decision finds its record already
+    written and leaves it as it was (the first is the evidence), and a different decision on the
+    same event (e.g. a redelivery after the idempotency record expired, finding the world
+    changed) adds its own."""
 
     def __init__(self, client: Any, table: str):
         self.client, self.table = client, table
@@ -235,5 +236,11 @@ class AuditLog:
             "recorded_at": iso(datetime.now(UTC)),
             **context,
         }
-        self.client.put_item(TableName=self.table, Item=to_item(record))
+        try:
+            self.client.put_item(TableName=self.table, Item=to_item(record),
+                                 ConditionExpression="attribute_not_exists(audit_id)")
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+            return {**record, "already_recorded": True}
         return record
