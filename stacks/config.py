@@ -7,6 +7,8 @@ half-deployed. The models forbid unknown keys: a typo in a setting is an error, 
 from __future__ import annotations
 
 import ipaddress
+import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -254,8 +256,13 @@ class ConfigError(Exception):
     """A configuration file is wrong. `str()` is one line per problem: `file: field: reason`."""
 
     def __init__(self, problems: list[tuple[str, str, str]]):
-        self.problems = problems
-        super().__init__("\n".join(f"{f}: {field}: {reason}" for f, field, reason in problems))
+        # One line each, whatever a parser's message or a file's key holds.
+        self.problems = [(_one_line(f), _one_line(field), _one_line(reason)) for f, field, reason in problems]
+        super().__init__("\n".join(f"{f}: {field}: {reason}" for f, field, reason in self.problems))
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split()) or repr(text)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -308,7 +315,9 @@ def _field_path(loc: tuple[Any, ...]) -> str:
         elif item in ("local", "s3") and parts and parts[-1] == "state":
             continue  # pydantic names the union branch; the user only wrote `state:`
         else:
-            parts.append(("." if parts else "") + str(item))
+            # A key only a typo or a generator writes (blank, a newline, a dot) is shown quoted.
+            name = str(item) if re.fullmatch(r"[\w-]+", str(item)) else json.dumps(str(item))
+            parts.append(("." if parts else "") + name)
     return "".join(parts) or "(top level)"
 
 

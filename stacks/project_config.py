@@ -278,11 +278,14 @@ def load_project_all(path: Path, root: Path | None = None) -> dict[str, ProjectC
     problems: list[tuple[str, str, str]] = []
     if not isinstance(overrides, dict):
         raise ConfigError([(display, "overrides", "must be a mapping of environment -> settings")])
-    for env_name in overrides:
+    for env_name, override in overrides.items():
         if env_name not in ENVIRONMENT_NAMES:
             problems.append(
                 (display, f"overrides.{env_name}", f"unknown environment; one of {ENVIRONMENT_NAMES}")
             )
+        elif override is not None and not isinstance(override, dict):
+            problems.append((display, f"overrides.{env_name}",
+                             f"must be a mapping of settings, got {type(override).__name__}"))
     try:
         base = ProjectConfig.model_validate(data)
     except ValidationError as exc:
@@ -292,6 +295,8 @@ def load_project_all(path: Path, root: Path | None = None) -> dict[str, ProjectC
     projects: dict[str, ProjectConfig] = {}
     for env_name in base.environments:
         override = overrides.get(env_name) or {}
+        if not isinstance(override, dict):
+            continue  # named above
         for key in ("name", "team", "task", "environments"):
             if key in override:
                 problems.append((display, f"overrides.{env_name}.{key}", "cannot differ per environment"))
@@ -303,7 +308,8 @@ def load_project_all(path: Path, root: Path | None = None) -> dict[str, ProjectC
             continue
         period = projects[env_name].alarms.period_seconds
         if period < SAGEMAKER_METRIC_PERIOD and env_name != "local":
-            overridden = "period_seconds" in (override.get("alarms") or {})
+            alarms = override.get("alarms")
+            overridden = isinstance(alarms, dict) and "period_seconds" in alarms
             where = f"overrides.{env_name}.alarms.period_seconds" if overridden else "alarms.period_seconds"
             problems.append((display, where, f"{period} s is below the {SAGEMAKER_METRIC_PERIOD} s at which "
                              f"SageMaker publishes endpoint metrics in {env_name}: sub-minute periods are "

@@ -65,7 +65,8 @@ class ServingTestStack(cdktf.TerraformStack):
         }
         boundary = PermissionBoundary(self, "boundary", PermissionBoundaryProps(
             name=n.name("test-boundary"), path=n.role_path, account_id=env.account_id,
-            trail_arn=n.arn("cloudtrail", f"trail/{n.name('audit')}")))
+            trail_arn=n.arn("cloudtrail", f"trail/{n.name('audit')}"),
+            audit_table_arn_pattern=n.arn("dynamodb", f"table/{n.prefix}-*-audit")))
         capture_bucket = n.bucket("capture")
         execution_role = ScopedRole(self, "execution_role", ScopedRoleProps(
             name=n.name("test-endpoint-execution"), description="test endpoints",

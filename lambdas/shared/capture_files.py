@@ -29,7 +29,7 @@ class Malformed(Exception):
 
 def decode(block: Mapping[str, Any]) -> tuple[str, str]:
     """(payload text, content kind 'csv' | 'json' | 'jsonlines') of a captureData block."""
-    data = block["data"]
+    data = block.get("data") if isinstance(block, Mapping) else None
     if not isinstance(data, str):
         raise Malformed("missing_keys")
     encoding = str(block.get("encoding", "")).upper()

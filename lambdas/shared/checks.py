@@ -28,7 +28,10 @@ Check = Callable[[Any], Any]
 
 
 def text(value: Any) -> str:
-    result = str(value).strip()
+    """A non-blank string (an environment variable, a JSON string: never a number or a list)."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {type(value).__name__}")
+    result = value.strip()
     if not result:
         raise ValueError("must not be empty")
     return result

@@ -407,6 +407,45 @@ def test_inference_round_trip(chain):
     np.testing.assert_allclose(scores, expected, rtol=0, atol=0)
 
 
+def test_fuzzed_requests_are_answered_or_refused_with_a_reason(chain):
+    """The serve entry's request parsing, as the model server calls it (input_fn -> predict_fn ->
+    output_fn), on thousands of generated bodies and headers: a prediction per row, or BadRequest
+    with a status and a reason; never another exception (that would be a 500, a server fault)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    inference = load_inference()
+    model = inference.model_fn(str(chain.model))
+    row = pd.read_csv(chain.splits / "test" / "test.csv")[model.features].head(1)
+    good = row.to_csv(header=False, index=False).strip()
+    cells = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr), st.text(max_size=8),
+                      st.just(""), st.sampled_from(good.split(",")))
+    csv_rows = st.lists(st.lists(cells, min_size=0, max_size=32).map(",".join), min_size=0, max_size=3)
+    json_cell = st.one_of(st.none(), st.booleans(), st.floats(allow_nan=False), st.text(max_size=6))
+    bodies = st.one_of(
+        csv_rows.map("\n".join), st.binary(max_size=64).map(lambda b: b.decode("latin-1")),
+        st.lists(st.lists(json_cell, max_size=32), max_size=3).map(lambda r: json.dumps({"instances": r})),
+        st.dictionaries(st.sampled_from(model.features), json_cell, max_size=32).map(
+            lambda d: json.dumps({"instances": [d]})),
+        st.just(good))
+    media = st.sampled_from(["text/csv", "application/json", "text/csv; charset=utf-8", "application/x-npy",
+                             "", None, "application/json; charset=latin-1"])
+
+    @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(bodies, media, media)
+    def request(body, content_type, accept):
+        try:
+            rows = inference.input_fn(body.encode("utf-8", "surrogatepass"), content_type)
+            scores = inference.predict_fn(rows, model)
+            text, _ = inference.output_fn(scores, accept)
+        except inference.BadRequest as refused:
+            assert 400 <= refused.status < 500 and str(refused), refused
+            return
+        assert len(np.asarray(scores).ravel()) == len(rows) and text
+
+    request()
+
+
 def test_inference_rejects_bad_requests(chain):
     inference = load_inference()
     model = inference.model_fn(str(chain.model))

@@ -69,6 +69,7 @@ MALFORMED_REASONS = (
     "unsupported_content_type",
     "invalid_json_payload",  # encoding says JSON, payload does not parse
     "unsupported_json_shape",
+    "empty_payload",  # the input holds no rows at all
     "wrong_column_count",  # positional row with a different number of values than columns
     "missing_feature",  # named row without a tracked feature
     "non_numeric_value",  # a numeric feature's value is not a number
@@ -336,8 +337,11 @@ class CaptureParser:
         if not self._in_window(record):
             return
         text, kind = decode(block)
+        rows = _input_rows(text, kind)
+        if not rows:
+            raise Malformed("empty_payload")
         converted = []
-        for row in _input_rows(text, kind):
+        for row in rows:
             try:
                 converted.append(self._convert(row))
             except Malformed as bad:

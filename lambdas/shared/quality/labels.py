@@ -61,15 +61,21 @@ def ground_truth_objects(s3: Any, uri: str, since: datetime, until: datetime
                     yield bucket, obj["Key"], obj["LastModified"].astimezone(UTC)
 
 
+def _mapping(record: Any, key: str) -> dict[str, Any]:
+    """record[key] when both are JSON objects, else {} (the caller names what is missing)."""
+    value = record.get(key) if isinstance(record, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
 def parse_label(line: bytes | str) -> tuple[str, float]:
     """(event id, label) of one ground-truth line; Malformed(reason) otherwise."""
     try:
         record = json.loads(line)
     except ValueError:
         raise Malformed("invalid_json") from None
-    data = (record.get("groundTruthData") or {}) if isinstance(record, dict) else {}
-    event_id = ((record.get("eventMetadata") or {}) if isinstance(record, dict) else {}).get("eventId")
-    if not isinstance(data, dict) or not isinstance(data.get("data"), str) or not event_id:
+    data = _mapping(record, "groundTruthData")
+    event_id = _mapping(record, "eventMetadata").get("eventId")
+    if not isinstance(data.get("data"), str) or not isinstance(event_id, str) or not event_id.strip():
         raise Malformed("missing_keys")
     encoding = str(data.get("encoding", "CSV")).upper()
     if encoding not in ("CSV", "JSON"):
@@ -92,16 +98,16 @@ def parse_prediction(line: bytes | str) -> tuple[str, datetime, float]:
         record = json.loads(line)
     except ValueError:
         raise Malformed("invalid_json") from None
-    if not isinstance(record, dict):
-        raise Malformed("missing_keys")
-    meta = record.get("eventMetadata") or {}
-    output = (record.get("captureData") or {}).get("endpointOutput")
+    meta = _mapping(record, "eventMetadata")
+    output = _mapping(record, "captureData").get("endpointOutput")
     name = meta.get("inferenceId") or meta.get("eventId")
-    if not isinstance(output, dict) or not name:
+    if not isinstance(output, dict) or not isinstance(name, str):
         raise Malformed("missing_keys")
+    if not isinstance(meta.get("inferenceTime"), str):
+        raise Malformed("no_time")
     try:
         at = parse_time(meta["inferenceTime"])
-    except (KeyError, TypeError, ValueError):
+    except ValueError:
         raise Malformed("no_time") from None
     try:
         (value,) = output_values(output, 1)
