@@ -37,6 +37,9 @@ The local control plane (local_aws/control_plane.py) needs more inside the serve
   found"); moto says only "Requested resource not found". Terraform treats a DeleteTable that
   finds no table as done only on AWS's wording, so a delete the SDK had retried (the first
   attempt having deleted the table) failed `local down` now and then.
+- SageMaker's request constraints: moto takes a name longer than 63 characters, a pattern a
+  value breaks, an alias as a job's VolumeKmsKeyId; SageMaker answers ValidationException, and
+  so does this server, from botocore's copy of the service model (local_aws/api_constraints.py).
 - No Lambda invocations from SQS: moto runs an event source mapping itself when a message
   arrives, which needs Docker; without it every message is received (its receive count spent)
   and put back. Locally the control plane's worker plays the mapping instead.
@@ -46,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import contextvars
+import io
 import json
 import math
 import os
@@ -56,6 +60,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from botocore import exceptions as botocore_exceptions
 from moto import server as moto_server
 from moto.cloudwatch import exceptions as cloudwatch_exceptions
 from moto.cloudwatch import models as cloudwatch_models
@@ -73,7 +78,7 @@ from moto.sagemaker.exceptions import ValidationError
 from moto.sagemakerruntime import responses as sagemakerruntime_responses
 from moto.sqs import models as sqs_models
 
-from local_aws import metric_math, metric_store
+from local_aws import api_constraints, metric_math, metric_store
 from local_aws.background import BackgroundControlPlane
 from local_aws.deployment_guardrails import problems as deployment_problems
 from local_aws.endpoint_runtime import EndpointRuntime, InvokeError, Settings, apply_config
@@ -141,10 +146,37 @@ def _endpoint_outage(environ: dict, start_response: Any) -> list[bytes]:
     return reply("200 OK", {"config": config})
 
 
+def _refused_as_sagemaker_would(environ: dict, start_response: Any) -> list[bytes] | None:
+    """A SageMaker API call whose parameters break the service model's constraints (lengths,
+    patterns, the worded rules: local_aws/api_constraints.py) gets SageMaker's
+    ValidationException, as in AWS; None lets it through (the body is put back to be read)."""
+    target = environ.get("HTTP_X_AMZ_TARGET") or ""
+    if not target.startswith("SageMaker."):
+        return None
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    try:
+        params = json.loads(body or b"{}")
+        refused = api_constraints.refusal("sagemaker", target.split(".", 1)[1], params, typed=False)
+    except (ValueError, KeyError, botocore_exceptions.OperationNotFoundError):
+        return None  # not ours to judge: moto answers it
+    if refused is None:
+        return None
+    data = json.dumps({"__type": "ValidationException", "message": refused}).encode()
+    start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.1"),
+                                       ("x-amzn-ErrorType", "ValidationException"),
+                                       ("Content-Length", str(len(data)))])
+    return [data]
+
+
 class _TransportAwareApp(moto_server.DomainDispatcherApplication):
     def __call__(self, environ: dict, start_response: Any) -> Any:
         if environ.get("PATH_INFO") == OUTAGE_PATH:  # the local drill switch, not an AWS API
             return _endpoint_outage(environ, start_response)
+        refused = _refused_as_sagemaker_would(environ, start_response)
+        if refused is not None:
+            return refused
         https = environ.get("wsgi.url_scheme") == "https"
         token = _secure_transport.set("true" if https else "false")
         try:

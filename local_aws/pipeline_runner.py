@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local_aws import api_constraints
 from local_aws.pipeline_expressions import RunContext, evaluate_condition, references, resolve
 
 CONTAINER_ROOT = "/opt/ml"
@@ -189,9 +190,18 @@ class LocalPipelineRunner:
     def _local(self, sandbox: Path, container_path: str) -> Path:
         return sandbox / container_path.lstrip("/")
 
+    def _refuse_as_sagemaker_would(self, name: str, operation: str, request: dict[str, Any]) -> None:
+        """The job request SageMaker would make for this step, checked as its API checks it: in
+        AWS a request it refuses fails the step with the ValidationException."""
+        refused = api_constraints.refusal("sagemaker", operation, request)
+        if refused:
+            raise StepFailed(name, f"{operation} would be refused: {refused}")
+
     def _processing(self, step: dict, ctx: RunContext) -> str:
         name = step["Name"]
         request = resolve(step["Arguments"], ctx, name)
+        self._refuse_as_sagemaker_would(name, "CreateProcessingJob",
+                                        {**request, "ProcessingJobName": self._job_name(ctx, name)})
         sandbox = self._sandbox(name)
         for item in request.get("ProcessingInputs", []):
             s3_input = item["S3Input"]
@@ -218,6 +228,8 @@ class LocalPipelineRunner:
     def _training(self, step: dict, ctx: RunContext) -> str:
         name = step["Name"]
         request = resolve(step["Arguments"], ctx, name)
+        self._refuse_as_sagemaker_would(name, "CreateTrainingJob",
+                                        {**request, "TrainingJobName": self._job_name(ctx, name)})
         sandbox = self._sandbox(name)
         channels = {}
         for channel in request.get("InputDataConfig", []):

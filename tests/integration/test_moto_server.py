@@ -125,3 +125,20 @@ def test_start_pipeline_execution_runs_the_definition_with_its_parameters(moto_s
     again = run("token-a-0123456789abcdefghijklmn", "0.99")  # the same token: the same execution
     assert again["PipelineExecutionArn"] == passed["PipelineExecutionArn"]
     assert len(sm.list_pipeline_executions(PipelineName="runs")["PipelineExecutionSummaries"]) == 2
+
+
+def test_sagemaker_requests_are_held_to_the_service_models_constraints(moto_server):
+    sm = moto_server.client("sagemaker")
+    container = {"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-dev-inference:abc",
+                 "ModelDataUrl": "s3://mlops-dev-artifacts/demo/model.tar.gz"}
+    role = "arn:aws:iam::123456789012:role/mlops-dev/mlops-dev-sagemaker-execution"
+    with pytest.raises(ClientError) as err:
+        sm.create_model(ModelName="m" * 64, PrimaryContainer=container, ExecutionRoleArn=role)
+    error = err.value.response["Error"]
+    assert error["Code"] == "ValidationException"
+    assert ("at 'modelName' failed to satisfy constraint: Member must have length less than or equal "
+            "to 63") in error["Message"]
+    assert sm.list_models()["Models"] == []  # refused before moto saw it
+    # What SageMaker takes, moto still gets, body and all.
+    sm.create_model(ModelName="m" * 63, PrimaryContainer=container, ExecutionRoleArn=role)
+    assert sm.describe_model(ModelName="m" * 63)["PrimaryContainer"]["Image"] == container["Image"]

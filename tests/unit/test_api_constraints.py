@@ -1,0 +1,59 @@
+"""The local AWS refuses what SageMaker's API refuses and botocore does not check: lengths,
+patterns and the worded rules, in SageMaker's ValidationException wording."""
+
+from __future__ import annotations
+
+from local_aws.api_constraints import refusal, violations
+
+ROLE = "arn:aws:iam::123456789012:role/mlops-dev/mlops-dev-sagemaker-execution"
+KEY = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"
+IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2-cpu-py3"
+
+
+def processing_job(**overrides):
+    request = {
+        "ProcessingJobName": "pipelines-abc123-validate",
+        "RoleArn": ROLE,
+        "AppSpecification": {"ImageUri": IMAGE, "ContainerEntrypoint": ["python3", "/opt/ml/code/v.py"]},
+        "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
+                                                  "VolumeSizeInGB": 30, "VolumeKmsKeyId": KEY}},
+        "Environment": {"PROJECT": "demo"},
+    }
+    request.update(overrides)
+    return request
+
+
+def test_a_request_sagemaker_takes_passes():
+    assert refusal("sagemaker", "CreateProcessingJob", processing_job()) is None
+
+
+def test_names_patterns_and_lengths_botocore_lets_through_are_refused():
+    too_long = processing_job(ProcessingJobName="x" * 64)
+    message = refusal("sagemaker", "CreateProcessingJob", too_long)
+    assert message.startswith("2 validation errors detected: ")  # its length and its pattern
+    assert "at 'processingJobName' failed to satisfy constraint: Member must have length less than or " \
+           "equal to 63" in message
+    underscore = violations("sagemaker", "CreateProcessingJob", processing_job(ProcessingJobName="a_b"))
+    assert underscore == ["Value 'a_b' at 'processingJobName' failed to satisfy constraint: Member must "
+                          "satisfy regular expression pattern: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"]
+    # Tags: at most 50, keys of \\p{L}... characters (a Java pattern, read as Java reads it).
+    tags = [{"Key": f"k{i}", "Value": "v"} for i in range(51)] + [{"Key": "bad\u0007key", "Value": "v"}]
+    found = violations("sagemaker", "CreateProcessingJob", processing_job(Tags=tags))
+    assert any("at 'tags' failed to satisfy constraint: Member must have length less than or equal to 50" in f
+               for f in found)
+    assert any("at 'tags.52.member.key'" in f for f in found)
+
+
+def test_an_alias_is_no_volume_key():
+    alias = processing_job(ProcessingResources={"ClusterConfig": {
+        "InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30,
+        "VolumeKmsKeyId": "arn:aws:kms:us-east-1:123456789012:alias/mlops-dev-platform"}})
+    message = refusal("sagemaker", "CreateProcessingJob", alias)
+    assert "at 'processingResources.clusterConfig.volumeKmsKeyId'" in message and "not an alias" in message
+
+
+def test_botocore_checks_come_first_for_requests_no_client_made():
+    missing = processing_job()
+    del missing["RoleArn"]
+    assert "Missing required parameter" in refusal("sagemaker", "CreateProcessingJob", missing)
+    assert refusal("sagemaker", "CreateProcessingJob", missing, typed=False) is None
