@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from local_aws.lifecycle import LocalAwsError
+from mlops.cost import add_cost_arguments, run_cost_command
 from mlops.demo import add_demo_arguments, run_demo_command
 from mlops.deploy import DeployedStack, Deployer, say, synthesize
 from mlops.drift_check import add_check_arguments, run_check_command
@@ -366,6 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
                "a retrain on a new dataset version, v3 deployed and baked, a rollback drill that "
                "restores v1; then a summary table. Output of the commands: .mlops/logs/demo.log.",
                add_demo_arguments, run_demo_command)
+
+    _delegated(sub, "cost", "what runs in an environment and is billed by the hour",
+               "The environment's endpoints (each variant's instance type and count), the training "
+               "and processing jobs in progress under its roles, and the EKS node groups; then the "
+               "instances by type.", add_cost_arguments, run_cost_command)
 
     drill = sub.add_parser("drill", help="game-day drills of the control loop")
     drill_sub = drill.add_subparsers(dest="drill_command", required=True, metavar="COMMAND")

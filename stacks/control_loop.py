@@ -256,6 +256,7 @@ class ControlLoop(Construct):
         }
         environment = {
             "PROJECT": project.name,
+            "TEAM": project.team,
             "ENVIRONMENT": p.env.name,
             "MODEL_PACKAGE_GROUP": n.model_package_group,
             **p.endpoint.handler_environment(),

@@ -927,3 +927,16 @@ def test_an_audit_record_is_written_once_and_never_overwritten(world):
     assert again["already_recorded"] is True and again["audit_id"] == first["audit_id"]
     (stored,) = world.audit("rollback")
     assert (stored["reasons"], stored["recorded_at"]) == (["first"], first["recorded_at"])
+
+
+def test_what_the_handlers_create_carries_the_cost_allocation_tags(world):
+    world.bootstrap_endpoint()
+    v1 = world.register(GOOD, "run-1")
+    gate_and_deploy(world, v1)
+    name = name_of(world, v1)
+    for arn in (world.sm.describe_model(ModelName=name)["ModelArn"],
+                world.sm.describe_endpoint_config(EndpointConfigName=name)["EndpointConfigArn"]):
+        tags = {t["Key"]: t["Value"] for t in world.sm.list_tags(ResourceArn=arn)["Tags"]}
+        assert {k: tags.get(k) for k in ("project", "team", "environment")} == {
+            "project": "demo", "team": "ml-research", "environment": "dev"}, tags
+        assert tags["model-package-arn"] == v1

@@ -78,8 +78,10 @@ class SageMaker:
 
     def _tags(self, package_arn: str | None = None) -> list[dict[str, str]]:
         s = self.settings
+        # The cost-allocation tags Terraform puts on everything else (project, team, environment).
         tags = [
             {"Key": "project", "Value": s.project},
+            *([{"Key": "team", "Value": s.team}] if s.team else []),
             {"Key": "environment", "Value": s.environment},
             {"Key": "managed-by", "Value": "mlops-control-loop"},
         ]

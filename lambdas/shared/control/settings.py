@@ -8,6 +8,7 @@ deploy, rollback, retrain) take the same set, so the stack builds one environmen
 | variable | required | meaning |
 | --- | --- | --- |
 | `PROJECT` | yes | the ML project (`demo`): a metric dimension and a field of every audit record |
+| `TEAM` | no | the owning team: a cost-allocation tag on what the handlers create |
 | `ENVIRONMENT` | yes | `local`, `dev`, `staging` or `prod` (`prod`: promotion rule, no gate approval) |
 | `MODEL_PACKAGE_GROUP` | yes | the project's model package group; other groups' events are ignored |
 | `ENDPOINT_NAME` | yes | the real-time endpoint the loop deploys to and rolls back |
@@ -155,6 +156,7 @@ class Settings:
                                                     default=15)
     approver_role_arn: str | None = setting("APPROVER_ROLE_ARN", arn, default=None)
     promotion_source_group: str | None = setting("PROMOTION_SOURCE_GROUP", name, default=None)
+    team: str | None = setting("TEAM", name, default=None)
 
     def validate(self) -> list[str]:
         """The problems between variables."""
@@ -194,6 +196,7 @@ def dummy_environment(**overrides: str) -> dict[str, str]:
     account, region = "123456789012", "us-east-1"
     values = {
         "PROJECT": "demo",
+        "TEAM": "ml-research",
         "ENVIRONMENT": "dev",
         "MODEL_PACKAGE_GROUP": "mlops-dev-demo",
         "ENDPOINT_NAME": "mlops-dev-demo",
