@@ -1,10 +1,11 @@
 """What an AWS API refuses that botocore's client-side validation lets through, and moto accepts.
 
 botocore checks a request's types, required members and minimums; the service then also checks
-each member's `max` (a string's or list's length, a number's value) and `pattern` (a Java regular
-expression the whole value must match), as its service model states them, and answers
-ValidationException naming every violation: `Value 'x' at 'processingJobName' failed to satisfy
-constraint: Member must satisfy regular expression pattern: ...`. moto checks almost none of it,
+each member's `max` (a string's or list's length, a number's value), `pattern` (a Java regular
+expression the whole value must match) and enum (the values it may take), as its service model
+states them, and answers ValidationException naming every violation: `Value 'x' at
+'processingJobName' failed to satisfy constraint: Member must satisfy regular expression
+pattern: ...`. moto checks almost none of it,
 so a request AWS refuses passes locally. Here the same constraints are read from botocore's own
 copy of the service model, plus the rules the API reference states only in words
 (`WORDED_RULES`: a job's VolumeKmsKeyId is a key id or key ARN, never an alias).
@@ -26,10 +27,17 @@ import regex
 from botocore.exceptions import ParamValidationError
 from botocore.validate import validate_parameters
 
-# member name -> (what the API reference says, a check of the value)
-WORDED_RULES: dict[str, tuple[str, Callable[[str], bool]]] = {
-    "VolumeKmsKeyId": ("the KMS key of a job's storage volume is a key id or key ARN, not an alias",
-                       lambda value: ":alias/" not in value and not value.startswith("alias/")),
+
+def _no_alias(value: str) -> bool:
+    return ":alias/" not in value and not value.startswith("alias/")
+
+
+# (structure, member) -> (what the API reference says, a check of the value). Only where the
+# reference says it: a transform job's VolumeKmsKeyId, for one, may be an alias.
+WORDED_RULES: dict[tuple[str, str], tuple[str, Callable[[str], bool]]] = {
+    (structure, "VolumeKmsKeyId"): ("the KMS key of a job's storage volume is a key id or key ARN, "
+                                    "not an alias", _no_alias)
+    for structure in ("ProcessingClusterConfig", "ResourceConfig", "HyperParameterTuningResourceConfig")
 }
 
 
@@ -62,7 +70,7 @@ def _violations(shape: Any, value: Any, path: str) -> Iterator[str]:
         for name, member in shape.members.items():
             if name in value:
                 where = f"{path}.{_camel(name)}" if path else _camel(name)
-                rule = WORDED_RULES.get(name)
+                rule = WORDED_RULES.get((shape.name, name))
                 if rule and isinstance(value[name], str) and not rule[1](value[name]):
                     yield (f"Value '{_shown(value[name])}' at '{where}' failed to satisfy constraint: "
                            f"{rule[0]}")
@@ -84,6 +92,9 @@ def _violations(shape: Any, value: Any, path: str) -> Iterator[str]:
             yield from _violations(shape.value, item, f"{path}.{key}")
         return
     if kind == "string" and isinstance(value, str):
+        if shape.enum and value not in shape.enum:
+            yield (f"Value '{_shown(value)}' at '{path}' failed to satisfy constraint: Member must satisfy "
+                   f"enum value set: [{', '.join(shape.enum)}]")
         if "max" in meta and len(value) > meta["max"]:
             yield (f"Value '{_shown(value)}' at '{path}' failed to satisfy constraint: Member must have "
                    f"length less than or equal to {meta['max']}")

@@ -15,7 +15,8 @@ moto stores endpoints and answers InvokeEndpoint with canned data. Here, while t
   SageMaker's ModelError (HTTP 424, OriginalStatusCode, OriginalMessage, LogStreamArn).
 - Each invocation produces the `AWS/SageMaker` metrics SageMaker publishes per EndpointName and
   VariantName (Invocations, Invocation4XXErrors, Invocation5XXErrors, InvocationModelErrors:
-  1 or 0 per request; ModelLatency and OverheadLatency in microseconds), and, when the config
+  1 or 0 per request; ModelLatency and OverheadLatency in microseconds), for a fleet an update
+  started also per EndpointName, VariantName and EndpointConfigName, and, when the config
   captures data and the request is sampled, its capture record (local_aws/data_capture.py).
 
 - A game day's outage (`inject_outage`, reached over `POST /_local/endpoint-outage` on the local
@@ -109,6 +110,10 @@ class Fleet:
     # their container, as from a broken instance; a new fleet (an update, a rollback) starts
     # healthy.
     outage_percent: float = 0.0
+    # Started by UpdateEndpoint (a blue/green update's new fleet, a rollback's): SageMaker also
+    # publishes its metrics with the EndpointConfigName dimension, from its first traffic on and
+    # after the deployment ends (the deployment guardrails guide's "new fleet" alarms read them).
+    from_update: bool = False
     drained: threading.Condition = field(default_factory=threading.Condition)
 
     @contextlib.contextmanager
@@ -308,6 +313,7 @@ class EndpointRuntime:
         self._deployment_event(key, endpoint, update.config, "Creating", "Launching the new fleet.")
         try:
             green = self._start_fleet(key, backend, update.config)
+            green.from_update = True
         except ModelServerError as exc:
             # The old config keeps serving; SageMaker reports why the update did not happen.
             endpoint.failure_reason = str(exc)[:1024]
@@ -455,7 +461,8 @@ class EndpointRuntime:
             self.capture.add(fleet.capture, account, name, server.variant, record, at)
         overhead_us = max(0, (time.perf_counter_ns() - started) // 1000 - model_us)
         put_service_metrics(cloudwatch_backends[account][region], NAMESPACE,
-                            invocation_metrics(name, server.variant, status, model_us, overhead_us, at))
+                            invocation_metrics(name, server.variant, status, model_us, overhead_us, at,
+                                               config=fleet.config if fleet.from_update else None))
         if answer is None:
             raise _model_error(account, region, name, 500, "no answer from the container")
         if not 200 <= status < 300:
@@ -573,9 +580,11 @@ def endpoint_detail(endpoint: Any) -> dict[str, Any]:
 
 
 def invocation_metrics(endpoint: str, variant: str, status: int, model_us: int, overhead_us: int,
-                       at: Any) -> list[dict[str, Any]]:
-    """One request's datapoints, as SageMaker publishes them (1 or 0 per request for the counts)."""
+                       at: Any, config: str | None = None) -> list[dict[str, Any]]:
+    """One request's datapoints, as SageMaker publishes them (1 or 0 per request for the counts);
+    with `config` (a fleet an update started) the same again with the EndpointConfigName too."""
     dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
+    sets = [dims, [*dims, {"Name": "EndpointConfigName", "Value": config}]] if config else [dims]
     failed = not 200 <= status < 300  # status 0: the container gave no answer at all
     values = {
         "Invocations": (1, "None"),
@@ -585,8 +594,8 @@ def invocation_metrics(endpoint: str, variant: str, status: int, model_us: int, 
         "ModelLatency": (model_us, "Microseconds"),
         "OverheadLatency": (overhead_us, "Microseconds"),
     }
-    return [{"MetricName": n, "Dimensions": dims, "Value": v, "Unit": u, "Timestamp": at}
-            for n, (v, u) in values.items()]
+    return [{"MetricName": n, "Dimensions": d, "Value": v, "Unit": u, "Timestamp": at}
+            for d in sets for n, (v, u) in values.items()]
 
 
 def _model_error(account: str, region: str, endpoint: str, status: int, message: str) -> InvokeError:

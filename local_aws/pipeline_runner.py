@@ -266,7 +266,10 @@ class LocalPipelineRunner:
         return f"model {model_uri}"
 
     def _job_name(self, ctx: RunContext, step: str) -> str:
-        return f"pipelines-{ctx.execution['PipelineExecutionId']}-{step}".lower()[:63]
+        # SageMaker names a step's job itself, always within the job name pattern; so does this
+        # (a step name may hold "_", and a cut may end on "-").
+        raw = f"pipelines-{ctx.execution['PipelineExecutionId']}-{step}".lower()
+        return re.sub(r"[^a-z0-9-]+", "-", raw)[:63].rstrip("-")
 
     def _execute(self, name: str, sandbox: Path, command: list[str], env: dict[str, str]) -> None:
         if not command:

@@ -15,7 +15,8 @@ DEPLOYMENTS: one item per deployment or rollback of an endpoint.
 AUDIT: one item per decision (gate verdict, deploy, rollback, retrain, refusal, no-op).
     subject (S, hash: the model package ARN, endpoint or pipeline), audit_id (S, range:
     "<event time>#<action>#<digest>", chronological and deterministic, so a retried decision
-    overwrites its own record); GSI by_action: action (S) + recorded_at (S).
+    finds its record and leaves the first one: records are only ever added); GSI by_action:
+    action (S) + recorded_at (S).
 IDEMPOTENCY: Powertools' DynamoDBPersistenceLayer defaults: id (S, hash); TTL on `expiration`.
 LOCKS: endpoint leases ("endpoint#<name>") and the retrain cooldown ("retrain-cooldown#<pipeline>").
     lock_id (S, hash); attributes owner, expires_at (N, epoch seconds; TTL), purpose.

@@ -242,7 +242,9 @@ def platform_admin(refs: PlatformRefs) -> list[Statement]:
         statement("NeverRewriteAudit",
                   ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
                    "dynamodb:BatchWriteItem", "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate",
-                   "dynamodb:PartiQLDelete", "dynamodb:DeleteTable"],
+                   "dynamodb:PartiQLDelete", "dynamodb:DeleteTable", "dynamodb:UpdateTable",
+                   "dynamodb:UpdateContinuousBackups", "dynamodb:DeleteBackup",
+                   "dynamodb:PutResourcePolicy", "dynamodb:DeleteResourcePolicy"],
                   [n.arn("dynamodb", f"table/{n.prefix}-*-audit")], effect="Deny"),
         *[
             statement(f"Manage{service.title().replace('-', '')}", [f"{service}:*"], arns)

@@ -11,9 +11,10 @@ Events:
   SageMaker's auto-rollback put the old fleet back (the package is marked Rejected with
   SageMaker's reason; audit record and critical topic), FAILED when the endpoint failed.
   Idempotency key: endpoint + event type + status + config + stage + the change's time.
-  On SERVING the record also gets its latency baseline: the p95 ModelLatency over its bake
-  (latency_baseline.py), published at once for the p95 alarm to divide by.
-- "Scheduled Event" of the deploy handler's baseline rule: publish the latency baseline of what
+  On SERVING the record also gets its latency baseline: the p95 ModelLatency of its fleet over
+  its bake (latency_baseline.py), published at once for the p95 alarm to divide by.
+- "Scheduled Event" of the deploy handler's baseline rule: measure again the bakes measured
+  before all their datapoints had arrived (then final), and publish the latency baseline of what
   the endpoint serves again, a horizon ahead (no decision, no audit record).
 
 Approved packages:
@@ -230,7 +231,7 @@ def measure_bake(record: history.Deployment) -> latency_baseline.Measurement | N
     try:
         return latency_baseline.measure(
             loop.client("cloudwatch"), settings.endpoint_name, settings.variant_name, *window,
-            settings.latency_baseline_min_invocations)
+            settings.latency_baseline_min_invocations, latency_baseline.fleet_config(record))
     except (ClientError, BotoCoreError):
         loop.logger.exception("latency baseline not measured", extra={"deployment_id": record.deployment_id})
         loop.count("LatencyBaselineFailures")
@@ -258,10 +259,31 @@ def publish_baseline(records: list[history.Deployment], current_config: str | No
             "from": source.deployment_id, "config": source.new_endpoint_config}
 
 
+def final_measurements(records: list[history.Deployment]) -> list[history.Deployment]:
+    """Known-good records whose bake was measured before all its datapoints had arrived,
+    measured again and marked final; the records as they are now."""
+    now, updated = datetime.now(UTC), []
+    for record in records:
+        if latency_baseline.needs_final_measurement(record, now):
+            measured = measure_bake(record)
+            if measured is None:
+                updated.append(record)
+                continue
+            changes = measured.as_changes(final=True)
+            if loop.history.set_status(record.endpoint_name, record.deployment_id, history.SERVING,
+                                       expected=history.SERVING, **changes):
+                loop.logger.info(measured.describe(settings.latency_baseline_min_invocations),
+                                 extra={"deployment_id": record.deployment_id})
+                record = replace(record, **changes)
+        updated.append(record)
+    return updated
+
+
 def refresh(event: events.ScheduledEvent, invocation: Invocation) -> dict[str, Any]:
     """The schedule's refresh of the latency baseline: no decision, so no audit record."""
     state = loop.sagemaker.endpoint()
-    result = publish_baseline(loop.history.list(settings.endpoint_name), state.config)
+    records = final_measurements(loop.history.list(settings.endpoint_name))
+    result = publish_baseline(records, state.config)
     loop.logger.info("latency baseline refreshed", extra={"latency_baseline": result})
     return {"action": "latency-baseline", "decision": "refreshed", "subject": settings.endpoint_name,
             **result}

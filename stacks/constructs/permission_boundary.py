@@ -91,9 +91,15 @@ class PermissionBoundary(Construct):
                         # Audit records are evidence: the handlers add them with a conditional
                         # put, and no role changes or deletes one (DynamoDB has no IAM condition
                         # on a put's own condition, so overwriting puts are the personas' deny).
+                        # Nor turns off what keeps the table (deletion protection, point-in-time
+                        # recovery, its backups), nor opens it to another account's principals,
+                        # whom this boundary would not bind.
                         "DenyAuditRecordChanges",
                         ["dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem",
-                         "dynamodb:PartiQLDelete", "dynamodb:PartiQLUpdate"],
+                         "dynamodb:PartiQLDelete", "dynamodb:PartiQLUpdate", "dynamodb:DeleteTable",
+                         "dynamodb:UpdateTable", "dynamodb:UpdateContinuousBackups",
+                         "dynamodb:UpdateTimeToLive", "dynamodb:DeleteBackup",
+                         "dynamodb:PutResourcePolicy", "dynamodb:DeleteResourcePolicy"],
                         [props.audit_table_arn_pattern],
                         effect="Deny",
                     ),

@@ -101,7 +101,8 @@ def test_the_story_left_every_transition_in_the_records(server):
     first, broken, third = (deploys[p["ModelPackageArn"]] for p in (v1, v2, v3))
     assert first.known_good_at and first.traffic_at
     # Its bake's p95 is the latency alarm's baseline, published for the alarm to divide by.
-    assert first.latency_baseline_us and first.latency_baseline_invocations >= 100, first
+    # (the new fleet's own requests: the demo's local override asks for 30)
+    assert first.latency_baseline_us and first.latency_baseline_invocations >= 30, first
     published = server.client("cloudwatch").get_metric_statistics(
         Namespace="MLOps/ControlLoop", MetricName="LatencyBaselineP95", Statistics=["Maximum"], Period=60,
         StartTime=first.known_good_at, EndTime=datetime.now(UTC) + timedelta(minutes=5),

@@ -57,3 +57,19 @@ def test_botocore_checks_come_first_for_requests_no_client_made():
     del missing["RoleArn"]
     assert "Missing required parameter" in refusal("sagemaker", "CreateProcessingJob", missing)
     assert refusal("sagemaker", "CreateProcessingJob", missing, typed=False) is None
+
+
+def test_enums_are_held_to_their_values_and_the_alias_rule_only_where_the_reference_says():
+    found = violations("sagemaker", "UpdateModelPackage", {
+        "ModelPackageArn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/g/1",
+        "ModelApprovalStatus": "Approve"})
+    assert found == ["Value 'Approve' at 'modelApprovalStatus' failed to satisfy constraint: Member must "
+                     "satisfy enum value set: [Approved, Rejected, PendingManualApproval]"]
+    # A transform job's volume key may be an alias (TransformResources.VolumeKmsKeyId).
+    transform = {"TransformJobName": "t", "ModelName": "m",
+                 "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
+                                                                   "S3Uri": "s3://b/in"}}},
+                 "TransformOutput": {"S3OutputPath": "s3://b/out"},
+                 "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1,
+                                        "VolumeKmsKeyId": "alias/mlops-dev-platform"}}
+    assert refusal("sagemaker", "CreateTransformJob", transform) is None

@@ -144,3 +144,29 @@ def test_the_alarm_expression_divides_by_the_baseline_or_the_configured_one():
     assert evaluate(expression, measured) == {1: 2.25, 2: 0.75}  # 2.25 > 2: ALARM
     unmeasured = {"latency_p95": {1: 90_000.0, 2: 30_000.0}, "baseline_p95": {}}
     assert evaluate(expression, unmeasured) == {1: 1.8, 2: 0.6}
+
+
+def test_an_updates_new_fleet_is_read_alone_by_its_config():
+    update = record("c2", known_good=T0)
+    update = Deployment(**{**update.as_item(), "previous_endpoint_config": "c1"})
+    created = record("c1", known_good=T0)  # a first deployment: no previous config
+    assert lb.fleet_config(update) == "c2" and lb.fleet_config(created) is None
+    cw = Recorder([{"Id": "p95", "Values": [1.0]}, {"Id": "count", "Values": [500.0]}])
+    lb.measure(cw, "ep", "primary", T0, T0 + timedelta(minutes=2), 100, lb.fleet_config(update))
+    ((_, request),) = cw.calls
+    for query in request["MetricDataQueries"]:
+        dimensions = query["MetricStat"]["Metric"]["Dimensions"]
+        assert dimensions[-1] == {"Name": "EndpointConfigName", "Value": "c2"}
+
+
+def test_a_bake_is_measured_again_once_its_datapoints_have_arrived():
+    baked = record("c1", known_good=T0, baseline=3000.0)
+    assert not lb.needs_final_measurement(baked, T0 + timedelta(minutes=1))  # still arriving
+    assert lb.needs_final_measurement(baked, T0 + lb.SETTLE)
+    final = Deployment(**{**baked.as_item(), "latency_baseline_final": True})
+    assert not lb.needs_final_measurement(final, T0 + timedelta(minutes=10))
+    assert not lb.needs_final_measurement(baked, T0 + timedelta(days=2))  # too old to revisit
+    baking = record("c2", known_good=None, status="BAKING")
+    assert not lb.needs_final_measurement(baking, T0 + timedelta(minutes=10))
+    quiet = lb.Measurement(p95_us=None, invocations=3, since="a", until="b")
+    assert quiet.as_changes(final=True) == {"latency_baseline_final": True}

@@ -63,6 +63,7 @@ class Deployment:
     # Its p95 ModelLatency over the bake and the invocations it rests on (latency_baseline.py).
     latency_baseline_us: float | None = None
     latency_baseline_invocations: int | None = None
+    latency_baseline_final: bool | None = None  # measured once all its datapoints had arrived
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Deployment:

@@ -2,10 +2,16 @@
 alarm divides by, so the alarm's threshold (a multiplier) stays Terraform's and no handler
 rewrites it.
 
-Measured: when a deployment becomes known-good (SERVING), the p95 of the variant's ModelLatency
-over its bake, from the moment its fleet took traffic to the moment it became known-good, and
-how many invocations that p95 rests on. Fewer than the configured minimum: no measurement (a p95
-of a handful of requests is noise). The evaluation's in-process p95 is not used: it excludes the
+Measured: when a deployment becomes known-good (SERVING), the p95 of its fleet's ModelLatency
+over its bake, from the moment that fleet took traffic to the moment it became known-good, and
+how many invocations that p95 rests on. An update's new fleet is read by its EndpointConfigName
+dimension, which SageMaker publishes for it from its first traffic on (the deployment guardrails
+guide's "new fleet" alarms), so the old fleet's answers during a canary never count; a first
+deployment (CreateEndpoint) has one fleet, read by EndpointName and VariantName. Fewer
+invocations than the configured minimum: no measurement (a p95 of a handful of requests is
+noise). SageMaker's metrics arrive a minute or two late, so the measurement taken at SERVING is
+provisional: the schedule's refresh measures again once SETTLE has passed and marks it final.
+The evaluation's in-process p95 is not used: it excludes the
 container's HTTP and serialization, which ModelLatency includes, so twice it would trip on a
 healthy model.
 
@@ -34,13 +40,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lambdas.shared.capture_files import parse_time
-from lambdas.shared.control.history import FAILED, Deployment
+from lambdas.shared.control.history import FAILED, SERVING, Deployment
 
 NAMESPACE = "MLOps/ControlLoop"
 METRIC = "LatencyBaselineP95"
 SAGEMAKER = "AWS/SageMaker"
 PUT_MAX_DATUMS = 1000  # PutMetricData: at most 1,000 metrics a request
 FUTURE_LIMIT = timedelta(hours=2)  # PutMetricData: timestamps at most two hours ahead
+SETTLE = timedelta(minutes=3)  # after it, a bake's datapoints have all arrived
+REMEASURE_WITHIN = timedelta(days=1)  # older provisional measurements stay as they are
 
 
 @dataclass(frozen=True)
@@ -50,12 +58,13 @@ class Measurement:
     since: str
     until: str
 
-    def as_changes(self) -> dict[str, Any]:
+    def as_changes(self, final: bool = False) -> dict[str, Any]:
         """The deployment record's fields for it (only a usable one is stored)."""
+        done = {"latency_baseline_final": True} if final else {}
         if self.p95_us is None:
-            return {}
+            return done
         return {"latency_baseline_us": round(self.p95_us, 3),
-                "latency_baseline_invocations": self.invocations}
+                "latency_baseline_invocations": self.invocations, **done}
 
     def describe(self, min_invocations: int) -> str:
         if self.p95_us is None:
@@ -75,16 +84,30 @@ def bake_window(record: Deployment) -> tuple[datetime, datetime] | None:
     return (start, end) if end > start else None
 
 
+def fleet_config(record: Deployment) -> str | None:
+    """The EndpointConfigName its fleet's metrics carry: an update's (deploy or rollback); None
+    for a first deployment, whose only fleet the endpoint's metrics describe."""
+    return record.new_endpoint_config if record.previous_endpoint_config else None
+
+
+def needs_final_measurement(record: Deployment, now: datetime) -> bool:
+    if record.status != SERVING or not record.known_good_at or record.latency_baseline_final:
+        return False
+    age = now - parse_time(record.known_good_at)
+    return SETTLE <= age <= REMEASURE_WITHIN
+
+
 def measure(cloudwatch: Any, endpoint: str, variant: str, since: datetime, until: datetime,
-            min_invocations: int) -> Measurement:
-    """The variant's p95 ModelLatency and its invocation count over [since, until): one period
+            min_invocations: int, config: str | None = None) -> Measurement:
+    """The fleet's p95 ModelLatency and its invocation count over [since, until): one period
     that spans the window (start floored to the minute, length whole minutes, as GetMetricData
-    wants for standard-resolution data)."""
+    wants for standard-resolution data). `config`: read that fleet alone (fleet_config)."""
     start = since.astimezone(UTC).replace(second=0, microsecond=0)
     period = max(60, math.ceil((until - start).total_seconds() / 60) * 60)
-    metric = {"Namespace": SAGEMAKER, "MetricName": "ModelLatency",
-              "Dimensions": [{"Name": "EndpointName", "Value": endpoint},
-                             {"Name": "VariantName", "Value": variant}]}
+    dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
+    if config:
+        dimensions.append({"Name": "EndpointConfigName", "Value": config})
+    metric = {"Namespace": SAGEMAKER, "MetricName": "ModelLatency", "Dimensions": dimensions}
     got = cloudwatch.get_metric_data(
         MetricDataQueries=[
             {"Id": "p95", "MetricStat": {"Metric": metric, "Period": period, "Stat": "p95"}},
