@@ -114,6 +114,11 @@ class Personas(Strict):
 
 class Audit(Strict):
     multi_region_trail: bool = True
+    # S3 Object Lock on the audit bucket, each object kept `retention.audit_days`: GOVERNANCE may
+    # be lifted by a principal allowed s3:BypassGovernanceRetention (a throwaway environment's
+    # teardown), COMPLIANCE by nobody, root included. Default: COMPLIANCE in prod (required there),
+    # GOVERNANCE elsewhere.
+    object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] | None = None
 
 
 # EKS serving (optional per environment). Kubernetes names are DNS labels.
@@ -230,6 +235,18 @@ class Environment(Strict):
         if name and name != "local" and state.kind != "s3":
             raise ValueError("non-local environments keep remote state (kind: s3)")
         return state
+
+    @field_validator("audit")
+    @classmethod
+    def _prod_audit_is_compliance_locked(cls, audit: Audit, info: ValidationInfo) -> Audit:
+        if info.data.get("name") == "prod" and audit.object_lock_mode == "GOVERNANCE":
+            raise ValueError("object_lock_mode: prod's audit bucket locks in COMPLIANCE mode "
+                             "(GOVERNANCE retention can be lifted)")
+        return audit
+
+    @property
+    def audit_lock_mode(self) -> Literal["GOVERNANCE", "COMPLIANCE"]:
+        return self.audit.object_lock_mode or ("COMPLIANCE" if self.name == "prod" else "GOVERNANCE")
 
     @field_validator("eks")
     @classmethod

@@ -20,7 +20,7 @@ from stacks.constructs.encryption_key import EncryptionKey, EncryptionKeyProps
 from stacks.constructs.managed_secret import ManagedSecret, ManagedSecretProps
 from stacks.constructs.permission_boundary import PermissionBoundary, PermissionBoundaryProps
 from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
-from stacks.constructs.secure_bucket import AccessLogs, SecureBucket, SecureBucketProps
+from stacks.constructs.secure_bucket import AccessLogs, ObjectLock, SecureBucket, SecureBucketProps
 from stacks.naming import Naming
 from stacks.policy import statement
 from stacks.provider import configure_backend, configure_provider
@@ -107,6 +107,8 @@ class PlatformStack(cdktf.TerraformStack):
                 force_destroy=protection.force_destroy,
                 prevent_destroy=protection.prevent_destroy,
                 extra_policy_statements=AuditTrail.bucket_statements(trail_props, n.bucket("audit")),
+                # Evidence: no object version deleted or overwritten before it is this old.
+                object_lock=ObjectLock(env.audit_lock_mode, env.retention.audit_days),
             ),
         )
         self.data_buckets = {

@@ -1,7 +1,8 @@
 """An S3 bucket with the platform's secure defaults.
 
 Versioned, SSE-KMS with a bucket key, all public access blocked, ACLs disabled, a bucket policy
-that refuses plain-HTTP requests, lifecycle rules for old versions, and server access logs.
+that refuses plain-HTTP requests, lifecycle rules for old versions, server access logs, and
+optionally S3 Object Lock (the audit bucket).
 """
 
 from __future__ import annotations
@@ -24,6 +25,20 @@ class AccessLogs:
 
 
 @dataclass(frozen=True)
+class ObjectLock:
+    """S3 Object Lock: every new object version kept `days` in `mode` (no delete, no overwrite of
+    that version). Set through the bucket's Object Lock configuration, which S3 also takes on
+    an existing versioned bucket, so adding it never replaces a bucket."""
+
+    mode: Literal["GOVERNANCE", "COMPLIANCE"]
+    days: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.days <= 36500:
+            raise ValueError(f"object lock retention must be 1..36500 days, got {self.days}")
+
+
+@dataclass(frozen=True)
 class SecureBucketProps:
     name: str
     kms_key_arn: str | None
@@ -36,6 +51,7 @@ class SecureBucketProps:
     force_destroy: bool = False
     prevent_destroy: bool = False
     extra_policy_statements: tuple[Statement, ...] = field(default=())
+    object_lock: ObjectLock | None = None
 
     def __post_init__(self) -> None:
         if self.encryption == "kms" and not self.kms_key_arn:
@@ -57,7 +73,7 @@ class SecureBucket(Construct):
             self, "bucket", bucket=props.name, force_destroy=props.force_destroy, lifecycle=lifecycle
         )
         bucket_id = self.bucket.id
-        aws.s3_bucket_versioning.S3BucketVersioningA(
+        versioning = aws.s3_bucket_versioning.S3BucketVersioningA(
             self,
             "versioning",
             bucket=bucket_id,
@@ -65,6 +81,15 @@ class SecureBucket(Construct):
                 status="Enabled"
             ),
         )
+        if props.object_lock:
+            lock = aws.s3_bucket_object_lock_configuration
+            lock.S3BucketObjectLockConfigurationA(
+                self, "object_lock", bucket=bucket_id, object_lock_enabled="Enabled",
+                rule=lock.S3BucketObjectLockConfigurationRuleA(
+                    default_retention=lock.S3BucketObjectLockConfigurationRuleDefaultRetentionA(
+                        mode=props.object_lock.mode, days=props.object_lock.days)),
+                depends_on=[versioning],  # S3 locks only versioned buckets
+            )
         sse = aws.s3_bucket_server_side_encryption_configuration
         by_default = (
             sse.S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(

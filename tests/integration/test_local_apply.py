@@ -66,6 +66,12 @@ def test_apply_converge_destroy(synth_all, tf_cli_config, moto_server):
     groups = client("sagemaker", url).list_model_package_groups()["ModelPackageGroupSummaryList"]
     assert [g["ModelPackageGroupName"] for g in groups] == ["mlops-local-models"]
 
+    # The audit bucket keeps every object version audit_days in GOVERNANCE mode locally.
+    lock = s3.get_object_lock_configuration(Bucket=outputs["audit_bucket"])["ObjectLockConfiguration"]
+    assert lock["ObjectLockEnabled"] == "Enabled"
+    retention = lock["Rule"]["DefaultRetention"]
+    assert (retention["Mode"], retention["Days"]) == ("GOVERNANCE", 30)  # (moto adds "Years": 0)
+
     changes, plan = tf.plan_changes()
     assert not changes, plan
 

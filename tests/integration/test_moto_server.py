@@ -142,3 +142,24 @@ def test_sagemaker_requests_are_held_to_the_service_models_constraints(moto_serv
     # What SageMaker takes, moto still gets, body and all.
     sm.create_model(ModelName="m" * 63, PrimaryContainer=container, ExecutionRoleArn=role)
     assert sm.describe_model(ModelName="m" * 63)["PrimaryContainer"]["Image"] == container["Image"]
+
+
+def test_an_object_locked_bucket_keeps_versions_unless_governance_is_bypassed(tmp_path):
+    local = LocalAws(tmp_path / "local", tls=True)
+    server, _ = local.start()
+    try:
+        s3 = server.client("s3")
+        tls_only_bucket(s3, "locked-audit")
+        s3.put_bucket_versioning(Bucket="locked-audit", VersioningConfiguration={"Status": "Enabled"})
+        s3.put_object_lock_configuration(Bucket="locked-audit", ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 30}}})
+        version = s3.put_object(Bucket="locked-audit", Key="AWSLogs/trail.json.gz", Body=b"e")["VersionId"]
+        with pytest.raises(ClientError) as err:
+            s3.delete_object(Bucket="locked-audit", Key="AWSLogs/trail.json.gz", VersionId=version)
+        assert err.value.response["Error"]["Code"] == "AccessDenied"
+        # What `force_destroy` does on `local down`: GOVERNANCE lets it through.
+        s3.delete_object(Bucket="locked-audit", Key="AWSLogs/trail.json.gz", VersionId=version,
+                         BypassGovernanceRetention=True)
+        assert "Versions" not in s3.list_object_versions(Bucket="locked-audit")
+    finally:
+        local.stop()

@@ -73,6 +73,8 @@ CASES = [
     ("local state in prod", _set("state", {"kind": "local"}), "state", "remote state"),
     ("bad instance type", _set("instance_types.inference", "c5.xlarge"),
      "instance_types.inference", "does not match"),
+    ("prod audit lock liftable", _set("audit", {"object_lock_mode": "GOVERNANCE"}), "audit",
+     "COMPLIANCE mode"),
 ]
 
 

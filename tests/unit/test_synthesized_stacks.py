@@ -336,3 +336,17 @@ def test_audit_records_are_only_ever_added(synth_all, environments):
                     assert set(actions) == {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"}
                     appenders += 1
         assert appenders == 4  # gate, deploy, rollback, retrain
+
+
+def test_the_audit_bucket_is_object_locked_compliance_in_prod(synth_all, environments):
+    for env in ENVS:
+        doc = synth_all.json(f"platform-{env}")
+        locks = list(resources(doc, "aws_s3_bucket_object_lock_configuration").values())
+        assert len(locks) == 1, env  # the audit bucket only
+        (lock,) = locks
+        assert lock["bucket"].startswith("${aws_s3_bucket.audit_bucket")
+        assert lock["object_lock_enabled"] == "Enabled"
+        retention = lock["rule"]["default_retention"]
+        assert retention == {"mode": "COMPLIANCE" if env == "prod" else "GOVERNANCE",
+                             "days": environments[env].retention.audit_days}, env
+        assert any("versioning" in d for d in lock["depends_on"])
