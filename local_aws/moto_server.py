@@ -40,6 +40,8 @@ The local control plane (local_aws/control_plane.py) needs more inside the serve
 - SageMaker's request constraints: moto takes a name longer than 63 characters, a pattern a
   value breaks, an alias as a job's VolumeKmsKeyId; SageMaker answers ValidationException, and
   so does this server, from botocore's copy of the service model (local_aws/api_constraints.py).
+- AWS Budgets: DescribeSubscribersForNotification (how the AWS provider reads a budget's alerts
+  back) and the budget tag APIs, which moto lacks, answered from what moto stored.
 - No Lambda invocations from SQS: moto runs an event source mapping itself when a message
   arrives, which needs Docker; without it every message is received (its receive count spent)
   and put back. Locally the control plane's worker plays the mapping instead.
@@ -62,6 +64,8 @@ from typing import Any
 
 from botocore import exceptions as botocore_exceptions
 from moto import server as moto_server
+from moto.budgets import exceptions as budgets_exceptions
+from moto.budgets import responses as budgets_responses
 from moto.cloudwatch import exceptions as cloudwatch_exceptions
 from moto.cloudwatch import models as cloudwatch_models
 from moto.cloudwatch import responses as cloudwatch_responses
@@ -299,6 +303,56 @@ def _package_updates_keep_metadata() -> None:
     backend.update_model_package = update_model_package
 
 
+def _budget_notifications_and_tags() -> None:
+    """AWS Budgets: DescribeSubscribersForNotification (the AWS provider reads every budget's
+    notifications back through it) and the budget tag APIs, which moto lacks, answered from what
+    CreateBudget/CreateNotification stored (tags: CreateBudget's ResourceTags and TagResource)."""
+    responses = budgets_responses.BudgetsResponse
+    tags: dict[str, dict[str, str]] = {}
+
+    def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+        keys = ("NotificationType", "ComparisonOperator", "ThresholdType")
+        return all(a.get(k) == b.get(k) for k in keys) and float(a.get("Threshold", 0)) == float(
+            b.get("Threshold", 0))
+
+    def describe_subscribers_for_notification(self: Any) -> str:
+        budget = self.backend.budgets[self._get_param("AccountId")][self._get_param("BudgetName")]
+        wanted = self._get_param("Notification")
+        found = next((n for n in budget.notifications if same(n.details, wanted)), None)
+        if found is None:
+            raise budgets_exceptions.NotFoundException("Unable to find the notification")
+        return json.dumps({"Subscribers": found.subscribers, "NextToken": None})
+
+    original_create = responses.create_budget
+
+    def create_budget(self: Any) -> str:
+        name = (self._get_param("Budget") or {}).get("BudgetName", "")
+        arn = f"arn:aws:budgets::{self._get_param('AccountId')}:budget/{name}"
+        tags[arn] = {t["Key"]: t["Value"] for t in self._get_param("ResourceTags") or []}
+        return original_create(self)
+
+    def list_tags_for_resource(self: Any) -> str:
+        found = tags.get(self._get_param("ResourceARN"), {})
+        return json.dumps({"ResourceTags": [{"Key": k, "Value": v} for k, v in found.items()]})
+
+    def tag_resource(self: Any) -> str:
+        stored = tags.setdefault(self._get_param("ResourceARN"), {})
+        stored.update({t["Key"]: t["Value"] for t in self._get_param("ResourceTags") or []})
+        return json.dumps({})
+
+    def untag_resource(self: Any) -> str:
+        stored = tags.setdefault(self._get_param("ResourceARN"), {})
+        for key in self._get_param("ResourceTagKeys") or []:
+            stored.pop(key, None)
+        return json.dumps({})
+
+    responses.describe_subscribers_for_notification = describe_subscribers_for_notification
+    responses.create_budget = create_budget
+    responses.list_tags_for_resource = list_tags_for_resource
+    responses.tag_resource = tag_resource
+    responses.untag_resource = untag_resource
+
+
 def _schedule_rules_match_no_events() -> None:
     original = events_models.Rule.send_to_targets
 
@@ -435,6 +489,7 @@ def patch() -> None:
     metric_store.patch()
     _aws_namespaces_refused()
     _pipeline_executions_run()
+    _budget_notifications_and_tags()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -121,6 +121,28 @@ class Audit(Strict):
     object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] | None = None
 
 
+class Budget(Strict):
+    """A monthly AWS Budgets cost budget: the warning topic hears when the month's actual cost
+    passes each of `alert_at_percent` of the limit, and when the forecast passes
+    `forecast_at_percent`. It covers the environment's account (each environment has its own in
+    the shipped files); where environments share an account, activate the `environment`
+    cost-allocation tag and set `filter_by_environment_tag`."""
+
+    monthly_limit_usd: Annotated[float, Field(gt=0)]
+    alert_at_percent: list[Annotated[int, Field(ge=1, le=1000)]] = Field(default_factory=lambda: [80, 100])
+    forecast_at_percent: Annotated[int, Field(ge=1, le=1000)] | None = 100
+    filter_by_environment_tag: bool = False
+
+    @field_validator("alert_at_percent")
+    @classmethod
+    def _distinct_and_few(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists a percentage twice")
+        if not 1 <= len(value) <= 9:  # AWS Budgets: ten notifications a budget, the forecast's included
+            raise ValueError("1 to 9 percentages (AWS Budgets takes ten notifications a budget)")
+        return sorted(value)
+
+
 # EKS serving (optional per environment). Kubernetes names are DNS labels.
 KubernetesVersion = Annotated[str, StringConstraints(pattern=r"^1\.\d{2}$")]
 Ec2InstanceType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")]
@@ -214,6 +236,7 @@ class Environment(Strict):
     personas: Personas
     audit: Audit = Audit()
     eks: Eks = Eks()
+    budget: Budget | None = None
 
     # Field validators (not a model validator) so an error names the field it is about.
     @field_validator("prefix")

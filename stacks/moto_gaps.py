@@ -22,7 +22,7 @@ PROVIDER_CREDENTIALS = {"access_key": "test", "secret_key": "test"}
 
 # The services the platform's stacks call, all answered by the one moto endpoint.
 SERVICES = (
-    "appautoscaling", "cloudtrail", "cloudwatch", "dynamodb", "ec2", "ecr", "eks", "events",
+    "appautoscaling", "budgets", "cloudtrail", "cloudwatch", "dynamodb", "ec2", "ecr", "eks", "events",
     "iam", "kms", "lambda", "logs", "s3", "sagemaker", "secretsmanager", "sns", "sqs", "sts",
 )
 

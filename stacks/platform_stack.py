@@ -16,6 +16,7 @@ from stacks.config import Environment
 from stacks.constructs.alert_topic import AlertTopic, AlertTopicProps
 from stacks.constructs.audit_trail import AuditTrail, AuditTrailProps
 from stacks.constructs.container_repository import ContainerRepository, ContainerRepositoryProps
+from stacks.constructs.cost_budget import CostBudget, CostBudgetProps
 from stacks.constructs.encryption_key import EncryptionKey, EncryptionKeyProps
 from stacks.constructs.managed_secret import ManagedSecret, ManagedSecretProps
 from stacks.constructs.permission_boundary import PermissionBoundary, PermissionBoundaryProps
@@ -173,6 +174,15 @@ class PlatformStack(cdktf.TerraformStack):
         )
 
         self.trail = AuditTrail(self, "audit_trail", trail_props, self.audit)
+        if env.budget is not None:
+            self.budget = CostBudget(self, "budget", CostBudgetProps(
+                name=n.name("monthly-cost"), account_id=env.account_id,
+                monthly_limit_usd=env.budget.monthly_limit_usd,
+                alert_at_percent=tuple(env.budget.alert_at_percent),
+                forecast_at_percent=env.budget.forecast_at_percent,
+                topic_arn=self.topics["warning"].arn,
+                tag_filter={"environment": env.name} if env.budget.filter_by_environment_tag else None,
+            ))
 
         self.boundary = PermissionBoundary(
             self,

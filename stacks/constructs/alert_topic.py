@@ -1,4 +1,5 @@
-"""An SNS topic for alerts, KMS-encrypted, that CloudWatch alarms and EventBridge may publish to."""
+"""An SNS topic for alerts, KMS-encrypted, that CloudWatch alarms, EventBridge and AWS Budgets
+may publish to (from this account only)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ class AlertTopic(Construct):
                         ["sns:Publish"],
                         [self.topic.arn],
                         principals={
-                            "Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+                            "Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com",
+                                        "budgets.amazonaws.com"]
                         },
                         conditions={"StringEquals": {"aws:SourceAccount": props.account_id}},
                     ),

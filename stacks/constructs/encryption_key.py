@@ -84,13 +84,14 @@ class EncryptionKey(Construct):
                 )
             )
         if p.allow_alarm_notifications:
-            # CloudWatch alarms and EventBridge publish to the KMS-encrypted SNS topics.
+            # CloudWatch alarms, EventBridge and AWS Budgets publish to the KMS-encrypted SNS topics.
             stmts.append(
                 statement(
                     "AllowAlarmNotifications",
                     ["kms:Decrypt", "kms:GenerateDataKey*"],
                     ["*"],
-                    principals={"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
+                    principals={"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com",
+                                            "budgets.amazonaws.com"]},
                     conditions={"StringEquals": {"aws:SourceAccount": p.account_id}},
                 )
             )

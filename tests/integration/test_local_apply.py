@@ -72,6 +72,16 @@ def test_apply_converge_destroy(synth_all, tf_cli_config, moto_server):
     retention = lock["Rule"]["DefaultRetention"]
     assert (retention["Mode"], retention["Days"]) == ("GOVERNANCE", 30)  # (moto adds "Years": 0)
 
+    budgets = client("budgets", url)
+    budget = budgets.describe_budget(AccountId="123456789012",
+                                     BudgetName="mlops-local-monthly-cost")["Budget"]
+    limit = budget["BudgetLimit"]
+    assert (float(limit["Amount"]), limit["Unit"], budget["TimeUnit"]) == (100.0, "USD", "MONTHLY")
+    notices = budgets.describe_notifications_for_budget(
+        AccountId="123456789012", BudgetName="mlops-local-monthly-cost")["Notifications"]
+    assert sorted((n["NotificationType"], n["Threshold"]) for n in notices) == [
+        ("ACTUAL", 80.0), ("ACTUAL", 100.0), ("FORECASTED", 100.0)]
+
     changes, plan = tf.plan_changes()
     assert not changes, plan
 

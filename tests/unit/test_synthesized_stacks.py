@@ -350,3 +350,27 @@ def test_the_audit_bucket_is_object_locked_compliance_in_prod(synth_all, environ
         assert retention == {"mode": "COMPLIANCE" if env == "prod" else "GOVERNANCE",
                              "days": environments[env].retention.audit_days}, env
         assert any("versioning" in d for d in lock["depends_on"])
+
+
+def test_each_environment_has_a_monthly_budget_alerting_the_warning_topic(synth_all, environments):
+    for env in ENVS:
+        doc = synth_all.json(f"platform-{env}")
+        (budget,) = resources(doc, "aws_budgets_budget").values()
+        settings = environments[env].budget
+        assert (budget["name"], budget["budget_type"], budget["time_unit"], budget["limit_unit"]) == (
+            f"mlops-{env}-monthly-cost", "COST", "MONTHLY", "USD")
+        assert float(budget["limit_amount"]) == settings.monthly_limit_usd
+        assert budget["account_id"] == environments[env].account_id
+        kinds = sorted((n["notification_type"], n["threshold"]) for n in budget["notification"])
+        assert kinds == sorted([("ACTUAL", p) for p in settings.alert_at_percent]
+                               + [("FORECASTED", settings.forecast_at_percent)])
+        topics = {n["subscriber_sns_topic_arns"][0] for n in budget["notification"]}
+        assert len(topics) == 1 and "aws_sns_topic.warning_topic" in next(iter(topics)), topics
+        # Budgets may publish to the encrypted topic: the topic's policy and the key's.
+        policies = dict(all_policy_documents(doc))
+        publishers = [st for where, p in policies.items() if where.startswith("aws_sns_topic_policy")
+                      for st in p["Statement"] if st["Effect"] == "Allow"]
+        assert all("budgets.amazonaws.com" in st["Principal"]["Service"] for st in publishers)
+        key = next(p for where, p in policies.items() if where.startswith("aws_kms_key"))
+        notify = next(st for st in key["Statement"] if st["Sid"] == "AllowAlarmNotifications")
+        assert "budgets.amazonaws.com" in notify["Principal"]["Service"]
