@@ -24,7 +24,7 @@ from local_aws.lifecycle import LocalAws, ServerRecord, _is_our_moto
 
 ROOT = Path(__file__).resolve().parents[2]
 MLOPS = str(Path(sys.executable).with_name("mlops"))
-PLATFORM_RESOURCES = 63
+PLATFORM_RESOURCES = 65  # 63 + the audit bucket's Object Lock configuration + the budget
 METRICS = {"accuracy", "precision", "recall", "f1", "roc_auc"}
 
 pytestmark = pytest.mark.integration
