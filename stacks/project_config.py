@@ -95,12 +95,28 @@ class Gate(Strict):
     max_latency_p95_ms: Annotated[float, Field(gt=0)] = 100.0
 
 
+# Application Auto Scaling's cron: cron(minutes hours day-of-month month day-of-week year).
+ScalingCron = Annotated[str, StringConstraints(pattern=r"^cron\(\S+( \S+){5}\)$")]
+TimeZone = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$")]
+
+
+class OffHours(Strict):
+    """Outside working hours a non-prod endpoint keeps only its minimum instance count (its
+    maximum lowered to it, so no scale-out runs up a bill at night); at `scale_up` the maximum
+    comes back. SageMaker real-time endpoints cannot go to zero: the minimum is >= 1."""
+
+    scale_down: ScalingCron = "cron(0 19 ? * MON-FRI *)"
+    scale_up: ScalingCron = "cron(0 7 ? * MON-FRI *)"
+    timezone: TimeZone = "UTC"
+
+
 class Autoscaling(Strict):
     min_instances: Annotated[int, Field(ge=1, le=100)] = 1
     max_instances: Annotated[int, Field(ge=1, le=100)] = 2
     target_invocations_per_instance: Annotated[int, Field(ge=1)] = 100
     scale_in_cooldown_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
     scale_out_cooldown_seconds: Annotated[int, Field(ge=0, le=3600)] = 60
+    off_hours: OffHours | None = None
 
     @model_validator(mode="after")
     def _min_le_max(self) -> Autoscaling:
@@ -306,6 +322,10 @@ def load_project_all(path: Path, root: Path | None = None) -> dict[str, ProjectC
             for file, field, reason in validation_problems(exc, display):
                 problems.append((file, f"overrides.{env_name} -> {field}", reason))
             continue
+        if env_name == "prod" and projects[env_name].serving.autoscaling.off_hours is not None:
+            problems.append((display, "serving.autoscaling.off_hours",
+                             "prod endpoints serve around the clock: off-hours scaling is for the "
+                             "other environments (set it under overrides.<env>)"))
         period = projects[env_name].alarms.period_seconds
         if period < SAGEMAKER_METRIC_PERIOD and env_name != "local":
             alarms = override.get("alarms")

@@ -19,7 +19,8 @@ capture settings (see `capture_uri`).
   receives a copy of a share of live traffic and whose answers are discarded.
 - Endpoint: blue/green updates with CANARY or LINEAR traffic shifting, a baking wait, and
   automatic rollback when one of the given alarms goes off during the update.
-- Autoscaling: target tracking on invocations per instance between min and max instances.
+- Autoscaling: target tracking on invocations per instance between min and max instances; with
+  `off_hours`, scheduled actions that lower the maximum to the minimum outside working hours.
 """
 
 from __future__ import annotations
@@ -215,6 +216,8 @@ class ModelEndpoint(Construct):
             min_capacity=s.min_instances,
             max_capacity=s.max_instances,
         )
+        if s.off_hours is not None:
+            self._off_hours(s)
         pol = aws.appautoscaling_policy
         self.scaling_policy = pol.AppautoscalingPolicy(
             self,
@@ -237,6 +240,23 @@ class ModelEndpoint(Construct):
                 )
             ),
         )
+
+    def _off_hours(self, s: Autoscaling) -> None:
+        """Scheduled actions on the scalable target: its maximum down to the minimum at
+        `scale_down`, back at `scale_up` (target tracking keeps working within the bounds)."""
+        sched = aws.appautoscaling_scheduled_action
+        hours = s.off_hours
+        for id_, schedule, maximum in (("off_hours", hours.scale_down, s.min_instances),
+                                       ("working_hours", hours.scale_up, s.max_instances)):
+            sched.AppautoscalingScheduledAction(
+                self, id_, name=f"{self.props.name}-{id_.replace('_', '-')}",
+                service_namespace=self.scaling_target.service_namespace,
+                resource_id=self.scaling_target.resource_id,
+                scalable_dimension=self.scaling_target.scalable_dimension,
+                schedule=schedule, timezone=hours.timezone,
+                scalable_target_action=sched.AppautoscalingScheduledActionScalableTargetAction(
+                    min_capacity=str(s.min_instances), max_capacity=str(maximum)),
+            )
 
     @property
     def name(self) -> str:

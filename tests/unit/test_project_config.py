@@ -61,6 +61,10 @@ CASES = [
      "overrides.dev.alarms.period_seconds", "below the 60 s"),
     ("period CloudWatch does not offer", lambda d: d["alarms"].update(period_seconds=20),
      "alarms.period_seconds", "Input should be"),
+    ("off hours in prod", lambda d: d["serving"]["autoscaling"].update(off_hours={}),
+     "serving.autoscaling.off_hours", "around the clock"),
+    ("off hours not a cron", lambda d: d["overrides"]["dev"]["serving"]["autoscaling"]["off_hours"].update(
+        scale_down="19:00"), "overrides.dev -> serving.autoscaling.off_hours.scale_down", "does not match"),
 ]
 
 

@@ -60,6 +60,19 @@ def test_autoscaling_follows_the_config_outside_local(project):
     spec = policy["target_tracking_scaling_policy_configuration"]
     assert spec["predefined_metric_specification"]["predefined_metric_type"] == (
         "SageMakerVariantInvocationsPerInstance")
+    # Off hours (dev, staging): the maximum down to the minimum at night, back in the morning.
+    actions = doc["resource"].get("aws_appautoscaling_scheduled_action", {})
+    hours = config.serving.autoscaling.off_hours
+    assert bool(actions) == (hours is not None) and (env != "prod" or not actions)
+    if hours is not None:
+        scaling = config.serving.autoscaling
+        got = {a["schedule"]: (int(a["scalable_target_action"]["min_capacity"]),
+                               int(a["scalable_target_action"]["max_capacity"]), a["timezone"])
+               for a in actions.values()}
+        assert got == {hours.scale_down: (scaling.min_instances, scaling.min_instances, hours.timezone),
+                       hours.scale_up: (scaling.min_instances, scaling.max_instances, hours.timezone)}
+        for action in actions.values():  # on the scalable target (a reference: created after it)
+            assert action["resource_id"].startswith("${aws_appautoscaling_target.")
 
 
 def test_every_alarm_notifies_the_platform_topics(project):
