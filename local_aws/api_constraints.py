@@ -63,6 +63,10 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+def _failed(value: Any, path: str, constraint: str) -> str:
+    return f"Value '{_shown(value)}' at '{path}' failed to satisfy constraint: {constraint}"
+
+
 def _violations(shape: Any, value: Any, path: str) -> Iterator[str]:
     meta = shape.metadata
     kind = shape.type_name
@@ -72,41 +76,34 @@ def _violations(shape: Any, value: Any, path: str) -> Iterator[str]:
                 where = f"{path}.{_camel(name)}" if path else _camel(name)
                 rule = WORDED_RULES.get((shape.name, name))
                 if rule and isinstance(value[name], str) and not rule[1](value[name]):
-                    yield (f"Value '{_shown(value[name])}' at '{where}' failed to satisfy constraint: "
-                           f"{rule[0]}")
+                    yield _failed(value[name], where, rule[0])
                 yield from _violations(member, value[name], where)
         return
     if kind == "list" and isinstance(value, list):
         if "max" in meta and len(value) > meta["max"]:
-            yield (f"Value '{_shown(value)}' at '{path}' failed to satisfy constraint: Member must have "
-                   f"length less than or equal to {meta['max']}")
+            yield _failed(value, path, f"Member must have length less than or equal to {meta['max']}")
         for index, item in enumerate(value, start=1):
             yield from _violations(shape.member, item, f"{path}.{index}.member")
         return
     if kind == "map" and isinstance(value, dict):
         if "max" in meta and len(value) > meta["max"]:
-            yield (f"Value '{_shown(value)}' at '{path}' failed to satisfy constraint: Map must have "
-                   f"length less than or equal to {meta['max']}")
+            yield _failed(value, path, f"Map must have length less than or equal to {meta['max']}")
         for key, item in value.items():
             yield from _violations(shape.key, key, f"{path}.key")
             yield from _violations(shape.value, item, f"{path}.{key}")
         return
     if kind == "string" and isinstance(value, str):
         if shape.enum and value not in shape.enum:
-            yield (f"Value '{_shown(value)}' at '{path}' failed to satisfy constraint: Member must satisfy "
-                   f"enum value set: [{', '.join(shape.enum)}]")
+            yield _failed(value, path, f"Member must satisfy enum value set: [{', '.join(shape.enum)}]")
         if "max" in meta and len(value) > meta["max"]:
-            yield (f"Value '{_shown(value)}' at '{path}' failed to satisfy constraint: Member must have "
-                   f"length less than or equal to {meta['max']}")
+            yield _failed(value, path, f"Member must have length less than or equal to {meta['max']}")
         compiled = _pattern(meta["pattern"]) if "pattern" in meta else None
         if compiled is not None and compiled.fullmatch(value) is None:
-            yield (f"Value '{_shown(value)}' at '{path}' failed to satisfy constraint: Member must satisfy "
-                   f"regular expression pattern: {meta['pattern']}")
+            yield _failed(value, path, f"Member must satisfy regular expression pattern: {meta['pattern']}")
         return
     if kind in ("integer", "long", "float", "double") and isinstance(value, int | float) \
             and not isinstance(value, bool) and "max" in meta and value > meta["max"]:
-        yield (f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have value less "
-               f"than or equal to {meta['max']}")
+        yield _failed(value, path, f"Member must have value less than or equal to {meta['max']}")
 
 
 def violations(service: str, operation: str, params: dict[str, Any]) -> list[str]:
