@@ -3,13 +3,15 @@ chain (AWS_PROFILE, ...) in the environment's region for every other one."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from mlops.project import Project
 from stacks.config import Environment
 
 ClientFactory = Callable[[str], Any]
+T = TypeVar("T")
 
 
 def clients_for(checkout: Project, env: Environment) -> ClientFactory:
@@ -21,3 +23,17 @@ def clients_for(checkout: Project, env: Environment) -> ClientFactory:
     import boto3
 
     return boto3.session.Session(region_name=env.region).client
+
+
+def reported(what: str, call: Callable[[], T]) -> T | None:
+    """`call()`, or None once its failure is on stderr as one line: the local AWS not running,
+    or an AWS error named with `what` (no traceback for a terminal user)."""
+    from local_aws.lifecycle import LocalAwsError
+
+    try:
+        return call()
+    except LocalAwsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        print(f"error: {what} failed: {exc}", file=sys.stderr)
+    return None

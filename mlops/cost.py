@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections import Counter
 from typing import Any
 
@@ -116,17 +115,11 @@ def _human(report: dict[str, Any]) -> str:
 
 
 def run_cost_command(args: argparse.Namespace, checkout: Project) -> int:
-    from local_aws.lifecycle import LocalAwsError
-    from mlops.aws_clients import clients_for
+    from mlops.aws_clients import clients_for, reported
 
     env = checkout.environments([args.env])[args.env]
-    try:
-        report = inventory(env, clients_for(checkout, env))
-    except LocalAwsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # an AWS error: name it, no traceback for a terminal user
-        print(f"error: listing what runs in {env.name} failed: {exc}", file=sys.stderr)
+    report = reported(f"listing what runs in {env.name}", lambda: inventory(env, clients_for(checkout, env)))
+    if report is None:
         return 1
     print(json.dumps(report, indent=2) if args.json else _human(report))
     return 0

@@ -62,8 +62,7 @@ def _human(summary: dict[str, Any]) -> str:
 
 
 def run_quality_command(args: argparse.Namespace, checkout: Project) -> int:
-    from local_aws.lifecycle import LocalAwsError
-    from mlops.aws_clients import clients_for
+    from mlops.aws_clients import clients_for, reported
 
     now = datetime.now(UTC)
     try:
@@ -74,15 +73,14 @@ def run_quality_command(args: argparse.Namespace, checkout: Project) -> int:
     from lambdas.shared.quality.job import run_quality_check
 
     settings = settings_for(checkout, args.env, args.project)
-    try:
+
+    def check() -> dict[str, Any]:
         client = clients_for(checkout, checkout.environments([args.env])[args.env])
-        summary = run_quality_check(settings, at, s3=client("s3"), sagemaker=client("sagemaker"),
-                                    cloudwatch=client("cloudwatch"))
-    except LocalAwsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # an AWS error: name it, no traceback for a terminal user
-        print(f"error: the model-quality check of {settings.endpoint_name} failed: {exc}", file=sys.stderr)
+        return run_quality_check(settings, at, s3=client("s3"), sagemaker=client("sagemaker"),
+                                 cloudwatch=client("cloudwatch"))
+
+    summary = reported(f"the model-quality check of {settings.endpoint_name}", check)
+    if summary is None:
         return 1
     print(json.dumps(summary, indent=2, default=str) if args.json else _human(summary))
     return 0
