@@ -264,17 +264,13 @@ def final_measurements(records: list[history.Deployment]) -> list[history.Deploy
     measured again and marked final; the records as they are now."""
     now, updated = datetime.now(UTC), []
     for record in records:
-        if latency_baseline.needs_final_measurement(record, now):
-            measured = measure_bake(record)
-            if measured is None:
-                updated.append(record)
-                continue
-            changes = measured.as_changes(final=True)
-            if loop.history.set_status(record.endpoint_name, record.deployment_id, history.SERVING,
-                                       expected=history.SERVING, **changes):
-                loop.logger.info(measured.describe(settings.latency_baseline_min_invocations),
-                                 extra={"deployment_id": record.deployment_id})
-                record = replace(record, **changes)
+        measured = measure_bake(record) if latency_baseline.needs_final_measurement(record, now) else None
+        changes = measured.as_changes(final=True) if measured is not None else {}
+        if changes and loop.history.set_status(record.endpoint_name, record.deployment_id, history.SERVING,
+                                               expected=history.SERVING, **changes):
+            loop.logger.info(measured.describe(settings.latency_baseline_min_invocations),
+                             extra={"deployment_id": record.deployment_id})
+            record = replace(record, **changes)
         updated.append(record)
     return updated
 

@@ -84,6 +84,12 @@ def bake_window(record: Deployment) -> tuple[datetime, datetime] | None:
     return (start, end) if end > start else None
 
 
+def dimensions(endpoint: str, variant: str, config: str | None = None) -> list[dict[str, str]]:
+    """The variant's metric dimensions; with `config`, that fleet's alone (fleet_config)."""
+    found = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
+    return [*found, {"Name": "EndpointConfigName", "Value": config}] if config else found
+
+
 def fleet_config(record: Deployment) -> str | None:
     """The EndpointConfigName its fleet's metrics carry: an update's (deploy or rollback); None
     for a first deployment, whose only fleet the endpoint's metrics describe."""
@@ -104,10 +110,8 @@ def measure(cloudwatch: Any, endpoint: str, variant: str, since: datetime, until
     wants for standard-resolution data). `config`: read that fleet alone (fleet_config)."""
     start = since.astimezone(UTC).replace(second=0, microsecond=0)
     period = max(60, math.ceil((until - start).total_seconds() / 60) * 60)
-    dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
-    if config:
-        dimensions.append({"Name": "EndpointConfigName", "Value": config})
-    metric = {"Namespace": SAGEMAKER, "MetricName": "ModelLatency", "Dimensions": dimensions}
+    metric = {"Namespace": SAGEMAKER, "MetricName": "ModelLatency",
+              "Dimensions": dimensions(endpoint, variant, config)}
     got = cloudwatch.get_metric_data(
         MetricDataQueries=[
             {"Id": "p95", "MetricStat": {"Metric": metric, "Period": period, "Stat": "p95"}},
@@ -147,12 +151,12 @@ def datapoints(endpoint: str, variant: str, value_us: float, now: datetime, peri
     epoch = now.astimezone(UTC).timestamp()
     first = int(epoch // period_seconds) * period_seconds
     last = epoch + horizon.total_seconds()
-    dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
     # Sub-minute periods need high-resolution storage, or CloudWatch keeps one point a minute.
     resolution = 1 if period_seconds < 60 else 60
     return [
-        {"MetricName": METRIC, "Dimensions": dimensions, "Value": value_us, "Unit": "Microseconds",
-         "StorageResolution": resolution, "Timestamp": datetime.fromtimestamp(stamp, tz=UTC)}
+        {"MetricName": METRIC, "Dimensions": dimensions(endpoint, variant), "Value": value_us,
+         "Unit": "Microseconds", "StorageResolution": resolution,
+         "Timestamp": datetime.fromtimestamp(stamp, tz=UTC)}
         for stamp in range(first, int(last) + 1, period_seconds)
     ]
 
