@@ -12,7 +12,9 @@ themselves:
   that is new or whose approval status changed since the last tick (the event's detail is the
   package as DescribeModelPackage returns it, times in epoch milliseconds, as SageMaker sends it).
 - EventBridge: moto routes PutEvents to the rules' SQS targets itself, but fires no schedule:
-  `rate(...)` rules fire here when due (`cron(...)` ones only through `fire_schedule`).
+  `rate(...)` rules fire here when due (`cron(...)` ones only through `fire_schedule`), to their
+  SQS targets (the "Scheduled Event") and their SageMaker pipeline targets (StartPipelineExecution
+  with the target's SageMakerPipelineParameters, which the local AWS's pipeline runner executes).
 - Lambda: for every SQS event source mapping, receives a batch and invokes the function in its
   own process (local_aws/lambda_runtime.py: the very module Terraform zipped,
   `lambdas/<name>/handler.py`, with the function's environment variables), as the Lambda service
@@ -380,18 +382,33 @@ class LocalControlPlane:
         pages = self.client("events").get_paginator("list_rules").paginate()
         return [r for page in pages for r in page["Rules"] if r.get("ScheduleExpression")]
 
-    def fire_schedule(self, rule: dict[str, Any], moment: datetime) -> None:
-        """Send the rule's "Scheduled Event" to its SQS targets, as EventBridge does."""
+    def fire_schedule(self, rule: dict[str, Any], moment: datetime) -> list[str]:
+        """Send the rule's "Scheduled Event" to its SQS targets and start its SageMaker pipeline
+        targets, as EventBridge does; returns the pipeline execution ARNs it started."""
         event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": SCHEDULE_EVENT[1],
                  "source": SCHEDULE_EVENT[0], "account": rule["Arn"].split(":")[4],
                  "time": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": self.region,
                  "resources": [rule["Arn"]], "detail": {}}
+        started = []
         targets = self.client("events").list_targets_by_rule(Rule=rule["Name"])["Targets"]
         for target in targets:
-            if ":sqs:" not in target["Arn"]:
-                continue
-            url = self.queue_url(target["Arn"])
-            self.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(event))
+            if ":sqs:" in target["Arn"]:
+                url = self.queue_url(target["Arn"])
+                self.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(event))
+            elif ":sagemaker:" in target["Arn"] and ":pipeline/" in target["Arn"]:
+                started.append(self.start_pipeline_target(target, event))
+        return started
+
+    def start_pipeline_target(self, target: dict[str, Any], event: dict[str, Any]) -> str:
+        """StartPipelineExecution as EventBridge makes it for a pipeline target: the pipeline by
+        its name (the ARN's last part), the target's static parameters; the event id as the
+        idempotency token, so a redelivered event starts one execution."""
+        parameters = (target.get("SageMakerPipelineParameters") or {}).get("PipelineParameterList") or []
+        request: dict[str, Any] = {"PipelineName": target["Arn"].rsplit("/", 1)[-1],
+                                   "ClientRequestToken": event["id"][:128]}
+        if parameters:
+            request["PipelineParameters"] = parameters
+        return self.client("sagemaker").start_pipeline_execution(**request)["PipelineExecutionArn"]
 
     def due_schedules(self, state: dict[str, Any], moment: datetime) -> TickResult:
         result = TickResult()

@@ -380,17 +380,49 @@ def drifted_traffic(story: Story) -> None:
         phase.where = f"capture: {story.facts['names'].capture_uri}"
 
 
+def _schedule_rule(story: Story, name: str) -> dict[str, Any]:
+    rules = [r for r in story.control_plane.schedules() if r["Name"] == name]
+    if not rules:
+        raise PhaseFailed(f"no schedule rule {name}: is the project stack deployed?")
+    return rules[0]
+
+
+def _explainability_verdict(story: Story, execution_arn: str) -> str:
+    """What the explainability pipeline found (its report, read back from S3)."""
+    names = story.facts["names"]
+
+    def finished() -> dict[str, Any] | None:
+        found = story.client("sagemaker").describe_pipeline_execution(PipelineExecutionArn=execution_arn)
+        return found if found["PipelineExecutionStatus"] in ("Succeeded", "Failed", "Stopped") else None
+
+    done = story.wait("the explainability pipeline did not finish", finished)
+    if done["PipelineExecutionStatus"] != "Succeeded":
+        raise PhaseFailed(f"the explainability pipeline {done['PipelineExecutionStatus']}: "
+                          f"{done.get('FailureReason', '')}")
+    s3, prefix = story.client("s3"), f"{PROJECT}/explainability/{names.endpoint}/"
+    listed = s3.list_objects_v2(Bucket=names.artifacts_bucket, Prefix=prefix).get("Contents", [])
+    keys = [o["Key"] for o in listed]
+    if not keys:
+        raise PhaseFailed(f"the explainability pipeline wrote no report under {prefix}")
+    report = json.loads(s3.get_object(Bucket=names.artifacts_bucket, Key=max(keys))["Body"].read())
+    if "ndcg" not in report:
+        return f"attributions not compared ({report.get('status')}: {report.get('reason')})"
+    shift = "shifted" if report["drifted"] else "unchanged"
+    return f"attribution ranking {shift} (nDCG {report['ndcg']:.3f} on {report['rows']} rows)"
+
+
 def drift_warning(story: Story) -> None:
     from datetime import UTC, datetime
 
     names = story.facts["names"]
     with story.phase("drift warning") as phase:
         served = story.served_config()
-        rules = [r for r in story.control_plane.schedules() if r["Name"] == f"{names.base}-drift"]
-        if not rules:
-            raise PhaseFailed(f"no schedule rule {names.base}-drift: is the project stack deployed?")
-        rule = rules[0]
-        story.control_plane.fire_schedule(rule, datetime.now(UTC))
+        now = datetime.now(UTC)
+        # First the explainability pipeline, so that it runs before the retrain the drift starts
+        # (the local AWS runs pipeline executions one at a time, in order).
+        explainability = _schedule_rule(story, names.explainability_pipeline)
+        (explaining,) = story.control_plane.fire_schedule(explainability, now)
+        story.control_plane.fire_schedule(_schedule_rule(story, f"{names.base}-drift"), now)
         alarms = {f"{names.endpoint}-warning-drift", f"{names.endpoint}-warning-feature-drift"}
         cloudwatch = story.client("cloudwatch")
 
@@ -401,15 +433,17 @@ def drift_warning(story: Story) -> None:
         in_alarm = story.wait("no drift alarm went to ALARM", fired)
         execution = story.wait("the retrain handler started no pipeline execution",
                                lambda: _executions(story))
+        attributions = _explainability_verdict(story, explaining)
         if story.served_config() != served:
             raise PhaseFailed(f"a drift warning changed what is served: {served} -> {story.served_config()}")
         execution = sorted(execution, key=lambda e: e["StartTime"], reverse=True)
         story.facts["retrain_execution"] = execution[0]["PipelineExecutionArn"]
         started = execution[0]["PipelineExecutionArn"].rsplit("/", 1)[-1]
-        phase.happened = (f"{', '.join(in_alarm)} -> ALARM (warning); retrain started {started}; "
-                          f"still serving {served}")
-        phase.where = (f"drift report: s3://{names.artifacts_bucket}/{PROJECT}/drift/{names.endpoint}/; "
-                       f"{story.audit_where('retrain')}")
+        phase.happened = (f"{', '.join(in_alarm)} -> ALARM (warning); {attributions}; "
+                          f"retrain started {started}; still serving {served}")
+        reports = f"s3://{names.artifacts_bucket}/{PROJECT}"
+        phase.where = (f"drift report: {reports}/drift/{names.endpoint}/; explainability: "
+                       f"{reports}/explainability/{names.endpoint}/; {story.audit_where('retrain')}")
 
 
 def _all_answered(sent: dict[str, Any], version: str) -> None:

@@ -36,9 +36,10 @@ class Bundle:
 
 
 # The modules of lambdas/shared the steps import (capture and ground-truth parsing: one reader
-# for the quality check and the dataset version step), under their package paths.
+# for the quality check and the dataset version step; what an endpoint serves), under their package paths.
 SHARED_MODULES = ("lambdas/__init__.py", "lambdas/shared/__init__.py", "lambdas/shared/capture_files.py",
-                  "lambdas/shared/quality/__init__.py", "lambdas/shared/quality/labels.py")
+                  "lambdas/shared/quality/__init__.py", "lambdas/shared/quality/labels.py",
+                  "lambdas/shared/served_model.py")
 
 
 def step_scripts() -> dict[str, bytes]:

@@ -13,6 +13,11 @@ bundle, see pipelines/bundle.py), no network traffic at all (a unit test holds i
 SDK's telemetry only reports from calls that talk to SageMaker, which synth never makes).
 Every step runs a script from pipelines/steps/, the same programs the local runner executes.
 
+The explainability pipeline is one Processing step (pipelines/steps/explainability.py) that an
+EventBridge schedule starts: the served model's feature attributions on the window's captured
+traffic against its reference's. It runs in the training image, the one with scikit-learn, with
+the same bundle, role and key as the training pipeline.
+
 Pipeline parameters let a data scientist in Studio point a run at other data, other instance
 types or other thresholds without a deploy; their defaults come from the project configuration.
 """
@@ -61,6 +66,7 @@ with offline_sdk():
 from pipelines.bundle import CODE, CONFIG, SCHEMA, SOURCEDIR
 from stacks.project_config import ProjectConfig
 
+EXPLAINABILITY_NAMESPACE = "MLOps/Explainability"
 STEP_NAMES = ("DatasetVersion", "ValidateData", "Preprocess", "Train", "Evaluate", "CheckGate",
               "RegisterModel", "GateFailed")
 CONTAINER = "/opt/ml/processing"
@@ -229,6 +235,26 @@ class _Builder:
             name=name, step_args=step_args, retry_policies=RETRIES,
             cache_config=CACHE if cache else None, depends_on=depends_on, property_files=property_files,
         )
+
+    def explainability(self, pipeline_name: str, endpoint_name: str) -> Pipeline:
+        p, t, e = self.project, self.t, self.project.explainability
+        # Empty: the window ends when the job starts (the schedule's case); an ISO time re-checks a
+        # past window, or pins one in a test.
+        window_end = ParameterString(name="WindowEnd", default_value="")
+        step = self.processing(
+            "ExplainServedModel", "explainability.py", inputs=[],
+            outputs=[_output("report", self.run_uri("explainability"), f"{CONTAINER}/output/report")],
+            arguments=["--endpoint", endpoint_name, "--capture-uri", t.capture_uri,
+                       "--reports-uri", t.s3(p.name, "explainability"), "--window-end", window_end,
+                       "--window-minutes", str(e.window_minutes),
+                       "--lag-minutes", str(e.capture_lag_minutes), "--min-rows", str(e.min_rows),
+                       "--max-rows", str(e.max_rows), "--threshold", str(e.ndcg_threshold),
+                       "--namespace", EXPLAINABILITY_NAMESPACE, "--kms-key-arn", t.kms_key_arn,
+                       "--output", f"{CONTAINER}/output/report"],
+            env={"AWS_DEFAULT_REGION": t.region},
+        )
+        return Pipeline(name=pipeline_name, parameters=[window_end, self.processing_type], steps=[step],
+                        sagemaker_session=self.session)
 
     def build(self) -> Pipeline:
         p, t = self.project, self.t
@@ -403,10 +429,20 @@ def build_pipeline(project: ProjectConfig, target: PipelineTarget) -> Pipeline:
         return _Builder(project, target).build()
 
 
-def definition(project: ProjectConfig, target: PipelineTarget) -> str:
-    """The pipeline definition JSON, compact and stable (equal input -> equal bytes)."""
+def _compact(pipeline: Pipeline) -> str:
     import json
 
+    return json.dumps(json.loads(pipeline.definition()), sort_keys=True, separators=(",", ":"))
+
+
+def definition(project: ProjectConfig, target: PipelineTarget) -> str:
+    """The pipeline definition JSON, compact and stable (equal input -> equal bytes)."""
     with offline_sdk():
-        text = build_pipeline(project, target).definition()
-    return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+        return _compact(build_pipeline(project, target))
+
+
+def explainability_definition(project: ProjectConfig, target: PipelineTarget, pipeline_name: str,
+                              endpoint_name: str) -> str:
+    """The explainability pipeline's definition JSON (one step; see the module doc)."""
+    with offline_sdk():
+        return _compact(_Builder(project, target).explainability(pipeline_name, endpoint_name))

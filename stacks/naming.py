@@ -59,6 +59,7 @@ class ProjectNames:
         self.base = naming.name(project)  # e.g. mlops-local-demo
         self.model_package_group = self.base
         self.pipeline = f"{self.base}-training"
+        self.explainability_pipeline = f"{self.base}-explainability"  # one step, on a schedule
         self.endpoint = self.base  # the project's real-time endpoint
         self.execution_role = f"{self.base}-execution"
         self.datasets_bucket = naming.bucket("datasets")

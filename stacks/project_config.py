@@ -223,6 +223,25 @@ class Quality(Strict):
         return schedule_minutes(self.schedule)
 
 
+class Explainability(Strict):
+    """The scheduled feature-attribution check (pipelines/steps/explainability.py): the served
+    model's SHAP values on captured traffic against those on its validation split, by nDCG."""
+
+    schedule: Annotated[str, StringConstraints(pattern=r"^(rate|cron)\(.+\)$")] = "rate(1 hour)"
+    capture_lag_minutes: Annotated[int, Field(ge=0, le=1440)] = 10
+    # The global ranking of a healthy window of 100 rows keeps an nDCG above 0.98 against the
+    # reference (tests/unit/test_attribution.py prints the rate): fewer rows, no verdict.
+    min_rows: Annotated[int, Field(ge=1)] = 100
+    # A uniform, seeded sample of larger windows: the cost is rows x orders x (features + 1) scores.
+    max_rows: Annotated[int, Field(ge=1, le=10000)] = 500
+    # Clarify's feature-attribution drift monitor alarms below 0.90.
+    ndcg_threshold: Annotated[float, Field(gt=0, le=1)] = 0.9
+
+    @property
+    def window_minutes(self) -> int:
+        return schedule_minutes(self.schedule)
+
+
 class Retrain(Strict):
     cooldown_minutes: Annotated[int, Field(ge=0, le=10080)] = 360
 
@@ -238,6 +257,7 @@ class ProjectSettings(Strict):
     alarms: Alarms = Alarms()
     drift: Drift = Drift()
     quality: Quality = Quality()
+    explainability: Explainability = Explainability()
     retrain: Retrain = Retrain()
 
 

@@ -26,6 +26,7 @@ class ProjectRefs:
     model_package_group: str
     role_arn: str
     mlflow_tracking_server_arn: str | None
+    endpoint_name: str = ""  # the project's endpoint, whose served model the explainability job reads
 
 
 def _prefix_objects(bucket: str, project: str) -> str:
@@ -111,6 +112,15 @@ def execution_statements(r: ProjectRefs) -> list[Statement]:
         # A retried register step looks for its own earlier package; listing has no resource scope.
         statement("ListModelPackages", ["sagemaker:ListModelPackages"], ["*"]),
     ]
+    if r.endpoint_name:
+        # The explainability job walks endpoint -> config -> model -> package (served_model.py).
+        statements.append(statement(
+            "FindServedModel",
+            ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
+            [n.sagemaker_arn("endpoint", r.endpoint_name),
+             n.sagemaker_arn("endpoint-config", f"{r.endpoint_name}-*"),
+             n.sagemaker_arn("model", f"{r.endpoint_name}-*")],
+        ))
     if r.mlflow_tracking_server_arn:
         statements.append(statement(
             "TrackExperiments",

@@ -24,6 +24,7 @@ from stacks.binding import Construct, aws, cdktf
 from stacks.config import Environment
 from stacks.constructs.endpoint_alarms import EndpointAlarms, EndpointAlarmsProps
 from stacks.constructs.model_endpoint import ModelEndpoint, ModelEndpointProps
+from stacks.constructs.scheduled_pipeline import ScheduledPipeline, ScheduledPipelineProps
 from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
 from stacks.control_loop import ControlLoop, ControlLoopProps
 from stacks.naming import Naming, ProjectNames, project_stack_name
@@ -112,6 +113,7 @@ class ProjectStack(cdktf.TerraformStack):
             model_package_group=n.model_package_group,
             role_arn=n.role_arn,
             mlflow_tracking_server_arn=None if env.is_local else n.mlflow_tracking_server_arn,
+            endpoint_name=n.endpoint,
         )
         self.execution_role = ScopedRole(
             self,
@@ -162,7 +164,7 @@ class ProjectStack(cdktf.TerraformStack):
         return f"s3://{self.names.datasets_bucket}/{key}"
 
     def _pipeline(self, uploads: list) -> None:
-        from pipelines.definition import PipelineTarget, definition
+        from pipelines.definition import PipelineTarget, definition, explainability_definition
 
         n, env, project = self.names, self.env, self.project
         self.image_uri = f"{n.repository_url('training')}:{image_tag()}"
@@ -197,6 +199,27 @@ class ProjectStack(cdktf.TerraformStack):
             pipeline_definition=definition(project, target),
             depends_on=uploads,
         )
+        self.explainability_pipeline = aws.sagemaker_pipeline.SagemakerPipeline(
+            self,
+            "explainability_pipeline",
+            pipeline_name=n.explainability_pipeline,
+            pipeline_display_name=n.explainability_pipeline,
+            pipeline_description=f"Feature attributions of the served {project.name} model on its traffic",
+            role_arn=self.execution_role.arn,
+            pipeline_definition=explainability_definition(project, target, n.explainability_pipeline,
+                                                          n.endpoint),
+            depends_on=uploads,
+        )
+        ScheduledPipeline(self, "explainability_schedule", ScheduledPipelineProps(
+            name=n.explainability_pipeline,
+            description=f"scheduled explainability check ({n.base})",
+            schedule=project.explainability.schedule,
+            pipeline_name=n.explainability_pipeline,
+            pipeline_arn=self.explainability_pipeline.arn,
+            rule_arn=n.naming.arn("events", f"rule/{n.explainability_pipeline}"),
+            role_path=n.naming.role_path,
+            boundary_arn=n.boundary_arn,
+        ))
 
     def _serving(self) -> None:
         from pipelines.bootstrap_model import bootstrap_artifact
@@ -213,6 +236,7 @@ class ProjectStack(cdktf.TerraformStack):
             endpoint_name=n.endpoint, region=env.region,
             critical_topic_arn=n.topic_arn("critical"), warning_topic_arn=n.topic_arn("warning"),
             instance_type=instance_type, alarms=project.alarms, drift=project.drift,
+            explainability=project.explainability,
         ))
         artifact = bootstrap_artifact(REPO_ROOT / project.dataset.schema_file, project.dataset.target,
                                       project.task)

@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import io
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,32 +59,41 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def captured_rows(s3: Any, capture_uri: str, since: datetime, until: datetime,
-                  skipped: dict[str, int]) -> dict[str, str]:
-    """inference id -> the CSV row it sent, for the requests of [since, until)."""
+def captured_inputs(s3: Any, capture_uri: str, since: datetime, until: datetime,
+                    skipped: dict[str, int]) -> Iterator[tuple[str | None, list[str]]]:
+    """(inference id or None, the CSV rows it sent) of each request captured in [since, until),
+    in capture order; records that cannot be read are counted in `skipped`."""
     bucket, prefix = parse_s3_uri(capture_uri)
-    rows: dict[str, str] = {}
     for key in endpoint_capture_keys(s3, bucket, prefix.rstrip("/") + "/", since, until):
         for line in object_lines(s3, bucket, key):
             try:
                 record = json.loads(line)
                 meta = record["eventMetadata"]
-                name = meta.get("inferenceId")
-                if not name:
-                    raise Malformed("no_inference_id")
                 if not since <= parse_time(meta["inferenceTime"]) < until:
                     continue
                 text, kind = decode(record["captureData"]["endpointInput"])
             except Malformed as exc:
                 skipped[exc.reason] = skipped.get(exc.reason, 0) + 1
                 continue
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, AttributeError):
                 skipped["unreadable_capture"] = skipped.get("unreadable_capture", 0) + 1
                 continue
-            lines = [ln for ln in text.splitlines() if ln.strip()]
-            if kind != "csv" or len(lines) != 1:  # one id must name one row
-                skipped["not_one_csv_row"] = skipped.get("not_one_csv_row", 0) + 1
+            if kind != "csv":
+                skipped["not_csv"] = skipped.get("not_csv", 0) + 1
                 continue
+            yield meta.get("inferenceId") or None, [ln for ln in text.splitlines() if ln.strip()]
+
+
+def captured_rows(s3: Any, capture_uri: str, since: datetime, until: datetime,
+                  skipped: dict[str, int]) -> dict[str, str]:
+    """inference id -> the CSV row it sent, for the requests of [since, until)."""
+    rows: dict[str, str] = {}
+    for name, lines in captured_inputs(s3, capture_uri, since, until, skipped):
+        if not name:
+            skipped["no_inference_id"] = skipped.get("no_inference_id", 0) + 1
+        elif len(lines) != 1:  # one id must name one row
+            skipped["not_one_csv_row"] = skipped.get("not_one_csv_row", 0) + 1
+        else:
             rows[name] = lines[0]
     return rows
 

@@ -10,8 +10,11 @@ Reads the training environment SageMaker sets up (defaults are the container pat
                       (/opt/ml/input/config); else the project config's training block
 Hyperparameters are `algorithm`, `seed` and the estimator's own parameters. Writes model.joblib,
 model_meta.json, reference_stats.json (the drift reference: the features of the train split, the
-predictions on the validation split, which the model never saw, as served traffic is) and
-code/inference.py (the serving entry point) into the model directory.
+predictions on the validation split, which the model never saw, as served traffic is),
+explainability_reference.json (the model's global SHAP values on the validation split against
+the train split's medians, in Clarify's analysis.json layout: what the explainability check
+compares served traffic's attributions with, see attribution.py) and code/inference.py (the
+serving entry point) into the model directory.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from _common import (
     run,
     write_json,
 )
+from attribution import baseline_row, explain
 from inference import labels, predict_scores
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
@@ -50,6 +54,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 HYPERPARAMETERS_FILE = "hyperparameters.json"  # in SM_INPUT_CONFIG_DIR
+EXPLAINABILITY_REFERENCE = "explainability_reference.json"
 ALGORITHMS: dict[str, dict[str, type]] = {
     "gradient_boosting": {
         "classification": GradientBoostingClassifier,
@@ -235,6 +240,10 @@ def write_model(model_dir: Path, model: Any, x: pd.DataFrame, meta: dict[str, An
         reference_stats(x, scores, meta["categorical_features"], meta["seed"],
                         "validation" if held_out else "train"),
     )
+    write_json(model_dir / EXPLAINABILITY_REFERENCE, explain(
+        lambda frame: predict_scores(model, frame, meta["task"]), scored,
+        baseline_row(x, meta["categorical_features"]), seed=meta["seed"],
+        source="validation" if held_out else "train"))
     ensure_dir(model_dir / "code")
     shutil.copyfile(Path(__file__).with_name("inference.py"), model_dir / "code" / "inference.py")
 

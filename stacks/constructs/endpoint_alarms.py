@@ -24,6 +24,10 @@ Warning (-> warning topic; drift also -> the retrain queue, never the rollback q
 says nothing about the model being worse, and a rollback cannot fix it):
 - drift: `MLOps/Drift` `DriftedFeatureShare` >= the share of drifted features configured;
 - feature drift: any feature's PSI above the threshold (`MLOps/Drift` `MaxPSI`);
+- attribution drift: the served model's feature attributions on its traffic rank the features
+  otherwise than on its validation split (`MLOps/Explainability` `FeatureAttributionNDCG` below
+  the threshold, Clarify's 0.9 by default): the model leans on other features than it was
+  validated with; retrain.
 - CPU / memory utilization above the threshold (`/aws/sagemaker/Endpoints`): autoscaling's
   business and a person's, so it only notifies (a retrain cannot lower a model's CPU use).
 
@@ -41,6 +45,8 @@ The drift engine's metric contract (namespace `MLOps/Drift`, dimension `Endpoint
   CurrentRows          captured rows compared
   FeaturePSI (+ Feature)  PSI of one feature
 (as lambdas/shared/drift/report.py publishes them)
+The explainability pipeline (pipelines/steps/explainability.py) publishes `MLOps/Explainability`
+`FeatureAttributionNDCG` and `AttributionRows` (dimension `EndpointName`), one datapoint per run.
 The model-quality job publishes `MLOps/ModelQuality` `AccuracyDropPercent` (dimension
 `EndpointName`): the accuracy lost against the evaluation baseline, in percent of it.
 """
@@ -55,25 +61,27 @@ from typing import Any
 
 from stacks.binding import Construct, aws
 from stacks.policy import Statement, statement
-from stacks.project_config import Alarms, Drift
+from stacks.project_config import Alarms, Drift, Explainability
 
 SAGEMAKER = "AWS/SageMaker"
 INSTANCE_METRICS = "/aws/sagemaker/Endpoints"
 DRIFT = "MLOps/Drift"
 QUALITY = "MLOps/ModelQuality"
+EXPLAINABILITY = "MLOps/Explainability"
+ATTRIBUTION_NDCG = "FeatureAttributionNDCG"
 DRIFT_METRICS = ("MaxPSI", "DriftedFeatureShare", "DriftedFeatures", "PredictionPSI",
                  "PredictionDrift", "MalformedRecords", "CurrentRows")
 FEATURE_PSI = "FeaturePSI"
 ACCURACY_DROP = "AccuracyDropPercent"
 
 CRITICAL = ("error-rate", "latency-p95", "accuracy-drop")
-WARNING = ("drift", "feature-drift", "cpu", "memory")
+WARNING = ("drift", "feature-drift", "attribution-drift", "cpu", "memory")
 # The alarms SageMaker watches while it shifts traffic to a new fleet. Only those a deployment
 # causes within minutes: drift and accuracy alarms stay in ALARM for hours (until the data or the
 # ground truth changes) and would roll back every deployment meant to fix them.
 DEPLOYMENT_GUARDRAILS = ("error-rate", "latency-p95")
 # The alarms a retrain answers.
-RETRAIN_TRIGGERS = ("accuracy-drop", "drift", "feature-drift")
+RETRAIN_TRIGGERS = ("accuracy-drop", "drift", "feature-drift", "attribution-drift")
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,7 @@ class EndpointAlarmsProps:
     instance_type: str = "ml.m5.large"
     alarms: Alarms = field(default_factory=Alarms)
     drift: Drift = field(default_factory=Drift)
+    explainability: Explainability = field(default_factory=Explainability)
     # p95 latency recorded when the model was evaluated; None: alarms.baseline_latency_ms.
     baseline_latency_ms: float | None = None
     # Quality and drift metrics arrive once per monitoring run, not every minute.
@@ -156,6 +165,14 @@ class EndpointAlarms(Construct):
             f"a feature's PSI is above {d.psi_threshold:g}",
             namespace=DRIFT, metric_name="MaxPSI", dimensions=endpoint,
             statistic="Maximum", threshold=d.psi_threshold, **batch,
+        )
+        self._alarm(
+            "attribution-drift",
+            f"the served model's feature attributions on its traffic rank the features otherwise than "
+            f"on its validation split (nDCG below {props.explainability.ndcg_threshold:g})",
+            namespace=EXPLAINABILITY, metric_name=ATTRIBUTION_NDCG, dimensions=endpoint,
+            statistic="Minimum", threshold=props.explainability.ndcg_threshold,
+            comparison_operator="LessThanThreshold", **batch,
         )
         self._alarm(
             "cpu",

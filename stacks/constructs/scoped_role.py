@@ -20,6 +20,8 @@ class ScopedRoleProps:
     assumed_by_service: str | None = None
     require_mfa: bool = False
     max_session_seconds: int = 3600
+    # Conditions on a service's trust (aws:SourceArn: only this rule or job may act as the role).
+    service_conditions: dict | None = None
 
     def __post_init__(self) -> None:
         if bool(self.assumed_by_principals) == bool(self.assumed_by_service):
@@ -58,7 +60,8 @@ class ScopedRole(Construct):
         p = self.props
         if p.assumed_by_service:
             return statement(
-                "TrustService", ["sts:AssumeRole"], principals={"Service": p.assumed_by_service}
+                "TrustService", ["sts:AssumeRole"], principals={"Service": p.assumed_by_service},
+                conditions=p.service_conditions,
             )
         return statement(
             "TrustPersonas",

@@ -173,7 +173,7 @@ def project_stack(request, synth_all):
 
 def test_project_stack_carries_the_pipeline(project_stack, synth_all):
     env, doc = project_stack
-    (pipeline,) = doc["resource"]["aws_sagemaker_pipeline"].values()
+    pipeline = doc["resource"]["aws_sagemaker_pipeline"]["training_pipeline"]
     assert pipeline["pipeline_name"] == f"mlops-{env}-demo-training"
     definition = json.loads(pipeline["pipeline_definition"])
     assert [s["Name"] for s in definition["Steps"]][:5] == ["DatasetVersion", "ValidateData", "Preprocess",

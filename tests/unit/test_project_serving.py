@@ -105,6 +105,10 @@ def test_every_rule_feeds_a_queue_with_a_dlq_and_every_queue_a_function(project)
     for rule_id in rules:
         assert any(rule_id in ref for ref in targeted_rules), rule_id
     for target in targets:
+        if target["arn"].startswith("${aws_sagemaker_pipeline."):
+            # A scheduled pipeline: EventBridge starts it with its own role and retries a start.
+            assert target["role_arn"].startswith("${aws_iam_role.") and target["retry_policy"], target
+            continue
         match = re.fullmatch(r"\$\{aws_sqs_queue\.([^.]+)\.arn\}", target["arn"])
         assert match, target["arn"]
         assert "redrive_policy" in queues[match.group(1)], match.group(1)

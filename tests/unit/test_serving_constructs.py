@@ -146,7 +146,8 @@ def test_handlers_get_the_endpoint_settings_terraform_uses(doc):
     assert [n.split("-canary-")[1] for n in rollback] == [
         "critical-error-rate", "critical-latency-p95", "critical-accuracy-drop"]
     assert [n.split("-canary-")[1] for n in retrain] == [
-        "critical-accuracy-drop", "warning-drift", "warning-feature-drift"]
+        "critical-accuracy-drop", "warning-drift", "warning-feature-drift",
+        "warning-attribution-drift"]
 
 
 def test_endpoint_serves_the_bootstrap_config_until_the_handlers_take_over(docs):
@@ -203,7 +204,7 @@ def topic_kind(doc: dict, arn_ref: str) -> str:
 
 def test_every_alarm_notifies_an_sns_topic(doc):
     alarms = resources(doc, "aws_cloudwatch_metric_alarm")
-    assert len(alarms) == 2 * 7 + 2  # seven per endpoint, one per DLQ
+    assert len(alarms) == 2 * 8 + 2  # eight per endpoint, one per DLQ
     for alarm in alarms.values():
         assert alarm["alarm_actions"] and alarm["ok_actions"] == alarm["alarm_actions"]
         for action in alarm["alarm_actions"]:
@@ -222,7 +223,7 @@ def test_critical_and_warning_alarms_go_to_their_topics(doc):
             continue
         seen[severity].add(re.sub(r"^.*-(critical|warning)-", "", name))
     assert seen == {"critical": {"error-rate", "latency-p95", "accuracy-drop"},
-                    "warning": {"drift", "feature-drift", "cpu", "memory"}}
+                    "warning": {"drift", "feature-drift", "attribution-drift", "cpu", "memory"}}
 
 
 def test_alarm_thresholds_follow_the_config(doc, environments):
