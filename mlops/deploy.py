@@ -14,7 +14,15 @@ from pathlib import Path
 
 from local_aws.lifecycle import LocalAws, ServerRecord
 from mlops.project import Project
-from mlops.terraform import Terraform, created_resource, managed_resources, write_cli_config, write_tfvars
+from mlops.terraform import (
+    Terraform,
+    TerraformError,
+    created_resource,
+    managed_resources,
+    repeated_creates,
+    write_cli_config,
+    write_tfvars,
+)
 from stacks import moto_gaps
 from stacks.config import Environment
 
@@ -94,11 +102,36 @@ class Deployer:
         if tf is None:
             tf = self._terraform(info.name, info.dir, server)
             tf.init()
-        tf.apply(on_line=on_line)
+        if server is None:
+            tf.apply(on_line=on_line)
+        else:
+            self._apply_local(tf, info.name, on_line)
         stack = DeployedStack(info.name, info.dir, len(tf.resources()), tf.outputs())
         say(f"    {info.name}: {stack.resources} resources, {time.monotonic() - started:.1f} s "
             f"(terraform log: {self.log_file(info.name)})")
         return stack
+
+    @staticmethod
+    def _apply_local(tf: Terraform, name: str, on_line=None) -> None:
+        """An apply on the local AWS that survives a create the provider repeated: on a loaded
+        machine a moto response can arrive after the provider's timeout, which then sends the
+        create again and fails on "already exists" (seen with CreateFunction and CreateTable). The
+        object it made is adopted (terraform import) and the apply runs again, once per object; any
+        other failure fails as before."""
+        adopted: set[str] = set()
+        while True:
+            try:
+                tf.apply(on_line=on_line)
+                return
+            except TerraformError as exc:
+                repeated = [(a, i) for a, i in repeated_creates(exc.output) if a not in adopted]
+                if not repeated:
+                    raise
+                for address, import_id in repeated:
+                    say(f"    {name}: {address} exists already (a create the provider repeated): "
+                        f"adopting {import_id} and applying again")
+                    tf.adopt(address, import_id)
+                    adopted.add(address)
 
     def _overlapped(self, stacks, server: ServerRecord | None) -> list[DeployedStack]:
         """The local platform stack, with the project stacks applied as soon as every platform

@@ -30,7 +30,11 @@ MIRROR_CANDIDATES = (
 
 class TerraformError(RuntimeError):
     """A terraform command failed; the message names the stack, the command and the tail of the
-    output."""
+    output (`output`: all of it)."""
+
+    def __init__(self, message: str, output: str = ""):
+        super().__init__(message)
+        self.output = output
 
 
 def find_provider_mirror() -> Path | None:
@@ -139,7 +143,7 @@ class Terraform:
             where = f" (whole output: {self.log})" if self.log is not None else ""
             raise TerraformError(
                 f"{self.label}: `terraform {' '.join(args)}` failed (exit {code}) in "
-                f"{self.workdir}{where}:\n{detail}"
+                f"{self.workdir}{where}:\n{detail}", "\n".join(lines)
             )
         return code, "\n".join(lines)
 
@@ -151,6 +155,10 @@ class Terraform:
 
     def destroy(self) -> None:
         self.run("destroy", "-input=false", "-auto-approve")
+
+    def adopt(self, address: str, import_id: str) -> None:
+        """Bring an existing object under `address` into the state (terraform import)."""
+        self.run("import", "-input=false", address, import_id)
 
     def forget(self, addresses: list[str]) -> None:
         """Drop resources from the state without deleting them."""
@@ -180,6 +188,38 @@ class Terraform:
         finally:
             self.echo = echo
         return [line for line in out.splitlines() if line.strip()] if code == 0 else []
+
+
+# Resource types whose import id is the name a failed create names: "creating <what> (<name>)".
+IMPORTED_BY_NAME = ("aws_dynamodb_table", "aws_lambda_function", "aws_iam_role", "aws_s3_bucket",
+                    "aws_cloudwatch_metric_alarm", "aws_cloudwatch_event_rule", "aws_cloudwatch_log_group",
+                    "aws_ecr_repository", "aws_kms_alias", "aws_sagemaker_model",
+                    "aws_sagemaker_endpoint_configuration", "aws_sagemaker_endpoint",
+                    "aws_sagemaker_model_package_group", "aws_sagemaker_pipeline")
+_ALREADY = re.compile(r"already exists?|ResourceInUseException|ResourceConflictException|EntityAlreadyExists",
+                      re.IGNORECASE)
+_CREATING = re.compile(r"Error: creating [^(]*\(([^)]+)\)")
+_WITH = re.compile(r"^[\s\u2502]*with (\S+?),\s*$")  # "│" frames the block on a terminal
+
+
+def repeated_creates(output: str) -> list[tuple[str, str]]:
+    """(address, import id) of every create an apply failed because the object already exists, for
+    the types whose import id is their name; an error of any other kind or type gives nothing.
+    Each Terraform error block names its cause on the "Error: creating ..." line and the resource
+    on the "with <address>," line after it."""
+    found, pending = [], None
+    for line in output.splitlines():
+        error = _CREATING.search(line)
+        if error is not None:
+            pending = error.group(1) if _ALREADY.search(line) else None
+            continue
+        resource = _WITH.match(line)
+        if resource is not None and pending is not None:
+            address = resource.group(1)
+            if address.split(".")[0] in IMPORTED_BY_NAME:
+                found.append((address, pending))
+            pending = None
+    return found
 
 
 _CREATED = re.compile(r"^(\S+?)(?:\[[^\]]*\])?: Creation complete")

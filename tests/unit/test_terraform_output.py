@@ -35,3 +35,39 @@ def test_the_log_keeps_everything_and_the_screen_only_the_outcome(tmp_path, caps
     with pytest.raises(TerraformError, match=f"whole output: {log}"):
         tf.run("plan", "-no-such-flag")
     assert "-no-such-flag" in log.read_text()
+
+
+def test_creates_the_provider_repeated_are_found_in_the_apply_output():
+    """As a loaded CI machine printed it: the first CreateTable succeeded, its response came too
+    late, the provider sent it again. Other errors, and types imported by something else than
+    their name, are left to fail."""
+    from mlops.terraform import repeated_creates
+
+    output = """
+aws_iam_role_policy.grant: Creation complete after 0s [id=x]
+Error: creating AWS DynamoDB Table (mlops-local-fraud-locks): operation error DynamoDB: CreateTable, https \
+response error StatusCode: 400, RequestID: 4ZS2, ResourceInUseException: Table already exists: \
+mlops-local-fraud-locks
+
+  with aws_dynamodb_table.control_loop_locks_table_CC5FFB78,
+  on cdk.tf.json line 1023, in resource.aws_dynamodb_table.control_loop_locks_table_CC5FFB78:
+1023:       }
+
+│ Error: creating Lambda Function (mlops-local-demo-gate): operation error Lambda: CreateFunction, \
+https response error StatusCode: 409, ResourceConflictException: Function already exist: mlops-local-demo-gate
+│
+│   with aws_lambda_function.control_loop_gate_function_1A2B,
+│   on cdk.tf.json line 88, in resource.aws_lambda_function.control_loop_gate_function_1A2B:
+
+Error: creating SQS Queue (mlops-local-demo-deploy): QueueAlreadyExists: already exists
+
+  with aws_sqs_queue.control_loop_deploy_queue_5DA1,
+
+Error: creating IAM Role (mlops-local-demo-x): operation error IAM: CreateRole, AccessDenied: not allowed
+
+  with aws_iam_role.x,
+"""
+    assert repeated_creates(output) == [
+        ("aws_dynamodb_table.control_loop_locks_table_CC5FFB78", "mlops-local-fraud-locks"),
+        ("aws_lambda_function.control_loop_gate_function_1A2B", "mlops-local-demo-gate")]
+    assert repeated_creates("Error: reading S3 Bucket (b): timeout\n\n  with aws_s3_bucket.b,\n") == []
