@@ -48,6 +48,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from local_aws.lambda_runtime import LambdaProcesses
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -229,6 +231,7 @@ class LocalControlPlane:
         self.lambdas = LambdaProcesses(client_env, region, state_dir / "logs")
         self._made: dict[str, Any] = {}
         self._queue_urls: dict[str, str] = {}  # queue ARN -> URL: asked once, not every round
+        self.failed_targets: list[str] = []  # targets a schedule could not start, until reported
 
     def close(self) -> None:
         """Stops the functions' execution environments (by pid)."""
@@ -396,7 +399,12 @@ class LocalControlPlane:
                 url = self.queue_url(target["Arn"])
                 self.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(event))
             elif ":sagemaker:" in target["Arn"] and ":pipeline/" in target["Arn"]:
-                started.append(self.start_pipeline_target(target, event))
+                try:
+                    started.append(self.start_pipeline_target(target, event))
+                except ClientError as exc:
+                    # EventBridge keeps a target's failure to that target (FailedInvocations); the
+                    # rule's other targets, and the tick, go on.
+                    self.failed_targets.append(f"rule {rule['Name']}: pipeline target {target['Arn']}: {exc}")
         return started
 
     def start_pipeline_target(self, target: dict[str, Any], event: dict[str, Any]) -> str:
@@ -419,9 +427,14 @@ class LocalControlPlane:
                 continue
             last = fired.setdefault(rule["Arn"], moment.timestamp())  # first seen: starts counting
             if moment.timestamp() - last >= every:
-                self.fire_schedule(rule, moment)
+                started = self.fire_schedule(rule, moment)
                 fired[rule["Arn"]] = moment.timestamp()
                 result.events.append(f"{SCHEDULE_EVENT[1]}: {rule['Name']}")
+                result.events += [f"StartPipelineExecution: {arn}" for arn in started]
+                result.failures += self.failed_targets
+                for failure in self.failed_targets:
+                    self.report(f"error: {failure}")
+                self.failed_targets.clear()
                 self.report(f"schedule {rule['Name']} fired")
         return result
 

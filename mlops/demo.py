@@ -421,7 +421,11 @@ def drift_warning(story: Story) -> None:
         # First the explainability pipeline, so that it runs before the retrain the drift starts
         # (the local AWS runs pipeline executions one at a time, in order).
         explainability = _schedule_rule(story, names.explainability_pipeline)
-        (explaining,) = story.control_plane.fire_schedule(explainability, now)
+        started = story.control_plane.fire_schedule(explainability, now)
+        if len(started) != 1:
+            raise PhaseFailed(f"{explainability['Name']} started {len(started)} pipeline executions, "
+                              f"not one: {story.control_plane.failed_targets or 'no pipeline target'}")
+        explaining = started[0]
         story.control_plane.fire_schedule(_schedule_rule(story, f"{names.base}-drift"), now)
         alarms = {f"{names.endpoint}-warning-drift", f"{names.endpoint}-warning-feature-drift"}
         cloudwatch = story.client("cloudwatch")

@@ -237,6 +237,13 @@ class Explainability(Strict):
     # Clarify's feature-attribution drift monitor alarms below 0.90.
     ndcg_threshold: Annotated[float, Field(gt=0, le=1)] = 0.9
 
+    @model_validator(mode="after")
+    def _rows_fit(self) -> Explainability:
+        if self.min_rows > self.max_rows:
+            raise ValueError(f"min_rows ({self.min_rows}) is above max_rows ({self.max_rows}): no window "
+                             "could ever be judged")
+        return self
+
     @property
     def window_minutes(self) -> int:
         return schedule_minutes(self.schedule)

@@ -189,27 +189,20 @@ class ProjectStack(cdktf.TerraformStack):
             capture_uri=f"{n.capture_uri}{n.endpoint}/",
             ground_truth_uri=n.ground_truth_uri,
         )
-        self.pipeline = aws.sagemaker_pipeline.SagemakerPipeline(
-            self,
-            "training_pipeline",
-            pipeline_name=n.pipeline,
-            pipeline_display_name=n.pipeline,
-            pipeline_description=f"Train, evaluate, gate and register {project.name} models",
-            role_arn=self.execution_role.arn,
-            pipeline_definition=definition(project, target),
-            depends_on=uploads,
-        )
-        self.explainability_pipeline = aws.sagemaker_pipeline.SagemakerPipeline(
-            self,
-            "explainability_pipeline",
-            pipeline_name=n.explainability_pipeline,
-            pipeline_display_name=n.explainability_pipeline,
-            pipeline_description=f"Feature attributions of the served {project.name} model on its traffic",
-            role_arn=self.execution_role.arn,
-            pipeline_definition=explainability_definition(project, target, n.explainability_pipeline,
-                                                          n.endpoint),
-            depends_on=uploads,
-        )
+
+        def pipeline(id_: str, name: str, description: str, body: str):  # -> SagemakerPipeline
+            # Both run the bundle's scripts as the project's execution role.
+            return aws.sagemaker_pipeline.SagemakerPipeline(
+                self, id_, pipeline_name=name, pipeline_display_name=name, pipeline_description=description,
+                role_arn=self.execution_role.arn, pipeline_definition=body, depends_on=uploads)
+
+        self.pipeline = pipeline("training_pipeline", n.pipeline,
+                                 f"Train, evaluate, gate and register {project.name} models",
+                                 definition(project, target))
+        self.explainability_pipeline = pipeline(
+            "explainability_pipeline", n.explainability_pipeline,
+            f"Feature attributions of the served {project.name} model on its traffic",
+            explainability_definition(project, target, n.explainability_pipeline, n.endpoint))
         ScheduledPipeline(self, "explainability_schedule", ScheduledPipelineProps(
             name=n.explainability_pipeline,
             description=f"scheduled explainability check ({n.base})",

@@ -37,6 +37,7 @@ METHOD = "kernel_shap"  # the key Clarify's analysis.json files global SHAP valu
 LABEL = "label0"
 DEFAULT_PERMUTATIONS = 8
 DEFAULT_SEED = 0
+MAX_CELLS = 2_000_000  # cells of one scored block: rows x (features + 1) x features
 
 Score = Callable[[pd.DataFrame], np.ndarray]
 
@@ -70,10 +71,22 @@ def feature_orders(n_features: int, permutations: int, seed: int) -> np.ndarray:
     return np.asarray(orders)
 
 
+def _typed(cells: np.ndarray, columns: list[str], baseline: Mapping[str, Any]) -> pd.DataFrame:
+    """Rows typed as the serving path types requests (inference.as_features): numeric features
+    as floats, categorical ones (a string baseline) as they are."""
+    frame = pd.DataFrame(cells, columns=columns)
+    numeric = [c for c in columns if not isinstance(baseline[c], str)]
+    if numeric:
+        frame[numeric] = frame[numeric].astype(float)
+    return frame
+
+
 def shap_values(score: Score, x: pd.DataFrame, baseline: Mapping[str, Any],
                 permutations: int = DEFAULT_PERMUTATIONS, seed: int = DEFAULT_SEED) -> np.ndarray:
     """(rows, features) SHAP estimates of `score` on `x` against `baseline` (see the module doc).
-    One call of `score` per order, on rows x (features + 1) rows."""
+    `x` is typed as the serving path types requests (numeric float, categorical str). Rows go in
+    chunks of at most MAX_CELLS cells per call of `score`, so memory stays bounded whatever the
+    window."""
     columns = list(x.columns)
     missing = [c for c in columns if c not in baseline]
     if missing:
@@ -84,16 +97,18 @@ def shap_values(score: Score, x: pd.DataFrame, baseline: Mapping[str, Any],
         return values
     own = x.to_numpy(dtype=object)
     base = np.array([baseline[c] for c in columns], dtype=object)
+    chunk = max(1, MAX_CELLS // ((d + 1) * d))
     for order in feature_orders(d, permutations, seed):
         # Step k of the walk has the order's first k features switched to the row's own values.
         switched = np.zeros((d + 1, d), dtype=bool)
         for k in range(1, d + 1):
             switched[k] = switched[k - 1]
             switched[k, order[k - 1]] = True
-        cells = np.where(switched[None, :, :], own[:, None, :], base[None, None, :])
-        frame = pd.DataFrame(cells.reshape(n * (d + 1), d), columns=columns).astype(x.dtypes.to_dict())
-        scores = np.asarray(score(frame), dtype=float).reshape(n, d + 1)
-        values[:, order] += np.diff(scores, axis=1)
+        for start in range(0, n, chunk):
+            rows = own[start:start + chunk]
+            cells = np.where(switched[None, :, :], rows[:, None, :], base[None, None, :])
+            scores = np.asarray(score(_typed(cells.reshape(-1, d), columns, baseline)), dtype=float)
+            values[start:start + len(rows), order] += np.diff(scores.reshape(len(rows), d + 1), axis=1)
     return values / permutations
 
 
@@ -156,7 +171,8 @@ def explain(score: Score, x: pd.DataFrame, baseline: Mapping[str, Any],
             **extra: Any) -> dict[str, Any]:
     """analysis.json for `score` on the rows of `x`."""
     values = shap_values(score, x, baseline, permutations, seed)
-    expected = float(np.asarray(score(pd.DataFrame([baseline], columns=list(x.columns))
-                                      .astype(x.dtypes.to_dict())), dtype=float)[0])
+    columns = list(x.columns)
+    row = np.array([[baseline[c] for c in columns]], dtype=object)
+    expected = float(np.asarray(score(_typed(row, columns, baseline)), dtype=float)[0])
     return analysis(global_attributions(values, list(x.columns)), expected, baseline, len(x),
                     permutations, seed, **extra)

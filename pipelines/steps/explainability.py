@@ -22,8 +22,13 @@ The warning alarm watches FeatureAttributionNDCG < threshold and starts a retrai
 leans on other features than it was validated with. A window with fewer than --min-rows rows
 publishes AttributionRows only (no verdict on too little data). Nothing served, a bootstrap
 model, or a model trained before the reference existed: the report says so, no metric, exit 0
-(the next model brings a reference; failing would only retry). The same window twice writes the
-same report key and metric timestamps.
+(the next model brings a reference; failing would only retry). The same --window-end twice
+writes the same report key and metric timestamps; without one the window ends when the job
+starts, so an hourly schedule's windows may overlap or leave a gap of the start's jitter
+(minutes). The report is written before the metrics, so a datapoint CloudWatch refuses (older
+than two weeks: a re-check of an old window) loses no analysis; the report says what was
+published. The serving code that scores is the bundle's inference.py, the same module the
+train step copies into every artifact.
 """
 
 from __future__ import annotations
@@ -42,14 +47,16 @@ import pandas as pd
 from _common import StepFailure, argument_parser, ensure_dir, log, run, write_json
 from attribution import explain, ndcg, read_global
 from dataset_version import captured_inputs
-from inference import BadRequest, as_features, input_fn, model_fn, predict_scores
+from inference import REFERENCE_FILE, BadRequest, as_features, input_fn, model_fn, predict_scores
 
 from lambdas.shared.capture_files import parse_s3_uri, parse_time
 from lambdas.shared.served_model import NothingServed, served_package
 
-REFERENCE_FILE = "explainability_reference.json"
 NDCG_METRIC, ROWS_METRIC = "FeatureAttributionNDCG", "AttributionRows"
 SAMPLE_SEED = 0
+# CloudWatch takes a datapoint's timestamp up to two weeks back and two hours ahead
+# (PutMetricData, MetricDatum.Timestamp): a re-check of an older window writes its report only.
+METRIC_MAX_AGE, METRIC_MAX_AHEAD = timedelta(days=14), timedelta(hours=2)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -112,12 +119,12 @@ def sample(frame: pd.DataFrame, max_rows: int) -> pd.DataFrame:
 def compare(reference: dict[str, Any], current: dict[str, Any], threshold: float) -> dict[str, Any]:
     before = read_global(reference, REFERENCE_FILE)
     after = read_global(current, "the window's attributions")
-    score = ndcg(before, after)
+    score = round(ndcg(before, after), 6)  # the report and the alarm judge the same number
 
     def top(values: dict[str, float]) -> list[str]:
         return sorted(values, key=lambda k: (-values[k], k))[:5]
 
-    return {"ndcg": round(score, 6), "threshold": threshold, "drifted": score < threshold,
+    return {"ndcg": score, "threshold": threshold, "drifted": score < threshold,
             "reference_top": top(before), "current_top": top(after)}
 
 
@@ -132,21 +139,24 @@ def load_served_model(s3: Any, package: dict[str, Any], scratch: Path) -> tuple[
     return model, (json.loads(reference.read_text(encoding="utf-8")) if reference.is_file() else None)
 
 
-def check(args: argparse.Namespace, s3: Any, sagemaker: Any, cloudwatch: Any) -> dict[str, Any]:
+def check(args: argparse.Namespace, s3: Any, sagemaker: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The window's report and the metric datapoints it publishes (none when nothing is served)."""
     end, since, until = window(args.window_end, args.window_minutes, args.lag_minutes)
     report: dict[str, Any] = {"endpoint": args.endpoint, "window": {
         "end": end.isoformat(), "since": since.isoformat(), "until": until.isoformat()}}
     try:
         package = served_package(sagemaker, args.endpoint)
     except NothingServed as exc:
-        return {**report, "status": "nothing_served", "reason": str(exc)}
+        return {**report, "status": "nothing_served", "reason": str(exc)}, []
     report["model_package_arn"] = package["ModelPackageArn"]
     with tempfile.TemporaryDirectory(prefix="served-model-") as scratch:
         model, reference = load_served_model(s3, package, Path(scratch))
     if reference is None:
         return {**report, "status": "no_reference",
                 "reason": f"the served model.tar.gz has no {REFERENCE_FILE} (trained before attributions "
-                          "were recorded): the next model brings one"}
+                          "were recorded): the next model brings one"}, []
+    if not isinstance(reference.get("baseline"), dict):
+        raise ValueError(f"{REFERENCE_FILE} of {report['model_package_arn']} has no baseline row")
     skipped: dict[str, int] = {}
     requests = list(captured_inputs(s3, args.capture_uri, since, until, skipped))
     rows = [row for _, lines in requests for row in lines]
@@ -164,9 +174,19 @@ def check(args: argparse.Namespace, s3: Any, sagemaker: Any, cloudwatch: Any) ->
         report.update(status="checked", analysis=current, **compare(reference, current, args.threshold))
         metrics.append({"MetricName": NDCG_METRIC, "Value": report["ndcg"], "Unit": "None"})
     dimensions = [{"Name": "EndpointName", "Value": args.endpoint}]
-    cloudwatch.put_metric_data(Namespace=args.namespace, MetricData=[
-        {**m, "Dimensions": dimensions, "Timestamp": until} for m in metrics])
-    return report
+    return report, [{**m, "Dimensions": dimensions, "Timestamp": until} for m in metrics]
+
+
+def publish(cloudwatch: Any, namespace: str, report: dict[str, Any], datums: list[dict[str, Any]]) -> None:
+    if not datums:
+        return
+    at, now = datums[0]["Timestamp"], datetime.now(UTC)
+    if not now - METRIC_MAX_AGE < at < now + METRIC_MAX_AHEAD:
+        report["metrics"] = (f"not published: CloudWatch takes timestamps from two weeks ago to two hours "
+                             f"ahead, the window ended {at.isoformat()}")
+        return
+    cloudwatch.put_metric_data(Namespace=namespace, MetricData=datums)
+    report["metrics"] = [d["MetricName"] for d in datums]
 
 
 def put_report(s3: Any, reports_uri: str, report: dict[str, Any], kms_key_arn: str) -> str:
@@ -185,11 +205,15 @@ def main() -> None:
 
     s3 = boto3.client("s3")
     try:
-        report = check(args, s3, boto3.client("sagemaker"), boto3.client("cloudwatch"))
+        report, datums = check(args, s3, boto3.client("sagemaker"))
     except ValueError as exc:  # a reference or window that cannot be compared
         raise StepFailure(f"explainability check of {args.endpoint}: {exc}") from exc
+    # The report first: a metric CloudWatch refuses must not lose the analysis.
     report["report_uri"] = put_report(s3, args.reports_uri, report, args.kms_key_arn)
     write_json(ensure_dir(args.output) / "analysis.json", report)
+    publish(boto3.client("cloudwatch"), args.namespace, report, datums)
+    put_report(s3, args.reports_uri, report, args.kms_key_arn)  # with what was published
+    write_json(Path(args.output) / "analysis.json", report)
     verdict = f"nDCG {report['ndcg']} (threshold {args.threshold})" if "ndcg" in report else report["reason"]
     log(f"{args.endpoint}: {report['status']}: {verdict}; {report['report_uri']}")
 

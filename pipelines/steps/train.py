@@ -40,7 +40,7 @@ from _common import (
     write_json,
 )
 from attribution import baseline_row, explain
-from inference import labels, predict_scores
+from inference import REFERENCE_FILE, LoadedModel, as_features, labels, predict_scores
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     GradientBoostingClassifier,
@@ -54,7 +54,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 HYPERPARAMETERS_FILE = "hyperparameters.json"  # in SM_INPUT_CONFIG_DIR
-EXPLAINABILITY_REFERENCE = "explainability_reference.json"
+# The attribution reference's rows: a seeded sample of the split bounds the training job's cost
+# (rows x orders x (features + 1) scores) whatever the data's size.
+REFERENCE_MAX_ROWS = 2000
 ALGORITHMS: dict[str, dict[str, type]] = {
     "gradient_boosting": {
         "classification": GradientBoostingClassifier,
@@ -240,12 +242,24 @@ def write_model(model_dir: Path, model: Any, x: pd.DataFrame, meta: dict[str, An
         reference_stats(x, scores, meta["categorical_features"], meta["seed"],
                         "validation" if held_out else "train"),
     )
-    write_json(model_dir / EXPLAINABILITY_REFERENCE, explain(
-        lambda frame: predict_scores(model, frame, meta["task"]), scored,
-        baseline_row(x, meta["categorical_features"]), seed=meta["seed"],
-        source="validation" if held_out else "train"))
+    write_json(model_dir / REFERENCE_FILE, attribution_reference(model, meta, x, scored,
+                                                                 "validation" if held_out else "train"))
     ensure_dir(model_dir / "code")
     shutil.copyfile(Path(__file__).with_name("inference.py"), model_dir / "code" / "inference.py")
+
+
+def attribution_reference(model: Any, meta: dict[str, Any], train_x: pd.DataFrame, scored: pd.DataFrame,
+                          source: str) -> dict[str, Any]:
+    """The model's global SHAP values on (a sample of) `scored` against the train split's
+    medians and modes, on rows typed as the serving path types requests (as_features): the
+    explainability check measures served traffic the same way, with the same baseline row."""
+    served = LoadedModel(model, meta)
+    if len(scored) > REFERENCE_MAX_ROWS:
+        scored = scored.sample(REFERENCE_MAX_ROWS, random_state=meta["seed"])
+    rows = as_features(scored[served.features], served)
+    baseline = baseline_row(as_features(train_x[served.features], served), meta["categorical_features"])
+    return explain(lambda frame: predict_scores(model, frame, meta["task"]), rows, baseline,
+                   seed=meta["seed"], source=source)
 
 
 def main() -> None:

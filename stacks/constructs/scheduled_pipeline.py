@@ -5,8 +5,11 @@
 EventBridge starts a pipeline, not a processing job (a pipeline target is one of its targets),
 so a scheduled job is a pipeline of one step. The role is EventBridge's, trusted only for this
 rule (aws:SourceArn), and may start only this pipeline. A start EventBridge cannot make is
-retried for an hour, then dropped: the next firing starts the next window, and a window that was
-missed can be re-checked with the pipeline's parameters.
+retried (up to 5 times, within an hour), then dropped and counted in the rule's
+FailedInvocations metric: the next firing starts the next window, and a window that was missed
+can be re-checked with the pipeline's parameters. (No dead-letter queue or alarm on failed
+starts or failed executions yet: a check that keeps failing publishes nothing, which its alarm
+reads as missing data, not as a breach.)
 """
 
 from __future__ import annotations

@@ -117,3 +117,8 @@ def test_served_traffic_is_explained_and_a_stuck_top_feature_shifts_the_ranking(
     # Too few rows for a verdict: counted, no nDCG (the alarm sees missing data, not a breach).
     few = _check(moto_server, tmp_path, shifted_end, "--min-rows", str(10 * len(test)))
     assert few["status"] == "too_few_rows" and "ndcg" not in few
+    assert few["metrics"] == ["AttributionRows"]
+
+    # A re-check of a window older than CloudWatch takes datapoints for: the report, no metric.
+    old = _check(moto_server, tmp_path, quiet_end - timedelta(days=20))
+    assert old["status"] == "too_few_rows" and old["metrics"].startswith("not published"), old

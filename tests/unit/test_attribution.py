@@ -49,6 +49,25 @@ def test_shap_values_are_exact_for_an_additive_model():
     np.testing.assert_allclose(values, (x.to_numpy() - [1.0, 0.0, 1.0]) * weights)
 
 
+def test_integer_features_keep_a_fractional_baseline():
+    """Rows are typed as served requests are (numbers as floats): an integer column's median of
+    2.5 stays 2.5 in every walk, for the reference and the window alike."""
+    x = pd.DataFrame({"visits": [1, 4, 2, 3]})
+    baseline = attribution.baseline_row(x, [])
+    assert baseline == {"visits": 2.5}
+    values = attribution.shap_values(lambda f: f["visits"].to_numpy() * 2.0, x, baseline, permutations=2)
+    np.testing.assert_allclose(values[:, 0], (x["visits"].to_numpy() - 2.5) * 2.0)
+
+
+def test_windows_that_could_never_be_judged_are_refused():
+    from pydantic import ValidationError
+
+    from stacks.project_config import Explainability
+
+    with pytest.raises(ValidationError, match=r"min_rows \(600\) is above max_rows \(500\)"):
+        Explainability(min_rows=600, max_rows=500)
+
+
 def test_categorical_features_take_the_baseline_mode():
     x = pd.DataFrame({"size": [1.0, 2.0, 3.0, 4.0], "colour": ["red", "blue", "red", "green"]})
     baseline = attribution.baseline_row(x, ["colour"])
