@@ -330,19 +330,8 @@ def test_new_project_is_provisioned_and_everything_converges(project, server, lo
         mlops(project, "project", "new", "fraud", "--team", "risk-ml", "--env", "local", "--json").stdout
     )
     assert new["stacks"] == ["project-fraud-local"]
-    # As when a create's response came after the provider's timeout and the provider sent it again
-    # (seen in CI on a loaded machine): the table exists, the state does not know it. The apply
-    # adopts it and converges instead of failing on "Table already exists".
-    from stacks.control_tables import LOCKS
-
-    key = server.client("kms").describe_key(KeyId="alias/mlops-local-platform")["KeyMetadata"]["Arn"]
-    server.client("dynamodb").create_table(
-        TableName="mlops-local-fraud-locks", BillingMode="PAY_PER_REQUEST", KeySchema=LOCKS["KeySchema"],
-        AttributeDefinitions=LOCKS["AttributeDefinitions"],
-        SSESpecification={"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": key})
     again = mlops(project, "local", "up", "--json")
     assert "using the local AWS" in again.stderr
-    assert "exists already (a create the provider repeated): adopting mlops-local-fraud-locks" in again.stderr
     # The existing stacks are unchanged; only the new project's stack is created.
     assert again.stderr.count("Apply complete! Resources: 0 added, 0 changed, 0 destroyed.") == 2
     stacks = {s["name"]: s for s in json.loads(again.stdout)["stacks"]}

@@ -47,7 +47,7 @@ def test_serving_stack_applies_converges_and_destroys(serving_synth, tf_cli_conf
 
     cw = moto_server.client("cloudwatch")
     alarms = cw.describe_alarms(AlarmNamePrefix="mlops-local-test-")["MetricAlarms"]
-    assert len(alarms) == 16
+    assert len(alarms) == 18  # eight per endpoint, one per DLQ
     assert all(a["AlarmActions"] and a["OKActions"] for a in alarms)
     dashboards = {d["DashboardName"] for d in cw.list_dashboards()["DashboardEntries"]}
     assert dashboards == {out["canary_endpoint_name"], out["linear_endpoint_name"]}
