@@ -70,14 +70,14 @@ class ServerRecord:
             env["AWS_CA_BUNDLE"] = self.ca_bundle
         return env
 
-    def client(self, service: str):
-        """A boto3 client for this server."""
+    def client(self, service: str, region: str | None = None):
+        """A boto3 client for this server (in its region unless told another)."""
         import boto3
 
         from stacks import moto_gaps
 
         return boto3.client(
-            service, region_name=self.region, endpoint_url=self.endpoint_url,
+            service, region_name=region or self.region, endpoint_url=self.endpoint_url,
             verify=self.ca_bundle or True,
             aws_access_key_id=moto_gaps.PROVIDER_CREDENTIALS["access_key"],
             aws_secret_access_key=moto_gaps.PROVIDER_CREDENTIALS["secret_key"],

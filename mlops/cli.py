@@ -22,6 +22,7 @@ from mlops.drift_check import add_check_arguments, run_check_command
 from mlops.drift_compare import add_compare_arguments, run_compare
 from mlops.drill import add_drill_arguments, run_drill_command
 from mlops.endpoint_wait import EndpointWaitError
+from mlops.images import ImageError
 from mlops.pipeline_run import PipelineRunError
 from mlops.project import Project
 from mlops.quality_check import add_quality_arguments, run_quality_command
@@ -57,7 +58,7 @@ def _stacks_human(stacks: list[DeployedStack]) -> str:
 
 def _deployer(args: argparse.Namespace, project: Project) -> Deployer:
     shown = getattr(args, "show_terraform", False) or os.environ.get(SHOW_TERRAFORM) == "1"
-    return Deployer(project, show_terraform=shown)
+    return Deployer(project, show_terraform=shown, push_images=getattr(args, "push_images", False))
 
 
 def cmd_validate(args: argparse.Namespace, project: Project) -> int:
@@ -89,6 +90,58 @@ def cmd_deploy(args: argparse.Namespace, project: Project) -> int:
     deployed = _deployer(args, project).deploy(args.env)
     _emit(args, {"environment": args.env, "stacks": _stacks_payload(deployed)},
           _stacks_human(deployed))
+    return 0
+
+
+def cmd_image(args: argparse.Namespace, project: Project) -> int:
+    from mlops import images
+    from mlops.aws_clients import clients_for
+
+    env = project.environments()[args.env]
+    if args.project and args.env not in project.projects().get(args.project, {}):
+        say(f"error: --project {args.project}: no such project in {args.env} "
+            f"(environments/projects/{args.project}.yaml with {args.env} in its environments)")
+        return 2
+    if args.project:
+        say(f"    {args.project} runs the environment's images (one pair per environment)")
+    if args.image_command == "push" and env.is_local:
+        # Nothing to push to, and nothing that would pull: moto's ECR holds no layers.
+        _emit(args, {"environment": env.name, "images": []},
+              "the local AWS has no registry and runs no job in a container: nothing to push")
+        return 0
+    builder = images.find_builder(project.work_dir / "logs")
+    if args.image_command == "build":
+        done = images.build(env, builder)
+    else:
+        done = images.push(env, builder, clients_for(project, env)("ecr"))
+    _emit(args, {"environment": env.name, "images": done},
+          "\n".join(f"{d['purpose']}: {d['uri']}" for d in done))
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace, project: Project) -> int:
+    planned = _deployer(args, project).plan(args.env)
+    changes = any(p["changes"] for p in planned)
+    _emit(args, {"environment": args.env, "stacks": planned, "changes": changes},
+          "\n".join(f"{p['name']}: {p['summary'] or ('changes' if p['changes'] else 'no changes')}"
+                    for p in planned))
+    return 2 if args.detailed_exitcode and changes else 0
+
+
+def cmd_ci_roles(args: argparse.Namespace, project: Project) -> int:
+    """What a workflow job needs to assume an environment's CI role (the names are the
+    bootstrap stack's; nothing is called)."""
+    from stacks.naming import Naming
+
+    env = project.environments()[args.env]
+    if env.ci is None:
+        say(f"error: environments/{args.env}.yaml: ci.github_repository: not set, so the bootstrap "
+            f"stack makes no CI roles for {args.env}")
+        return 2
+    naming = Naming.of(env)
+    payload = {"environment": env.name, "region": env.region, "repository": env.ci.github_repository,
+               "plan_role_arn": naming.ci_role_arn("plan"), "deploy_role_arn": naming.ci_role_arn("deploy")}
+    _emit(args, payload, "\n".join(f"{k}: {v}" for k, v in payload.items()))
     return 0
 
 
@@ -283,6 +336,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only this environment's stacks (repeatable)")
     p = add("deploy", cmd_deploy, "synthesize and terraform apply one environment")
     p.add_argument("env", choices=ENVIRONMENT_NAMES)
+    p.add_argument("--push-images", action="store_true",
+                   help="push the images ECR lacks (built here by `mlops image build`) instead of refusing")
+    _show_terraform(p)
+    p = add("plan", cmd_plan, "synthesize and terraform plan one environment (nothing applied)")
+    p.add_argument("env", choices=ENVIRONMENT_NAMES)
+    p.add_argument("--detailed-exitcode", action="store_true",
+                   help="exit 2 when any stack would change (as terraform plan -detailed-exitcode)")
     _show_terraform(p)
     p = add("destroy", cmd_destroy, "terraform destroy one environment")
     p.add_argument("env", choices=ENVIRONMENT_NAMES)
@@ -292,6 +352,19 @@ def build_parser() -> argparse.ArgumentParser:
             "create the remote-state bucket of an environment's account (once per account)")
     p.add_argument("env", choices=[n for n in ENVIRONMENT_NAMES if n != "local"])
     _show_terraform(p)
+
+    image = sub.add_parser("image", help="the training and inference images of an environment")
+    image_sub = image.add_subparsers(dest="image_command", required=True, metavar="COMMAND")
+    for name, help_ in (("build", "build the images with the machine's OCI builder (docker, podman)"),
+                        ("push", "push the images ECR lacks, under the tag the stacks reference")):
+        p = add(name, cmd_image, help_, image_sub)
+        p.add_argument("--env", required=True, choices=ENVIRONMENT_NAMES)
+        p.add_argument("--project", help="a project of the environment (its images are the environment's)")
+
+    ci = sub.add_parser("ci", help="what the shipped GitHub Actions workflow reads")
+    ci_sub = ci.add_subparsers(dest="ci_command", required=True, metavar="COMMAND")
+    p = add("roles", cmd_ci_roles, "the CI roles (plan, deploy) of an environment and its region", ci_sub)
+    p.add_argument("--env", required=True, choices=[n for n in ENVIRONMENT_NAMES if n != "local"])
 
     local = sub.add_parser("local", help="the local AWS (moto on 127.0.0.1)")
     local_sub = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
@@ -397,7 +470,7 @@ def dispatch(args: argparse.Namespace, project: Project) -> int:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return 2
-    except (TerraformError, LocalAwsError, PipelineRunError, EndpointWaitError) as exc:
+    except (TerraformError, LocalAwsError, PipelineRunError, EndpointWaitError, ImageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

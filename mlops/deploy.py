@@ -28,6 +28,8 @@ from stacks.config import Environment
 
 # Platform resources no project stack reads, which the provider is slow to call created.
 SETTLES_LATE = ("aws_s3_bucket_lifecycle_configuration.",)
+# Stacks applied, destroyed or planned at once (project stacks; every stack for a plan).
+PROJECT_WORKERS = 3
 
 
 def say(message: str) -> None:
@@ -55,8 +57,10 @@ def synthesize(project: Project, envs: dict[str, Environment]):
 
 
 class Deployer:
-    def __init__(self, project: Project, *, show_terraform: bool = False):
+    def __init__(self, project: Project, *, show_terraform: bool = False, push_images: bool = False):
         self.project = project
+        # Push the images ECR lacks (built on this machine) where a deploy would refuse.
+        self.push_images = push_images
         # Terraform's own output goes to <work dir>/logs/<stack>.log; shown too when asked.
         self.show_terraform = show_terraform
         self.cli_config = write_cli_config(project.work_dir / "terraformrc")
@@ -82,18 +86,53 @@ class Deployer:
     def deploy(self, env_name: str) -> list[DeployedStack]:
         envs = self.project.environments()  # every file is validated, not just this one
         env = envs[env_name]
-        server = self._ensure_local_server(env) if env.is_local else None
+        has_projects = any(env_name in by_env for by_env in self.project.projects().values())
+        if env.is_local:
+            server = self._ensure_local_server(env)
+            if has_projects:
+                say("    images: no local job runs in a container, so the image check is skipped")
+        else:
+            server = None
+            if has_projects:
+                self._require_images(env, before_platform=True)
         # Only this environment's stacks are written (the others' files were validated above).
         infos = synthesize(self.project, {env_name: env})
         stacks = self._env_stacks(infos, env_name)
         if env.is_local and len(stacks) > 1:
             deployed = self._overlapped(stacks, server)
         else:
-            deployed = [self._apply(n, len(stacks), info, server)
-                        for n, info in enumerate(stacks, 1)]
+            deployed = []
+            for n, info in enumerate(stacks, 1):
+                if info.kind == "project" and n == 2 and server is None:
+                    self._require_images(env, before_platform=False)
+                deployed.append(self._apply(n, len(stacks), info, server))
         if env.is_local:
             self._record_local_stacks(deployed)
         return deployed
+
+    def _require_images(self, env: Environment, *, before_platform: bool) -> None:
+        """No project stack is applied (it would create or update pipelines and endpoints that
+        run the images) while ECR lacks the images' tag. The repositories are the platform
+        stack's: in a fresh account they appear with its apply, so a missing repository defers
+        the check to just before the first project stack; a missing tag refuses at once."""
+        from mlops.aws_clients import clients_for
+        from mlops.images import ImageError, missing_images, refusal
+        from stacks.images import environment_images
+
+        ecr = clients_for(self.project, env)("ecr")
+        missing = missing_images(ecr, environment_images(env))
+        if before_platform and missing and any(m.reason == "no such repository" for m in missing):
+            say("    images: the platform stack creates the ECR repositories; the images are checked "
+                "before the project stacks")
+            return
+        if missing and self.push_images:
+            from mlops.images import find_builder, push
+
+            push(env, find_builder(self.project.work_dir / "logs"), ecr)
+            missing = missing_images(ecr, environment_images(env))
+        if missing:
+            raise ImageError(refusal(env, missing))
+        say(f"    images: {', '.join(i.uri for i in environment_images(env))} are in ECR")
 
     def _apply(self, n: int, total: int, info, server: ServerRecord | None,
                tf: Terraform | None = None, on_line=None) -> DeployedStack:
@@ -165,8 +204,42 @@ class Deployer:
                     "lifecycle rules settle meanwhile")
             elif applying.exception() is not None:
                 raise applying.exception()  # type: ignore[misc]
-            applied = [self._apply(n, len(stacks), info, server) for n, info in enumerate(projects, 2)]
+            applied = self._together(
+                projects, lambda n, info: self._apply(n, len(stacks), info, server), first=2)
             return [applying.result(), *applied]
+
+    @staticmethod
+    def _together(stacks, work, *, first: int = 1) -> list:
+        """`work(n, info)` for every stack at once: project stacks share nothing but the platform
+        (each reads it, none writes to another), plans only read, and most of an apply or destroy
+        is the provider waiting (SQS attributes ~25 s a queue, a deleted queue ~25 s), not CPU.
+        Capped, as the one moto worker has to answer them all. Every stack finishes before the
+        first error is raised, so no apply is left running behind an exception."""
+        if len(stacks) < 2:
+            return [work(n, info) for n, info in enumerate(stacks, first)]
+        with ThreadPoolExecutor(max_workers=min(len(stacks), PROJECT_WORKERS),
+                                thread_name_prefix="stack") as pool:
+            futures = [pool.submit(work, n, info) for n, info in enumerate(stacks, first)]
+        return [f.result() for f in futures]
+
+    def plan(self, env_name: str) -> list[dict[str, object]]:
+        """`terraform plan` of every stack of the environment (nothing applied): per stack, whether
+        it would change anything and Terraform's summary line. Locally the local AWS must run."""
+        env = self.project.environments()[env_name]
+        server = self.local.require() if env.is_local else None
+        stacks = self._env_stacks(synthesize(self.project, {env_name: env}), env_name)
+
+        def plan(n: int, info) -> dict[str, object]:
+            say(f"==> [{n}/{len(stacks)}] {info.name}: terraform init + plan")
+            tf = self._terraform(info.name, info.dir, server)
+            tf.init()
+            changes, out = tf.plan_changes()
+            summary = next((line.strip() for line in reversed(out.splitlines())
+                            if line.strip().startswith(("Plan:", "No changes."))), "")
+            say(f"    {info.name}: {summary or ('changes' if changes else 'no changes')}")
+            return {"name": info.name, "dir": str(info.dir), "changes": changes, "summary": summary}
+
+        return self._together(stacks, plan)
 
     def destroy(self, env_name: str) -> list[str]:
         envs = self.project.environments()
@@ -180,16 +253,23 @@ class Deployer:
                 return []
         infos = synthesize(self.project, {env_name: env})
         stacks = list(reversed(self._env_stacks(infos, env_name)))
-        for n, info in enumerate(stacks, 1):
+
+        def destroy(n: int, info) -> str:
             say(f"==> [{n}/{len(stacks)}] {info.name}: terraform destroy")
             tf = self._terraform(info.name, info.dir, server)
             tf.init()
             if env.is_local:
                 tf.forget(moto_gaps.undeletable(tf.resources()))
             tf.destroy()
+            return info.name
+
+        # The project stacks together, then the platform they read (last in the list).
+        projects = [i for i in stacks if i.kind == "project"]
+        destroyed = self._together(projects, destroy)
+        destroyed += [destroy(n, info) for n, info in enumerate(stacks, 1) if info.kind != "project"]
         if env.is_local:
             self._record_local_stacks([])
-        return [s.name for s in stacks]
+        return destroyed
 
     def bootstrap(self, env_name: str) -> list[DeployedStack]:
         envs = self.project.environments()

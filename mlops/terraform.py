@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -127,12 +128,14 @@ class Terraform:
                 # The log holds the last operation: init starts it afresh, later commands add.
                 log = stack.enter_context(self.log.open("w" if args[:1] == ("init",) else "a"))
                 log.write(f"\n$ terraform {' '.join(args)}  # {self.workdir}\n")
+            started = time.monotonic()
             for line in proc.stdout:
                 line = line.rstrip("\n")
                 lines.append(line)
                 tail.append(line)
                 if log is not None:
-                    log.write(line + "\n")
+                    # Seconds since the command started: where an apply spends its time shows.
+                    log.write(f"[{time.monotonic() - started:6.1f}s] {line}\n")
                 if on_line is not None:
                     on_line(line)
                 if (self.echo and _worth_showing(line)) or line.startswith(_OUTCOMES):

@@ -1,4 +1,5 @@
-"""Bootstrap stack: the remote-state bucket of one AWS account, made before any other stack.
+"""Bootstrap stack: the remote-state bucket of one AWS account, made before any other stack, and
+the way GitHub Actions reaches the account's environments (OIDC provider, CI roles).
 
 Run once per account (`mlops bootstrap ENV`). It keeps its own state locally (it creates the
 bucket everything else keeps state in); the state file holds no secrets and can be committed to
@@ -9,10 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stacks.binding import Construct, cdktf
+from stacks.binding import Construct, aws, cdktf
 from stacks.config import Environment, S3State
 from stacks.constructs.encryption_key import EncryptionKey, EncryptionKeyProps
+from stacks.constructs.github_ci_roles import (
+    GITHUB_AUDIENCE,
+    GITHUB_OIDC_HOST,
+    GITHUB_THUMBPRINTS,
+    GithubCiRoles,
+    GithubCiRolesProps,
+)
 from stacks.constructs.secure_bucket import AccessLogs, SecureBucket, SecureBucketProps
+from stacks.naming import Naming
 from stacks.platform_stack import StackPaths, environment_tags
 from stacks.provider import configure_backend, configure_provider
 
@@ -89,3 +98,22 @@ class BootstrapStack(cdktf.TerraformStack):
         )
         cdktf.TerraformOutput(self, "state_bucket", value=self.state_bucket.name)
         cdktf.TerraformOutput(self, "state_key_arn", value=key.arn)
+        self._ci_roles(account, key.arn)
+
+    def _ci_roles(self, account: StateAccount, state_key_arn: str) -> None:
+        """GitHub Actions' OIDC provider (one per account, so here) and each environment's CI
+        roles, for the environments whose config names their repository."""
+        reached = [e for e in account.environments if e.ci is not None]
+        if not reached:
+            return
+        provider = aws.iam_openid_connect_provider.IamOpenidConnectProvider(
+            self, "github_oidc", url=f"https://{GITHUB_OIDC_HOST}", client_id_list=[GITHUB_AUDIENCE],
+            thumbprint_list=list(GITHUB_THUMBPRINTS))
+        for env in reached:
+            assert env.ci is not None and isinstance(env.state, S3State)
+            roles = GithubCiRoles(self, f"ci_{env.name}", GithubCiRolesProps(
+                naming=Naming.of(env), environment=env.name, repository=env.ci.github_repository,
+                provider_arn=provider.arn, state_bucket=account.bucket,
+                state_key_prefix=env.state.key_prefix, state_key_arn=state_key_arn))
+            cdktf.TerraformOutput(self, f"{env.name}_plan_role_arn", value=roles.plan.arn)
+            cdktf.TerraformOutput(self, f"{env.name}_deploy_role_arn", value=roles.deploy.arn)

@@ -172,6 +172,14 @@ class EksNodes(Strict):
         return self
 
 
+class Ci(Strict):
+    """GitHub Actions reaching this environment by OIDC, never with stored keys: the bootstrap
+    stack makes the account's OIDC provider and this environment's two CI roles."""
+
+    # owner/name of the repository whose workflow (.github/workflows/mlops.yml) may assume them.
+    github_repository: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")]
+
+
 class Eks(Strict):
     """Serving models from an EKS cluster as well as from SageMaker endpoints (off by default)."""
 
@@ -237,6 +245,7 @@ class Environment(Strict):
     audit: Audit = Audit()
     eks: Eks = Eks()
     budget: Budget | None = None
+    ci: Ci | None = None
 
     # Field validators (not a model validator) so an error names the field it is about.
     @field_validator("prefix")
@@ -258,6 +267,13 @@ class Environment(Strict):
         if name and name != "local" and state.kind != "s3":
             raise ValueError("non-local environments keep remote state (kind: s3)")
         return state
+
+    @field_validator("ci")
+    @classmethod
+    def _ci_reaches_aws_only(cls, ci: Ci | None, info: ValidationInfo) -> Ci | None:
+        if ci is not None and info.data.get("name") == "local":
+            raise ValueError("the local environment has no CI roles (CI runs `make test` against it)")
+        return ci
 
     @field_validator("audit")
     @classmethod

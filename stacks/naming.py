@@ -46,6 +46,26 @@ class Naming:
     def role_path(self) -> str:
         return f"/{self.prefix}/"
 
+    # The CI roles live outside role_path, where the roles the deploy role manages live: the
+    # deploy role can never rewrite its own trust or permissions.
+    CI_ROLE_PATH = "/ci/"
+
+    def ci_role_name(self, kind: str) -> str:
+        """`plan` (pull requests, read-only) or `deploy` (the environment's GitHub environment)."""
+        return self.name(f"github-{kind}")
+
+    def ci_role_arn(self, kind: str) -> str:
+        return f"arn:aws:iam::{self.account_id}:role{self.CI_ROLE_PATH}{self.ci_role_name(kind)}"
+
+    @property
+    def eks_cluster(self) -> str:
+        """The serving cluster's name (its cluster and node roles are `<this>-cluster|node`)."""
+        return self.name("serving")
+
+    @property
+    def boundary_arn(self) -> str:
+        return f"arn:aws:iam::{self.account_id}:policy{self.role_path}{self.name('permissions-boundary')}"
+
 
 def project_stack_name(project: str, env_name: str) -> str:
     return f"project-{project}-{env_name}"
@@ -70,8 +90,7 @@ class ProjectNames:
         self.capture_uri = f"s3://{self.capture_bucket}/{project}/"
         self.ground_truth_uri = f"s3://{self.capture_bucket}/{project}/ground-truth/"
         self.key_alias = f"alias/{naming.name('platform')}"
-        self.boundary_arn = (f"arn:aws:iam::{naming.account_id}:policy{naming.role_path}"
-                             f"{naming.name('permissions-boundary')}")
+        self.boundary_arn = naming.boundary_arn
         self.role_arn = f"arn:aws:iam::{naming.account_id}:role{naming.role_path}{self.execution_role}"
         self.mlflow_tracking_server = naming.name("mlflow")
 

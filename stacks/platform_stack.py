@@ -22,6 +22,7 @@ from stacks.constructs.managed_secret import ManagedSecret, ManagedSecretProps
 from stacks.constructs.permission_boundary import PermissionBoundary, PermissionBoundaryProps
 from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
 from stacks.constructs.secure_bucket import AccessLogs, ObjectLock, SecureBucket, SecureBucketProps
+from stacks.images import IMAGE_TARGETS
 from stacks.naming import Naming
 from stacks.policy import statement
 from stacks.provider import configure_backend, configure_provider
@@ -139,7 +140,7 @@ class PlatformStack(cdktf.TerraformStack):
                     force_delete=protection.force_destroy,
                 ),
             )
-            for purpose in ("training", "inference")
+            for purpose in IMAGE_TARGETS  # one repository per image the project stacks run
         }
 
         self.model_registry = aws.sagemaker_model_package_group.SagemakerModelPackageGroup(
@@ -292,7 +293,7 @@ class PlatformStack(cdktf.TerraformStack):
 
         env, n = self.env, self.naming
         self.eks = EksServing(self, "eks", EksServingProps(
-            name=n.name("serving"), settings=env.eks, region=env.region, kms_key_arn=self.key.arn,
+            name=n.eks_cluster, settings=env.eks, region=env.region, kms_key_arn=self.key.arn,
             role_path=n.role_path, boundary_arn=self.boundary.arn,
             artifacts_bucket_arn=self.data_buckets["artifacts"].arn, artifacts_prefix="",
             log_retention_days=env.retention.log_days,

@@ -27,28 +27,14 @@ from stacks.constructs.model_endpoint import ModelEndpoint, ModelEndpointProps
 from stacks.constructs.scheduled_pipeline import ScheduledPipeline, ScheduledPipelineProps
 from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
 from stacks.control_loop import ControlLoop, ControlLoopProps
+from stacks.images import image_tag
 from stacks.naming import Naming, ProjectNames, project_stack_name
 from stacks.platform_stack import StackPaths, environment_tags
 from stacks.project_config import SAGEMAKER_METRIC_PERIOD, ProjectConfig
 from stacks.project_permissions import ProjectRefs, execution_statements
 from stacks.provider import configure_backend, configure_provider
 
-IMAGE_DIR = REPO_ROOT / "pipelines" / "image"
-# Everything the Dockerfile copies from its context (pipelines/): the tag follows all of it.
-IMAGE_SOURCES = (IMAGE_DIR, REPO_ROOT / "pipelines" / "model_server")
-DOCKERIGNORE = REPO_ROOT / "pipelines" / ".dockerignore"
 SAMPLE_DATASET_KEY = "breast_cancer.csv"
-
-
-def image_tag() -> str:
-    """Content hash of what the images are built from: the tag changes exactly when they would."""
-    digest = hashlib.sha256()
-    for folder in IMAGE_SOURCES:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-            name = path.relative_to(folder.parent).as_posix()
-            digest.update(name.encode() + b"\0" + path.read_bytes())
-    digest.update(b".dockerignore\0" + DOCKERIGNORE.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def git_commit() -> str:

@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -86,12 +87,71 @@ def test_local_up_creates_platform_and_project(project, local_env):
     assert _is_our_moto(status["pid"])
 
     # A person's own `terraform plan` in each stack folder sees no changes.
-    for stack in local_env["stacks"]:
-        plan = subprocess.run(
+    assert_no_changes(local_env["stacks"])
+
+
+def assert_no_changes(stacks: list[dict]) -> None:
+    """`terraform plan -detailed-exitcode` in every stack folder at once: exit 0, nothing to do."""
+    def plan(stack: dict) -> subprocess.CompletedProcess:
+        return subprocess.run(
             ["terraform", "plan", "-detailed-exitcode", "-no-color", "-input=false"],
             cwd=stack["dir"], capture_output=True, text=True, timeout=600,
         )
-        assert plan.returncode == 0, stack["name"] + plan.stdout[-3000:] + plan.stderr
+
+    with ThreadPoolExecutor(max_workers=len(stacks)) as pool:
+        for stack, proc in zip(stacks, pool.map(plan, stacks), strict=True):
+            assert proc.returncode == 0, stack["name"] + proc.stdout[-3000:] + proc.stderr
+
+
+def test_the_platform_resources_carry_their_secure_settings(server, local_env):
+    outputs = {s["name"]: s for s in local_env["stacks"]}["platform-local"]["outputs"]
+    s3 = server.client("s3")
+    names = {outputs[k] for k in ("datasets_bucket", "artifacts_bucket", "capture_bucket",
+                                  "audit_bucket", "access_logs_bucket")}
+    assert names <= {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    for bucket in names:
+        assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+        block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+        assert all(block.values()), bucket
+        policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+        assert any(st["Sid"] == "DenyInsecureTransport" for st in policy["Statement"])
+        rule = s3.get_bucket_encryption(Bucket=bucket)[
+            "ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]
+        expected = "AES256" if bucket == outputs["access_logs_bucket"] else "aws:kms"
+        assert rule["SSEAlgorithm"] == expected, bucket
+    datasets_logging = s3.get_bucket_logging(Bucket=outputs["datasets_bucket"])["LoggingEnabled"]
+    assert datasets_logging["TargetBucket"] == outputs["access_logs_bucket"]
+
+    assert server.client("kms").get_key_rotation_status(KeyId=outputs["kms_key_arn"])[
+        "KeyRotationEnabled"] is True
+    (trail,) = server.client("cloudtrail").describe_trails(trailNameList=["mlops-local-audit"])[
+        "trailList"]
+    assert trail["LogFileValidationEnabled"] is True
+    assert trail["S3BucketName"] == outputs["audit_bucket"]
+    role = server.client("iam").get_role(RoleName="mlops-local-data-scientist")["Role"]
+    assert role["PermissionsBoundary"]["PermissionsBoundaryArn"] == outputs["permissions_boundary_arn"]
+    (repo,) = server.client("ecr").describe_repositories(repositoryNames=["mlops-local-training"])[
+        "repositories"]
+    assert repo["imageTagMutability"] == "IMMUTABLE"
+    assert repo["imageScanningConfiguration"]["scanOnPush"] is True
+    groups = server.client("sagemaker").list_model_package_groups()["ModelPackageGroupSummaryList"]
+    assert "mlops-local-models" in {g["ModelPackageGroupName"] for g in groups}
+
+    # The audit bucket keeps every object version audit_days in GOVERNANCE mode locally.
+    lock = s3.get_object_lock_configuration(Bucket=outputs["audit_bucket"])["ObjectLockConfiguration"]
+    assert lock["ObjectLockEnabled"] == "Enabled"
+    retention = lock["Rule"]["DefaultRetention"]
+    assert (retention["Mode"], retention["Days"]) == ("GOVERNANCE", 30)  # (moto adds "Years": 0)
+
+    budgets = server.client("budgets")
+    budget = budgets.describe_budget(AccountId="123456789012",
+                                     BudgetName="mlops-local-monthly-cost")["Budget"]
+    limit = budget["BudgetLimit"]
+    assert (float(limit["Amount"]), limit["Unit"], budget["TimeUnit"]) == (100.0, "USD", "MONTHLY")
+    notices = budgets.describe_notifications_for_budget(
+        AccountId="123456789012", BudgetName="mlops-local-monthly-cost")["Notifications"]
+    assert sorted((n["NotificationType"], n["Threshold"]) for n in notices) == [
+        ("ACTUAL", 80.0), ("ACTUAL", 100.0), ("FORECASTED", 100.0)]
 
 
 def run_pipeline(project: Path, *extra: str, check: bool = True) -> tuple[dict, subprocess.CompletedProcess]:
@@ -340,24 +400,25 @@ def test_new_project_is_provisioned_and_everything_converges(project, server, lo
     sagemaker = server.client("sagemaker")
     assert sagemaker.describe_pipeline(PipelineName="mlops-local-fraud-training")["PipelineStatus"]
     assert sagemaker.describe_endpoint(EndpointName="mlops-local-fraud")["EndpointStatus"]
-    for stack in stacks.values():  # a second plan shows no changes anywhere
-        plan = subprocess.run(
-            ["terraform", "plan", "-detailed-exitcode", "-no-color", "-input=false"],
-            cwd=stack["dir"],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert plan.returncode == 0, stack["name"] + plan.stdout[-3000:] + plan.stderr
+    # A second plan shows no changes anywhere: `mlops plan` plans every stack of the environment.
+    plan = mlops(project, "plan", "local", "--detailed-exitcode", "--json")
+    planned = json.loads(plan.stdout)
+    assert planned["changes"] is False, plan.stderr
+    assert [(s["name"], s["changes"]) for s in planned["stacks"]] == [
+        (name, False) for name in stacks]
+    assert all(s["summary"].startswith("No changes.") for s in planned["stacks"]), planned
 
 
-def test_down_cleans_up(project, local_env, first_run):
+def test_down_cleans_up(project, server, local_env, first_run):
     pid = json.loads(mlops(project, "local", "status", "--json").stdout)["pid"]
     down = mlops(project, "local", "down", "--json")
     destroyed = json.loads(down.stdout)
     assert destroyed["server_stopped"] is True
     assert destroyed["destroyed"][-1] == "platform-local"
-    assert {"project-demo-local", "platform-local"} <= set(destroyed["destroyed"])
+    assert {"project-demo-local", "project-fraud-local", "platform-local"} == set(destroyed["destroyed"])
+    # Every stack was destroyed before the server stopped: nothing was left in any state.
+    for name in destroyed["destroyed"]:
+        assert f"[{name}] Destroy complete!" in down.stderr
     assert not _is_our_moto(pid)
     after = json.loads(mlops(project, "local", "status", "--json").stdout)
     assert after["running"] is False and after["stacks"] == []

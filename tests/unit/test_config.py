@@ -75,6 +75,8 @@ CASES = [
      "instance_types.inference", "does not match"),
     ("prod audit lock liftable", _set("audit", {"object_lock_mode": "GOVERNANCE"}), "audit",
      "COMPLIANCE mode"),
+    ("CI repository not owner/name", _set("ci.github_repository", "mlops-platform"),
+     "ci.github_repository", "does not match"),
 ]
 
 
@@ -153,3 +155,12 @@ def test_cli_rejects_unknown_environment(capsys):
         main(["deploy", "qa"])
     assert exit_.value.code == 2
     assert "invalid choice: 'qa'" in capsys.readouterr().err
+
+
+def test_the_local_environment_has_no_ci_roles(tmp_path):
+    data = yaml.safe_load((ROOT / "environments" / "local.yaml").read_text())
+    data["ci"] = {"github_repository": "example-org/mlops-platform"}
+    path = tmp_path / "local.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"local.yaml: ci: .*no CI roles"):
+        load_environment(path, tmp_path)
