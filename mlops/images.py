@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from mlops.deploy import say
 from stacks.config import Environment
@@ -116,11 +116,22 @@ def push(env: Environment, builder: Builder, ecr: Any) -> list[dict[str, Any]]:
 
 
 def _login(builder: Builder, ecr: Any, image: Image) -> None:
-    """`aws ecr get-login-password | docker login --password-stdin`, without the AWS CLI."""
-    data = ecr.get_authorization_token()["authorizationData"][0]
+    """`aws ecr get-login-password | docker login --password-stdin <registry>`, without the AWS
+    CLI. The registry host, not the token's `https://` proxyEndpoint: podman refuses a scheme."""
+    account = image.registry.split(".", 1)[0]
+    data = _aws("ECR GetAuthorizationToken",
+                lambda: ecr.get_authorization_token(registryIds=[account])["authorizationData"][0])
     user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
     builder.run(f"image-{image.purpose}", "login", "--username", user, "--password-stdin",
-                data.get("proxyEndpoint") or f"https://{image.registry}", stdin=password)
+                image.registry, stdin=password)
+
+
+def _aws(what: str, call):
+    """`call()`, with an AWS refusal (AccessDenied, ExpiredToken, no credentials) as one line."""
+    try:
+        return call()
+    except (ClientError, BotoCoreError) as exc:
+        raise ImageError(f"{what} failed: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -145,7 +156,9 @@ def missing_images(ecr: Any, images: list[Image]) -> list[MissingImage]:
             elif code == "RepositoryNotFoundException":
                 missing.append(MissingImage(image, "no such repository"))
             else:
-                raise
+                raise ImageError(f"ECR DescribeImages {image.repository}:{image.tag} failed: {exc}") from None
+        except BotoCoreError as exc:
+            raise ImageError(f"ECR DescribeImages {image.repository}:{image.tag} failed: {exc}") from None
     return missing
 
 

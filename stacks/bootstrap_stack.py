@@ -106,14 +106,17 @@ class BootstrapStack(cdktf.TerraformStack):
         reached = [e for e in account.environments if e.ci is not None]
         if not reached:
             return
-        provider = aws.iam_openid_connect_provider.IamOpenidConnectProvider(
-            self, "github_oidc", url=f"https://{GITHUB_OIDC_HOST}", client_id_list=[GITHUB_AUDIENCE],
-            thumbprint_list=list(GITHUB_THUMBPRINTS))
+        existing = next((e.ci.existing_oidc_provider_arn for e in reached
+                         if e.ci is not None and e.ci.existing_oidc_provider_arn), None)
+        if existing is None:
+            existing = aws.iam_openid_connect_provider.IamOpenidConnectProvider(
+                self, "github_oidc", url=f"https://{GITHUB_OIDC_HOST}", client_id_list=[GITHUB_AUDIENCE],
+                thumbprint_list=list(GITHUB_THUMBPRINTS)).arn
         for env in reached:
             assert env.ci is not None and isinstance(env.state, S3State)
             roles = GithubCiRoles(self, f"ci_{env.name}", GithubCiRolesProps(
                 naming=Naming.of(env), environment=env.name, repository=env.ci.github_repository,
-                provider_arn=provider.arn, state_bucket=account.bucket,
+                provider_arn=existing, state_bucket=account.bucket,
                 state_key_prefix=env.state.key_prefix, state_key_arn=state_key_arn))
             cdktf.TerraformOutput(self, f"{env.name}_plan_role_arn", value=roles.plan.arn)
             cdktf.TerraformOutput(self, f"{env.name}_deploy_role_arn", value=roles.deploy.arn)

@@ -178,6 +178,11 @@ class Ci(Strict):
 
     # owner/name of the repository whose workflow (.github/workflows/mlops.yml) may assume them.
     github_repository: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")]
+    # An account has one OIDC provider per issuer: where one exists already, name it here and the
+    # bootstrap stack uses it instead of creating one (which would fail with EntityAlreadyExists).
+    existing_oidc_provider_arn: Annotated[str, StringConstraints(
+        pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
+    )] | None = None
 
 
 class Eks(Strict):

@@ -3,19 +3,24 @@
 - `<prefix>-github-plan`, for pull requests (`repo:<owner/name>:pull_request`): `terraform plan`
   only. AWS's ReadOnlyAccess for the refresh, the environment's state (read, and its lock object),
   and explicit denies of what would read data rather than configuration: secret values, table
-  items and any KMS decrypt but the state key's (every data bucket, table and secret of the
-  platform is encrypted with the platform key, so no object body can be read either). A pull
-  request runs its own version of the workflow, so this role is what any branch can reach.
+  items, log events, image layers, the capture, audit and access-log objects, and any KMS decrypt
+  but the state key's (the platform's data is encrypted with the platform key, so no other object
+  body can be read). A pull request runs its own copy of the workflow, so this role is what any
+  branch can reach.
 - `<prefix>-github-deploy`, only for jobs in the GitHub environment of the same name
-  (`repo:<owner/name>:environment:<env>`, where staging and prod wait for a reviewer's approval):
-  AWS's PowerUserAccess (everything but IAM, Organizations and Account) and IAM only for the
-  environment's own roles and policies (its role path), every new role carrying the environment's
-  permissions boundary (the EKS cluster and node roles, which EKS needs without it, excepted by
-  name), the boundary never removed.
+  (`repo:<owner/name>:environment:<env>`; the environment must admit only `main`, and staging and
+  prod wait for a reviewer there): AWS's PowerUserAccess (everything but IAM, Organizations and
+  Account) and IAM only on the environment's own role path. Every role it creates or whose
+  policies it changes carries the environment's permissions boundary (AWS's
+  delegated-administration pattern), except the two EKS service roles, which EKS needs without it
+  and which get EKS's managed policies only; it never removes a boundary, never changes the
+  boundary policy itself (an administrator does) and assumes no role.
 
-Both live on the CI path (`/ci/`), outside the role path the deploy role manages: it can neither
-rewrite its own trust nor widen its own permissions. The account's OIDC provider is the bootstrap
-stack's (one per account).
+Both live on the CI path (`/ci/`), outside the role path the deploy role manages, and the
+boundary denies every IAM write there, so no role the deploy role makes can reach them either.
+The account's OIDC provider is the bootstrap stack's (one per account). What stays open, and is
+written in the README: a role it creates may trust any principal (IAM has no condition on a
+trust policy's content), capped by the boundary.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stacks.binding import Construct, aws
+from stacks.constructs.eks_serving import CLUSTER_POLICIES, NODE_POLICIES
 from stacks.naming import Naming
 from stacks.policy import Statement, document, statement
 
@@ -62,7 +68,10 @@ class GithubCiRolesProps:
     state_bucket: str
     state_key_prefix: str  # the environment's state objects: <bucket>/<prefix>/<env>/*.tfstate
     state_key_arn: str
-    max_session_seconds: int = 3600
+    # The deploy job runs up to two hours (a fresh environment's MLflow server, EKS, endpoints):
+    # its credentials must outlive it, or an apply dies half-way holding the state lock.
+    plan_session_seconds: int = 3600
+    deploy_session_seconds: int = 3 * 3600
 
 
 class GithubCiRoles(Construct):
@@ -72,14 +81,15 @@ class GithubCiRoles(Construct):
         n = props.naming
         self.plan = self._role("plan", f"repo:{props.repository}:pull_request",
                                "terraform plan of the environment from pull requests (read-only)",
-                               ["ReadOnlyAccess"], self._plan_statements())
+                               ["ReadOnlyAccess"], self._plan_statements(), props.plan_session_seconds)
         self.deploy = self._role("deploy", f"repo:{props.repository}:environment:{props.environment}",
                                  "mlops deploy of the environment from its GitHub environment",
-                                 ["PowerUserAccess"], self._deploy_statements())
+                                 ["PowerUserAccess"], self._deploy_statements(),
+                                 props.deploy_session_seconds)
         self.plan_arn, self.deploy_arn = n.ci_role_arn("plan"), n.ci_role_arn("deploy")
 
     def _role(self, kind: str, subject: str, description: str, managed: list[str],
-              statements: list[Statement]) -> aws.iam_role.IamRole:
+              statements: list[Statement], session_seconds: int) -> aws.iam_role.IamRole:
         n, p = self.props.naming, self.props
         trust = statement(
             "GithubActions", ["sts:AssumeRoleWithWebIdentity"], principals={"Federated": p.provider_arn},
@@ -87,7 +97,7 @@ class GithubCiRoles(Construct):
                                          f"{GITHUB_OIDC_HOST}:sub": subject}})
         role = aws.iam_role.IamRole(
             self, kind, name=n.ci_role_name(kind), path=n.CI_ROLE_PATH, description=description,
-            assume_role_policy=document([trust]), max_session_duration=p.max_session_seconds)
+            assume_role_policy=document([trust]), max_session_duration=session_seconds)
         aws.iam_role_policy.IamRolePolicy(self, f"{kind}_policy", name=f"{n.ci_role_name(kind)}-permissions",
                                           role=role.name, policy=document(statements))
         for policy in managed:
@@ -100,7 +110,7 @@ class GithubCiRoles(Construct):
         return f"arn:aws:s3:::{p.state_bucket}", f"{p.state_key_prefix}/{p.environment}/"
 
     def _plan_statements(self) -> list[Statement]:
-        p = self.props
+        p, n = self.props, self.props.naming
         bucket, prefix = self._state()
         return [
             statement("ListState", ["s3:ListBucket"], [bucket],
@@ -112,7 +122,16 @@ class GithubCiRoles(Construct):
             statement("NoDataReads",
                       ["secretsmanager:GetSecretValue", "dynamodb:GetItem", "dynamodb:BatchGetItem",
                        "dynamodb:Query", "dynamodb:Scan", "dynamodb:PartiQLSelect",
-                       "sagemaker:InvokeEndpoint", "lambda:InvokeFunction"], ["*"], effect="Deny"),
+                       "sagemaker:InvokeEndpoint", "lambda:InvokeFunction",
+                       # CloudWatch Logs decrypts for any caller it lets read; image layers.
+                       "logs:GetLogEvents", "logs:FilterLogEvents", "logs:StartQuery",
+                       "logs:GetQueryResults", "logs:StartLiveTail", "logs:GetLogRecord",
+                       "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], ["*"], effect="Deny"),
+            # Buckets that hold no object Terraform manages, only data and evidence (the SSE-S3
+            # access logs among them, which the key deny below would not cover).
+            statement("NoObjectReads", ["s3:GetObject", "s3:GetObjectVersion"],
+                      [*(f"arn:aws:s3:::{n.bucket(b)}/*" for b in ("capture", "audit", "access-logs")),
+                       f"arn:aws:s3:::{p.state_bucket}-logs/*"], effect="Deny"),
             {"Sid": "NoDecryptButState", "Effect": "Deny", "Action": "kms:Decrypt",
              "NotResource": p.state_key_arn},
         ]
@@ -131,8 +150,27 @@ class GithubCiRoles(Construct):
                       [f"arn:aws:iam::{n.account_id}:role/aws-service-role/*"]),
             statement("EksOidcProvider", list(OIDC_PROVIDER_ACTIONS),
                       [f"arn:aws:iam::{n.account_id}:oidc-provider/oidc.eks.{n.region}.amazonaws.com/*"]),
+            # Every role it makes or changes carries the boundary (AWS's delegated-administration
+            # pattern: iam:PermissionsBoundary is the boundary of the role acted on) ...
             {"Sid": "RolesCarryTheBoundary", "Effect": "Deny",
-             "Action": ["iam:CreateRole", "iam:PutRolePermissionsBoundary"], "NotResource": eks_roles,
+             "Action": ["iam:CreateRole", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy",
+                        "iam:AttachRolePolicy", "iam:DeleteRolePolicy", "iam:DetachRolePolicy"],
+             "NotResource": eks_roles,
              "Condition": {"StringNotEquals": {"iam:PermissionsBoundary": n.boundary_arn}}},
+            # ... but the two EKS service roles, which EKS needs without it: they get EKS's own
+            # managed policies and nothing else.
+            {"Sid": "EksRolesGetOnlyEksPolicies", "Effect": "Deny", "Action": "iam:AttachRolePolicy",
+             "Resource": eks_roles,
+             "Condition": {"ArnNotEquals": {
+                 "iam:PolicyARN": [MANAGED + policy for policy in (*CLUSTER_POLICIES, *NODE_POLICIES)]}}},
+            statement("EksRolesGetNoInlinePolicy", ["iam:PutRolePolicy"], eks_roles, effect="Deny"),
             statement("BoundaryStays", ["iam:DeleteRolePermissionsBoundary"], [roles], effect="Deny"),
+            # The boundary itself is changed by an administrator, never by CI: a new default
+            # version would lift the cap on every role at once.
+            statement("BoundaryChangesAreAnAdministrators",
+                      ["iam:CreatePolicyVersion", "iam:DeletePolicyVersion", "iam:SetDefaultPolicyVersion",
+                       "iam:DeletePolicy"], [n.boundary_arn], effect="Deny"),
+            # Terraform assumes no role: a role it made is never a way to more permissions.
+            statement("AssumesNoRole", ["sts:AssumeRole"], [f"arn:aws:iam::{n.account_id}:role/*"],
+                      effect="Deny"),
         ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stacks.binding import Construct, aws
+from stacks.naming import Naming
 from stacks.policy import document, statement
 
 PLATFORM_SERVICES = (
@@ -58,12 +59,23 @@ class PermissionBoundary(Construct):
                         ["*"],
                     ),
                     statement(
-                        "AllowIdentityReadAndRoleHandOff",
-                        ["iam:Get*", "iam:List*", "iam:PassRole", "iam:CreateRole",
-                         "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:TagRole",
-                         "iam:PutRolePermissionsBoundary", "sts:GetCallerIdentity",
-                         "ec2:Describe*"],
+                        "AllowIdentityRead",
+                        ["iam:Get*", "iam:List*", "sts:GetCallerIdentity", "ec2:Describe*"],
                         ["*"],
+                    ),
+                    statement(
+                        # Only the environment's own roles (its role path): never the CI roles
+                        # (/ci/) nor anything else of the account.
+                        "AllowRoleHandOffInTheEnvironment",
+                        ["iam:PassRole", "iam:CreateRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy",
+                         "iam:TagRole", "iam:PutRolePermissionsBoundary"],
+                        [f"arn:aws:iam::{props.account_id}:role{props.path}*"],
+                    ),
+                    statement(
+                        "DenyCiRoles",
+                        ["iam:*"],
+                        [f"arn:aws:iam::{props.account_id}:role{Naming.CI_ROLE_PATH}*"],
+                        effect="Deny",
                     ),
                     statement(
                         "DenyRolesWithoutThisBoundary",

@@ -118,7 +118,7 @@ def test_push_logs_in_to_ecr_and_pushes_only_the_tags_it_lacks(environments, mot
     assert [(p["purpose"], p["pushed"]) for p in pushed] == [("training", False), ("inference", True)]
     done = [c for c in calls(tmp_path) if c["args"][0] in ("login", "push")]
     login, push_call = done
-    assert login["args"][:4] == ["login", "--username", "AWS", "--password-stdin"]
+    assert login["args"] == ["login", "--username", "AWS", "--password-stdin", inference.registry]
     assert login["stdin"]  # the password went by stdin, never on the command line
     assert login["stdin"] not in " ".join(login["args"])
     assert push_call["args"] == ["push", inference.uri]

@@ -161,6 +161,21 @@ def test_the_deploy_role_cannot_reach_its_own_role_and_every_role_it_makes_carri
     boundary = deploy["RolesCarryTheBoundary"]
     assert boundary["Effect"] == "Deny"
     assert boundary["Condition"] == {"StringNotEquals": {"iam:PermissionsBoundary": naming.boundary_arn}}
+    # Creating or changing a role's policies needs the boundary on it: no unbounded admin role.
+    assert {"iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy"} <= set(boundary["Action"])
+    # Nor can it lift the cap for every role at once, or hop into a role it made.
+    admin_only = deploy["BoundaryChangesAreAnAdministrators"]
+    assert (admin_only["Effect"], admin_only["Resource"]) == ("Deny", naming.boundary_arn)
+    assert "iam:CreatePolicyVersion" in admin_only["Action"]
+    assert deploy["AssumesNoRole"]["Effect"] == "Deny"
+    eks_only = deploy["EksRolesGetOnlyEksPolicies"]["Condition"]["ArnNotEquals"]["iam:PolicyARN"]
+    assert "arn:aws:iam::aws:policy/AdministratorAccess" not in eks_only
+    # And no role under the boundary reaches the CI roles.
+    (boundary_policy,) = [p for p in synth_all.json("platform-prod")["resource"]["aws_iam_policy"].values()
+                          if p["name"] == naming.name("permissions-boundary")]
+    denies = {st["Sid"]: st for st in _statements(boundary_policy["policy"])}
+    assert denies["DenyCiRoles"]["Resource"] == f"arn:aws:iam::{env.account_id}:role/ci/*"
+    assert denies["DenyCiRoles"]["Effect"] == "Deny"
     platform = synth_all.json("platform-prod")
     (policy,) = [p for p in platform["resource"]["aws_iam_policy"].values()
                  if p["name"] == naming.name("permissions-boundary")]
