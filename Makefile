@@ -5,9 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench synth down clean lock
+.PHONY: setup demo test lint bench synth down clean lock layers
 
-setup: $(STAMP) node_modules/.installed
+setup: $(STAMP) node_modules/.installed layers
+
+# The functions' Lambda layers, from pinned wheels for their runtime (stacks/layers.py): built
+# once into a content-addressed cache (~/.cache/mlops-platform/layers), which synth only reads.
+layers: $(STAMP)
+	$(BIN)/mlops layers build
 
 # Re-installs only when the pinned dependencies change. uv installs the locked set (every
 # transitive version pinned in requirements.lock, from pyproject.toml's pins by `make lock`) in
@@ -38,7 +43,7 @@ node_modules/.installed: package.json package-lock.json
 # cdktf npm CLI is not needed for it (the mlops CLI synthesizes in Python). The start time is
 # taken before the set-up so the summary counts the set-up too.
 demo: export MLOPS_DEMO_STARTED_AT := $(shell $(PYTHON) -c 'import time; print(time.time())' 2>/dev/null)
-demo: $(STAMP)
+demo: $(STAMP) layers
 	$(BIN)/mlops demo
 
 test: setup
@@ -59,10 +64,10 @@ bench: setup
 	$(BIN)/python benchmarks/handlers.py
 	$(BIN)/python benchmarks/serving.py
 
-synth: $(STAMP)
+synth: $(STAMP) layers
 	$(BIN)/mlops synth
 
-down: $(STAMP)
+down: $(STAMP) layers
 	$(BIN)/mlops local down
 
 clean:

@@ -23,12 +23,14 @@ from mlops.drift_compare import add_compare_arguments, run_compare
 from mlops.drill import add_drill_arguments, run_drill_command
 from mlops.endpoint_wait import EndpointWaitError
 from mlops.images import ImageError
+from mlops.layers import LayerBuildError
 from mlops.pipeline_run import PipelineRunError
 from mlops.project import Project
 from mlops.quality_check import add_quality_arguments, run_quality_command
 from mlops.terraform import TerraformError
 from mlops.traffic import add_invoke_arguments, add_traffic_arguments, run_invoke_command, run_traffic_command
 from stacks.config import ENVIRONMENT_NAMES, ConfigError
+from stacks.layers import LayerNotBuilt
 
 # Terraform's output goes to .mlops/logs/<stack>.log; this (or --show-terraform) streams it too.
 SHOW_TERRAFORM = "MLOPS_SHOW_TERRAFORM"
@@ -142,6 +144,14 @@ def cmd_ci_roles(args: argparse.Namespace, project: Project) -> int:
     payload = {"environment": env.name, "region": env.region, "repository": env.ci.github_repository,
                "plan_role_arn": naming.ci_role_arn("plan"), "deploy_role_arn": naming.ci_role_arn("deploy")}
     _emit(args, payload, "\n".join(f"{k}: {v}" for k, v in payload.items()))
+    return 0
+
+
+def cmd_layers_build(args: argparse.Namespace, project: Project) -> int:
+    from mlops.layers import build
+
+    built = build(architecture=args.architecture)
+    _emit(args, {"layers": built}, "\n".join(f"{b['layer']}: {b['zip']}" for b in built))
     return 0
 
 
@@ -366,6 +376,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("roles", cmd_ci_roles, "the CI roles (plan, deploy) of an environment and its region", ci_sub)
     p.add_argument("--env", required=True, choices=[n for n in ENVIRONMENT_NAMES if n != "local"])
 
+    layers = sub.add_parser("layers", help="the Lambda layers the functions run with")
+    layers_sub = layers.add_subparsers(dest="layers_command", required=True, metavar="COMMAND")
+    p = add("build", cmd_layers_build,
+            "download the layers' pinned wheels for Lambda and zip them into the cache (make setup does)",
+            layers_sub)
+    p.add_argument("--architecture", choices=["x86_64", "arm64"], default="x86_64")
+
     local = sub.add_parser("local", help="the local AWS (moto on 127.0.0.1)")
     local_sub = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
     _show_terraform(add("up", cmd_local_up, "start the local AWS and deploy the local environment",
@@ -470,7 +487,8 @@ def dispatch(args: argparse.Namespace, project: Project) -> int:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return 2
-    except (TerraformError, LocalAwsError, PipelineRunError, EndpointWaitError, ImageError) as exc:
+    except (TerraformError, LocalAwsError, PipelineRunError, EndpointWaitError, ImageError,
+            LayerNotBuilt, LayerBuildError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

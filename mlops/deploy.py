@@ -45,6 +45,17 @@ class DeployedStack:
     outputs: dict[str, object]
 
 
+def ensure_layers() -> None:
+    """The Lambda layers the stacks reference, built once (from the registry) into the cache; a
+    deploy may download, a synth never does (stacks/layers.py)."""
+    from mlops.layers import build
+    from stacks.layers import all_layers, layer_zip
+
+    missing = tuple(spec for spec in all_layers() if not layer_zip(spec).is_file())
+    if missing:
+        build(missing)
+
+
 def synthesize(project: Project, envs: dict[str, Environment]):
     """Synthesize every environment's stacks in this process (one binding import)."""
     say(f"==> synthesizing {len(envs)} environment(s) into {project.outdir}")
@@ -95,6 +106,7 @@ class Deployer:
             server = None
             if has_projects:
                 self._require_images(env, before_platform=True)
+        ensure_layers()
         # Only this environment's stacks are written (the others' files were validated above).
         infos = synthesize(self.project, {env_name: env})
         stacks = self._env_stacks(infos, env_name)
@@ -227,6 +239,7 @@ class Deployer:
         it would change anything and Terraform's summary line. Locally the local AWS must run."""
         env = self.project.environments()[env_name]
         server = self.local.require() if env.is_local else None
+        ensure_layers()
         stacks = self._env_stacks(synthesize(self.project, {env_name: env}), env_name)
 
         def plan(n: int, info) -> dict[str, object]:
@@ -251,6 +264,7 @@ class Deployer:
                 say("==> the local AWS is not running: nothing to destroy")
                 self._forget_local_state()
                 return []
+        ensure_layers()
         infos = synthesize(self.project, {env_name: env})
         stacks = list(reversed(self._env_stacks(infos, env_name)))
 

@@ -27,18 +27,14 @@ from stacks.config import Environment
 from stacks.constructs.endpoint_alarms import LATENCY_BASELINE_SCHEDULE, QUALITY, EndpointAlarms
 from stacks.constructs.event_queue import EventQueue, EventQueueProps, EventRule
 from stacks.constructs.lambda_function import LambdaFunction, LambdaFunctionProps
+from stacks.constructs.lambda_layer import LambdaLayer, LambdaLayerProps
 from stacks.constructs.model_endpoint import ModelEndpoint
 from stacks.control_tables import TABLES
+from stacks.layers import LayerSpec, built_layer, layers_for
 from stacks.naming import ProjectNames
 from stacks.policy import Statement, statement
 from stacks.project_config import LOWER_IS_BETTER, ProjectConfig
 
-# Powertools for AWS Lambda (Python) v3 as its public layer: the control handlers' only dependency
-# the runtime lacks. Keep the version in step with the pinned aws-lambda-powertools.
-# The drift handler also needs numpy and scipy: a layer the platform team publishes (not here yet).
-POWERTOOLS_LAYER = (
-    "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:27"
-)
 HANDLER_TIMEOUT_SECONDS = 120
 DRIFT_NAMESPACE = "MLOps/Drift"
 
@@ -64,6 +60,7 @@ class ControlLoop(Construct):
         self.props = props
         n, env = props.names, props.env
         self.gaps = moto_gaps.for_environment(env.is_local)
+        self._layers: dict[str, LambdaLayer] = {}
         self.tables = {
             setting: self._table(setting.removesuffix("_table"), schema)
             for setting, schema in TABLES.items()
@@ -308,16 +305,28 @@ class ControlLoop(Construct):
                   statements: list[Statement], timeout: int = HANDLER_TIMEOUT_SECONDS,
                   memory: int = 256) -> LambdaFunction:
         p, n = self.props, self.props.names
+        layers = [self._layer(spec) for spec in layers_for(name)]
         function = LambdaFunction(self, f"{name}_function", LambdaFunctionProps(
             name=f"{n.base}-{name}", handler=name, description=f"{purpose} ({n.base})",
             stack_dir=p.stack_dir, kms_key_arn=p.key_arn, role_path=n.naming.role_path,
             boundary_arn=p.boundary_arn, statements=tuple(_unique_sids(statements)),
             environment=environment, timeout_seconds=timeout, memory_mb=memory,
             log_retention_days=p.env.retention.log_days,
-            # moto runs no Lambda code and knows no public layers (stacks/moto_gaps.py).
-            layers=() if self.gaps.local else (POWERTOOLS_LAYER.format(region=p.env.region),),
+            # Third-party libraries only from the project's own layers (stacks/layers.py).
+            layers=tuple(layer.arn for layer in layers),
+            layer_bytes=sum(layer.unzipped_bytes for layer in layers),
         ))
         return function
+
+    def _layer(self, spec: LayerSpec) -> LambdaLayer:
+        """One layer version per project stack and layer, shared by its functions."""
+        if spec.name not in self._layers:
+            p, n = self.props, self.props.names
+            self._layers[spec.name] = LambdaLayer(self, f"{spec.name}_layer", LambdaLayerProps(
+                name=f"{n.base}-{spec.name}", description=spec.description, zip_path=built_layer(spec),
+                stack_dir=p.stack_dir, bucket=n.artifacts_bucket,
+                key_prefix=f"{p.project.name}/lambda-layers", kms_key_arn=p.key_arn))
+        return self._layers[spec.name]
 
 
 def _rule(name: str, description: str, pattern: dict[str, Any] | str) -> EventRule:

@@ -25,11 +25,11 @@ from pathlib import Path
 from stacks.binding import Construct, aws
 from stacks.config import LOG_RETENTION_DAYS
 from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
+from stacks.layers import RUNTIME, UNZIPPED_LIMIT_BYTES
 from stacks.policy import Statement, document, statement
 
 # The repository's handler package; tests point `lambdas_dir` at a fixture package instead.
 LAMBDAS_DIR = Path(__file__).resolve().parents[2] / "lambdas"
-RUNTIME = "python3.11"
 # The zip format's earliest timestamp: a fixed value keeps the archive bytes reproducible.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 SKIPPED_PARTS = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
@@ -57,8 +57,10 @@ class LambdaFunctionProps:
     # (A new account whose concurrency quota is still 10 refuses any reservation: use None there.)
     reserved_concurrency: int | None = 5
     log_retention_days: int = 30
-    # Layer ARNs (in AWS: Powertools for AWS Lambda); the runtime already has boto3.
+    # Layer version ARNs (the project's own, stacks/layers.py); the runtime already has boto3.
     layers: tuple[str, ...] = ()
+    # The layers' unzipped size: Lambda refuses a function whose code and layers pass 250 MB.
+    layer_bytes: int = 0
     architecture: str = "x86_64"
     lambdas_dir: Path = LAMBDAS_DIR
 
@@ -130,6 +132,11 @@ class LambdaFunction(Construct):
         super().__init__(scope, id_)
         self.props = props
         package = build_package(props.lambdas_dir, props.handler)
+        with zipfile.ZipFile(io.BytesIO(package)) as archive:
+            unzipped = sum(i.file_size for i in archive.infolist()) + props.layer_bytes
+        if unzipped > UNZIPPED_LIMIT_BYTES:
+            raise ValueError(f"function {props.name}: its code and layers take {unzipped / 2**20:.0f} MB "
+                             f"unzipped; Lambda allows {UNZIPPED_LIMIT_BYTES // 2**20} MB")
         relative = ASSET_DIR / f"{props.name}.zip"
         target = props.stack_dir / relative
         target.parent.mkdir(parents=True, exist_ok=True)

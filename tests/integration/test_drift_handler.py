@@ -417,7 +417,7 @@ def wire_drift_check(server: Any, world: World) -> dict[str, str]:
             "Action": "sts:AssumeRole"}]}),
     )["Role"]["Arn"]
     function = lam.create_function(
-        FunctionName=f"{world.endpoint}-drift", Runtime="python3.11", Role=role,
+        FunctionName=f"{world.endpoint}-drift", Runtime="python3.12", Role=role,
         Handler="lambdas.drift.handler.handler", Code={"ZipFile": reproducible_tarball({"x": b"x"})},
         Timeout=300, MemorySize=2048,
         Environment={"Variables": {

@@ -146,8 +146,8 @@ def test_handlers_accept_the_settings_the_stack_gives_them(project):
         assert settings.retrain_cooldown_minutes == config.retrain.cooldown_minutes
         assert settings.bake_seconds == config.serving.deployment.termination_wait_seconds
         assert settings.accuracy_alarm in settings.rollback_alarms & settings.retrain_alarms
-        if env != "local":  # Powertools comes as its public layer (moto knows no public layers)
-            assert any("AWSLambdaPowertoolsPythonV3" in layer for layer in function["layers"])
+        # Powertools comes from the project's own layer, in every environment.
+        assert any("powertools_layer_version" in layer for layer in function["layers"])
 
 
 def test_control_tables_are_encrypted_and_recoverable(project):

@@ -382,7 +382,7 @@ def test_consumer_role_gets_exactly_its_queue(doc):
 # Lambda functions.
 def test_functions_are_encrypted_traced_and_logged(doc, serving_synth):
     for fn in resources(doc, "aws_lambda_function").values():
-        assert fn["runtime"] == "python3.11"
+        assert fn["runtime"] == "python3.12"
         assert fn["handler"] == "lambdas.echo.handler.handler"
         assert fn["tracing_config"] == {"mode": "Active"}
         assert fn["kms_key_arn"].startswith("${aws_kms_key.")

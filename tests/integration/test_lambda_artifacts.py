@@ -1,0 +1,124 @@
+"""Every function as Lambda would run it: its synthesized zip and its layers unpacked into an empty
+folder, the handler imported by the runtime's Python (`python3.12 -I -S`: no site-packages, no
+environment, nothing of this checkout) with the stack's environment variables, and only the
+runtime's own boto3 beside them. Every module that loads must come from there or the standard
+library."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from stacks.layers import PYTHON_VERSION
+
+pytestmark = pytest.mark.integration
+
+# What the Lambda Python runtime brings besides the standard library.
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+PROBE = """
+import importlib, json, os, sys
+task = json.loads(sys.argv[1])
+sys.path[:0] = task["path"]
+importlib.import_module(task["module"])
+print(json.dumps(sorted({m: getattr(mod, "__file__", None) or "" for m, mod in sys.modules.items()}.items())))
+"""
+
+
+def runtime_python() -> str:
+    """A CPython of the functions' runtime version (pyenv's, or one uv knows)."""
+    pattern = f"~/.pyenv/versions/{PYTHON_VERSION}*/bin/python{PYTHON_VERSION}"
+    found = sorted(glob.glob(os.path.expanduser(pattern)))
+    if found:
+        return found[-1]
+    uv = Path(sys.executable).with_name("uv")
+    proc = subprocess.run([str(uv), "python", "find", PYTHON_VERSION], capture_output=True, text=True,
+                          timeout=60, check=False)
+    if proc.returncode == 0 and proc.stdout.strip():
+        return proc.stdout.strip()
+    pytest.fail(f"no Python {PYTHON_VERSION} (the Lambda runtime's) on this machine: the functions' "
+                "packages cannot be imported as Lambda would")
+
+
+@pytest.fixture(scope="module")
+def runtime_site(tmp_path_factory) -> Path:
+    """Stand-in for the runtime's bundled SDK: only boto3 and what it needs, linked from the venv."""
+    import boto3
+
+    site = Path(boto3.__file__).parents[1]
+    folder = tmp_path_factory.mktemp("runtime-sdk")
+    for name in RUNTIME_PACKAGES:
+        entry = site / name if (site / name).is_dir() else site / f"{name}.py"
+        (folder / entry.name).symlink_to(entry)
+    return folder
+
+
+def resolved(value: str) -> str:
+    """A Terraform reference (known only after apply) stood in for by a value of its shape."""
+    def stand_in(match: re.Match) -> str:
+        ref = match.group(1)
+        kind, name, attribute = [*ref.split("."), "", ""][:3]
+        if attribute == "arn":
+            service = kind.removeprefix("aws_").split("_")[0]
+            return f"arn:aws:{service}:eu-west-1:111111111111:{name.replace('_', '-')}"
+        return name.replace("_", "-")[:60]
+    return re.sub(r"\$\{([^}]*)\}", stand_in, value)
+
+
+def functions(stack: dict) -> list[tuple[str, dict]]:
+    return sorted(stack["resource"]["aws_lambda_function"].items())
+
+
+def layer_zips(stack: dict, stack_dir: Path, function: dict) -> list[Path]:
+    versions = stack["resource"]["aws_lambda_layer_version"]
+    objects = stack["resource"]["aws_s3_object"]
+    zips = []
+    for ref in function["layers"]:
+        version = versions[ref.split(".")[1]]
+        obj = objects[version["s3_key"].split(".")[1]]
+        zips.append(stack_dir / obj["source"])
+    return zips
+
+
+@pytest.mark.parametrize("stack_name", ["project-demo-dev", "project-demo-local"])
+def test_every_function_imports_from_its_zip_and_layers_alone(synth_all, stack_name, runtime_site,
+                                                             tmp_path):
+    python = runtime_python()
+    stack_dir = synth_all.stacks[stack_name]
+    stack = synth_all.json(stack_name)
+    checked = []
+    for name, function in functions(stack):
+        root = tmp_path / name
+        task_dir, layer_dir = root / "task", root / "opt"
+        with zipfile.ZipFile(stack_dir / function["filename"]) as code:
+            code.extractall(task_dir)  # /var/task
+        for layer in layer_zips(stack, stack_dir, function):
+            with zipfile.ZipFile(layer) as archive:
+                archive.extractall(layer_dir)  # /opt
+        module = function["handler"].rsplit(".", 1)[0]
+        variables = {k: resolved(v) for k, v in function["environment"]["variables"].items()}
+        task = {"module": module, "path": [str(task_dir), str(layer_dir / "python"), str(runtime_site)]}
+        proc = subprocess.run([python, "-I", "-S", "-c", PROBE, json.dumps(task)], cwd=root,
+                              env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "eu-west-1",
+                                   "AWS_REGION": "eu-west-1", **variables},
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, f"{name}: {function['handler']} does not import:\n{proc.stderr[-3000:]}"
+        stdlib = subprocess.run(
+            [python, "-I", "-S", "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"],
+            capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+        allowed = (str(task_dir), str(layer_dir), str(runtime_site), stdlib)
+        foreign = {m: f for m, f in json.loads(proc.stdout) if f and not f.startswith(allowed)}
+        assert not foreign, f"{name}: modules from outside the function's zip and layers: {foreign}"
+        repo = str(Path(__file__).resolve().parents[2])
+        assert not [f for _, f in json.loads(proc.stdout) if f.startswith(repo)], name
+        checked.append(name)
+        shutil.rmtree(root)
+    assert len(checked) == 6 and any("drift" in c for c in checked)
