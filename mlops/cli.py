@@ -75,7 +75,7 @@ def cmd_synth(args: argparse.Namespace, project: Project) -> int:
     envs = project.environments()  # all files are validated even when some are left out
     if args.env:
         envs = {n: e for n, e in envs.items() if n in args.env}
-    infos = synthesize(project, envs)
+    infos = synthesize(project, envs, force=True)  # asked for: always a real synth
     payload = {
         "outdir": str(project.outdir),
         "stacks": [

@@ -56,13 +56,23 @@ def ensure_layers() -> None:
         build(missing)
 
 
-def synthesize(project: Project, envs: dict[str, Environment]):
-    """Synthesize every environment's stacks in this process (one binding import)."""
+def synthesize(project: Project, envs: dict[str, Environment], *, force: bool = False):
+    """Synthesize every environment's stacks in this process (one binding import), unless the
+    last synth into the same folder had exactly these inputs (mlops/synth_cache.py)."""
+    from mlops import synth_cache
+
+    key = synth_cache.inputs_key(project, envs)
+    cached = None if force else synth_cache.load(project, key)
+    if cached is not None:
+        say(f"==> {len(cached)} stacks in {project.outdir} are up to date (no input changed since "
+            "their synth)")
+        return cached
     say(f"==> synthesizing {len(envs)} environment(s) into {project.outdir}")
     started = time.monotonic()
     from stacks.app import synth  # the ~10 s binding import happens here, once
 
     infos = synth(envs, project.outdir, project.state_dir, project.projects())
+    synth_cache.save(project, key, infos)
     say(f"    {len(infos)} stacks in {time.monotonic() - started:.1f} s")
     return infos
 

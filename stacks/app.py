@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from stacks.binding import cdktf
@@ -13,14 +12,7 @@ from stacks.platform_stack import PlatformStack, StackPaths
 from stacks.platform_stack import stack_name as platform_stack_name
 from stacks.project_config import ProjectConfig
 from stacks.project_stack import ProjectStack
-
-
-@dataclass(frozen=True)
-class StackInfo:
-    name: str
-    environment: str  # for a bootstrap stack, its first environment
-    kind: str  # "bootstrap" | "platform" | "project"
-    dir: Path
+from stacks.stack_info import StackInfo
 
 
 def build_app(

@@ -402,6 +402,7 @@ def test_new_project_is_provisioned_and_everything_converges(project, server, lo
     assert sagemaker.describe_endpoint(EndpointName="mlops-local-fraud")["EndpointStatus"]
     # A second plan shows no changes anywhere: `mlops plan` plans every stack of the environment.
     plan = mlops(project, "plan", "local", "--detailed-exitcode", "--json")
+    assert "are up to date (no input changed" in plan.stderr  # the up's synth, not a second one
     planned = json.loads(plan.stdout)
     assert planned["changes"] is False, plan.stderr
     assert [(s["name"], s["changes"]) for s in planned["stacks"]] == [
