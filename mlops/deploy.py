@@ -28,8 +28,12 @@ from stacks.config import Environment
 
 # Platform resources no project stack reads, which the provider is slow to call created.
 SETTLES_LATE = ("aws_s3_bucket_lifecycle_configuration.",)
-# Stacks applied, destroyed or planned at once (project stacks; every stack for a plan).
-PROJECT_WORKERS = 3
+# Project stacks applied or destroyed at once: one. Measured on the 2-core CI machine, two at once
+# made each about twice as slow (e2e `local down` 154 -> 198 s, the new-project apply ~40 s
+# longer): the provider's waits are short beside Terraform's and moto's CPU. Plans, which only
+# read, run together.
+APPLY_WORKERS = 1
+PLAN_WORKERS = 3
 
 
 def say(message: str) -> None:
@@ -231,15 +235,13 @@ class Deployer:
             return [applying.result(), *applied]
 
     @staticmethod
-    def _together(stacks, work, *, first: int = 1) -> list:
-        """`work(n, info)` for every stack at once: project stacks share nothing but the platform
-        (each reads it, none writes to another), plans only read, and most of an apply or destroy
-        is the provider waiting (SQS attributes ~25 s a queue, a deleted queue ~25 s), not CPU.
-        Capped, as the one moto worker has to answer them all. Every stack finishes before the
-        first error is raised, so no apply is left running behind an exception."""
-        if len(stacks) < 2:
+    def _together(stacks, work, *, first: int = 1, workers: int = APPLY_WORKERS) -> list:
+        """`work(n, info)` for every stack, up to `workers` at once (project stacks share nothing
+        but the platform they read). Every stack finishes before the first error is raised, so
+        no apply is left running behind an exception."""
+        if len(stacks) < 2 or workers < 2:
             return [work(n, info) for n, info in enumerate(stacks, first)]
-        with ThreadPoolExecutor(max_workers=min(len(stacks), PROJECT_WORKERS),
+        with ThreadPoolExecutor(max_workers=min(len(stacks), workers),
                                 thread_name_prefix="stack") as pool:
             futures = [pool.submit(work, n, info) for n, info in enumerate(stacks, first)]
         return [f.result() for f in futures]
@@ -262,7 +264,7 @@ class Deployer:
             say(f"    {info.name}: {summary or ('changes' if changes else 'no changes')}")
             return {"name": info.name, "dir": str(info.dir), "changes": changes, "summary": summary}
 
-        return self._together(stacks, plan)
+        return self._together(stacks, plan, workers=PLAN_WORKERS)
 
     def destroy(self, env_name: str) -> list[str]:
         envs = self.project.environments()

@@ -1,4 +1,4 @@
-"""The project stacks of an environment are applied and destroyed together (mlops/deploy.py)."""
+"""How many stacks of an environment run at once (mlops/deploy.py): plans together, applies one by one."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mlops.deploy import PROJECT_WORKERS, Deployer
+from mlops.deploy import APPLY_WORKERS, PLAN_WORKERS, Deployer
 
 
 def test_project_stacks_run_at_once_and_keep_their_order():
@@ -18,7 +18,7 @@ def test_project_stacks_run_at_once_and_keep_their_order():
         barrier.wait()
         return f"{n}:{name}"
 
-    assert Deployer._together(["a", "b"], work, first=2) == ["2:a", "3:b"]
+    assert Deployer._together(["a", "b"], work, first=2, workers=PLAN_WORKERS) == ["2:a", "3:b"]
 
 
 def test_one_stack_failing_still_lets_the_others_finish_before_raising():
@@ -32,7 +32,7 @@ def test_one_stack_failing_still_lets_the_others_finish_before_raising():
         return name
 
     with pytest.raises(RuntimeError, match="bad: terraform apply failed"):
-        Deployer._together(["bad", "good", "fine"], work)
+        Deployer._together(["bad", "good", "fine"], work, workers=3)
     assert sorted(finished) == ["fine", "good"]
 
 
@@ -48,6 +48,10 @@ def test_no_more_than_the_cap_run_at_once():
             running[0] -= 1
         return name
 
-    names = [f"p{i}" for i in range(PROJECT_WORKERS + 3)]
+    names = [f"p{i}" for i in range(PLAN_WORKERS + 3)]
+    assert Deployer._together(names, work, workers=PLAN_WORKERS) == names
+    assert peak[0] <= PLAN_WORKERS
+    # Applies and destroys: one stack at a time.
+    running[0] = peak[0] = 0
     assert Deployer._together(names, work) == names
-    assert peak[0] <= PROJECT_WORKERS
+    assert peak[0] == APPLY_WORKERS == 1
