@@ -145,8 +145,8 @@ class Deployer:
         from mlops.images import ImageError, missing_images, refusal
         from stacks.images import environment_images
 
-        ecr = clients_for(self.project, env)("ecr")
-        missing = missing_images(ecr, environment_images(env))
+        ecr, images = clients_for(self.project, env)("ecr"), environment_images(env)
+        missing = missing_images(ecr, images)
         if before_platform and missing and any(m.reason == "no such repository" for m in missing):
             say("    images: the platform stack creates the ECR repositories; the images are checked "
                 "before the project stacks")
@@ -155,10 +155,10 @@ class Deployer:
             from mlops.images import find_builder, push
 
             push(env, find_builder(self.project.work_dir / "logs"), ecr)
-            missing = missing_images(ecr, environment_images(env))
+            missing = missing_images(ecr, images)
         if missing:
             raise ImageError(refusal(env, missing))
-        say(f"    images: {', '.join(i.uri for i in environment_images(env))} are in ECR")
+        say(f"    images: {', '.join(i.uri for i in images)} are in ECR")
 
     def _apply(self, n: int, total: int, info, server: ServerRecord | None,
                tf: Terraform | None = None, on_line=None) -> DeployedStack:

@@ -24,13 +24,13 @@ from stacks.layers import (
     PLATFORMS,
     PYTHON_VERSION,
     UNZIPPED_LIMIT_BYTES,
+    ZIP_EPOCH,
     LayerSpec,
     all_layers,
     layer_zip,
     requirements,
 )
 
-ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 DOWNLOAD_SECONDS = 900
 
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from mlops.project import Project
-from pipelines.bundle import REPO_ROOT
+from pipelines.bundle import REPO_ROOT, git_commit
 from stacks.stack_info import StackInfo
 
 MANIFEST = ".mlops-synth.json"
@@ -29,15 +28,6 @@ SOURCE_FILES = ("main.py", "requirements.lock")
 
 def _files(root: Path) -> Iterable[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                             text=True, timeout=10, check=False)
-    except OSError:
-        return ""
-    return out.stdout.strip()
 
 
 def inputs_key(project: Project, env_names: Iterable[str]) -> str:
@@ -50,7 +40,7 @@ def inputs_key(project: Project, env_names: Iterable[str]) -> str:
         if path.is_file():
             digest.update(f"{path.name}\0".encode() + path.read_bytes() + b"\0")
     digest.update(json.dumps([sorted(env_names), str(project.outdir), str(project.state_dir),
-                              sys.version, _commit()]).encode())
+                              sys.version, git_commit()]).encode())
     return digest.hexdigest()
 
 

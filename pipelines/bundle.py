@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import io
 import json
+import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,16 @@ from typing import Any
 
 STEPS_DIR = Path(__file__).resolve().parent / "steps"
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def git_commit() -> str:
+    """The checkout's commit, recorded as lineage on every model the pipeline registers."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=10, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 CODE = "code"  # the step scripts, one object each (processing jobs download the prefix)
 SOURCEDIR = "sourcedir.tar.gz"  # the same scripts for the training job (`sagemaker_submit_directory`)

@@ -28,6 +28,8 @@ PYTHON_VERSION = "3.12"
 # The wheel platforms pip may take for each architecture, newest first (glibc <= 2.34).
 PLATFORMS = {"x86_64": ("manylinux_2_28_x86_64", "manylinux2014_x86_64"),
              "arm64": ("manylinux_2_28_aarch64", "manylinux2014_aarch64")}
+# The zip format's earliest timestamp: a fixed value keeps function and layer zips reproducible.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # Lambda's limit for a function and all its layers, unzipped.
 UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
 

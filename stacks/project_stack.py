@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import subprocess
 from pathlib import Path
 
-from pipelines.bundle import REPO_ROOT, Bundle, build_bundle
+from pipelines.bundle import REPO_ROOT, Bundle, build_bundle, git_commit
 from stacks import moto_gaps
 from stacks.binding import Construct, aws, cdktf
 from stacks.config import Environment
@@ -35,16 +34,6 @@ from stacks.project_permissions import ProjectRefs, execution_statements
 from stacks.provider import configure_backend, configure_provider
 
 SAMPLE_DATASET_KEY = "breast_cancer.csv"
-
-
-def git_commit() -> str:
-    """The checkout's commit, recorded as lineage on every model the pipeline registers."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                             text=True, timeout=10, check=True)
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def sample_dataset_csv() -> bytes:

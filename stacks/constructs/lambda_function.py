@@ -25,13 +25,11 @@ from pathlib import Path
 from stacks.binding import Construct, aws
 from stacks.config import LOG_RETENTION_DAYS
 from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
-from stacks.layers import RUNTIME, UNZIPPED_LIMIT_BYTES
+from stacks.layers import RUNTIME, UNZIPPED_LIMIT_BYTES, ZIP_EPOCH
 from stacks.policy import Statement, document, statement
 
 # The repository's handler package; tests point `lambdas_dir` at a fixture package instead.
 LAMBDAS_DIR = Path(__file__).resolve().parents[2] / "lambdas"
-# The zip format's earliest timestamp: a fixed value keeps the archive bytes reproducible.
-ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 SKIPPED_PARTS = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
 SKIPPED_SUFFIXES = (".pyc", ".pyo")
 HANDLER_PATTERN = r"^[a-z][a-z0-9_]{0,40}$"
