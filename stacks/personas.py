@@ -8,8 +8,9 @@ are unit-tested without synthesizing anything.
   invoke one.
 - ML engineer: the approver: approves or rejects model packages, operates endpoints, runs drills,
   writes the ground-truth labels the model-quality check joins (`<project>/ground-truth/`).
-- platform admin: operates this environment's resources; may create roles only under this
-  environment's path and boundary.
+- platform admin: operates this environment's resources; writes no IAM, no function code, no
+  registry decision, no audit object and no pipeline output (those come through the stacks and
+  the control loop).
 - auditor: read-only, including the audit trail.
 - SageMaker execution role: what pipeline steps and endpoints need at run time.
 """
@@ -36,6 +37,12 @@ APPROVE_AND_DEPLOY_ACTIONS = (
 # deeper `ground-truth/` folder (one under an endpoint's prefix would read as its capture).
 GROUND_TRUTH_KEYS = "*/ground-truth/*"
 NOT_GROUND_TRUTH_KEYS = "*/*/ground-truth/*"
+
+# Where the shared execution role writes in the artifacts bucket: ad-hoc jobs' outputs and the
+# MLflow server's artifacts (platform_stack: `s3://<artifacts>/mlflow`).
+WORKSPACE_PREFIXES = ("workspace", "mlflow")
+# What pipelines wrote (pipelines/definition.py run_uri and cached_uri): the gate's evidence.
+PIPELINE_OUTPUT_KEYS = ("*/runs/*", "*/cache/*")
 
 # SageMaker's List and Search actions cannot be scoped to resources.
 SAGEMAKER_LIST_ACTIONS = ("sagemaker:List*", "sagemaker:Search")
@@ -186,6 +193,7 @@ def ml_engineer(refs: PlatformRefs) -> list[Statement]:
         statement("NoCaptureBesideGroundTruth", ["s3:PutObject"], [f"{b.capture}/{NOT_GROUND_TRUTH_KEYS}"],
                   effect="Deny"),
         _write("ReadWriteArtifacts", b.artifacts),
+        _never_write_pipeline_outputs(refs),
         _key_use(refs),
         *_sagemaker_read(refs),
         _pipelines(refs),
@@ -218,6 +226,26 @@ def ml_engineer(refs: PlatformRefs) -> list[Statement]:
             ["*"],
         ),
     ]
+
+
+def _never_touch_audit_objects(refs: PlatformRefs) -> Statement:
+    """The audit bucket's objects are CloudTrail's and locked (Object Lock): no person rewrites,
+    deletes or unlocks them, or loosens the bucket that keeps them."""
+    audit = refs.buckets.audit
+    return statement(
+        "NeverTouchAuditObjects",
+        ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention",
+         "s3:PutObjectRetention", "s3:PutObjectLegalHold", "s3:PutBucketObjectLockConfiguration",
+         "s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutBucketVersioning",
+         "s3:PutLifecycleConfiguration", "s3:DeleteBucket"],
+        [audit, _objects(audit)], effect="Deny")
+
+
+def _never_write_pipeline_outputs(refs: PlatformRefs) -> Statement:
+    """Pipeline outputs (evaluation reports, models) are the pipeline role's alone."""
+    return statement(
+        "NeverWritePipelineOutputs", ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
+        [f"{refs.buckets.artifacts}/{keys}" for keys in PIPELINE_OUTPUT_KEYS], effect="Deny")
 
 
 def platform_admin(refs: PlatformRefs) -> list[Statement]:
@@ -262,13 +290,18 @@ def platform_admin(refs: PlatformRefs) -> list[Statement]:
              "kms:EnableKeyRotation", "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
             [refs.key_arn],
         ),
+        # Roles, the code that runs as them and the registry's decisions come through the stacks
+        # and the control loop, never by hand: an admin who could write a role policy, change a
+        # handler's code or approve a package could grant themselves anything the loop can do.
         statement(
-            "ManageEnvironmentRoles",
-            ["iam:CreateRole", "iam:UpdateRole", "iam:DeleteRole", "iam:PutRolePolicy",
-             "iam:DeleteRolePolicy", "iam:TagRole", "iam:UntagRole", "iam:PassRole",
-             "iam:PutRolePermissionsBoundary"],
-            [n.arn("iam", f"role{n.role_path}*", region=False)],
-        ),
+            "NeverChangeCodeOrApprove",
+            ["lambda:CreateFunction", "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
+             "lambda:PublishLayerVersion", "lambda:AddPermission", "lambda:CreateEventSourceMapping",
+             "lambda:UpdateEventSourceMapping", "sagemaker:CreateModelPackage",
+             "sagemaker:UpdateModelPackage", "sagemaker:CreatePipeline", "sagemaker:UpdatePipeline"],
+            ["*"], effect="Deny"),
+        _never_touch_audit_objects(refs),
+        _never_write_pipeline_outputs(refs),
         statement("ReadIdentity", ["iam:Get*", "iam:List*"], ["*"]),
         statement(
             "ReadEverything",
@@ -311,10 +344,14 @@ def auditor(refs: PlatformRefs) -> list[Statement]:
 
 
 def sagemaker_execution(refs: PlatformRefs) -> list[Statement]:
+    """The environment's shared execution role: data scientists pass it to their own jobs, and
+    the MLflow server writes its artifacts as it. It registers no model and writes nothing a
+    pipeline wrote (`<project>/runs/`, `<project>/cache/`): only WORKSPACE_PREFIXES."""
     n, b = refs.naming, refs.buckets
     return [
-        _read("ReadDatasetsAndCapture", b.datasets, b.capture),
-        _write("WriteArtifacts", b.artifacts),
+        _read("ReadDatasetsCaptureAndArtifacts", b.datasets, b.capture, b.artifacts),
+        statement("WriteWorkspace", ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                  [f"{b.artifacts}/{prefix}/*" for prefix in WORKSPACE_PREFIXES]),
         _key_use(refs),
         *_pull_images(refs),
         statement(
@@ -329,13 +366,6 @@ def sagemaker_execution(refs: PlatformRefs) -> list[Statement]:
             ["*"],
             # PutMetricData has no resource type; the namespace is its scope.
             conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "MLOps/*"]}},
-        ),
-        statement(
-            "RegisterModels",
-            ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
-             "sagemaker:DescribeModelPackageGroup", "sagemaker:AddTags"],
-            [n.sagemaker_arn("model-package-group"), n.sagemaker_arn("model-package"),
-             n.sagemaker_arn("model-package", f"{n.prefix}-*/*")],
         ),
     ]
 

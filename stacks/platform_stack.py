@@ -188,13 +188,8 @@ class PlatformStack(cdktf.TerraformStack):
         self.boundary = PermissionBoundary(
             self,
             "boundary",
-            PermissionBoundaryProps(
-                name=n.name("permissions-boundary"),
-                path=n.role_path,
-                account_id=env.account_id,
-                trail_arn=trail_props.arn,
-                audit_table_arn_pattern=n.arn("dynamodb", f"table/{n.prefix}-*-audit"),
-            ),
+            PermissionBoundaryProps.of(n, n.name("permissions-boundary"), trail_props.arn,
+                                       key_arn=self.key.arn, audit_bucket_arn=self.audit.arn),
         )
         self._roles()
         self._experiment_tracking()
@@ -230,7 +225,7 @@ class PlatformStack(cdktf.TerraformStack):
             repository_arns=tuple(r.arn for r in self.repositories.values()),
             execution_role_arn=f"arn:aws:iam::{env.account_id}:role{n.role_path}"
             f"{execution_role_name}",
-            secret_arn_pattern=n.arn("secretsmanager", f"secret:{n.prefix}/*"),
+            secret_arn_pattern=n.secrets_arn_pattern,
             protected=env.data_protection.prevent_destroy,
         )
         common = {"path": n.role_path, "boundary_arn": self.boundary.arn}
@@ -252,7 +247,7 @@ class PlatformStack(cdktf.TerraformStack):
                 self,
                 f"{persona}_role",
                 ScopedRoleProps(
-                    name=n.name(persona.replace("_", "-")),
+                    name=n.persona_role_name(persona),
                     description=f"{persona.replace('_', ' ').title()} persona of {env.name}",
                     statements=tuple(statements_of(refs)),
                     assumed_by_principals=tuple(getattr(env.personas, persona)),

@@ -103,10 +103,18 @@ def execution_statements(r: ProjectRefs) -> list[Statement]:
             [r.role_arn],
             conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         ),
+        # Only into the project's own group, and only pending: approving is the gate's or the
+        # approver's (the register step sends PendingManualApproval explicitly; a request
+        # without a status matches no StringEquals and is refused).
         statement(
-            "RegisterIntoProjectGroup",
-            ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
-             "sagemaker:DescribeModelPackageGroup"],
+            "RegisterIntoProjectGroupPending",
+            ["sagemaker:CreateModelPackage"],
+            [group_arn, n.sagemaker_arn("model-package", f"{r.model_package_group}/*")],
+            conditions={"StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}},
+        ),
+        statement(
+            "ReadProjectGroup",
+            ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup"],
             [group_arn, n.sagemaker_arn("model-package", f"{r.model_package_group}/*")],
         ),
         # A retried register step looks for its own earlier package; listing has no resource scope.

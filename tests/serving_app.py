@@ -63,10 +63,9 @@ class ServingTestStack(cdktf.TerraformStack):
                 account_id=env.account_id))
             for severity in ("critical", "warning")
         }
-        boundary = PermissionBoundary(self, "boundary", PermissionBoundaryProps(
-            name=n.name("test-boundary"), path=n.role_path, account_id=env.account_id,
-            trail_arn=n.arn("cloudtrail", f"trail/{n.name('audit')}"),
-            audit_table_arn_pattern=n.arn("dynamodb", f"table/{n.prefix}-*-audit")))
+        boundary = PermissionBoundary(self, "boundary", PermissionBoundaryProps.of(
+            n, n.name("test-boundary"), n.arn("cloudtrail", f"trail/{n.name('audit')}"), key_arn=key.arn,
+            audit_bucket_arn=f"arn:aws:s3:::{n.bucket('audit')}"))
         capture_bucket = n.bucket("capture")
         execution_role = ScopedRole(self, "execution_role", ScopedRoleProps(
             name=n.name("test-endpoint-execution"), description="test endpoints",

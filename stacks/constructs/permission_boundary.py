@@ -13,9 +13,11 @@ from stacks.binding import Construct, aws
 from stacks.naming import Naming
 from stacks.policy import document, statement
 
+# Allowed on any resource; data (s3), secrets, functions and keys only on the environment's own
+# resources (PermissionBoundaryProps).
 PLATFORM_SERVICES = (
-    "s3", "sagemaker", "ecr", "logs", "cloudwatch", "sns", "sqs", "events", "lambda", "dynamodb",
-    "secretsmanager", "application-autoscaling", "cloudtrail", "eks",
+    "sagemaker", "ecr", "logs", "cloudwatch", "sns", "sqs", "events", "dynamodb",
+    "application-autoscaling", "cloudtrail", "eks",
     # The managed MLflow tracking server's API (experiment tracking from pipeline steps).
     "sagemaker-mlflow",
     # Lambda functions trace with X-Ray (tracing mode Active).
@@ -31,6 +33,26 @@ class PermissionBoundaryProps:
     trail_arn: str
     # The control loops' audit tables (`<prefix>-<project>-audit`): records are only ever added.
     audit_table_arn_pattern: str
+    # The environment's own data, secrets, functions and key: the only ones a bounded role reaches.
+    bucket_arn_pattern: str  # arn:aws:s3:::<prefix>-*
+    secret_arn_pattern: str  # arn:aws:secretsmanager:<region>:<account>:secret:<prefix>/*
+    function_arn_patterns: tuple[str, ...]  # <prefix>-* functions and layers
+    key_arn: str
+    audit_bucket_arn: str  # CloudTrail's, under Object Lock: nobody deletes or unlocks its objects
+
+    @classmethod
+    def of(cls, naming: Naming, name: str, trail_arn: str, key_arn: str,
+           audit_bucket_arn: str) -> PermissionBoundaryProps:
+        """The boundary of the environment `naming` names: its own resources, by prefix."""
+        n = naming
+        return cls(
+            name=name, path=n.role_path, account_id=n.account_id, trail_arn=trail_arn,
+            audit_table_arn_pattern=n.arn("dynamodb", f"table/{n.prefix}-*-audit"),
+            bucket_arn_pattern=n.all_buckets_arn, secret_arn_pattern=n.secrets_arn_pattern,
+            function_arn_patterns=(n.arn("lambda", f"function:{n.prefix}-*"),
+                                   n.arn("lambda", f"layer:{n.prefix}-*")),
+            key_arn=key_arn, audit_bucket_arn=audit_bucket_arn,
+        )
 
 
 class PermissionBoundary(Construct):
@@ -52,10 +74,25 @@ class PermissionBoundary(Construct):
                         ["*"],
                     ),
                     statement(
-                        "AllowKeyUse",
+                        "AllowEnvironmentData",
+                        ["s3:*"],
+                        [props.bucket_arn_pattern, f"{props.bucket_arn_pattern}/*"],
+                    ),
+                    statement("AllowEnvironmentSecrets", ["secretsmanager:*"], [props.secret_arn_pattern]),
+                    statement("AllowEnvironmentFunctions", ["lambda:*"], list(props.function_arn_patterns)),
+                    statement(
+                        "AllowEnvironmentKeyUse",
                         ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*",
                          "kms:DescribeKey", "kms:CreateGrant", "kms:GetKeyPolicy",
-                         "kms:GetKeyRotationStatus", "kms:ListAliases", "kms:ListKeys"],
+                         "kms:GetKeyRotationStatus"],
+                        [props.key_arn],
+                    ),
+                    # These have no resource type: "*" is the only way to grant them.
+                    statement(
+                        "AllowListingWithoutResources",
+                        ["s3:ListAllMyBuckets", "secretsmanager:ListSecrets",
+                         "lambda:ListFunctions", "lambda:ListLayers",
+                         "lambda:GetAccountSettings", "kms:ListAliases", "kms:ListKeys"],
                         ["*"],
                     ),
                     statement(
@@ -113,6 +150,18 @@ class PermissionBoundary(Construct):
                          "dynamodb:UpdateTimeToLive", "dynamodb:DeleteBackup",
                          "dynamodb:PutResourcePolicy", "dynamodb:DeleteResourcePolicy"],
                         [props.audit_table_arn_pattern],
+                        effect="Deny",
+                    ),
+                    statement(
+                        # CloudTrail (a service principal, not bound here) writes them; no role
+                        # deletes, unlocks or rewrites the evidence, nor loosens its bucket.
+                        "DenyAuditObjectChanges",
+                        ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention",
+                         "s3:PutObjectRetention", "s3:PutObjectLegalHold",
+                         "s3:PutBucketObjectLockConfiguration", "s3:PutBucketPolicy",
+                         "s3:DeleteBucketPolicy", "s3:PutBucketVersioning", "s3:PutLifecycleConfiguration",
+                         "s3:DeleteBucket"],
+                        [props.audit_bucket_arn, f"{props.audit_bucket_arn}/*"],
                         effect="Deny",
                     ),
                     statement(
