@@ -33,8 +33,12 @@ class Naming:
         """`ml_engineer` -> `<prefix>-ml-engineer` (stacks/personas.py)."""
         return self.name(persona.replace("_", "-"))
 
+    def role_arn(self, name: str) -> str:
+        """A role of this environment (on its role path)."""
+        return f"arn:aws:iam::{self.account_id}:role{self.role_path}{name}"
+
     def persona_role_arn(self, persona: str) -> str:
-        return f"arn:aws:iam::{self.account_id}:role{self.role_path}{self.persona_role_name(persona)}"
+        return self.role_arn(self.persona_role_name(persona))
 
     def bucket(self, purpose: str) -> str:
         # Bucket names are global across all AWS accounts: the account id keeps them unique.
@@ -103,22 +107,8 @@ class ProjectNames:
         self.ground_truth_uri = f"s3://{self.capture_bucket}/{project}/ground-truth/"
         self.key_alias = f"alias/{naming.name('platform')}"
         self.boundary_arn = naming.boundary_arn
-        self.role_arn = self._role_arn(self.execution_role)
-        # The ML engineer persona (stacks/personas.py): the approver of every project.
-        self.approver_role_arn = naming.persona_role_arn("ml_engineer")
-        # Where each pipeline execution writes its outputs (pipelines/definition.py run_uri).
-        self.runs_uri = f"s3://{self.artifacts_bucket}/{project}/runs/"
+        self.role_arn = naming.role_arn(self.execution_role)
         self.mlflow_tracking_server = naming.name("mlflow")
-
-    def _role_arn(self, name: str) -> str:
-        return f"arn:aws:iam::{self.naming.account_id}:role{self.naming.role_path}{name}"
-
-    def function_name(self, handler: str) -> str:
-        """A control-loop function's name, which is also its role's (stacks/constructs/lambda_function.py)."""
-        return f"{self.base}-{handler}"
-
-    def function_role_arn(self, handler: str) -> str:
-        return self._role_arn(self.function_name(handler))
 
     def topic_arn(self, severity: str) -> str:
         """The platform's alert topics (critical, warning)."""

@@ -38,6 +38,13 @@ APPROVE_AND_DEPLOY_ACTIONS = (
 GROUND_TRUTH_KEYS = "*/ground-truth/*"
 NOT_GROUND_TRUTH_KEYS = "*/*/ground-truth/*"
 
+# What would rewrite, delete or unlock the audit bucket's evidence, or loosen the bucket: denied
+# to every bounded role by the boundary, and to the personas again here.
+AUDIT_OBJECT_CHANGES = (
+    "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention", "s3:PutObjectRetention",
+    "s3:PutObjectLegalHold", "s3:PutBucketObjectLockConfiguration", "s3:PutBucketPolicy",
+    "s3:DeleteBucketPolicy", "s3:PutBucketVersioning", "s3:PutLifecycleConfiguration", "s3:DeleteBucket",
+)
 # Where the shared execution role writes in the artifacts bucket: ad-hoc jobs' outputs and the
 # MLflow server's artifacts (platform_stack: `s3://<artifacts>/mlflow`).
 WORKSPACE_PREFIXES = ("workspace", "mlflow")
@@ -234,11 +241,7 @@ def _never_touch_audit_objects(refs: PlatformRefs) -> Statement:
     audit = refs.buckets.audit
     return statement(
         "NeverTouchAuditObjects",
-        ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention",
-         "s3:PutObjectRetention", "s3:PutObjectLegalHold", "s3:PutBucketObjectLockConfiguration",
-         "s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutBucketVersioning",
-         "s3:PutLifecycleConfiguration", "s3:DeleteBucket"],
-        [audit, _objects(audit)], effect="Deny")
+        ["s3:PutObject", *AUDIT_OBJECT_CHANGES], [audit, _objects(audit)], effect="Deny")
 
 
 def _never_write_pipeline_outputs(refs: PlatformRefs) -> Statement:

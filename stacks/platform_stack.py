@@ -223,8 +223,7 @@ class PlatformStack(cdktf.TerraformStack):
                 access_logs=self.access_logs.arn,
             ),
             repository_arns=tuple(r.arn for r in self.repositories.values()),
-            execution_role_arn=f"arn:aws:iam::{env.account_id}:role{n.role_path}"
-            f"{execution_role_name}",
+            execution_role_arn=n.role_arn(execution_role_name),
             secret_arn_pattern=n.secrets_arn_pattern,
             protected=env.data_protection.prevent_destroy,
         )

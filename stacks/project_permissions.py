@@ -44,6 +44,7 @@ def _list_prefix(sid: str, buckets: tuple[str, ...], project: str) -> Statement:
 def execution_statements(r: ProjectRefs) -> list[Statement]:
     n, p = r.naming, r.project
     group_arn = n.sagemaker_arn("model-package-group", r.model_package_group)
+    group = [group_arn, n.sagemaker_arn("model-package", f"{r.model_package_group}/*")]
     statements = [
         _list_prefix("ListProjectPrefixes", (r.datasets_bucket, r.artifacts_bucket, r.capture_bucket), p),
         statement(
@@ -109,13 +110,13 @@ def execution_statements(r: ProjectRefs) -> list[Statement]:
         statement(
             "RegisterIntoProjectGroupPending",
             ["sagemaker:CreateModelPackage"],
-            [group_arn, n.sagemaker_arn("model-package", f"{r.model_package_group}/*")],
+            group,
             conditions={"StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}},
         ),
         statement(
             "ReadProjectGroup",
             ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup"],
-            [group_arn, n.sagemaker_arn("model-package", f"{r.model_package_group}/*")],
+            group,
         ),
         # A retried register step looks for its own earlier package; listing has no resource scope.
         statement("ListModelPackages", ["sagemaker:ListModelPackages"], ["*"]),

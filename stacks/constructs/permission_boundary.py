@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from stacks.binding import Construct, aws
 from stacks.naming import Naming
+from stacks.personas import AUDIT_OBJECT_CHANGES
 from stacks.policy import document, statement
 
 # Allowed on any resource; data (s3), secrets, functions and keys only on the environment's own
@@ -156,11 +157,7 @@ class PermissionBoundary(Construct):
                         # CloudTrail (a service principal, not bound here) writes them; no role
                         # deletes, unlocks or rewrites the evidence, nor loosens its bucket.
                         "DenyAuditObjectChanges",
-                        ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention",
-                         "s3:PutObjectRetention", "s3:PutObjectLegalHold",
-                         "s3:PutBucketObjectLockConfiguration", "s3:PutBucketPolicy",
-                         "s3:DeleteBucketPolicy", "s3:PutBucketVersioning", "s3:PutLifecycleConfiguration",
-                         "s3:DeleteBucket"],
+                        list(AUDIT_OBJECT_CHANGES),
                         [props.audit_bucket_arn, f"{props.audit_bucket_arn}/*"],
                         effect="Deny",
                     ),
