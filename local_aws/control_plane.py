@@ -51,6 +51,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from local_aws.lambda_runtime import LambdaProcesses
+from local_aws.role_sessions import RoleSessions
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE_FILE = "control-plane.json"
@@ -228,7 +229,8 @@ class LocalControlPlane:
         # What the state file remembers is about one server's world: a new server starts afresh.
         self.server_id = server_id
         self.state_file = state_dir / STATE_FILE
-        self.lambdas = LambdaProcesses(client_env, region, state_dir / "logs")
+        self.lambdas = LambdaProcesses(client_env, region, state_dir / "logs",
+                                       sessions=RoleSessions(lambda: self.client("sts")))
         self._made: dict[str, Any] = {}
         self._queue_urls: dict[str, str] = {}  # queue ARN -> URL: asked once, not every round
         self.failed_targets: list[str] = []  # targets a schedule could not start, until reported

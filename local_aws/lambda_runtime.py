@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from local_aws.processes import stop_process
+from local_aws.role_sessions import RoleSessions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,8 +105,12 @@ class LambdaProcess:
 class LambdaProcesses:
     """The control plane's Lambda service: an execution environment per function and code."""
 
-    def __init__(self, base_env: dict[str, str], region: str, log_dir: Path, code_dir: Path = ROOT):
+    def __init__(self, base_env: dict[str, str], region: str, log_dir: Path, code_dir: Path = ROOT,
+                 sessions: RoleSessions | None = None):
         self.base_env, self.region, self.log_dir, self.code_dir = base_env, region, log_dir, code_dir
+        # Each function calls as a session of its role, named after it, as in AWS (a renewed
+        # session is a new environment: the key below changes with the credentials).
+        self.sessions = sessions
         self.processes: dict[str, LambdaProcess] = {}
         self.lock = threading.Lock()
 
@@ -113,6 +118,8 @@ class LambdaProcesses:
         """The handler's response; RuntimeError naming the function when it failed or raised."""
         name = configuration["FunctionName"]
         env = function_environment(configuration, self.base_env, self.region, self.code_dir)
+        if self.sessions is not None:
+            env.update(self.sessions.credentials(configuration["Role"], name))
         key = f"{name}@{configuration.get('CodeSha256', '')}@{hash(json.dumps(env, sort_keys=True))}"
         with self.lock:
             process = self.processes.get(key)

@@ -19,8 +19,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from local_aws.processes import kill_group
 
@@ -70,18 +72,28 @@ class ServerRecord:
             env["AWS_CA_BUNDLE"] = self.ca_bundle
         return env
 
-    def client(self, service: str, region: str | None = None):
-        """A boto3 client for this server (in its region unless told another)."""
+    def client(self, service: str, region: str | None = None, credentials: dict[str, str] | None = None):
+        """A boto3 client for this server (in its region unless told another), with the
+        deployer's placeholder credentials or a role session's (local_aws/role_sessions.py)."""
         import boto3
 
         from stacks import moto_gaps
 
+        keys = credentials or {"AWS_ACCESS_KEY_ID": moto_gaps.PROVIDER_CREDENTIALS["access_key"],
+                               "AWS_SECRET_ACCESS_KEY": moto_gaps.PROVIDER_CREDENTIALS["secret_key"]}
         return boto3.client(
             service, region_name=region or self.region, endpoint_url=self.endpoint_url,
-            verify=self.ca_bundle or True,
-            aws_access_key_id=moto_gaps.PROVIDER_CREDENTIALS["access_key"],
-            aws_secret_access_key=moto_gaps.PROVIDER_CREDENTIALS["secret_key"],
+            verify=self.ca_bundle or True, aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=keys.get("AWS_SESSION_TOKEN"),
         )
+
+    def session_client_factory(self, role_arn: str, session_name: str) -> Callable[[str], Any]:
+        """`factory(service)` -> a client calling as a session of the role."""
+        from local_aws.role_sessions import RoleSessions
+
+        credentials = RoleSessions(lambda: self.client("sts")).credentials(role_arn, session_name)
+        return lambda service: self.client(service, credentials=credentials)
 
     def endpoint_outage(self, account: str, endpoint: str, percent: float) -> str:
         """The local drill switch (moto_server.OUTAGE_PATH): `percent` of the requests to the

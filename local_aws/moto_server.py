@@ -32,7 +32,9 @@ The local control plane (local_aws/control_plane.py) needs more inside the serve
 - UpdateModelPackage: moto replaces the package's CustomerMetadataProperties (and approval
   description) with what the update sends, dropping them when it sends none; AWS adds the sent
   properties to the existing ones. An approval would otherwise erase the metrics and lineage the
-  register step attached.
+  register step attached. And moto records no IAM identity in CreatedBy and LastModifiedBy (a
+  made-up Studio user instead): here they name the caller (its STS session or IAM user), which is
+  what the deploy handler's provenance check reads.
 - DynamoDB names the missing table as AWS does ("Requested resource not found: Table: <name> not
   found"); moto says only "Requested resource not found". Terraform treats a DeleteTable that
   finds no table as done only on AWS's wording, so a delete the SDK had retried (the first
@@ -303,6 +305,35 @@ def _package_updates_keep_metadata() -> None:
     backend.update_model_package = update_model_package
 
 
+def _packages_record_who_changed_them() -> None:
+    """CreatedBy and LastModifiedBy name the caller's IAM identity, as DescribeModelPackage does in
+    AWS; moto gives every package the same made-up Studio user profile and no IAM identity."""
+    from moto.sts.models import sts_backends
+
+    responses = sagemaker_responses.SageMakerResponse
+
+    def caller(self: Any) -> dict[str, Any]:
+        backend = sts_backends[self.current_account][self.partition]
+        principal, arn, _ = backend.get_caller_identity(self.get_access_key(), self.region)
+        return {"IamIdentity": {"Arn": arn, "PrincipalId": principal}}
+
+    def recorded(original: Any, field: str, replace: bool) -> Any:
+        def operation(self: Any) -> Any:
+            result = original(self)
+            arn = result.result["ModelPackageArn"]
+            backend = self.sagemaker_backend
+            package = backend.model_packages.get(backend.model_package_name_mapping.get(arn, arn))
+            # A create answered from its ClientToken returns the package it made before: its
+            # creator stays. Every update is the updater's.
+            if package is not None and (replace or "IamIdentity" not in (getattr(package, field) or {})):
+                setattr(package, field, caller(self))
+            return result
+        return operation
+
+    responses.create_model_package = recorded(responses.create_model_package, "created_by", False)
+    responses.update_model_package = recorded(responses.update_model_package, "last_modified_by", True)
+
+
 def _budget_notifications_and_tags() -> None:
     """AWS Budgets: DescribeSubscribersForNotification (the AWS provider reads every budget's
     notifications back through it) and the budget tag APIs, which moto lacks, answered from what
@@ -485,6 +516,7 @@ def patch() -> None:
     _queues_invoke_no_lambdas()
     _schedule_rules_match_no_events()
     _package_updates_keep_metadata()
+    _packages_record_who_changed_them()
     _missing_tables_named()
     metric_store.patch()
     _aws_namespaces_refused()

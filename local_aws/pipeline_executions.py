@@ -23,6 +23,7 @@ from typing import Any
 
 from local_aws.background import own_record
 from local_aws.pipeline_runner import LocalPipelineRunner, bundle_location, step_environment
+from local_aws.role_sessions import RoleSessions
 
 log = logging.getLogger("local_aws.pipelines")
 
@@ -94,7 +95,8 @@ class PipelineExecutions:
 
             say(f"started, parameters {item.parameters}")
             runner = LocalPipelineRunner(item.definition, record.client("s3"),
-                                         self.state_dir / "runs" / execution_id, env, say, item.parameters)
+                                         self.state_dir / "runs" / execution_id, env, say, item.parameters,
+                                         sessions=RoleSessions(lambda: record.client("sts")))
             result = runner.run(execution_id, item.pipeline_name)
             say(f"{result.status}" + (f": {result.failed_step}: {result.reason}" if result.reason else ""))
         reason = f"step {result.failed_step} failed: {result.reason}" if result.status == "Failed" else None

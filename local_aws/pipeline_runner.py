@@ -27,6 +27,7 @@ from typing import Any
 
 from local_aws import api_constraints
 from local_aws.pipeline_expressions import RunContext, evaluate_condition, references, resolve
+from local_aws.role_sessions import SAGEMAKER_SESSION, RoleSessions
 
 CONTAINER_ROOT = "/opt/ml"
 LOG_TAIL_LINES = 15
@@ -78,8 +79,12 @@ class LocalPipelineRunner:
         env: dict[str, str],
         progress: Callable[[str], None],
         parameters: dict[str, Any] | None = None,
+        sessions: RoleSessions | None = None,
     ):
         self.definition, self.s3, self.env, self.say = definition, s3, env, progress
+        # Each job calls as a session of its RoleArn, as in SageMaker (what it registers is
+        # recorded as the pipeline role's: lambdas/shared/control/provenance.py).
+        self.sessions = sessions
         self.work_dir = work_dir
         self.steps = {s["Name"]: s for s in definition["Steps"]}
         self.overrides = parameters or {}
@@ -211,7 +216,7 @@ class LocalPipelineRunner:
             self._local(sandbox, item["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
         app = request["AppSpecification"]
         command = [*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])]
-        self._execute(name, sandbox, command, request.get("Environment", {}))
+        self._execute(name, sandbox, command, request.get("Environment", {}), request.get("RoleArn"))
         for item in outputs:
             self._upload(self._local(sandbox, item["S3Output"]["LocalPath"]), item["S3Output"]["S3Uri"])
         ctx.steps[name] = {
@@ -256,7 +261,7 @@ class LocalPipelineRunner:
                "SM_CHANNELS": json.dumps(sorted(channels)),
                **{f"SM_CHANNEL_{c.upper()}": str(path) for c, path in channels.items()}}
         args = [a for k, v in sorted(user_hps.items()) for a in (f"--{k}", str(v))]
-        self._execute(name, sandbox, ["python3", str(program), *args], env)
+        self._execute(name, sandbox, ["python3", str(program), *args], env, request.get("RoleArn"))
         job = self._job_name(ctx, name)
         model_uri = f"{request['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{job}/output/model.tar.gz"
         bucket, key = s3_split(model_uri)
@@ -271,13 +276,16 @@ class LocalPipelineRunner:
         raw = f"pipelines-{ctx.execution['PipelineExecutionId']}-{step}".lower()
         return re.sub(r"[^a-z0-9-]+", "-", raw)[:63].rstrip("-")
 
-    def _execute(self, name: str, sandbox: Path, command: list[str], env: dict[str, str]) -> None:
+    def _execute(self, name: str, sandbox: Path, command: list[str], env: dict[str, str],
+                 role_arn: str | None = None) -> None:
         if not command:
             raise StepFailed(name, "the job has no command")
         argv = [sys.executable if command[0] in ("python3", "python") else command[0]]
         argv += [self._rewrite(sandbox, a) for a in command[1:]]
         process_env = {**os.environ, **self.env, **{k: str(v) for k, v in env.items()},
                        "SM_OUTPUT_DIR": str(sandbox / "opt/ml/output"), "PYTHONUNBUFFERED": "1"}
+        if self.sessions is not None and role_arn:
+            process_env.update(self.sessions.credentials(role_arn, SAGEMAKER_SESSION))
         log_path = sandbox / "job.log"
         with log_path.open("w") as log:
             code = subprocess.run(argv, cwd=sandbox, env=process_env, stdout=log,

@@ -14,12 +14,20 @@ ClientFactory = Callable[[str], Any]
 T = TypeVar("T")
 
 
-def clients_for(checkout: Project, env: Environment) -> ClientFactory:
-    """`factory("s3")` -> a boto3 client; LocalAwsError when the local AWS is not running."""
+def clients_for(checkout: Project, env: Environment, persona: str | None = None) -> ClientFactory:
+    """`factory("s3")` -> a boto3 client; LocalAwsError when the local AWS is not running.
+
+    persona (`ml_engineer`, ...): locally, the clients call as a session of that persona's role,
+    as its people would (what they register and approve is recorded as theirs). Elsewhere the
+    credential chain is already someone's: run the command as that persona."""
     if env.is_local:
         from mlops.deploy import Deployer
+        from stacks.naming import Naming
 
-        return Deployer(checkout).local.require().client
+        server = Deployer(checkout).local.require()
+        if persona is None:
+            return server.client
+        return server.session_client_factory(Naming.of(env).persona_role_arn(persona), f"mlops-{persona}")
     import boto3
 
     return boto3.session.Session(region_name=env.region).client

@@ -27,6 +27,10 @@ Either way the rollback is real: the rolled-back deployment's package is marked 
 drill's own package, with --via fault). It needs a model deployed by the loop: an endpoint still
 serving its bootstrap model has no known-good model to return to (exit 2).
 
+The drill acts as the ML engineer persona, the approver: a package it registers counts as the
+approver's (lambdas/shared/control/provenance.py), so the gate reviews it and the deploy handler
+serves it. Locally it calls as a session of that persona's role; in AWS run it as that role.
+
 Locally the local control plane runs while the drill waits (alarm evaluation, events, the
 handlers). Prod needs `--yes-prod`. Exit codes: 0 restored; 1 the rollback path is broken (the
 message names the step: gate, deploy, alarm, handler, endpoint); 2 bad input (refused prod,
@@ -56,6 +60,8 @@ from stacks.naming import Naming, ProjectNames
 from stacks.project_config import ProjectConfig
 
 ERROR_RATE_ALARM = "{endpoint}-critical-error-rate"
+# Who runs a game day: the approver, the one persona whose own packages the loop serves.
+DRILL_PERSONA = "ml_engineer"
 DRILL_REASON = "mlops drill rollback: game-day test of the rollback path"
 POLL_SECONDS = {"local": 0.2, "aws": 5.0}
 DEFAULT_TIMEOUT = {"local": 180.0, "aws": 1800.0}
@@ -427,7 +433,7 @@ def run_drill_command(args: argparse.Namespace, checkout: Project) -> int:
     from mlops.aws_clients import clients_for
 
     try:
-        client = clients_for(checkout, env)
+        client = clients_for(checkout, env, persona=DRILL_PERSONA)
     except LocalAwsError as exc:
         _say(f"error: {exc}")
         return 1

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from local_aws.pipeline_runner import LocalPipelineRunner, RunResult, s3_split, step_environment
+from local_aws.role_sessions import RoleSessions
 from mlops.deploy import Deployer, say
 from mlops.project import Project
 from pipelines.bundle import REPO_ROOT, build_bundle
@@ -114,7 +115,8 @@ class PipelineRun:
         env = step_environment(server.client_env(), self.checkout.local_dir, self.names.artifacts_bucket,
                                self.config.name)
         say(f"==> running {self.names.pipeline} locally (execution {execution_id}, work dir {work_dir})")
-        runner = LocalPipelineRunner(definition, s3, work_dir, env, say, parameters)
+        runner = LocalPipelineRunner(definition, s3, work_dir, env, say, parameters,
+                                     sessions=RoleSessions(lambda: server.client("sts")))
         started = time.monotonic()
         result = runner.run(execution_id, self.names.pipeline)
         say(f"==> {result.status} in {time.monotonic() - started:.1f} s")

@@ -77,8 +77,9 @@ class ControlLoop(Construct):
                    statement("CreateEndpoint", ["sagemaker:CreateEndpoint"],
                              [n.naming.sagemaker_arn("endpoint", n.endpoint),
                               n.naming.sagemaker_arn("endpoint-config", f"{n.endpoint}-*")])]
+        # The gate reads a package's evaluation only where its pipeline execution wrote it.
         reports = statement("ReadEvaluationReports", ["s3:GetObject"],
-                            [f"arn:aws:s3:::{n.artifacts_bucket}/{props.project.name}/*"])
+                            [f"arn:aws:s3:::{n.artifacts_bucket}/{props.project.name}/runs/*/evaluation/*"])
         start = statement("StartTrainingPipeline", ["sagemaker:StartPipelineExecution"],
                           [props.pipeline_arn])
         # The served package (endpoint -> config -> model): a retrain's data starts from its data.
@@ -263,13 +264,16 @@ class ControlLoop(Construct):
             "CRITICAL_TOPIC_ARN": n.topic_arn("critical"),
             "WARNING_TOPIC_ARN": n.topic_arn("warning"),
             "PIPELINE_NAME": n.pipeline,
+            # Whose packages and approvals the deploy handler trusts (provenance.py).
+            "PIPELINE_ROLE_ARN": n.role_arn,
+            "PIPELINE_RUNS_URI": f"s3://{n.artifacts_bucket}/{project.name}/runs/",
+            "GATE_ROLE_ARN": n.function_role_arn("gate"),
+            "APPROVER_ROLE_ARN": n.naming.persona_role_arn("ml_engineer"),
             "RETRAIN_COOLDOWN_MINUTES": str(project.retrain.cooldown_minutes),
             "QUALITY_WINDOW_MINUTES": str(project.quality.window_minutes),
         }
         if p.env.name == "prod":
             # Prod deploys only packages promoted from staging and approved by the ML engineers.
-            environment["APPROVER_ROLE_ARN"] = (
-                f"arn:aws:iam::{p.env.account_id}:role{n.naming.role_path}{n.naming.name('ml-engineer')}")
             environment["PROMOTION_SOURCE_GROUP"] = f"mlops-staging-{project.name}"
         return environment
 
@@ -307,7 +311,7 @@ class ControlLoop(Construct):
         p, n = self.props, self.props.names
         layers = [self._layer(spec) for spec in layers_for(name)]
         function = LambdaFunction(self, f"{name}_function", LambdaFunctionProps(
-            name=f"{n.base}-{name}", handler=name, description=f"{purpose} ({n.base})",
+            name=n.function_name(name), handler=name, description=f"{purpose} ({n.base})",
             stack_dir=p.stack_dir, kms_key_arn=p.key_arn, role_path=n.naming.role_path,
             boundary_arn=p.boundary_arn, statements=tuple(_unique_sids(statements)),
             environment=environment, timeout_seconds=timeout, memory_mb=memory,

@@ -110,6 +110,13 @@ class ProjectNames:
         self.role_arn = naming.role_arn(self.execution_role)
         self.mlflow_tracking_server = naming.name("mlflow")
 
+    def function_name(self, handler: str) -> str:
+        """A control-loop function (`gate` -> `mlops-local-demo-gate`); its role has the same name."""
+        return f"{self.base}-{handler}"
+
+    def function_role_arn(self, handler: str) -> str:
+        return self.naming.role_arn(self.function_name(handler))
+
     def topic_arn(self, severity: str) -> str:
         """The platform's alert topics (critical, warning)."""
         return self.naming.arn("sns", self.naming.name(f"alerts-{severity}"))

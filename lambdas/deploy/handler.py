@@ -20,7 +20,9 @@ Events:
 Approved packages:
 
 1. DescribeModelPackage: a package no longer Approved (rolled back, rejected since) is skipped.
-2. Prod: the promotion rule (promotion.py); a refusal is audited and sent to the critical topic.
+2. Its provenance (provenance.py): created by a pipeline execution of the project (or the
+   approver persona), approved by the gate or the approver persona; in prod approved by the
+   approver and promoted from staging. A refusal is audited and sent to the critical topic.
 3. Under the endpoint's lease (LOCKS table; held elsewhere -> the record retries later):
    - history.deploy_decision: nothing to do if the endpoint serves or is switching to this
      package's config; skipped as superseded if a newer state change (a later approval, a
@@ -43,18 +45,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.shared.control import events, history, latency_baseline
+from lambdas.shared.control import events, history, latency_baseline, provenance
 from lambdas.shared.control.errors import RetryLaterError
-from lambdas.shared.control.promotion import promotion_problems
 from lambdas.shared.control.settings import load_settings
 from lambdas.shared.control.shell import ControlLoop, Invocation
 
 loop = ControlLoop("deploy", load_settings())
 settings = loop.settings
-
-
-def approved_by(package: dict[str, Any]) -> str | None:
-    return ((package.get("LastModifiedBy") or {}).get("IamIdentity") or {}).get("Arn")
 
 
 def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[str, Any]:
@@ -84,13 +81,8 @@ def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[s
             inputs=inputs,
             topic=None,
         )
-    metadata = package.get("CustomerMetadataProperties") or {}
-    problems = promotion_problems(
-        settings.environment,
-        metadata,
-        approved_by(package),
-        settings.approver_role_arn,
-        settings.promotion_source_group,
+    problems = provenance.provenance_problems(
+        settings.environment, package, settings.trusted_roles, settings.promotion_source_group
     )
     if problems:
         return loop.decide(
@@ -98,7 +90,12 @@ def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[s
             decision="refused",
             summary=f"refused to deploy {arn}: {'; '.join(problems)}",
             reasons=problems,
-            inputs={**inputs, "metadata": metadata, "approved_by": approved_by(package)},
+            inputs={
+                **inputs,
+                "metadata": package.get("CustomerMetadataProperties") or {},
+                "created_by": provenance.identity(package, "CreatedBy"),
+                "approved_by": provenance.identity(package, "LastModifiedBy"),
+            },
             topic=settings.critical_topic_arn,
         )
 

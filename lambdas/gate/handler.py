@@ -4,12 +4,16 @@ Event: "SageMaker Model Package State Change", ModelApprovalStatus PendingManual
 group (others are ignored). Idempotency key: package ARN + status + the change's time.
 
 1. DescribeModelPackage; a package no longer pending (someone already decided) is left alone.
-2. Its evaluation: the report at ModelMetrics.ModelQuality.Statistics.S3Uri, else the metadata.
+   One not created by a pipeline execution of the project (or the approver persona: a drill's
+   copy) is rejected (provenance.py), whatever its metrics say.
+2. Its evaluation: the report the Evaluate step of the execution that registered it wrote in
+   that execution's own output (PIPELINE_RUNS_URI/<pipeline_run_id>/evaluation/), never a URI the
+   package names; when it cannot be read, the package's metadata (register.py wrote both).
 3. The production model: the package of the deployment record whose endpoint config the
    endpoint serves now (none: the first model, nothing to regress against), and its evaluation.
 4. gate.decide (pure) -> UpdateModelPackage Approved/Rejected with the reasons as
    ApprovalDescription. In prod a passing package stays PendingManualApproval: approving prod
-   packages is the approver role's (see promotion.py); the verdict is recorded for them.
+   packages is the approver role's (see provenance.py); the verdict is recorded for them.
 5. Audit record with the verdict and every input; summary to the warning topic.
 """
 
@@ -20,6 +24,7 @@ from typing import Any
 
 from lambdas.shared.control import events, gate
 from lambdas.shared.control.history import serving_deployment
+from lambdas.shared.control.provenance import creator_problems, identity, pipeline_run_id, run_report_uri
 from lambdas.shared.control.settings import load_settings
 from lambdas.shared.control.shell import ControlLoop, Invocation
 
@@ -28,12 +33,11 @@ settings = loop.settings
 
 
 def evaluation_of(package: dict[str, Any]) -> tuple[gate.Evaluation, str | None]:
-    """The package's evaluation, and why the report could not be used (None if it was)."""
-    uri = (((package.get("ModelMetrics") or {}).get("ModelQuality") or {}).get("Statistics") or {}).get(
-        "S3Uri"
-    )
-    problem = "the package has no ModelMetrics.ModelQuality.Statistics.S3Uri"
-    if uri:
+    """The package's evaluation, and why its run's report could not be used (None if it was)."""
+    run_id = pipeline_run_id(package)
+    problem = "the package names no pipeline execution (pipeline_run_id)"
+    if run_id:
+        uri = run_report_uri(settings.pipeline_runs_uri, run_id)
         try:
             return gate.evaluation_from_report(loop.read_json(uri)), None
         except Exception as exc:  # any unreadable report: the metadata is the documented fallback
@@ -71,6 +75,19 @@ def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[s
             reasons=[f"status is {status}"],
             inputs={"status": status},
             topic=None,
+        )
+    untrusted = creator_problems(package, settings.trusted_roles)
+    if untrusted:
+        description = gate.approval_description(gate.untrusted_verdict(untrusted))
+        loop.sagemaker.set_approval(arn, "Rejected", description)
+        return loop.decide(
+            **common,
+            decision="rejected",
+            summary=f"{arn}: {description}",
+            reasons=untrusted,
+            inputs={"created_by": identity(package, "CreatedBy"), "event_id": event.get_id,
+                    "metadata": package.get("CustomerMetadataProperties") or {}},
+            topic=settings.critical_topic_arn,
         )
 
     candidate, candidate_problem = evaluation_of(package)

@@ -307,21 +307,33 @@ def test_worse_model_is_rejected_with_reasons_and_a_drill_rolls_back(project, se
     sagemaker, s3 = server.client("sagemaker"), server.client("s3")
     served = serving(server)
     newest = max(packages(server), key=lambda p: p["ModelPackageVersion"])
-    report_uri = newest["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
-    bucket, key = report_uri.removeprefix("s3://").split("/", 1)
+    # A pipeline execution that evaluated a worse model: its report where its Evaluate step
+    # writes it, its package registered as the register step does, by a session of the pipeline's
+    # role (the gate trusts nothing else: lambdas/shared/control/provenance.py).
+    run = newest["CustomerMetadataProperties"]["pipeline_run_id"]
+    bucket, key = newest["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"].removeprefix(
+        "s3://").split("/", 1)
+    assert key == f"demo/runs/{run}/evaluation/evaluation.json"
     report = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     report["metrics"] = {name: value - 0.2 for name, value in report["metrics"].items()}
-    worse_key = key.replace("evaluation.json", "worse-evaluation.json")
+    worse_key = key.replace(run, "worse0run")
     s3.put_object(Bucket=bucket, Key=worse_key, Body=json.dumps(report).encode())
-    # What the register step sends, with the worse evaluation; the local AWS's background
-    # control plane is paused so that `local loop` is the one that delivers (and counts) it.
+    pipeline_role = newest["CreatedBy"]["IamIdentity"]["Arn"]
+    assert pipeline_role.endswith(":assumed-role/mlops-local-demo-execution/SageMaker")
+    pipeline = server.session_client_factory(
+        f"arn:aws:iam::{server.client('sts').get_caller_identity()['Account']}:role/mlops-local/"
+        "mlops-local-demo-execution", "SageMaker")("sagemaker")
+    # The local AWS's background control plane is paused so that `local loop` is the one that
+    # delivers (and counts) it.
     with stepping(project / ".mlops" / "local"):
-        worse = sagemaker.create_model_package(
+        worse = pipeline.create_model_package(
             ModelPackageGroupName="mlops-local-demo",
             InferenceSpecification=newest["InferenceSpecification"],
             ModelApprovalStatus="PendingManualApproval",
             ModelMetrics={"ModelQuality": {"Statistics": {
                 "ContentType": "application/json", "S3Uri": f"s3://{bucket}/{worse_key}"}}},
+            CustomerMetadataProperties={**newest["CustomerMetadataProperties"],
+                                        "pipeline_run_id": "worse0run"},
         )["ModelPackageArn"]
         loop = json.loads(mlops(project, "local", "loop", "--json").stdout)
     assert "mlops-local-demo-gate: 1 processed, 0 failed" in loop["deliveries"] and not loop["failures"]

@@ -10,8 +10,10 @@ Moto gaps, worked around here in the test setup only (the handlers are unchanged
   concurrent deliveries race in.
 - UpdateModelPackage in moto drops the package's CustomerMetadataProperties (AWS keeps them;
   the local server keeps them too): the gate reads evaluations from the report in S3 anyway.
-- moto's LastModifiedBy carries no IamIdentity: the prod approver check can only refuse here
-  (the accepting side is unit-tested).
+- moto records no IAM identity in a package's CreatedBy and LastModifiedBy; the local server
+  records the caller's. Everyone here calls as AWS would have them call: the register step as a
+  session of the pipeline's role, each handler as a session of its function's role, the
+  approver as a session of the ML engineer persona's (STS AssumeRole of the local AWS).
 - StartPipelineExecution needs the pipeline to exist (created here with an empty definition);
   moto ignores its ClientRequestToken. DynamoDB TTL is not enforced: an expired cooldown is
   written, not waited for.
@@ -39,6 +41,7 @@ from botocore.validate import validate_parameters
 
 from lambdas.shared.control.history import resource_name
 from lambdas.shared.control.settings import dummy_environment
+from local_aws.role_sessions import SAGEMAKER_SESSION, RoleSessions
 from stacks import control_tables as tables
 
 pytestmark = pytest.mark.integration
@@ -64,6 +67,20 @@ class FakeContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 60_000
+
+
+class SessionOf:
+    """A handler's boto3 session (its service models shared with the others') calling as a
+    session of its function's role, as Lambda runs it."""
+
+    def __init__(self, session: Any, credentials: dict[str, str]):
+        self._session, self._credentials = session, credentials
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        c = self._credentials
+        return self._session.client(service, aws_access_key_id=c["AWS_ACCESS_KEY_ID"],
+                                    aws_secret_access_key=c["AWS_SECRET_ACCESS_KEY"],
+                                    aws_session_token=c["AWS_SESSION_TOKEN"], **kwargs)
 
 
 class UpdateEndpointEmulation:
@@ -167,7 +184,17 @@ class World:
             PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
         )
         self.session = boto3.session.Session()
+        self.sessions = RoleSessions(lambda: server.client("sts"))
+        self.pipeline = self.client_as(self.env["PIPELINE_ROLE_ARN"], SAGEMAKER_SESSION)
+        self.approver = self.client_as(self.env["APPROVER_ROLE_ARN"], "alice")
         self.handlers = {name: self._load(name, monkeypatch) for name in HANDLERS}
+
+    def client_as(self, role_arn: str, session_name: str, service: str = "sagemaker") -> Any:
+        return self.server.client(service, credentials=self.sessions.credentials(role_arn, session_name))
+
+    def approve(self, arn: str) -> None:
+        """The approver persona approves the package (in the console or the CLI)."""
+        self.approver.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
 
     def _load(self, name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
         # Settings are read at import (cold start): a fresh module per test, as a fresh container.
@@ -177,7 +204,10 @@ class World:
             if module_name in sys.modules
             else importlib.import_module(module_name)
         )
-        module.loop.session = self.session  # one set of service models for all four handlers
+        role = f"arn:aws:iam::{ACCOUNT}:role/mlops-dev/mlops-dev-demo-{name}"
+        # One set of service models for all four handlers, each calling as its role's session.
+        credentials = self.sessions.credentials(role, f"mlops-dev-demo-{name}")
+        module.loop.session = SessionOf(self.session, credentials)
         original = module.loop.client
 
         def client(service: str) -> Any:
@@ -212,7 +242,8 @@ class World:
 
     # --- what the pipeline's register step does ------------------------------------------------
     def register(self, report: dict[str, Any], run: str) -> str:
-        key = f"demo/evaluation/{run}/evaluation.json"
+        """As a job of the pipeline execution `run`: its report where the Evaluate step writes it."""
+        key = f"demo/runs/{run}/evaluation/evaluation.json"
         self.s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(report).encode())
         metadata = {name: str(v) for name, v in report["metrics"].items()}
         metadata.update(
@@ -222,7 +253,7 @@ class World:
             mlflow_run_id="none",
             git_commit="4e1c9b2",
         )
-        return self.sm.create_model_package(
+        return self.pipeline.create_model_package(
             ModelPackageGroupName=GROUP,
             ModelPackageDescription=f"demo: gradient_boosting classification model from pipeline run {run}",
             InferenceSpecification={
@@ -516,10 +547,10 @@ def test_every_event_twice_changes_nothing_beyond_once(world):
 def test_an_out_of_order_approval_never_brings_an_older_model_back(world):
     world.bootstrap_endpoint()
     v1, v2 = world.register(GOOD, "run-1"), world.register(BETTER, "run-2")
-    world.sm.update_model_package(ModelPackageArn=v1, ModelApprovalStatus="Approved")
+    world.approve(v1)
     old = world.package_event(v1)
     time.sleep(0.01)
-    world.sm.update_model_package(ModelPackageArn=v2, ModelApprovalStatus="Approved")
+    world.approve(v2)
     world.deliver_ok("deploy", world.package_event(v2))
     world.deliver_ok("deploy", old)  # delivered after the newer approval
     assert world.serving() == name_of(world, v2) and len(world.updates) == 1
@@ -547,13 +578,13 @@ def test_concurrent_deliveries_have_one_effect(world):
     world.bootstrap_endpoint()
     world.update_delay = 0.5  # the first delivery is still working when the second arrives
     v1, v2 = world.register(GOOD, "run-1"), world.register(BETTER, "run-2")
-    world.sm.update_model_package(ModelPackageArn=v1, ModelApprovalStatus="Approved")
+    world.approve(v1)
     attempts = race(world, "deploy", world.package_event(v1))
     assert attempts[0] == 1 and attempts[1] > 1  # the other was told to retry, then got the result
     assert len(world.updates) == 1 and len(world.deployments()) == 1 and len(world.audit("deploy")) == 1
     world.bake(name_of(world, v1), BOOTSTRAP)
 
-    world.sm.update_model_package(ModelPackageArn=v2, ModelApprovalStatus="Approved")
+    world.approve(v2)
     world.deliver_ok("deploy", world.package_event(v2))
     world.bake(name_of(world, v2), name_of(world, v1))
     attempts = race(world, "rollback", world.alarm_event(ERRORS_ALARM, datetime.now(UTC)))
@@ -570,7 +601,7 @@ def test_concurrent_deliveries_have_one_effect(world):
 def test_a_held_endpoint_lease_fails_the_record_instead_of_waiting(world):
     world.bootstrap_endpoint()
     v1 = world.register(GOOD, "run-1")
-    world.sm.update_model_package(ModelPackageArn=v1, ModelApprovalStatus="Approved")
+    world.approve(v1)
     lease = {
         "lock_id": {"S": f"endpoint#{ENDPOINT}"},
         "owner": {"S": "rollback-elsewhere"},
@@ -696,7 +727,7 @@ def drain(world: World, queue_url: str, handler: str, rounds: int) -> None:
 def test_a_malformed_event_fails_alone_reaches_the_dlq_and_changes_nothing(world):
     world.bootstrap_endpoint()
     v1 = world.register(GOOD, "run-1")
-    world.sm.update_model_package(ModelPackageArn=v1, ModelApprovalStatus="Approved")
+    world.approve(v1)
     approved = world.package_event(v1)
     broken = dict(approved, detail={k: v for k, v in approved["detail"].items() if k != "ModelPackageArn"})
 
@@ -792,9 +823,7 @@ def test_update_endpoint_emulation_refuses_what_aws_refuses(world):
 
 # Powertools metrics are process-wide; a second "cold start" with other settings re-sets them.
 @pytest.mark.filterwarnings("ignore:Dimension 'environment' has already been added")
-def test_prod_gate_leaves_approval_to_the_approver_and_deploy_refuses_unpromoted_packages(
-    moto_server, monkeypatch
-):
+def test_prod_serves_only_promoted_packages_the_approver_approved(moto_server, monkeypatch):
     world = World(
         moto_server,
         monkeypatch,
@@ -807,14 +836,72 @@ def test_prod_gate_leaves_approval_to_the_approver_and_deploy_refuses_unpromoted
     world.deliver_ok("gate", world.package_event(v1))
     assert world.status(v1) == "PendingManualApproval"  # passed; the approver role decides
     assert world.audit("gate")[-1]["decision"] == "passed"
-    # Approved by someone, without promoted_from (and moto records no approver identity): refused.
-    world.sm.update_model_package(ModelPackageArn=v1, ModelApprovalStatus="Approved")
+    # Approved by the approver, but not promoted from staging: refused.
+    world.approve(v1)
     world.deliver_ok("deploy", world.package_event(v1))
     assert world.serving() == BOOTSTRAP and world.updates == [] and world.deployments() == []
     refusal = world.audit("deploy")[-1]
-    assert refusal["decision"] == "refused"
-    assert any("promoted_from" in r for r in refusal["reasons"])
+    assert refusal["decision"] == "refused" and json.loads(refusal["inputs"])["approved_by"].endswith(
+        ":assumed-role/mlops-prod-ml-engineer/alice")
+    assert refusal["reasons"] == ["prod packages must carry metadata promoted_from (the staging package ARN)"]
     assert [n["decision"] for n in world.notifications("critical")] == ["refused"]
+    # The approver promotes the staging package (a copy naming it) and approves it: served.
+    staging = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package/mlops-staging-demo/4"
+    described = world.sm.describe_model_package(ModelPackageName=v1)
+    promoted = world.approver.create_model_package(
+        ModelPackageGroupName=GROUP, ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification=described["InferenceSpecification"],
+        CustomerMetadataProperties={**described["CustomerMetadataProperties"], "promoted_from": staging},
+    )["ModelPackageArn"]
+    world.approve(promoted)
+    world.deliver_ok("deploy", world.package_event(promoted))
+    assert world.serving() == name_of(world, promoted)
+
+
+def test_packages_nobody_trusted_made_or_approved_are_never_served(world):
+    """The routes around the gate: a package registered by someone who may not (a data scientist
+    with a stray CreateModelPackage), one approved by someone who may not, and a package whose
+    ModelMetrics names a better report than its pipeline execution wrote."""
+    world.bootstrap_endpoint()
+    scientist_role = f"arn:aws:iam::{ACCOUNT}:role/mlops-dev/mlops-dev-data-scientist"
+    scientist = world.client_as(scientist_role, "bob")
+    described = world.sm.describe_model_package(ModelPackageName=world.register(GOOD, "run-1"))
+    forged = scientist.create_model_package(
+        ModelPackageGroupName=GROUP, ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification=described["InferenceSpecification"],
+        CustomerMetadataProperties=described["CustomerMetadataProperties"],
+    )["ModelPackageArn"]
+    world.deliver_ok("gate", world.package_event(forged))
+    assert world.status(forged) == "Rejected"
+    verdict = world.audit("gate")[-1]
+    assert verdict["decision"] == "rejected" and verdict["reasons"] == [
+        f"created by arn:aws:sts::{ACCOUNT}:assumed-role/mlops-dev-data-scientist/bob, "
+        f"not by a pipeline execution of the project ({world.env['PIPELINE_ROLE_ARN']})"]
+    # Approved by the scientist anyway: the deploy handler refuses, and says so on the critical topic.
+    scientist.update_model_package(ModelPackageArn=forged, ModelApprovalStatus="Approved")
+    world.deliver_ok("deploy", world.package_event(forged))
+    refusal = world.audit("deploy")[-1]
+    assert refusal["decision"] == "refused" and len(refusal["reasons"]) == 2
+    assert world.serving() == BOOTSTRAP and world.updates == []
+
+    # A pipeline package self-approved by the scientist: refused too.
+    own = world.register(GOOD, "run-2")
+    scientist.update_model_package(ModelPackageArn=own, ModelApprovalStatus="Approved")
+    world.deliver_ok("deploy", world.package_event(own))
+    assert world.audit("deploy")[-1]["reasons"] == [
+        f"approved by arn:aws:sts::{ACCOUNT}:assumed-role/mlops-dev-data-scientist/bob, "
+        f"not by {world.env['GATE_ROLE_ARN']} or {world.env['APPROVER_ROLE_ARN']}"]
+    assert {n["decision"] for n in world.notifications("critical")} == {"rejected", "refused"}
+
+    # ModelMetrics naming a better report than the execution wrote: the gate reads the execution's.
+    worse = world.register(WORSE, "run-3")
+    world.s3.put_object(Bucket=BUCKET, Key="workspace/better.json", Body=json.dumps(BETTER).encode())
+    report = world.sm.describe_model_package(ModelPackageName=worse)["ModelMetrics"]
+    assert report["ModelQuality"]["Statistics"]["S3Uri"].endswith("/runs/run-3/evaluation/evaluation.json")
+    world.deliver_ok("gate", world.package_event(worse))
+    assert world.status(worse) == "Rejected"
+    assert json.loads(world.audit("gate")[-1]["inputs"])["candidate"]["metrics"]["accuracy"] == 0.93
+    assert world.serving() == BOOTSTRAP
 
 
 def test_an_accuracy_drop_rolls_back_a_new_model_and_retrains_a_healthy_one(world):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lambdas.shared.control import events, gate, history, promotion, retrain
+from lambdas.shared.control import events, gate, history, provenance, retrain
 from lambdas.shared.control.errors import ConfigurationError, MalformedEventError, RetryLaterError
 from lambdas.shared.control.serving import EndpointState
 from lambdas.shared.control.settings import GateSettings, dummy_environment, load_settings
@@ -417,7 +417,7 @@ def test_only_an_in_service_endpoint_is_switched():
             EndpointState(True, status, "ep-v1", "ep-v2").require_updatable("ep")
 
 
-# retrain, promotion -------------------------------------------------------------------------------
+# retrain, provenance ------------------------------------------------------------------------------
 
 
 def test_retrain_cooldown_and_request():
@@ -441,35 +441,83 @@ def test_retrain_cooldown_and_request():
     assert retrain.cooldown_lock_id("p") == "retrain-cooldown#p"
 
 
-APPROVER = "arn:aws:iam::123456789012:role/mlops-prod/mlops-prod-ml-engineer"
-SESSION = "arn:aws:sts::123456789012:assumed-role/mlops-prod-ml-engineer/alice"
-STAGING = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mlops-staging-demo/7"
+ACCOUNT_ID = "123456789012"
+ROLES = provenance.TrustedRoles(
+    pipeline=f"arn:aws:iam::{ACCOUNT_ID}:role/mlops-prod/mlops-prod-demo-execution",
+    gate=f"arn:aws:iam::{ACCOUNT_ID}:role/mlops-prod/mlops-prod-demo-gate",
+    approver=f"arn:aws:iam::{ACCOUNT_ID}:role/mlops-prod/mlops-prod-ml-engineer",
+)
+PIPELINE_JOB = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/mlops-prod-demo-execution/SageMaker"
+GATE_SESSION = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/mlops-prod-demo-gate/mlops-prod-demo-gate"
+APPROVER_SESSION = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/mlops-prod-ml-engineer/alice"
+SCIENTIST = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/mlops-prod-data-scientist/bob"
+STAGING = f"arn:aws:sagemaker:us-east-1:{ACCOUNT_ID}:model-package/mlops-staging-demo/7"
 
 
-def test_promotion_rule_applies_to_prod_only():
-    assert promotion.promotion_problems("staging", {}, None, None, None) == []
-    ok = promotion.promotion_problems(
-        "prod", {"promoted_from": STAGING}, SESSION, APPROVER, "mlops-staging-demo"
-    )
-    assert ok == []
-    assert promotion.promotion_problems("prod", {"promoted_from": STAGING}, APPROVER, APPROVER, None) == []
+def package(created_by=PIPELINE_JOB, approved_by=GATE_SESSION, **metadata):
+    described = {"CustomerMetadataProperties": {"pipeline_run_id": "9tz4xz3wfo0c", **metadata}}
+    for field, arn in (("CreatedBy", created_by), ("LastModifiedBy", approved_by)):
+        if arn:
+            described[field] = {"IamIdentity": {"Arn": arn, "PrincipalId": "AROAEXAMPLE:session"}}
+    return described
 
 
-def test_promotion_rule_refusals():
-    def problems(metadata, by=SESSION):
-        return promotion.promotion_problems("prod", metadata, by, APPROVER, "mlops-staging-demo")
+def test_outside_prod_a_pipeline_package_approved_by_the_gate_or_the_approver_is_served():
+    for env in ("local", "dev", "staging"):
+        assert provenance.provenance_problems(env, package(), ROLES, None) == []
+        assert provenance.provenance_problems(env, package(approved_by=APPROVER_SESSION), ROLES, None) == []
+        # A drill's copy: registered and approved by the approver persona.
+        drill = package(created_by=APPROVER_SESSION, approved_by=GATE_SESSION)
+        assert provenance.provenance_problems(env, drill, ROLES, None) == []
 
-    assert problems({}) == ["prod packages must carry metadata promoted_from (the staging package ARN)"]
-    assert "not a versioned model package ARN" in problems({"promoted_from": "staging-7"})[0]
+
+def test_a_package_registered_or_approved_by_anyone_else_is_refused():
+    forged = package(created_by=SCIENTIST)
+    assert provenance.provenance_problems("dev", forged, ROLES, None) == [
+        f"created by {SCIENTIST}, not by a pipeline execution of the project ({ROLES.pipeline})"]
+    self_approved = package(approved_by=SCIENTIST)
+    assert provenance.provenance_problems("dev", self_approved, ROLES, None) == [
+        f"approved by {SCIENTIST}, not by {ROLES.gate} or {ROLES.approver}"]
+    no_run = package()
+    no_run["CustomerMetadataProperties"]["pipeline_run_id"] = "../../workspace/forged"
+    assert "without a valid pipeline_run_id" in provenance.creator_problems(no_run, ROLES)[0]
+    anonymous = package(created_by=None, approved_by=None)
+    assert provenance.provenance_problems("dev", anonymous, ROLES, None) == [
+        "the package does not say who created it (CreatedBy has no IAM identity)",
+        "the package does not say who approved it (LastModifiedBy has no IAM identity)"]
+    # Another account's role of the same name, a role whose name only starts the same.
+    other_account = PIPELINE_JOB.replace(ACCOUNT_ID, "210987654321")
+    lookalike = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/mlops-prod-ml-engineer-x/eve"
+    assert provenance.creator_problems(package(created_by=other_account), ROLES)
+    assert not provenance.is_session_of(lookalike, ROLES.approver)
+    assert provenance.is_session_of(ROLES.approver, ROLES.approver)
+
+
+def test_prod_serves_only_promoted_packages_approved_by_the_approver():
+    promoted = package(created_by=APPROVER_SESSION, approved_by=APPROVER_SESSION, promoted_from=STAGING)
+    assert provenance.provenance_problems("prod", promoted, ROLES, "mlops-staging-demo") == []
+    gate_approved = package(approved_by=GATE_SESSION, promoted_from=STAGING)
+    assert provenance.provenance_problems("prod", gate_approved, ROLES, "mlops-staging-demo") == [
+        f"approved by {GATE_SESSION}, not by {ROLES.approver}"]
+
+    def problems(**metadata):
+        return provenance.promotion_problems("prod", metadata, "mlops-staging-demo")
+
+    assert problems() == ["prod packages must carry metadata promoted_from (the staging package ARN)"]
+    assert "not a versioned model package ARN" in problems(promoted_from="staging-7")[0]
     other = STAGING.replace("mlops-staging-demo", "mlops-dev-demo")
-    assert "not a package of the staging group" in problems({"promoted_from": other})[0]
-    intruder = "arn:aws:sts::123456789012:assumed-role/mlops-prod-data-scientist/bob"
-    assert problems({"promoted_from": STAGING}, intruder) == [
-        f"approved by {intruder}, not by the approver role {APPROVER}"
-    ]
-    assert "does not say who approved" in problems({"promoted_from": STAGING}, None)[0]
-    lookalike = "arn:aws:sts::123456789012:assumed-role/mlops-prod-ml-engineer-x/eve"
-    assert not promotion.is_session_of(lookalike, APPROVER)
+    assert "not a package of the staging group" in problems(promoted_from=other)[0]
+    assert provenance.promotion_problems("staging", {}, None) == []
+
+
+def test_the_gate_reads_the_report_of_the_registering_execution_only():
+    assert provenance.run_report_uri("s3://artifacts/demo/runs/", "9tz4xz3wfo0c") == (
+        "s3://artifacts/demo/runs/9tz4xz3wfo0c/evaluation/evaluation.json")
+    for forged in ("../x", "a/b", "", "x" * 129, ".hidden"):
+        with pytest.raises(ValueError, match="not a pipeline execution id"):
+            provenance.run_report_uri("s3://artifacts/demo/runs", forged)
+    assert provenance.pipeline_run_id({"CustomerMetadataProperties": {"pipeline_run_id": "a/../b"}}) is None
+    assert gate.untrusted_verdict(["created by x"]).reasons == ("created by x",)
 
 
 def test_a_retrain_trains_on_the_served_models_data_plus_what_was_labelled_since():
@@ -644,8 +692,10 @@ def test_settings_parse_and_name_every_bad_variable():
                 GATE_CONFIG='{"thresholds": {"a": 1}, "lower_is_better": ["b"], "max_regression": 0}'
             )
         )
-    with pytest.raises(ConfigurationError, match="APPROVER_ROLE_ARN, PROMOTION_SOURCE_GROUP required"):
+    with pytest.raises(ConfigurationError, match="PROMOTION_SOURCE_GROUP required when ENVIRONMENT is prod"):
         load_settings(dummy_environment(ENVIRONMENT="prod"))
+    with pytest.raises(ConfigurationError, match="GATE_ROLE_ARN: not an IAM role ARN"):
+        load_settings(dummy_environment(GATE_ROLE_ARN="arn:aws:sts::123456789012:assumed-role/x/y"))
 
 
 def test_table_schemas_are_create_table_requests():

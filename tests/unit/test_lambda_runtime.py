@@ -75,3 +75,41 @@ def test_an_invocation_past_the_timeout_is_killed(lambdas):
     with pytest.raises(RuntimeError, match=r"slow: Task timed out after 1\.00 seconds"):
         lambdas.invoke(slow, {"sleep": 30})
     assert lambdas.invoke(slow, {})["colour"] is None  # a fresh environment afterwards
+
+
+class FakeSts:
+    """STS AssumeRole as the local AWS answers it: new keys each time."""
+
+    def __init__(self):
+        self.calls = []
+
+    def assume_role(self, RoleArn, RoleSessionName, DurationSeconds):
+        self.calls.append((RoleArn, RoleSessionName, DurationSeconds))
+        n = len(self.calls)
+        return {"Credentials": {"AccessKeyId": f"ASIA{n:016d}", "SecretAccessKey": f"secret{n}",
+                                "SessionToken": f"token{n}"}}
+
+
+def test_each_function_calls_as_a_session_of_its_role_renewed_before_it_expires(tmp_path):
+    from local_aws.role_sessions import RENEW_AFTER_SECONDS, RoleSessions
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "fn.py").write_text("import os\n\ndef handler(event, context):\n"
+                                "    return {k: os.environ.get(k) for k in ('AWS_ACCESS_KEY_ID', "
+                                "'AWS_SESSION_TOKEN')} | {'pid': os.getpid()}\n")
+    sts, now = FakeSts(), [0.0]
+    processes = LambdaProcesses({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}, "us-east-1",
+                                tmp_path / "logs", code_dir=code,
+                                sessions=RoleSessions(lambda: sts, clock=lambda: now[0]))
+    role = "arn:aws:iam::123456789012:role/mlops-local/mlops-local-demo-gate"
+    try:
+        first = processes.invoke({**configuration("mlops-local-demo-gate"), "Role": role}, {})
+        again = processes.invoke({**configuration("mlops-local-demo-gate"), "Role": role}, {})
+        assert first["AWS_ACCESS_KEY_ID"] == "ASIA0000000000000001" and first["AWS_SESSION_TOKEN"] == "token1"
+        assert again["pid"] == first["pid"] and sts.calls == [(role, "mlops-local-demo-gate", 3600)]
+        now[0] += RENEW_AFTER_SECONDS + 1  # the session is renewed: a new environment gets it
+        renewed = processes.invoke({**configuration("mlops-local-demo-gate"), "Role": role}, {})
+        assert renewed["AWS_SESSION_TOKEN"] == "token2" and renewed["pid"] != first["pid"]
+    finally:
+        processes.close()

@@ -3,7 +3,7 @@
 Pure decisions (no I/O, tested without AWS):
     gate.py       the approval verdict (thresholds, regression, fairness, latency)
     history.py    deployment history: naming, what to deploy, what to roll back to
-    promotion.py  the prod promotion rule
+    provenance.py who created and approved a package: what the deploy handler may serve
     retrain.py    retrain requests and the cooldown rule
 Event and configuration models:
     events.py     the EventBridge events as Powertools data classes, checked field by field

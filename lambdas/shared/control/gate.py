@@ -178,6 +178,11 @@ def decide(
     return Verdict(all(c.passed for c in checks), tuple(checks), production_package_arn)
 
 
+def untrusted_verdict(reasons: list[str]) -> Verdict:
+    """A rejection before any metric is read: the package's origin is not trusted (provenance.py)."""
+    return Verdict(False, tuple(Check("provenance", False, None, None, reason) for reason in reasons))
+
+
 def _at_most(name: str, value: float | None, limit: float, label: str, unit: str = "") -> Check:
     """A ceiling check; a value the evaluation did not measure fails it."""
     if value is None:

@@ -10,6 +10,10 @@ deploy, rollback, retrain) take the same set, so the stack builds one environmen
 | `PROJECT` | yes | the ML project (`demo`): a metric dimension and a field of every audit record |
 | `TEAM` | no | the owning team: a cost-allocation tag on what the handlers create |
 | `ENVIRONMENT` | yes | `local`, `dev`, `staging` or `prod` (`prod`: promotion rule, no gate approval) |
+| `PIPELINE_ROLE_ARN` | yes | the pipeline jobs' role: only its sessions register packages (3) |
+| `PIPELINE_RUNS_URI` | yes | `s3://` prefix of the executions' outputs (`<this>/<execution id>/...`) |
+| `GATE_ROLE_ARN` | yes | the gate function's role: its sessions' approvals count outside prod (3) |
+| `APPROVER_ROLE_ARN` | yes | the approver persona's role: its sessions' approvals count everywhere (3) |
 | `MODEL_PACKAGE_GROUP` | yes | the project's model package group; other groups' events are ignored |
 | `ENDPOINT_NAME` | yes | the real-time endpoint the loop deploys to and rolls back |
 | `VARIANT_NAME` | no: `primary` | production variant: the endpoint construct's (autoscaling, alarms) |
@@ -40,7 +44,6 @@ deploy, rollback, retrain) take the same set, so the stack builds one environmen
 | `LATENCY_BASELINE_MIN_INVOCATIONS` | no: `100` | a bake's p95 counts over this many invocations |
 | `LATENCY_BASELINE_FLOOR_MS` | no: `5` | a measured baseline below this counts as this |
 | `LATENCY_BASELINE_HORIZON_MINUTES` | no: `15` | each refresh publishes this far ahead (<= 110) |
-| `APPROVER_ROLE_ARN` | in prod | the IAM role whose sessions may approve prod packages |
 | `PROMOTION_SOURCE_GROUP` | in prod | the staging model package group prod packages are promoted from |
 | `POWERTOOLS_SERVICE_NAME` | no | not used: logs and metrics name the handler (gate, deploy, ...) |
 | `POWERTOOLS_LOG_LEVEL`, ... | no | as documented by Powertools for AWS Lambda |
@@ -49,6 +52,8 @@ deploy, rollback, retrain) take the same set, so the stack builds one environmen
     `AutoRollbackConfiguration.Alarms` (`[{"AlarmName": ...}]`), exactly as the API takes it.
 (2) `{"thresholds": {metric: value}, "lower_is_better": [metric], "max_regression": x,
     "max_fairness_gap": x | null, "max_latency_p95_ms": x | null}`; null turns that check off.
+(3) What the deploy handler trusts (provenance.py): a package created by a pipeline execution (or
+    the approver persona), approved by the gate or the approver (in prod: the approver only).
 """
 
 from __future__ import annotations
@@ -81,9 +86,12 @@ from lambdas.shared.checks import (
     whole,
 )
 from lambdas.shared.control.errors import ConfigurationError
+from lambdas.shared.control.provenance import TrustedRoles
 
 name = bounded(256)
 arn = matching(r"arn:aws[a-z-]*:.+", "an ARN")
+role_arn = matching(r"arn:aws[a-z-]*:iam::\d{12}:role/.+", "an IAM role ARN")
+s3_uri = matching(r"s3://[^/]+(/.*)?", "an s3:// URI")
 
 
 @dataclass(frozen=True)
@@ -127,7 +135,7 @@ class Settings:
         "INSTANCE_TYPE", matching(r"ml\.[a-z0-9]+\.[a-z0-9]+", "an ml.* instance type")
     )
     initial_instance_count: int = setting("INITIAL_INSTANCE_COUNT", whole(1))
-    capture_s3_uri: str = setting("CAPTURE_S3_URI", matching(r"s3://[^/]+(/.*)?", "an s3:// URI"))
+    capture_s3_uri: str = setting("CAPTURE_S3_URI", s3_uri)
     capture_sampling_percent: int = setting("CAPTURE_SAMPLING_PERCENT", whole(0, 100))
     kms_key_arn: str = setting("KMS_KEY_ARN", name)
     deployment_config: dict[str, Any] = setting("DEPLOYMENT_CONFIG", json_document(json_object))
@@ -142,6 +150,10 @@ class Settings:
     retrain_cooldown_minutes: int = setting("RETRAIN_COOLDOWN_MINUTES", whole(0))
     rollback_alarms: frozenset[str] = setting("ROLLBACK_ALARMS", json_document(set_of(name)))
     retrain_alarms: frozenset[str] = setting("RETRAIN_ALARMS", json_document(set_of(name)))
+    pipeline_role_arn: str = setting("PIPELINE_ROLE_ARN", role_arn)
+    pipeline_runs_uri: str = setting("PIPELINE_RUNS_URI", s3_uri)
+    gate_role_arn: str = setting("GATE_ROLE_ARN", role_arn)
+    approver_role_arn: str = setting("APPROVER_ROLE_ARN", role_arn)
     variant_name: str = setting("VARIANT_NAME", name, default="primary")
     bake_seconds: int = setting("BAKE_SECONDS", whole(0), default=0)
     accuracy_alarm: str | None = setting("ACCURACY_ALARM", name, default=None)
@@ -154,28 +166,23 @@ class Settings:
     latency_baseline_floor_ms: float = setting("LATENCY_BASELINE_FLOOR_MS", positive, default=5.0)
     latency_baseline_horizon_minutes: int = setting("LATENCY_BASELINE_HORIZON_MINUTES", whole(1, 110),
                                                     default=15)
-    approver_role_arn: str | None = setting("APPROVER_ROLE_ARN", arn, default=None)
     promotion_source_group: str | None = setting("PROMOTION_SOURCE_GROUP", name, default=None)
     team: str | None = setting("TEAM", name, default=None)
 
     def validate(self) -> list[str]:
         """The problems between variables."""
         problems = []
-        if self.environment == "prod":
-            missing = [
-                source
-                for source, value in (
-                    ("APPROVER_ROLE_ARN", self.approver_role_arn),
-                    ("PROMOTION_SOURCE_GROUP", self.promotion_source_group),
-                )
-                if not value
-            ]
-            if missing:
-                problems.append(f"{', '.join(missing)} required when ENVIRONMENT is prod")
+        if self.environment == "prod" and not self.promotion_source_group:
+            problems.append("PROMOTION_SOURCE_GROUP required when ENVIRONMENT is prod")
         auto_rollback = self.deployment_config.get("AutoRollbackConfiguration", {}).get("Alarms", [])
         if not all(isinstance(a, dict) and a.get("AlarmName") for a in auto_rollback):
             problems.append("DEPLOYMENT_CONFIG: every AutoRollbackConfiguration alarm needs an AlarmName")
         return problems
+
+
+    @property
+    def trusted_roles(self) -> TrustedRoles:
+        return TrustedRoles(self.pipeline_role_arn, self.gate_role_arn, self.approver_role_arn)
 
 
 def variable_names() -> list[str]:
@@ -201,6 +208,10 @@ def dummy_environment(**overrides: str) -> dict[str, str]:
         "MODEL_PACKAGE_GROUP": "mlops-dev-demo",
         "ENDPOINT_NAME": "mlops-dev-demo",
         "EXECUTION_ROLE_ARN": f"arn:aws:iam::{account}:role/mlops-dev/mlops-dev-demo-execution",
+        "PIPELINE_ROLE_ARN": f"arn:aws:iam::{account}:role/mlops-dev/mlops-dev-demo-execution",
+        "PIPELINE_RUNS_URI": f"s3://mlops-dev-artifacts-{account}/demo/runs/",
+        "GATE_ROLE_ARN": f"arn:aws:iam::{account}:role/mlops-dev/mlops-dev-demo-gate",
+        "APPROVER_ROLE_ARN": f"arn:aws:iam::{account}:role/mlops-dev/mlops-dev-ml-engineer",
         "INSTANCE_TYPE": "ml.m5.large",
         "INITIAL_INSTANCE_COUNT": "1",
         "CAPTURE_S3_URI": f"s3://mlops-dev-capture-{account}/datacapture/",

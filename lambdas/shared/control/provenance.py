@@ -1,0 +1,114 @@
+"""Where a model package came from and who approved it: the checks that keep an ungated model
+off the endpoint, whoever managed to write into the registry.
+
+DescribeModelPackage names the IAM identity that created a package (CreatedBy.IamIdentity.Arn)
+and the one that last changed it (LastModifiedBy.IamIdentity.Arn: after an approval, the
+approver). A session of a role is `arn:<partition>:sts::<account>:assumed-role/<role name>/<session>`.
+
+A package may be served only if
+1. it was created by a pipeline execution of the project: a session of the pipeline's role (the
+   project's execution role, which the pipeline passes to its jobs and no persona may pass), with
+   the execution named in its metadata (`pipeline_run_id`, where the gate finds its evaluation);
+   or by the approver persona (a drill's copy of a served package: the approver may approve any
+   package anyway);
+2. it was approved by the gate (a session of its function's role) or by the approver persona;
+3. in prod: approved by the approver persona only, and promoted from a package of the staging
+   group (`promoted_from`, the staging package's ARN, kept for the audit).
+IAM is what stops anyone else (stacks/project_permissions.py, stacks/personas.py); these checks
+refuse a deployment when that guard was bypassed or misconfigured, and say why.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/([^/]+)/(\d+)$")
+ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):role/(?:.*/)?([^/]+)$")
+# A pipeline execution id (the last part of its ARN): one path segment, never `..`.
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class TrustedRoles:
+    pipeline: str  # creates packages (its jobs' sessions)
+    gate: str  # approves them outside prod
+    approver: str  # the approver persona: approves anywhere, may create drill copies
+
+
+def is_session_of(identity_arn: str | None, role_arn: str) -> bool:
+    """The identity is the role itself or one of its sessions (sts assumed-role ARN)."""
+    role = ROLE_ARN.match(role_arn)
+    if not role or not identity_arn:
+        return False
+    partition, account, name = role.groups()
+    return identity_arn == role_arn or identity_arn.startswith(
+        f"arn:{partition}:sts::{account}:assumed-role/{name}/"
+    )
+
+
+def identity(package: dict[str, Any], field: str) -> str | None:
+    """`CreatedBy` or `LastModifiedBy`: the IAM identity's ARN, None when the package has none."""
+    return ((package.get(field) or {}).get("IamIdentity") or {}).get("Arn")
+
+
+def pipeline_run_id(package: dict[str, Any]) -> str | None:
+    """The pipeline execution that registered the package, when its metadata names a valid one."""
+    run_id = (package.get("CustomerMetadataProperties") or {}).get("pipeline_run_id")
+    return run_id if run_id and RUN_ID.match(run_id) else None
+
+
+def run_report_uri(runs_uri: str, run_id: str) -> str:
+    """Where the Evaluate step of that execution wrote its report (pipelines/definition.py)."""
+    if not RUN_ID.match(run_id):
+        raise ValueError(f"{run_id!r} is not a pipeline execution id")
+    return f"{runs_uri.rstrip('/')}/{run_id}/evaluation/evaluation.json"
+
+
+def creator_problems(package: dict[str, Any], roles: TrustedRoles) -> list[str]:
+    """Why the package does not count as registered by the project's pipeline (or the approver)."""
+    creator = identity(package, "CreatedBy")
+    if not creator:
+        return ["the package does not say who created it (CreatedBy has no IAM identity)"]
+    if is_session_of(creator, roles.approver):
+        return []
+    if not is_session_of(creator, roles.pipeline):
+        return [f"created by {creator}, not by a pipeline execution of the project ({roles.pipeline})"]
+    if not pipeline_run_id(package):
+        return ["created by the pipeline's role without a valid pipeline_run_id in its metadata"]
+    return []
+
+
+def approval_problems(environment: str, package: dict[str, Any], roles: TrustedRoles) -> list[str]:
+    """Why the approval does not count: not the gate's (outside prod) nor the approver's."""
+    approver = identity(package, "LastModifiedBy")
+    if not approver:
+        return ["the package does not say who approved it (LastModifiedBy has no IAM identity)"]
+    trusted = [roles.approver] if environment == "prod" else [roles.gate, roles.approver]
+    if any(is_session_of(approver, role) for role in trusted):
+        return []
+    return [f"approved by {approver}, not by {' or '.join(trusted)}"]
+
+
+def promotion_problems(environment: str, metadata: dict[str, str], source_group: str | None) -> list[str]:
+    """Prod only: the package must name the staging package it was promoted from."""
+    if environment != "prod":
+        return []
+    source = metadata.get("promoted_from")
+    match = PACKAGE_ARN.match(source or "")
+    if not source:
+        return ["prod packages must carry metadata promoted_from (the staging package ARN)"]
+    if not match:
+        return [f"promoted_from {source!r} is not a versioned model package ARN"]
+    if source_group and match.group(1).lower() != source_group.lower():
+        return [f"promoted_from {source} is not a package of the staging group {source_group}"]
+    return []
+
+
+def provenance_problems(environment: str, package: dict[str, Any], roles: TrustedRoles,
+                        source_group: str | None) -> list[str]:
+    """Every reason the package may not be served; empty when it may."""
+    metadata = package.get("CustomerMetadataProperties") or {}
+    return [*creator_problems(package, roles), *approval_problems(environment, package, roles),
+            *promotion_problems(environment, metadata, source_group)]
