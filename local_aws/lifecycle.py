@@ -30,8 +30,10 @@ HOST = "127.0.0.1"
 START_TIMEOUT_S = 60.0
 
 
-# The local AWS's drill switch (served by moto_server.py; not an AWS API).
+# The local AWS's own switches (served by moto_server.py; not AWS APIs): the drill's endpoint
+# outage, and IAM enforcement (GET -> {"enforced"}, POST {"enforced": bool}).
 OUTAGE_PATH = "/_local/endpoint-outage"
+IAM_PATH = "/_local/iam-enforcement"
 
 
 class LocalAwsError(RuntimeError):
@@ -98,17 +100,29 @@ class ServerRecord:
     def endpoint_outage(self, account: str, endpoint: str, percent: float) -> str:
         """The local drill switch (moto_server.OUTAGE_PATH): `percent` of the requests to the
         endpoint's serving fleet fail from now (0 ends it). Returns the config that fleet serves."""
-        body = json.dumps({"account": account, "region": self.region, "endpoint": endpoint,
-                           "percent": percent}).encode()
-        request = urllib.request.Request(f"{self.endpoint_url}{OUTAGE_PATH}", data=body, method="POST",
+        body = {"account": account, "region": self.region, "endpoint": endpoint, "percent": percent}
+        return self._local_switch(OUTAGE_PATH, body, f"the outage on {endpoint}")["config"]
+
+    def iam_enforced(self) -> bool:
+        """Whether every call to this server is checked against IAM (local_aws/iam_enforcement.py)."""
+        return bool(self._local_switch(IAM_PATH, None, "the IAM enforcement state")["enforced"])
+
+    def enforce_iam(self, on: bool) -> None:
+        self._local_switch(IAM_PATH, {"enforced": on}, "IAM enforcement")
+
+    def _local_switch(self, path: str, body: dict[str, Any] | None, what: str) -> dict[str, Any]:
+        """One of the local AWS's own switches (not AWS APIs): POST `body`, or GET without one."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.endpoint_url}{path}", data=data,
+                                         method="POST" if data is not None else "GET",
                                          headers={"Content-Type": "application/json"})
         context = ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else None
         try:
             with urllib.request.urlopen(request, timeout=10, context=context) as answer:
-                return json.loads(answer.read())["config"]
+                return json.loads(answer.read())
         except urllib.error.HTTPError as exc:
             reason = json.loads(exc.read() or b"{}").get("message", exc.reason)
-            raise LocalAwsError(f"the local AWS refused the outage on {endpoint}: {reason}") from None
+            raise LocalAwsError(f"the local AWS refused {what}: {reason}") from None
 
 
 def free_port() -> int:

@@ -44,6 +44,8 @@ The local control plane (local_aws/control_plane.py) needs more inside the serve
   so does this server, from botocore's copy of the service model (local_aws/api_constraints.py).
 - AWS Budgets: DescribeSubscribersForNotification (how the AWS provider reads a budget's alerts
   back) and the budget tag APIs, which moto lacks, answered from what moto stored.
+- IAM enforcement (`mlops local up --enforce-iam`): local_aws/iam_enforcement.py gives moto's
+  checks the resources and identities they lack, switched on through its IAM_PATH.
 - No Lambda invocations from SQS: moto runs an event source mapping itself when a message
   arrives, which needs Docker; without it every message is received (its receive count spent)
   and put back. Locally the control plane's worker plays the mapping instead.
@@ -84,7 +86,7 @@ from moto.sagemaker.exceptions import ValidationError
 from moto.sagemakerruntime import responses as sagemakerruntime_responses
 from moto.sqs import models as sqs_models
 
-from local_aws import api_constraints, metric_math, metric_store
+from local_aws import api_constraints, iam_enforcement, metric_math, metric_store
 from local_aws.background import BackgroundControlPlane
 from local_aws.deployment_guardrails import problems as deployment_problems
 from local_aws.endpoint_runtime import EndpointRuntime, InvokeError, Settings, apply_config
@@ -176,10 +178,31 @@ def _refused_as_sagemaker_would(environ: dict, start_response: Any) -> list[byte
     return [data]
 
 
+def _iam_switch(environ: dict, start_response: Any) -> list[bytes]:
+    """GET -> {"enforced"}; POST {"enforced": bool} switches IAM enforcement (iam_enforcement.py)."""
+    if environ.get("REQUEST_METHOD") == "POST":
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        try:
+            wanted = json.loads(environ["wsgi.input"].read(length) or b"{}")["enforced"]
+            if not isinstance(wanted, bool):
+                raise TypeError("not true or false")
+        except (KeyError, TypeError, ValueError) as exc:
+            data = json.dumps({"message": f"expected {{\"enforced\": true|false}}: {exc}"}).encode()
+            start_response("400 Bad Request", [("Content-Type", "application/json"),
+                                               ("Content-Length", str(len(data)))])
+            return [data]
+        iam_enforcement.enforce(wanted)
+    data = json.dumps({"enforced": iam_enforcement.enforced()}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
 class _TransportAwareApp(moto_server.DomainDispatcherApplication):
     def __call__(self, environ: dict, start_response: Any) -> Any:
         if environ.get("PATH_INFO") == OUTAGE_PATH:  # the local drill switch, not an AWS API
             return _endpoint_outage(environ, start_response)
+        if environ.get("PATH_INFO") == iam_enforcement.IAM_PATH:  # nor is this
+            return _iam_switch(environ, start_response)
         refused = _refused_as_sagemaker_would(environ, start_response)
         if refused is not None:
             return refused
@@ -427,9 +450,10 @@ def _missing_tables_named() -> None:
 
 
 def _pipeline_executions_run() -> None:
-    """StartPipelineExecution: a repeated ClientRequestToken returns the earlier execution, as
-    in SageMaker; a new execution runs (local_aws/pipeline_executions.py) while the local AWS
-    runs its services, else it keeps moto's instant Succeeded."""
+    """StartPipelineExecution: a parameter the definition does not define is refused and a
+    repeated ClientRequestToken returns the earlier execution, as in SageMaker; a new execution
+    runs (local_aws/pipeline_executions.py) while the local AWS runs its services, else it keeps
+    moto's instant Succeeded."""
     original = sagemaker_models.SageMakerModelBackend.start_pipeline_execution
     lock = threading.Lock()  # the server's threads: one token check-and-create at a time
 
@@ -438,6 +462,11 @@ def _pipeline_executions_run() -> None:
               parallelism_configuration: Any, client_request_token: str) -> dict[str, str]:
         pipeline = sagemaker_models.get_pipeline_from_name(self.pipelines, pipeline_name)
         definition = json.loads(pipeline.pipeline_definition)  # unreadable: no execution at all
+        defined = {p.get("Name") for p in definition.get("Parameters", [])}
+        unknown = sorted({p.get("Name") for p in pipeline_parameters or []} - defined)
+        if unknown:
+            raise ValidationError(message=f"Pipeline parameter(s) {', '.join(unknown)} not defined in "
+                                          f"the pipeline definition of {pipeline_name}.")
         with lock:
             if client_request_token:
                 for arn, earlier in pipeline.pipeline_executions.items():
@@ -522,6 +551,7 @@ def patch() -> None:
     _aws_namespaces_refused()
     _pipeline_executions_run()
     _budget_notifications_and_tags()
+    iam_enforcement.patch()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,6 +27,12 @@ from mlops.layers import LayerBuildError
 from mlops.pipeline_run import PipelineRunError
 from mlops.project import Project
 from mlops.quality_check import add_quality_arguments, run_quality_command
+from mlops.rbac import (
+    add_credentials_arguments,
+    add_rbac_arguments,
+    run_credentials_command,
+    run_rbac_command,
+)
 from mlops.terraform import TerraformError
 from mlops.traffic import add_invoke_arguments, add_traffic_arguments, run_invoke_command, run_traffic_command
 from stacks.config import ENVIRONMENT_NAMES, ConfigError
@@ -178,9 +184,12 @@ def cmd_bootstrap(args: argparse.Namespace, project: Project) -> int:
 def cmd_local_up(args: argparse.Namespace, project: Project) -> int:
     deployer = _deployer(args, project)
     deployed = deployer.deploy("local")
+    # The set-up calls first (Terraform's, unchecked), then, asked, every call checked.
+    deployer.local.require().enforce_iam(args.enforce_iam)
     status = deployer.local_status()
     payload = {**status, "stacks": _stacks_payload(deployed)}
-    _emit(args, payload, f"local AWS at {status['endpoint_url']}\n{_stacks_human(deployed)}")
+    checked = "every call checked against IAM" if status["iam_enforced"] else "IAM not enforced"
+    _emit(args, payload, f"local AWS at {status['endpoint_url']} ({checked})\n{_stacks_human(deployed)}")
     return 0
 
 
@@ -385,11 +394,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     local = sub.add_parser("local", help="the local AWS (moto on 127.0.0.1)")
     local_sub = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
-    _show_terraform(add("up", cmd_local_up, "start the local AWS and deploy the local environment",
-                        local_sub))
+    p = add("up", cmd_local_up, "start the local AWS and deploy the local environment", local_sub)
+    _show_terraform(p)
+    p.add_argument("--enforce-iam", action="store_true",
+                   help="once deployed, check every call against IAM as AWS would (moto's enforcement; "
+                   "the deployer's key is the account root): for `mlops rbac check`")
     _show_terraform(add("down", cmd_local_down, "destroy the local environment and stop the local AWS",
                         local_sub))
     add("status", cmd_local_status, "is the local AWS running, and what is deployed", local_sub)
+    _delegated(local_sub, "credentials", "an access key of a persona's local IAM user and its role",
+               "Prints {AccessKeyId, SecretAccessKey, RoleArn} (--json) or shell exports: the key of "
+               "the IAM user environments/local.yaml lets assume the persona's role (made once per "
+               "local AWS), and that role.", add_credentials_arguments, run_credentials_command)
     p = add("loop", cmd_local_loop,
             "run the local control plane: alarm evaluation, AWS service events, SQS -> handlers",
             local_sub)
@@ -462,6 +478,16 @@ def build_parser() -> argparse.ArgumentParser:
                "The environment's endpoints (each variant's instance type and count), the training "
                "and processing jobs in progress under its roles, and the EKS node groups; then the "
                "instances by type.", add_cost_arguments, run_cost_command)
+
+    rbac = sub.add_parser("rbac", help="who may do what, proven by calls")
+    rbac_sub = rbac.add_subparsers(dest="rbac_command", required=True, metavar="COMMAND")
+    _delegated(rbac_sub, "check", "one real API call per persona and permission, against the local AWS",
+               "Each persona assumes its role and makes the calls of the RBAC matrix (read and write "
+               "datasets, start the pipeline, register and approve a package, update and invoke the "
+               "endpoint, read the MLflow secret, delete an audit object, put a policy on a persona "
+               "role, stop the trail, create a role trusted by another account); prints allowed or "
+               "denied against what is expected. Needs `mlops local up --enforce-iam`.",
+               add_rbac_arguments, run_rbac_command)
 
     drill = sub.add_parser("drill", help="game-day drills of the control loop")
     drill_sub = drill.add_subparsers(dest="drill_command", required=True, metavar="COMMAND")

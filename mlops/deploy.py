@@ -363,4 +363,6 @@ class Deployer:
             "pid": server.pid if server else None,
             "stacks": stacks,
             "endpoints": self.local.endpoints(),
+            # Every call checked against IAM (`mlops local up --enforce-iam`).
+            "iam_enforced": server.iam_enforced() if server else False,
         }

@@ -232,6 +232,13 @@ def ml_engineer(refs: PlatformRefs) -> list[Statement]:
              "cloudwatch:GetDashboard"],
             ["*"],
         ),
+        # The control loops' deployment history and decisions: what a drill compares against.
+        statement(
+            "ReadControlLoopRecords",
+            ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:DescribeTable"],
+            [n.arn("dynamodb", f"table/{n.prefix}-*-{table}{index}")
+             for table in ("deployments", "audit") for index in ("", "/index/*")],
+        ),
     ]
 
 
@@ -293,15 +300,17 @@ def platform_admin(refs: PlatformRefs) -> list[Statement]:
              "kms:EnableKeyRotation", "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
             [refs.key_arn],
         ),
-        # Roles, the code that runs as them and the registry's decisions come through the stacks
-        # and the control loop, never by hand: an admin who could write a role policy, change a
-        # handler's code or approve a package could grant themselves anything the loop can do.
+        # Roles, the code that runs as them, the registry's decisions and what endpoints serve come
+        # through the stacks and the control loop, never by hand: an admin who could write a role
+        # policy, change a handler's code, approve a package or point an endpoint at a model of
+        # their own could serve what no gate saw and grant themselves anything the loop can do.
         statement(
             "NeverChangeCodeOrApprove",
             ["lambda:CreateFunction", "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
              "lambda:PublishLayerVersion", "lambda:AddPermission", "lambda:CreateEventSourceMapping",
              "lambda:UpdateEventSourceMapping", "sagemaker:CreateModelPackage",
-             "sagemaker:UpdateModelPackage", "sagemaker:CreatePipeline", "sagemaker:UpdatePipeline"],
+             "sagemaker:CreatePipeline", "sagemaker:UpdatePipeline", "sagemaker:CreateModel",
+             *APPROVE_AND_DEPLOY_ACTIONS],
             ["*"], effect="Deny"),
         _never_touch_audit_objects(refs),
         _never_write_pipeline_outputs(refs),

@@ -402,7 +402,10 @@ def test_new_project_is_provisioned_and_everything_converges(project, server, lo
         mlops(project, "project", "new", "fraud", "--team", "risk-ml", "--env", "local", "--json").stdout
     )
     assert new["stacks"] == ["project-fraud-local"]
-    again = mlops(project, "local", "up", "--json")
+    # From here on every call is checked against IAM (the next test proves the RBAC by calls):
+    # the deployer's plan and apply, the loop and `local down` must work under it too.
+    again = mlops(project, "local", "up", "--enforce-iam", "--json")
+    assert json.loads(again.stdout)["iam_enforced"] is True
     assert "using the local AWS" in again.stderr
     # The existing stacks are unchanged; only the new project's stack is created.
     assert again.stderr.count("Apply complete! Resources: 0 added, 0 changed, 0 destroyed.") == 2
@@ -420,6 +423,35 @@ def test_new_project_is_provisioned_and_everything_converges(project, server, lo
     assert [(s["name"], s["changes"]) for s in planned["stacks"]] == [
         (name, False) for name in stacks]
     assert all(s["summary"].startswith("No changes.") for s in planned["stacks"]), planned
+
+
+def test_rbac_is_proven_by_real_calls_under_iam_enforcement(project, server, first_run):
+    """With every call checked: each persona's key assumes its role and nothing else, and the
+    matrix of real calls gives each persona what the README's RBAC table says."""
+    assert json.loads(mlops(project, "local", "status", "--json").stdout)["iam_enforced"] is True
+    credentials = json.loads(mlops(project, "local", "credentials", "data_scientist", "--json").stdout)
+    assert set(credentials) == {"AccessKeyId", "SecretAccessKey", "RoleArn"}
+    assert credentials["RoleArn"] == "arn:aws:iam::123456789012:role/mlops-local/mlops-local-data-scientist"
+    key = {"AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+           "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"]}
+    with pytest.raises(ClientError, match="AccessDenied"):  # the user's key alone reads nothing
+        server.client("s3", credentials=key).get_object(Bucket="mlops-local-datasets-123456789012",
+                                                        Key="demo/corrupt.csv")
+    served = serving(server)
+
+    proc = mlops(project, "rbac", "check", "--env", "local", "--project", "demo", "--json", check=False)
+    result = json.loads(proc.stdout)
+    got = {(r["persona"], r["check"]): r["got"] for r in result["rows"]}
+    assert got[("data_scientist", "update the endpoint")] == "denied"
+    assert got[("ml_engineer", "approve a package")] == "allowed"
+    assert got[("platform_admin", "put a policy on a persona role")] == "denied"
+    assert {got[(p, "delete an audit object")] for p in
+            ("data_scientist", "ml_engineer", "platform_admin", "auditor")} == {"denied"}
+    assert {got[(p, "read datasets")] for p in ("data_scientist", "ml_engineer", "platform_admin")} == {
+        "allowed"} and got[("auditor", "read datasets")] == "denied"
+    assert len(result["rows"]) == 4 * 12 and result["failed"] == 0 and proc.returncode == 0, proc.stderr
+    # Probes leave nothing behind: the endpoint serves what it served.
+    assert serving(server) == served
 
 
 def test_down_cleans_up(project, server, local_env, first_run):

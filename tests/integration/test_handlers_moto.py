@@ -14,7 +14,7 @@ Moto gaps, worked around here in the test setup only (the handlers are unchanged
   records the caller's. Everyone here calls as AWS would have them call: the register step as a
   session of the pipeline's role, each handler as a session of its function's role, the
   approver as a session of the ML engineer persona's (STS AssumeRole of the local AWS).
-- StartPipelineExecution needs the pipeline to exist (created here with an empty definition);
+- StartPipelineExecution needs the pipeline to exist (created here with the parameters and no steps);
   moto ignores its ClientRequestToken. DynamoDB TTL is not enforced: an expired cooldown is
   written, not waited for.
 - moto emits no service events and runs no event source mappings: the tests build the events
@@ -55,6 +55,10 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/mlops-dev/mlops-dev-demo-execution"
 ERRORS_ALARM, LATENCY_ALARM = "mlops-dev-demo-errors", "mlops-dev-demo-latency"
 DRIFT_ALARM, ACCURACY_ALARM = "mlops-dev-demo-drift", "mlops-dev-demo-accuracy"
 BOOTSTRAP = f"{ENDPOINT}-bootstrap"
+# The training pipeline's parameters a retrain sets (SageMaker refuses undefined ones), no steps.
+PIPELINE_DEFINITION = {"Version": "2020-12-01", "Steps": [], "Parameters": [
+    {"Name": "InputDataUri", "Type": "String", "DefaultValue": f"s3://{BUCKET}/demo/data.csv"},
+    {"Name": "ProductionDataSince", "Type": "String", "DefaultValue": ""}]}
 
 
 class FakeContext:
@@ -181,7 +185,7 @@ class World:
         self.sm.create_pipeline(
             PipelineName=self.env["PIPELINE_NAME"],
             RoleArn=ROLE,
-            PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+            PipelineDefinition=json.dumps(PIPELINE_DEFINITION),
         )
         self.session = boto3.session.Session()
         self.sessions = RoleSessions(lambda: server.client("sts"))
@@ -806,7 +810,7 @@ def test_pipeline_start_failure_releases_the_cooldown(world):
     world.sm.create_pipeline(
         PipelineName=world.env["PIPELINE_NAME"],
         RoleArn=ROLE,
-        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+        PipelineDefinition=json.dumps(PIPELINE_DEFINITION),
     )
     world.deliver_ok("retrain", event)  # the retry starts it
     assert len(world.executions()) == 1
