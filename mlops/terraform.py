@@ -29,6 +29,27 @@ MIRROR_CANDIDATES = (
 )
 
 
+# How long a command waits for a state lock another Terraform run holds (a second deploy of the
+# same stack) before it fails; Terraform's own duration syntax.
+LOCK_TIMEOUT_ENV = "MLOPS_TF_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = "120s"
+_LOCKED = "Error acquiring the state lock"
+_LOCK_FIELD = re.compile(r"^[\s\u2502]*(ID|Path|Operation|Who|Created):\s*(\S.*)$")
+
+
+def lock_timeout() -> str:
+    value = os.environ.get(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT)
+    if not re.fullmatch(r"\d+(ms|s|m|h)", value):
+        raise TerraformError(f"{LOCK_TIMEOUT_ENV}={value!r}: not a duration such as 120s or 5m")
+    return value
+
+
+def lock_holder(output: str) -> dict[str, str]:
+    """The Lock Info block of an "Error acquiring the state lock" (ID, Path, Operation, Who,
+    Created), as far as Terraform printed it."""
+    return {m.group(1): m.group(2).strip() for m in map(_LOCK_FIELD.match, output.splitlines()) if m}
+
+
 class TerraformError(RuntimeError):
     """A terraform command failed; the message names the stack, the command and the tail of the
     output (`output`: all of it)."""
@@ -142,6 +163,8 @@ class Terraform:
                     print(f"  [{self.label}] {line}", file=sys.stderr, flush=True)
             code = proc.wait()
         if code not in tuple(ok_codes):
+            if any(_LOCKED in line for line in lines):
+                raise TerraformError(self._locked_message(args, lines), "\n".join(lines))
             detail = "\n".join(f"    {t}" for t in tail if t.strip())
             where = f" (whole output: {self.log})" if self.log is not None else ""
             raise TerraformError(
@@ -150,30 +173,40 @@ class Terraform:
             )
         return code, "\n".join(lines)
 
+    def _locked_message(self, args: tuple[str, ...], lines: list[str]) -> str:
+        holder = lock_holder("\n".join(lines))
+        by = ", ".join(f"{k.lower()} {holder[k]}" for k in ("Who", "Operation", "Created") if k in holder)
+        unlock = f"`terraform force-unlock {holder['ID']}` in {self.workdir}" if "ID" in holder else (
+            f"`terraform force-unlock` in {self.workdir} with the lock's ID")
+        return (f"{self.label}: `terraform {args[0]}` gave up after {lock_timeout()} "
+                f"({LOCK_TIMEOUT_ENV}): the stack's state is locked by another Terraform run"
+                f"{f' ({by})' if by else ''}. Wait for it to finish and run again; if it died, {unlock}")
+
     def init(self, *extra: str) -> None:
         self.run("init", "-input=false", *extra)
 
     def apply(self, on_line: Callable[[str], None] | None = None) -> None:
-        self.run("apply", "-input=false", "-auto-approve", on_line=on_line)
+        self.run("apply", "-input=false", "-auto-approve", f"-lock-timeout={lock_timeout()}", on_line=on_line)
 
     def destroy(self) -> None:
-        self.run("destroy", "-input=false", "-auto-approve")
+        self.run("destroy", "-input=false", "-auto-approve", f"-lock-timeout={lock_timeout()}")
 
     def adopt(self, address: str, import_id: str) -> None:
         """Bring an existing object under `address` into the state (terraform import)."""
-        self.run("import", "-input=false", address, import_id)
+        self.run("import", "-input=false", f"-lock-timeout={lock_timeout()}", address, import_id)
 
     def forget(self, addresses: list[str]) -> None:
         """Drop resources from the state without deleting them."""
         if addresses:
-            self.run("state", "rm", *addresses)
+            self.run("state", "rm", f"-lock-timeout={lock_timeout()}", *addresses)
 
     def validate(self) -> None:
         self.run("validate")
 
     def plan_changes(self) -> tuple[bool, str]:
         """Run a plan; True when it proposes changes (Terraform's -detailed-exitcode 2)."""
-        code, out = self.run("plan", "-input=false", "-detailed-exitcode", ok_codes=(0, 2))
+        code, out = self.run("plan", "-input=false", "-detailed-exitcode", f"-lock-timeout={lock_timeout()}",
+                             ok_codes=(0, 2))
         return code == 2, out
 
     def outputs(self) -> dict[str, object]:
