@@ -187,6 +187,7 @@ class EndpointRuntime:
         self._jobs: set[threading.Thread] = set()
         self._servers: set[ModelServer] = set()  # started and not yet stopped
         self._records_lock = threading.Lock()
+        self._restarting: set[ModelServer] = set()  # dead containers being replaced
 
     # --- the background loop -------------------------------------------------------------------
     def start(self) -> None:
@@ -262,6 +263,35 @@ class EndpointRuntime:
             fleet.stop()
         if fleets:
             self._write_records()
+        self._replace_dead_containers()
+
+    def _replace_dead_containers(self) -> None:
+        """A model server process that died (killed, crashed) is started again, as SageMaker
+        replaces a failed container; requests until it answers fail as 5xx."""
+        with self.lock:
+            fleets = [(k, f) for k, f in self.fleets.items() if k not in self.busy]
+            fleets += [(k, f) for k, (f, _) in self.green.items() if k not in self.busy]
+            dead = [(k, s) for k, f in fleets for s in f.servers.values()
+                    if s.exited() and s not in self._restarting]
+            self._restarting.update(s for _, s in dead)
+        for key, server in dead:
+            log.warning("endpoint %s variant %s: its container exited (%s); starting it again", key[2],
+                        server.variant, server.proc.returncode if server.proc else None)
+            thread = threading.Thread(target=self._restart, args=(server,), daemon=True,
+                                      name=f"restart-{key[2]}")
+            self._jobs.add(thread)
+            thread.start()
+
+    def _restart(self, server: ModelServer) -> None:
+        try:
+            server.restart(self.settings.start_timeout_s)
+            self._write_records()
+        except ModelServerError as exc:  # tried again at the next round
+            log.warning("endpoint %s: the replacement container failed: %s", server.endpoint, exc)
+        finally:
+            with self.lock:
+                self._restarting.discard(server)
+            self._jobs.discard(threading.current_thread())
 
     def _guarded(self, key: Key, endpoint: Any, job: Callable[[], None]) -> None:
         try:
@@ -447,9 +477,9 @@ class EndpointRuntime:
                     answer = server.invoke(body, forwarded)
             status, model_us = answer.status, answer.latency_us
         except OSError as exc:
-            # No answer (refused, reset, timed out): a model error that is no HTTP status of the
-            # container's, so it counts in InvocationModelErrors only.
-            answer, status = None, 0
+            # No answer (refused, reset, timed out: the container died or hangs): SageMaker
+            # answers the caller for it with a server error, counted as a 5xx.
+            answer, status = None, 500
             model_us = (time.perf_counter_ns() - started) // 1000
             log.warning("endpoint %s variant %s: no answer from the container: %s", name, server.variant, exc)
         at = utcnow()
@@ -464,7 +494,7 @@ class EndpointRuntime:
                             invocation_metrics(name, server.variant, status, model_us, overhead_us, at,
                                                config=fleet.config if fleet.from_update else None))
         if answer is None:
-            raise _model_error(account, region, name, 500, "no answer from the container")
+            raise _model_error(account, region, name, status, "no answer from the container")
         if not 200 <= status < 300:
             raise _model_error(account, region, name, status, answer.body.decode("utf-8", "replace").strip())
         out = {"Content-Type": answer.headers.get("content-type", "application/octet-stream"),
@@ -585,7 +615,7 @@ def invocation_metrics(endpoint: str, variant: str, status: int, model_us: int, 
     with `config` (a fleet an update started) the same again with the EndpointConfigName too."""
     dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
     sets = [dims, [*dims, {"Name": "EndpointConfigName", "Value": config}]] if config else [dims]
-    failed = not 200 <= status < 300  # status 0: the container gave no answer at all
+    failed = not 200 <= status < 300
     values = {
         "Invocations": (1, "None"),
         "Invocation4XXErrors": (int(400 <= status < 500), "None"),

@@ -104,7 +104,18 @@ class ModelServer:
                 "model": self.model, "pid": self.pid, "port": self.port}
 
     def start(self, archive: bytes) -> None:
-        model_dir = extract_model(archive, self.workdir / "model")
+        self._launch(extract_model(archive, self.workdir / "model"))
+
+    def exited(self) -> bool:
+        """The process ran and is gone (killed, crashed), not stopped by its owner."""
+        return self.proc is not None and self.proc.poll() is not None and self.workdir.exists()
+
+    def restart(self, timeout_s: float) -> None:
+        """A new process for the same model, as SageMaker replaces a container that died."""
+        self._launch(self.workdir / "model")
+        self.wait_healthy(timeout_s)
+
+    def _launch(self, model_dir: Path) -> None:
         self.port = free_port()
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:

@@ -484,33 +484,42 @@ def test_the_local_aws_runs_by_itself_a_script_that_only_sends_traffic_sees_the_
         local.stop()
 
 
-def test_a_container_that_gives_no_answer_is_a_model_error_but_no_5xx(world, rows):
-    """A crashed or silent container has no status: SageMaker counts it in InvocationModelErrors
-    only, not in Invocation5XXErrors."""
+def test_a_killed_model_server_fails_requests_as_5xx_until_it_is_started_again(world, rows):
+    """A container that died answers nothing: SageMaker answers the caller with a server error,
+    counted in Invocation5XXErrors (and InvocationModelErrors), and replaces the container; the
+    endpoint then serves again without anyone touching it."""
     import signal
 
     world.sm.create_endpoint(EndpointName="crashy", EndpointConfigName="demo-1")
     assert world.wait("crashy")["EndpointStatus"] == "InService"
     pid = next(e["pid"] for e in world.local.endpoints() if e["name"] == "crashy")
-    os.killpg(pid, signal.SIGKILL)  # the container is gone: its server and workers
+    body = rows.iloc[[0]].to_csv(header=False, index=False)
     since = datetime.now(UTC) - timedelta(minutes=1)
+    os.killpg(pid, signal.SIGKILL)  # the container is gone: its server and workers
     with pytest.raises(ClientError) as failed:
-        world.runtime.invoke_endpoint(EndpointName="crashy", ContentType="text/csv",
-                                      Body=rows.iloc[[0]].to_csv(header=False, index=False))
+        world.runtime.invoke_endpoint(EndpointName="crashy", ContentType="text/csv", Body=body)
     assert failed.value.response["Error"]["Code"] == "ModelError"
+    assert failed.value.response["OriginalStatusCode"] == 500
     assert "no answer from the container" in failed.value.response["OriginalMessage"]
+    assert world.invocations("crashy", "Invocation5XXErrors", since) == 1
+    assert world.invocations("crashy", "InvocationModelErrors", since) == 1
+    assert world.invocations("crashy", "Invocation4XXErrors", since) == 0
 
-    def count(metric: str) -> float:
-        got = world.cw.get_metric_data(
-            MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": {
-                "Namespace": "AWS/SageMaker", "MetricName": metric,
-                "Dimensions": [{"Name": "EndpointName", "Value": "crashy"},
-                               {"Name": "VariantName", "Value": VARIANT}]}, "Period": 3600, "Stat": "Sum"}}],
-            StartTime=since, EndTime=datetime.now(UTC) + timedelta(minutes=1))
-        return sum(got["MetricDataResults"][0]["Values"])
-
-    assert (count("Invocations"), count("InvocationModelErrors")) == (1, 1)
-    assert (count("Invocation5XXErrors"), count("Invocation4XXErrors")) == (0, 0)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        served = [e for e in world.local.endpoints() if e["name"] == "crashy"]
+        if served and served[0]["pid"] != pid and _alive(served[0]["pid"]):
+            try:
+                answer = world.runtime.invoke_endpoint(EndpointName="crashy", ContentType="text/csv",
+                                                       Body=body)
+                break
+            except ClientError:
+                pass  # started, not yet answering /invocations
+        time.sleep(0.2)
+    else:
+        pytest.fail("the killed model server was not started again within 60 s")
+    assert float(answer["Body"].read()) >= 0
+    assert world.sm.describe_endpoint(EndpointName="crashy")["EndpointStatus"] == "InService"
     world.sm.delete_endpoint(EndpointName="crashy")
 
 
