@@ -48,8 +48,40 @@ AUDIT_OBJECT_CHANGES = (
 # Where the shared execution role writes in the artifacts bucket: ad-hoc jobs' outputs and the
 # MLflow server's artifacts (platform_stack: `s3://<artifacts>/mlflow`).
 WORKSPACE_PREFIXES = ("workspace", "mlflow")
-# What pipelines wrote (pipelines/definition.py run_uri and cached_uri): the gate's evidence.
-PIPELINE_OUTPUT_KEYS = ("*/runs/*", "*/cache/*")
+# What pipelines run and wrote: the step code bundle (pipelines/bundle.py, uploaded by the
+# stacks) and the outputs (pipelines/definition.py run_uri and cached_uri), the gate's evidence.
+# Whoever writes the code runs it as the pipeline's role.
+PIPELINE_KEYS = ("*/pipeline/*", "*/runs/*", "*/cache/*")
+# The images the stacks reference by tag come from the deploy identity (`mlops image push`, CI):
+# a person who could replace one would run code as the pipeline or an endpoint.
+IMAGE_CHANGES = (
+    "ecr:PutImage", "ecr:BatchDeleteImage", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload", "ecr:PutImageTagMutability", "ecr:SetRepositoryPolicy",
+    "ecr:DeleteRepositoryPolicy", "ecr:DeleteRepository", "ecr:PutLifecyclePolicy",
+    "ecr:DeleteLifecyclePolicy",
+)
+# What would open a bucket to another principal or let its objects go: the stacks' settings.
+BUCKET_SETTING_CHANGES = (
+    "s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutBucketAcl", "s3:PutObjectAcl",
+    "s3:PutReplicationConfiguration", "s3:PutBucketOwnershipControls", "s3:PutBucketPublicAccessBlock",
+    "s3:PutEncryptionConfiguration", "s3:PutBucketVersioning", "s3:PutLifecycleConfiguration",
+    "s3:DeleteBucket",
+)
+# The control loop's inputs and records besides the registry: a forged record or event, or an
+# alarm muted or set by hand, would make it serve, keep or restore what no gate saw.
+CONTROL_LOOP_CHANGES = (
+    "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete", "dynamodb:DeleteTable",
+    "dynamodb:UpdateTable", "dynamodb:UpdateContinuousBackups", "dynamodb:DeleteBackup",
+    "dynamodb:PutResourcePolicy", "dynamodb:DeleteResourcePolicy",
+)
+CONTROL_LOOP_TABLES = ("audit", "deployments", "idempotency", "locks")
+CONTROL_LOOP_SIGNALS = (
+    "sqs:SendMessage", "sqs:PurgeQueue", "sqs:SetQueueAttributes", "events:PutEvents", "events:PutRule",
+    "events:PutTargets", "events:RemoveTargets", "events:DisableRule", "events:DeleteRule",
+    "cloudwatch:SetAlarmState", "cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms",
+    "cloudwatch:DisableAlarmActions",
+)
 
 # SageMaker's List and Search actions cannot be scoped to resources.
 SAGEMAKER_LIST_ACTIONS = ("sagemaker:List*", "sagemaker:Search")
@@ -252,10 +284,11 @@ def _never_touch_audit_objects(refs: PlatformRefs) -> Statement:
 
 
 def _never_write_pipeline_outputs(refs: PlatformRefs) -> Statement:
-    """Pipeline outputs (evaluation reports, models) are the pipeline role's alone."""
+    """The pipeline's code and outputs (evaluation reports, models) are the stacks' and the
+    pipeline role's alone."""
     return statement(
         "NeverWritePipelineOutputs", ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
-        [f"{refs.buckets.artifacts}/{keys}" for keys in PIPELINE_OUTPUT_KEYS], effect="Deny")
+        [f"{refs.buckets.artifacts}/{keys}" for keys in PIPELINE_KEYS], effect="Deny")
 
 
 def platform_admin(refs: PlatformRefs) -> list[Statement]:
@@ -277,13 +310,14 @@ def platform_admin(refs: PlatformRefs) -> list[Statement]:
         statement("ManageBuckets", ["s3:*"], [n.all_buckets_arn, f"{n.all_buckets_arn}/*"]),
         # The control loops' audit records are evidence, also against the admin: read them, never
         # rewrite (a plain put overwrites), delete or drop them.
-        statement("NeverRewriteAudit",
-                  ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-                   "dynamodb:BatchWriteItem", "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate",
-                   "dynamodb:PartiQLDelete", "dynamodb:DeleteTable", "dynamodb:UpdateTable",
-                   "dynamodb:UpdateContinuousBackups", "dynamodb:DeleteBackup",
-                   "dynamodb:PutResourcePolicy", "dynamodb:DeleteResourcePolicy"],
-                  [n.arn("dynamodb", f"table/{n.prefix}-*-audit")], effect="Deny"),
+        # The control loops' records are evidence and state, also against the admin: read them,
+        # never rewrite (a plain put overwrites), delete or drop them.
+        statement("NeverRewriteControlLoopRecords", list(CONTROL_LOOP_CHANGES),
+                  [n.arn("dynamodb", f"table/{n.prefix}-*-{table}") for table in CONTROL_LOOP_TABLES],
+                  effect="Deny"),
+        statement("NeverForgeControlLoopSignals", list(CONTROL_LOOP_SIGNALS), ["*"], effect="Deny"),
+        statement("NeverReplaceImagesOrOpenBuckets", [*IMAGE_CHANGES, *BUCKET_SETTING_CHANGES], ["*"],
+                  effect="Deny"),
         *[
             statement(f"Manage{service.title().replace('-', '')}", [f"{service}:*"], arns)
             for service, arns in region_scoped

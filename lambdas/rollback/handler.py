@@ -22,7 +22,9 @@ Under the endpoint's lease (shared with deploy; held -> the record retries later
    topic. An alarm on a known-good model restored by an earlier rollback is reported, not rolled
    back further.
 3. The known-good config gone (DescribeEndpointConfig) -> rebuilt, with the deploy handler's
-   naming, from the known-good deployment's package.
+   naming, from the known-good deployment's package, if that package is still one the deploy
+   handler would serve (Approved, trusted origin: provenance.servable_problems); else `refused`
+   on the critical topic and no change (a history record is not evidence of an approval).
 4. The blamed record is marked ROLLED_BACK and its package Rejected (the alarm as the reason),
    then a rollback record and UpdateEndpoint without a deployment config (all at once: a
    rollback does not wait for a canary), retaining the variant's current instance count.
@@ -34,7 +36,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from lambdas.shared.control import events, history
+from lambdas.shared.control import events, history, provenance
 from lambdas.shared.control.settings import load_settings
 from lambdas.shared.control.shell import ControlLoop, Invocation
 
@@ -106,7 +108,17 @@ def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any
             if target_package is None:
                 raise RuntimeError(f"known-good deployment {plan.target.deployment_id} names no package")
             inputs.update(rebuilt_because=f"known-good config {target} is gone", rebuilt_from=target_package)
-            version = loop.sagemaker.describe_package(target_package).get("ModelPackageVersion")
+            described = loop.sagemaker.describe_package(target_package)
+            # A history record names the package, and records are not evidence of approval: the
+            # package must still be one the deploy handler would serve.
+            refused = provenance.servable_problems(settings.environment, described, settings.trusted_roles,
+                                                   settings.promotion_source_group)
+            if refused:
+                return loop.decide(
+                    **common, decision="refused", reasons=refused, inputs=inputs,
+                    summary=f"{alarm.alarm_name}: not rebuilding {target_package}: {'; '.join(refused)}",
+                    topic=settings.critical_topic_arn)
+            version = described.get("ModelPackageVersion")
             target = history.resource_name(settings.endpoint_name, target_package, version)
             loop.sagemaker.build(target, target_package)
 

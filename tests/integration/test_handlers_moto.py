@@ -684,6 +684,29 @@ def test_a_gone_known_good_config_is_rebuilt_from_its_package(world):
     assert world.status(v2) == "Rejected"
 
 
+def test_a_history_record_naming_a_package_nobody_approved_is_not_rebuilt(world):
+    """Records are not evidence of approval: a known-good record whose config is gone and whose
+    package the gate rejected (a forged or stale record) changes nothing."""
+    v1, v2 = world.register(GOOD, "run-1"), world.register(BETTER, "run-2")
+    gate_and_deploy(world, v1)
+    gate_and_deploy(world, v2)
+    rejected = world.register(WORSE, "run-3")
+    world.deliver_ok("gate", world.package_event(rejected))
+    assert world.status(rejected) == "Rejected"
+    known_good = next(r for r in world.deployments() if r["model_package_arn"] == v1)
+    key = {"endpoint_name": {"S": ENDPOINT}, "deployment_id": {"S": known_good["deployment_id"]}}
+    world.ddb.update_item(TableName=world.env["DEPLOYMENTS_TABLE"], Key=key,
+                          UpdateExpression="SET model_package_arn = :p",
+                          ExpressionAttributeValues={":p": {"S": rejected}})
+    world.sm.delete_endpoint_config(EndpointConfigName=name_of(world, v1))
+
+    world.deliver_ok("rollback", world.alarm_event(ERRORS_ALARM, datetime.now(UTC)))
+    assert world.serving() == name_of(world, v2) and world.status(v2) == "Approved"
+    refusal = world.audit("rollback")[-1]
+    assert refusal["decision"] == "refused" and refusal["reasons"][0] == "status is Rejected, not Approved"
+    assert "refused" in [n["decision"] for n in world.notifications("critical")]
+
+
 def test_no_known_good_model_leaves_the_endpoint_and_says_so(world):
     v1 = world.register(GOOD, "run-1")
     gate_and_deploy(world, v1)  # the first model: nothing before it

@@ -314,9 +314,11 @@ def test_audit_records_are_only_ever_added(synth_all, environments):
         assert not fnmatch.fnmatchcase(audit.replace("-audit", "-locks"), denied["Resource"])
         admin = next(json.loads(p["policy"]) for p in resources(platform, "aws_iam_role_policy").values()
                      if p["name"] == f"mlops-{env}-platform-admin-permissions")
-        rewrite = next(s for s in admin["Statement"] if s["Sid"] == "NeverRewriteAudit")
+        rewrite = next(s for s in admin["Statement"] if s["Sid"] == "NeverRewriteControlLoopRecords")
         assert rewrite["Effect"] == "Deny" and "dynamodb:PutItem" in rewrite["Action"]
-        assert fnmatch.fnmatchcase(audit, rewrite["Resource"])
+        for table in ("audit", "deployments", "idempotency", "locks"):
+            assert any(fnmatch.fnmatchcase(audit.replace("-audit", f"-{table}"), r)
+                       for r in _listed(rewrite["Resource"])), table
 
         project = synth_all.json(f"project-demo-{env}")
         tables = {t["name"]: rid for rid, t in resources(project, "aws_dynamodb_table").items()}

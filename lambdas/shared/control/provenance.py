@@ -108,7 +108,16 @@ def promotion_problems(environment: str, metadata: dict[str, str], source_group:
 
 def provenance_problems(environment: str, package: dict[str, Any], roles: TrustedRoles,
                         source_group: str | None) -> list[str]:
-    """Every reason the package may not be served; empty when it may."""
+    """Every reason the package's origin does not allow serving it; empty when it does."""
     metadata = package.get("CustomerMetadataProperties") or {}
     return [*creator_problems(package, roles), *approval_problems(environment, package, roles),
             *promotion_problems(environment, metadata, source_group)]
+
+
+def servable_problems(environment: str, package: dict[str, Any], roles: TrustedRoles,
+                      source_group: str | None) -> list[str]:
+    """Approved now, and of a trusted origin: what serving a package again (a rollback's rebuild
+    from a history record) requires as much as a first deployment."""
+    status = package.get("ModelApprovalStatus")
+    return ([] if status == "Approved" else [f"status is {status}, not Approved"]) + provenance_problems(
+        environment, package, roles, source_group)
