@@ -9,8 +9,9 @@ a policy that lets it assume that role and nothing else) and the role to assume:
 credentials and makes one real API call per row of MATRIX against the local AWS, which must
 enforce IAM (`mlops local up --enforce-iam`); a call is `denied` when the service answers
 AccessDenied, else `allowed` (authorized, whatever it then answered). The calls are probes with
-no lasting effect: a write is removed, a registration rejected, an update names a config that
-does not exist, a pipeline start an undefined parameter. Exit 0 when every persona got what
+no lasting effect: a write is removed (its version), a registration is made Rejected (a version
+in the group's history, no review), an update names a config that does not exist, a pipeline
+start an undefined parameter, an invocation a row the model refuses. Exit 0 when every persona got what
 EXPECTED says (the README's RBAC table), 1 when any did not, 2 when the check cannot run.
 """
 
@@ -135,87 +136,88 @@ def persona_clients(server: Any, credentials: dict[str, str], persona: str) -> C
     return lambda service: server.client(service, credentials=keys)
 
 
-# --- the probes: one call each, as the persona; `admin` (the deployer) cleans up -----------------
-Probe = Callable[[Clients, Clients, Target, str], Any]
+# --- the probes: the persona's one call each; what it changed, the deployer (`admin`) undoes ----
+Undo = Callable[[Callable[[Clients], Any]], None]
+Probe = Callable[[Clients, Target, str, Undo], Any]
 
 
-def _read_datasets(me: Clients, admin: Clients, t: Target, persona: str) -> Any:
+def _read_datasets(me: Clients, t: Target, persona: str, undo: Undo) -> Any:
     return me("s3").get_object(Bucket=t.names.datasets_bucket, Key=f"{PROBE_PREFIX}/probe.txt")
 
 
-def _write_datasets(me: Clients, admin: Clients, t: Target, persona: str) -> Any:
-    key = f"{PROBE_PREFIX}/{persona}.txt"
-    answer = me("s3").put_object(Bucket=t.names.datasets_bucket, Key=key, Body=b"rbac check probe")
-    admin("s3").delete_object(Bucket=t.names.datasets_bucket, Key=key)
+def _write_datasets(me: Clients, t: Target, persona: str, undo: Undo) -> Any:
+    bucket, key = t.names.datasets_bucket, f"{PROBE_PREFIX}/{persona}.txt"
+    answer = me("s3").put_object(Bucket=bucket, Key=key, Body=b"rbac check probe")
+    version = answer.get("VersionId")  # the bucket is versioned: the version itself goes
+    undo(lambda admin: admin("s3").delete_object(Bucket=bucket, Key=key,
+                                                 **({"VersionId": version} if version else {})))
     return answer
 
 
-def _start_pipeline(me: Clients, admin: Clients, t: Target, persona: str) -> Any:
+def _start_pipeline(me: Clients, t: Target, persona: str, undo: Undo) -> Any:
     # An undefined parameter: SageMaker authorizes the call, then refuses it (no execution).
     return me("sagemaker").start_pipeline_execution(
         PipelineName=t.names.pipeline, PipelineParameters=[{"Name": "MlopsRbacCheckProbe", "Value": "x"}])
 
 
-def _register(me: Clients, admin: Clients, t: Target, persona: str) -> Any:
-    arn = me("sagemaker").create_model_package(
-        ModelPackageGroupName=t.names.model_package_group, ModelApprovalStatus="PendingManualApproval",
+def _register(me: Clients, t: Target, persona: str, undo: Undo) -> Any:
+    # Registered Rejected: no gate review, no deployment, only a version in the group's history.
+    return me("sagemaker").create_model_package(
+        ModelPackageGroupName=t.names.model_package_group, ModelApprovalStatus="Rejected",
         ModelPackageDescription="mlops rbac check: a probe, not a model",
-        InferenceSpecification=_probe_inference(t), CustomerMetadataProperties={PROBE_MARK: persona},
-    )["ModelPackageArn"]
-    admin("sagemaker").update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Rejected",
-                                            ApprovalDescription="mlops rbac check: a probe, not a model")
-    return arn
+        InferenceSpecification=_probe_inference(t), CustomerMetadataProperties={PROBE_MARK: persona})
 
 
-def _approve(me: Clients, admin: Clients, t: Target, persona: str) -> Any:
+def _approve(me: Clients, t: Target, persona: str, undo: Undo) -> Any:
     # The probe package stays Rejected: the call is the approver's, its effect none.
     return me("sagemaker").update_model_package(
         ModelPackageArn=t.probe_package_arn, ModelApprovalStatus="Rejected",
         ApprovalDescription=f"mlops rbac check: {persona} may decide on packages")
 
 
-def _update_endpoint(me: Clients, admin: Clients, t: Target, persona: str) -> Any:
+def _update_endpoint(me: Clients, t: Target, persona: str, undo: Undo) -> Any:
     return me("sagemaker").update_endpoint(EndpointName=t.names.endpoint,
                                            EndpointConfigName=f"{t.names.endpoint}-rbac-check-none")
 
 
-def _invoke(me: Clients, admin: Clients, t: Target, persona: str) -> Any:
+def _invoke(me: Clients, t: Target, persona: str, undo: Undo) -> Any:
+    # Not a row of the model's schema: the container answers 4xx, which data capture skips.
     return me("sagemaker-runtime").invoke_endpoint(EndpointName=t.names.endpoint, ContentType="text/csv",
                                                    Body=b"rbac check probe")
 
 
-def _read_secret(me: Clients, admin: Clients, t: Target, persona: str) -> Any:
+def _read_secret(me: Clients, t: Target, persona: str, undo: Undo) -> Any:
     return me("secretsmanager").get_secret_value(SecretId=f"{t.naming.prefix}/mlflow/database")
 
 
-def _delete_audit_object(me: Clients, admin: Clients, t: Target, persona: str) -> Any:
+def _delete_audit_object(me: Clients, t: Target, persona: str, undo: Undo) -> Any:
     return me("s3").delete_object(Bucket=t.audit_bucket, Key=f"{PROBE_PREFIX}/probe")
 
 
-def _put_role_policy(me: Clients, admin: Clients, t: Target, persona: str) -> Any:
+def _put_role_policy(me: Clients, t: Target, persona: str, undo: Undo) -> Any:
     role = t.naming.persona_role_name("data_scientist")
     document = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Deny", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::rbac-check-probe/*"}]}
     answer = me("iam").put_role_policy(RoleName=role, PolicyName="rbac-check-probe",
                                        PolicyDocument=json.dumps(document))
-    admin("iam").delete_role_policy(RoleName=role, PolicyName="rbac-check-probe")
+    undo(lambda admin: admin("iam").delete_role_policy(RoleName=role, PolicyName="rbac-check-probe"))
     return answer
 
 
-def _stop_trail(me: Clients, admin: Clients, t: Target, persona: str) -> Any:
+def _stop_trail(me: Clients, t: Target, persona: str, undo: Undo) -> Any:
     trail = t.naming.name("audit")
     answer = me("cloudtrail").stop_logging(Name=trail)
-    admin("cloudtrail").start_logging(Name=trail)
+    undo(lambda admin: admin("cloudtrail").start_logging(Name=trail))
     return answer
 
 
-def _create_trusted_role(me: Clients, admin: Clients, t: Target, persona: str) -> Any:
+def _create_trusted_role(me: Clients, t: Target, persona: str, undo: Undo) -> Any:
     name = t.naming.name(f"rbac-check-{persona.replace('_', '-')}")
     answer = me("iam").create_role(
         RoleName=name, Path=t.naming.role_path, PermissionsBoundary=t.naming.boundary_arn,
         AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": OTHER_ACCOUNT_ROOT}}]}))
-    admin("iam").delete_role(RoleName=name)
+    undo(lambda admin: admin("iam").delete_role(RoleName=name))
     return answer
 
 
@@ -261,13 +263,21 @@ def _setup(admin: Clients, naming: Naming, names: ProjectNames) -> Target:
     return Target(naming, names, arn)
 
 
-def outcome(probe: Probe, *args: Any) -> tuple[str, str]:
-    """("allowed" | "denied", what the service answered to `probe(*args)`)."""
+def outcome(probe: Probe, me: Clients, admin: Clients, target: Target, persona: str) -> tuple[str, str]:
+    """("allowed" | "denied", what the service answered the persona's call); whatever the call
+    changed is undone by the deployer, and an undo that fails is an error, never an outcome."""
+    undos: list[Callable[[Clients], Any]] = []
     try:
-        probe(*args)
+        probe(me, target, persona, undos.append)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         return ("denied" if code in DENIED_CODES else "allowed"), code
+    finally:
+        for undo in undos:
+            try:
+                undo(admin)
+            except ClientError as exc:
+                raise RbacError(f"{persona}: could not undo what the probe changed: {exc}") from exc
     return "allowed", "ok"
 
 

@@ -21,13 +21,32 @@ def failing(code: str):
     return probe
 
 
+def judge(probe, admin=None):
+    return rbac.outcome(probe, None, admin, None, "data_scientist")
+
+
 def test_only_an_access_denied_answer_counts_as_denied():
     for code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
-        assert rbac.outcome(failing(code)) == ("denied", code)
+        assert judge(failing(code)) == ("denied", code)
     # Authorized, then refused for something else: the permission is there.
     for code in ("ValidationException", "ResourceNotFoundException", "NoSuchKey", "ModelError"):
-        assert rbac.outcome(failing(code)) == ("allowed", code)
-    assert rbac.outcome(lambda *a: None) == ("allowed", "ok")
+        assert judge(failing(code)) == ("allowed", code)
+    assert judge(lambda *a: None) == ("allowed", "ok")
+
+
+def test_what_an_allowed_probe_changed_is_undone_and_a_failed_undo_is_an_error():
+    undone = []
+
+    def changes(me, target, persona, undo):
+        undo(lambda admin: undone.append(admin))
+
+    assert judge(changes, admin="deployer") == ("allowed", "ok") and undone == ["deployer"]
+
+    def cannot_undo(me, target, persona, undo):
+        undo(lambda admin: failing("NoSuchEntity")())
+
+    with pytest.raises(rbac.RbacError, match="data_scientist: could not undo what the probe changed"):
+        judge(cannot_undo)
 
 
 def test_every_row_of_the_matrix_has_an_expectation_and_the_readme_shows_it():
