@@ -82,7 +82,7 @@ def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[s
             topic=None,
         )
     problems = provenance.provenance_problems(
-        settings.environment, package, settings.trusted_roles, settings.promotion_source_group
+        settings.environment, package, settings.trust, settings.promotion_source_group
     )
     if problems:
         return loop.decide(

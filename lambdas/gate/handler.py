@@ -22,9 +22,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from lambdas.shared.control import events, gate
+from lambdas.shared.control import events, gate, provenance
 from lambdas.shared.control.history import serving_deployment
-from lambdas.shared.control.provenance import creator_problems, identity, pipeline_run_id, run_report_uri
 from lambdas.shared.control.settings import load_settings
 from lambdas.shared.control.shell import ControlLoop, Invocation
 
@@ -34,10 +33,10 @@ settings = loop.settings
 
 def evaluation_of(package: dict[str, Any]) -> tuple[gate.Evaluation, str | None]:
     """The package's evaluation, and why its run's report could not be used (None if it was)."""
-    run_id = pipeline_run_id(package)
-    problem = "the package names no pipeline execution (pipeline_run_id)"
+    run_id = provenance.pipeline_evaluation_run(package, settings.trust)
+    problem = "the package was not registered by a pipeline execution (no run report)"
     if run_id:
-        uri = run_report_uri(settings.pipeline_runs_uri, run_id)
+        uri = settings.trust.report_uri(run_id)
         try:
             return gate.evaluation_from_report(loop.read_json(uri)), None
         except Exception as exc:  # any unreadable report: the metadata is the documented fallback
@@ -76,7 +75,7 @@ def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[s
             inputs={"status": status},
             topic=None,
         )
-    untrusted = creator_problems(package, settings.trusted_roles)
+    untrusted = provenance.creator_problems(package, settings.trust)
     if untrusted:
         description = gate.approval_description(gate.untrusted_verdict(untrusted))
         loop.sagemaker.set_approval(arn, "Rejected", description)
@@ -85,7 +84,7 @@ def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[s
             decision="rejected",
             summary=f"{arn}: {description}",
             reasons=untrusted,
-            inputs={"created_by": identity(package, "CreatedBy"), "event_id": event.get_id,
+            inputs={"created_by": provenance.identity(package, "CreatedBy"), "event_id": event.get_id,
                     "metadata": package.get("CustomerMetadataProperties") or {}},
             topic=settings.critical_topic_arn,
         )

@@ -325,10 +325,19 @@ def test_worse_model_is_rejected_with_reasons_and_a_drill_rolls_back(project, se
         "mlops-local-demo-execution", "SageMaker")("sagemaker")
     # The local AWS's background control plane is paused so that `local loop` is the one that
     # delivers (and counts) it.
+    # Its model among its own outputs, as the Train step of that execution would have put it.
+    spec = json.loads(json.dumps(newest["InferenceSpecification"], default=str))
+    for container in spec["Containers"]:
+        source = container["ModelDataUrl"].removeprefix("s3://").split("/", 1)
+        copied = source[1].replace(f"/runs/{run}/", "/runs/worse0run/")
+        s3.copy_object(Bucket=source[0], Key=copied, CopySource={"Bucket": source[0], "Key": source[1]})
+        container["ModelDataUrl"] = f"s3://{source[0]}/{copied}"
+        for field in ("ImageDigest", "ModelDataETag"):  # set by SageMaker, not by a create
+            container.pop(field, None)
     with stepping(project / ".mlops" / "local"):
         worse = pipeline.create_model_package(
             ModelPackageGroupName="mlops-local-demo",
-            InferenceSpecification=newest["InferenceSpecification"],
+            InferenceSpecification=spec,
             ModelApprovalStatus="PendingManualApproval",
             ModelMetrics={"ModelQuality": {"Statistics": {
                 "ContentType": "application/json", "S3Uri": f"s3://{bucket}/{worse_key}"}}},

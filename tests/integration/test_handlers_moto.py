@@ -264,7 +264,7 @@ class World:
                 "Containers": [
                     {
                         "Image": f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/mlops-dev-inference:1",
-                        "ModelDataUrl": f"s3://{BUCKET}/demo/training/{run}/model.tar.gz",
+                        "ModelDataUrl": f"s3://{BUCKET}/demo/runs/{run}/model/train-{run}/output/model.tar.gz",
                     }
                 ],
                 "SupportedContentTypes": ["text/csv", "application/json"],

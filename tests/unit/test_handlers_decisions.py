@@ -442,10 +442,12 @@ def test_retrain_cooldown_and_request():
 
 
 ACCOUNT_ID = "123456789012"
-ROLES = provenance.TrustedRoles(
+RUNS = f"s3://mlops-prod-artifacts-{ACCOUNT_ID}/demo/runs/"
+ROLES = provenance.Trust(
     pipeline=f"arn:aws:iam::{ACCOUNT_ID}:role/mlops-prod/mlops-prod-demo-execution",
     gate=f"arn:aws:iam::{ACCOUNT_ID}:role/mlops-prod/mlops-prod-demo-gate",
     approver=f"arn:aws:iam::{ACCOUNT_ID}:role/mlops-prod/mlops-prod-ml-engineer",
+    runs_uri=RUNS,
 )
 PIPELINE_JOB = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/mlops-prod-demo-execution/SageMaker"
 GATE_SESSION = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/mlops-prod-demo-gate/mlops-prod-demo-gate"
@@ -454,8 +456,10 @@ SCIENTIST = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/mlops-prod-data-scientist/b
 STAGING = f"arn:aws:sagemaker:us-east-1:{ACCOUNT_ID}:model-package/mlops-staging-demo/7"
 
 
-def package(created_by=PIPELINE_JOB, approved_by=GATE_SESSION, **metadata):
-    described = {"CustomerMetadataProperties": {"pipeline_run_id": "9tz4xz3wfo0c", **metadata}}
+def package(created_by=PIPELINE_JOB, approved_by=GATE_SESSION, model=f"{RUNS}9tz4xz3wfo0c/model/out.tar.gz",
+            **metadata):
+    described = {"CustomerMetadataProperties": {"pipeline_run_id": "9tz4xz3wfo0c", **metadata},
+                 "InferenceSpecification": {"Containers": [{"Image": "x", "ModelDataUrl": model}]}}
     for field, arn in (("CreatedBy", created_by), ("LastModifiedBy", approved_by)):
         if arn:
             described[field] = {"IamIdentity": {"Arn": arn, "PrincipalId": "AROAEXAMPLE:session"}}
@@ -481,6 +485,11 @@ def test_a_package_registered_or_approved_by_anyone_else_is_refused():
     no_run = package()
     no_run["CustomerMetadataProperties"]["pipeline_run_id"] = "../../workspace/forged"
     assert "without a valid pipeline_run_id" in provenance.creator_problems(no_run, ROLES)[0]
+    # A good run's id on a model from elsewhere: the run's report is not about this model.
+    foreign = package(model="s3://elsewhere/model.tar.gz")
+    assert provenance.creator_problems(foreign, ROLES) == [
+        "the model data s3://elsewhere/model.tar.gz is not an output of pipeline execution 9tz4xz3wfo0c "
+        f"({RUNS}9tz4xz3wfo0c/)"]
     anonymous = package(created_by=None, approved_by=None)
     assert provenance.provenance_problems("dev", anonymous, ROLES, None) == [
         "the package does not say who created it (CreatedBy has no IAM identity)",
@@ -511,12 +520,14 @@ def test_prod_serves_only_promoted_packages_approved_by_the_approver():
 
 
 def test_the_gate_reads_the_report_of_the_registering_execution_only():
-    assert provenance.run_report_uri("s3://artifacts/demo/runs/", "9tz4xz3wfo0c") == (
-        "s3://artifacts/demo/runs/9tz4xz3wfo0c/evaluation/evaluation.json")
+    assert ROLES.report_uri("9tz4xz3wfo0c") == f"{RUNS}9tz4xz3wfo0c/evaluation/evaluation.json"
     for forged in ("../x", "a/b", "", "x" * 129, ".hidden"):
         with pytest.raises(ValueError, match="not a pipeline execution id"):
-            provenance.run_report_uri("s3://artifacts/demo/runs", forged)
+            ROLES.report_uri(forged)
     assert provenance.pipeline_run_id({"CustomerMetadataProperties": {"pipeline_run_id": "a/../b"}}) is None
+    assert provenance.pipeline_evaluation_run(package(), ROLES) == "9tz4xz3wfo0c"
+    # An approver's copy names the run of what it copied: that report is not about the copy.
+    assert provenance.pipeline_evaluation_run(package(created_by=APPROVER_SESSION), ROLES) is None
     assert gate.untrusted_verdict(["created by x"]).reasons == ("created by x",)
 
 

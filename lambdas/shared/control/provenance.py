@@ -8,8 +8,9 @@ approver). A session of a role is `arn:<partition>:sts::<account>:assumed-role/<
 A package may be served only if
 1. it was created by a pipeline execution of the project: a session of the pipeline's role (the
    project's execution role, which the pipeline passes to its jobs and no persona may pass), with
-   the execution named in its metadata (`pipeline_run_id`, where the gate finds its evaluation);
-   or by the approver persona (a drill's copy of a served package: the approver may approve any
+   the execution named in its metadata (`pipeline_run_id`, where the gate finds its evaluation)
+   and its model among that execution's outputs (`<runs>/<execution id>/`); or by the approver
+   persona (a drill's copy of a served package: the approver may approve any
    package anyway);
 2. it was approved by the gate (a session of its function's role) or by the approver persona;
 3. in prod: approved by the approver persona only, and promoted from a package of the staging
@@ -31,10 +32,23 @@ RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,127}$")
 
 
 @dataclass(frozen=True)
-class TrustedRoles:
+class Trust:
+    """Whose packages and approvals count, and where the pipeline's executions write."""
+
     pipeline: str  # creates packages (its jobs' sessions)
     gate: str  # approves them outside prod
     approver: str  # the approver persona: approves anywhere, may create drill copies
+    runs_uri: str  # s3://<artifacts>/<project>/runs/: each execution's outputs under its id
+
+    def run_uri(self, run_id: str) -> str:
+        """Where the execution wrote its outputs (pipelines/definition.py run_uri)."""
+        if not RUN_ID.match(run_id):
+            raise ValueError(f"{run_id!r} is not a pipeline execution id")
+        return f"{self.runs_uri.rstrip('/')}/{run_id}/"
+
+    def report_uri(self, run_id: str) -> str:
+        """Where the execution's Evaluate step wrote its report."""
+        return f"{self.run_uri(run_id)}evaluation/evaluation.json"
 
 
 def is_session_of(identity_arn: str | None, role_arn: str) -> bool:
@@ -59,33 +73,45 @@ def pipeline_run_id(package: dict[str, Any]) -> str | None:
     return run_id if run_id and RUN_ID.match(run_id) else None
 
 
-def run_report_uri(runs_uri: str, run_id: str) -> str:
-    """Where the Evaluate step of that execution wrote its report (pipelines/definition.py)."""
-    if not RUN_ID.match(run_id):
-        raise ValueError(f"{run_id!r} is not a pipeline execution id")
-    return f"{runs_uri.rstrip('/')}/{run_id}/evaluation/evaluation.json"
-
-
-def creator_problems(package: dict[str, Any], roles: TrustedRoles) -> list[str]:
+def creator_problems(package: dict[str, Any], trust: Trust) -> list[str]:
     """Why the package does not count as registered by the project's pipeline (or the approver)."""
     creator = identity(package, "CreatedBy")
     if not creator:
         return ["the package does not say who created it (CreatedBy has no IAM identity)"]
-    if is_session_of(creator, roles.approver):
+    if is_session_of(creator, trust.approver):
         return []
-    if not is_session_of(creator, roles.pipeline):
-        return [f"created by {creator}, not by a pipeline execution of the project ({roles.pipeline})"]
-    if not pipeline_run_id(package):
+    if not is_session_of(creator, trust.pipeline):
+        return [f"created by {creator}, not by a pipeline execution of the project ({trust.pipeline})"]
+    run_id = pipeline_run_id(package)
+    if not run_id:
         return ["created by the pipeline's role without a valid pipeline_run_id in its metadata"]
+    # The model must be the one that execution trained: the report the gate reads is about it.
+    elsewhere = sorted({c.get("ModelDataUrl") or "(none)" for c in model_containers(package)
+                        if not (c.get("ModelDataUrl") or "").startswith(trust.run_uri(run_id))})
+    if elsewhere:
+        return [f"the model data {', '.join(elsewhere)} is not an output of pipeline execution {run_id} "
+                f"({trust.run_uri(run_id)})"]
     return []
 
 
-def approval_problems(environment: str, package: dict[str, Any], roles: TrustedRoles) -> list[str]:
+def model_containers(package: dict[str, Any]) -> list[dict[str, Any]]:
+    return list((package.get("InferenceSpecification") or {}).get("Containers") or [])
+
+
+def pipeline_evaluation_run(package: dict[str, Any], trust: Trust) -> str | None:
+    """The execution whose report evaluates this package: only one the pipeline registered (an
+    approver's copy names the run of the package it copied, not its own)."""
+    if not is_session_of(identity(package, "CreatedBy"), trust.pipeline):
+        return None
+    return pipeline_run_id(package)
+
+
+def approval_problems(environment: str, package: dict[str, Any], trust: Trust) -> list[str]:
     """Why the approval does not count: not the gate's (outside prod) nor the approver's."""
     approver = identity(package, "LastModifiedBy")
     if not approver:
         return ["the package does not say who approved it (LastModifiedBy has no IAM identity)"]
-    trusted = [roles.approver] if environment == "prod" else [roles.gate, roles.approver]
+    trusted = [trust.approver] if environment == "prod" else [trust.gate, trust.approver]
     if any(is_session_of(approver, role) for role in trusted):
         return []
     return [f"approved by {approver}, not by {' or '.join(trusted)}"]
@@ -106,18 +132,18 @@ def promotion_problems(environment: str, metadata: dict[str, str], source_group:
     return []
 
 
-def provenance_problems(environment: str, package: dict[str, Any], roles: TrustedRoles,
+def provenance_problems(environment: str, package: dict[str, Any], trust: Trust,
                         source_group: str | None) -> list[str]:
     """Every reason the package's origin does not allow serving it; empty when it does."""
     metadata = package.get("CustomerMetadataProperties") or {}
-    return [*creator_problems(package, roles), *approval_problems(environment, package, roles),
+    return [*creator_problems(package, trust), *approval_problems(environment, package, trust),
             *promotion_problems(environment, metadata, source_group)]
 
 
-def servable_problems(environment: str, package: dict[str, Any], roles: TrustedRoles,
+def servable_problems(environment: str, package: dict[str, Any], trust: Trust,
                       source_group: str | None) -> list[str]:
     """Approved now, and of a trusted origin: what serving a package again (a rollback's rebuild
     from a history record) requires as much as a first deployment."""
     status = package.get("ModelApprovalStatus")
     return ([] if status == "Approved" else [f"status is {status}, not Approved"]) + provenance_problems(
-        environment, package, roles, source_group)
+        environment, package, trust, source_group)

@@ -86,7 +86,7 @@ from lambdas.shared.checks import (
     whole,
 )
 from lambdas.shared.control.errors import ConfigurationError
-from lambdas.shared.control.provenance import TrustedRoles
+from lambdas.shared.control.provenance import Trust
 
 name = bounded(256)
 arn = matching(r"arn:aws[a-z-]*:.+", "an ARN")
@@ -181,8 +181,9 @@ class Settings:
 
 
     @property
-    def trusted_roles(self) -> TrustedRoles:
-        return TrustedRoles(self.pipeline_role_arn, self.gate_role_arn, self.approver_role_arn)
+    def trust(self) -> Trust:
+        return Trust(self.pipeline_role_arn, self.gate_role_arn, self.approver_role_arn,
+                     self.pipeline_runs_uri)
 
 
 def variable_names() -> list[str]:
