@@ -190,8 +190,12 @@ def data_scientist(refs: PlatformRefs) -> list[Statement]:
     denied = list(APPROVE_AND_DEPLOY_ACTIONS)
     if refs.protected:
         denied.append("sagemaker:InvokeEndpoint")
+    # Trying a served model outside prod (`mlops endpoint invoke`, a notebook).
+    invoke = [] if refs.protected else [
+        statement("InvokeEndpoints", ["sagemaker:InvokeEndpoint"], [n.sagemaker_arn("endpoint")])]
     return [
         _write("ReadWriteDatasets", b.datasets),
+        *invoke,
         _read("ReadArtifactsAndCapture", b.artifacts, b.capture),
         _key_use(refs),
         *_sagemaker_read(refs),
