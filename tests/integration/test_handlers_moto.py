@@ -880,7 +880,12 @@ def test_prod_serves_only_promoted_packages_the_approver_approved(moto_server, m
         InferenceSpecification=described["InferenceSpecification"],
         CustomerMetadataProperties={**described["CustomerMetadataProperties"], "promoted_from": staging},
     )["ModelPackageArn"]
+    # Four eyes: alice made it, so alice's approval does not count; carol's does.
     world.approve(promoted)
+    world.deliver_ok("deploy", world.package_event(promoted))
+    assert world.serving() == BOOTSTRAP and "same person" in world.audit("deploy")[-1]["reasons"][0]
+    carol = world.client_as(world.env["APPROVER_ROLE_ARN"], "carol")
+    carol.update_model_package(ModelPackageArn=promoted, ModelApprovalStatus="Approved")
     world.deliver_ok("deploy", world.package_event(promoted))
     assert world.serving() == name_of(world, promoted)
 

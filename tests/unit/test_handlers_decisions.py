@@ -503,8 +503,14 @@ def test_a_package_registered_or_approved_by_anyone_else_is_refused():
 
 
 def test_prod_serves_only_promoted_packages_approved_by_the_approver():
-    promoted = package(created_by=APPROVER_SESSION, approved_by=APPROVER_SESSION, promoted_from=STAGING)
+    other_approver = APPROVER_SESSION.replace("/alice", "/carol")
+    promoted = package(created_by=APPROVER_SESSION, approved_by=other_approver, promoted_from=STAGING)
     assert provenance.provenance_problems("prod", promoted, ROLES, "mlops-staging-demo") == []
+    # Four eyes: the approver who made the package may not approve it too.
+    own = package(created_by=APPROVER_SESSION, approved_by=APPROVER_SESSION, promoted_from=STAGING)
+    assert provenance.provenance_problems("prod", own, ROLES, "mlops-staging-demo") == [
+        f"created and approved by the same person ({APPROVER_SESSION}): an approver's own package "
+        "needs another approver (or, outside prod, the gate)"]
     gate_approved = package(approved_by=GATE_SESSION, promoted_from=STAGING)
     assert provenance.provenance_problems("prod", gate_approved, ROLES, "mlops-staging-demo") == [
         f"approved by {GATE_SESSION}, not by {ROLES.approver}"]

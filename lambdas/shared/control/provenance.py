@@ -12,7 +12,8 @@ A package may be served only if
    and its model among that execution's outputs (`<runs>/<execution id>/`); or by the approver
    persona (a drill's copy of a served package: the approver may approve any
    package anyway);
-2. it was approved by the gate (a session of its function's role) or by the approver persona;
+2. it was approved by the gate (a session of its function's role) or by the approver persona,
+   and an approver's own package by someone else (another approver's session, or the gate);
 3. in prod: approved by the approver persona only, and promoted from a package of the staging
    group (`promoted_from`, the staging package's ARN, kept for the audit).
 IAM is what stops anyone else (stacks/project_permissions.py, stacks/personas.py); these checks
@@ -107,14 +108,18 @@ def pipeline_evaluation_run(package: dict[str, Any], trust: Trust) -> str | None
 
 
 def approval_problems(environment: str, package: dict[str, Any], trust: Trust) -> list[str]:
-    """Why the approval does not count: not the gate's (outside prod) nor the approver's."""
+    """Why the approval does not count: not the gate's (outside prod) nor the approver's, or the
+    approver's own package approved by the same person (four eyes: another must approve it)."""
     approver = identity(package, "LastModifiedBy")
     if not approver:
         return ["the package does not say who approved it (LastModifiedBy has no IAM identity)"]
     trusted = [trust.approver] if environment == "prod" else [trust.gate, trust.approver]
-    if any(is_session_of(approver, role) for role in trusted):
-        return []
-    return [f"approved by {approver}, not by {' or '.join(trusted)}"]
+    if not any(is_session_of(approver, role) for role in trusted):
+        return [f"approved by {approver}, not by {' or '.join(trusted)}"]
+    if approver == identity(package, "CreatedBy") and is_session_of(approver, trust.approver):
+        return [f"created and approved by the same person ({approver}): an approver's own package "
+                "needs another approver (or, outside prod, the gate)"]
+    return []
 
 
 def promotion_problems(environment: str, metadata: dict[str, str], source_group: str | None) -> list[str]:
