@@ -90,11 +90,14 @@ class ServerRecord:
             aws_session_token=keys.get("AWS_SESSION_TOKEN"),
         )
 
-    def session_client_factory(self, role_arn: str, session_name: str) -> Callable[[str], Any]:
-        """`factory(service)` -> a client calling as a session of the role."""
+    def session_client_factory(self, role_arn: str, session_name: str,
+                               assumed_with: dict[str, str] | None = None) -> Callable[[str], Any]:
+        """`factory(service)` -> a client calling as a session of the role, assumed with the
+        deployer's key or `assumed_with` (an IAM user's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)."""
         from local_aws.role_sessions import RoleSessions
 
-        credentials = RoleSessions(lambda: self.client("sts")).credentials(role_arn, session_name)
+        sts = RoleSessions(lambda: self.client("sts", credentials=assumed_with))
+        credentials = sts.credentials(role_arn, session_name)
         return lambda service: self.client(service, credentials=credentials)
 
     def endpoint_outage(self, account: str, endpoint: str, percent: float) -> str:

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import contextvars
+import functools
 import io
 import json
 import math
@@ -130,14 +131,17 @@ def _bucket_policy_sees_the_transport() -> None:
     s3_models.FakeBucket.get_permission = get_permission
 
 
+def _json_reply(start_response: Any, status: str, body: dict[str, Any]) -> list[bytes]:
+    """The answer of one of the local AWS's own switches (not an AWS API)."""
+    data = json.dumps(body).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
 def _endpoint_outage(environ: dict, start_response: Any) -> list[bytes]:
     """POST {"account", "region", "endpoint", "percent"}: the endpoint's serving fleet fails
     that share of its requests (endpoint_runtime.inject_outage); answers {"config"}."""
-    def reply(status: str, body: dict[str, Any]) -> list[bytes]:
-        data = json.dumps(body).encode()
-        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
-        return [data]
-
+    reply = functools.partial(_json_reply, start_response)
     if environ.get("REQUEST_METHOD") != "POST":
         return reply("405 Method Not Allowed", {"message": f"use POST {OUTAGE_PATH}"})
     if _RUNTIME is None:
@@ -187,14 +191,10 @@ def _iam_switch(environ: dict, start_response: Any) -> list[bytes]:
             if not isinstance(wanted, bool):
                 raise TypeError("not true or false")
         except (KeyError, TypeError, ValueError) as exc:
-            data = json.dumps({"message": f"expected {{\"enforced\": true|false}}: {exc}"}).encode()
-            start_response("400 Bad Request", [("Content-Type", "application/json"),
-                                               ("Content-Length", str(len(data)))])
-            return [data]
+            return _json_reply(start_response, "400 Bad Request",
+                               {"message": f"expected {{\"enforced\": true|false}}: {exc}"})
         iam_enforcement.enforce(wanted)
-    data = json.dumps({"enforced": iam_enforcement.enforced()}).encode()
-    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
-    return [data]
+    return _json_reply(start_response, "200 OK", {"enforced": iam_enforcement.enforced()})
 
 
 class _TransportAwareApp(moto_server.DomainDispatcherApplication):

@@ -124,16 +124,13 @@ def _cache_dir(checkout: Project) -> Path:
 
 def persona_clients(server: Any, credentials: dict[str, str], persona: str) -> Clients:
     """Clients calling as a session of the persona's role, assumed with its user's key."""
-    sts = server.client("sts", credentials={"AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
-                                            "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"]})
+    user = {"AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"]}
     try:
-        session = sts.assume_role(RoleArn=credentials["RoleArn"],
-                                  RoleSessionName=f"rbac-check-{persona}")["Credentials"]
+        return server.session_client_factory(credentials["RoleArn"], f"rbac-check-{persona}",
+                                             assumed_with=user)
     except ClientError as exc:
         raise RbacError(f"{persona}: cannot assume {credentials['RoleArn']}: {exc}") from None
-    keys = {"AWS_ACCESS_KEY_ID": session["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": session["SecretAccessKey"],
-            "AWS_SESSION_TOKEN": session["SessionToken"]}
-    return lambda service: server.client(service, credentials=keys)
 
 
 # --- the probes: the persona's one call each; what it changed, the deployer (`admin`) undoes ----

@@ -179,7 +179,6 @@ class Settings:
             problems.append("DEPLOYMENT_CONFIG: every AutoRollbackConfiguration alarm needs an AlarmName")
         return problems
 
-
     @property
     def trust(self) -> Trust:
         return Trust(self.pipeline_role_arn, self.gate_role_arn, self.approver_role_arn,
