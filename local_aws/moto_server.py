@@ -46,6 +46,9 @@ The local control plane (local_aws/control_plane.py) needs more inside the serve
   back) and the budget tag APIs, which moto lacks, answered from what moto stored.
 - IAM enforcement (`mlops local up --enforce-iam`): local_aws/iam_enforcement.py gives moto's
   checks the resources and identities they lack, switched on through its IAM_PATH.
+- S3 listings while objects are deleted: moto looks each key up again after copying the names,
+  so a key deleted in between fails ListObjectVersions with a 500 (Terraform deletes a bucket's
+  objects in parallel); here a listing reads one snapshot, as S3 lists what it held.
 - No Lambda invocations from SQS: moto runs an event source mapping itself when a message
   arrives, which needs Docker; without it every message is received (its receive count spent)
   and put back. Locally the control plane's worker plays the mapping instead.
@@ -81,6 +84,7 @@ from moto.events import models as events_models
 from moto.events import utils as events_utils
 from moto.iam import access_control, policy_conditions
 from moto.s3 import models as s3_models
+from moto.s3 import utils as s3_utils
 from moto.sagemaker import models as sagemaker_models
 from moto.sagemaker import responses as sagemaker_responses
 from moto.sagemaker.exceptions import ValidationError
@@ -306,6 +310,30 @@ def _queues_invoke_no_lambdas() -> None:
         pass
 
     sqs_models.Queue.lambda_event_source_mappings = property(get, set_)
+
+
+def _bucket_listings_survive_concurrent_deletes() -> None:
+    # moto copies a bucket's key names, then looks each one up again: a key another thread deleted
+    # in between comes back as None and the listing fails with a 500 (ListObjectVersions while
+    # Terraform deletes a bucket's objects in parallel). One snapshot of names and versions
+    # together lists what the bucket held at that instant, as S3 does.
+    store = s3_utils._VersionedKeyStore
+
+    def lists(self: Any) -> Any:
+        yield from dict.copy(self).items()
+
+    def items(self: Any) -> Any:
+        for key, versions in dict.copy(self).items():
+            if versions:
+                yield key, versions[-1]
+
+    def values(self: Any) -> Any:
+        for _, latest in items(self):
+            yield latest
+
+    store.lists = store.iterlists = store._iterlists = lists
+    store.items = store.iteritems = store._iteritems = items
+    store.values = store.itervalues = store._itervalues = values
 
 
 def _package_updates_keep_metadata() -> None:
@@ -543,6 +571,7 @@ def patch() -> None:
     _percentiles_in_statistics()
     cloudwatch_models.parse_expression = metric_math.evaluate_results
     _queues_invoke_no_lambdas()
+    _bucket_listings_survive_concurrent_deletes()
     _schedule_rules_match_no_events()
     _package_updates_keep_metadata()
     _packages_record_who_changed_them()

@@ -47,8 +47,10 @@ PROVIDER_FLAGS = {
 # control plane (local_aws/control_plane.py) does those jobs. Inside the server
 # (local_aws/moto_server.py): UpdateEndpoint (moto has none), percentiles and metric math in
 # GetMetricData, no Lambda invocations from SQS by moto itself, schedule rules that match no
-# PutEvents event, the `account` field kept in delivered events, and DynamoDB's not-found error
-# worded as AWS words it (Terraform ignores a retried DeleteTable's not-found only then).
+# PutEvents event, the `account` field kept in delivered events, DynamoDB's not-found error
+# worded as AWS words it (Terraform ignores a retried DeleteTable's not-found only then), and S3
+# listings read from one snapshot (moto's ListObjectVersions failed with a 500 when a parallel
+# delete removed a key it was listing).
 
 # moto serves no model: its endpoints are InService at once and InvokeEndpoint answers canned
 # data. The local AWS's endpoint runtime (local_aws/endpoint_runtime.py) backs every endpoint with
