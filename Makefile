@@ -46,9 +46,12 @@ demo: export MLOPS_DEMO_STARTED_AT := $(shell $(PYTHON) -c 'import time; print(t
 demo: $(STAMP) layers
 	$(BIN)/mlops demo
 
+# Two workers on CI's two cores: the end-to-end modules (local AWS applies, the demo) play in
+# order on one while the unit and integration modules run on the other, a module per worker at a
+# time (tests/conftest.py's scheduler: a module is a scope, tests/e2e one scope, queued first).
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope --no-loadscope-reorder --durations=15
 
 lint: setup
 	$(BIN)/ruff check .

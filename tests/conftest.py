@@ -18,6 +18,25 @@ from stacks.project_config import load_projects
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`make test` runs two pytest-xdist workers with `--dist loadscope`, whose scope is here a
+    module, and one for all of tests/e2e: a module's fixtures (a local AWS, an apply) run once,
+    and two local environments never apply or bake at once on the 2-core machine: one worker
+    plays the end-to-end modules in order (queued first) while the other runs everything else.
+    (xdist's own `loadgroup` marks do not reach pytest 9's node ids.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesAndEndToEnd(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "tests/e2e" if module.startswith("tests/e2e/") else module
+
+    return ModulesAndEndToEnd(config, log)
+
+
 @pytest.fixture(scope="session")
 def environments() -> dict[str, Environment]:
     return load_environments(ROOT)
