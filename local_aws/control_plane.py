@@ -16,8 +16,8 @@ themselves:
   SQS targets (the "Scheduled Event") and their SageMaker pipeline targets (StartPipelineExecution
   with the target's SageMakerPipelineParameters, which the local AWS's pipeline runner executes).
 - Lambda: for every SQS event source mapping, receives a batch and invokes the function in its
-  own process (local_aws/lambda_runtime.py: the very module Terraform zipped,
-  `lambdas/<name>/handler.py`, with the function's environment variables), as the Lambda service
+  own process (local_aws/lambda_runtime.py: the package and layers Terraform deployed, as the
+  local Lambda hands them out, with the function's environment variables), as the Lambda service
   does: the records the handler reports failed (partial batch response) are left to SQS, visible
   again after the queue's visibility timeout, in the DLQ after maxReceiveCount (moto applies the
   queue's redrive policy); the rest are deleted. Output goes to <state dir>/logs/<function>.log.
@@ -50,6 +50,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from local_aws.lambda_code import DeployedCode
 from local_aws.lambda_runtime import LambdaProcesses
 from local_aws.role_sessions import RoleSessions
 
@@ -229,7 +230,11 @@ class LocalControlPlane:
         # What the state file remembers is about one server's world: a new server starts afresh.
         self.server_id = server_id
         self.state_file = state_dir / STATE_FILE
-        self.lambdas = LambdaProcesses(client_env, region, state_dir / "logs",
+        # Each function runs the package and layers Terraform deployed, fetched from the local
+        # Lambda as AWS hands them out (local_aws/lambda_code.py), never this checkout's modules.
+        code = DeployedCode(lambda: self.client("lambda"), state_dir / "lambda",
+                            client_env.get("AWS_CA_BUNDLE"))
+        self.lambdas = LambdaProcesses(client_env, region, state_dir / "logs", code=code,
                                        sessions=RoleSessions(lambda: self.client("sts")))
         self._made: dict[str, Any] = {}
         self._queue_urls: dict[str, str] = {}  # queue ARN -> URL: asked once, not every round

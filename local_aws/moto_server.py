@@ -49,6 +49,10 @@ The local control plane (local_aws/control_plane.py) needs more inside the serve
 - S3 listings while objects are deleted: moto looks each key up again after copying the names,
   so a key deleted in between fails ListObjectVersions with a 500 (Terraform deletes a bucket's
   objects in parallel); here a listing reads one snapshot, as S3 lists what it held.
+- Lambda's code locations: GetFunction's `Code.Location` and GetLayerVersion's
+  `Content.Location` are URLs of this server that answer the deployed bytes (moto gives none for
+  a zip function, `s3://` for a layer): local_aws/lambda_code_urls.py. The control plane runs what
+  they answer, not this checkout.
 - No Lambda invocations from SQS: moto runs an event source mapping itself when a message
   arrives, which needs Docker; without it every message is received (its receive count spent)
   and put back. Locally the control plane's worker plays the mapping instead.
@@ -91,7 +95,7 @@ from moto.sagemaker.exceptions import ValidationError
 from moto.sagemakerruntime import responses as sagemakerruntime_responses
 from moto.sqs import models as sqs_models
 
-from local_aws import api_constraints, iam_enforcement, metric_math, metric_store
+from local_aws import api_constraints, iam_enforcement, lambda_code_urls, metric_math, metric_store
 from local_aws.background import BackgroundControlPlane
 from local_aws.deployment_guardrails import problems as deployment_problems
 from local_aws.endpoint_runtime import EndpointRuntime, InvokeError, Settings, apply_config
@@ -207,6 +211,8 @@ class _TransportAwareApp(moto_server.DomainDispatcherApplication):
             return _endpoint_outage(environ, start_response)
         if environ.get("PATH_INFO") == iam_enforcement.IAM_PATH:  # nor is this
             return _iam_switch(environ, start_response)
+        if (environ.get("PATH_INFO") or "").startswith(lambda_code_urls.PATH):  # a package's bytes
+            return lambda_code_urls.serve(environ, start_response)
         refused = _refused_as_sagemaker_would(environ, start_response)
         if refused is not None:
             return refused
@@ -592,6 +598,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
     os.environ.setdefault("MOTO_PORT", str(args.port))
     patch()
+    lambda_code_urls.patch(f"{'https' if args.ssl_cert else 'http'}://{args.host}:{args.port}")
     LocalAwsServer(lambda: _TransportAwareApp(moto_server.create_backend_app), args.host, args.port,
                    cert=args.ssl_cert, key=args.ssl_key, on_start=start_services,
                    on_stop=stop_services).run()

@@ -50,7 +50,10 @@ PROVIDER_FLAGS = {
 # PutEvents event, the `account` field kept in delivered events, DynamoDB's not-found error
 # worded as AWS words it (Terraform ignores a retried DeleteTable's not-found only then), and S3
 # listings read from one snapshot (moto's ListObjectVersions failed with a 500 when a parallel
-# delete removed a key it was listing).
+# delete removed a key it was listing). moto hands out no location for a zip function's package
+# (GetFunction) and `s3://` for a layer's (GetLayerVersion): the server answers URLs of its own that
+# serve the stored bytes (local_aws/lambda_code_urls.py), so the control plane runs the package and
+# layers Terraform deployed (local_aws/lambda_code.py), not this checkout.
 
 # moto serves no model: its endpoints are InService at once and InvokeEndpoint answers canned
 # data. The local AWS's endpoint runtime (local_aws/endpoint_runtime.py) backs every endpoint with

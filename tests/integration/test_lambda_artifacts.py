@@ -6,24 +6,20 @@ library."""
 
 from __future__ import annotations
 
-import glob
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from local_aws.lambda_code import runtime_python, runtime_sdk
 from stacks.layers import PYTHON_VERSION
 
 pytestmark = pytest.mark.integration
 
-# What the Lambda Python runtime brings besides the standard library.
-RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 PROBE = """
 import importlib, json, os, sys
 task = json.loads(sys.argv[1])
@@ -33,32 +29,10 @@ print(json.dumps(sorted({m: getattr(mod, "__file__", None) or "" for m, mod in s
 """
 
 
-def runtime_python() -> str:
-    """A CPython of the functions' runtime version (pyenv's, or one uv knows)."""
-    pattern = f"~/.pyenv/versions/{PYTHON_VERSION}*/bin/python{PYTHON_VERSION}"
-    found = sorted(glob.glob(os.path.expanduser(pattern)))
-    if found:
-        return found[-1]
-    uv = Path(sys.executable).with_name("uv")
-    proc = subprocess.run([str(uv), "python", "find", PYTHON_VERSION], capture_output=True, text=True,
-                          timeout=60, check=False)
-    if proc.returncode == 0 and proc.stdout.strip():
-        return proc.stdout.strip()
-    pytest.fail(f"no Python {PYTHON_VERSION} (the Lambda runtime's) on this machine: the functions' "
-                "packages cannot be imported as Lambda would")
-
-
 @pytest.fixture(scope="module")
 def runtime_site(tmp_path_factory) -> Path:
-    """Stand-in for the runtime's bundled SDK: only boto3 and what it needs, linked from the venv."""
-    import boto3
-
-    site = Path(boto3.__file__).parents[1]
-    folder = tmp_path_factory.mktemp("runtime-sdk")
-    for name in RUNTIME_PACKAGES:
-        entry = site / name if (site / name).is_dir() else site / f"{name}.py"
-        (folder / entry.name).symlink_to(entry)
-    return folder
+    """Stand-in for the runtime's bundled SDK (the local execution environments' own)."""
+    return runtime_sdk(tmp_path_factory.mktemp("runtime-sdk"))
 
 
 def resolved(value: str) -> str:
@@ -91,7 +65,9 @@ def layer_zips(stack: dict, stack_dir: Path, function: dict) -> list[Path]:
 @pytest.mark.parametrize("stack_name", ["project-demo-dev", "project-demo-local"])
 def test_every_function_imports_from_its_zip_and_layers_alone(synth_all, stack_name, runtime_site,
                                                              tmp_path):
-    python = runtime_python()
+    python = runtime_python(PYTHON_VERSION)
+    assert python, (f"no Python {PYTHON_VERSION} (the Lambda runtime's) on this machine: the functions' "
+                    "packages cannot be imported as Lambda would")
     stack_dir = synth_all.stacks[stack_name]
     stack = synth_all.json(stack_name)
     checked = []
