@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from local_aws.background import own_record
-from local_aws.pipeline_runner import LocalPipelineRunner, bundle_location, step_environment
+from local_aws.pipeline_runner import LocalPipelineRunner, step_environment
 from local_aws.role_sessions import RoleSessions
 
 log = logging.getLogger("local_aws.pipelines")
@@ -84,8 +84,7 @@ class PipelineExecutions:
         execution_id = item.execution.arn.rsplit("/", 1)[-1]
         env = record.client_env()
         if any(step.get("Type") in ("Processing", "Training") for step in item.definition.get("Steps", [])):
-            bucket, project = bundle_location(item.definition)
-            env = step_environment(env, self.state_dir, bucket, project)
+            env = step_environment(env, self.state_dir)
         logs = self.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         with (logs / "pipelines.log").open("a") as out:

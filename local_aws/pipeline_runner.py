@@ -358,28 +358,17 @@ def _tar_gz(folder: Path) -> bytes:
     return out.getvalue()
 
 
-def step_environment(client_env: dict[str, str], local_dir: Path, artifacts_bucket: str,
-                     project: str) -> dict[str, str]:
+def step_environment(client_env: dict[str, str], local_dir: Path) -> dict[str, str]:
     """What the step processes of a local run get: the local AWS, and MLflow with an embedded
-    SQLite backend and its artifacts in the local artifacts bucket."""
+    SQLite backend (the definition's MLFLOW_ARTIFACT_LOCATION puts the artifacts in the local
+    artifacts bucket, as in AWS)."""
     mlflow_dir = local_dir / "mlflow"
     mlflow_dir.mkdir(parents=True, exist_ok=True)
     return {
         **client_env,
         "MLFLOW_TRACKING_URI": f"sqlite:///{mlflow_dir / 'mlflow.db'}",
-        "MLFLOW_ARTIFACT_LOCATION": f"s3://{artifacts_bucket}/{project}/mlflow",
         "MLFLOW_S3_ENDPOINT_URL": client_env["AWS_ENDPOINT_URL"],
         # MLflow 3 reports usage to its maintainers by default; nothing leaves this machine.
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "true",
     }
-
-
-def bundle_location(definition: dict[str, Any]) -> tuple[str, str]:
-    """(artifacts bucket, project) of a definition, from where its steps' code lives
-    (s3://<artifacts>/<project>/pipeline/<digest>/code/)."""
-    text = json.dumps(definition)
-    match = re.search(r"s3://([^/\"]+)/([^/\"]+)/pipeline/[0-9a-f]+/", text)
-    if match is None:
-        raise ValueError("the pipeline definition names no step bundle (s3://<bucket>/<project>/pipeline/...)")
-    return match.group(1), match.group(2)

@@ -112,8 +112,7 @@ class PipelineRun:
         s3 = server.client("s3")
         execution_id = secrets.token_hex(6)  # SageMaker's ids are 12 lowercase characters too
         work_dir = self.checkout.local_dir / "runs" / execution_id
-        env = step_environment(server.client_env(), self.checkout.local_dir, self.names.artifacts_bucket,
-                               self.config.name)
+        env = step_environment(server.client_env(), self.checkout.local_dir)
         say(f"==> running {self.names.pipeline} locally (execution {execution_id}, work dir {work_dir})")
         runner = LocalPipelineRunner(definition, s3, work_dir, env, say, parameters,
                                      sessions=RoleSessions(lambda: server.client("sts")))

@@ -305,8 +305,12 @@ class _Builder:
 
         evaluation_report = PropertyFile(name="EvaluationReport", output_name="evaluation",
                                          path="evaluation.json")
+        # The project's experiment keeps its artifacts under the project's own prefix, where its
+        # execution role may write; the tracking server's default root (s3://<artifacts>/mlflow)
+        # belongs to no project.
         env = {"MLOPS_RUN_ID": ExecutionVariables.PIPELINE_EXECUTION_ID,
                "MLOPS_GIT_COMMIT": t.git_commit, "MLFLOW_EXPERIMENT_NAME": p.name,
+               "MLFLOW_ARTIFACT_LOCATION": t.s3(p.name, "mlflow"),
                "MLFLOW_DISABLE_TELEMETRY": "true"}
         if t.mlflow_tracking_uri:
             env["MLFLOW_TRACKING_URI"] = t.mlflow_tracking_uri

@@ -19,24 +19,39 @@ import mlflow.sklearn
 import numpy as np
 import pandas as pd
 import sklearn
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import BotoCoreError, ClientError
 from inference import LoadedModel, predict_scores
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from requests.exceptions import RequestException
 
 
 class TrackingError(Exception):
     pass
 
 
+# What a tracking server, its auth plugin (sagemaker-mlflow signs each request with the role's
+# credentials) or the artifact store can fail with: the step fails with the reason, not a traceback.
+TRACKING_FAILURES: tuple[type[BaseException], ...] = (
+    MlflowException, OSError, BotoCoreError, ClientError, S3UploadFailedError, RequestException)
+
+
 def experiment_id(name: str) -> str:
-    """The experiment's id, created (with MLFLOW_ARTIFACT_LOCATION) when it does not exist yet."""
+    """The experiment's id, created (with MLFLOW_ARTIFACT_LOCATION) when it does not exist yet.
+    An existing experiment that keeps its artifacts elsewhere is refused: the run's artifacts
+    would go where the project's role may not write (the tracking server's root, another
+    project's prefix), and fail half-way through the run."""
+    location = os.environ.get("MLFLOW_ARTIFACT_LOCATION") or None
     existing = mlflow.get_experiment_by_name(name)
     if existing is not None:
+        if location and existing.artifact_location.rstrip("/") != location.rstrip("/"):
+            raise TrackingError(f"experiment {name!r} keeps its artifacts at {existing.artifact_location}, "
+                                f"not {location} where this project's runs write theirs: rename or delete "
+                                "that experiment on the tracking server")
         return existing.experiment_id
     try:
-        return mlflow.create_experiment(
-            name, artifact_location=os.environ.get("MLFLOW_ARTIFACT_LOCATION") or None
-        )
+        return mlflow.create_experiment(name, artifact_location=location)
     except MlflowException:
         # Another run may have created it in between; if not, the original error stands.
         existing = mlflow.get_experiment_by_name(name)
@@ -118,6 +133,12 @@ def log_run(
             log_model(model, sample)
             for path in artifacts:
                 mlflow.log_artifact(str(path))
-    except MlflowException as exc:
-        raise TrackingError(str(exc)) from exc
+    except TRACKING_FAILURES as exc:
+        raise TrackingError(one_line(exc)) from exc
     return {"mlflow_run_id": run.info.run_id, "experiment_id": experiment, "tracking_uri": uri}
+
+
+def one_line(exc: BaseException) -> str:
+    """What went wrong, in one line (MLflow's REST errors carry the server's whole reply)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:400]}{'...' if len(text) > 400 else ''}"

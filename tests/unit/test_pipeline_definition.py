@@ -141,6 +141,9 @@ def test_jobs_run_the_bundled_scripts_encrypted_with_the_platform_key(definition
     assert register[register.index("--model-package-group") + 1] == "mlops-dev-demo"
     evaluate_env = steps["Evaluate"]["Arguments"]["Environment"]
     assert evaluate_env["MLFLOW_TRACKING_URI"].endswith("mlflow-tracking-server/mlops-dev-mlflow")
+    # The experiment's artifacts under the project's prefix, which its role may write (not the
+    # tracking server's root, s3://<artifacts>/mlflow).
+    assert evaluate_env["MLFLOW_ARTIFACT_LOCATION"] == "s3://mlops-dev-artifacts-111111111111/demo/mlflow"
 
 
 def test_definition_is_deterministic_and_built_offline(demo, monkeypatch):

@@ -379,6 +379,25 @@ def test_mlflow_run_matches_the_evaluation(tracked_chain):
     assert [(m.name, m.source_run_id) for m in models] == [("model", run.info.run_id)]
 
 
+def test_an_experiment_keeping_its_artifacts_elsewhere_fails_the_step_in_one_line(tracked_chain, tmp_path):
+    """The project's runs write their artifacts under its own prefix (MLFLOW_ARTIFACT_LOCATION,
+    set by the pipeline definition); an existing experiment of that name whose artifacts live
+    elsewhere (the tracking server's root, where the project's role may not write) fails the
+    Evaluate step with the reason, not a traceback half-way through logging."""
+    root = tracked_chain.root
+    env = step_env(tmp_path, MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}",
+                   MLFLOW_ARTIFACT_LOCATION="s3://mlops-dev-artifacts-111111111111/demo/mlflow",
+                   MLOPS_RUN_ID="run-0002")
+    result = run_step("evaluate", model=tracked_chain.model, test=tracked_chain.splits / "test",
+                      config=tracked_chain.inputs.config, lineage=tracked_chain.splits / "lineage",
+                      validation=tracked_chain.validation, output=tmp_path / "evaluation", env=env)
+    assert result.returncode == 1
+    failure = (tmp_path / "sm-output" / "failure").read_text()
+    assert failure.startswith(f"MLflow tracking at sqlite:///{root / 'mlflow.db'} failed: ")
+    assert "experiment 'demo' keeps its artifacts at " in failure and "mlflow-artifacts" in failure
+    assert "\n" not in failure.strip() and "Traceback" not in result.stderr
+
+
 # --- inference --------------------------------------------------------------------------------
 
 
