@@ -1,10 +1,9 @@
 """A Python Lambda function from `lambdas/<handler>/` plus `lambdas/shared/`, packaged in Python.
 
-The zip keeps the package layout (`lambdas/__init__.py`, `lambdas/shared/...`,
-`lambdas/<handler>/...`), so handlers import `from lambdas.shared... import` and the handler string
-is `lambdas.<handler>.handler.handler`. The zip is reproducible (sorted entries, fixed timestamps
-and permissions, no bytecode), is written into the stack's own folder and referenced relative to
-it with its SHA-256: a second plan shows no change, an edited handler shows one.
+The zip (stacks/lambda_package.py) keeps the package layout, so handlers import `from
+lambdas.shared... import` and the handler string is `lambdas.<handler>.handler.handler`. It is
+reproducible, is written into the stack's own folder and referenced relative to it with its
+SHA-256: a second plan shows no change, an edited handler shows one.
 
 Around the function: its log group (retention, KMS), a role with the permissions boundary whose
 policy is derived from what the function touches (its own log group, X-Ray, the statements it is
@@ -13,8 +12,6 @@ given, and whatever `grant()` adds later), KMS-encrypted environment variables a
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import io
 import re
 import zipfile
@@ -25,13 +22,10 @@ from pathlib import Path
 from stacks.binding import Construct, aws
 from stacks.config import LOG_RETENTION_DAYS
 from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
-from stacks.layers import RUNTIME, UNZIPPED_LIMIT_BYTES, ZIP_EPOCH
+from stacks.lambda_package import LAMBDAS_DIR, build_package, package_hash
+from stacks.layers import RUNTIME, UNZIPPED_LIMIT_BYTES
 from stacks.policy import Statement, document, statement
 
-# The repository's handler package; tests point `lambdas_dir` at a fixture package instead.
-LAMBDAS_DIR = Path(__file__).resolve().parents[2] / "lambdas"
-SKIPPED_PARTS = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
-SKIPPED_SUFFIXES = (".pyc", ".pyo")
 HANDLER_PATTERN = r"^[a-z][a-z0-9_]{0,40}$"
 # Where packages go inside the stack folder (Terraform's working directory).
 ASSET_DIR = Path("assets") / "lambda"
@@ -86,43 +80,6 @@ class LambdaFunctionProps:
     @property
     def handler_path(self) -> str:
         return f"lambdas.{self.handler}.handler.handler"
-
-
-def package_files(lambdas_dir: Path, handler: str) -> list[tuple[str, Path]]:
-    """(name in the zip, file) for the package marker, shared/ and the handler's folder, sorted."""
-    files = [("lambdas/__init__.py", lambdas_dir / "__init__.py")]
-    for folder in ("shared", handler):
-        root = lambdas_dir / folder
-        for path in root.rglob("*") if root.is_dir() else ():
-            rel = path.relative_to(lambdas_dir)
-            if (
-                path.is_file()
-                and not any(part in SKIPPED_PARTS for part in rel.parts)
-                and path.suffix not in SKIPPED_SUFFIXES
-            ):
-                files.append((f"lambdas/{rel.as_posix()}", path))
-    missing = [str(p) for _, p in files if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"Lambda package files missing: {missing}")
-    return sorted(files)
-
-
-def build_package(lambdas_dir: Path, handler: str) -> bytes:
-    """The deployment zip: same files in, same bytes out, whatever the checkout's mtimes/umask."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, path in package_files(lambdas_dir, handler):
-            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o100644 << 16  # a regular file, rw-r--r--
-            info.create_system = 3  # unix, so the permissions above are honoured
-            archive.writestr(info, path.read_bytes(), compresslevel=9)
-    return buffer.getvalue()
-
-
-def package_hash(package: bytes) -> str:
-    """What Lambda reports as CodeSha256 and Terraform compares as source_code_hash."""
-    return base64.b64encode(hashlib.sha256(package).digest()).decode()
 
 
 class LambdaFunction(Construct):

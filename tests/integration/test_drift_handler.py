@@ -33,6 +33,7 @@ from mlops.drift_check import add_check_arguments, run_check_command
 from mlops.project import Project
 from pipelines.bundle import reproducible_tarball
 from pipelines.dataset import breast_cancer_frame
+from tests.deployed_functions import deploy_function
 
 pytestmark = pytest.mark.integration
 
@@ -416,18 +417,18 @@ def wire_drift_check(server: Any, world: World) -> dict[str, str]:
             "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
             "Action": "sts:AssumeRole"}]}),
     )["Role"]["Arn"]
-    function = lam.create_function(
-        FunctionName=f"{world.endpoint}-drift", Runtime="python3.12", Role=role,
-        Handler="lambdas.drift.handler.handler", Code={"ZipFile": reproducible_tarball({"x": b"x"})},
-        Timeout=300, MemorySize=2048,
-        Environment={"Variables": {
+    # The drift function's own package and layers: the control plane runs what was deployed.
+    function = deploy_function(
+        server, name=f"{world.endpoint}-drift", handler="drift", role_arn=role, bucket=world.artifacts_bucket,
+        timeout=300, memory_mb=2048,
+        environment={
             "PROJECT": PROJECT, "ENDPOINT_NAME": world.endpoint,
             "CAPTURE_S3_URI": f"s3://{world.capture_bucket}/{PROJECT}/",
             "ARTIFACTS_BUCKET": world.artifacts_bucket, "MODEL_PACKAGE_GROUP": world.group,
             "KMS_KEY_ARN": world.key_arn, "DRIFT_PSI_THRESHOLD": "0.2", "DRIFT_P_VALUE": "0.05",
             "WINDOW_MINUTES": "60",
-        }},
-    )["FunctionArn"]
+        },
+    )
     dlq_url = sqs.create_queue(QueueName=f"{world.endpoint}-drift-dlq")["QueueUrl"]
     dlq = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     # A short visibility timeout: a failed record comes back after it, as SQS redelivers to Lambda.

@@ -420,7 +420,7 @@ def test_function_log_statement_is_derived_from_its_own_log_group(doc):
 
 
 def test_package_is_reproducible_and_follows_edits(tmp_path, serving_synth):
-    from stacks.constructs.lambda_function import build_package, package_files, package_hash
+    from stacks.lambda_package import build_package, package_files, package_hash
     from tests.serving_app import FIXTURE_LAMBDAS
 
     first = build_package(FIXTURE_LAMBDAS, "echo")
