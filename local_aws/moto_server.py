@@ -38,9 +38,10 @@ The local control plane (local_aws/control_plane.py) needs more inside the serve
 - UpdateModelPackage: moto replaces the package's CustomerMetadataProperties (and approval
   description) with what the update sends, dropping them when it sends none; AWS adds the sent
   properties to the existing ones. An approval would otherwise erase the metrics and lineage the
-  register step attached. And moto records no IAM identity in CreatedBy and LastModifiedBy (a
-  made-up Studio user instead): here they name the caller (its STS session or IAM user), which is
-  what the deploy handler's provenance check reads.
+  register step attached. Likewise an update without ModelApprovalStatus (a promotion's
+  metadata) keeps the status; moto cleared it. And moto records no IAM identity in CreatedBy and
+  LastModifiedBy (a made-up Studio user instead): here they name the caller (its STS session or
+  IAM user), which is what the deploy handler's provenance check reads.
 - DynamoDB names the missing table as AWS does ("Requested resource not found: Table: <name> not
   found"); moto says only "Requested resource not found". Terraform treats a DeleteTable that
   finds no table as done only on AWS's wording, so a delete the SDK had retried (the first
@@ -399,6 +400,8 @@ def _package_updates_keep_metadata() -> None:
                                             **(customer_metadata_properties or {})}
             if approval_description is None:
                 approval_description = package.approval_description
+            if model_approval_status is None:  # a metadata-only update keeps the status, as in AWS
+                model_approval_status = package.model_approval_status
         return original(self, model_package_arn, model_approval_status, approval_description,
                         customer_metadata_properties, *args, **kwargs)
 

@@ -45,7 +45,7 @@ IN_FLIGHT = (STARTING, UPDATING, CREATING, BAKING)  # waiting for SageMaker's ev
 class Deployment:
     endpoint_name: str
     deployment_id: str
-    kind: Literal["deploy", "rollback"]
+    kind: Literal["deploy", "rollback", "shadow"]  # shadow: a shadow test (control/shadow.py)
     status: str
     new_endpoint_config: str
     event_time: str  # ISO-8601 UTC of the state change that caused it
@@ -124,6 +124,19 @@ def serving_deployment(history: Iterable[Deployment], current_config: str | None
     )
 
 
+def production_behind(records: Sequence[Deployment], served: Deployment | None) -> Deployment | None:
+    """What production serves: `served`, or, when it is a shadow test, the record whose model the
+    test keeps as production (the production variant's alarms are about that model, never the
+    shadow's)."""
+    seen: set[str] = set()
+    while served is not None and served.kind == "shadow" and served.deployment_id not in seen:
+        seen.add(served.deployment_id)
+        behind = served.previous_endpoint_config
+        served = next((r for r in records if r.new_endpoint_config == behind and r.status != ROLLED_BACK),
+                      None)
+    return served
+
+
 def took_traffic(record: Deployment) -> str | None:
     """When the record's fleet took traffic (ISO); None while an update has not shifted any yet.
     A rollback switches all at once: from its start. A known-good record written without events
@@ -153,7 +166,7 @@ def update_underway(records: Sequence[Deployment], at: str, served: Deployment |
     known-good or ended by then (newer than what the endpoint serves now): still in flight, or
     ended by SageMaker since (ROLLED_BACK, with its end after `at`)."""
     def underway(r: Deployment) -> bool:
-        if r.kind != "deploy" or r.new_endpoint_config == current_config or r.started_at > at:
+        if r.kind not in ("deploy", "shadow") or r.new_endpoint_config == current_config or r.started_at > at:
             return False
         if served is not None and r.started_at <= served.started_at:
             return False
@@ -261,7 +274,7 @@ def rollback_decision(
     AutoRollbackConfiguration); an update in flight is theirs to answer only then."""
     now = now or iso(datetime.now(UTC))
     records = live(history)
-    served = serving_deployment(records, current_config)
+    served = production_behind(records, serving_deployment(records, current_config))
     underway = update_underway(records, alarm_at, served, current_config)
     if underway is not None:
         # A blue/green update was under way when the alarm fired: during its bakes SageMaker's
