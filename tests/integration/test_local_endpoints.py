@@ -678,6 +678,27 @@ def test_a_shadow_variant_gets_a_copy_whose_answer_is_captured_never_returned(wo
     served_us = latency(VARIANT, "ModelLatency", "Maximum") + latency(VARIANT, "OverheadLatency", "Maximum")
     assert served_us < 300_000
 
+    # The shadow report of that window, from those captures and metrics.
+    from lambdas.shared.scheduled_window import Window
+    from lambdas.shared.shadow.report import ShadowSettings, Thresholds, run_shadow_report
+
+    settings = ShadowSettings(project="demo", endpoint_name=endpoint, task="classification",
+                              capture_s3_uri=f"s3://{CAPTURE}/demo", artifacts_bucket=ARTIFACTS,
+                              thresholds=Thresholds(min_rows=len(ids)))
+    window = Window(since, datetime.now(UTC) + timedelta(seconds=1))
+    report = run_shadow_report(settings, window, s3=world.s3, cloudwatch=world.cw)
+    assert (report["rows"], report["production_only"], report["shadow_only"]) == (len(ids), 0, 0)
+    assert report["agreement_rate"] == 1.0  # the same model: the same answers
+    assert report["score_distance"]["ks"] == 0 and report["score_distance"]["js"] == 0
+    latency_ms = report["latency_p95_ms"]
+    assert latency_ms["shadow"] >= 300 > latency_ms["production"] and latency_ms["ratio"] > 1.5
+    assert not report["passed"] and report["reasons"] == [
+        f"shadow p95 latency is {latency_ms['ratio']:.2f}x production's, over 1.5x"]
+    key = f"demo/shadow/{endpoint}/{window.label}/report.json"
+    assert report["report"] == f"s3://{ARTIFACTS}/{key}"
+    written = json.loads(world.s3.get_object(Bucket=ARTIFACTS, Key=key)["Body"].read())
+    assert written["passed"] is False and written["rows"] == len(ids)
+
 
 def test_a_failing_shadow_never_reaches_the_caller(world, rows):
     endpoint = "shadow-fails"
