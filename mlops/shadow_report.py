@@ -81,16 +81,15 @@ def run_report_command(args: argparse.Namespace, checkout: Project) -> int:
     from mlops.aws_clients import clients_for, reported
 
     now = datetime.now(UTC)
+    settings = settings_for(checkout, args.env, args.project)  # a bad project: ConfigError, exit 2
+    window_minutes = checkout.project(args.project, args.env).drift.window_minutes
     try:
         until = parse_when(args.until, now) if args.until else now
-        config = checkout.project(args.project, args.env)
-        since = (parse_when(args.since, now) if args.since
-                 else until - timedelta(minutes=config.drift.window_minutes))
+        since = parse_when(args.since, now) if args.since else until - timedelta(minutes=window_minutes)
         window = Window(since, until)
     except ValueError as exc:
         print(f"error: --since/--until: {exc}", file=sys.stderr)
         return 2
-    settings = settings_for(checkout, args.env, args.project)
 
     def make() -> dict[str, Any]:
         client = clients_for(checkout, checkout.environments([args.env])[args.env])

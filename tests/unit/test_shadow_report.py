@@ -84,3 +84,19 @@ def test_a_report_passes_only_with_enough_rows_agreement_and_latency():
     assert slow.reasons == ["shadow p95 latency is 2.00x production's, over 1.5x"]
     empty = verdict(compare({}, {}, "classification", Thresholds(), {}), Thresholds())
     assert not empty.passed and len(empty.reasons) == 3  # rows, agreement, latency
+
+
+def test_the_command_refuses_bad_arguments_and_reads_the_projects_thresholds(capsys):
+    from mlops.cli import main
+    from mlops.project import Project
+    from mlops.shadow_report import settings_for
+
+    assert main(["shadow", "report", "--env", "local", "--project", "demo", "--since", "soon"]) == 2
+    assert "--since/--until: 'soon' is neither an ISO-8601 time" in capsys.readouterr().err
+    assert main(["shadow", "report", "--env", "local", "--project", "demo", "--since", "1h",
+                 "--until", "2h"]) == 2
+    assert "is not before its end" in capsys.readouterr().err
+    assert main(["shadow", "report", "--env", "dev", "--project", "nope"]) == 2
+    settings = settings_for(Project.discover(), "dev", "demo")
+    assert settings.endpoint_name.endswith("-demo") and settings.capture_s3_uri.startswith("s3://")
+    assert settings.thresholds == Thresholds()  # the demo keeps the defaults
