@@ -494,32 +494,14 @@ class EndpointRuntime:
                               "it serves only once InService.")
         server = fleet.choose(headers.get("x-amzn-sagemaker-target-variant"))
         forwarded = {h: headers[h] for h in FORWARDED if h in headers}
-        try:
-            if fleet.outage_percent and random.random() * 100 < fleet.outage_percent:
-                # What a container whose dependency broke answers: a server error, counted in
-                # Invocation5XXErrors as SageMaker counts the container's 5xx.
-                answer = Answer(500, {"content-type": "text/plain"}, OUTAGE_MESSAGE.encode(), 1000)
-            else:
-                with fleet.serving():
-                    answer = server.invoke(body, forwarded)
-            status, model_us = answer.status, answer.latency_us
-        except OSError as exc:
-            # No answer (refused, reset, timed out: the container died or hangs): SageMaker
-            # answers the caller for it with a server error, counted as a 5xx.
-            answer, status = None, 500
-            model_us = (time.perf_counter_ns() - started) // 1000
-            log.warning("endpoint %s variant %s: no answer from the container: %s", name, server.variant, exc)
-        at = utcnow()
+        outage = bool(fleet.outage_percent) and random.random() * 100 < fleet.outage_percent
+        answer, status, model_us = self._ask(fleet, server, body, forwarded, started, outage)
         # One event id per request: the production and the shadow capture of one request carry
         # the same eventId (and inferenceId), so the two answers can be joined.
         event_id = str(uuid.uuid4())
         sampled = fleet.capture is not None and fleet.capture.sampled()
-        if answer is not None and 200 <= status < 300 and sampled:
-            self._capture(fleet, account, name, server.variant, headers, body, answer, event_id, at)
-        overhead_us = max(0, (time.perf_counter_ns() - started) // 1000 - model_us)
-        put_service_metrics(cloudwatch_backends[account][region], NAMESPACE,
-                            invocation_metrics(name, server.variant, status, model_us, overhead_us, at,
-                                               config=fleet.config if fleet.from_update else None))
+        self._record(fleet, (account, region, name), server.variant, headers, body, answer, status, model_us,
+                     started, event_id, sampled)
         if fleet.copies_to_shadow():
             self._shadow_pool.submit(self._shadow_copy, fleet, (account, region, name), body, forwarded,
                                      headers, event_id, sampled)
@@ -533,38 +515,54 @@ class EndpointRuntime:
             out["X-Amzn-SageMaker-Custom-Attributes"] = answer.headers["x-amzn-sagemaker-custom-attributes"]
         return Invocation(200, out, answer.body)
 
-    def _capture(self, fleet: Fleet, account: str, name: str, variant: str, headers: dict[str, str],
-                 body: bytes, answer: Answer, event_id: str, at: Any) -> None:
-        assert fleet.capture is not None
-        record = capture_record(fleet.capture, request_type=headers.get("content-type"), request=body,
-                                response_type=answer.headers.get("content-type"), response=answer.body,
-                                inference_id=headers.get("x-amzn-sagemaker-inference-id"), at=at,
-                                event_id=event_id)
-        self.capture.add(fleet.capture, account, name, variant, record, at)
+    @staticmethod
+    def _ask(fleet: Fleet, server: ModelServer, body: bytes, forwarded: dict[str, str], started: int,
+             outage: bool = False) -> tuple[Answer | None, int, int]:
+        """(answer or None, status, ModelLatency in us) of one container for one request."""
+        try:
+            if outage:
+                # What a container whose dependency broke answers: a server error, counted in
+                # Invocation5XXErrors as SageMaker counts the container's 5xx.
+                answer = Answer(500, {"content-type": "text/plain"}, OUTAGE_MESSAGE.encode(), 1000)
+            else:
+                with fleet.serving():
+                    answer = server.invoke(body, forwarded)
+            return answer, answer.status, answer.latency_us
+        except OSError as exc:
+            # No answer (refused, reset, timed out: the container died or hangs): SageMaker
+            # answers the caller for it with a server error, counted as a 5xx.
+            log.warning("endpoint %s variant %s: no answer from the container: %s", server.endpoint,
+                        server.variant, exc)
+            return None, 500, (time.perf_counter_ns() - started) // 1000
+
+    def _record(self, fleet: Fleet, key: Key, variant: str, headers: dict[str, str], body: bytes,
+                answer: Answer | None, status: int, model_us: int, started: int, event_id: str,
+                sampled: bool) -> None:
+        """What SageMaker keeps of one variant's answer: its capture line (a 2xx to a sampled
+        request) and its AWS/SageMaker datapoints."""
+        account, region, name = key
+        at = utcnow()
+        if answer is not None and 200 <= status < 300 and sampled and fleet.capture is not None:
+            record = capture_record(fleet.capture, request_type=headers.get("content-type"), request=body,
+                                    response_type=answer.headers.get("content-type"), response=answer.body,
+                                    inference_id=headers.get("x-amzn-sagemaker-inference-id"), at=at,
+                                    event_id=event_id)
+            self.capture.add(fleet.capture, account, name, variant, record, at)
+        overhead_us = max(0, (time.perf_counter_ns() - started) // 1000 - model_us)
+        put_service_metrics(cloudwatch_backends[account][region], NAMESPACE,
+                            invocation_metrics(name, variant, status, model_us, overhead_us, at,
+                                               config=fleet.config if fleet.from_update else None))
 
     def _shadow_copy(self, fleet: Fleet, key: Key, body: bytes, forwarded: dict[str, str],
                      headers: dict[str, str], event_id: str, sampled: bool) -> None:
         """The shadow variant's answer to a copy of a request: captured (when the request was
         sampled) and measured under the shadow variant's name, then dropped."""
-        account, region, name = key
         shadow = fleet.shadow
         assert shadow is not None
         started = time.perf_counter_ns()
-        try:
-            with fleet.serving():
-                answer: Answer | None = shadow.invoke(body, forwarded)
-            status, model_us = answer.status, answer.latency_us
-        except OSError as exc:
-            answer, status = None, 500
-            model_us = (time.perf_counter_ns() - started) // 1000
-            log.warning("endpoint %s shadow variant %s: no answer: %s", name, shadow.variant, exc)
-        at = utcnow()
-        if answer is not None and 200 <= status < 300 and sampled:
-            self._capture(fleet, account, name, shadow.variant, headers, body, answer, event_id, at)
-        overhead_us = max(0, (time.perf_counter_ns() - started) // 1000 - model_us)
-        put_service_metrics(cloudwatch_backends[account][region], NAMESPACE,
-                            invocation_metrics(name, shadow.variant, status, model_us, overhead_us, at,
-                                               config=fleet.config if fleet.from_update else None))
+        answer, status, model_us = self._ask(fleet, shadow, body, forwarded, started)
+        self._record(fleet, key, shadow.variant, headers, body, answer, status, model_us, started, event_id,
+                     sampled)
 
     def inject_outage(self, key: Key, percent: float) -> str:
         """A share of the requests to the fleet serving `key` now fail (0 ends it); its config."""

@@ -102,3 +102,13 @@ def test_a_shadow_update_in_flight_is_left_to_the_guardrails():
                  known_good_at=None)
     plan = history.rollback_decision([v1, s2], "ep-v1", history.iso(T0.replace(minute=25)))
     assert plan.action == "left-to-guardrails" and plan.bad == s2
+
+
+def test_an_accuracy_drop_during_a_shadow_test_is_judged_on_production():
+    """Production measured healthy before the test began: the drop is the data's (retrain), not
+    a reason to roll back a model that did not change."""
+    v1 = record(1, previous="ep-bootstrap", minute=0)
+    s2 = record(2, previous="ep-v1", minute=50, kind="shadow")
+    healthy = [history.iso(T0.replace(hour=11, minute=10))]  # v1's window 10:10-11:10
+    cause = history.accuracy_drop_cause([v1, s2], history.iso(T0.replace(hour=11, minute=30)), healthy)
+    assert cause.cause == "concept-drift" and cause.deployment == v1

@@ -194,7 +194,7 @@ def accuracy_drop_cause(history: Sequence[Deployment], alarm_at: str, healthy_at
     known-good model restored by a rollback) -> retrain. `healthy_at`: the times (ISO, each a
     window's end) of the accuracy-drop datapoints at or under the alarm's threshold; a window
     counts only if it began after the deployment took traffic (all of it was that model's)."""
-    served = served_at(history, alarm_at)
+    served = production_behind(live(history), served_at(history, alarm_at))
     if served is None:
         return DropCause("concept-drift", "no deployment of the loop served when the drop began", None)
     took = took_traffic(served) or served.started_at
@@ -406,9 +406,11 @@ def track_decision(
                               f"{bake_seconds} s (BAKE_SECONDS) at {until}")
         # A blue/green update ends InService on the new config only after its termination wait:
         # all traffic, baked, no auto-rollback alarm.
+        done = ("its shadow test runs" if record.kind == "shadow"
+                else "served all traffic through its bake: known-good")
         return Transition(record, SERVING,
                           {"traffic_at": record.traffic_at or change.at, "known_good_at": change.at},
-                          f"{record.new_endpoint_config} served all traffic through its bake: known-good")
+                          f"{record.new_endpoint_config} {done}")
     record = next(
         (r for r in waiting if r.kind == "deploy" and r.previous_endpoint_config == change.config
          and r.status in (UPDATING, BAKING)),
