@@ -93,13 +93,13 @@ def _media(content_type: str | None) -> str:
 
 def capture_record(config: CaptureConfig, *, request_type: str | None, request: bytes,
                    response_type: str | None, response: bytes | None, inference_id: str | None,
-                   at: datetime) -> dict[str, Any]:
+                   at: datetime, event_id: str | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if config.capture_input:
         data["endpointInput"] = config.payload(request_type, request, "INPUT")
     if config.capture_output and response is not None:
         data["endpointOutput"] = config.payload(response_type, response, "OUTPUT")
-    metadata = {"eventId": str(uuid.uuid4()), "inferenceTime": at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    metadata = {"eventId": event_id or str(uuid.uuid4()), "inferenceTime": at.strftime("%Y-%m-%dT%H:%M:%SZ")}
     if inference_id:
         metadata["inferenceId"] = inference_id
     return {"captureData": data, "eventMetadata": metadata, "eventVersion": EVENT_VERSION}

@@ -13,6 +13,13 @@ moto stores endpoints and answers InvokeEndpoint with canned data. Here, while t
 - InvokeEndpoint (sagemaker-runtime) goes to a variant chosen by weight (or TargetVariant), as
   SageMaker forwards it to a container; a container's 4xx or 5xx answer reaches the caller as
   SageMaker's ModelError (HTTP 424, OriginalStatusCode, OriginalMessage, LogStreamArn).
+- A config's shadow variant (ShadowProductionVariants, at most one, beside exactly one production
+  variant) gets its own `serve` process and a copy of a sampled share of the requests: its
+  InitialVariantWeight divided by the production variant's. The copy is sent after production
+  answered, from a small pool of threads, so the caller's latency never includes the shadow's;
+  its answer is captured under the shadow variant's own folder and counted in the shadow
+  variant's metrics, and never returned (the caller gets production's answer and
+  `x-Amzn-Invoked-Production-Variant` names the production variant).
 - Each invocation produces the `AWS/SageMaker` metrics SageMaker publishes per EndpointName and
   VariantName (Invocations, Invocation4XXErrors, Invocation5XXErrors, InvocationModelErrors:
   1 or 0 per request; ModelLatency and OverheadLatency in microseconds), for a fleet an update
@@ -110,6 +117,9 @@ class Fleet:
     # their container, as from a broken instance; a new fleet (an update, a rollback) starts
     # healthy.
     outage_percent: float = 0.0
+    # The shadow variant's server and the share of requests copied to it (shadow_share()).
+    shadow: ModelServer | None = None
+    shadow_share: float = 0.0
     # Started by UpdateEndpoint (a blue/green update's new fleet, a rollback's): SageMaker also
     # publishes its metrics with the EndpointConfigName dimension, from its first traffic on and
     # after the deployment ends (the deployment guardrails guide's "new fleet" alarms read them).
@@ -141,8 +151,14 @@ class Fleet:
     def stop(self, drain_s: float = 65.0) -> None:
         with self.drained:
             self.drained.wait_for(lambda: self.inflight == 0, timeout=drain_s)
-        with ThreadPoolExecutor(max_workers=max(1, len(self.servers))) as pool:
-            list(pool.map(lambda s: s.stop(), self.servers.values()))
+        with ThreadPoolExecutor(max_workers=max(1, len(self.all_servers()))) as pool:
+            list(pool.map(lambda s: s.stop(), self.all_servers()))
+
+    def all_servers(self) -> list[ModelServer]:
+        return [*self.servers.values(), *([self.shadow] if self.shadow is not None else [])]
+
+    def copies_to_shadow(self) -> bool:
+        return self.shadow is not None and (self.shadow_share >= 1 or random.random() < self.shadow_share)
 
 
 @dataclass
@@ -188,6 +204,8 @@ class EndpointRuntime:
         self._servers: set[ModelServer] = set()  # started and not yet stopped
         self._records_lock = threading.Lock()
         self._restarting: set[ModelServer] = set()  # dead containers being replaced
+        # Copies of requests to shadow variants, answered off the caller's path.
+        self._shadow_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="shadow")
 
     # --- the background loop -------------------------------------------------------------------
     def start(self) -> None:
@@ -212,6 +230,8 @@ class EndpointRuntime:
         self.flush_capture()
         for thread in list(self._jobs):  # starts and updates under way end (a bake aborts)
             thread.join(timeout=60)
+        self._shadow_pool.shutdown(wait=True, cancel_futures=True)
+        self.flush_capture()  # what the last shadow copies captured
         with self.lock:
             fleets = [*self.fleets.values(), *(fleet for fleet, _ in self.green.values())]
             self.fleets, self.green = {}, {}
@@ -271,7 +291,7 @@ class EndpointRuntime:
         with self.lock:
             fleets = [(k, f) for k, f in self.fleets.items() if k not in self.busy]
             fleets += [(k, f) for k, (f, _) in self.green.items() if k not in self.busy]
-            dead = [(k, s) for k, f in fleets for s in f.servers.values()
+            dead = [(k, s) for k, f in fleets for s in f.all_servers()
                     if s.exited() and s not in self._restarting]
             self._restarting.update(s for _, s in dead)
         for key, server in dead:
@@ -417,8 +437,10 @@ class EndpointRuntime:
             raise ModelServerError(f"endpoint config {config_name} does not exist")
         servers: dict[str, ModelServer] = {}
         weights: dict[str, float] = {}
+        shadows = list(getattr(config, "shadow_production_variants", None) or [])
+        fleet = Fleet(config_name, servers, weights, CaptureConfig.from_api(config.data_capture_config))
         try:
-            for variant in config.production_variants:
+            for variant in [*config.production_variants, *shadows]:
                 variant_name, model_name = variant["VariantName"], variant["ModelName"]
                 spec = container_spec(backend, model_name)
                 # A folder per start: an update to the config already served must not share one.
@@ -427,15 +449,20 @@ class EndpointRuntime:
                 logs = self.settings.state_dir / "logs" / "endpoints" / name
                 server = TrackedModelServer(self._servers, name, config_name, variant_name, model_name,
                                             spec, workdir, logs, self.settings.workers)
-                servers[variant_name] = server
-                weights[variant_name] = float(variant.get("InitialVariantWeight", 1.0))
+                if variant in shadows:
+                    fleet.shadow = server
+                else:
+                    servers[variant_name] = server
+                    weights[variant_name] = float(variant.get("InitialVariantWeight", 1.0))
                 server.start(self._read_model(account, spec.model_data_url, variant_name))
-            for server in servers.values():
+            for server in fleet.all_servers():
                 server.wait_healthy(self.settings.start_timeout_s)
         except BaseException:
-            Fleet(config_name, servers, weights, None).stop()
+            fleet.stop()
             raise
-        return Fleet(config_name, servers, weights, CaptureConfig.from_api(config.data_capture_config))
+        if shadows:
+            fleet.shadow_share = shadow_share(config.production_variants, shadows[0])
+        return fleet
 
     def _read_model(self, account: str, url: str, variant: str) -> bytes:
         bucket, _, key = url.removeprefix("s3://").partition("/")
@@ -467,32 +494,17 @@ class EndpointRuntime:
                               "it serves only once InService.")
         server = fleet.choose(headers.get("x-amzn-sagemaker-target-variant"))
         forwarded = {h: headers[h] for h in FORWARDED if h in headers}
-        try:
-            if fleet.outage_percent and random.random() * 100 < fleet.outage_percent:
-                # What a container whose dependency broke answers: a server error, counted in
-                # Invocation5XXErrors as SageMaker counts the container's 5xx.
-                answer = Answer(500, {"content-type": "text/plain"}, OUTAGE_MESSAGE.encode(), 1000)
-            else:
-                with fleet.serving():
-                    answer = server.invoke(body, forwarded)
-            status, model_us = answer.status, answer.latency_us
-        except OSError as exc:
-            # No answer (refused, reset, timed out: the container died or hangs): SageMaker
-            # answers the caller for it with a server error, counted as a 5xx.
-            answer, status = None, 500
-            model_us = (time.perf_counter_ns() - started) // 1000
-            log.warning("endpoint %s variant %s: no answer from the container: %s", name, server.variant, exc)
-        at = utcnow()
-        inference_id = headers.get("x-amzn-sagemaker-inference-id")
-        if answer is not None and 200 <= status < 300 and fleet.capture and fleet.capture.sampled():
-            record = capture_record(fleet.capture, request_type=headers.get("content-type"), request=body,
-                                    response_type=answer.headers.get("content-type"),
-                                    response=answer.body, inference_id=inference_id, at=at)
-            self.capture.add(fleet.capture, account, name, server.variant, record, at)
-        overhead_us = max(0, (time.perf_counter_ns() - started) // 1000 - model_us)
-        put_service_metrics(cloudwatch_backends[account][region], NAMESPACE,
-                            invocation_metrics(name, server.variant, status, model_us, overhead_us, at,
-                                               config=fleet.config if fleet.from_update else None))
+        outage = bool(fleet.outage_percent) and random.random() * 100 < fleet.outage_percent
+        answer, status, model_us = self._ask(fleet, server, body, forwarded, started, outage)
+        # One event id per request: the production and the shadow capture of one request carry
+        # the same eventId (and inferenceId), so the two answers can be joined.
+        event_id = str(uuid.uuid4())
+        sampled = fleet.capture is not None and fleet.capture.sampled()
+        self._record(fleet, (account, region, name), server.variant, headers, body, answer, status, model_us,
+                     started, event_id, sampled)
+        if fleet.copies_to_shadow():
+            self._shadow_pool.submit(self._shadow_copy, fleet, (account, region, name), body, forwarded,
+                                     headers, event_id, sampled)
         if answer is None:
             raise _model_error(account, region, name, status, "no answer from the container")
         if not 200 <= status < 300:
@@ -502,6 +514,55 @@ class EndpointRuntime:
         if "x-amzn-sagemaker-custom-attributes" in answer.headers:
             out["X-Amzn-SageMaker-Custom-Attributes"] = answer.headers["x-amzn-sagemaker-custom-attributes"]
         return Invocation(200, out, answer.body)
+
+    @staticmethod
+    def _ask(fleet: Fleet, server: ModelServer, body: bytes, forwarded: dict[str, str], started: int,
+             outage: bool = False) -> tuple[Answer | None, int, int]:
+        """(answer or None, status, ModelLatency in us) of one container for one request."""
+        try:
+            if outage:
+                # What a container whose dependency broke answers: a server error, counted in
+                # Invocation5XXErrors as SageMaker counts the container's 5xx.
+                answer = Answer(500, {"content-type": "text/plain"}, OUTAGE_MESSAGE.encode(), 1000)
+            else:
+                with fleet.serving():
+                    answer = server.invoke(body, forwarded)
+            return answer, answer.status, answer.latency_us
+        except OSError as exc:
+            # No answer (refused, reset, timed out: the container died or hangs): SageMaker
+            # answers the caller for it with a server error, counted as a 5xx.
+            log.warning("endpoint %s variant %s: no answer from the container: %s", server.endpoint,
+                        server.variant, exc)
+            return None, 500, (time.perf_counter_ns() - started) // 1000
+
+    def _record(self, fleet: Fleet, key: Key, variant: str, headers: dict[str, str], body: bytes,
+                answer: Answer | None, status: int, model_us: int, started: int, event_id: str,
+                sampled: bool) -> None:
+        """What SageMaker keeps of one variant's answer: its capture line (a 2xx to a sampled
+        request) and its AWS/SageMaker datapoints."""
+        account, region, name = key
+        at = utcnow()
+        if answer is not None and 200 <= status < 300 and sampled and fleet.capture is not None:
+            record = capture_record(fleet.capture, request_type=headers.get("content-type"), request=body,
+                                    response_type=answer.headers.get("content-type"), response=answer.body,
+                                    inference_id=headers.get("x-amzn-sagemaker-inference-id"), at=at,
+                                    event_id=event_id)
+            self.capture.add(fleet.capture, account, name, variant, record, at)
+        overhead_us = max(0, (time.perf_counter_ns() - started) // 1000 - model_us)
+        put_service_metrics(cloudwatch_backends[account][region], NAMESPACE,
+                            invocation_metrics(name, variant, status, model_us, overhead_us, at,
+                                               config=fleet.config if fleet.from_update else None))
+
+    def _shadow_copy(self, fleet: Fleet, key: Key, body: bytes, forwarded: dict[str, str],
+                     headers: dict[str, str], event_id: str, sampled: bool) -> None:
+        """The shadow variant's answer to a copy of a request: captured (when the request was
+        sampled) and measured under the shadow variant's name, then dropped."""
+        shadow = fleet.shadow
+        assert shadow is not None
+        started = time.perf_counter_ns()
+        answer, status, model_us = self._ask(fleet, shadow, body, forwarded, started)
+        self._record(fleet, key, shadow.variant, headers, body, answer, status, model_us, started, event_id,
+                     sampled)
 
     def inject_outage(self, key: Key, percent: float) -> str:
         """A share of the requests to the fleet serving `key` now fail (0 ends it); its config."""
@@ -520,7 +581,8 @@ class EndpointRuntime:
     def records(self) -> list[dict[str, Any]]:
         with self.lock:
             fleets = [*self.fleets.values(), *(fleet for fleet, _ in self.green.values())]
-            return [s.record() for fleet in fleets for s in fleet.servers.values()]
+            return [{**s.record(), "shadow": s is fleet.shadow}
+                    for fleet in fleets for s in fleet.all_servers()]
 
     # --- events ------------------------------------------------------------------------------------
     def _put_event(self, key: Key, detail_type: str, detail: dict[str, Any], arn: str) -> None:
@@ -609,6 +671,14 @@ def endpoint_detail(endpoint: Any) -> dict[str, Any]:
     return detail
 
 
+def shadow_share(production: list[dict[str, Any]], shadow: dict[str, Any]) -> float:
+    """The share of requests SageMaker copies to a shadow variant: its InitialVariantWeight
+    relative to the production variant's (0.2 against 1.0 copies one request in five)."""
+    base = float(production[0].get("InitialVariantWeight", 1.0)) if production else 1.0
+    weight = float(shadow.get("InitialVariantWeight", 1.0))
+    return min(1.0, weight / base) if base > 0 else 1.0
+
+
 def invocation_metrics(endpoint: str, variant: str, status: int, model_us: int, overhead_us: int,
                        at: Any, config: str | None = None) -> list[dict[str, Any]]:
     """One request's datapoints, as SageMaker publishes them (1 or 0 per request for the counts);
@@ -675,5 +745,13 @@ def apply_config(endpoint: Any, config: Any, retain_variant_properties: bool) ->
                     variant[key] = kept[key]
     endpoint.endpoint_config_name = config.endpoint_config_name
     endpoint.production_variants = variants
+    list_shadow_variants(endpoint, config)
     endpoint.data_capture_config = config.data_capture_config
     endpoint.last_modified_time = utcnow()
+
+
+def list_shadow_variants(endpoint: Any, config: Any) -> None:
+    """DescribeEndpoint's ShadowProductionVariants: the config's shadow variants (kept by
+    moto_server.py, which moto drops), as summaries like the production variants'."""
+    shadows = getattr(config, "shadow_production_variants", None)
+    endpoint.shadow_production_variants = endpoint._process_production_variants(shadows) if shadows else None

@@ -17,6 +17,12 @@ The local control plane (local_aws/control_plane.py) needs more inside the serve
   endpoint is Updating, with PendingDeploymentSummary, until the new config's servers answer
   /ping, then switches; without it, at once. Either way the variants' instance counts and weights
   are kept when RetainAllVariantProperties is set, as SageMaker does.
+- Shadow variants: moto's CreateEndpointConfig drops ShadowProductionVariants, so
+  DescribeEndpointConfig and DescribeEndpoint never show them and no shadow is served. Here the
+  config keeps them (refused, as SageMaker refuses it, beside more than one production variant or
+  as more than one shadow), DescribeEndpointConfig returns them, the endpoint lists them
+  (DescribeEndpoint's ShadowProductionVariants, and PendingDeploymentSummary's during an update)
+  and the endpoint runtime serves them.
 - Serving (MLOPS_LOCAL_SERVE_ENDPOINTS=true, set by `mlops local up`): endpoints start Creating
   and local_aws/endpoint_runtime.py backs them with model server processes, answers
   InvokeEndpoint through them and writes their data capture and AWS/SageMaker metrics.
@@ -32,9 +38,10 @@ The local control plane (local_aws/control_plane.py) needs more inside the serve
 - UpdateModelPackage: moto replaces the package's CustomerMetadataProperties (and approval
   description) with what the update sends, dropping them when it sends none; AWS adds the sent
   properties to the existing ones. An approval would otherwise erase the metrics and lineage the
-  register step attached. And moto records no IAM identity in CreatedBy and LastModifiedBy (a
-  made-up Studio user instead): here they name the caller (its STS session or IAM user), which is
-  what the deploy handler's provenance check reads.
+  register step attached. Likewise an update without ModelApprovalStatus (a promotion's
+  metadata) keeps the status; moto cleared it. And moto records no IAM identity in CreatedBy and
+  LastModifiedBy (a made-up Studio user instead): here they name the caller (its STS session or
+  IAM user), which is what the deploy handler's provenance check reads.
 - DynamoDB names the missing table as AWS does ("Requested resource not found: Table: <name> not
   found"); moto says only "Requested resource not found". Terraform treats a DeleteTable that
   finds no table as done only on AWS's wording, so a delete the SDK had retried (the first
@@ -98,7 +105,13 @@ from moto.sqs import models as sqs_models
 from local_aws import api_constraints, iam_enforcement, lambda_code_urls, metric_math, metric_store
 from local_aws.background import BackgroundControlPlane
 from local_aws.deployment_guardrails import problems as deployment_problems
-from local_aws.endpoint_runtime import EndpointRuntime, InvokeError, Settings, apply_config
+from local_aws.endpoint_runtime import (
+    EndpointRuntime,
+    InvokeError,
+    Settings,
+    apply_config,
+    list_shadow_variants,
+)
 from local_aws.http_server import LocalAwsServer
 from local_aws.lifecycle import OUTAGE_PATH
 from local_aws.pipeline_executions import PipelineExecutions
@@ -252,9 +265,46 @@ def _update_endpoint(self: Any) -> Any:
             for v in config.production_variants
         ],
     }
+    shadows = getattr(config, "shadow_production_variants", None)
+    if shadows:
+        endpoint.pending_deployment_summary["ShadowProductionVariants"] = [
+            {"VariantName": v["VariantName"], "DesiredWeight": float(v.get("InitialVariantWeight", 1.0)),
+             "DesiredInstanceCount": int(v.get("InitialInstanceCount", 1))} for v in shadows]
     _RUNTIME.request_update((self.current_account, self.region, name), config_name, retain,
                             self._get_param("DeploymentConfig"))
     return sagemaker_responses.ActionResult({"EndpointArn": endpoint.arn})
+
+
+SHADOW_RULE = ("an endpoint config with ShadowProductionVariants has exactly one ProductionVariant and "
+               "one ShadowProductionVariant")
+
+
+def _endpoint_configs_keep_shadow_variants() -> None:
+    """CreateEndpointConfig keeps ShadowProductionVariants (moto drops them); CreateEndpoint
+    lists them on the endpoint, as DescribeEndpoint shows them in AWS."""
+    responses = sagemaker_responses.SageMakerResponse
+    create_config, create_endpoint = responses.create_endpoint_config, responses.create_endpoint
+
+    def create_endpoint_config(self: Any) -> Any:
+        shadows = self._get_param("ShadowProductionVariants")
+        if shadows:
+            if len(shadows) != 1 or len(self._get_param("ProductionVariants") or []) != 1:
+                raise ValidationError(message=SHADOW_RULE)
+            self.sagemaker_backend.validate_production_variants(shadows)  # its model exists
+        result = create_config(self)
+        config = self.sagemaker_backend.endpoint_configs[self._get_param("EndpointConfigName")]
+        config.shadow_production_variants = shadows or None
+        return result
+
+    def create_endpoint_with_shadows(self: Any) -> Any:
+        result = create_endpoint(self)
+        backend = self.sagemaker_backend
+        endpoint = backend.endpoints[self._get_param("EndpointName")]
+        list_shadow_variants(endpoint, backend.endpoint_configs[endpoint.endpoint_config_name])
+        return result
+
+    responses.create_endpoint_config = create_endpoint_config
+    responses.create_endpoint = create_endpoint_with_shadows
 
 
 def _invoke_endpoint(self: Any) -> Any:
@@ -356,6 +406,8 @@ def _package_updates_keep_metadata() -> None:
                                             **(customer_metadata_properties or {})}
             if approval_description is None:
                 approval_description = package.approval_description
+            if model_approval_status is None:  # a metadata-only update keeps the status, as in AWS
+                model_approval_status = package.model_approval_status
         return original(self, model_package_arn, model_approval_status, approval_description,
                         customer_metadata_properties, *args, **kwargs)
 
@@ -574,6 +626,7 @@ def patch() -> None:
     _bucket_policy_sees_the_transport()
     moto_server.DomainDispatcherApplication = _TransportAwareApp
     sagemaker_responses.SageMakerResponse.update_endpoint = _update_endpoint
+    _endpoint_configs_keep_shadow_variants()
     _percentiles_in_statistics()
     cloudwatch_models.parse_expression = metric_math.evaluate_results
     _queues_invoke_no_lambdas()

@@ -33,6 +33,7 @@ from mlops.rbac import (
     run_credentials_command,
     run_rbac_command,
 )
+from mlops.shadow_report import add_report_arguments, run_report_command
 from mlops.terraform import TerraformError
 from mlops.traffic import add_invoke_arguments, add_traffic_arguments, run_invoke_command, run_traffic_command
 from stacks.config import ENVIRONMENT_NAMES, ConfigError
@@ -435,6 +436,15 @@ def build_parser() -> argparse.ArgumentParser:
                "compares it with the approved model's reference, writes JSON and HTML reports to "
                "the artifacts bucket and publishes the drift metrics.",
                add_check_arguments, run_check_command)
+
+    shadow = sub.add_parser("shadow", help="shadow tests: a candidate beside production")
+    shadow_sub = shadow.add_subparsers(dest="shadow_command", required=True, metavar="COMMAND")
+    _delegated(shadow_sub, "report",
+               "compare the shadow variant with production over a window of captured traffic",
+               "Joins both variants' captured answers by inference id, computes the agreement "
+               "rate, the score distance (KS, Jensen-Shannon) and each variant's p95 latency, "
+               "judges them against serving.shadow_* and writes the report to the artifacts bucket.",
+               add_report_arguments, run_report_command)
 
     quality = sub.add_parser("quality", help="model quality against ground truth")
     quality_sub = quality.add_subparsers(dest="quality_command", required=True, metavar="COMMAND")

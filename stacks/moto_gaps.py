@@ -86,8 +86,6 @@ def undeletable(addresses: list[str]) -> list[str]:
 UNREAD_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     # DescribeModel omits EnableNetworkIsolation (reads false) and returns an empty VpcConfig.
     "aws_sagemaker_model": ("enable_network_isolation", "vpc_config"),
-    # DescribeEndpointConfig omits ShadowProductionVariants.
-    "aws_sagemaker_endpoint_configuration": ("shadow_production_variants",),
     # DescribeEndpoint omits DeploymentConfig (blue/green policy and auto-rollback alarms).
     "aws_sagemaker_endpoint": ("deployment_config",),
     # GetQueueAttributes returns RedrivePolicy re-serialized with spaces, and the provider compares

@@ -145,6 +145,14 @@ class Serving(Strict):
     # Mirror a share of live traffic to a candidate variant whose responses are discarded.
     shadow: bool = False
     shadow_sampling_percent: Annotated[int, Field(ge=1, le=100)] = 20
+    # What `mlops shadow report` must show for a shadow to pass (and `mlops model promote` to
+    # take it): the share of requests on which it agrees with production (the same class at the
+    # decision threshold; regression: within shadow_tolerance), at most this p95 latency ratio
+    # to production's, over at least shadow_min_rows joined requests.
+    shadow_min_agreement: Fraction = 0.95
+    shadow_max_p95_ratio: Annotated[float, Field(gt=0)] = 1.5
+    shadow_min_rows: Annotated[int, Field(ge=1)] = 100
+    shadow_tolerance: Annotated[float, Field(ge=0)] = 0.01
     # Serve from EKS as well (the environment must enable EKS).
     eks: bool = False
 

@@ -33,6 +33,9 @@ Approved packages:
      UpdateEndpoint with DEPLOYMENT_CONFIG (blue/green canary/linear, auto-rollback alarms), or
      CreateEndpoint if there is no endpoint. A failed call marks the record FAILED.
 4. Audit record; summary to the warning topic.
+With `serving.shadow` on (SHADOW_SAMPLING_PERCENT > 0) step 3 deploys the package as the shadow
+variant of what production serves (lambdas/shared/control/shadow.py: kind `shadow`, config
+`<endpoint>-v<version>-s<hash>`), until a passing shadow report promotes it.
 The handler does not wait for the blue/green update: SageMaker shifts traffic and rolls back by
 itself on the auto-rollback alarms, and its endpoint events move the record on.
 """
@@ -45,7 +48,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.shared.control import events, history, latency_baseline, provenance
+from lambdas.shared.control import events, history, latency_baseline, provenance, shadow
 from lambdas.shared.control.errors import RetryLaterError
 from lambdas.shared.control.settings import load_settings
 from lambdas.shared.control.shell import ControlLoop, Invocation
@@ -99,10 +102,17 @@ def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[s
             topic=settings.critical_topic_arn,
         )
 
-    name = history.resource_name(settings.endpoint_name, arn, version)
-    record_id = history.deployment_id("deploy", name, event.changed_at)
+    model = history.resource_name(settings.endpoint_name, arn, version)
     with loop.endpoint_lease(invocation, f"deploy {arn}"):
         state = loop.sagemaker.endpoint()
+        mode = shadow.serving_mode(settings.shadow_sampling_percent, state.exists,
+                                   package.get("CustomerMetadataProperties") or {})
+        production_variant = (loop.sagemaker.production_variant(state.config)
+                              if mode.mode == "shadow" else None)
+        name = (shadow.config_name(settings.endpoint_name, arn, version, production_variant["ModelName"])
+                if production_variant else model)
+        kind = "shadow" if production_variant else "deploy"
+        record_id = history.deployment_id(kind, name, event.changed_at)
         records = loop.history.list(settings.endpoint_name)
         plan = history.deploy_decision(
             records, record_id, name, history.iso(event.changed_at), state.config, state.pending_config
@@ -112,6 +122,8 @@ def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[s
             endpoint_config=state.config,
             pending_config=state.pending_config,
             new_endpoint_config=name,
+            serving_mode=mode.mode,
+            serving_mode_reason=mode.reason,
         )
         if plan.action != "deploy":
             return loop.decide(
@@ -128,7 +140,7 @@ def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[s
         record = plan.existing or history.Deployment(
             endpoint_name=settings.endpoint_name,
             deployment_id=record_id,
-            kind="deploy",
+            kind=kind,
             status=history.STARTING,
             model_package_arn=arn,
             model_package_version=version,
@@ -141,7 +153,10 @@ def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[s
         loop.history.create(record)
 
         def build_and_switch() -> str:
-            loop.sagemaker.build(name, arn)
+            if production_variant is not None:
+                loop.sagemaker.build_shadow(name, model, arn, production_variant)
+            else:
+                loop.sagemaker.build(name, arn)
             return loop.sagemaker.switch(name, state, guarded=True)
 
         outcome = loop.history.track(record, build_and_switch)
@@ -151,10 +166,12 @@ def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[s
         previous_model_package_arn=record.previous_model_package_arn,
         deployment_config=settings.deployment_config if outcome == history.UPDATING else None,
     )
+    where = "as the shadow variant" if kind == "shadow" else "to production"
     return loop.decide(
         **common,
-        decision="deployed",
-        summary=f"{arn} -> {settings.endpoint_name}: {outcome}, {record.previous_endpoint_config} -> {name}",
+        decision="shadowed" if kind == "shadow" else "deployed",
+        summary=f"{arn} -> {settings.endpoint_name} {where}: {outcome}, "
+                f"{record.previous_endpoint_config} -> {name}",
         reasons=[plan.reason],
         inputs=inputs,
         topic=settings.warning_topic_arn,
@@ -208,7 +225,9 @@ def track(event: events.EndpointStateChange, invocation: Invocation) -> dict[str
         history.ROLLED_BACK: settings.critical_topic_arn,
         history.FAILED: settings.critical_topic_arn,
     }[move.status]
-    decision = {history.SERVING: "known-good"}.get(move.status, move.status.lower().replace("_", "-"))
+    # A shadow record that serves means its test runs; it is no known-good production model.
+    serving = "shadowing" if record.kind == "shadow" else "known-good"
+    decision = {history.SERVING: serving}.get(move.status, move.status.lower().replace("_", "-"))
     return loop.decide(
         **common,
         decision=decision,

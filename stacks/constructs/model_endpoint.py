@@ -305,6 +305,8 @@ class ModelEndpoint(Construct):
             "KMS_KEY_ARN": p.kms_key_arn,
             "NETWORK_ISOLATION": str(p.network_isolation).lower(),
             "DEPLOYMENT_CONFIG": json.dumps(self.deployment_config(), separators=(",", ":")),
+            # serving.shadow: approved packages go to the shadow variant until promoted (0: off).
+            "SHADOW_SAMPLING_PERCENT": str(p.shadow_sampling_percent if p.shadow else 0),
             # A first deployment (CreateEndpoint) has no blue/green bake: it is known-good after
             # as long with all traffic as an update's termination wait.
             "BAKE_SECONDS": str(p.deployment.termination_wait_seconds),

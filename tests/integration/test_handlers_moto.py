@@ -1059,3 +1059,44 @@ def test_what_the_handlers_create_carries_the_cost_allocation_tags(world):
         assert {k: tags.get(k) for k in ("project", "team", "environment")} == {
             "project": "demo", "team": "ml-research", "environment": "dev"}, tags
         assert tags["model-package-arn"] == v1
+
+
+def test_with_shadow_tests_on_a_package_is_shadowed_until_a_passing_report_promotes_it(moto_server,
+                                                                                         monkeypatch):
+    """serving.shadow: the approved package becomes the shadow variant of what production serves
+    (kind `shadow`, production unchanged, a guarded update); the promotion's metadata update
+    (PASSED_KEY, by the approver) deploys it to production by the normal guarded update."""
+    from lambdas.shared.control import shadow
+
+    world = World(moto_server, monkeypatch, SHADOW_SAMPLING_PERCENT="20")
+    world.bootstrap_endpoint()
+    v1 = world.register(GOOD, "run-1")
+    gate_and_deploy(world, v1, bake=False)
+    version = world.sm.describe_model_package(ModelPackageName=v1)["ModelPackageVersion"]
+    served = world.serving()
+    assert served == shadow.config_name(ENDPOINT, v1, version, BOOTSTRAP)
+    config = world.sm.describe_endpoint_config(EndpointConfigName=served)
+    production = [(v["VariantName"], v["ModelName"]) for v in config["ProductionVariants"]]
+    assert production == [("primary", BOOTSTRAP)]
+    (candidate,) = config["ShadowProductionVariants"]
+    assert (candidate["VariantName"], candidate["ModelName"], candidate["InitialVariantWeight"]) == (
+        "shadow", name_of(world, v1), 0.2)
+    described = world.sm.describe_endpoint(EndpointName=ENDPOINT)
+    assert [v["VariantName"] for v in described["ShadowProductionVariants"]] == ["shadow"]
+    assert world.updates[-1]["DeploymentConfig"] == json.loads(world.env["DEPLOYMENT_CONFIG"])
+    world.bake(served, BOOTSTRAP)
+    (record,) = world.deployments()
+    assert (record["kind"], record["status"], record["model_package_arn"]) == ("shadow", "SERVING", v1)
+    assert [a["decision"] for a in world.audit("deploy")] == ["shadowed"]
+    assert world.audit("deployment")[-1]["decision"] == "shadowing"
+
+    world.approver.update_model_package(ModelPackageArn=v1, CustomerMetadataProperties={
+        shadow.PASSED_KEY: f"s3://{BUCKET}/demo/shadow/{ENDPOINT}/20260302T100000Z/report.json"})
+    world.deliver_ok("deploy", world.package_event(v1))
+    assert world.serving() == name_of(world, v1)
+    promoted = world.sm.describe_endpoint_config(EndpointConfigName=name_of(world, v1))
+    assert "ShadowProductionVariants" not in promoted
+    assert "ShadowProductionVariants" not in world.sm.describe_endpoint(EndpointName=ENDPOINT)
+    assert world.updates[-1]["DeploymentConfig"] == json.loads(world.env["DEPLOYMENT_CONFIG"])
+    assert [r["kind"] for r in world.deployments()] == ["shadow", "deploy"]
+    assert [a["decision"] for a in world.audit("deploy")] == ["shadowed", "deployed"]

@@ -589,3 +589,143 @@ def test_labels_with_a_third_flipped_send_the_accuracy_alarm_to_alarm(world, tmp
     assert any("quality-critical-accuracy-drop" in c and "-> ALARM" in c for c in changes), (
         changes, control.values(alarm, datetime.now(UTC)), summary["window"])
     world.sm.delete_endpoint(EndpointName="quality")
+
+
+SHADOW = "shadow"
+
+
+def _shadowed_endpoint(world: World, endpoint: str, shadow_env: dict[str, str], weight: float = 1.0) -> None:
+    world.model(f"{endpoint}-candidate", f"s3://{ARTIFACTS}/demo/model.tar.gz", **shadow_env)
+    world.sm.create_endpoint_config(
+        EndpointConfigName=endpoint,
+        ProductionVariants=[{"VariantName": VARIANT, "ModelName": "demo-1", "InstanceType": "ml.m5.large",
+                             "InitialInstanceCount": 1, "InitialVariantWeight": 1.0}],
+        ShadowProductionVariants=[{"VariantName": SHADOW, "ModelName": f"{endpoint}-candidate",
+                                   "InstanceType": "ml.m5.large", "InitialInstanceCount": 1,
+                                   "InitialVariantWeight": weight}],
+        DataCaptureConfig={
+            "EnableCapture": True, "InitialSamplingPercentage": 100,
+            "DestinationS3Uri": f"s3://{CAPTURE}/demo", "KmsKeyId": world.key_id,
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]}})
+    world.sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=endpoint)
+    assert world.wait(endpoint)["EndpointStatus"] == "InService"
+
+
+def _captured(world: World, endpoint: str, variant: str, ids: set[str]) -> dict[str, dict]:
+    """The capture records of `variant` by inference id, once all of `ids` are written."""
+    deadline, found = time.monotonic() + 15, {}
+    while time.monotonic() < deadline:
+        found = {}
+        prefix = f"demo/{endpoint}/{variant}/"
+        for page in world.s3.get_paginator("list_objects_v2").paginate(Bucket=CAPTURE, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                body = world.s3.get_object(Bucket=CAPTURE, Key=obj["Key"])["Body"].read().decode()
+                for line in body.splitlines():
+                    record = json.loads(line)
+                    found[record["eventMetadata"].get("inferenceId")] = record
+        if set(found) >= ids:
+            break
+        time.sleep(0.2)
+    return found
+
+
+def test_a_shadow_variant_gets_a_copy_whose_answer_is_captured_never_returned(world, rows, estimator):
+    """The bar of shadow tests: the caller gets production's answer only (and its variant's
+    name), the shadow's answer to the same request lands in the shadow variant's capture folder
+    with the same eventId and inferenceId, each variant has its own metrics, and the shadow's
+    (slowed) answer is not on the caller's path."""
+    endpoint = "shadowed"
+    _shadowed_endpoint(world, endpoint, {"MLOPS_FAULT_LATENCY_MS": "300"})
+    config = world.sm.describe_endpoint_config(EndpointConfigName=endpoint)
+    assert [v["VariantName"] for v in config["ShadowProductionVariants"]] == [SHADOW]
+    described = world.sm.describe_endpoint(EndpointName=endpoint)
+    assert [v["VariantName"] for v in described["ProductionVariants"]] == [VARIANT]
+    assert [v["VariantName"] for v in described["ShadowProductionVariants"]] == [SHADOW]
+    served = sorted((e["variant"], e["shadow"]) for e in world.local.endpoints() if e["name"] == endpoint)
+    assert served == [(VARIANT, False), (SHADOW, True)]
+
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    ids = {f"shadow-{i}" for i in range(8)}
+    expected = estimator.predict_proba(rows.head(8))[:, 1].tolist()
+    for i, inference_id in enumerate(sorted(ids, key=lambda x: int(x.split("-")[1]))):
+        answer = world.runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv",
+                                               InferenceId=inference_id,
+                                               Body=rows.iloc[[i]].to_csv(header=False, index=False))
+        assert answer["InvokedProductionVariant"] == VARIANT
+        assert float(answer["Body"].read()) == expected[i]
+    production = _captured(world, endpoint, VARIANT, ids)
+    shadow = _captured(world, endpoint, SHADOW, ids)
+    assert set(production) == set(shadow) == ids
+    for inference_id in ids:
+        mine, theirs = production[inference_id], shadow[inference_id]
+        assert mine["eventMetadata"]["eventId"] == theirs["eventMetadata"]["eventId"]
+        assert mine["captureData"]["endpointInput"] == theirs["captureData"]["endpointInput"]
+        assert theirs["captureData"]["endpointOutput"]["mode"] == "OUTPUT"
+
+    def latency(variant: str, metric: str, stat: str) -> float:
+        got = world.cw.get_metric_statistics(
+            Namespace="AWS/SageMaker", MetricName=metric, StartTime=since, Period=3600, Statistics=[stat],
+            EndTime=datetime.now(UTC) + timedelta(minutes=1),
+            Dimensions=[{"Name": "EndpointName", "Value": endpoint},
+                        {"Name": "VariantName", "Value": variant}])
+        return got["Datapoints"][0][stat]
+
+    assert latency(SHADOW, "Invocations", "Sum") == latency(VARIANT, "Invocations", "Sum") == len(ids)
+    # The shadow's 300 ms are its own ModelLatency; production's request, model and overhead
+    # together, never waited for them.
+    assert latency(SHADOW, "ModelLatency", "Minimum") >= 300_000
+    served_us = latency(VARIANT, "ModelLatency", "Maximum") + latency(VARIANT, "OverheadLatency", "Maximum")
+    assert served_us < 300_000
+
+    # The shadow report of that window, from those captures and metrics.
+    from lambdas.shared.scheduled_window import Window
+    from lambdas.shared.shadow.report import ShadowSettings, Thresholds, run_shadow_report
+
+    settings = ShadowSettings(project="demo", endpoint_name=endpoint, task="classification",
+                              capture_s3_uri=f"s3://{CAPTURE}/demo", artifacts_bucket=ARTIFACTS,
+                              thresholds=Thresholds(min_rows=len(ids)))
+    window = Window(since, datetime.now(UTC) + timedelta(seconds=1))
+    report = run_shadow_report(settings, window, s3=world.s3, cloudwatch=world.cw)
+    assert (report["rows"], report["production_only"], report["shadow_only"]) == (len(ids), 0, 0)
+    assert report["agreement_rate"] == 1.0  # the same model: the same answers
+    assert report["score_distance"]["ks"] == 0 and report["score_distance"]["js"] == 0
+    latency_ms = report["latency_p95_ms"]
+    assert latency_ms["shadow"] >= 300 > latency_ms["production"] and latency_ms["ratio"] > 1.5
+    assert not report["passed"] and report["reasons"] == [
+        f"shadow p95 latency is {latency_ms['ratio']:.2f}x production's, over 1.5x"]
+    key = f"demo/shadow/{endpoint}/{window.label}/report.json"
+    assert report["report"] == f"s3://{ARTIFACTS}/{key}"
+    written = json.loads(world.s3.get_object(Bucket=ARTIFACTS, Key=key)["Body"].read())
+    assert written["passed"] is False and written["rows"] == len(ids)
+
+
+def test_a_failing_shadow_never_reaches_the_caller(world, rows):
+    endpoint = "shadow-fails"
+    _shadowed_endpoint(world, endpoint, {"MLOPS_FAULT_ERROR_PERCENT": "100"})
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    for i in range(3):
+        answer = world.runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv",
+                                               Body=rows.iloc[[i]].to_csv(header=False, index=False))
+        assert answer["InvokedProductionVariant"] == VARIANT
+    dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": SHADOW}]
+    deadline, errors = time.monotonic() + 10, 0.0
+    while time.monotonic() < deadline and errors < 3:
+        got = world.cw.get_metric_statistics(
+            Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors", StartTime=since, Period=3600,
+            Statistics=["Sum"], EndTime=datetime.now(UTC) + timedelta(minutes=1), Dimensions=dims)
+        errors = sum(p["Sum"] for p in got["Datapoints"])
+        time.sleep(0.1)
+    assert errors == 3  # counted for the shadow variant, never an error for the caller
+    world.sm.delete_endpoint(EndpointName=endpoint)
+
+
+def test_sagemaker_refuses_a_shadow_beside_two_production_variants(world):
+    def variant(name: str) -> dict:
+        return {"VariantName": name, "ModelName": "demo-1", "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1}
+
+    with pytest.raises(ClientError, match="exactly one ProductionVariant"):
+        world.sm.create_endpoint_config(EndpointConfigName="two-and-shadow",
+                                        ProductionVariants=[variant("a"), variant("b")],
+                                        ShadowProductionVariants=[variant("s")])

@@ -130,6 +130,9 @@ def test_handlers_get_the_endpoint_settings_terraform_uses(doc):
     assert env["CAPTURE_S3_URI"] == capture["destination_s3_uri"]
     assert env["CAPTURE_SAMPLING_PERCENT"] == str(capture["initial_sampling_percentage"])
     assert env["KMS_KEY_ARN"] == config["kms_key_arn"] and env["NETWORK_ISOLATION"] == "true"
+    shadows = config.get("shadow_production_variants") or []
+    percent = round(shadows[0]["initial_variant_weight"] * 100) if shadows else 0
+    assert env["SHADOW_SAMPLING_PERCENT"] == str(percent)
     api = json.loads(env["DEPLOYMENT_CONFIG"])
     tf = endpoint["deployment_config"]
     routing = tf["blue_green_update_policy"]["traffic_routing_configuration"]

@@ -45,7 +45,7 @@ IN_FLIGHT = (STARTING, UPDATING, CREATING, BAKING)  # waiting for SageMaker's ev
 class Deployment:
     endpoint_name: str
     deployment_id: str
-    kind: Literal["deploy", "rollback"]
+    kind: Literal["deploy", "rollback", "shadow"]  # shadow: a shadow test (control/shadow.py)
     status: str
     new_endpoint_config: str
     event_time: str  # ISO-8601 UTC of the state change that caused it
@@ -124,6 +124,19 @@ def serving_deployment(history: Iterable[Deployment], current_config: str | None
     )
 
 
+def production_behind(records: Sequence[Deployment], served: Deployment | None) -> Deployment | None:
+    """What production serves: `served`, or, when it is a shadow test, the record whose model the
+    test keeps as production (the production variant's alarms are about that model, never the
+    shadow's)."""
+    seen: set[str] = set()
+    while served is not None and served.kind == "shadow" and served.deployment_id not in seen:
+        seen.add(served.deployment_id)
+        behind = served.previous_endpoint_config
+        served = next((r for r in records if r.new_endpoint_config == behind and r.status != ROLLED_BACK),
+                      None)
+    return served
+
+
 def took_traffic(record: Deployment) -> str | None:
     """When the record's fleet took traffic (ISO); None while an update has not shifted any yet.
     A rollback switches all at once: from its start. A known-good record written without events
@@ -153,7 +166,7 @@ def update_underway(records: Sequence[Deployment], at: str, served: Deployment |
     known-good or ended by then (newer than what the endpoint serves now): still in flight, or
     ended by SageMaker since (ROLLED_BACK, with its end after `at`)."""
     def underway(r: Deployment) -> bool:
-        if r.kind != "deploy" or r.new_endpoint_config == current_config or r.started_at > at:
+        if r.kind not in ("deploy", "shadow") or r.new_endpoint_config == current_config or r.started_at > at:
             return False
         if served is not None and r.started_at <= served.started_at:
             return False
@@ -181,7 +194,7 @@ def accuracy_drop_cause(history: Sequence[Deployment], alarm_at: str, healthy_at
     known-good model restored by a rollback) -> retrain. `healthy_at`: the times (ISO, each a
     window's end) of the accuracy-drop datapoints at or under the alarm's threshold; a window
     counts only if it began after the deployment took traffic (all of it was that model's)."""
-    served = served_at(history, alarm_at)
+    served = production_behind(live(history), served_at(history, alarm_at))
     if served is None:
         return DropCause("concept-drift", "no deployment of the loop served when the drop began", None)
     took = took_traffic(served) or served.started_at
@@ -261,7 +274,7 @@ def rollback_decision(
     AutoRollbackConfiguration); an update in flight is theirs to answer only then."""
     now = now or iso(datetime.now(UTC))
     records = live(history)
-    served = serving_deployment(records, current_config)
+    served = production_behind(records, serving_deployment(records, current_config))
     underway = update_underway(records, alarm_at, served, current_config)
     if underway is not None:
         # A blue/green update was under way when the alarm fired: during its bakes SageMaker's
@@ -393,9 +406,11 @@ def track_decision(
                               f"{bake_seconds} s (BAKE_SECONDS) at {until}")
         # A blue/green update ends InService on the new config only after its termination wait:
         # all traffic, baked, no auto-rollback alarm.
+        done = ("its shadow test runs" if record.kind == "shadow"
+                else "served all traffic through its bake: known-good")
         return Transition(record, SERVING,
                           {"traffic_at": record.traffic_at or change.at, "known_good_at": change.at},
-                          f"{record.new_endpoint_config} served all traffic through its bake: known-good")
+                          f"{record.new_endpoint_config} {done}")
     record = next(
         (r for r in waiting if r.kind == "deploy" and r.previous_endpoint_config == change.config
          and r.status in (UPDATING, BAKING)),

@@ -11,6 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from lambdas.shared.control import shadow
 from lambdas.shared.control.errors import RetryLaterError
 from lambdas.shared.control.history import CREATING, UPDATING
 from lambdas.shared.control.settings import Settings
@@ -90,6 +91,18 @@ class SageMaker:
     def build(self, name: str, package_arn: str) -> None:
         """The model and endpoint config `name` serving `package_arn` (created if absent)."""
         s = self.settings
+        self.build_model(name, package_arn)
+        self._config(name, package_arn, [{
+            "VariantName": s.variant_name,
+            "ModelName": name,
+            "InstanceType": s.instance_type,
+            "InitialInstanceCount": s.initial_instance_count,
+            "InitialVariantWeight": 1.0,
+        }])
+
+    def build_model(self, name: str, package_arn: str) -> None:
+        """The model `name` serving `package_arn` (created if absent)."""
+        s = self.settings
         try:
             self.client.describe_model(ModelName=name)
         except ClientError as exc:
@@ -103,20 +116,32 @@ class SageMaker:
                 EnableNetworkIsolation=s.network_isolation,
                 Tags=self._tags(package_arn),
             )
+
+    def production_variant(self, config: str) -> dict[str, Any]:
+        """The production variant of endpoint config `config`, as CreateEndpointConfig takes it."""
+        variants = self.client.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+        return next((v for v in variants if v.get("VariantName") == self.settings.variant_name), variants[0])
+
+    def build_shadow(self, name: str, model: str, package_arn: str,
+                     production_variant: dict[str, Any]) -> None:
+        """The endpoint config `name`: `production_variant` as it serves now, and the model
+        `model` (serving `package_arn`, created if absent) as its shadow variant."""
+        s = self.settings
+        self.build_model(model, package_arn)
+        production, shadows = shadow.variants(production_variant, model, s.instance_type,
+                                              s.initial_instance_count, s.shadow_sampling_percent)
+        self._config(name, package_arn, production, shadows)
+
+    def _config(self, name: str, package_arn: str, production: list[dict[str, Any]],
+                shadows: list[dict[str, Any]] | None = None) -> None:
+        s = self.settings
         if self.config_exists(name):
             return
         self._create(
             self.client.create_endpoint_config,
             EndpointConfigName=name,
-            ProductionVariants=[
-                {
-                    "VariantName": s.variant_name,
-                    "ModelName": name,
-                    "InstanceType": s.instance_type,
-                    "InitialInstanceCount": s.initial_instance_count,
-                    "InitialVariantWeight": 1.0,
-                }
-            ],
+            ProductionVariants=production,
+            **({"ShadowProductionVariants": shadows} if shadows else {}),
             DataCaptureConfig={
                 "EnableCapture": True,
                 "InitialSamplingPercentage": s.capture_sampling_percent,

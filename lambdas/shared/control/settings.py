@@ -25,6 +25,7 @@ deploy, rollback, retrain) take the same set, so the stack builds one environmen
 | `KMS_KEY_ARN` | yes | encrypts captured data and the endpoint's storage volumes |
 | `NETWORK_ISOLATION` | no: `true` | models run without network access (as the construct's bootstrap model) |
 | `DEPLOYMENT_CONFIG` | yes | JSON: SageMaker's `DeploymentConfig` for UpdateEndpoint (1) |
+| `SHADOW_SAMPLING_PERCENT` | no: `0` | approved packages go to the shadow variant (shadow.py) |
 | `BAKE_SECONDS` | no: `0` | a first deployment (CreateEndpoint) is known-good this long after InService |
 | `GATE_CONFIG` | yes | JSON: the gate's thresholds and bounds (2) |
 | `DEPLOYMENTS_TABLE` | yes | DynamoDB deployment history (schema: `tables.DEPLOYMENTS`) |
@@ -156,6 +157,7 @@ class Settings:
     approver_role_arn: str = setting("APPROVER_ROLE_ARN", role_arn)
     variant_name: str = setting("VARIANT_NAME", name, default="primary")
     bake_seconds: int = setting("BAKE_SECONDS", whole(0), default=0)
+    shadow_sampling_percent: int = setting("SHADOW_SAMPLING_PERCENT", whole(0, 100), default=0)
     accuracy_alarm: str | None = setting("ACCURACY_ALARM", name, default=None)
     accuracy_drop_percent: float = setting("ACCURACY_DROP_PERCENT", positive, default=10.0)
     quality_window_minutes: int = setting("QUALITY_WINDOW_MINUTES", whole(1), default=60)
