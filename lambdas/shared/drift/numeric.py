@@ -207,6 +207,63 @@ def compare_numeric(
     return NumericComparison(d, p, n1, n2, n_missing, cur_bins)
 
 
+@dataclass(frozen=True)
+class NumericCounts:
+    """A current sample reduced to what `compare_numeric` reads of it, as counts that add up
+    across shards of a window (so a sharded batch job gets the one-pass result, bit for bit).
+
+    The KS statistic needs F_cur at every reference point (max side) and, at every current point,
+    F_ref together with the current sample's own rank (min side). Between two consecutive reference
+    values F_ref is flat, so of the current points sharing a count k = #ref <= x only the last one
+    (largest rank, i.e. #cur with #ref <= x at most k) can attain the minimum. Hence
+    `le[k]` = #{x : #ref <= x == k} gives the min side exactly, and `lt[k]` = #{x : #ref < x == k}
+    gives #cur <= ref[i] as its cumulative sum (max side and the bin counts). Both have n_ref + 1
+    entries whatever the window's size."""
+
+    le: np.ndarray  # int64[n_ref + 1]
+    lt: np.ndarray  # int64[n_ref + 1]
+    n_missing: int
+
+    def __add__(self, other: NumericCounts) -> NumericCounts:
+        if self.le.shape != other.le.shape:
+            raise ValueError("numeric counts against references of different sizes cannot be merged")
+        return NumericCounts(self.le + other.le, self.lt + other.lt, self.n_missing + other.n_missing)
+
+
+def count_numeric(ref: NumericReference, values: np.ndarray) -> NumericCounts:
+    """The window's (or one shard's) `NumericCounts` against the reference; NaN is counted missing."""
+    cur = np.asarray(values, dtype=np.float64)
+    valid = cur[~np.isnan(cur)]
+    size = ref.n + 1
+    le = np.bincount(np.searchsorted(ref.values, valid, side="right"), minlength=size)
+    lt = np.bincount(np.searchsorted(ref.values, valid, side="left"), minlength=size)
+    return NumericCounts(le.astype(np.int64), lt.astype(np.int64), int(cur.size - valid.size))
+
+
+def compare_numeric_counts(ref: NumericReference, counts: NumericCounts) -> NumericComparison:
+    """`compare_numeric` of the sample the counts describe: the same integers meet the same float
+    operations, so every field equals the one-pass result bit for bit."""
+    n1 = ref.n
+    n2 = int(counts.le.sum())
+    if n2 == 0:
+        empty = np.zeros(ref.bins.ref_counts.size, dtype=np.int64)
+        return NumericComparison(math.nan, math.nan, n1, 0, counts.n_missing, empty)
+    present = np.flatnonzero(counts.le)
+    ranks = np.cumsum(counts.le)[present]  # #cur <= the last current point of each run: its j + 1
+    diff = np.divide(present, n1)
+    diff -= np.divide(ranks, n2)
+    min_s = float(np.clip(-diff.min(), 0, 1))
+    cur_le_ref = np.cumsum(counts.lt[:n1])
+    diff = np.divide(cur_le_ref, n2)
+    np.subtract(ref.ecdf, diff, out=diff)
+    max_s = float(diff.max())
+    d = min_s if min_s > max_s else max_s
+    d, p = ks_p_value(d, n1, n2)
+    at_edges = cur_le_ref[ref.bins.edge_positions]
+    cur_bins = np.diff(np.concatenate([[0], at_edges, [n2]]))
+    return NumericComparison(d, p, n1, n2, counts.n_missing, cur_bins)
+
+
 def ks_two_sample(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     """One-off convenience: (statistic, p-value) of scipy.stats.ks_2samp, NaN dropped from both."""
     ref = np.asarray(reference, dtype=np.float64)
