@@ -183,26 +183,34 @@ def compare_numeric(
         empty = np.zeros(ref.bins.ref_counts.size, dtype=np.int64)
         return NumericComparison(math.nan, math.nan, n1, 0, n_missing, empty)
 
+    # #cur <= each bin edge (a reference value), before `cur` is reused below
+    at_edges = np.searchsorted(cur, ref.bins.edges, side="right")
     le, equal = _count_le(ref, cur)  # #ref <= cur[j], and whether cur[j] is a reference value
+    ecdf = ramps.ecdf(n2)
     # min over current points of F_ref - F_cur, as scipy forms it: le / n1 - (j + 1) / n2
     diff = np.divide(le, n1, out=cur)  # the sorted values are no longer needed
-    diff -= ramps.ecdf(n2)
+    diff -= ecdf
     min_s = float(np.clip(-diff.min(), 0, 1))
     # #ref < cur[j]: a value present in the reference starts its run of ties there
     if ref.first_of_run is None:
         lt = np.subtract(le, equal, out=le)
     else:
         lt = np.where(equal, ref.first_of_run[le], le)
-    # #cur <= ref[i] == #{j : #ref < cur[j] <= i}
-    cur_le_ref = np.bincount(lt, minlength=n1 + 1)[:n1]
-    np.cumsum(cur_le_ref, out=cur_le_ref)
-    diff = np.divide(cur_le_ref, n2)
-    np.subtract(ref.ecdf, diff, out=diff)
-    max_s = float(diff.max())
+    # max over reference points of F_ref - F_cur. Between two current values c[j] <= x < c[j + 1]
+    # F_cur is (j + 1) / n2 at most and F_ref grows, so the maximum over the reference points of
+    # that gap sits at its last one, where F_ref = #ref < c[j + 1] / n1: lt[j + 1] / n1 - (j + 1) / n2,
+    # the very pair of integers scipy meets there. A gap without reference points gives a value
+    # no larger than one that is attained (the last reference point before it), so it cannot win.
+    # Before the first current value F_cur is 0; after the last, F_ref - F_cur is 1 - 1.
+    diff = np.divide(lt[1:], n1, out=diff[: n2 - 1])
+    diff -= ecdf[: n2 - 1]
+    max_s = lt[0] / n1 - 0.0
+    if n2 > 1:
+        max_s = max(max_s, float(diff.max()))
+    if lt[-1] < n1:
+        max_s = max(max_s, 0.0)
     d = min_s if min_s > max_s else max_s
     d, p = ks_p_value(d, n1, n2)
-
-    at_edges = cur_le_ref[ref.bins.edge_positions]
     cur_bins = np.diff(np.concatenate([[0], at_edges, [n2]]))
     return NumericComparison(d, p, n1, n2, n_missing, cur_bins)
 
