@@ -287,8 +287,10 @@ class _Builder:
             inputs=[_input("capture", Join(on="/", values=[listed, MANIFEST]), f"{CONTAINER}/input/capture",
                            "ManifestFile", "ShardedByS3Key")],
             outputs=[_output("partials", self.run_uri("drift", "partials"), f"{CONTAINER}/output/partials")],
+            # This instance's name and its peers' are in the job's resource config.
             arguments=["shard", *window, "--input", f"{CONTAINER}/input/capture",
-                       "--output", f"{CONTAINER}/output/partials"],
+                       "--output", f"{CONTAINER}/output/partials",
+                       "--resource-config", "/opt/ml/config/resourceconfig.json"],
             env=env, instance_count=instance_count, instance_type=instance_type,
         )
         partials = shards.properties.ProcessingOutputConfig.Outputs["partials"].S3Output.S3Uri
