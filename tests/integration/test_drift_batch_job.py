@@ -129,6 +129,24 @@ def test_two_instances_merge_to_the_one_process_result(moto_server, tmp_path):
                     cloudwatch=moto_server.client("cloudwatch"), publish=False)
     one_process = _report(moto_server, end)
     assert merged == one_process  # JSON floats round-trip: equal means equal bits
+    _an_empty_window_too(moto_server, definition, environment, end - timedelta(hours=5), tmp_path)
     assert merged["capture"]["objects"] == 7 and merged["malformed"] == {"invalid_json": 7}
     assert merged["summary"]["n_drifted"] >= 1
     assert merged["features"]["colour"]["unseen_categories"] == ["mauve"]
+
+
+def _an_empty_window_too(server, definition: dict, environment: dict, end: datetime,
+                           tmp_path: Path) -> None:
+    """A window without capture files: the manifest names the list step's empty placeholder, one
+    instance gets it and the other nothing, and the report says insufficient data, as the
+    one-process check's does."""
+    runner = LocalPipelineRunner(definition, server.client("s3"), tmp_path / "empty", server.client_env(),
+                                 lambda _: None, {"WindowEnd": end.isoformat()})
+    result = runner.run("exec2", "mlops-local-demo-drift")
+    assert result.status == "Succeeded", result.reason
+    merged = _report(server, end)
+    run_drift_check(DriftSettings.from_env(environment), Window.ending_at(end, 90), s3=server.client("s3"),
+                    sagemaker=server.client("sagemaker"), cloudwatch=server.client("cloudwatch"),
+                    publish=False)
+    assert merged == _report(server, end)
+    assert merged["summary"]["status"] == "insufficient_data" and merged["capture"]["objects"] == 0

@@ -172,11 +172,11 @@ Comparison = NumericComparison | CategoricalComparison
 
 
 def _raw_from(name: str, ref: FeatureReference, res: Comparison, cfg: DriftConfig) -> dict:
-    if isinstance(ref, NumericReference):
-        assert isinstance(res, NumericComparison)
+    if isinstance(ref, NumericReference) and isinstance(res, NumericComparison):
         return _raw_numeric(name, ref, res, cfg)
-    assert isinstance(res, CategoricalComparison)
-    return _raw_categorical(name, res, cfg)
+    if not isinstance(ref, NumericReference) and isinstance(res, CategoricalComparison):
+        return _raw_categorical(name, res, cfg)
+    raise DriftInputError(f"{name}: its comparison is of another kind than its reference")
 
 
 def _raw(name: str, ref: FeatureReference, values: Column, ramps: Ramps, cfg: DriftConfig) -> dict:
