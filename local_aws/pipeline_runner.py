@@ -203,22 +203,45 @@ class LocalPipelineRunner:
             raise StepFailed(name, f"{operation} would be refused: {refused}")
 
     def _processing(self, step: dict, ctx: RunContext) -> str:
+        """One Processing job: InstanceCount instances, each a process of its own in a sandbox of
+        its own, started together and waited for, as SageMaker runs them (they do not wait for
+        each other). Each sees /opt/ml/config/resourceconfig.json ({"current_host": "algo-<i>",
+        "hosts": [...]}), every FullyReplicated input whole and its share of a ShardedByS3Key
+        input; every instance's output folder is uploaded to the output's S3 URI."""
         name = step["Name"]
         request = resolve(step["Arguments"], ctx, name)
         self._refuse_as_sagemaker_would(name, "CreateProcessingJob",
                                         {**request, "ProcessingJobName": self._job_name(ctx, name)})
-        sandbox = self._sandbox(name)
+        count = int(request["ProcessingResources"]["ClusterConfig"].get("InstanceCount", 1))
+        hosts = [f"algo-{i}" for i in range(1, count + 1)]
+        sandboxes = [self._sandbox(name if count == 1 else f"{name}/{host}") for host in hosts]
         for item in request.get("ProcessingInputs", []):
             s3_input = item["S3Input"]
-            self._download(s3_input["S3Uri"], self._local(sandbox, s3_input["LocalPath"]))
+            objects = self._input_objects(s3_input)
+            sharded = s3_input.get("S3DataDistributionType") == "ShardedByS3Key"
+            for index, sandbox in enumerate(sandboxes):
+                # ShardedByS3Key: "each instance gets approximately 1/n of the number of S3
+                # objects"; here object i (by key) goes to instance i mod n.
+                share = objects[index::count] if sharded else objects
+                local = self._local(sandbox, s3_input["LocalPath"])
+                local.mkdir(parents=True, exist_ok=True)
+                for bucket, key, relative in share:
+                    target = local / relative
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    self.s3.download_file(bucket, key, str(target))
         outputs = request.get("ProcessingOutputConfig", {}).get("Outputs", [])
-        for item in outputs:
-            self._local(sandbox, item["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
+        for host, sandbox in zip(hosts, sandboxes, strict=True):
+            for item in outputs:
+                self._local(sandbox, item["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
+            config = sandbox / "opt/ml/config"
+            config.mkdir(parents=True, exist_ok=True)
+            (config / "resourceconfig.json").write_text(json.dumps({"current_host": host, "hosts": hosts}))
         app = request["AppSpecification"]
         command = [*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])]
-        self._execute(name, sandbox, command, request.get("Environment", {}), request.get("RoleArn"))
-        for item in outputs:
-            self._upload(self._local(sandbox, item["S3Output"]["LocalPath"]), item["S3Output"]["S3Uri"])
+        self._execute_all(name, sandboxes, command, request.get("Environment", {}), request.get("RoleArn"))
+        for sandbox in sandboxes:
+            for item in outputs:
+                self._upload(self._local(sandbox, item["S3Output"]["LocalPath"]), item["S3Output"]["S3Uri"])
         ctx.steps[name] = {
             "ProcessingJobName": self._job_name(ctx, name),
             "ProcessingJobStatus": "Completed",
@@ -228,7 +251,7 @@ class LocalPipelineRunner:
             pf["PropertyFileName"]: (pf["OutputName"], pf["FilePath"])
             for pf in step.get("PropertyFiles", [])
         }
-        return ""
+        return f"{count} instances" if count > 1 else ""
 
     def _training(self, step: dict, ctx: RunContext) -> str:
         name = step["Name"]
@@ -278,20 +301,33 @@ class LocalPipelineRunner:
 
     def _execute(self, name: str, sandbox: Path, command: list[str], env: dict[str, str],
                  role_arn: str | None = None) -> None:
+        self._execute_all(name, [sandbox], command, env, role_arn)
+
+    def _execute_all(self, name: str, sandboxes: list[Path], command: list[str], env: dict[str, str],
+                     role_arn: str | None = None) -> None:
+        """The job's command in each sandbox, all at once; the job fails when any instance does."""
         if not command:
             raise StepFailed(name, "the job has no command")
-        argv = [sys.executable if command[0] in ("python3", "python") else command[0]]
-        argv += [self._rewrite(sandbox, a) for a in command[1:]]
         process_env = {**os.environ, **self.env, **{k: str(v) for k, v in env.items()},
-                       "SM_OUTPUT_DIR": str(sandbox / "opt/ml/output"), "PYTHONUNBUFFERED": "1"}
+                       "PYTHONUNBUFFERED": "1"}
         if self.sessions is not None and role_arn:
             process_env.update(self.sessions.credentials(role_arn, SAGEMAKER_SESSION))
-        log_path = sandbox / "job.log"
-        with log_path.open("w") as log:
-            code = subprocess.run(argv, cwd=sandbox, env=process_env, stdout=log,
-                                  stderr=subprocess.STDOUT, check=False).returncode
-        if code != 0:
-            raise StepFailed(name, self._failure_reason(sandbox, log_path, code))
+        running = []
+        with contextlib.ExitStack() as logs:
+            for sandbox in sandboxes:
+                argv = [sys.executable if command[0] in ("python3", "python") else command[0]]
+                argv += [self._rewrite(sandbox, a) for a in command[1:]]
+                log_path = sandbox / "job.log"
+                log = logs.enter_context(log_path.open("w"))
+                running.append((sandbox, log_path, subprocess.Popen(
+                    argv, cwd=sandbox, stdout=log, stderr=subprocess.STDOUT,
+                    env={**process_env, "SM_OUTPUT_DIR": str(sandbox / "opt/ml/output")})))
+            codes = [(sandbox, log_path, process.wait()) for sandbox, log_path, process in running]
+        failed = [(sandbox, log_path, code) for sandbox, log_path, code in codes if code != 0]
+        if failed:
+            sandbox, log_path, code = failed[0]
+            where = f"{sandbox.name}: " if len(sandboxes) > 1 else ""
+            raise StepFailed(name, where + self._failure_reason(sandbox, log_path, code))
 
     def _rewrite(self, sandbox: Path, arg: str) -> str:
         """Container paths (/opt/ml/...) become the sandbox's; everything else stays as is."""
@@ -318,15 +354,33 @@ class LocalPipelineRunner:
             raise FileNotFoundError(f"nothing in S3 at {uri}")
         return keys
 
-    def _download(self, uri: str, local: Path) -> None:
-        """S3Prefix semantics: every object whose key starts with the prefix, at its path below the
-        prefix; an object named exactly by the prefix keeps its file name."""
+    def _input_objects(self, s3_input: dict[str, Any]) -> list[tuple[str, str, str]]:
+        """(bucket, key, path below LocalPath) of every object an S3 input names, by key.
+
+        S3Prefix: every object whose key starts with the prefix, at its path below the prefix (an
+        object named exactly by the prefix keeps its file name). ManifestFile: the manifest's
+        [{"prefix": "s3://bucket/p/"}, "suffix", ...], each object at its suffix."""
+        uri = s3_input["S3Uri"]
+        if s3_input.get("S3DataType", "S3Prefix") == "ManifestFile":
+            manifest = self._read_json(uri)
+            if (not isinstance(manifest, list) or len(manifest) < 2 or not isinstance(manifest[0], dict)
+                    or "prefix" not in manifest[0]):
+                raise ValueError(f"{uri}: a manifest is [{{'prefix': 's3://...'}}, 'suffix', ...]")
+            bucket, prefix = s3_split(manifest[0]["prefix"])
+            return sorted((bucket, prefix + str(suffix), str(suffix)) for suffix in manifest[1:])
         bucket, prefix = s3_split(uri)
-        local.mkdir(parents=True, exist_ok=True)
+        objects = []
         for key in self._objects(uri):
             if key.endswith("/"):
                 continue
             relative = key.rsplit("/", 1)[-1] if key == prefix else key[len(prefix):].lstrip("/")
+            objects.append((bucket, key, relative))
+        return sorted(objects)
+
+    def _download(self, uri: str, local: Path) -> None:
+        """An S3Prefix input, whole, into `local`."""
+        local.mkdir(parents=True, exist_ok=True)
+        for bucket, key, relative in self._input_objects({"S3Uri": uri}):
             target = local / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             self.s3.download_file(bucket, key, str(target))

@@ -48,9 +48,13 @@ class Bundle:
 
 # The modules of lambdas/shared the steps import (capture and ground-truth parsing: one reader
 # for the quality check and the dataset version step; what an endpoint serves), under their package paths.
+# The drift batch job (drift_batch.py) runs the drift Lambda's library itself.
 SHARED_MODULES = ("lambdas/__init__.py", "lambdas/shared/__init__.py", "lambdas/shared/capture_files.py",
                   "lambdas/shared/quality/__init__.py", "lambdas/shared/quality/labels.py",
-                  "lambdas/shared/served_model.py")
+                  "lambdas/shared/served_model.py", "lambdas/shared/checks.py", "lambdas/shared/reports.py",
+                  "lambdas/shared/scheduled_window.py",
+                  *sorted(p.relative_to(REPO_ROOT).as_posix()
+                          for p in (REPO_ROOT / "lambdas/shared/drift").glob("*.py")))
 
 
 def step_scripts() -> dict[str, bytes]:

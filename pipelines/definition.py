@@ -13,6 +13,10 @@ bundle, see pipelines/bundle.py), no network traffic at all (a unit test holds i
 SDK's telemetry only reports from calls that talk to SageMaker, which synth never makes).
 Every step runs a script from pipelines/steps/, the same programs the local runner executes.
 
+The drift batch pipeline (when `drift.batch.enabled`) lists the window's capture files, counts them
+on `drift.batch.instance_count` instances (ShardedByS3Key over a manifest) and merges the counts
+exactly into the drift Lambda's report and metrics (pipelines/steps/drift_batch.py).
+
 The explainability pipeline is one Processing step (pipelines/steps/explainability.py) that an
 EventBridge schedule starts: the served model's feature attributions on the window's captured
 traffic against its reference's. It runs in the training image, the one with scikit-learn, with
@@ -44,7 +48,7 @@ with offline_sdk():
     )
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.functions import Join, JsonGet
-    from sagemaker.core.workflow.parameters import ParameterFloat, ParameterString
+    from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
     from sagemaker.core.workflow.pipeline_context import PipelineSession
     from sagemaker.core.workflow.properties import Properties, PropertyFile
     from sagemaker.mlops.workflow.condition_step import ConditionStep
@@ -65,6 +69,8 @@ with offline_sdk():
 
 from pipelines.bundle import CODE, CONFIG, SCHEMA, SOURCEDIR
 from stacks.project_config import ProjectConfig
+
+MANIFEST = "manifest.json"  # ListDriftWindow's S3 manifest (lambdas/shared/drift/batch.py writes it)
 
 EXPLAINABILITY_NAMESPACE = "MLOps/Explainability"
 STEP_NAMES = ("DatasetVersion", "ValidateData", "Preprocess", "Train", "Evaluate", "CheckGate",
@@ -153,12 +159,13 @@ def _session(target: PipelineTarget) -> PipelineSession:
     )
 
 
-def _input(name: str, uri, local: str, data_type: str = "S3Prefix") -> ProcessingInput:
+def _input(name: str, uri, local: str, data_type: str = "S3Prefix",
+           distribution: str = "FullyReplicated") -> ProcessingInput:
     return ProcessingInput(
         input_name=name,
         s3_input=ProcessingS3Input(
             s3_uri=uri, local_path=local, s3_data_type=data_type, s3_input_mode="File",
-            s3_data_distribution_type="FullyReplicated",
+            s3_data_distribution_type=distribution,
         ),
     )
 
@@ -215,12 +222,13 @@ class _Builder:
 
     def processing(self, name: str, script: str, inputs: list, outputs: list, arguments: list,
                    env: dict | None = None, cache: bool = False, depends_on=None,
-                   property_files: list | None = None) -> ProcessingStep:
+                   property_files: list | None = None, instance_count=1,
+                   instance_type=None) -> ProcessingStep:
         processor = Processor(
             role=self.t.role_arn,
             image_uri=self.t.image_uri,
-            instance_count=1,
-            instance_type=self.processing_type,
+            instance_count=instance_count,
+            instance_type=instance_type or self.processing_type,
             entrypoint=["python3", f"{CONTAINER}/input/code/{script}"],
             volume_kms_key=self.t.kms_key_arn,
             output_kms_key=self.t.kms_key_arn,
@@ -255,6 +263,48 @@ class _Builder:
         )
         return Pipeline(name=pipeline_name, parameters=[window_end, self.processing_type], steps=[step],
                         sagemaker_session=self.session)
+
+    def drift_batch(self, pipeline_name: str, environment: dict[str, str]) -> Pipeline:
+        """List the window's capture files -> count them on N instances (ShardedByS3Key) -> merge."""
+        batch = self.project.drift.batch
+        window_end = ParameterString(name="WindowEnd", default_value="")
+        instance_count = ParameterInteger(name="DriftInstanceCount", default_value=batch.instance_count)
+        instance_type = ParameterString(name="DriftInstanceType",
+                                        default_value=batch.instance_type or self.t.processing_instance_type)
+        window = ["--window-end", window_end, "--started", ExecutionVariables.START_DATETIME]
+        env = {"AWS_DEFAULT_REGION": self.t.region, **environment}
+        listing_uri = self.run_uri("drift", "window")
+        listing = self.processing(
+            "ListDriftWindow", "drift_batch.py", inputs=[],
+            outputs=[_output("window", listing_uri, f"{CONTAINER}/output/window")],
+            arguments=["list", *window, "--output", f"{CONTAINER}/output/window",
+                       "--output-uri", listing_uri],
+            env=env, instance_type=instance_type,
+        )
+        listed = listing.properties.ProcessingOutputConfig.Outputs["window"].S3Output.S3Uri
+        shards = self.processing(
+            "CountDriftShard", "drift_batch.py",
+            inputs=[_input("capture", Join(on="/", values=[listed, MANIFEST]), f"{CONTAINER}/input/capture",
+                           "ManifestFile", "ShardedByS3Key")],
+            outputs=[_output("partials", self.run_uri("drift", "partials"), f"{CONTAINER}/output/partials")],
+            # This instance's name and its peers' are in the job's resource config.
+            arguments=["shard", *window, "--input", f"{CONTAINER}/input/capture",
+                       "--output", f"{CONTAINER}/output/partials",
+                       "--resource-config", "/opt/ml/config/resourceconfig.json"],
+            env=env, instance_count=instance_count, instance_type=instance_type,
+        )
+        partials = shards.properties.ProcessingOutputConfig.Outputs["partials"].S3Output.S3Uri
+        merge = self.processing(
+            "MergeDriftShards", "drift_batch.py",
+            inputs=[_input("partials", partials, f"{CONTAINER}/input/partials"),
+                    _input("window", listed, f"{CONTAINER}/input/window")],
+            outputs=[],
+            arguments=["merge", *window, "--partials", f"{CONTAINER}/input/partials",
+                       "--listing", f"{CONTAINER}/input/window"],
+            env=env, instance_type=instance_type,
+        )
+        return Pipeline(name=pipeline_name, parameters=[window_end, instance_count, instance_type],
+                        steps=[listing, shards, merge], sagemaker_session=self.session)
 
     def build(self) -> Pipeline:
         p, t = self.project, self.t
@@ -450,3 +500,11 @@ def explainability_definition(project: ProjectConfig, target: PipelineTarget, pi
     """The explainability pipeline's definition JSON (one step; see the module doc)."""
     with offline_sdk():
         return _compact(_Builder(project, target).explainability(pipeline_name, endpoint_name))
+
+
+def drift_batch_definition(project: ProjectConfig, target: PipelineTarget, pipeline_name: str,
+                           environment: dict[str, str]) -> str:
+    """The drift batch pipeline's definition JSON (three steps; lambdas/shared/drift/batch.py).
+    `environment`: the drift Lambda's variables (its settings), which every step gets."""
+    with offline_sdk():
+        return _compact(_Builder(project, target).drift_batch(pipeline_name, environment))

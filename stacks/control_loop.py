@@ -54,6 +54,27 @@ class ControlLoopProps:
     pipeline_arn: str
 
 
+def check_environment(project: ProjectConfig, n: ProjectNames, key_arn: str) -> dict[str, str]:
+    """What every scheduled check of the served model is told (lambdas/shared/checks.py)."""
+    return {"PROJECT": project.name, "ENDPOINT_NAME": n.endpoint, "CAPTURE_S3_URI": n.capture_uri,
+            "ARTIFACTS_BUCKET": n.artifacts_bucket, "KMS_KEY_ARN": key_arn}
+
+
+def drift_environment(project: ProjectConfig, n: ProjectNames, key_arn: str) -> dict[str, str]:
+    """The drift check's settings (lambdas/shared/drift/job.py DriftSettings): the function's
+    environment, and the drift batch pipeline's steps'."""
+    return {
+        **check_environment(project, n, key_arn),
+        "MODEL_PACKAGE_GROUP": n.model_package_group,
+        "DRIFT_PSI_THRESHOLD": str(project.drift.psi_threshold),
+        "DRIFT_P_VALUE": str(project.drift.p_value),
+        "WINDOW_MINUTES": str(project.drift.window_minutes),
+        "DRIFT_MIN_ROWS": str(project.drift.min_rows),
+        "CAPTURE_LAG_MINUTES": str(project.drift.capture_lag_minutes),
+        "METRICS_NAMESPACE": DRIFT_NAMESPACE,
+    }
+
+
 class ControlLoop(Construct):
     def __init__(self, scope: Construct, id_: str, props: ControlLoopProps):
         super().__init__(scope, id_)
@@ -138,20 +159,13 @@ class ControlLoop(Construct):
     def _drift(self) -> None:
         """The scheduled drift check: capture window vs the served model's reference, reports to
         the artifacts bucket, metrics that the drift alarms watch."""
-        p, n = self.props, self.props.names
+        p = self.props
         project = p.project
-        environment = {
-            **self._check_environment(),
-            "MODEL_PACKAGE_GROUP": n.model_package_group,
-            "DRIFT_PSI_THRESHOLD": str(project.drift.psi_threshold),
-            "DRIFT_P_VALUE": str(project.drift.p_value),
-            "WINDOW_MINUTES": str(project.drift.window_minutes),
-            "DRIFT_MIN_ROWS": str(project.drift.min_rows),
-            "CAPTURE_LAG_MINUTES": str(project.drift.capture_lag_minutes),
-            "METRICS_NAMESPACE": DRIFT_NAMESPACE,
-        }
+        # With the batch job on, its pipeline runs on the drift schedule (project_stack.py) and
+        # the function's rule is kept disabled: one check per window, one set of datapoints.
         self._scheduled("drift", "check the endpoint's captured data for drift", project.drift.schedule,
-                        environment, DRIFT_NAMESPACE, timeout=900, memory=2048)
+                        drift_environment(project, p.names, p.key_arn), DRIFT_NAMESPACE, timeout=900,
+                        memory=2048, enabled=not project.drift.batch.enabled)
 
     def _quality(self) -> None:
         """The scheduled model-quality check: captured predictions joined with the ground-truth
@@ -172,13 +186,10 @@ class ControlLoop(Construct):
                         project.quality.schedule, environment, QUALITY, timeout=300, memory=512)
 
     def _check_environment(self) -> dict[str, str]:
-        p, n = self.props, self.props.names
-        return {"PROJECT": p.project.name, "ENDPOINT_NAME": n.endpoint,
-                "CAPTURE_S3_URI": n.capture_uri,
-                "ARTIFACTS_BUCKET": n.artifacts_bucket, "KMS_KEY_ARN": p.key_arn}
+        return check_environment(self.props.project, self.props.names, self.props.key_arn)
 
     def _scheduled(self, name: str, purpose: str, schedule: str, environment: dict[str, str], namespace: str,
-                   *, timeout: int, memory: int) -> None:
+                   *, timeout: int, memory: int, enabled: bool = True) -> None:
         """A scheduled check of the served model: reads the project's capture prefix and what the
         endpoint serves, writes `<project>/<name folder>/*` reports, publishes to `namespace`;
         schedule -> queue -> function."""
@@ -210,7 +221,7 @@ class ControlLoop(Construct):
             name=f"{n.base}-{name}", kms_key_arn=p.key_arn, alarm_topic_arn=n.topic_arn("warning"),
             account_id=env.account_id, region=env.region, max_receive_count=3, batch_size=1,
             rules=(EventRule(name=f"{n.base}-{name}", description=f"scheduled {purpose} ({n.base})",
-                             schedule=schedule),),
+                             schedule=schedule, enabled=enabled),),
             gaps=self.gaps,
         ), function)
 

@@ -96,6 +96,7 @@ class ProjectNames:
         self.model_package_group = self.base
         self.pipeline = f"{self.base}-training"
         self.explainability_pipeline = f"{self.base}-explainability"  # one step, on a schedule
+        self.drift_pipeline = f"{self.base}-drift"  # the sharded drift batch job (drift.batch)
         self.endpoint = self.base  # the project's real-time endpoint
         self.execution_role = f"{self.base}-execution"
         self.datasets_bucket = naming.bucket("datasets")

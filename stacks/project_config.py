@@ -187,6 +187,19 @@ class Alarms(Strict):
     period_seconds: Literal[10, 30, 60, 300, 900, 3600] = 60
 
 
+class DriftBatch(Strict):
+    """The drift check as a sharded SageMaker Processing job (lambdas/shared/drift/batch.py), for
+    windows the drift Lambda cannot read in 15 minutes and 10 GB (roughly beyond 10-20 million
+    captured rows): a pipeline `<prefix>-<project>-drift` on the drift schedule, in place of the
+    Lambda's schedule. Off: the Lambda checks every window."""
+
+    enabled: bool = False
+    # Instances of the counting step; capture files are spread over them (ShardedByS3Key) and
+    # their counts merged exactly. More instances than files leaves some idle.
+    instance_count: Annotated[int, Field(ge=1, le=100)] = 1
+    instance_type: SageMakerInstanceType | None = None  # default: the environment's processing instance type
+
+
 class Drift(Strict):
     schedule: Annotated[str, StringConstraints(pattern=r"^(rate|cron)\(.+\)$")] = "rate(1 hour)"
     psi_threshold: Annotated[float, Field(gt=0)] = 0.2
@@ -200,6 +213,7 @@ class Drift(Strict):
     # SageMaker buffers data capture and writes its files minutes after the requests: each window
     # is checked this long after it ends.
     capture_lag_minutes: Annotated[int, Field(ge=0, le=1440)] = 10
+    batch: DriftBatch = DriftBatch()
 
     @property
     def window_minutes(self) -> int:

@@ -25,7 +25,7 @@ from stacks.constructs.endpoint_alarms import EndpointAlarms, EndpointAlarmsProp
 from stacks.constructs.model_endpoint import ModelEndpoint, ModelEndpointProps
 from stacks.constructs.scheduled_pipeline import ScheduledPipeline, ScheduledPipelineProps
 from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
-from stacks.control_loop import ControlLoop, ControlLoopProps
+from stacks.control_loop import ControlLoop, ControlLoopProps, drift_environment
 from stacks.images import image_tag
 from stacks.naming import Naming, ProjectNames, project_stack_name
 from stacks.platform_stack import StackPaths, environment_tags
@@ -139,7 +139,12 @@ class ProjectStack(cdktf.TerraformStack):
         return f"s3://{self.names.datasets_bucket}/{key}"
 
     def _pipeline(self, uploads: list) -> None:
-        from pipelines.definition import PipelineTarget, definition, explainability_definition
+        from pipelines.definition import (
+            PipelineTarget,
+            definition,
+            drift_batch_definition,
+            explainability_definition,
+        )
 
         n, env, project = self.names, self.env, self.project
         self.image_uri = f"{n.repository_url('training')}:{image_tag()}"
@@ -188,6 +193,23 @@ class ProjectStack(cdktf.TerraformStack):
             role_path=n.naming.role_path,
             boundary_arn=n.boundary_arn,
         ))
+        if project.drift.batch.enabled:
+            self.drift_pipeline = pipeline(
+                "drift_pipeline", n.drift_pipeline,
+                f"Sharded drift check of the {project.name} endpoint's captured data",
+                drift_batch_definition(project, target, n.drift_pipeline,
+                                       drift_environment(project, n, self.key_arn)))
+            # The drift function's rule is <base>-drift already (kept, disabled): -batch for this one.
+            ScheduledPipeline(self, "drift_schedule", ScheduledPipelineProps(
+                name=f"{n.drift_pipeline}-batch",
+                description=f"scheduled drift batch check ({n.base})",
+                schedule=project.drift.schedule,
+                pipeline_name=n.drift_pipeline,
+                pipeline_arn=self.drift_pipeline.arn,
+                rule_arn=n.naming.arn("events", f"rule/{n.drift_pipeline}-batch"),
+                role_path=n.naming.role_path,
+                boundary_arn=n.boundary_arn,
+            ))
 
     def _serving(self) -> None:
         from pipelines.bootstrap_model import bootstrap_artifact

@@ -37,6 +37,7 @@ class EventRule:
     description: str
     event_pattern: Mapping[str, Any] | None = None
     schedule: str | None = None  # rate(...) or cron(...)
+    enabled: bool = True  # a disabled rule is kept (and can be switched on) but matches nothing
 
     def __post_init__(self) -> None:
         if (self.event_pattern is None) == (self.schedule is None):
@@ -99,6 +100,7 @@ class EventQueue(Construct):
                 description=rule.description,
                 event_pattern=_compact(rule.event_pattern) if rule.event_pattern else None,
                 schedule_expression=rule.schedule,
+                state=None if rule.enabled else "DISABLED",
             )
             for i, rule in enumerate(props.rules)
         ]

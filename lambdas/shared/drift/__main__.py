@@ -9,7 +9,9 @@ DRIFT_P_VALUE, ...), with the default AWS credential chain. As a SageMaker Proce
 drift function's zip as the code input, any image with Python 3.11, numpy and scipy (the
 scikit-learn processing image), the variables as the job's Environment, the entrypoint
 `python3 -m lambdas.shared.drift --since ... --until ...` and /opt/ml/processing/output as
-`--output` (summary.json). The window defaults to WINDOW_MINUTES ending now.
+`--output` (summary.json). The window defaults to WINDOW_MINUTES ending now. For a window one
+instance cannot read in time, the project's drift batch pipeline (drift.batch.enabled) shards it
+over several instances and merges their counts exactly (batch.py).
 
 Progress goes to stderr. Exit 0 when the check ran (drift or not), 1 when it could not (reason in
 /opt/ml/output/message, where a Processing job shows it, and on stderr), 2 for bad arguments.

@@ -208,8 +208,16 @@ def compare_categorical(
     `chi2_contingency` sees it too; categories absent from both sides are left out of the test
     (scipy refuses zero expected frequencies) but kept in the labels for reports."""
     cur, n_missing = count_categories(values, ref.sorted_keys)
+    return categorical_comparison(ref, cur, n_missing, correction)
+
+
+def categorical_comparison(
+    ref: CategoricalReference, cur: Mapping[str, int], n_missing: int, correction: bool = True
+) -> CategoricalComparison:
+    """`compare_categorical` from the window's counts per category key (`count_categories`),
+    which add up across shards of a window."""
     known = set(ref.categories)
-    unseen = tuple(sorted(k for k in cur if k not in known))
+    unseen = tuple(sorted(k for k in cur if k not in known and cur[k]))
     labels = ref.categories + unseen
     ref_counts = np.concatenate([ref.counts, np.zeros(len(unseen), dtype=np.int64)])
     cur_counts = np.array([cur.get(k, 0) for k in labels], dtype=np.int64)

@@ -25,8 +25,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lambdas.shared.drift.categorical import CategoricalCodes, CategoricalReference, compare_categorical
-from lambdas.shared.drift.numeric import NumericReference, Ramps, compare_numeric
+from lambdas.shared.drift.categorical import CategoricalCodes, CategoricalComparison, compare_categorical
+from lambdas.shared.drift.numeric import NumericComparison, NumericReference, Ramps, compare_numeric
 from lambdas.shared.drift.reference import FeatureReference, PreparedReference
 from lambdas.shared.drift.statistics import (
     PSI_EPSILON,
@@ -119,7 +119,7 @@ class DriftResult:
         return [n for n, f in self.features.items() if f.drifted]
 
 
-def _raw_numeric(name: str, ref: NumericReference, values: Column, ramps: Ramps, cfg: DriftConfig) -> dict:
+def as_numeric_column(name: str, values: Column) -> np.ndarray:
     if isinstance(values, CategoricalCodes):
         raise DriftInputError(f"{name}: numeric in the reference, but the current column is categorical")
     arr = np.asarray(values)
@@ -129,7 +129,10 @@ def _raw_numeric(name: str, ref: NumericReference, values: Column, ramps: Ramps,
         except (TypeError, ValueError):
             msg = f"{name}: numeric in the reference, current values are not numbers"
             raise DriftInputError(msg) from None
-    res = compare_numeric(ref, arr, ramps)
+    return arr
+
+
+def _raw_numeric(name: str, ref: NumericReference, res: NumericComparison, cfg: DriftConfig) -> dict:
     hist = Histogram(
         ref.bins.labels(), tuple(ref.bins.ref_counts.tolist()), tuple(res.cur_bin_counts.tolist())
     )
@@ -147,17 +150,16 @@ def _raw_numeric(name: str, ref: NumericReference, values: Column, ramps: Ramps,
     }
 
 
-def _raw_categorical(name: str, ref: CategoricalReference, values: Column, cfg: DriftConfig) -> dict:
-    res = compare_categorical(ref, values, correction=cfg.yates_correction)
+def _raw_categorical(name: str, res: CategoricalComparison, cfg: DriftConfig) -> dict:
     ok = res.n_cur >= cfg.min_rows and res.chi2 is not None
     hist = Histogram(res.labels, tuple(res.ref_counts.tolist()), tuple(res.cur_counts.tolist()))
     return {
         "name": name,
         "kind": "categorical",
         "ok": ok,
-        "chi2": res.chi2.statistic if ok else math.nan,
-        "dof": res.chi2.dof if ok else None,
-        "p_value": res.chi2.p_value if ok else math.nan,
+        "chi2": res.chi2.statistic if ok and res.chi2 else math.nan,
+        "dof": res.chi2.dof if ok and res.chi2 else None,
+        "p_value": res.chi2.p_value if ok and res.chi2 else math.nan,
         "n_ref": res.n_ref,
         "n_cur": res.n_cur,
         "n_missing": res.n_missing,
@@ -166,10 +168,21 @@ def _raw_categorical(name: str, ref: CategoricalReference, values: Column, cfg: 
     }
 
 
+Comparison = NumericComparison | CategoricalComparison
+
+
+def _raw_from(name: str, ref: FeatureReference, res: Comparison, cfg: DriftConfig) -> dict:
+    if isinstance(ref, NumericReference) and isinstance(res, NumericComparison):
+        return _raw_numeric(name, ref, res, cfg)
+    if not isinstance(ref, NumericReference) and isinstance(res, CategoricalComparison):
+        return _raw_categorical(name, res, cfg)
+    raise DriftInputError(f"{name}: its comparison is of another kind than its reference")
+
+
 def _raw(name: str, ref: FeatureReference, values: Column, ramps: Ramps, cfg: DriftConfig) -> dict:
     if isinstance(ref, NumericReference):
-        return _raw_numeric(name, ref, values, ramps, cfg)
-    return _raw_categorical(name, ref, values, cfg)
+        return _raw_numeric(name, ref, compare_numeric(ref, as_numeric_column(name, values), ramps), cfg)
+    return _raw_categorical(name, compare_categorical(ref, values, correction=cfg.yates_correction), cfg)
 
 
 def _finish(raw: dict, p_adjusted: float, cfg: DriftConfig) -> FeatureDrift:
@@ -229,13 +242,47 @@ def compare(
     else:
         raws = [_raw(n, ref, values, ramps, cfg) for n, ref, values in work]
 
+    pred_raw = None
+    if prediction is not None and prepared.prediction is not None:
+        pred_raw = _raw("prediction", prepared.prediction, prediction, ramps, cfg)
+    ignored = tuple(n for n in current_columns if n not in prepared.features)
+    return _result(prepared, raws, pred_raw, n_cur_rows, ignored, cfg)
+
+
+def compare_counts(
+    prepared: PreparedReference,
+    features: Mapping[str, Comparison],
+    prediction: Comparison | None,
+    n_cur_rows: int,
+    config: DriftConfig | None = None,
+) -> DriftResult:
+    """The same result as `compare`, from each feature's comparison already computed (the
+    batch job merges shards' counts into them: partial.py). `features` holds every reference
+    feature; `prediction` is None when the window has no prediction column."""
+    cfg = config or DriftConfig()
+    missing = [n for n in prepared.features if n not in features]
+    if missing:
+        raise DriftInputError(f"counts lack reference features: {', '.join(missing)}")
+    raws = [_raw_from(n, ref, features[n], cfg) for n, ref in prepared.features.items()]
+    pred_raw = None
+    if prediction is not None and prepared.prediction is not None:
+        pred_raw = _raw_from("prediction", prepared.prediction, prediction, cfg)
+    return _result(prepared, raws, pred_raw, n_cur_rows, (), cfg)
+
+
+def _result(
+    prepared: PreparedReference,
+    raws: list[dict],
+    pred_raw: dict | None,
+    n_cur_rows: int,
+    ignored: tuple[str, ...],
+    cfg: DriftConfig,
+) -> DriftResult:
     adjusted = benjamini_hochberg(np.array([r["p_value"] for r in raws], dtype=np.float64))
     features = {r["name"]: _finish(r, float(q), cfg) for r, q in zip(raws, adjusted, strict=True)}
 
-    pred = None
-    if prediction is not None and prepared.prediction is not None:
-        raw = _raw("prediction", prepared.prediction, prediction, ramps, cfg)
-        pred = _finish(raw, raw["p_value"], cfg)  # one hypothesis: nothing to adjust
+    # one hypothesis: nothing to adjust
+    pred = _finish(pred_raw, pred_raw["p_value"], cfg) if pred_raw is not None else None
 
     tested = [f for f in features.values() if f.status == "ok"]
     psis = [(f.psi, f.name) for f in tested if not math.isnan(f.psi)]
@@ -256,5 +303,4 @@ def compare(
         alpha=cfg.alpha,
         min_psi=cfg.min_psi,
     )
-    ignored = tuple(n for n in current_columns if n not in prepared.features)
     return DriftResult(features=features, prediction=pred, summary=summary, ignored_columns=ignored)

@@ -442,7 +442,25 @@ def run_drift_check(
         )
     )
     result = compare(prepared, capture.columns, capture.prediction, settings.drift_config())
+    return report_and_publish(settings, window, source, capture, result, s3=s3, cloudwatch=cloudwatch,
+                              emit=emit, publish=publish, now=now)
 
+
+def report_and_publish(
+    settings: DriftSettings,
+    window: Window,
+    source: ReferenceSource,
+    capture: CaptureWindow,
+    result: DriftResult,
+    *,
+    s3: Any,
+    cloudwatch: Any,
+    emit: ProgressCallback = _ignore,
+    publish: bool = True,
+    now: datetime,
+) -> dict[str, Any]:
+    """Reports in S3 and metrics in CloudWatch for one compared window (the one-pass check and
+    the sharded batch job's merge write the same), and the check's summary."""
     context = {
         **window.as_dict(),
         "endpoint": settings.endpoint_name,

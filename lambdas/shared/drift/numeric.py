@@ -183,28 +183,93 @@ def compare_numeric(
         empty = np.zeros(ref.bins.ref_counts.size, dtype=np.int64)
         return NumericComparison(math.nan, math.nan, n1, 0, n_missing, empty)
 
+    # #cur <= each bin edge (a reference value), before `cur` is reused below
+    at_edges = np.searchsorted(cur, ref.bins.edges, side="right")
     le, equal = _count_le(ref, cur)  # #ref <= cur[j], and whether cur[j] is a reference value
+    ecdf = ramps.ecdf(n2)
     # min over current points of F_ref - F_cur, as scipy forms it: le / n1 - (j + 1) / n2
     diff = np.divide(le, n1, out=cur)  # the sorted values are no longer needed
-    diff -= ramps.ecdf(n2)
+    diff -= ecdf
     min_s = float(np.clip(-diff.min(), 0, 1))
     # #ref < cur[j]: a value present in the reference starts its run of ties there
     if ref.first_of_run is None:
         lt = np.subtract(le, equal, out=le)
     else:
         lt = np.where(equal, ref.first_of_run[le], le)
-    # #cur <= ref[i] == #{j : #ref < cur[j] <= i}
-    cur_le_ref = np.bincount(lt, minlength=n1 + 1)[:n1]
-    np.cumsum(cur_le_ref, out=cur_le_ref)
+    # max over reference points of F_ref - F_cur. Between two current values c[j] <= x < c[j + 1]
+    # F_cur is (j + 1) / n2 at most and F_ref grows, so the maximum over the reference points of
+    # that gap sits at its last one, where F_ref = #ref < c[j + 1] / n1: lt[j + 1] / n1 - (j + 1) / n2,
+    # the very pair of integers scipy meets there. A gap without reference points gives a value
+    # no larger than one that is attained (the last reference point before it), so it cannot win.
+    # Before the first current value F_cur is 0; after the last, F_ref - F_cur is 1 - 1.
+    diff = np.divide(lt[1:], n1, out=diff[: n2 - 1])
+    diff -= ecdf[: n2 - 1]
+    max_s = lt[0] / n1 - 0.0
+    if n2 > 1:
+        max_s = max(max_s, float(diff.max()))
+    if lt[-1] < n1:
+        max_s = max(max_s, 0.0)
+    d = min_s if min_s > max_s else max_s
+    d, p = ks_p_value(d, n1, n2)
+    cur_bins = np.diff(np.concatenate([[0], at_edges, [n2]]))
+    return NumericComparison(d, p, n1, n2, n_missing, cur_bins)
+
+
+@dataclass(frozen=True)
+class NumericCounts:
+    """A current sample reduced to what `compare_numeric` reads of it, as counts that add up
+    across shards of a window (so a sharded batch job gets the one-pass result, bit for bit).
+
+    The KS statistic needs F_cur at every reference point (max side) and, at every current point,
+    F_ref together with the current sample's own rank (min side). Between two consecutive reference
+    values F_ref is flat, so of the current points sharing a count k = #ref <= x only the last one
+    (largest rank, i.e. #cur with #ref <= x at most k) can attain the minimum. Hence
+    `le[k]` = #{x : #ref <= x == k} gives the min side exactly, and `lt[k]` = #{x : #ref < x == k}
+    gives #cur <= ref[i] as its cumulative sum (max side and the bin counts). Both have n_ref + 1
+    entries whatever the window's size."""
+
+    le: np.ndarray  # int64[n_ref + 1]
+    lt: np.ndarray  # int64[n_ref + 1]
+    n_missing: int
+
+    def __add__(self, other: NumericCounts) -> NumericCounts:
+        if self.le.shape != other.le.shape:
+            raise ValueError("numeric counts against references of different sizes cannot be merged")
+        return NumericCounts(self.le + other.le, self.lt + other.lt, self.n_missing + other.n_missing)
+
+
+def count_numeric(ref: NumericReference, values: np.ndarray) -> NumericCounts:
+    """The window's (or one shard's) `NumericCounts` against the reference; NaN is counted missing."""
+    cur = np.asarray(values, dtype=np.float64)
+    valid = cur[~np.isnan(cur)]
+    size = ref.n + 1
+    le = np.bincount(np.searchsorted(ref.values, valid, side="right"), minlength=size)
+    lt = np.bincount(np.searchsorted(ref.values, valid, side="left"), minlength=size)
+    return NumericCounts(le.astype(np.int64), lt.astype(np.int64), int(cur.size - valid.size))
+
+
+def compare_numeric_counts(ref: NumericReference, counts: NumericCounts) -> NumericComparison:
+    """`compare_numeric` of the sample the counts describe: the same integers meet the same float
+    operations, so every field equals the one-pass result bit for bit."""
+    n1 = ref.n
+    n2 = int(counts.le.sum())
+    if n2 == 0:
+        empty = np.zeros(ref.bins.ref_counts.size, dtype=np.int64)
+        return NumericComparison(math.nan, math.nan, n1, 0, counts.n_missing, empty)
+    present = np.flatnonzero(counts.le)
+    ranks = np.cumsum(counts.le)[present]  # #cur <= the last current point of each run: its j + 1
+    diff = np.divide(present, n1)
+    diff -= np.divide(ranks, n2)
+    min_s = float(np.clip(-diff.min(), 0, 1))
+    cur_le_ref = np.cumsum(counts.lt[:n1])
     diff = np.divide(cur_le_ref, n2)
     np.subtract(ref.ecdf, diff, out=diff)
     max_s = float(diff.max())
     d = min_s if min_s > max_s else max_s
     d, p = ks_p_value(d, n1, n2)
-
     at_edges = cur_le_ref[ref.bins.edge_positions]
     cur_bins = np.diff(np.concatenate([[0], at_edges, [n2]]))
-    return NumericComparison(d, p, n1, n2, n_missing, cur_bins)
+    return NumericComparison(d, p, n1, n2, counts.n_missing, cur_bins)
 
 
 def ks_two_sample(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
