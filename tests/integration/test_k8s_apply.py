@@ -114,15 +114,7 @@ def test_apply_writes_a_kubeconfig_for_the_cluster_and_applies_server_side(aws_e
 
 
 def test_without_a_url_eks_serves_what_the_endpoint_serves(aws_env, kubectl, moto_server, capsys):
-    sm = moto_server.client("sagemaker", region="eu-west-1")
-    sm.create_model(ModelName="mlops-dev-demo-bootstrap",
-                    ExecutionRoleArn="arn:aws:iam::123456789012:role/mlops-dev/mlops-dev-demo-execution",
-                    PrimaryContainer={"Image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/x:1",
-                                      "ModelDataUrl": BOOTSTRAP})
-    sm.create_endpoint_config(EndpointConfigName="mlops-dev-demo-1", ProductionVariants=[{
-        "VariantName": "AllTraffic", "ModelName": "mlops-dev-demo-bootstrap",
-        "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
-    sm.create_endpoint(EndpointName="mlops-dev-demo", EndpointConfigName="mlops-dev-demo-1")
+    _served_bootstrap(moto_server)
     assert _mlops("k8s", "apply", "--env", "dev", "--project", "demo", "--json") == 0
     assert json.loads(capsys.readouterr().out)["model_data_url"] == BOOTSTRAP
     deployment = yaml.safe_load(json.loads(kubectl.read_text())["files"]["02-deployment.yaml"])
@@ -163,3 +155,39 @@ def test_render_needs_no_cluster_and_refuses_another_projects_model(aws_env, cap
     assert _mlops("k8s", "render", "--env", "staging", "--project", "demo", "--model-data-url",
                   BOOTSTRAP) == 2
     assert "eks.enabled: is false" in capsys.readouterr().err
+
+
+def _served_bootstrap(moto_server) -> None:
+    sm = moto_server.client("sagemaker", region="eu-west-1")
+    sm.create_model(ModelName="mlops-dev-demo-bootstrap",
+                    ExecutionRoleArn="arn:aws:iam::123456789012:role/mlops-dev/mlops-dev-demo-execution",
+                    PrimaryContainer={"Image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/x:1",
+                                      "ModelDataUrl": BOOTSTRAP})
+    sm.create_endpoint_config(EndpointConfigName="mlops-dev-demo-1", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "mlops-dev-demo-bootstrap",
+        "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    sm.create_endpoint(EndpointName="mlops-dev-demo", EndpointConfigName="mlops-dev-demo-1")
+
+
+def test_the_deploy_step_applies_every_eks_serving_project_after_the_stacks(aws_env, kubectl, moto_server):
+    from mlops.deploy import Deployer
+
+    _served_bootstrap(moto_server)
+    project = Project(ROOT)
+    dev = project.environments(["dev"])["dev"]
+    deployer = Deployer(project)
+    deployer._apply_k8s(dev)  # what deploy() runs once terraform has applied dev's stacks
+    (applied,) = deployer.k8s_applied
+    assert (applied["project"], applied["model_data_url"]) == ("demo", BOOTSTRAP)
+    assert len(applied["applied"]) == 6 and kubectl.exists()
+
+
+def test_skip_k8s_leaves_the_cluster_alone(aws_env, kubectl, capsys):
+    from mlops.deploy import Deployer
+
+    project = Project(ROOT)
+    deployer = Deployer(project, skip_k8s=True)
+    deployer._apply_k8s(project.environments(["dev"])["dev"])
+    assert deployer.k8s_applied == [] and not kubectl.exists()
+    assert "k8s: skipped (--skip-k8s); apply later with `mlops k8s apply --env dev --project P` for demo" \
+        in capsys.readouterr().err

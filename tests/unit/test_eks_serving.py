@@ -241,3 +241,39 @@ def test_eks_serving_in_the_base_settings_names_serving_eks(tmp_path):
         load_projects(root)
     where = sorted((field, reason.split(",")[0]) for _, field, reason in err.value.problems)
     assert where == [("serving.eks", f"EKS serving in {env}") for env in ("local", "prod", "staging")]
+
+
+# Which model: what the endpoint serves ---------------------------------------------------------
+
+
+class _SageMaker:
+    """DescribeEndpoint -> DescribeEndpointConfig -> DescribeModel -> DescribeModelPackage, in
+    SageMaker's response shapes."""
+
+    def __init__(self, container: dict):
+        self.container = container
+
+    def describe_endpoint(self, EndpointName):
+        return {"EndpointName": EndpointName, "EndpointConfigName": "cfg-2"}
+
+    def describe_endpoint_config(self, EndpointConfigName):
+        return {"ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "model-2"}]}
+
+    def describe_model(self, ModelName):
+        return {"ModelName": ModelName, "PrimaryContainer": self.container}
+
+    def describe_model_package(self, ModelPackageName):
+        return {"ModelPackageArn": ModelPackageName, "InferenceSpecification": {
+            "Containers": [{"Image": "img", "ModelDataUrl": MODEL}]}}
+
+
+def test_the_served_model_is_the_packages_or_the_bootstrap_models_own():
+    from lambdas.shared.served_model import NothingServed, served_model_data_url
+
+    package = "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlops-dev-demo/3"
+    assert served_model_data_url(_SageMaker({"ModelPackageName": package}), "mlops-dev-demo") == MODEL
+    bootstrap = f"{ARTIFACTS}/demo/bootstrap/0123456789abcdef/model.tar.gz"
+    assert served_model_data_url(_SageMaker({"Image": "img", "ModelDataUrl": bootstrap}),
+                                 "mlops-dev-demo") == bootstrap
+    with pytest.raises(NothingServed, match="names no ModelDataUrl"):
+        served_model_data_url(_SageMaker({"Image": "img"}), "mlops-dev-demo")
