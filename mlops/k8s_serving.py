@@ -189,7 +189,9 @@ def apply(env: Environment, rendered: list[Rendered]) -> list[dict[str, Any]]:
 
 
 def _failure(env: Environment, cluster: dict[str, Any], output: str) -> str:
-    said = " ".join(output.split())[:300] or "(no output)"
+    # kubectl's last line is its verdict (client-side warnings and retries come before it).
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    said = lines[-1][:300] if lines else "(no output)"
     endpoint = cluster.get("endpoint", "?")
     if any(marker in output.lower() for marker in UNREACHABLE):
         if env.eks.public_endpoint:
