@@ -23,6 +23,7 @@ from mlops.drift_compare import add_compare_arguments, run_compare
 from mlops.drill import add_drill_arguments, run_drill_command
 from mlops.endpoint_wait import EndpointWaitError
 from mlops.images import ImageError
+from mlops.k8s_serving import K8sError, add_k8s_arguments, run_k8s_command
 from mlops.layers import LayerBuildError
 from mlops.pipeline_run import PipelineRunError
 from mlops.project import Project
@@ -67,7 +68,8 @@ def _stacks_human(stacks: list[DeployedStack]) -> str:
 
 def _deployer(args: argparse.Namespace, project: Project) -> Deployer:
     shown = getattr(args, "show_terraform", False) or os.environ.get(SHOW_TERRAFORM) == "1"
-    return Deployer(project, show_terraform=shown, push_images=getattr(args, "push_images", False))
+    return Deployer(project, show_terraform=shown, push_images=getattr(args, "push_images", False),
+                    skip_k8s=getattr(args, "skip_k8s", False))
 
 
 def cmd_validate(args: argparse.Namespace, project: Project) -> int:
@@ -96,9 +98,13 @@ def cmd_synth(args: argparse.Namespace, project: Project) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace, project: Project) -> int:
-    deployed = _deployer(args, project).deploy(args.env)
-    _emit(args, {"environment": args.env, "stacks": _stacks_payload(deployed)},
-          _stacks_human(deployed))
+    deployer = _deployer(args, project)
+    deployed = deployer.deploy(args.env)
+    human = _stacks_human(deployed)
+    for applied in deployer.k8s_applied:
+        human += f"\nk8s {applied['project']}: " + "; ".join(applied["applied"])
+    _emit(args, {"environment": args.env, "stacks": _stacks_payload(deployed), "k8s": deployer.k8s_applied},
+          human)
     return 0
 
 
@@ -358,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("env", choices=ENVIRONMENT_NAMES)
     p.add_argument("--push-images", action="store_true",
                    help="push the images ECR lacks (built here by `mlops image build`) instead of refusing")
+    p.add_argument("--skip-k8s", action="store_true",
+                   help="do not kubectl apply the EKS serving manifests (apply them later with `mlops k8s "
+                   "apply`, e.g. from inside the cluster's VPC)")
     _show_terraform(p)
     p = add("plan", cmd_plan, "synthesize and terraform plan one environment (nothing applied)")
     p.add_argument("env", choices=ENVIRONMENT_NAMES)
@@ -489,6 +498,18 @@ def build_parser() -> argparse.ArgumentParser:
                "and processing jobs in progress under its roles, and the EKS node groups; then the "
                "instances by type.", add_cost_arguments, run_cost_command)
 
+    k8s = sub.add_parser("k8s", help="a project's model server on its environment's EKS cluster")
+    k8s_sub = k8s.add_subparsers(dest="k8s_command", required=True, metavar="COMMAND")
+    _delegated(k8s_sub, "render", "write a project's EKS serving manifests (nothing applied)",
+               "Namespace, ServiceAccount (the project's IRSA role), Deployment (the inference image, "
+               "`serve`, readiness on /ping), Service, HorizontalPodAutoscaler and PodDisruptionBudget "
+               "into cdktf.out/k8s/ENV/PROJECT/, for the model the project's endpoint serves or "
+               "--model-data-url.", add_k8s_arguments, run_k8s_command)
+    _delegated(k8s_sub, "apply", "render, then kubectl apply --server-side them to the cluster",
+               "What `mlops deploy ENV` does for each project with serving.eks on: needs kubectl on PATH "
+               "and a route to the cluster's private API endpoint (inside its VPC).",
+               add_k8s_arguments, run_k8s_command)
+
     rbac = sub.add_parser("rbac", help="who may do what, proven by calls")
     rbac_sub = rbac.add_subparsers(dest="rbac_command", required=True, metavar="COMMAND")
     _delegated(rbac_sub, "check", "one real API call per persona and permission, against the local AWS",
@@ -524,7 +545,7 @@ def dispatch(args: argparse.Namespace, project: Project) -> int:
             print(f"error: {line}", file=sys.stderr)
         return 2
     except (TerraformError, LocalAwsError, PipelineRunError, EndpointWaitError, ImageError,
-            LayerNotBuilt, LayerBuildError) as exc:
+            LayerNotBuilt, LayerBuildError, K8sError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

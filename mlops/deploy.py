@@ -82,8 +82,12 @@ def synthesize(project: Project, envs: dict[str, Environment], *, force: bool = 
 
 
 class Deployer:
-    def __init__(self, project: Project, *, show_terraform: bool = False, push_images: bool = False):
+    def __init__(self, project: Project, *, show_terraform: bool = False, push_images: bool = False,
+                 skip_k8s: bool = False):
         self.project = project
+        # Leave the EKS manifests to a later `mlops k8s apply` (e.g. from inside the cluster's VPC).
+        self.skip_k8s = skip_k8s
+        self.k8s_applied: list[dict[str, object]] = []
         # Push the images ECR lacks (built on this machine) where a deploy would refuse.
         self.push_images = push_images
         # Terraform's own output goes to <work dir>/logs/<stack>.log; shown too when asked.
@@ -134,7 +138,24 @@ class Deployer:
                 deployed.append(self._apply(n, len(stacks), info, server))
         if env.is_local:
             self._record_local_stacks(deployed)
+        else:
+            self._apply_k8s(env)
         return deployed
+
+    def _apply_k8s(self, env: Environment) -> None:
+        """The EKS-serving projects' manifests, once their roles exist (mlops/k8s_serving.py)."""
+        from mlops.k8s_serving import deploy_step, eks_projects
+
+        names = eks_projects(self.project, env.name) if env.eks.enabled else []
+        if not names:
+            return
+        if self.skip_k8s:
+            say(f"    k8s: skipped (--skip-k8s); apply later with `mlops k8s apply --env {env.name} "
+                f"--project P` for {', '.join(names)}")
+            return
+        from mlops.aws_clients import clients_for
+
+        self.k8s_applied = deploy_step(self.project, env, clients_for(self.project, env))
 
     def _require_images(self, env: Environment, *, before_platform: bool) -> None:
         """No project stack is applied (it would create or update pipelines and endpoints that

@@ -110,6 +110,15 @@ class ProjectNames:
         self.boundary_arn = naming.boundary_arn
         self.role_arn = naming.role_arn(self.execution_role)
         self.mlflow_tracking_server = naming.name("mlflow")
+        # The IRSA role of the project's model server on the environment's EKS cluster.
+        self.eks_serving_role = f"{self.base}-eks-serving"
+
+    @property
+    def model_key_patterns(self) -> tuple[str, ...]:
+        """Where the project's model archives are in the artifacts bucket: the training jobs'
+        output (pipelines/definition.py, run_uri("model")) and the bootstrap model (the project
+        stack's). Nothing else of the project (code bundle, reports), nor any other project's."""
+        return (f"{self.project}/runs/*/model/*", f"{self.project}/bootstrap/*")
 
     def function_name(self, handler: str) -> str:
         """A control-loop function (`gate` -> `mlops-local-demo-gate`); its role has the same name."""

@@ -288,12 +288,9 @@ class PlatformStack(cdktf.TerraformStack):
         env, n = self.env, self.naming
         self.eks = EksServing(self, "eks", EksServingProps(
             name=n.eks_cluster, settings=env.eks, region=env.region, kms_key_arn=self.key.arn,
-            role_path=n.role_path, boundary_arn=self.boundary.arn,
-            artifacts_bucket_arn=self.data_buckets["artifacts"].arn, artifacts_prefix="",
-            log_retention_days=env.retention.log_days,
+            role_path=n.role_path, log_retention_days=env.retention.log_days,
             gaps=moto_gaps.for_environment(env.is_local),
         ))
-        self.eks.serving_role.node.add_dependency(self.boundary.policy)
 
     def _outputs(self) -> None:
         outputs: dict[str, str] = {
@@ -317,7 +314,10 @@ class PlatformStack(cdktf.TerraformStack):
             outputs["mlflow_tracking_server_arn"] = self.mlflow.arn
         if self.eks is not None:
             outputs["eks_cluster_name"] = self.eks.cluster_name
-            outputs["eks_serving_role_arn"] = self.eks.serving_role_arn
+            # Each project's IRSA role trusts this provider (project stacks find it by the
+            # cluster's name: stacks/project_stack.py).
+            outputs["eks_oidc_provider_arn"] = self.eks.oidc_provider_arn
+            outputs["eks_oidc_issuer"] = self.eks.oidc_issuer
         for key, value in outputs.items():
             cdktf.TerraformOutput(self, key, value=value)
 

@@ -400,4 +400,31 @@ def load_projects(root: Path) -> dict[str, dict[str, ProjectConfig]]:
             problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
+    _check_eks_serving(root, loaded)
     return loaded
+
+
+def _check_eks_serving(root: Path, loaded: dict[str, dict[str, ProjectConfig]]) -> None:
+    """A project serving from EKS where the environment has no cluster: refused here, before any
+    synth, naming the project file and field (the environment files are read only when a project
+    asks for EKS at all)."""
+    asking = [(name, env_name) for name, per_env in loaded.items() for env_name, config in per_env.items()
+              if config.serving.eks]
+    if not asking:
+        return
+    from stacks.config import load_environments
+
+    envs = load_environments(root, sorted({env_name for _, env_name in asking}))
+    problems = []
+    for name, env_name in asking:
+        if not envs[env_name].eks.enabled:
+            path = root / PROJECTS_DIR / f"{name}.yaml"
+            raw = read_yaml(path, _display(path, root))
+            override = ((raw.get("overrides") or {}).get(env_name) or {}).get("serving") or {}
+            where = f"overrides.{env_name}.serving.eks" if "eks" in override else "serving.eks"
+            problems.append((_display(path, root), where,
+                             f"EKS serving in {env_name}, whose cluster is off "
+                             f"(environments/{env_name}.yaml: eks.enabled is false): enable it there "
+                             f"or turn serving.eks off under overrides.{env_name}"))
+    if problems:
+        raise ConfigError(problems)

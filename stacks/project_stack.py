@@ -68,6 +68,7 @@ class ProjectStack(cdktf.TerraformStack):
         self.default_data_uri = self._dataset()
         self._pipeline(uploads)
         self._serving()
+        self._eks_serving()
         self.control_loop = ControlLoop(self, "control_loop", ControlLoopProps(
             env=env, project=project, names=n, key_arn=self.key_arn, boundary_arn=n.boundary_arn,
             stack_dir=paths.stack_dir, endpoint=self.endpoint, alarms=self.alarms,
@@ -255,6 +256,36 @@ class ProjectStack(cdktf.TerraformStack):
         for dependency in (bootstrap, self.execution_role.role, self.execution_role.policy):
             self.endpoint.node.add_dependency(dependency)
 
+    def _eks_serving(self) -> None:
+        """The project's IRSA role on the environment's EKS cluster (`serving.eks`); `mlops deploy`
+        applies the Kubernetes side (stacks/k8s_manifests.py). The cluster is the platform stack's,
+        found by name like every platform resource, and its OIDC provider by the issuer's ARN."""
+        self.eks_role = None
+        env, project, n = self.env, self.project, self.names
+        if not project.serving.eks:
+            return
+        if not env.eks.enabled:
+            # load_projects refuses it in the file; an app built in code gets the same answer.
+            raise ValueError(f"{project.name} in {env.name}: serving.eks needs eks.enabled in "
+                             f"environments/{env.name}.yaml")
+        from stacks.constructs.service_account_role import ServiceAccountRole, ServiceAccountRoleProps
+        from stacks.k8s_manifests import service_account_name
+
+        self.eks_cluster = aws.data_aws_eks_cluster.DataAwsEksCluster(
+            self, "eks_cluster", name=n.naming.eks_cluster)
+        # A local, so the policies reference ${local.eks_oidc_issuer} rather than embed an
+        # expression with quotes inside their JSON.
+        issuer = cdktf.TerraformLocal(self, "eks_oidc_issuer", cdktf.Fn.replace(
+            self.eks_cluster.identity.get(0).oidc.get(0).issuer, "https://", "")).as_string
+        self.eks_role = ServiceAccountRole(self, "eks_serving_role", ServiceAccountRoleProps(
+            name=n.eks_serving_role, role_path=n.naming.role_path, boundary_arn=n.boundary_arn,
+            oidc_provider_arn=f"arn:aws:iam::{env.account_id}:oidc-provider/{issuer}",
+            oidc_issuer=issuer, namespace=env.eks.serving_namespace,
+            service_account=service_account_name(project.name, env.eks),
+            bucket_arn=f"arn:aws:s3:::{n.artifacts_bucket}", object_patterns=n.model_key_patterns,
+            kms_key_arn=self.key_arn, region=env.region,
+        ))
+
     def _outputs(self) -> None:
         outputs = {
             "project": self.project.name,
@@ -273,6 +304,11 @@ class ProjectStack(cdktf.TerraformStack):
             **{f"{name}_function_name": f.name for name, f in self.control_loop.functions.items()},
             **{k: t.name for k, t in self.control_loop.tables.items()},
         }
+        if self.eks_role is not None:
+            outputs |= {"eks_serving_role_arn": self.eks_role.arn,
+                        "eks_namespace": self.eks_role.props.namespace,
+                        "eks_service_account": self.eks_role.props.service_account,
+                        "inference_image_uri": self.inference_image_uri}
         for key, value in outputs.items():
             cdktf.TerraformOutput(self, key, value=value)
 

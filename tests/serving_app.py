@@ -21,6 +21,7 @@ from stacks.constructs.lambda_function import LambdaFunction, LambdaFunctionProp
 from stacks.constructs.model_endpoint import ModelEndpoint, ModelEndpointProps
 from stacks.constructs.permission_boundary import PermissionBoundary, PermissionBoundaryProps
 from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
+from stacks.constructs.service_account_role import ServiceAccountRole, ServiceAccountRoleProps
 from stacks.naming import Naming
 from stacks.platform_stack import environment_tags
 from stacks.policy import statement
@@ -150,10 +151,14 @@ class ServingTestStack(cdktf.TerraformStack):
             enabled=True, availability_zones=[f"{env.region}a", f"{env.region}b"])
         self.eks = EksServing(self, "eks", EksServingProps(
             name=n.name("test-serving"), settings=eks, region=env.region, kms_key_arn=key.arn,
-            role_path=n.role_path, boundary_arn=boundary.arn,
-            artifacts_bucket_arn=f"arn:aws:s3:::{n.bucket('artifacts')}",
-            artifacts_prefix="models/", log_retention_days=env.retention.log_days, gaps=gaps))
-        self.eks.serving_role.node.add_dependency(boundary.policy)
+            role_path=n.role_path, log_retention_days=env.retention.log_days, gaps=gaps))
+        self.serving_role = ServiceAccountRole(self, "serving_role", ServiceAccountRoleProps(
+            name=n.name("test-model-server"), role_path=n.role_path, boundary_arn=boundary.arn,
+            oidc_provider_arn=self.eks.oidc_provider_arn, oidc_issuer=self.eks.oidc_issuer,
+            namespace=eks.serving_namespace, service_account=eks.serving_service_account,
+            bucket_arn=f"arn:aws:s3:::{n.bucket('artifacts')}", object_patterns=("models/*",),
+            kms_key_arn=key.arn, region=env.region))
+        self.serving_role.role.node.add_dependency(boundary.policy)
 
         outputs = {
             "canary_endpoint_name": self.endpoints["canary"].name,
@@ -163,7 +168,7 @@ class ServingTestStack(cdktf.TerraformStack):
             "drift_queue_url": self.queues["drift"].url,
             "rollback_function_name": rollback.name,
             "eks_cluster_name": self.eks.cluster_name,
-            "serving_role_arn": self.eks.serving_role_arn,
+            "serving_role_arn": self.serving_role.arn,
         }
         for output, value in outputs.items():
             cdktf.TerraformOutput(self, output, value=value)

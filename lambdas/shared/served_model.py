@@ -16,8 +16,8 @@ class NothingServed(LookupError):
     """The endpoint does not exist, or serves a model made from no package (the bootstrap model)."""
 
 
-def served_package(sagemaker: Any, endpoint: str) -> dict[str, Any]:
-    """DescribeModelPackage of the package the endpoint serves; NothingServed says why not."""
+def served_container(sagemaker: Any, endpoint: str) -> tuple[str, dict[str, Any]]:
+    """The model the endpoint serves (its first production variant's) and its PrimaryContainer."""
     try:
         config = sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
     except ClientError as exc:
@@ -26,9 +26,29 @@ def served_package(sagemaker: Any, endpoint: str) -> dict[str, Any]:
         raise
     variants = sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
     model = variants[0]["ModelName"]
-    container = sagemaker.describe_model(ModelName=model).get("PrimaryContainer") or {}
+    return model, sagemaker.describe_model(ModelName=model).get("PrimaryContainer") or {}
+
+
+def served_package(sagemaker: Any, endpoint: str) -> dict[str, Any]:
+    """DescribeModelPackage of the package the endpoint serves; NothingServed says why not."""
+    model, container = served_container(sagemaker, endpoint)
     arn = container.get("ModelPackageName")
     if not arn:
         raise NothingServed(f"endpoint {endpoint} serves {model}, made from no model package "
                             "(its bootstrap model)")
     return sagemaker.describe_model_package(ModelPackageName=arn)
+
+
+def served_model_data_url(sagemaker: Any, endpoint: str) -> str:
+    """The S3 URL of the model archive the endpoint serves: its package's, or (the bootstrap
+    model, made from no package) the model's own."""
+    model, container = served_container(sagemaker, endpoint)
+    if container.get("ModelPackageName"):
+        package = sagemaker.describe_model_package(ModelPackageName=container["ModelPackageName"])
+        containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
+        url = containers[0].get("ModelDataUrl")
+    else:
+        url = container.get("ModelDataUrl")
+    if not url:
+        raise NothingServed(f"endpoint {endpoint} serves {model}, which names no ModelDataUrl")
+    return url

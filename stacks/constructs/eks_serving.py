@@ -1,5 +1,5 @@
 """Optional EKS serving for an environment (`eks.enabled` in its file): a private cluster for
-model servers, with IRSA for the model-serving service account.
+model servers, and the OIDC provider its service accounts' IAM roles (IRSA) trust.
 
 - Network: the given private subnets, or a VPC with one private subnet per availability zone and
   no internet route at all. Nodes reach AWS through VPC endpoints (S3 gateway; ECR, STS, EC2 and
@@ -11,13 +11,14 @@ model servers, with IRSA for the model-serving service account.
   authentication mode), the creator as first admin.
 - Nodes: a managed node group from a launch template that requires IMDSv2 with a hop limit of 1
   (pods cannot borrow the node's role; they use IRSA) and encrypts the root volume.
-- IRSA: the cluster's OIDC provider and a role only the serving service account
-  (system:serviceaccount:<namespace>:<account>) may assume, allowed to read the model artifacts
-  under one prefix of the artifacts bucket.
+- IRSA: the cluster's OIDC provider. Each project serving on the cluster has its own role
+  (stacks/constructs/service_account_role.py, made by the project stack) that only its service
+  account may assume and that reads only its own model archives: one shared serving role would
+  let every project's pods read every project's models.
 
 The cluster and node roles hold AWS managed policies and no permissions boundary: EKS needs EC2
 network actions the environment's boundary does not allow, and only AWS services assume them.
-The serving role, which runs our code, carries the boundary.
+The project roles, which run our code, carry the boundary.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from stacks import moto_gaps
 from stacks.binding import Construct, aws, cdktf
 from stacks.config import LOG_RETENTION_DAYS, Eks
+from stacks.constructs.service_account_role import STS_AUDIENCE
 from stacks.policy import document, statement
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -36,7 +38,6 @@ MANAGED = "arn:aws:iam::aws:policy/"
 CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy",
                  "AmazonEC2ContainerRegistryReadOnly")
-STS_AUDIENCE = "sts.amazonaws.com"
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,6 @@ class EksServingProps:
     region: str
     kms_key_arn: str
     role_path: str
-    boundary_arn: str  # for the serving (IRSA) role
-    artifacts_bucket_arn: str
-    artifacts_prefix: str = "models/"
     log_retention_days: int = 30
     gaps: moto_gaps.MotoGaps = moto_gaps.AWS
 
@@ -58,13 +56,6 @@ class EksServingProps:
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             raise ValueError(f"cluster {self.name}: log_retention_days must be one of "
                              f"{LOG_RETENTION_DAYS}")
-        if self.artifacts_prefix.startswith("/"):
-            raise ValueError(f"cluster {self.name}: artifacts_prefix has no leading /")
-
-    @property
-    def service_account_subject(self) -> str:
-        s = self.settings
-        return f"system:serviceaccount:{s.serving_namespace}:{s.serving_service_account}"
 
 
 class EksServing(Construct):
@@ -112,7 +103,13 @@ class EksServing(Construct):
             lifecycle=_lifecycle(gaps, "aws_eks_cluster"),
         )
         self._nodes(node_role, node_policies)
-        self._irsa()
+        self.oidc_provider = aws.iam_openid_connect_provider.IamOpenidConnectProvider(
+            self,
+            "oidc",
+            url=self.cluster.identity.get(0).oidc.get(0).issuer,
+            client_id_list=[STS_AUDIENCE],
+            thumbprint_list=[s.oidc_thumbprint],
+        )
 
     # Network.
     def _network(self) -> list[str]:
@@ -240,51 +237,6 @@ class EksServing(Construct):
             lifecycle=_lifecycle(p.gaps, "aws_eks_node_group", "scaling_config[0].desired_size"),
         )
 
-    def _irsa(self) -> None:
-        p, s = self.props, self.props.settings
-        self.oidc_provider = aws.iam_openid_connect_provider.IamOpenidConnectProvider(
-            self,
-            "oidc",
-            url=self.cluster.identity.get(0).oidc.get(0).issuer,
-            client_id_list=[STS_AUDIENCE],
-            thumbprint_list=[s.oidc_thumbprint],
-        )
-        issuer = self.oidc_provider.url  # the issuer without https://, as IAM keys conditions
-        bucket = p.artifacts_bucket_arn
-        self.serving_role = aws.iam_role.IamRole(
-            self,
-            "serving_role",
-            name=f"{p.name}-model-server",
-            path=p.role_path,
-            description=f"IRSA role of {p.service_account_subject} on {p.name}",
-            permissions_boundary=p.boundary_arn,
-            assume_role_policy=document([statement(
-                "TrustServingServiceAccount",
-                ["sts:AssumeRoleWithWebIdentity"],
-                principals={"Federated": self.oidc_provider.arn},
-                conditions={"StringEquals": {
-                    f"{issuer}:sub": p.service_account_subject,
-                    f"{issuer}:aud": STS_AUDIENCE,
-                }},
-            )]),
-        )
-        aws.iam_role_policy.IamRolePolicy(
-            self,
-            "serving_policy",
-            name=f"{p.name}-model-server-permissions",
-            role=self.serving_role.name,
-            policy=document([
-                statement("ReadModelArtifacts", ["s3:GetObject", "s3:GetObjectVersion"],
-                          [f"{bucket}/{p.artifacts_prefix}*"]),
-                statement("ListModelArtifacts", ["s3:ListBucket"], [bucket],
-                          conditions={"StringLike": {"s3:prefix": f"{p.artifacts_prefix}*"}}),
-                # Only as S3 decrypts the artifacts for this role, not for arbitrary ciphertext.
-                statement("DecryptModelArtifacts", ["kms:Decrypt"], [p.kms_key_arn],
-                          conditions={"StringEquals": {
-                              "kms:ViaService": f"s3.{p.region}.amazonaws.com"}}),
-            ]),
-        )
-
     # What others need.
     @property
     def cluster_name(self) -> str:
@@ -299,9 +251,9 @@ class EksServing(Construct):
         return self.oidc_provider.arn
 
     @property
-    def serving_role_arn(self) -> str:
-        """Annotate the service account with eks.amazonaws.com/role-arn: <this>."""
-        return self.serving_role.arn
+    def oidc_issuer(self) -> str:
+        """The issuer without https://, as IAM keys the trust conditions of IRSA roles."""
+        return self.oidc_provider.url
 
 
 def _lifecycle(

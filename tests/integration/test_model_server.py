@@ -252,7 +252,8 @@ def test_the_inference_stage_serves_as_a_non_root_user_without_build_tools():
     assert 'CMD ["serve"]' in final and "EXPOSE 8080" in final
     serve = IMAGE / "serve"
     assert os.access(serve, os.X_OK) and "python -m model_server" in serve.read_text()
-    # What the inference stage installs is exactly what the server and inference.py import.
+    # What the inference stage installs is exactly what the server, inference.py and the EKS
+    # model fetcher (model_server/fetch_model.py: boto3) import.
     serving = {line.split("==")[0] for line in (IMAGE / "requirements-serving.txt").read_text().split()
                if "==" in line}
-    assert serving == {"numpy", "pandas", "scikit-learn", "joblib", "gunicorn"}
+    assert serving == {"numpy", "pandas", "scikit-learn", "joblib", "gunicorn", "boto3"}

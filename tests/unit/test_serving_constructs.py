@@ -559,10 +559,10 @@ def test_irsa_role_trusts_only_the_serving_service_account(doc):
     (policy,) = [p for p in resources(doc, "aws_iam_role_policy").values()
                  if p["name"].endswith("-model-server-permissions")]
     statements = {s["Sid"]: s for s in json.loads(policy["policy"])["Statement"]}
+    assert set(statements) == {"ReadModelArtifacts", "DecryptModelArtifacts"}
+    assert statements["ReadModelArtifacts"]["Action"] == "s3:GetObject"
     assert statements["ReadModelArtifacts"]["Resource"].endswith("-artifacts-" + _account(doc)
                                                                  + "/models/*")
-    assert statements["ListModelArtifacts"]["Condition"] == {
-        "StringLike": {"s3:prefix": "models/*"}}
 
 
 def test_eks_service_roles_get_managed_policies_in_aws_only(docs):
