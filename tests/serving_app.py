@@ -149,7 +149,8 @@ class ServingTestStack(cdktf.TerraformStack):
         eks = env.eks if env.eks.enabled else Eks(
             enabled=True, availability_zones=[f"{env.region}a", f"{env.region}b"])
         self.eks = EksServing(self, "eks", EksServingProps(
-            name=n.name("test-serving"), settings=eks, region=env.region, kms_key_arn=key.arn,
+            name=n.name("test-serving"), settings=eks, region=env.region, account_id=env.account_id,
+            kms_key_arn=key.arn,
             role_path=n.role_path, boundary_arn=boundary.arn,
             artifacts_bucket_arn=f"arn:aws:s3:::{n.bucket('artifacts')}",
             artifacts_prefix="models/", log_retention_days=env.retention.log_days, gaps=gaps))
