@@ -100,6 +100,28 @@ def test_checkov_fails_no_check_of_any_synthesized_stack(synth_all, capsys):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+def test_the_access_log_skips_cover_only_the_access_log_buckets(synth_all):
+    """CKV_AWS_18 and CKV_AWS_145 are skipped in every stack file because Terraform JSON cannot
+    hold a skip per resource; their reason holds only while every other bucket logs its access
+    and uses the KMS key. That is checked here for every bucket of every stack."""
+    log_buckets = 0
+    for stack in synth_all.stacks:
+        resources = synth_all.json(stack).get("resource", {})
+        logging = {body["bucket"] for body in resources.get("aws_s3_bucket_logging", {}).values()}
+        encryption = {
+            body["bucket"]: body["rule"][0]["apply_server_side_encryption_by_default"]["sse_algorithm"]
+            for body in resources.get("aws_s3_bucket_server_side_encryption_configuration", {}).values()
+        }
+        for rid, bucket in resources.get("aws_s3_bucket", {}).items():
+            ref = f"${{aws_s3_bucket.{rid}.id}}"
+            if "access_logs" in rid:  # the platform's access_logs, the bootstrap's state_access_logs
+                log_buckets += 1
+                assert ref not in logging and encryption[ref] == "AES256", (stack, bucket["bucket"])
+            else:
+                assert ref in logging and encryption[ref] == "aws:kms", (stack, bucket["bucket"])
+    assert log_buckets == 7  # the platform's (4 environments) and the state's (3 accounts)
+
+
 # cloudsplaining.
 def findings_of(document: dict) -> dict[str, list[str]]:
     """cloudsplaining's findings of one policy document, per risk: actions (or services, for a
