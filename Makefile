@@ -4,10 +4,14 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The static-analysis scanners (checkov) live in a venv of their own: checkov pins boto3,
+# packaging and cloudsplaining versions that clash with the project's (requirements-scanners.in).
+SCANNERS := .venv-scanners
+SCANNERS_STAMP := $(SCANNERS)/.installed
 
 .PHONY: setup demo test lint bench synth down clean lock layers
 
-setup: $(STAMP) node_modules/.installed layers
+setup: $(STAMP) $(SCANNERS_STAMP) node_modules/.installed layers
 
 # The functions' Lambda layers, from pinned wheels for their runtime (stacks/layers.py): built
 # once into a content-addressed cache (~/.cache/mlops-platform/layers), which synth only reads.
@@ -27,10 +31,19 @@ $(STAMP): pyproject.toml requirements.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 
-# Re-resolve requirements.lock after changing a pin in pyproject.toml (needs the registry).
+# The same for the scanners' venv, from its own lock; uv comes from the project's venv.
+$(SCANNERS_STAMP): requirements-scanners.lock $(STAMP)
+	test -x $(SCANNERS)/bin/python || $(PYTHON) -m venv $(SCANNERS)
+	$(UV) pip install --quiet --python $(SCANNERS)/bin/python -r requirements-scanners.lock
+	touch $@
+
+# Re-resolve the lock files after changing a pin in pyproject.toml or requirements-scanners.in
+# (needs the registry).
 lock: $(STAMP)
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --universal --quiet \
 		--custom-compile-command "make lock" -o requirements.lock
+	$(UV) pip compile requirements-scanners.in --python-version 3.11 --universal --quiet \
+		--custom-compile-command "make lock" -o requirements-scanners.lock
 
 # The cdktf CLI from npm, pinned by package-lock.json, so `npx cdktf synth|deploy` works too.
 node_modules/.installed: package.json package-lock.json

@@ -98,6 +98,10 @@ UNREAD_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     # DescribeLaunchTemplateVersions returns the template's own tags as a tag specification
     # (resource type "launch-template") that was never part of the template data.
     "aws_launch_template": ("tag_specifications",),
+    # The provider reads the trail's SNS topic back as a name only when the topic's ARN holds its
+    # own account id; the local provider never learns one (skip_requesting_account_id), so it
+    # reads the ARN and would plan name -> ARN on every plan. (moto returns what AWS returns.)
+    "aws_cloudtrail": ("sns_topic_name",),
 }
 
 

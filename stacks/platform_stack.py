@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from stacks import personas
+from stacks import moto_gaps, personas
 from stacks.binding import Construct, aws, cdktf
 from stacks.config import Environment
 from stacks.constructs.alert_topic import AlertTopic, AlertTopicProps
@@ -96,6 +96,8 @@ class PlatformStack(cdktf.TerraformStack):
             multi_region=env.audit.multi_region_trail,
             data_event_bucket_arns=tuple(f"arn:aws:s3:::{n.bucket(b)}" for b in ("datasets",
                                                                               "artifacts")),
+            log_group_name=f"/{n.prefix}/cloudtrail",
+            log_retention_days=env.retention.log_days,
         )
         self.audit = SecureBucket(
             self,
@@ -174,7 +176,6 @@ class PlatformStack(cdktf.TerraformStack):
             ),
         )
 
-        self.trail = AuditTrail(self, "audit_trail", trail_props, self.audit)
         if env.budget is not None:
             self.budget = CostBudget(self, "budget", CostBudgetProps(
                 name=n.name("monthly-cost"), account_id=env.account_id,
@@ -191,6 +192,10 @@ class PlatformStack(cdktf.TerraformStack):
             PermissionBoundaryProps.of(n, n.name("permissions-boundary"), trail_props.arn,
                                        key_arn=self.key.arn, audit_bucket_arn=self.audit.arn),
         )
+        self.trail = AuditTrail(self, "audit_trail", trail_props, self.audit,
+                                role_path=n.role_path, boundary_arn=self.boundary.arn,
+                                gaps=moto_gaps.for_environment(env.is_local))
+        self.trail.logs_role.role.node.add_dependency(self.boundary.policy)
         self._roles()
         self._experiment_tracking()
         self._eks_serving()
@@ -282,13 +287,13 @@ class PlatformStack(cdktf.TerraformStack):
         self.eks = None
         if not self.env.eks.enabled:
             return
-        from stacks import moto_gaps
         from stacks.constructs.eks_serving import EksServing, EksServingProps
 
         env, n = self.env, self.naming
         self.eks = EksServing(self, "eks", EksServingProps(
-            name=n.eks_cluster, settings=env.eks, region=env.region, kms_key_arn=self.key.arn,
-            role_path=n.role_path, log_retention_days=env.retention.log_days,
+            name=n.eks_cluster, settings=env.eks, region=env.region, account_id=env.account_id,
+            kms_key_arn=self.key.arn, role_path=n.role_path, boundary_arn=self.boundary.arn,
+            log_retention_days=env.retention.log_days,
             gaps=moto_gaps.for_environment(env.is_local),
         ))
 

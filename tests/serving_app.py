@@ -150,8 +150,9 @@ class ServingTestStack(cdktf.TerraformStack):
         eks = env.eks if env.eks.enabled else Eks(
             enabled=True, availability_zones=[f"{env.region}a", f"{env.region}b"])
         self.eks = EksServing(self, "eks", EksServingProps(
-            name=n.name("test-serving"), settings=eks, region=env.region, kms_key_arn=key.arn,
-            role_path=n.role_path, log_retention_days=env.retention.log_days, gaps=gaps))
+            name=n.name("test-serving"), settings=eks, region=env.region, account_id=env.account_id,
+            kms_key_arn=key.arn, role_path=n.role_path, boundary_arn=boundary.arn,
+            log_retention_days=env.retention.log_days, gaps=gaps))
         self.serving_role = ServiceAccountRole(self, "serving_role", ServiceAccountRoleProps(
             name=n.name("test-model-server"), role_path=n.role_path, boundary_arn=boundary.arn,
             oidc_provider_arn=self.eks.oidc_provider_arn, oidc_issuer=self.eks.oidc_issuer,

@@ -1,5 +1,5 @@
 """An SNS topic for alerts, KMS-encrypted, that CloudWatch alarms, EventBridge and AWS Budgets
-may publish to (from this account only)."""
+(or the given service principals) may publish to, from this account only."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ class AlertTopicProps:
     name: str
     kms_key_arn: str
     account_id: str
+    # The services that publish; the key's policy must let them use it too (EncryptionKeyProps).
+    publishers: tuple[str, ...] = ("cloudwatch.amazonaws.com", "events.amazonaws.com",
+                                   "budgets.amazonaws.com")
 
 
 class AlertTopic(Construct):
@@ -22,7 +25,7 @@ class AlertTopic(Construct):
         self.topic = aws.sns_topic.SnsTopic(
             self, "topic", name=props.name, kms_master_key_id=props.kms_key_arn
         )
-        aws.sns_topic_policy.SnsTopicPolicy(
+        self.policy = aws.sns_topic_policy.SnsTopicPolicy(
             self,
             "policy",
             arn=self.topic.arn,
@@ -32,10 +35,7 @@ class AlertTopic(Construct):
                         "AllowAccountAlarmsAndEvents",
                         ["sns:Publish"],
                         [self.topic.arn],
-                        principals={
-                            "Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com",
-                                        "budgets.amazonaws.com"]
-                        },
+                        principals={"Service": list(props.publishers)},
                         conditions={"StringEquals": {"aws:SourceAccount": props.account_id}},
                     ),
                     statement(

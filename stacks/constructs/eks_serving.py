@@ -4,7 +4,9 @@ model servers, and the OIDC provider its service accounts' IAM roles (IRSA) trus
 - Network: the given private subnets, or a VPC with one private subnet per availability zone and
   no internet route at all. Nodes reach AWS through VPC endpoints (S3 gateway; ECR, STS, EC2 and
   CloudWatch Logs interface endpoints), the layout AWS documents for private clusters. The VPC's
-  default security group is emptied so nothing lands in an open group by accident.
+  default security group is emptied so nothing lands in an open group by accident. Its flow logs
+  (all traffic, accepted and rejected) go to a log group with retention and KMS, written by a role
+  only the flow-log service of this account may assume.
 - Cluster: private API endpoint always, a public one only when configured (and then only for the
   listed networks); Kubernetes secrets envelope-encrypted with the platform key; every
   control-plane log type, into a log group with retention and KMS; access entries (API
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from stacks import moto_gaps
 from stacks.binding import Construct, aws, cdktf
 from stacks.config import LOG_RETENTION_DAYS, Eks
+from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
 from stacks.constructs.service_account_role import STS_AUDIENCE
 from stacks.policy import document, statement
 
@@ -45,8 +48,10 @@ class EksServingProps:
     name: str  # the cluster; other resources are named after it
     settings: Eks
     region: str
+    account_id: str
     kms_key_arn: str
     role_path: str
+    boundary_arn: str  # for the flow-log role
     log_retention_days: int = 30
     gaps: moto_gaps.MotoGaps = moto_gaps.AWS
 
@@ -122,6 +127,7 @@ class EksServing(Construct):
         self.vpc_id = self.vpc.id
         # No rules: the default group admits nothing and lets nothing out.
         aws.default_security_group.DefaultSecurityGroup(self, "default_sg", vpc_id=self.vpc.id)
+        self._flow_logs()
         routes = aws.route_table.RouteTable(self, "private_routes", vpc_id=self.vpc.id,
                                             tags={"Name": f"{p.name}-private"})
         blocks = list(net.subnets(new_prefix=min(net.prefixlen + 3, 28)))
@@ -168,6 +174,44 @@ class EksServing(Construct):
                 security_group_ids=[endpoints_sg.id],
             )
         return subnets
+
+    def _flow_logs(self) -> None:
+        p = self.props
+        group = aws.cloudwatch_log_group.CloudwatchLogGroup(
+            self,
+            "flow_logs",
+            name=f"/aws/vpc/{p.name}/flow-logs",
+            retention_in_days=p.log_retention_days,
+            kms_key_id=p.kms_key_arn,
+        )
+        role = ScopedRole(self, "flow_logs_role", ScopedRoleProps(
+            name=f"{p.name}-flow-logs",
+            description=f"VPC flow logs of {p.name} into CloudWatch Logs",
+            path=p.role_path,
+            boundary_arn=p.boundary_arn,
+            statements=(
+                statement("WriteFlowLogs",
+                          ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                          [group.arn, f"{group.arn}:*"]),
+                statement("FindLogGroups", ["logs:DescribeLogGroups"],
+                          [f"arn:aws:logs:{p.region}:{p.account_id}:log-group:*"]),
+            ),
+            assumed_by_service="vpc-flow-logs.amazonaws.com",
+            service_conditions={
+                "StringEquals": {"aws:SourceAccount": p.account_id},
+                "ArnLike": {"aws:SourceArn": f"arn:aws:ec2:{p.region}:{p.account_id}:vpc-flow-log/*"},
+            },
+        ))
+        aws.flow_log.FlowLog(
+            self,
+            "flow_log",
+            vpc_id=self.vpc.id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=group.arn,
+            iam_role_arn=role.arn,
+            tags={"Name": p.name},
+        )
 
     # Roles.
     def _service_role(

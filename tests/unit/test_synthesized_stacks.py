@@ -15,6 +15,13 @@ def resources(doc: dict, rtype: str) -> dict[str, dict]:
     return doc.get("resource", {}).get(rtype, {})
 
 
+def referenced(doc: dict, value: str, rtype: str) -> dict:
+    """The resource a `${rtype.name.attribute}` reference names."""
+    kind, name, _attribute = value.removeprefix("${").removesuffix("}").split(".")
+    assert kind == rtype, value
+    return resources(doc, rtype)[name]
+
+
 def ref_id(rtype: str, name: str) -> str:
     return f"${{{rtype}.{name}.id}}"
 
@@ -188,7 +195,7 @@ def test_everything_is_encrypted_with_the_platform_key(platform):
     assert len(resources(doc, "aws_ecr_lifecycle_policy")) == 2
     topics = resources(doc, "aws_sns_topic")
     assert {t["name"] for t in topics.values()} == {
-        f"mlops-{env}-alerts-critical", f"mlops-{env}-alerts-warning"}
+        f"mlops-{env}-alerts-critical", f"mlops-{env}-alerts-warning", f"mlops-{env}-audit-deliveries"}
     assert all(t["kms_master_key_id"] == key_arn for t in topics.values())
     secrets = resources(doc, "aws_secretsmanager_secret")
     assert secrets and all(s["kms_key_id"] == key_arn for s in secrets.values())
@@ -196,6 +203,19 @@ def test_everything_is_encrypted_with_the_platform_key(platform):
     assert trail["enable_log_file_validation"] is True
     assert trail["kms_key_id"] == key_arn
     assert trail["s3_bucket_name"] == f"mlops-{env}-audit-{bucket_account(trail['s3_bucket_name'])}"
+    # Its events stream to CloudWatch Logs (KMS, the environment's log retention) through a role
+    # only this trail may assume, and each delivery is announced on a topic only it publishes to.
+    group = referenced(doc, trail["cloud_watch_logs_group_arn"].removesuffix(":*"),
+                       "aws_cloudwatch_log_group")
+    assert group["name"] == f"/mlops-{env}/cloudtrail" and group["kms_key_id"] == key_arn
+    role = referenced(doc, trail["cloud_watch_logs_role_arn"], "aws_iam_role")
+    trust = json.loads(role["assume_role_policy"])["Statement"][0]
+    assert trust["Principal"] == {"Service": "cloudtrail.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"]["aws:SourceArn"].endswith(f":trail/mlops-{env}-audit")
+    assert trail["sns_topic_name"].startswith("${aws_sns_topic.")
+    # Locally the provider reads the topic back as an ARN (moto_gaps.UNREAD_ATTRIBUTES).
+    ignored = trail.get("lifecycle", {}).get("ignore_changes", [])
+    assert ignored == (["sns_topic_name"] if env == "local" else [])
 
 
 def test_no_secret_value_is_synthesized(synth_all):
@@ -222,7 +242,8 @@ def test_roles_carry_the_boundary_and_personas_are_separated(platform, environme
     roles = {k: r for k, r in roles.items() if k not in eks_roles}
     names = {r["name"] for r in roles.values()}
     assert names == {f"mlops-{env}-{p}" for p in (
-        "data-scientist", "ml-engineer", "platform-admin", "auditor", "sagemaker-execution")}
+        "data-scientist", "ml-engineer", "platform-admin", "auditor", "sagemaker-execution",
+        "audit-to-logs")}
     (_boundary_id, boundary), = resources(doc, "aws_iam_policy").items()
     assert boundary["name"] == f"mlops-{env}-permissions-boundary"
     for role in roles.values():
@@ -230,6 +251,8 @@ def test_roles_carry_the_boundary_and_personas_are_separated(platform, environme
         trust = json.loads(role["assume_role_policy"])["Statement"][0]
         if role["name"].endswith("sagemaker-execution"):
             assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+        elif role["name"].endswith("audit-to-logs"):
+            assert trust["Principal"] == {"Service": "cloudtrail.amazonaws.com"}
         else:
             persona = role["name"].removeprefix(f"mlops-{env}-").replace("-", "_")
             principals = getattr(environments[env].personas, persona)
@@ -370,8 +393,10 @@ def test_each_environment_has_a_monthly_budget_alerting_the_warning_topic(synth_
         assert len(topics) == 1 and "aws_sns_topic.warning_topic" in next(iter(topics)), topics
         # Budgets may publish to the encrypted topic: the topic's policy and the key's.
         policies = dict(all_policy_documents(doc))
-        publishers = [st for where, p in policies.items() if where.startswith("aws_sns_topic_policy")
+        publishers = [st for where, p in policies.items()
+                      if where.startswith("aws_sns_topic_policy.") and "_topic_policy_" in where
                       for st in p["Statement"] if st["Effect"] == "Allow"]
+        assert len(publishers) == 2  # the critical and warning topics (not the trail's)
         assert all("budgets.amazonaws.com" in st["Principal"]["Service"] for st in publishers)
         key = next(p for where, p in policies.items() if where.startswith("aws_kms_key"))
         notify = next(st for st in key["Statement"] if st["Sid"] == "AllowAlarmNotifications")
