@@ -326,9 +326,12 @@ def platform_admin(refs: PlatformRefs) -> list[Statement]:
             statement(f"Manage{service.title().replace('-', '')}", [f"{service}:*"], arns)
             for service, arns in region_scoped
         ],
+        # What has an alarm or dashboard resource type (not `cloudwatch:*`: PutMetricData and the
+        # other resource-less actions would read as scoped to these ARNs, and mean nothing).
         statement(
             "ManageAlarmsAndDashboards",
-            ["cloudwatch:*"],
+            ["cloudwatch:DescribeAlarm*", "cloudwatch:EnableAlarmActions", "cloudwatch:*Dashboard*",
+             "cloudwatch:ListTagsForResource", "cloudwatch:TagResource", "cloudwatch:UntagResource"],
             [n.arn("cloudwatch", f"alarm:{n.prefix}-*"),
              n.arn("cloudwatch", f"dashboard/{n.prefix}-*", region=False)],
         ),

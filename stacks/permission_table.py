@@ -1,0 +1,169 @@
+"""Every AWS call a role's code makes -> the statement (Sid) of the role's policy that allows it.
+
+One table per role that runs code of this repository: each control-loop function, the project's
+SageMaker execution role (the pipeline steps) and the personas (the CLI commands they run). A
+role's `calls` are what its code calls (tests/unit/test_permission_table.py reads them from the
+source with mlops/aws_calls.py and checks this table lists each one, and nothing more); `also`
+holds what is made as the role but not by a boto3 call in its code (a library, the Lambda
+service, an authorization a call implies), each with who makes it. The synthesized policies must
+allow every row by the named statement and allow nothing this table does not list.
+
+Rendered into docs/permissions.md (`python -m stacks.permission_table > docs/permissions.md`; a
+test checks the copy is current).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Also:
+    sid: str
+    why: str  # who makes the call as the role, or which call implies it
+
+
+@dataclass(frozen=True)
+class RoleTable:
+    role: str  # how the role is named in the stacks: <base>-<function>, <base>-execution, <prefix>-<persona>
+    runs: tuple[str, ...]  # the entry files whose code runs as the role
+    within: tuple[str, ...]  # the packages whose modules, imported from there, run as it too
+    calls: Mapping[str, str]  # IAM action the code calls -> Sid
+    also: Mapping[str, Also] = field(default_factory=dict)
+    # Statements whose wildcard actions are granted on purpose (Sid -> why): no table can list
+    # what a client outside boto3 calls.
+    wildcards: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def actions(self) -> dict[str, str]:
+        return {**self.calls, **{a: g.sid for a, g in self.also.items()}}
+
+
+def _function(name: str, calls: Mapping[str, str], also: Mapping[str, Also]) -> RoleTable:
+    # An action the code calls itself is listed once, as a call.
+    also = {a: g for a, g in {**_LAMBDA_SERVICE, **also}.items() if a not in calls}
+    return RoleTable(f"<base>-{name}", (f"lambdas/{name}/handler.py",), ("lambdas/",), calls, also)
+
+
+# What Lambda does as every function's role: poll and delete the queue's messages (the event
+# source mapping), write the logs, send the traces.
+_LAMBDA_SERVICE = {
+    "sqs:ReceiveMessage": Also("ConsumeQueue", "Lambda's event source mapping polls the queue"),
+    "sqs:DeleteMessage": Also("ConsumeQueue", "Lambda's event source mapping deletes handled messages"),
+    "sqs:GetQueueAttributes": Also("ConsumeQueue", "Lambda's event source mapping reads the queue"),
+    "logs:CreateLogStream": Also("WriteOwnLogs", "the Lambda runtime writes the function's logs"),
+    "logs:PutLogEvents": Also("WriteOwnLogs", "the Lambda runtime writes the function's logs"),
+    "xray:PutTraceSegments": Also("SendTraces", "active tracing"),
+    "xray:PutTelemetryRecords": Also("SendTraces", "active tracing"),
+}
+# The control-loop shell (lambdas/shared/control/shell.py) of gate, deploy, rollback, retrain.
+_SHELL_ALSO = {
+    "kms:Decrypt": Also("DecryptMessages", "Lambda reads the KMS-encrypted queue's messages"),
+    "kms:GenerateDataKey": Also("UsePlatformKey", "sns:Publish to the KMS-encrypted alert topics"),
+    **{f"dynamodb:{op}": Also("UseControlTables", "Powertools idempotency (DynamoDBPersistenceLayer) "
+                                                  "keeps its records")
+       for op in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")},
+}
+_SHELL = {
+    "dynamodb:PutItem": "AppendAuditRecords",
+    "dynamodb:Query": "RecordDeployments",
+    "sns:Publish": "NotifyAlerts",
+    "sagemaker:DescribeEndpoint": "DescribeEndpoint",
+    "sagemaker:DescribeModelPackage": "ReadModelPackages",
+}
+# The endpoint's lease (dynamo.py Leases).
+_LEASE = {"dynamodb:GetItem": "UseControlTables", "dynamodb:DeleteItem": "UseControlTables"}
+# Changing what the endpoint serves (serving.py: build and switch).
+_SERVE = {
+    **_SHELL,
+    **_LEASE,
+    "dynamodb:UpdateItem": "RecordDeployments",
+    "sagemaker:DescribeEndpointConfig": "ManageEndpointModelsAndConfigs",
+    "sagemaker:DescribeModel": "ManageEndpointModelsAndConfigs",
+    "sagemaker:CreateModel": "ManageEndpointModelsAndConfigs",
+    "sagemaker:CreateEndpointConfig": "ManageEndpointModelsAndConfigs",
+    "sagemaker:CreateEndpoint": "CreateEndpoint",
+    "sagemaker:UpdateEndpoint": "UpdateEndpoint",
+    "sagemaker:UpdateModelPackage": "JudgeModelPackages",
+}
+_SERVE_ALSO = {
+    **_SHELL_ALSO,
+    "sagemaker:AddTags": Also("ManageEndpointModelsAndConfigs",
+                              "CreateModel, CreateEndpointConfig and CreateEndpoint send Tags "
+                              "(CreateEndpoint's: statement CreateEndpoint)"),
+    "iam:PassRole": Also("PassExecutionRole", "CreateModel passes the execution role"),
+    "kms:CreateGrant": Also("GrantKeyToEndpointVolumes", "CreateEndpointConfig with KmsKeyId"),
+    "kms:DescribeKey": Also("DescribeKey", "CreateEndpointConfig with KmsKeyId"),
+    "cloudwatch:DescribeAlarms": Also("ReadAlarms", "UpdateEndpoint with auto-rollback alarms"),
+}
+# The scheduled checks (drift, quality): served model, capture window, reports, metrics.
+_CHECK = {
+    "s3:ListBucket": "ListCapture",
+    "s3:GetObject": "ReadCaptureAndModels",
+    "s3:PutObject": "WriteReports",
+    "cloudwatch:PutMetricData": "PublishCheckMetrics",
+    "sagemaker:DescribeEndpoint": "FindServedModel",
+    "sagemaker:DescribeEndpointConfig": "FindServedModel",
+    "sagemaker:DescribeModel": "FindServedModel",
+    "sagemaker:DescribeModelPackage": "FindServedModel",
+}
+_CHECK_ALSO = {
+    "kms:Decrypt": Also("UsePlatformKey", "s3:GetObject of SSE-KMS objects; Lambda reads the queue"),
+    "kms:GenerateDataKey": Also("UsePlatformKey", "s3:PutObject of SSE-KMS reports"),
+}
+
+FUNCTIONS: dict[str, RoleTable] = {
+    "gate": _function("gate", {
+        **_SHELL,
+        "s3:GetObject": "ReadEvaluationReports",
+        "sagemaker:UpdateModelPackage": "JudgeModelPackages",
+    }, {**_SHELL_ALSO, "kms:Decrypt": Also("UsePlatformKey",
+                                           "s3:GetObject of SSE-KMS reports; Lambda reads the queue")}),
+    "deploy": _function("deploy", {
+        **_SERVE,
+        "cloudwatch:GetMetricData": "ReadBakeLatency",
+        "cloudwatch:PutMetricData": "PublishLatencyBaseline",
+    }, _SERVE_ALSO),
+    "rollback": _function("rollback", {
+        **_SERVE,
+        "cloudwatch:GetMetricData": "ReadModelQuality",
+    }, _SERVE_ALSO),
+    "retrain": _function("retrain", {
+        **_SHELL,
+        **_LEASE,
+        "sagemaker:DescribeEndpointConfig": "DescribeServedModel",
+        "sagemaker:DescribeModel": "DescribeServedModel",
+        "sagemaker:StartPipelineExecution": "StartTrainingPipeline",
+        "cloudwatch:GetMetricData": "ReadModelQuality",
+    }, _SHELL_ALSO),
+    "drift": _function("drift", _CHECK, _CHECK_ALSO),
+    "quality": _function("quality", _CHECK, _CHECK_ALSO),
+}
+
+TABLES: dict[str, RoleTable] = {f"function {name}": table for name, table in FUNCTIONS.items()}
+
+
+def markdown() -> str:
+    """The tables as the README's linked document shows them."""
+    lines = ["# Permissions derived from the calls", "",
+             "Generated from stacks/permission_table.py (`python -m stacks.permission_table > "
+             "docs/permissions.md`); tests/unit/test_permission_table.py checks that each role's code "
+             "makes exactly the calls listed, that its synthesized policy allows each one by the "
+             "statement named, and that it allows nothing else.", ""]
+    for title, table in TABLES.items():
+        lines += [f"## {title} (`{table.role}`)", "",
+                  "Code: " + ", ".join(f"`{r}`" for r in table.runs)
+                  + (f" and what it imports from `{'`, `'.join(table.within)}`" if table.within else ""),
+                  "", "| AWS call (IAM action) | Statement | Made by |", "|---|---|---|"]
+        for action in sorted(table.actions):
+            made = table.also[action].why if action in table.also else "the code"
+            lines.append(f"| `{action}` | `{table.actions[action]}` | {made} |")
+        for sid, why in table.wildcards.items():
+            lines.append(f"| (wildcard) | `{sid}` | {why} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

@@ -1,0 +1,154 @@
+"""Permissions derived from the calls: each role's code, its table row by row, its synthesized policy.
+
+(a) every AWS call extracted from the code a role runs is a row of its table, and every `calls` row
+    is made by that code; (b) the role's synthesized policies allow each row by the named
+    statement, the permissions boundary lets it through and no unconditional deny stops it;
+(c) the role's policies allow no action the table does not list (wildcards expanded with
+    botocore's operation lists).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from mlops.aws_calls import CLIENTS, Extraction, extract, known_actions, stale_annotations
+from stacks.permission_table import FUNCTIONS, TABLES, RoleTable, markdown
+from stacks.policy import listed, matches
+
+ROOT = Path(__file__).resolve().parents[2]
+ENVS = ("local", "dev", "staging", "prod")
+
+
+@cache
+def extraction(title: str) -> Extraction:
+    table = TABLES[title]
+    return extract(table.runs, table.within)
+
+
+def _ref(value: str) -> str:
+    """`${aws_iam_role.X.arn}` -> X."""
+    return value.removeprefix("${").removesuffix("}").split(".")[1]
+
+
+def role_statements(synth_all, stack: str, role_id: str) -> tuple[list[dict], list[dict]]:
+    """(the role's own statements: inline and attached customer policies, its boundary's)."""
+    doc = synth_all.json(stack)["resource"]
+    role = doc["aws_iam_role"][role_id]
+    own = [st for p in doc.get("aws_iam_role_policy", {}).values() if _ref(p["role"]) == role_id
+           for st in json.loads(p["policy"])["Statement"]]
+    for attachment in doc.get("aws_iam_role_policy_attachment", {}).values():
+        if _ref(attachment["role"]) == role_id:
+            pytest.fail(f"{role['name']}: attached policy {attachment['policy_arn']} is not covered by "
+                        "the permission table")
+    env = stack.rsplit("-", 1)[1]
+    boundary_name = role["permissions_boundary"].rsplit("/", 1)[1]
+    platform = synth_all.json(f"platform-{env}")["resource"]["aws_iam_policy"]
+    (boundary,) = [json.loads(p["policy"])["Statement"] for p in platform.values()
+                   if p["name"] == boundary_name]
+    return own, boundary
+
+
+def function_role(synth_all, stack: str, name: str) -> str:
+    doc = synth_all.json(stack)["resource"]
+    (fn,) = [f for f in doc["aws_lambda_function"].values() if f["function_name"].endswith(f"-{name}")]
+    return _ref(fn["role"])
+
+
+def _unconditional_deny(statements: list[dict], action: str) -> list[str]:
+    return [st.get("Sid", "?") for st in statements if st["Effect"] == "Deny" and "Condition" not in st
+            and listed(st.get("Resource")) == ["*"] and any(matches(p, action) for p in listed(st["Action"]))]
+
+
+def check_role(table: RoleTable, own: list[dict], boundary: list[dict], where: str) -> list[str]:
+    problems = []
+    by_sid = {st["Sid"]: st for st in own}
+    for action, sid in table.actions.items():
+        st = by_sid.get(sid)
+        if st is None or st["Effect"] != "Allow" or not any(matches(p, action) for p in listed(st["Action"])):
+            problems.append(f"{where}: {action}: statement {sid} does not allow it")
+        if not any(s["Effect"] == "Allow" and any(matches(p, action) for p in listed(s["Action"]))
+                   for s in boundary):
+            problems.append(f"{where}: {action}: the permissions boundary does not let it through")
+        if denied := _unconditional_deny(own + boundary, action):
+            problems.append(f"{where}: {action}: denied by {denied}")
+    for st in own:
+        if st["Effect"] != "Allow" or st["Sid"] in table.wildcards:
+            continue
+        for pattern in listed(st["Action"]):
+            expanded = known_actions(pattern) if "*" in pattern or "?" in pattern else {pattern}
+            if not expanded:
+                problems.append(f"{where}: {st['Sid']} grants {pattern}, which matches no known action")
+            listed_actions = {a.lower() for a in table.actions}
+            problems += [f"{where}: {st['Sid']} allows {a}, which the table does not list"
+                         for a in sorted(expanded) if a.lower() not in listed_actions]
+    return problems
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_the_table_lists_exactly_the_calls_of_the_function_code(name):
+    table, found = FUNCTIONS[name], extraction(f"function {name}")
+    where = {c.action: f"{c.module}:{c.line}" for c in found.calls}
+    missing = {a: where[a] for a in found.actions - set(table.calls)}
+    assert not missing, f"calls the table of {name} lacks (add them with their statement): {missing}"
+    stale = set(table.calls) - found.actions
+    assert not stale, f"rows of {name} its code does not call (remove them, or move to `also`): {stale}"
+    assert not set(table.also) & found.actions, "a call the code makes belongs in `calls`"
+
+
+def test_client_annotations_are_used():
+    for title in TABLES:
+        extraction(title)
+    assert not stale_annotations([extraction(t) for t in TABLES], CLIENTS)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_function_policies_allow_each_row_and_nothing_else(synth_all, env):
+    stack = f"project-demo-{env}"
+    problems = []
+    for name, table in FUNCTIONS.items():
+        own, boundary = role_statements(synth_all, stack, function_role(synth_all, stack, name))
+        problems += check_role(table, own, boundary, f"{stack} {name}")
+    assert not problems, "\n".join(problems)
+
+
+def test_put_metric_data_is_scoped_by_namespace_everywhere(synth_all):
+    """PutMetricData has no resource type: Resource "*" and the cloudwatch:namespace condition."""
+    for stack in synth_all.stacks:
+        for policy in synth_all.json(stack)["resource"].get("aws_iam_role_policy", {}).values():
+            for st in json.loads(policy["policy"])["Statement"]:
+                if st["Effect"] == "Allow" and any(matches(p, "cloudwatch:PutMetricData")
+                                                   for p in listed(st["Action"])):
+                    assert listed(st["Resource"]) == ["*"], (stack, policy["name"], st["Sid"])
+                    keys = {k for values in st.get("Condition", {}).values() for k in values}
+                    assert keys == {"cloudwatch:namespace"}, (stack, policy["name"], st["Sid"])
+
+
+def test_endpoint_creation_may_tag_the_endpoint(synth_all):
+    """CreateEndpoint sends Tags: SageMaker authorizes them as AddTags on the new endpoint."""
+    for env in ENVS:
+        stack = f"project-demo-{env}"
+        for name in ("deploy", "rollback"):
+            own, _ = role_statements(synth_all, stack, function_role(synth_all, stack, name))
+            endpoint = next(st for st in own if st["Sid"] == "UpdateEndpoint")["Resource"]
+            tagging = [st for st in own if "sagemaker:AddTags" in listed(st["Action"])
+                       and endpoint in listed(st["Resource"])]
+            assert tagging, f"{stack} {name}: no sagemaker:AddTags on {endpoint}"
+
+
+def test_the_drift_check_reads_only_its_own_model_registry(synth_all):
+    for env in ENVS:
+        stack, group = f"project-demo-{env}", f"mlops-{env}-demo"
+        own, _ = role_statements(synth_all, stack, function_role(synth_all, stack, "drift"))
+        registry = [r for st in own for r in listed(st["Resource"]) if ":model-package" in r]
+        assert registry, "the drift check reads its served model's package"
+        own_group = (f":model-package/{group}/*", f":model-package-group/{group}")
+        assert all(r.endswith(own_group) for r in registry), registry
+
+
+def test_the_rendered_tables_are_current():
+    assert (ROOT / "docs" / "permissions.md").read_text() == markdown(), (
+        "docs/permissions.md is stale: python -m stacks.permission_table > docs/permissions.md")
