@@ -259,7 +259,9 @@ def imports(path: Path, root: Path = ROOT) -> list[Path]:
             names = [".".join(module)] + [".".join([*module, a.name]) for a in node.names]
         for name in names:
             parts = name.split(".")
-            for candidate in (root.joinpath(*parts).with_suffix(".py"), root.joinpath(*parts, "__init__.py")):
+            # Step scripts run from their own folder and import their siblings by plain name.
+            for candidate in (root.joinpath(*parts).with_suffix(".py"), root.joinpath(*parts, "__init__.py"),
+                              path.parent.joinpath(*parts).with_suffix(".py")):
                 if candidate.is_file():
                     found.append(candidate)
     return found

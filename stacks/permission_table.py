@@ -141,7 +141,51 @@ FUNCTIONS: dict[str, RoleTable] = {
     "quality": _function("quality", _CHECK, _CHECK_ALSO),
 }
 
-TABLES: dict[str, RoleTable] = {f"function {name}": table for name, table in FUNCTIONS.items()}
+# The project's SageMaker execution role: the pipeline steps' code, and what SageMaker does as it.
+_JOBS = "SageMaker Pipelines starts, follows and stops the steps' jobs as the pipeline's role"
+_SERVICE_S3 = "SageMaker reads job inputs and writes job outputs and the endpoint's data capture"
+EXECUTION = RoleTable(
+    "<base>-execution",
+    ("pipelines/steps/dataset_version.py", "pipelines/steps/validate.py", "pipelines/steps/preprocess.py",
+     "pipelines/steps/train.py", "pipelines/steps/evaluate.py", "pipelines/steps/register.py",
+     "pipelines/steps/explainability.py", "pipelines/steps/inference.py"),
+    ("pipelines/", "lambdas/shared/"),
+    {
+        "s3:GetObject": "ReadProjectData",
+        "s3:ListBucket": "ListProjectPrefixes",
+        "s3:PutObject": "WriteProjectArtifacts",
+        "cloudwatch:PutMetricData": "PublishMetrics",
+        "sagemaker:CreateModelPackage": "RegisterIntoProjectGroupPending",
+        "sagemaker:DescribeModelPackage": "ReadProjectGroup",
+        "sagemaker:ListModelPackages": "ListModelPackages",
+        "sagemaker:DescribeEndpoint": "FindServedModel",
+        "sagemaker:DescribeEndpointConfig": "FindServedModel",
+        "sagemaker:DescribeModel": "FindServedModel",
+    },
+    {
+        "s3:AbortMultipartUpload": Also("WriteProjectArtifacts", _SERVICE_S3 + " (multipart)"),
+        "s3:GetBucketLocation": Also("ListProjectPrefixes", _SERVICE_S3),
+        **{f"kms:{op}": Also("UsePlatformKey", "SSE-KMS objects, and the jobs' volumes and outputs "
+                                               "encrypted with the platform key")
+           for op in ("Decrypt", "Encrypt", "GenerateDataKey", "DescribeKey")},
+        **{f"ecr:{op}": Also("PullImages", "SageMaker pulls the jobs' and the endpoint's images")
+           for op in ("BatchGetImage", "GetDownloadUrlForLayer", "BatchCheckLayerAvailability")},
+        "ecr:GetAuthorizationToken": Also("EcrLogin", "SageMaker pulls the jobs' and the endpoint's images"),
+        **{f"logs:{op}": Also("WriteJobLogs", "SageMaker writes the jobs' and the endpoint's logs")
+           for op in ("CreateLogGroup", "CreateLogStream", "PutLogEvents", "DescribeLogStreams")},
+        **{f"sagemaker:{op}": Also("RunProjectJobs", _JOBS)
+           for op in ("CreateProcessingJob", "DescribeProcessingJob", "StopProcessingJob",
+                      "CreateTrainingJob", "DescribeTrainingJob", "StopTrainingJob", "AddTags")},
+        "iam:PassRole": Also("PassOwnRoleToSageMaker", "SageMaker Pipelines passes the role to the jobs"),
+    },
+    {"TrackExperiments": "the MLflow client (steps' _tracking.py) calls the managed tracking server's "
+                         "REST API, not boto3: sagemaker-mlflow:* on this one server"},
+)
+
+TABLES: dict[str, RoleTable] = {
+    **{f"function {name}": table for name, table in FUNCTIONS.items()},
+    "project execution role": EXECUTION,
+}
 
 
 def markdown() -> str:

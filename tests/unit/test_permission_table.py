@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mlops.aws_calls import CLIENTS, Extraction, extract, known_actions, stale_annotations
-from stacks.permission_table import FUNCTIONS, TABLES, RoleTable, markdown
+from stacks.permission_table import TABLES, RoleTable, markdown
 from stacks.policy import listed, matches
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +50,14 @@ def role_statements(synth_all, stack: str, role_id: str) -> tuple[list[dict], li
     (boundary,) = [json.loads(p["policy"])["Statement"] for p in platform.values()
                    if p["name"] == boundary_name]
     return own, boundary
+
+
+def role_id(synth_all, stack: str, table: RoleTable) -> str | None:
+    """The role `table.role` names in `stack` (<base>: mlops-<env>-demo, <prefix>: mlops-<env>)."""
+    env = stack.rsplit("-", 1)[1]
+    name = table.role.replace("<base>", f"mlops-{env}-demo").replace("<prefix>", f"mlops-{env}")
+    found = [k for k, r in synth_all.json(stack)["resource"]["aws_iam_role"].items() if r["name"] == name]
+    return found[0] if found else None
 
 
 def function_role(synth_all, stack: str, name: str) -> str:
@@ -88,9 +96,9 @@ def check_role(table: RoleTable, own: list[dict], boundary: list[dict], where: s
     return problems
 
 
-@pytest.mark.parametrize("name", sorted(FUNCTIONS))
-def test_the_table_lists_exactly_the_calls_of_the_function_code(name):
-    table, found = FUNCTIONS[name], extraction(f"function {name}")
+@pytest.mark.parametrize("title", sorted(TABLES))
+def test_the_table_lists_exactly_the_calls_of_the_role_code(title):
+    table, found, name = TABLES[title], extraction(title), title
     where = {c.action: f"{c.module}:{c.line}" for c in found.calls}
     missing = {a: where[a] for a in found.actions - set(table.calls)}
     assert not missing, f"calls the table of {name} lacks (add them with their statement): {missing}"
@@ -106,12 +114,14 @@ def test_client_annotations_are_used():
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_function_policies_allow_each_row_and_nothing_else(synth_all, env):
-    stack = f"project-demo-{env}"
+def test_role_policies_allow_each_row_and_nothing_else(synth_all, env):
     problems = []
-    for name, table in FUNCTIONS.items():
-        own, boundary = role_statements(synth_all, stack, function_role(synth_all, stack, name))
-        problems += check_role(table, own, boundary, f"{stack} {name}")
+    for title, table in TABLES.items():
+        stack = f"{'platform' if table.role.startswith('<prefix>') else 'project-demo'}-{env}"
+        role = role_id(synth_all, stack, table)
+        assert role, f"{stack}: no role {table.role} for {title}"
+        own, boundary = role_statements(synth_all, stack, role)
+        problems += check_role(table, own, boundary, f"{stack} {title}")
     assert not problems, "\n".join(problems)
 
 
