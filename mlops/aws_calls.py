@@ -61,6 +61,8 @@ CLIENTS: dict[str, dict[str, str]] = {
     "lambdas/shared/control/serving.py": {"self.client": "sagemaker"},
     "lambdas/shared/control/dynamo.py": {"self.client": "dynamodb"},
     "lambdas/shared/drift/job.py": {"self._client": "s3"},  # _ProgressS3 wraps the capture reads
+    "mlops/traffic.py": {"runtime": "sagemaker-runtime"},
+    "mlops/drift_check.py": {"clients['s3']": "s3"},
 }
 
 
@@ -167,6 +169,9 @@ def _text(node: ast.AST) -> str | None:
     if isinstance(node, ast.Attribute):
         base = _text(node.value)
         return f"{base}.{node.attr}" if base else None
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+        base = _text(node.value)
+        return f"{base}[{node.slice.value!r}]" if base else None
     return None
 
 
@@ -290,17 +295,21 @@ def extract(entries: Iterable[str], within: tuple[str, ...], *, root: Path = ROO
     attribute, a reference), a class's dunder methods when the class is named. An
     over-approximation (two methods of one name are one), never an under-approximation of what
     the source says."""
-    entry_set = set(entries)
-    out = Extraction(modules=modules_of(entries, within, root))
+    # `path::function`: of that file, only what the function reaches (one CLI command of several).
+    split = [e.partition("::") for e in entries]
+    whole = {path for path, _, function in split if not function}
+    out = Extraction(modules=modules_of([path for path, _, _ in split], within, root))
     parsed = [(m, ast.parse((root / m).read_text(), m)) for m in out.modules]
-    units = [u for m, tree in parsed for u in _units(m, tree, always=m in entry_set)]
-    names: set[str] = set()  # plain names running code uses
+    units = [u for m, tree in parsed for u in _units(m, tree, always=m in whole)]
+    seeds = {(path, function) for path, _, function in split if function}
+    # A seeded method's class is in use: its other methods are reached through `self`.
+    names: set[str] = {u.owner for u in units if (u.module, u.name) in seeds and u.owner}
     attrs: set[str] = set()  # attribute names it uses
     changed = True
     while changed:
         changed = False
         for unit in units:
-            if not unit.reachable and unit.called_by(names, attrs):
+            if not unit.reachable and ((unit.module, unit.name) in seeds or unit.called_by(names, attrs)):
                 unit.reachable = True
             if unit.reachable and not unit.counted:
                 unit.counted, changed = True, True

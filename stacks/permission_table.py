@@ -27,13 +27,15 @@ class Also:
 @dataclass(frozen=True)
 class RoleTable:
     role: str  # how the role is named in the stacks: <base>-<function>, <base>-execution, <prefix>-<persona>
-    runs: tuple[str, ...]  # the entry files whose code runs as the role
+    runs: tuple[str, ...]  # the entry files whose code runs as the role (`file::function`: one command)
     within: tuple[str, ...]  # the packages whose modules, imported from there, run as it too
     calls: Mapping[str, str]  # IAM action the code calls -> Sid
     also: Mapping[str, Also] = field(default_factory=dict)
     # Statements whose wildcard actions are granted on purpose (Sid -> why): no table can list
     # what a client outside boto3 calls.
     wildcards: Mapping[str, str] = field(default_factory=dict)
+    # Rows the role may not make in these environments (its policy denies them there).
+    denied_in: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def actions(self) -> dict[str, str]:
@@ -182,9 +184,97 @@ EXECUTION = RoleTable(
                          "REST API, not boto3: sagemaker-mlflow:* on this one server"},
 )
 
+# People: the CLI commands each persona runs (their calls), and what the README's RBAC table lets
+# them do by hand besides (console, Studio, notebooks, the SDK): listed, each with its statement.
+_BROWSE = "people browse SageMaker (console, Studio): no table can list a person's reads"
+_BY_HAND = "people, by hand (console, Studio, notebooks): the README's RBAC table"
+_KEY = {f"kms:{op}": Also("UsePlatformKey", "SSE-KMS objects people read and write")
+        for op in ("Decrypt", "Encrypt", "GenerateDataKey", "DescribeKey")}
+_PIPELINES = {f"sagemaker:{op}": Also("RunPipelines", _BY_HAND)
+              for op in ("StopPipelineExecution", "RetryPipelineExecution",
+                         "SendPipelineExecutionStepSuccess", "SendPipelineExecutionStepFailure")}
+
+
+def _by_hand(sid: str, *actions: str) -> dict[str, Also]:
+    return {a: Also(sid, _BY_HAND) for a in actions}
+
+
+ML_ENGINEER = RoleTable(
+    "<prefix>-ml-engineer",
+    ("mlops/drill.py::run_drill_command", "mlops/traffic.py::run_traffic_command",
+     "mlops/traffic.py::run_invoke_command", "mlops/quality_check.py::run_quality_command",
+     "mlops/drift_check.py::run_check_command"),
+    ("lambdas/shared/", "mlops/drill", "mlops/traffic", "mlops/quality_check", "mlops/drift_check",
+     "mlops/endpoint_wait"),
+    {
+        "cloudwatch:DescribeAlarms": "ReadMonitoring",
+        "cloudwatch:SetAlarmState": "RunDrills",
+        "cloudwatch:PutMetricData": "PublishCheckMetrics",
+        "dynamodb:Query": "ReadControlLoopRecords",
+        "s3:GetObject": "ReadPlatformData",
+        "s3:ListBucket": "ReadPlatformData",
+        "s3:PutObject": "WriteGroundTruth",
+        "sagemaker:CreateModelPackage": "RegisterDrillPackages",
+        "sagemaker:DescribeEndpoint": "DescribeSageMakerResources",
+        "sagemaker:DescribeEndpointConfig": "DescribeSageMakerResources",
+        "sagemaker:DescribeModel": "DescribeSageMakerResources",
+        "sagemaker:DescribeModelPackage": "DescribeSageMakerResources",
+        "sagemaker:InvokeEndpoint": "ApproveModelsAndOperateEndpoints",
+        "sagemaker:UpdateEndpoint": "ApproveModelsAndOperateEndpoints",
+        "sagemaker:UpdateModelPackage": "ApproveModelsAndOperateEndpoints",
+    },
+    {
+        **_KEY, **_PIPELINES,
+        **_by_hand("ReadPlatformData", "s3:GetObjectVersion", "s3:GetBucketLocation"),
+        **_by_hand("ReadWriteArtifacts", "s3:DeleteObject", "s3:AbortMultipartUpload"),
+        **_by_hand("RunPipelines", "sagemaker:StartPipelineExecution"),
+        **_by_hand("ApproveModelsAndOperateEndpoints", "sagemaker:CreateEndpoint", "sagemaker:DeleteEndpoint",
+                   "sagemaker:CreateEndpointConfig", "sagemaker:DeleteEndpointConfig",
+                   "sagemaker:UpdateEndpointWeightsAndCapacities", "sagemaker:CreateModel",
+                   "sagemaker:DeleteModel", "sagemaker:AddTags"),
+        **_by_hand("PassExecutionRoleToSageMaker", "iam:PassRole"),
+        **_by_hand("ReadMonitoring", "cloudwatch:GetMetricData", "cloudwatch:ListMetrics",
+                   "cloudwatch:GetDashboard"),
+        **_by_hand("ReadControlLoopRecords", "dynamodb:GetItem", "dynamodb:DescribeTable"),
+    },
+    {"DescribeSageMakerResources": _BROWSE, "ListSageMakerResources": _BROWSE},
+)
+
+DATA_SCIENTIST = RoleTable(
+    "<prefix>-data-scientist",
+    ("mlops/pipeline_run.py::_run_in_aws", "mlops/traffic.py::run_invoke_command"),
+    ("mlops/pipeline_run", "mlops/traffic"),
+    {
+        "sagemaker:StartPipelineExecution": "RunPipelines",
+        "sagemaker:DescribePipelineExecution": "DescribeSageMakerResources",
+        "sagemaker:ListPipelineExecutionSteps": "ListSageMakerResources",
+        "sagemaker:ListModelPackages": "ListSageMakerResources",
+        "sagemaker:DescribeModelPackage": "DescribeSageMakerResources",
+        "sagemaker:InvokeEndpoint": "InvokeEndpoints",
+    },
+    {
+        **_KEY, **_PIPELINES,
+        **_by_hand("ReadWriteDatasets", "s3:GetObject", "s3:GetObjectVersion", "s3:PutObject",
+                   "s3:DeleteObject", "s3:ListBucket", "s3:GetBucketLocation", "s3:AbortMultipartUpload"),
+        **_by_hand("RunJobs", "sagemaker:CreateTrainingJob", "sagemaker:CreateProcessingJob",
+                   "sagemaker:StopTrainingJob", "sagemaker:StopProcessingJob", "sagemaker:CreateExperiment",
+                   "sagemaker:CreateTrial", "sagemaker:CreateTrialComponent", "sagemaker:AddTags"),
+        **_by_hand("PassExecutionRoleToSageMaker", "iam:PassRole"),
+        **_by_hand("PullImages", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+                   "ecr:BatchCheckLayerAvailability", "ecr:DescribeImages"),
+        **_by_hand("EcrLogin", "ecr:GetAuthorizationToken"),
+        **_by_hand("ReadJobLogs", "logs:GetLogEvents", "logs:FilterLogEvents", "logs:DescribeLogStreams"),
+    },
+    {"DescribeSageMakerResources": _BROWSE, "ListSageMakerResources": _BROWSE},
+    # Production: data scientists never invoke an endpoint (NeverApproveOrDeploy denies it).
+    denied_in={"sagemaker:InvokeEndpoint": ("prod",)},
+)
+
 TABLES: dict[str, RoleTable] = {
     **{f"function {name}": table for name, table in FUNCTIONS.items()},
     "project execution role": EXECUTION,
+    "persona ml_engineer": ML_ENGINEER,
+    "persona data_scientist": DATA_SCIENTIST,
 }
 
 
@@ -202,6 +292,8 @@ def markdown() -> str:
                   "", "| AWS call (IAM action) | Statement | Made by |", "|---|---|---|"]
         for action in sorted(table.actions):
             made = table.also[action].why if action in table.also else "the code"
+            if action in table.denied_in:
+                made += f" (denied in {', '.join(table.denied_in[action])})"
             lines.append(f"| `{action}` | `{table.actions[action]}` | {made} |")
         for sid, why in table.wildcards.items():
             lines.append(f"| (wildcard) | `{sid}` | {why} |")

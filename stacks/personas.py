@@ -83,6 +83,10 @@ CONTROL_LOOP_SIGNALS = (
     "cloudwatch:DisableAlarmActions",
 )
 
+# The scheduled checks' namespaces (control_loop.DRIFT_NAMESPACE, endpoint_alarms.QUALITY), which
+# the ML engineer publishes to when running a check by hand.
+CHECK_NAMESPACES = ("MLOps/Drift", "MLOps/ModelQuality")
+
 # SageMaker's List and Search actions cannot be scoped to resources.
 SAGEMAKER_LIST_ACTIONS = ("sagemaker:List*", "sagemaker:Search")
 
@@ -251,7 +255,7 @@ def ml_engineer(refs: PlatformRefs) -> list[Statement]:
         _pass_execution_role(refs),
         # `mlops drill rollback`: a faulty copy of a served package for the gate and the deploy
         # handler to take through the normal path (--via fault), or an alarm set by hand
-        # (--via state). No PutMetricData: the drill writes no metrics (AWS/ ones cannot be).
+        # (--via state). The drill writes no metrics (AWS/ ones cannot be).
         statement(
             "RunDrills",
             ["cloudwatch:SetAlarmState"],
@@ -267,6 +271,15 @@ def ml_engineer(refs: PlatformRefs) -> list[Statement]:
             ["cloudwatch:DescribeAlarms", "cloudwatch:GetMetricData", "cloudwatch:ListMetrics",
              "cloudwatch:GetDashboard"],
             ["*"],
+        ),
+        # `mlops drift check` and `mlops quality check` run the scheduled checks by hand and publish
+        # what the drift and accuracy alarms watch. PutMetricData has no resource type: the
+        # namespace is its scope.
+        statement(
+            "PublishCheckMetrics",
+            ["cloudwatch:PutMetricData"],
+            ["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": list(CHECK_NAMESPACES)}},
         ),
         # The control loops' deployment history and decisions: what a drill compares against.
         statement(

@@ -71,10 +71,14 @@ def _unconditional_deny(statements: list[dict], action: str) -> list[str]:
             and listed(st.get("Resource")) == ["*"] and any(matches(p, action) for p in listed(st["Action"]))]
 
 
-def check_role(table: RoleTable, own: list[dict], boundary: list[dict], where: str) -> list[str]:
+def check_role(table: RoleTable, own: list[dict], boundary: list[dict], where: str, env: str) -> list[str]:
     problems = []
     by_sid = {st["Sid"]: st for st in own}
     for action, sid in table.actions.items():
+        if env in table.denied_in.get(action, ()):
+            if not _unconditional_deny(own, action):
+                problems.append(f"{where}: {action}: the table says denied in {env}, no statement denies it")
+            continue
         st = by_sid.get(sid)
         if st is None or st["Effect"] != "Allow" or not any(matches(p, action) for p in listed(st["Action"])):
             problems.append(f"{where}: {action}: statement {sid} does not allow it")
@@ -121,7 +125,7 @@ def test_role_policies_allow_each_row_and_nothing_else(synth_all, env):
         role = role_id(synth_all, stack, table)
         assert role, f"{stack}: no role {table.role} for {title}"
         own, boundary = role_statements(synth_all, stack, role)
-        problems += check_role(table, own, boundary, f"{stack} {title}")
+        problems += check_role(table, own, boundary, f"{stack} {title}", env)
     assert not problems, "\n".join(problems)
 
 
@@ -157,6 +161,17 @@ def test_the_drift_check_reads_only_its_own_model_registry(synth_all):
         assert registry, "the drift check reads its served model's package"
         own_group = (f":model-package/{group}/*", f":model-package-group/{group}")
         assert all(r.endswith(own_group) for r in registry), registry
+
+
+def test_the_namespaces_the_roles_publish_to_are_the_alarms(synth_all):
+    """The namespace conditions name what the alarms watch (a typo would pass every other test)."""
+    from stacks.personas import CHECK_NAMESPACES
+    from stacks.project_permissions import EXPLAINABILITY_NAMESPACE
+
+    alarms = synth_all.json("project-demo-dev")["resource"]["aws_cloudwatch_metric_alarm"].values()
+    watched = {a.get("namespace") for a in alarms} | {
+        q["metric"]["namespace"] for a in alarms for q in a.get("metric_query", []) if q.get("metric")}
+    assert {*CHECK_NAMESPACES, EXPLAINABILITY_NAMESPACE} <= watched, watched
 
 
 def test_the_rendered_tables_are_current():
