@@ -138,13 +138,14 @@ def cmd_plan(args: argparse.Namespace, project: Project) -> int:
 
 def cmd_deployer_policy(args: argparse.Namespace, project: Project) -> int:
     """What whoever deploys ENV needs, derived from its synthesized platform and project stacks."""
-    from stacks.deployer_policy import deployer_statements, managed_policies, types_of
+    from stacks.deployer_policy import attached_policies, deployer_statements, managed_policies, types_of
 
     env = project.environments()[args.env]
     infos = [i for i in synthesize(project, {args.env: env}) if i.kind in ("platform", "project")]
-    resources, data = types_of(json.loads((i.dir / "cdk.tf.json").read_text()) for i in infos)
+    stacks = [json.loads((i.dir / "cdk.tf.json").read_text()) for i in infos]
+    resources, data = types_of(stacks)
     try:
-        policies = managed_policies(deployer_statements(env, resources, data))
+        policies = managed_policies(deployer_statements(env, resources, data, attached_policies(stacks)))
     except KeyError as exc:
         say(f"error: {exc.args[0]}")
         return 1

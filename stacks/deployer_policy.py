@@ -257,14 +257,21 @@ def types_of(stacks: Iterable[dict]) -> tuple[list[str], list[str]]:
     return sorted(resources), sorted(data)
 
 
+def attached_policies(stacks: Iterable[dict]) -> list[str]:
+    """The managed policy ARNs synthesized stacks attach to roles (the EKS service roles')."""
+    return sorted({a["policy_arn"] for doc in stacks
+                   for a in doc.get("resource", {}).get("aws_iam_role_policy_attachment", {}).values()})
+
+
 def _sid(scope: str) -> str:
     return "Manage" + "".join(part.title() for part in scope.split("_"))
 
 
-def deployer_statements(env: Environment, resource_types: Iterable[str], data_types: Iterable[str] = ()
-                        ) -> list[Statement]:
+def deployer_statements(env: Environment, resource_types: Iterable[str], data_types: Iterable[str] = (),
+                        attached: Iterable[str] = ()) -> list[Statement]:
     """The deployer's statements for an environment whose stacks hold `resource_types` (and read
-    `data_types`). Unknown types are an error: the map must name what each needs."""
+    `data_types`, and attach the managed policies `attached`). Unknown types are an error: the map
+    must name what each needs."""
     types, data = sorted(set(resource_types)), sorted(set(data_types))
     unknown = [t for t in types if t not in RESOURCE_ACTIONS] + [f"data.{t}" for t in data
                                                                if t not in DATA_SOURCE_ACTIONS]
@@ -281,7 +288,7 @@ def deployer_statements(env: Environment, resource_types: Iterable[str], data_ty
                    for scope, actions in sorted(by_scope.items())]
     statements += [*_state(env), statement("PushImages", list(IMAGE_PUSH), patterns["repositories"]),
                    statement("EcrLogin", ["ecr:GetAuthorizationToken"], ["*"])]
-    statements += _guards(n)
+    statements += _guards(n, sorted(attached))
     return statements
 
 
@@ -305,7 +312,7 @@ def _state(env: Environment) -> list[Statement]:
     ]
 
 
-def _guards(n: Naming) -> list[Statement]:
+def _guards(n: Naming, attached: list[str]) -> list[Statement]:
     """As the CI deploy role (stacks/constructs/github_ci_roles.py): every role made or changed
     carries the boundary, but EKS's two service roles; the boundary is an administrator's."""
     roles = f"arn:aws:iam::{n.account_id}:role{n.role_path}*"
@@ -317,6 +324,11 @@ def _guards(n: Naming) -> list[Statement]:
                     "iam:AttachRolePolicy", "iam:DeleteRolePolicy", "iam:DetachRolePolicy"],
          "NotResource": eks_roles,
          "Condition": {"StringNotEquals": {"iam:PermissionsBoundary": n.boundary_arn}}},
+        # ... but the two EKS service roles, which EKS needs without it: they get the managed
+        # policies the stacks attach to them and nothing else.
+        *([{"Sid": "EksRolesGetOnlyEksPolicies", "Effect": "Deny", "Action": "iam:AttachRolePolicy",
+            "Resource": eks_roles, "Condition": {"ArnNotEquals": {"iam:PolicyARN": attached}}}]
+          if attached else []),
         statement("EksRolesGetNoInlinePolicy", ["iam:PutRolePolicy"], eks_roles, effect="Deny"),
         statement("BoundaryStays", ["iam:DeleteRolePermissionsBoundary"], [roles], effect="Deny"),
         statement("BoundaryChangesAreAnAdministrators",
