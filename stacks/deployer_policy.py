@@ -288,7 +288,8 @@ def deployer_statements(env: Environment, resource_types: Iterable[str], data_ty
                    for scope, actions in sorted(by_scope.items())]
     statements += [*_state(env), statement("PushImages", list(IMAGE_PUSH), patterns["repositories"]),
                    statement("EcrLogin", ["ecr:GetAuthorizationToken"], ["*"])]
-    statements += _guards(n, sorted(attached))
+    # The EKS roles' policies are the ones the stacks attach (none attached: none allowed).
+    statements += deployment_guards(n, sorted(attached))
     return statements
 
 
@@ -312,25 +313,31 @@ def _state(env: Environment) -> list[Statement]:
     ]
 
 
-def _guards(n: Naming, attached: list[str]) -> list[Statement]:
-    """As the CI deploy role (stacks/constructs/github_ci_roles.py): every role made or changed
-    carries the boundary, but EKS's two service roles; the boundary is an administrator's."""
+def deployment_guards(n: Naming, eks_policy_arns: list[str]) -> list[Statement]:
+    """What holds whoever deploys (a person with these documents, or the CI deploy role,
+    stacks/constructs/github_ci_roles.py) to the boundary: every role made or changed carries
+    it, but EKS's two service roles, which get only `eks_policy_arns`; the boundary itself is an
+    administrator's; no role is assumed."""
     roles = f"arn:aws:iam::{n.account_id}:role{n.role_path}*"
     eks_roles = [f"arn:aws:iam::{n.account_id}:role{n.role_path}{n.eks_cluster}-{kind}"
                  for kind in ("cluster", "node")]
     return [
+        # Every role it makes or changes carries the boundary (AWS's delegated-administration
+        # pattern: iam:PermissionsBoundary is the boundary of the role acted on) ...
         {"Sid": "RolesCarryTheBoundary", "Effect": "Deny",
          "Action": ["iam:CreateRole", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy",
                     "iam:AttachRolePolicy", "iam:DeleteRolePolicy", "iam:DetachRolePolicy"],
          "NotResource": eks_roles,
          "Condition": {"StringNotEquals": {"iam:PermissionsBoundary": n.boundary_arn}}},
-        # ... but the two EKS service roles, which EKS needs without it: they get the managed
-        # policies the stacks attach to them and nothing else.
+        # ... but the two EKS service roles, which EKS needs without it: they get EKS's own
+        # managed policies and nothing else.
         *([{"Sid": "EksRolesGetOnlyEksPolicies", "Effect": "Deny", "Action": "iam:AttachRolePolicy",
-            "Resource": eks_roles, "Condition": {"ArnNotEquals": {"iam:PolicyARN": attached}}}]
-          if attached else []),
+            "Resource": eks_roles, "Condition": {"ArnNotEquals": {"iam:PolicyARN": eks_policy_arns}}}]
+          if eks_policy_arns else []),
         statement("EksRolesGetNoInlinePolicy", ["iam:PutRolePolicy"], eks_roles, effect="Deny"),
         statement("BoundaryStays", ["iam:DeleteRolePermissionsBoundary"], [roles], effect="Deny"),
+        # The boundary itself is changed by an administrator, never by CI: a new default
+        # version would lift the cap on every role at once.
         statement("BoundaryChangesAreAnAdministrators",
                   ["iam:CreatePolicyVersion", "iam:DeletePolicyVersion", "iam:SetDefaultPolicyVersion",
                    "iam:DeletePolicy"], [n.boundary_arn], effect="Deny"),
