@@ -264,6 +264,8 @@ def attached_policies(stacks: Iterable[dict]) -> list[str]:
 
 
 def _sid(scope: str) -> str:
+    if scope == "anything":
+        return "ActionsWithoutResourceScope"
     return "Manage" + "".join(part.title() for part in scope.split("_"))
 
 

@@ -148,3 +148,40 @@ def test_the_deployer_may_act_on_each_named_resource_of_its_environment(synth_al
                                    and any(matches(p, arn) for p in listed(s["Resource"])) for s in allows):
                             missing.append(f"{action} on {arn}")
     assert not missing, "\n".join(missing[:20])
+
+
+def _synthesized(synth_all, env: str):
+    from stacks.stack_info import StackInfo
+
+    def kind(name: str) -> str:
+        return name.split("-", 1)[0]
+
+    return [StackInfo(name, env, kind(name), path) for name, path in synth_all.stacks.items()
+            if name.endswith(f"-{env}")]
+
+
+def test_the_command_prints_the_documents_of_the_environments_synthesized_stacks(
+        synth_all, monkeypatch, capsys):
+    from mlops import cli
+    from mlops.project import Project
+
+    monkeypatch.setattr(cli, "synthesize", lambda project, envs: _synthesized(synth_all, "dev"))
+    args = cli.build_parser().parse_args(["deployer-policy", "--env", "dev", "--json"])
+    assert cli.dispatch(args, Project.discover()) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["environment"] == "dev" and out["stacks"] == ["platform-dev", "project-demo-dev"]
+    assert "aws_sagemaker_endpoint" in out["resource_types"] and out["data_sources"] == ["aws_kms_alias"]
+    sizes = [len(json.dumps(p, separators=(",", ":"))) for p in out["policies"]]
+    assert sizes and max(sizes) <= MANAGED_POLICY_CHARACTERS
+
+
+def test_a_type_the_map_lacks_fails_the_command(synth_all, monkeypatch, capsys):
+    from mlops import cli
+    from mlops.project import Project
+    from stacks import deployer_policy
+
+    monkeypatch.delitem(deployer_policy.RESOURCE_ACTIONS, "aws_sqs_queue")
+    monkeypatch.setattr(cli, "synthesize", lambda project, envs: _synthesized(synth_all, "dev"))
+    args = cli.build_parser().parse_args(["deployer-policy", "--env", "dev"])
+    assert cli.dispatch(args, Project.discover()) == 1
+    assert "no actions for aws_sqs_queue" in capsys.readouterr().err
