@@ -89,21 +89,13 @@ class Extraction:
 
 
 @cache
-def _service(name: str) -> tuple[str, dict[str, str], frozenset[str]]:
-    """(IAM prefix, snake_case method -> operation, waiter names) of a botocore service."""
-    import botocore.session
+def _service(name: str) -> tuple[str, dict[str, str]]:
+    """(IAM prefix, snake_case method -> operation) of a botocore service."""
     from botocore import xform_name
 
-    session = _session()
-    model = session.get_service_model(name)
+    model = _session().get_service_model(name)
     prefix = IAM_PREFIX.get(model.signing_name, model.signing_name)
-    methods = {xform_name(op): op for op in model.operation_names}
-    try:
-        waiters = frozenset(session.get_waiter_model(name).waiter_names)
-    except Exception:
-        waiters = frozenset()
-    del botocore
-    return prefix, methods, waiters
+    return prefix, {xform_name(op): op for op in model.operation_names}
 
 
 @cache
@@ -126,9 +118,11 @@ def known_actions(pattern: str) -> set[str]:
     prefix = pattern.split(":", 1)[0].lower()
     found: set[str] = set()
     for name in _services():
-        if name != prefix and not name.startswith(f"{prefix}-") and prefix not in IAM_PREFIX.values():
+        # A service's IAM prefix is its name's first part (sagemaker, sagemaker-runtime; cloudwatch,
+        # which signs as monitoring).
+        if name != prefix and not name.startswith(f"{prefix}-"):
             continue
-        service_prefix, methods, _ = _service(name)
+        service_prefix, methods = _service(name)
         if service_prefix != prefix:
             continue
         found |= {a for op in methods.values() for a in IAM_ACTIONS.get(f"{prefix}:{op}", (f"{prefix}:{op}",))
@@ -148,7 +142,7 @@ def _waiter_operation(service: str, waiter: str) -> str:
 
 def action_of(service: str, method: str) -> tuple[str, ...]:
     """IAM actions of calling `method` on a `service` client; () if it is no AWS call."""
-    prefix, methods, _ = _service(service)
+    prefix, methods = _service(service)
     if method in methods:
         operations = (methods[method],)
     elif service == "s3" and method in S3_TRANSFERS:
