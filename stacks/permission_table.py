@@ -270,9 +270,17 @@ DATA_SCIENTIST = RoleTable(
     denied_in={"sagemaker:InvokeEndpoint": ("prod",)},
 )
 
+# The explainability schedule's role: EventBridge starts the one-step pipeline as it (no code).
+EXPLAINABILITY_SCHEDULE = RoleTable(
+    "<base>-explainability-schedule", (), (), {},
+    {"sagemaker:StartPipelineExecution": Also(
+        "StartScheduledPipeline", "EventBridge starts the explainability pipeline on its schedule")},
+)
+
 TABLES: dict[str, RoleTable] = {
     **{f"function {name}": table for name, table in FUNCTIONS.items()},
     "project execution role": EXECUTION,
+    "explainability schedule": EXPLAINABILITY_SCHEDULE,
     "persona ml_engineer": ML_ENGINEER,
     "persona data_scientist": DATA_SCIENTIST,
 }
@@ -286,9 +294,10 @@ def markdown() -> str:
              "makes exactly the calls listed, that its synthesized policy allows each one by the "
              "statement named, and that it allows nothing else.", ""]
     for title, table in TABLES.items():
-        lines += [f"## {title} (`{table.role}`)", "",
-                  "Code: " + ", ".join(f"`{r}`" for r in table.runs)
-                  + (f" and what it imports from `{'`, `'.join(table.within)}`" if table.within else ""),
+        code = ("Code: " + ", ".join(f"`{r}`" for r in table.runs)
+                + (f" and what it imports from `{'`, `'.join(table.within)}`" if table.within else "")
+                if table.runs else "Code: none of this repository's (the service acts as the role)")
+        lines += [f"## {title} (`{table.role}`)", "", code,
                   "", "| AWS call (IAM action) | Statement | Made by |", "|---|---|---|"]
         for action in sorted(table.actions):
             made = table.also[action].why if action in table.also else "the code"

@@ -430,8 +430,10 @@ def sagemaker_execution(refs: PlatformRefs) -> list[Statement]:
             "PublishMetrics",
             ["cloudwatch:PutMetricData"],
             ["*"],
-            # PutMetricData has no resource type; the namespace is its scope.
-            conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "MLOps/*"]}},
+            # PutMetricData has no resource type; the namespace is its scope: SageMaker's own
+            # (training metrics, published as the job's role). Not MLOps/*: any job a data
+            # scientist starts runs as this role, and MLOps/ holds what the alarms judge.
+            conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*"]}},
         ),
     ]
 
