@@ -270,6 +270,26 @@ DATA_SCIENTIST = RoleTable(
     denied_in={"sagemaker:InvokeEndpoint": ("prod",)},
 )
 
+# The auditor runs no command of this repository: everything is by hand, read-only.
+_READ = "the auditor, by hand (console, CLI): reads what the README's RBAC table lets them"
+AUDITOR = RoleTable(
+    "<prefix>-auditor", (), (), {},
+    {
+        **{a: Also("ReadAuditLogs", _READ) for a in ("s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket",
+                                                     "s3:GetBucketLocation")},
+        **{f"kms:{op}": Also("DecryptAuditLogs", _READ)
+           for op in ("Decrypt", "DescribeKey", "GetKeyPolicy", "GetKeyRotationStatus")},
+        **{f"s3:{op}": Also("ReadBucketSettings", _READ)
+           for op in ("GetBucketPolicy", "GetBucketVersioning", "GetEncryptionConfiguration",
+                      "GetBucketPublicAccessBlock", "GetLifecycleConfiguration", "GetBucketLogging",
+                      "GetBucketOwnershipControls")},
+    },
+    {"DescribeSageMakerResources": _BROWSE, "ListSageMakerResources": _BROWSE,
+     "ReadTrailAndConfiguration": "reads of the trail, IAM and CloudWatch configuration (Get*, List*, "
+                                  "Describe*): an auditor's reads are not a list",
+     "ReadLogs": "reads of every log group (Describe*, Get*): an auditor's reads are not a list"},
+)
+
 # The explainability schedule's role: EventBridge starts the one-step pipeline as it (no code).
 EXPLAINABILITY_SCHEDULE = RoleTable(
     "<base>-explainability-schedule", (), (), {},
@@ -283,6 +303,7 @@ TABLES: dict[str, RoleTable] = {
     "explainability schedule": EXPLAINABILITY_SCHEDULE,
     "persona ml_engineer": ML_ENGINEER,
     "persona data_scientist": DATA_SCIENTIST,
+    "persona auditor": AUDITOR,
 }
 
 
