@@ -13,6 +13,11 @@ is searched for boto3 clients and the operations called on them:
 - the IAM action is the service's IAM prefix (botocore's signing name, with the few that differ:
   `monitoring` is `cloudwatch`) and the operation name.
 
+What runs is found by name: an entry file runs whole (`file::function`: only that function, one
+CLI command of several), an imported module's top level runs, and a function or method runs
+once running code names it (a method: its name as an attribute and its class named). An
+over-approximation of what the source can do, never an under-approximation of what it says.
+
 What the AST cannot see, the annotations say; a stale annotation (one no call uses) is an error,
 and so is an operation-like call on something that is not known to be a client, so that a new
 call cannot slip past the permission table.
