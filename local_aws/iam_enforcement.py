@@ -21,16 +21,27 @@ lacks, added here:
   call services whose resources this table does not resolve (SNS, KMS, CloudWatch, ...) with
   conditions moto does not fill; they are not checked. Every person's call is.
 
+- Condition keys of the request. moto evaluates identity policies without the request's
+  condition keys, so every condition holds. Here the keys the platform's policies scope by are
+  filled from the request (CONDITION_KEYS: `cloudwatch:namespace` of PutMetricData, which has no
+  resource type and is scoped by nothing else), StringLike is evaluated as well as StringEquals,
+  and an Allow whose condition does not hold is no explicit denial (moto answers one; AWS just
+  does not allow by that statement).
+
 Not evaluated by moto, and so not by `mlops rbac check` (the README says which tests cover them):
 permissions boundaries, resource-based policies other than bucket policies, and condition keys
-other than the few moto fills from the request (aws:SecureTransport on buckets, here).
+other than the few moto fills from the request (aws:SecureTransport on buckets) and
+CONDITION_KEYS.
 """
 
 from __future__ import annotations
 
+import contextvars
+import fnmatch
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from botocore.credentials import Credentials
@@ -40,7 +51,7 @@ from moto.cloudwatch import responses as cloudwatch_responses
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.exceptions import AccessDeniedError, JsonRESTError
 from moto.dynamodb import responses as dynamodb_responses
-from moto.iam import access_control
+from moto.iam import access_control, policy_conditions
 from moto.iam.models import iam_backends
 from moto.sagemaker import responses as sagemaker_responses
 from moto.sagemakerruntime import responses as sagemakerruntime_responses
@@ -73,6 +84,15 @@ SAGEMAKER_RESOURCES = (
 # Signing names that are not the service's IAM prefix (CloudWatch signs as "monitoring").
 SIGNING_NAME_PREFIXES = {"monitoring": "cloudwatch"}
 PACKAGE_IN_GROUP = "model-package/{}/*"
+# (response class, action) -> the condition keys IAM takes from that request, read from its
+# parameters: what the platform's policies scope by where an action has no resource type.
+CONDITION_KEYS: dict[tuple[type, str], Callable[[Any], dict[str, str]]] = {
+    (cloudwatch_responses.CloudWatchResponse, "PutMetricData"):
+        lambda response: {"cloudwatch:namespace": response._get_param("Namespace")},
+}
+# The condition keys of the request being authorized (set around moto's authorization).
+_REQUEST_KEYS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "request_keys", default=None)
 _INVOCATION_PATH = re.compile(r"^/endpoints/([^/]+)/")
 
 
@@ -197,6 +217,29 @@ def _identities() -> None:
             checked(self, resource)
 
     access_control.IAMRequestBase.check_action_permitted = check_action_permitted
+    evaluate = access_control.IAMPolicy.is_action_permitted
+
+    def is_action_permitted(self: Any, action: str, resource: str = "*", principal: str | None = None,
+                            incoming_condition_values: dict[str, str] | None = None) -> Any:
+        # moto's check passes no condition values; the request's keys (CONDITION_KEYS) are here.
+        values = incoming_condition_values if incoming_condition_values is not None else _REQUEST_KEYS.get()
+        return evaluate(self, action, resource, principal, values or None)
+
+    access_control.IAMPolicy.is_action_permitted = is_action_permitted
+    judged = access_control.IAMPolicyStatement.is_action_permitted
+
+    def statement_permits(self: Any, action: str, resource: str = "*", principal: str | None = None,
+                          incoming_condition_values: dict[str, str] | None = None) -> Any:
+        result = judged(self, action, resource, principal, incoming_condition_values)
+        # An Allow whose condition does not hold allows nothing; it denies nothing either.
+        if result == access_control.PermissionResult.DENIED and self._statement.get("Effect") == "Allow":
+            return access_control.PermissionResult.NEUTRAL
+        return result
+
+    access_control.IAMPolicyStatement.is_action_permitted = statement_permits
+    # StringLike (the `*` and `?` wildcards), which moto skips (every condition it cannot
+    # evaluate holds).
+    policy_conditions.CONDITION_OPERATIONS.setdefault("StringLike", _string_like)
     signed = access_control.IAMRequestBase.check_signature
 
     def check_signature(self: Any) -> None:
@@ -222,12 +265,19 @@ def _identities() -> None:
     access_control.create_access_key = create_access_key
 
 
+def _string_like(expected: list[str] | str, actual: str) -> bool:
+    patterns = [expected] if isinstance(expected, str) else expected
+    return any(fnmatch.fnmatchcase(actual, p) for p in patterns)
+
+
 def _denials_in_the_service_protocol() -> None:
     """moto answers every denial with S3's XML; a JSON service's client then reads the code "403".
     AWS answers in the service's protocol: {"__type": "AccessDeniedException", ...}."""
     original = ActionAuthenticatorMixin._authenticate_and_authorize_normal_action
 
     def authorize(self: Any, resource: str = "*") -> None:
+        keys = CONDITION_KEYS.get((type(self), self._get_action()))
+        token = _REQUEST_KEYS.set({k: v for k, v in keys(self).items() if isinstance(v, str)} if keys else {})
         try:
             original(self, resource)
         except AccessDeniedError as denied:
@@ -237,6 +287,8 @@ def _denials_in_the_service_protocol() -> None:
             error = JsonRESTError("AccessDeniedException", denied.message)
             error.code = 403 if runtime else 400
             raise error from None
+        finally:
+            _REQUEST_KEYS.reset(token)
 
     ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = authorize
 

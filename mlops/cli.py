@@ -143,6 +143,27 @@ def cmd_plan(args: argparse.Namespace, project: Project) -> int:
     return 2 if args.detailed_exitcode and changes else 0
 
 
+def cmd_deployer_policy(args: argparse.Namespace, project: Project) -> int:
+    """What whoever deploys ENV needs, derived from its synthesized platform and project stacks."""
+    from stacks.deployer_policy import attached_policies, deployer_statements, managed_policies, types_of
+
+    env = project.environments()[args.env]
+    infos = [i for i in synthesize(project, {args.env: env}) if i.kind in ("platform", "project")]
+    stacks = [json.loads((i.dir / "cdk.tf.json").read_text()) for i in infos]
+    resources, data = types_of(stacks)
+    try:
+        policies = managed_policies(deployer_statements(env, resources, data, attached_policies(stacks)))
+    except KeyError as exc:
+        say(f"error: {exc.args[0]}")
+        return 1
+    payload = {"environment": env.name, "stacks": [i.name for i in infos], "resource_types": resources,
+               "data_sources": data, "policies": [json.loads(p) for p in policies]}
+    _emit(args, payload, "\n".join(json.dumps(json.loads(p), indent=2) for p in policies))
+    say(f"{len(policies)} managed policy document(s) for {len(resources)} resource types of "
+        f"{', '.join(payload['stacks'])}; attach them all to whoever runs `mlops deploy {env.name}`")
+    return 0
+
+
 def cmd_ci_roles(args: argparse.Namespace, project: Project) -> int:
     """What a workflow job needs to assume an environment's CI role (the names are the
     bootstrap stack's; nothing is called)."""
@@ -381,6 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
             "create the remote-state bucket of an environment's account (once per account)")
     p.add_argument("env", choices=[n for n in ENVIRONMENT_NAMES if n != "local"])
     _show_terraform(p)
+
+    p = add("deployer-policy", cmd_deployer_policy,
+            "the IAM policy documents whoever deploys an environment needs (from its synthesized stacks)")
+    p.add_argument("--env", required=True, choices=ENVIRONMENT_NAMES)
 
     image = sub.add_parser("image", help="the training and inference images of an environment")
     image_sub = image.add_subparsers(dest="image_command", required=True, metavar="COMMAND")

@@ -37,6 +37,7 @@ from stacks.project_config import LOWER_IS_BETTER, ProjectConfig
 
 HANDLER_TIMEOUT_SECONDS = 120
 DRIFT_NAMESPACE = "MLOps/Drift"
+CONTROL_LOOP_NAMESPACE = "MLOps/ControlLoop"  # lambdas/shared/control/latency_baseline.py NAMESPACE
 
 QUEUE_MAX_RECEIVES = 5
 
@@ -87,15 +88,14 @@ class ControlLoop(Construct):
             for setting, schema in TABLES.items()
         }
         environment = self._environment()
-        group_arn = n.naming.sagemaker_arn("model-package-group", n.model_package_group)
         packages = n.naming.sagemaker_arn("model-package", f"{n.model_package_group}/*")
-        read_packages = statement(
-            "ReadModelPackages", ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup"],
-            [group_arn, packages])
+        # Only what the handlers' code calls (stacks/permission_table.py, checked against it).
+        read_packages = statement("ReadModelPackages", ["sagemaker:DescribeModelPackage"], [packages])
         judge_packages = statement("JudgeModelPackages", ["sagemaker:UpdateModelPackage"], [packages])
-        list_packages = statement("ListModelPackages", ["sagemaker:ListModelPackages"], ["*"])
         operate = [*props.endpoint.deploy_statements(), props.alarms.describe_statement("ReadAlarms"),
-                   statement("CreateEndpoint", ["sagemaker:CreateEndpoint"],
+                   # CreateEndpoint sends the cost-allocation Tags: SageMaker authorizes them as
+                   # sagemaker:AddTags on the new endpoint.
+                   statement("CreateEndpoint", ["sagemaker:CreateEndpoint", "sagemaker:AddTags"],
                              [n.naming.sagemaker_arn("endpoint", n.endpoint),
                               n.naming.sagemaker_arn("endpoint-config", f"{n.endpoint}-*")])]
         # The gate reads a package's evaluation only where its pipeline execution wrote it.
@@ -104,12 +104,17 @@ class ControlLoop(Construct):
         start = statement("StartTrainingPipeline", ["sagemaker:StartPipelineExecution"],
                           [props.pipeline_arn])
         # The served package (endpoint -> config -> model): a retrain's data starts from its data.
-        describe_models = statement("DescribeServedModel", ["sagemaker:DescribeModel"],
-                                    [n.naming.sagemaker_arn("model", f"{n.endpoint}-*")])
+        describe_models = statement("DescribeServedModel",
+                                    ["sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
+                                    [n.naming.sagemaker_arn("endpoint-config", f"{n.endpoint}-*"),
+                                     n.naming.sagemaker_arn("model", f"{n.endpoint}-*")])
         # The accuracy-drop datapoints, a bake's latency (no resource-level permissions for
         # GetMetricData).
         quality = statement("ReadModelQuality", ["cloudwatch:GetMetricData"], ["*"])
         latency = statement("ReadBakeLatency", ["cloudwatch:GetMetricData"], ["*"])
+        # The latency alarm's baseline (latency_baseline.py); PutMetricData has no resource type.
+        baseline = statement("PublishLatencyBaseline", ["cloudwatch:PutMetricData"], ["*"],
+                             conditions={"StringEquals": {"cloudwatch:namespace": CONTROL_LOOP_NAMESPACE}})
         package_events = {"source": ["aws.sagemaker"],
                           "detail-type": ["SageMaker Model Package State Change"]}
 
@@ -125,12 +130,12 @@ class ControlLoop(Construct):
         handlers = {
             # name: (what it does, its rules (name suffix: pattern), what it touches beyond the common part)
             "gate": ("judge a newly registered model package", {"": on_packages("PendingManualApproval")},
-                     [read_packages, judge_packages, list_packages, reports]),
+                     [read_packages, judge_packages, reports]),
             # The schedule refreshes the latency alarm's baseline (latency_baseline.py).
             "deploy": ("deploy an approved model package with the guardrails and follow it",
                        {"": on_packages("Approved"), "-endpoint": endpoint_events,
                         "-baseline": LATENCY_BASELINE_SCHEDULE},
-                       [read_packages, judge_packages, list_packages, latency, *operate]),
+                       [read_packages, judge_packages, latency, baseline, *operate]),
             "rollback": ("restore the newest known-good deployment on a critical alarm",
                          {"": props.alarms.rollback_event_pattern()},
                          [read_packages, judge_packages, quality, *operate]),
@@ -298,8 +303,7 @@ class ControlLoop(Construct):
         return [
             # Leases are released and failed idempotency records removed.
             statement("UseControlTables",
-                      [*read, "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-                       "dynamodb:ConditionCheckItem"],
+                      [*read, "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
                       arns("locks_table", "idempotency_table")),
             # The deployment history and the audit trail are evidence: records are added (and a
             # deployment's status moves on), never deleted; audit records never change.
@@ -307,13 +311,10 @@ class ControlLoop(Construct):
                       arns("deployments_table")),
             statement("AppendAuditRecords", [*read, "dynamodb:PutItem"], arns("audit_table")),
             statement("NotifyAlerts", ["sns:Publish"], [n.topic_arn("critical"), n.topic_arn("warning")]),
-            statement("UsePlatformKey", ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
-                      [p.key_arn]),
-            statement("DescribeEndpoint", ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"],
-                      [n.naming.sagemaker_arn("endpoint", n.endpoint),
-                       n.naming.sagemaker_arn("endpoint-config", f"{n.endpoint}-*")]),
-            statement("PublishMetrics", ["cloudwatch:PutMetricData"], ["*"],
-                      conditions={"StringEquals": {"cloudwatch:namespace": "MLOps/ControlLoop"}}),
+            # S3 reads and SNS publishes of KMS-encrypted objects and topics.
+            statement("UsePlatformKey", ["kms:Decrypt", "kms:GenerateDataKey"], [p.key_arn]),
+            statement("DescribeEndpoint", ["sagemaker:DescribeEndpoint"],
+                      [n.naming.sagemaker_arn("endpoint", n.endpoint)]),
         ]
 
     def _function(self, name: str, purpose: str, environment: dict[str, str],

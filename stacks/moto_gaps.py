@@ -42,6 +42,12 @@ PROVIDER_FLAGS = {
 # those three points fixed, in local_aws/moto_server.py, and serves HTTPS (local_aws/tls.py): the
 # bucket policies stay exactly as in AWS, and a plain-HTTP object request is refused as in AWS.
 
+# moto evaluates identity policies without the request's condition keys (every condition holds),
+# knows StringEquals only (other operators hold) and counts an Allow whose condition fails as a
+# Deny. With IAM enforced, local_aws/iam_enforcement.py fills `cloudwatch:namespace` from
+# PutMetricData (an action with no resource type, scoped by its namespace alone), evaluates
+# StringLike, and lets an unmet Allow merely not allow: a role may publish only to its namespaces.
+
 # moto evaluates no CloudWatch alarm, emits no AWS service event (alarm state change, model
 # package state change), fires no EventBridge schedule and runs no Lambda without Docker: the local
 # control plane (local_aws/control_plane.py) does those jobs. Inside the server

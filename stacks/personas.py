@@ -83,6 +83,10 @@ CONTROL_LOOP_SIGNALS = (
     "cloudwatch:DisableAlarmActions",
 )
 
+# The scheduled checks' namespaces (control_loop.DRIFT_NAMESPACE, endpoint_alarms.QUALITY), which
+# the ML engineer publishes to when running a check by hand.
+CHECK_NAMESPACES = ("MLOps/Drift", "MLOps/ModelQuality")
+
 # SageMaker's List and Search actions cannot be scoped to resources.
 SAGEMAKER_LIST_ACTIONS = ("sagemaker:List*", "sagemaker:Search")
 
@@ -251,7 +255,7 @@ def ml_engineer(refs: PlatformRefs) -> list[Statement]:
         _pass_execution_role(refs),
         # `mlops drill rollback`: a faulty copy of a served package for the gate and the deploy
         # handler to take through the normal path (--via fault), or an alarm set by hand
-        # (--via state). No PutMetricData: the drill writes no metrics (AWS/ ones cannot be).
+        # (--via state). The drill writes no metrics (AWS/ ones cannot be).
         statement(
             "RunDrills",
             ["cloudwatch:SetAlarmState"],
@@ -267,6 +271,15 @@ def ml_engineer(refs: PlatformRefs) -> list[Statement]:
             ["cloudwatch:DescribeAlarms", "cloudwatch:GetMetricData", "cloudwatch:ListMetrics",
              "cloudwatch:GetDashboard"],
             ["*"],
+        ),
+        # `mlops drift check` and `mlops quality check` run the scheduled checks by hand and publish
+        # what the drift and accuracy alarms watch. PutMetricData has no resource type: the
+        # namespace is its scope.
+        statement(
+            "PublishCheckMetrics",
+            ["cloudwatch:PutMetricData"],
+            ["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": list(CHECK_NAMESPACES)}},
         ),
         # The control loops' deployment history and decisions: what a drill compares against.
         statement(
@@ -326,9 +339,12 @@ def platform_admin(refs: PlatformRefs) -> list[Statement]:
             statement(f"Manage{service.title().replace('-', '')}", [f"{service}:*"], arns)
             for service, arns in region_scoped
         ],
+        # What has an alarm or dashboard resource type (not `cloudwatch:*`: PutMetricData and the
+        # other resource-less actions would read as scoped to these ARNs, and mean nothing).
         statement(
             "ManageAlarmsAndDashboards",
-            ["cloudwatch:*"],
+            ["cloudwatch:DescribeAlarm*", "cloudwatch:EnableAlarmActions", "cloudwatch:*Dashboard*",
+             "cloudwatch:ListTagsForResource", "cloudwatch:TagResource", "cloudwatch:UntagResource"],
             [n.arn("cloudwatch", f"alarm:{n.prefix}-*"),
              n.arn("cloudwatch", f"dashboard/{n.prefix}-*", region=False)],
         ),
@@ -414,8 +430,10 @@ def sagemaker_execution(refs: PlatformRefs) -> list[Statement]:
             "PublishMetrics",
             ["cloudwatch:PutMetricData"],
             ["*"],
-            # PutMetricData has no resource type; the namespace is its scope.
-            conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "MLOps/*"]}},
+            # PutMetricData has no resource type; the namespace is its scope: SageMaker's own
+            # (training metrics, published as the job's role). Not MLOps/*: any job a data
+            # scientist starts runs as this role, and MLOps/ holds what the alarms judge.
+            conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*"]}},
         ),
     ]
 

@@ -6,6 +6,7 @@ would otherwise show up as a change on every plan.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -54,6 +55,18 @@ def deny_insecure_transport(bucket_arn: str) -> Statement:
         principals={"AWS": "*"},
         conditions={"Bool": {"aws:SecureTransport": "false"}},
     )
+
+
+def listed(value: str | Sequence[str] | None) -> list[str]:
+    """A policy's Action or Resource as a list (one is written as a plain string)."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def matches(pattern: str, name: str) -> bool:
+    """IAM's wildcard match (`*` any run, `?` one character); actions compare case-insensitively."""
+    return fnmatch.fnmatchcase(name.lower(), pattern.lower())
 
 
 def _one_or_list(value: str | Sequence[str]) -> str | list[str]:

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from stacks.naming import Naming
 from stacks.policy import Statement, statement
 
+# The explainability step's metrics (pipelines/definition.py EXPLAINABILITY_NAMESPACE, the
+# attribution alarm's namespace).
+EXPLAINABILITY_NAMESPACE = "MLOps/Explainability"
+
 
 @dataclass(frozen=True)
 class ProjectRefs:
@@ -35,7 +39,7 @@ def _prefix_objects(bucket: str, project: str) -> str:
 
 def _list_prefix(sid: str, buckets: tuple[str, ...], project: str) -> Statement:
     return statement(
-        sid, ["s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation"],
+        sid, ["s3:ListBucket", "s3:GetBucketLocation"],
         [f"arn:aws:s3:::{b}" for b in buckets],
         conditions={"StringLike": {"s3:prefix": [project, f"{project}/*"]}},
     )
@@ -49,7 +53,7 @@ def execution_statements(r: ProjectRefs) -> list[Statement]:
         _list_prefix("ListProjectPrefixes", (r.datasets_bucket, r.artifacts_bucket, r.capture_bucket), p),
         statement(
             "ReadProjectData",
-            ["s3:GetObject", "s3:GetObjectVersion"],
+            ["s3:GetObject"],
             [_prefix_objects(r.datasets_bucket, p), _prefix_objects(r.capture_bucket, p)],
         ),
         # The endpoint writes its data capture (inputs and outputs) as this role.
@@ -60,7 +64,7 @@ def execution_statements(r: ProjectRefs) -> list[Statement]:
         ),
         statement(
             "WriteProjectArtifacts",
-            ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:AbortMultipartUpload"],
+            ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
             [_prefix_objects(r.artifacts_bucket, p)],
         ),
         statement(
@@ -85,8 +89,10 @@ def execution_statements(r: ProjectRefs) -> list[Statement]:
             "PublishMetrics",
             ["cloudwatch:PutMetricData"],
             ["*"],
-            # PutMetricData has no resource type; the namespace is its scope.
-            conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "MLOps/*"]}},
+            # PutMetricData has no resource type; the namespace is its scope: the jobs' own
+            # (SageMaker publishes training metrics as the role) and the explainability step's.
+            conditions={"StringLike": {
+                "cloudwatch:namespace": ["/aws/sagemaker/*", EXPLAINABILITY_NAMESPACE]}},
         ),
         # The pipeline service starts the steps' jobs with this same role.
         statement(
@@ -115,7 +121,7 @@ def execution_statements(r: ProjectRefs) -> list[Statement]:
         ),
         statement(
             "ReadProjectGroup",
-            ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup"],
+            ["sagemaker:DescribeModelPackage"],
             group,
         ),
         # A retried register step looks for its own earlier package; listing has no resource scope.

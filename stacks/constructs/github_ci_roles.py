@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from stacks.binding import Construct, aws
 from stacks.constructs.eks_serving import CLUSTER_POLICIES, NODE_POLICIES
+from stacks.deployer_policy import deployment_guards
 from stacks.naming import Naming
 from stacks.policy import Statement, document, statement
 
@@ -139,8 +140,6 @@ class GithubCiRoles(Construct):
     def _deploy_statements(self) -> list[Statement]:
         n = self.props.naming
         roles = f"arn:aws:iam::{n.account_id}:role{n.role_path}*"
-        eks_roles = [f"arn:aws:iam::{n.account_id}:role{n.role_path}{n.eks_cluster}-{kind}"
-                     for kind in ("cluster", "node")]
         return [
             statement("ManageEnvironmentRoles", list(ROLE_ACTIONS), [roles]),
             statement("ManageEnvironmentPolicies", list(POLICY_ACTIONS),
@@ -150,27 +149,5 @@ class GithubCiRoles(Construct):
                       [f"arn:aws:iam::{n.account_id}:role/aws-service-role/*"]),
             statement("EksOidcProvider", list(OIDC_PROVIDER_ACTIONS),
                       [f"arn:aws:iam::{n.account_id}:oidc-provider/oidc.eks.{n.region}.amazonaws.com/*"]),
-            # Every role it makes or changes carries the boundary (AWS's delegated-administration
-            # pattern: iam:PermissionsBoundary is the boundary of the role acted on) ...
-            {"Sid": "RolesCarryTheBoundary", "Effect": "Deny",
-             "Action": ["iam:CreateRole", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy",
-                        "iam:AttachRolePolicy", "iam:DeleteRolePolicy", "iam:DetachRolePolicy"],
-             "NotResource": eks_roles,
-             "Condition": {"StringNotEquals": {"iam:PermissionsBoundary": n.boundary_arn}}},
-            # ... but the two EKS service roles, which EKS needs without it: they get EKS's own
-            # managed policies and nothing else.
-            {"Sid": "EksRolesGetOnlyEksPolicies", "Effect": "Deny", "Action": "iam:AttachRolePolicy",
-             "Resource": eks_roles,
-             "Condition": {"ArnNotEquals": {
-                 "iam:PolicyARN": [MANAGED + policy for policy in (*CLUSTER_POLICIES, *NODE_POLICIES)]}}},
-            statement("EksRolesGetNoInlinePolicy", ["iam:PutRolePolicy"], eks_roles, effect="Deny"),
-            statement("BoundaryStays", ["iam:DeleteRolePermissionsBoundary"], [roles], effect="Deny"),
-            # The boundary itself is changed by an administrator, never by CI: a new default
-            # version would lift the cap on every role at once.
-            statement("BoundaryChangesAreAnAdministrators",
-                      ["iam:CreatePolicyVersion", "iam:DeletePolicyVersion", "iam:SetDefaultPolicyVersion",
-                       "iam:DeletePolicy"], [n.boundary_arn], effect="Deny"),
-            # Terraform assumes no role: a role it made is never a way to more permissions.
-            statement("AssumesNoRole", ["sts:AssumeRole"], [f"arn:aws:iam::{n.account_id}:role/*"],
-                      effect="Deny"),
+            *deployment_guards(n, [MANAGED + policy for policy in (*CLUSTER_POLICIES, *NODE_POLICIES)]),
         ]

@@ -322,9 +322,9 @@ class ModelEndpoint(Construct):
         return [
             statement(
                 "ManageEndpointModelsAndConfigs",
-                ["sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:DeleteModel",
-                 "sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig",
-                 "sagemaker:DeleteEndpointConfig", "sagemaker:AddTags"],
+                # Models and configs are kept (a rollback returns to one): nothing deletes them.
+                ["sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:CreateEndpointConfig",
+                 "sagemaker:DescribeEndpointConfig", "sagemaker:AddTags"],
                 [p.sagemaker_arn("model", own), p.sagemaker_arn("endpoint-config", own)],
             ),
             statement(

@@ -163,3 +163,31 @@ def test_an_object_locked_bucket_keeps_versions_unless_governance_is_bypassed(tm
         assert "Versions" not in s3.list_object_versions(Bucket="locked-audit")
     finally:
         local.stop()
+
+
+def test_put_metric_data_is_held_to_the_namespace_condition_when_iam_is_enforced(moto_server):
+    """PutMetricData has no resource type: the namespace condition is its only scope. The local
+    AWS fills `cloudwatch:namespace` from the request (moto evaluates policies without it)."""
+    iam = moto_server.client("iam")
+    iam.create_user(UserName="publisher")
+    iam.put_user_policy(UserName="publisher", PolicyName="publish", PolicyDocument=document([
+        statement("PublishChecks", ["cloudwatch:PutMetricData"], ["*"],
+                  conditions={"StringEquals": {
+                      "cloudwatch:namespace": ["MLOps/Drift", "MLOps/ModelQuality"]}}),
+        statement("PublishJobs", ["cloudwatch:PutMetricData"], ["*"],
+                  conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}),
+    ]))
+    key = iam.create_access_key(UserName="publisher")["AccessKey"]
+    cloudwatch = moto_server.client("cloudwatch", credentials={
+        "AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]})
+    datum = [{"MetricName": "Checked", "Value": 1.0}]
+    moto_server.enforce_iam(True)
+    try:
+        for allowed in ("MLOps/Drift", "MLOps/ModelQuality", "/aws/sagemaker/TrainingJobs"):
+            cloudwatch.put_metric_data(Namespace=allowed, MetricData=datum)
+        for refused in ("MLOps/ControlLoop", "MLOps/Drift2", "/aws/lambda/x"):
+            with pytest.raises(ClientError) as err:
+                cloudwatch.put_metric_data(Namespace=refused, MetricData=datum)
+            assert err.value.response["Error"]["Code"] in ("AccessDenied", "AccessDeniedException"), refused
+    finally:
+        moto_server.enforce_iam(False)
