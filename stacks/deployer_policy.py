@@ -198,12 +198,17 @@ RESOURCE_ACTIONS: dict[str, tuple[Needs, ...]] = {
         "RevokeSecurityGroupIngress", "RevokeSecurityGroupEgress")),),
     "aws_default_security_group": (Needs("ec2", _with(
         "ec2", "DescribeSecurityGroups", "RevokeSecurityGroupIngress", "RevokeSecurityGroupEgress")),),
+    # (The role the flow-log service writes with is passed to it: aws_iam_role's PassRole.)
+    "aws_flow_log": (Needs("ec2", _with("ec2", "CreateFlowLogs", "DeleteFlowLogs", "DescribeFlowLogs",
+                                        "CreateTags", "DeleteTags")),),
     "aws_vpc_endpoint": (Needs("ec2", _with("ec2", "CreateVpcEndpoint", "DeleteVpcEndpoints",
                                             "ModifyVpcEndpoint", "DescribeVpcEndpoints",
                                             "DescribePrefixLists")),),
 }
 DATA_SOURCE_ACTIONS: dict[str, tuple[Needs, ...]] = {
     "aws_kms_alias": (Needs("anything", ("kms:ListAliases",)), Needs("keys", ("kms:DescribeKey",))),
+    # The project stacks find the platform's EKS cluster by name (its OIDC issuer for IRSA).
+    "aws_eks_cluster": (Needs("eks", ("eks:DescribeCluster",)),),
 }
 # Reads the provider makes whatever the resources (sts:GetCallerIdentity needs no permission).
 PROVIDER_READS = ("ec2:DescribeAvailabilityZones",)
@@ -231,7 +236,9 @@ def scopes(n: Naming) -> dict[str, list[str]]:
         "functions": [n.arn("lambda", f"function:{n.prefix}-*")],
         "layers": [n.arn("lambda", f"layer:{n.prefix}-*"), n.arn("lambda", f"layer:{n.prefix}-*:*")],
         "log_groups": [n.arn("logs", f"log-group:{group}{suffix}")
-                       for group in (f"/aws/lambda/{n.prefix}-*", f"/aws/eks/{n.prefix}-*")
+                       # the functions', the cluster's, its VPC's flow logs, the trail's
+                       for group in (f"/aws/lambda/{n.prefix}-*", f"/aws/eks/{n.prefix}-*",
+                                     f"/aws/vpc/{n.prefix}-*", f"/{n.prefix}/*")
                        for suffix in ("", ":*")],
         "alarms": [n.arn("cloudwatch", f"alarm:{n.prefix}-*")],
         "dashboards": [n.arn("cloudwatch", f"dashboard/{n.prefix}-*", region=False)],

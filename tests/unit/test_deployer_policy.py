@@ -170,7 +170,9 @@ def test_the_command_prints_the_documents_of_the_environments_synthesized_stacks
     assert cli.dispatch(args, Project.discover()) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["environment"] == "dev" and out["stacks"] == ["platform-dev", "project-demo-dev"]
-    assert "aws_sagemaker_endpoint" in out["resource_types"] and out["data_sources"] == ["aws_kms_alias"]
+    # (dev serves the demo on EKS too: its project stack finds the cluster by name)
+    assert "aws_sagemaker_endpoint" in out["resource_types"]
+    assert out["data_sources"] == ["aws_eks_cluster", "aws_kms_alias"]
     sizes = [len(json.dumps(p, separators=(",", ":"))) for p in out["policies"]]
     assert sizes and max(sizes) <= MANAGED_POLICY_CHARACTERS
 
