@@ -131,6 +131,12 @@ def hour_prefixes(
     return out
 
 
+# The variant name the deploy handler gives a shadow (lambdas/shared/control/shadow.py): its
+# answers are a candidate model's, captured beside production's with the same ids and never
+# returned to a caller.
+SHADOW_VARIANT = "shadow"
+
+
 def list_variants(s3: Any, bucket: str, endpoint_prefix: str) -> list[str]:
     out = []
     for page in s3.get_paginator("list_objects_v2").paginate(
@@ -144,9 +150,11 @@ def endpoint_capture_keys(
     s3: Any, bucket: str, endpoint_prefix: str, since: datetime, until: datetime, *,
     variant: str | None = None, lookback: timedelta = timedelta(hours=1),
 ) -> list[str]:
-    """The capture files of an endpoint (every variant, or `variant`) that can hold records of
-    [since, until)."""
-    variants = [variant] if variant else list_variants(s3, bucket, endpoint_prefix)
+    """The capture files of an endpoint (every production variant, or `variant`) that can hold
+    records of [since, until). A shadow variant's files are read only when named (the shadow
+    report): what callers were served, what drifts and what the labels judge is production's."""
+    variants = [variant] if variant else [
+        v for v in list_variants(s3, bucket, endpoint_prefix) if v != SHADOW_VARIANT]
     return list(capture_objects(s3, bucket, endpoint_prefix, variants, since, until, lookback))
 
 

@@ -662,6 +662,15 @@ def test_a_shadow_variant_gets_a_copy_whose_answer_is_captured_never_returned(wo
         assert mine["eventMetadata"]["eventId"] == theirs["eventMetadata"]["eventId"]
         assert mine["captureData"]["endpointInput"] == theirs["captureData"]["endpointInput"]
         assert theirs["captureData"]["endpointOutput"]["mode"] == "OUTPUT"
+    # What drifts, what the labels judge and what a retrain learns from is what callers were
+    # served: the window's readers see production's files only, the shadow's when named.
+    from lambdas.shared.capture_files import endpoint_capture_keys
+
+    until = datetime.now(UTC) + timedelta(seconds=1)
+    read = endpoint_capture_keys(world.s3, CAPTURE, f"demo/{endpoint}/", since, until)
+    assert read and all(k.startswith(f"demo/{endpoint}/{VARIANT}/") for k in read)
+    named = endpoint_capture_keys(world.s3, CAPTURE, f"demo/{endpoint}/", since, until, variant=SHADOW)
+    assert named and all(k.startswith(f"demo/{endpoint}/{SHADOW}/") for k in named)
 
     def latency(variant: str, metric: str, stat: str) -> float:
         got = world.cw.get_metric_statistics(

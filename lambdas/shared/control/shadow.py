@@ -32,9 +32,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from lambdas.shared.capture_files import SHADOW_VARIANT
 from lambdas.shared.control.history import NAME_MAX, digest
 
-SHADOW_VARIANT = "shadow"
 # The model package metadata key a promotion sets: the s3:// URI of the passing shadow report.
 PASSED_KEY = "shadow-report-passed"
 
