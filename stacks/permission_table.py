@@ -150,7 +150,7 @@ EXECUTION = RoleTable(
     "<base>-execution",
     ("pipelines/steps/dataset_version.py", "pipelines/steps/validate.py", "pipelines/steps/preprocess.py",
      "pipelines/steps/train.py", "pipelines/steps/evaluate.py", "pipelines/steps/register.py",
-     "pipelines/steps/explainability.py", "pipelines/steps/inference.py"),
+     "pipelines/steps/explainability.py", "pipelines/steps/inference.py", "pipelines/steps/drift_batch.py"),
     ("pipelines/", "lambdas/shared/"),
     {
         "s3:GetObject": "ReadProjectData",

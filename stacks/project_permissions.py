@@ -31,6 +31,9 @@ class ProjectRefs:
     role_arn: str
     mlflow_tracking_server_arn: str | None
     endpoint_name: str = ""  # the project's endpoint, whose served model the explainability job reads
+    # The drift batch pipeline runs as this role and publishes the drift function's metrics
+    # (drift.batch.enabled; stacks/control_loop.py DRIFT_NAMESPACE).
+    drift_namespace: str | None = None
 
 
 def _prefix_objects(bucket: str, project: str) -> str:
@@ -90,9 +93,11 @@ def execution_statements(r: ProjectRefs) -> list[Statement]:
             ["cloudwatch:PutMetricData"],
             ["*"],
             # PutMetricData has no resource type; the namespace is its scope: the jobs' own
-            # (SageMaker publishes training metrics as the role) and the explainability step's.
-            conditions={"StringLike": {
-                "cloudwatch:namespace": ["/aws/sagemaker/*", EXPLAINABILITY_NAMESPACE]}},
+            # (SageMaker publishes training metrics as the role), the explainability step's and,
+            # with the drift batch pipeline, the drift check's.
+            conditions={"StringLike": {"cloudwatch:namespace": [
+                "/aws/sagemaker/*", EXPLAINABILITY_NAMESPACE,
+                *([r.drift_namespace] if r.drift_namespace else [])]}},
         ),
         # The pipeline service starts the steps' jobs with this same role.
         statement(

@@ -25,7 +25,7 @@ from stacks.constructs.endpoint_alarms import EndpointAlarms, EndpointAlarmsProp
 from stacks.constructs.model_endpoint import ModelEndpoint, ModelEndpointProps
 from stacks.constructs.scheduled_pipeline import ScheduledPipeline, ScheduledPipelineProps
 from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
-from stacks.control_loop import ControlLoop, ControlLoopProps, drift_environment
+from stacks.control_loop import DRIFT_NAMESPACE, ControlLoop, ControlLoopProps, drift_environment
 from stacks.images import image_tag
 from stacks.naming import Naming, ProjectNames, project_stack_name
 from stacks.platform_stack import StackPaths, environment_tags
@@ -90,6 +90,7 @@ class ProjectStack(cdktf.TerraformStack):
             role_arn=n.role_arn,
             mlflow_tracking_server_arn=None if env.is_local else n.mlflow_tracking_server_arn,
             endpoint_name=n.endpoint,
+            drift_namespace=DRIFT_NAMESPACE if self.project.drift.batch.enabled else None,
         )
         self.execution_role = ScopedRole(
             self,

@@ -106,3 +106,14 @@ def test_the_stack_schedules_the_batch_pipeline_instead_of_the_function(synth_al
     role = r["aws_iam_role"][target_["role_arn"].split(".")[1]]
     assert json.loads(role["assume_role_policy"])["Statement"][0]["Condition"]["ArnEquals"][
         "aws:SourceArn"].endswith(":rule/mlops-dev-demo-drift-batch")
+    # The merge step publishes the drift function's MLOps/Drift metrics as the project's
+    # execution role, which may then (and only then) publish in that namespace.
+    def published(resources: dict) -> list[str]:
+        (role_id,) = [k for k, role in resources["aws_iam_role"].items()
+                      if role["name"] == "mlops-dev-demo-execution"]
+        (policy,) = [p for p in resources["aws_iam_role_policy"].values()
+                     if p["role"] == f"${{aws_iam_role.{role_id}.name}}"]
+        return [ns for st in json.loads(policy["policy"])["Statement"] if st.get("Sid") == "PublishMetrics"
+                for ns in st["Condition"]["StringLike"]["cloudwatch:namespace"]]
+
+    assert "MLOps/Drift" in published(r) and "MLOps/Drift" not in published(default)
