@@ -10,6 +10,7 @@ Imported only when MLFLOW_TRACKING_URI is set (mlflow takes seconds to import). 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from inference import LoadedModel, predict_scores
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
 from requests.exceptions import RequestException
 
 
@@ -39,17 +41,22 @@ TRACKING_FAILURES: tuple[type[BaseException], ...] = (
 
 def experiment_id(name: str) -> str:
     """The experiment's id, created (with MLFLOW_ARTIFACT_LOCATION) when it does not exist yet.
-    An existing experiment that keeps its artifacts elsewhere is refused: the run's artifacts
-    would go where the project's role may not write (the tracking server's root, another
-    project's prefix), and fail half-way through the run."""
+
+    An existing experiment of that name that keeps its artifacts elsewhere (one an earlier run
+    created at the tracking server's root, where the project's role may not write) or that was
+    deleted (MLflow's delete is soft: the name stays taken) is renamed `<name>-legacy-<id>`, runs
+    and all, and a new one takes the name: the run's artifacts then go where the role may write,
+    instead of failing half-way through the run."""
     location = os.environ.get("MLFLOW_ARTIFACT_LOCATION") or None
     existing = mlflow.get_experiment_by_name(name)
     if existing is not None:
-        if location and existing.artifact_location.rstrip("/") != location.rstrip("/"):
-            raise TrackingError(f"experiment {name!r} keeps its artifacts at {existing.artifact_location}, "
-                                f"not {location} where this project's runs write theirs: rename or delete "
-                                "that experiment on the tracking server")
-        return existing.experiment_id
+        moved = location and existing.artifact_location.rstrip("/") != location.rstrip("/")
+        if not moved and existing.lifecycle_stage != "deleted":
+            return existing.experiment_id
+        legacy = f"{name}-legacy-{existing.experiment_id}"
+        MlflowClient().rename_experiment(existing.experiment_id, legacy)
+        print(f"experiment {name!r} ({existing.lifecycle_stage}, artifacts at {existing.artifact_location}) "
+              f"renamed {legacy!r}; a new one keeps its artifacts at {location}", file=sys.stderr)
     try:
         return mlflow.create_experiment(name, artifact_location=location)
     except MlflowException:

@@ -379,22 +379,49 @@ def test_mlflow_run_matches_the_evaluation(tracked_chain):
     assert [(m.name, m.source_run_id) for m in models] == [("model", run.info.run_id)]
 
 
-def test_an_experiment_keeping_its_artifacts_elsewhere_fails_the_step_in_one_line(tracked_chain, tmp_path):
+def test_an_experiment_keeping_its_artifacts_elsewhere_is_renamed_and_a_new_one_takes_its_name(
+        tracked_chain, tmp_path):
     """The project's runs write their artifacts under its own prefix (MLFLOW_ARTIFACT_LOCATION,
-    set by the pipeline definition); an existing experiment of that name whose artifacts live
-    elsewhere (the tracking server's root, where the project's role may not write) fails the
-    Evaluate step with the reason, not a traceback half-way through logging."""
-    root = tracked_chain.root
-    env = step_env(tmp_path, MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}",
-                   MLFLOW_ARTIFACT_LOCATION="s3://mlops-dev-artifacts-111111111111/demo/mlflow",
+    set by the pipeline definition). An existing experiment of that name keeping them elsewhere
+    (one an earlier run created at the tracking server's root, where the project's role may not
+    write) is renamed, runs and all, and a new one takes the name."""
+    import shutil
+
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path / "mlflow.db"
+    shutil.copy(tracked_chain.root / "mlflow.db", db)  # the chain's own experiment, at another place
+    uri, location = f"sqlite:///{db}", str(tmp_path / "project-mlflow")
+    before = MlflowClient(tracking_uri=uri).get_experiment_by_name("demo")
+    env = step_env(tmp_path, MLFLOW_TRACKING_URI=uri, MLFLOW_ARTIFACT_LOCATION=location,
                    MLOPS_RUN_ID="run-0002")
+    ok(run_step("evaluate", model=tracked_chain.model, test=tracked_chain.splits / "test",
+                config=tracked_chain.inputs.config, lineage=tracked_chain.splits / "lineage",
+                validation=tracked_chain.validation, output=tmp_path / "evaluation", env=env))
+    client = MlflowClient(tracking_uri=uri)
+    legacy = client.get_experiment(before.experiment_id)
+    assert legacy.name == f"demo-legacy-{before.experiment_id}"
+    assert client.search_runs([legacy.experiment_id])  # its runs stay with it
+    current = client.get_experiment_by_name("demo")
+    assert current.experiment_id != before.experiment_id and current.artifact_location == location
+    tracking = json.loads((tmp_path / "evaluation" / "tracking.json").read_text())
+    assert tracking["experiment_id"] == current.experiment_id
+
+
+def test_a_tracking_server_that_does_not_answer_fails_the_step_in_one_line(tracked_chain, tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on: the server is down
+        sock.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    env = step_env(tmp_path, MLFLOW_TRACKING_URI=uri, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+                   MLFLOW_HTTP_REQUEST_TIMEOUT="5", MLOPS_RUN_ID="run-0003")
     result = run_step("evaluate", model=tracked_chain.model, test=tracked_chain.splits / "test",
                       config=tracked_chain.inputs.config, lineage=tracked_chain.splits / "lineage",
                       validation=tracked_chain.validation, output=tmp_path / "evaluation", env=env)
     assert result.returncode == 1
     failure = (tmp_path / "sm-output" / "failure").read_text()
-    assert failure.startswith(f"MLflow tracking at sqlite:///{root / 'mlflow.db'} failed: ")
-    assert "experiment 'demo' keeps its artifacts at " in failure and "mlflow-artifacts" in failure
+    assert failure.startswith(f"MLflow tracking at {uri} failed: ")
     assert "\n" not in failure.strip() and "Traceback" not in result.stderr
 
 
