@@ -68,7 +68,11 @@ RESOURCE_ACTIONS: dict[str, tuple[Needs, ...]] = {
                     Needs("keys", _with("kms", "DescribeKey", "GetKeyPolicy", "GetKeyRotationStatus",
                                         "ListResourceTags", "PutKeyPolicy", "EnableKeyRotation",
                                         "DisableKeyRotation", "TagResource", "UntagResource",
-                                        "UpdateKeyDescription", "ScheduleKeyDeletion", "CreateGrant"))),
+                                        "UpdateKeyDescription", "ScheduleKeyDeletion", "CreateGrant",
+                                        # The objects Terraform uploads (step code, layer zips, the
+                                        # bootstrap model) land SSE-KMS: a PutObject needs a data
+                                        # key, and Lambda reads a layer's zip as the caller.
+                                        "GenerateDataKey", "Decrypt"))),
     "aws_kms_alias": (Needs("aliases", _with("kms", "CreateAlias", "DeleteAlias", "UpdateAlias")),
                       Needs("anything", ("kms:ListAliases",))),
     # IAM: the environment's roles and policies live on its role path (the boundary's rules below).
@@ -292,9 +296,13 @@ def deployer_statements(env: Environment, resource_types: Iterable[str], data_ty
     for needs in [*(RESOURCE_ACTIONS[t] for t in types), *(DATA_SOURCE_ACTIONS[t] for t in data)]:
         for need in needs:
             by_scope.setdefault(need.scope, {}).update(dict.fromkeys(need.actions))
+    # EC2's Describe* actions take no resource-level permissions: only "*" matches them.
+    ec2 = by_scope.get("ec2", {})
+    for action in [a for a in ec2 if a.startswith("ec2:Describe")]:
+        by_scope.setdefault("anything", {})[action] = ec2.pop(action)
     statements = [statement("ReadAccount", list(PROVIDER_READS), ["*"])]
     statements += [statement(_sid(scope), sorted(actions), patterns[scope])
-                   for scope, actions in sorted(by_scope.items())]
+                   for scope, actions in sorted(by_scope.items()) if actions]
     statements += [*_state(env), statement("PushImages", list(IMAGE_PUSH), patterns["repositories"]),
                    statement("EcrLogin", ["ecr:GetAuthorizationToken"], ["*"])]
     # The EKS roles' policies are the ones the stacks attach (none attached: none allowed).

@@ -66,6 +66,12 @@ def test_the_deployer_policy_of_an_environment(synth_all, environments, env):
         sorted(s["Sid"] for s in statements)
     if env != "local":
         assert {"ListState", "ReadWriteStateAndLock", "UseStateKey"} <= {s["Sid"] for s in statements}
+    # Actions without resource-level permissions match only "*" (EC2's Describe*).
+    for st in statements:
+        if any(a.startswith("ec2:Describe") for a in listed(st["Action"])):
+            assert listed(st["Resource"]) == ["*"], st["Sid"]
+    # Terraform's uploads into the SSE-KMS buckets need a data key.
+    assert any("kms:GenerateDataKey" in listed(st["Action"]) for st in statements)
 
 
 def test_the_deployer_keeps_the_ci_deploy_roles_guards(synth_all, environments):
