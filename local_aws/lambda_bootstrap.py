@@ -45,6 +45,9 @@ def serve() -> int:
     sys.path[:0] = [p for p in os.environ.get(PATH_VARIABLE, "").split(os.pathsep) if p]
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # what the function prints goes to its log
+    # -I ignores PYTHONUNBUFFERED: lines reach the log as they are printed, also from an
+    # invocation killed past its Timeout (when they matter most).
+    sys.stdout.reconfigure(line_buffering=True)
     module_name, _, attribute = os.environ["_HANDLER"].rpartition(".")
     handler, init_error = None, None
     try:

@@ -62,7 +62,9 @@ class Deployment:
 @cache
 def runtime_python(version: str) -> str | None:
     """A CPython of `version` (e.g. "3.12"): pyenv's, one uv knows, or one on PATH."""
-    found = sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}*/bin/python{version}")))
+    found = sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}*/bin/python{version}")),
+                   key=lambda path: [int(p) if p.isdigit() else -1
+                                     for p in Path(path).parents[1].name.split(".")])
     if found:
         return found[-1]
     uv = Path(sys.executable).with_name("uv")
@@ -84,9 +86,14 @@ def runtime_sdk(folder: Path) -> Path:
     for name in RUNTIME_PACKAGES:
         entry = site / name if (site / name).is_dir() else site / f"{name}.py"
         link = folder / entry.name
-        if not link.exists():
-            with contextlib.suppress(FileExistsError):  # another process linked it meanwhile
-                link.symlink_to(entry)
+        if link.is_symlink() and os.readlink(link) == str(entry):
+            continue
+        # Missing, or left dangling by a venv rebuilt elsewhere: replaced atomically (another
+        # process may do the same at once).
+        staged = folder / f".{entry.name}.{os.getpid()}"
+        staged.unlink(missing_ok=True)
+        staged.symlink_to(entry)
+        os.replace(staged, link)
     return folder
 
 
