@@ -158,6 +158,19 @@ CertThumbprint = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}$")]
 EKS_OIDC_THUMBPRINT = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280"
 
 
+def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(cidr, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{cidr!r} is not a network address: {exc}") from None
+
+
+def _vpc_cidr(cidr: str) -> str:
+    if not 16 <= _network(cidr).prefixlen <= 24:
+        raise ValueError("must be between /16 and /24 (AWS's VPC limits, room for subnets)")
+    return cidr
+
+
 class EksNodes(Strict):
     instance_types: list[Ec2InstanceType] = Field(default_factory=lambda: ["m5.large"], min_length=1)
     min_size: int = Field(default=1, ge=1, le=100)
@@ -204,19 +217,18 @@ class Eks(Strict):
     serving_service_account: DnsLabel = "model-server"
     oidc_thumbprint: CertThumbprint = EKS_OIDC_THUMBPRINT
 
-    @field_validator("public_access_cidrs", "vpc_cidr")
+    @field_validator("public_access_cidrs")
     @classmethod
-    def _networks(cls, value: list[str] | str) -> list[str] | str:
-        for cidr in [value] if isinstance(value, str) else value:
-            try:
-                net = ipaddress.ip_network(cidr, strict=True)
-            except ValueError as exc:
-                raise ValueError(f"{cidr!r} is not a network address: {exc}") from None
-            if net.prefixlen == 0:
+    def _networks(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            if _network(cidr).prefixlen == 0:
                 raise ValueError("0.0.0.0/0 opens the API server to the internet; name your networks")
-            if isinstance(value, str) and not 16 <= net.prefixlen <= 24:
-                raise ValueError("must be between /16 and /24 (AWS's VPC limits, room for subnets)")
         return value
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc(cls, value: str) -> str:
+        return _vpc_cidr(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> Eks:
@@ -229,6 +241,29 @@ class Eks(Strict):
         if self.enabled and len(self.subnet_ids or self.availability_zones) < 2:
             raise ValueError("EKS needs subnets in at least 2 availability zones "
                              "(subnet_ids or availability_zones)")
+        if len(set(self.availability_zones)) != len(self.availability_zones):
+            raise ValueError("availability_zones lists a zone twice")
+        return self
+
+
+class Studio(Strict):
+    """A SageMaker Studio domain per environment: VPC only (no internet from the apps; AWS is
+    reached through VPC endpoints) in a private network of its own, IAM authentication, storage
+    encrypted with the platform key, one user profile per persona principal running as that
+    persona's role. The local AWS has none (stacks/moto_gaps.py: `studio`)."""
+
+    enabled: bool = True
+    vpc_cidr: Cidr = "10.50.0.0/16"
+    # One private subnet per zone; SageMaker recommends 2-4 IP addresses per user.
+    availability_zones: list[AvailabilityZone] = Field(default_factory=list)
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc(cls, value: str) -> str:
+        return _vpc_cidr(value)
+
+    @model_validator(mode="after")
+    def _zones(self) -> Studio:
         if len(set(self.availability_zones)) != len(self.availability_zones):
             raise ValueError("availability_zones lists a zone twice")
         return self
@@ -249,6 +284,7 @@ class Environment(Strict):
     personas: Personas
     audit: Audit = Audit()
     eks: Eks = Eks()
+    studio: Studio = Studio()
     budget: Budget | None = None
     ci: Ci | None = None
 
@@ -292,14 +328,22 @@ class Environment(Strict):
     def audit_lock_mode(self) -> Literal["GOVERNANCE", "COMPLIANCE"]:
         return self.audit.object_lock_mode or ("COMPLIANCE" if self.name == "prod" else "GOVERNANCE")
 
-    @field_validator("eks")
+    @field_validator("eks", "studio")
     @classmethod
-    def _zones_in_region(cls, eks: Eks, info: ValidationInfo) -> Eks:
+    def _zones_in_region(cls, settings: Eks | Studio, info: ValidationInfo) -> Eks | Studio:
         region = info.data.get("region")
-        outside = [z for z in eks.availability_zones if region and z[:-1] != region]
+        outside = [z for z in settings.availability_zones if region and z[:-1] != region]
         if outside:
             raise ValueError(f"availability_zones {outside} are not in the region {region}")
-        return eks
+        return settings
+
+    @field_validator("studio")
+    @classmethod
+    def _studio_has_subnets(cls, studio: Studio, info: ValidationInfo) -> Studio:
+        if studio.enabled and info.data.get("name") not in (None, "local") and not studio.availability_zones:
+            raise ValueError("availability_zones: a Studio domain needs private subnets in at least "
+                             "one availability zone (or set enabled: false)")
+        return studio
 
     @property
     def is_local(self) -> bool:

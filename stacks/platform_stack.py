@@ -1,8 +1,9 @@
 """The platform stack: everything one environment shares across its ML projects.
 
 KMS key -> buckets (datasets, artifacts, capture, audit, access logs) -> ECR repositories ->
-model registry -> alert topics -> secrets -> CloudTrail -> permissions boundary, persona roles and
-the SageMaker execution role. Outputs name every resource later stacks and the CLI need.
+model registry -> alert topics -> secrets -> CloudTrail -> permissions boundary, the Studio
+domain and a user profile per persona principal, persona roles and the SageMaker execution role.
+Outputs name every resource later stacks and the CLI need.
 """
 
 from __future__ import annotations
@@ -191,6 +192,7 @@ class PlatformStack(cdktf.TerraformStack):
             PermissionBoundaryProps.of(n, n.name("permissions-boundary"), trail_props.arn,
                                        key_arn=self.key.arn, audit_bucket_arn=self.audit.arn),
         )
+        self._studio()
         self._roles()
         self._experiment_tracking()
         self._eks_serving()
@@ -209,6 +211,34 @@ class PlatformStack(cdktf.TerraformStack):
             },
         )
 
+    def _studio(self) -> None:
+        """The environment's Studio domain, a profile per persona principal (`studio` in the
+        file). Created before the roles, whose Studio permissions name the domain; its profiles
+        wait for the roles they run as."""
+        self.studio = None
+        from stacks import moto_gaps
+
+        env, n = self.env, self.naming
+        if not (env.studio.enabled and moto_gaps.for_environment(env.is_local).studio):
+            return
+        from stacks.constructs.studio_domain import StudioDomain, StudioDomainProps, StudioUser
+
+        self.studio = StudioDomain(self, "studio", StudioDomainProps(
+            name=n.studio_domain, settings=env.studio, region=env.region, kms_key_arn=self.key.arn,
+            default_execution_role_arn=n.persona_role_arn("data_scientist"),
+            users=tuple(StudioUser(persona, principal, n.persona_role_arn(persona))
+                        for persona in personas.PERSONAS
+                        for principal in getattr(env.personas, persona)),
+            retain_home=env.data_protection.prevent_destroy,
+        ))
+
+    def _studio_users(self, persona: str) -> dict[str, dict[str, str]]:
+        """Each principal of a persona may tag its session only with its own profile's name."""
+        if self.studio is None:
+            return {}
+        return {u.principal_arn: {personas.STUDIO_USER_TAG: u.profile_name}
+                for u in self.studio.props.users if u.persona == persona}
+
     def _roles(self) -> None:
         env, n = self.env, self.naming
         execution_role_name = n.name("sagemaker-execution")
@@ -226,6 +256,7 @@ class PlatformStack(cdktf.TerraformStack):
             execution_role_arn=n.role_arn(execution_role_name),
             secret_arn_pattern=n.secrets_arn_pattern,
             protected=env.data_protection.prevent_destroy,
+            studio_domain_id=self.studio.domain_id if self.studio else None,
         )
         common = {"path": n.role_path, "boundary_arn": self.boundary.arn}
         self.execution_role = ScopedRole(
@@ -248,14 +279,29 @@ class PlatformStack(cdktf.TerraformStack):
                 ScopedRoleProps(
                     name=n.persona_role_name(persona),
                     description=f"{persona.replace('_', ' ').title()} persona of {env.name}",
-                    statements=tuple(statements_of(refs)),
+                    statements=(*statements_of(refs), *personas.studio(refs, persona)),
                     assumed_by_principals=tuple(getattr(env.personas, persona)),
                     require_mfa=env.personas.require_mfa,
+                    session_tags=self._studio_users(persona),
+                    # Studio runs the persona's apps as its role; only this account's SageMaker.
+                    also_assumed_by_service="sagemaker.amazonaws.com" if self.studio else None,
+                    service_conditions={"StringEquals": {"aws:SourceAccount": env.account_id}}
+                    if self.studio else None,
                     **common,
                 ),
             )
             role.role.node.add_dependency(self.boundary.policy)
             self.persona_roles[persona] = role
+        if self.studio is not None:
+            # SageMaker checks an execution role when a domain or profile names it. (Terraform
+            # sees no reference: the ARNs are the names', so the roles' policies can name the
+            # domain without a cycle.)
+            def address(role: ScopedRole) -> str:
+                return f"{role.role.terraform_resource_type}.{role.role.friendly_unique_id}"
+
+            self.studio.domain.add_override("depends_on", [address(self.persona_roles["data_scientist"])])
+            for user, profile in self.studio.profiles.items():
+                profile.add_override("depends_on", [address(self.persona_roles[user.persona])])
 
     def _experiment_tracking(self) -> None:
         """A managed MLflow tracking server per environment, its artifacts in the artifacts bucket.
@@ -315,6 +361,9 @@ class PlatformStack(cdktf.TerraformStack):
         outputs |= {f"{p}_role_arn": r.arn for p, r in self.persona_roles.items()}
         if self.mlflow is not None:
             outputs["mlflow_tracking_server_arn"] = self.mlflow.arn
+        if self.studio is not None:
+            outputs["studio_domain_id"] = self.studio.domain_id
+            outputs["studio_user_profiles"] = ",".join(self.studio.profile_names())
         if self.eks is not None:
             outputs["eks_cluster_name"] = self.eks.cluster_name
             outputs["eks_serving_role_arn"] = self.eks.serving_role_arn

@@ -1,10 +1,10 @@
 """Optional EKS serving for an environment (`eks.enabled` in its file): a private cluster for
 model servers, with IRSA for the model-serving service account.
 
-- Network: the given private subnets, or a VPC with one private subnet per availability zone and
-  no internet route at all. Nodes reach AWS through VPC endpoints (S3 gateway; ECR, STS, EC2 and
-  CloudWatch Logs interface endpoints), the layout AWS documents for private clusters. The VPC's
-  default security group is emptied so nothing lands in an open group by accident.
+- Network: the given private subnets, or a private network (stacks/constructs/private_network.py:
+  one private subnet per availability zone, no internet route at all). Nodes reach AWS through
+  VPC endpoints (S3 gateway; ECR, STS, EC2 and CloudWatch Logs interface endpoints), the layout
+  AWS documents for private clusters.
 - Cluster: private API endpoint always, a public one only when configured (and then only for the
   listed networks); Kubernetes secrets envelope-encrypted with the platform key; every
   control-plane log type, into a log group with retention and KMS; access entries (API
@@ -22,12 +22,12 @@ The serving role, which runs our code, carries the boundary.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from stacks import moto_gaps
 from stacks.binding import Construct, aws, cdktf
 from stacks.config import LOG_RETENTION_DAYS, Eks
+from stacks.constructs.private_network import PrivateNetwork, PrivateNetworkProps
 from stacks.policy import document, statement
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -117,60 +117,13 @@ class EksServing(Construct):
     # Network.
     def _network(self) -> list[str]:
         p, s = self.props, self.props.settings
-        net = ipaddress.ip_network(s.vpc_cidr)
-        self.vpc = aws.vpc.Vpc(
-            self, "vpc", cidr_block=s.vpc_cidr, enable_dns_support=True, enable_dns_hostnames=True,
-            tags={"Name": p.name},
-        )
-        self.vpc_id = self.vpc.id
-        # No rules: the default group admits nothing and lets nothing out.
-        aws.default_security_group.DefaultSecurityGroup(self, "default_sg", vpc_id=self.vpc.id)
-        routes = aws.route_table.RouteTable(self, "private_routes", vpc_id=self.vpc.id,
-                                            tags={"Name": f"{p.name}-private"})
-        blocks = list(net.subnets(new_prefix=min(net.prefixlen + 3, 28)))
-        subnets = []
-        for i, zone in enumerate(s.availability_zones):
-            subnet = aws.subnet.Subnet(
-                self,
-                f"private_{i}",
-                vpc_id=self.vpc.id,
-                cidr_block=str(blocks[i]),
-                availability_zone=zone,
-                map_public_ip_on_launch=False,
-                tags={"Name": f"{p.name}-private-{zone}", "kubernetes.io/role/internal-elb": "1"},
-            )
-            aws.route_table_association.RouteTableAssociation(
-                self, f"private_{i}_routes", subnet_id=subnet.id, route_table_id=routes.id
-            )
-            subnets.append(subnet.id)
-        endpoints_sg = aws.security_group.SecurityGroup(
-            self,
-            "endpoints_sg",
-            name=f"{p.name}-vpc-endpoints",
-            description="HTTPS from inside the VPC to the AWS service endpoints",
-            vpc_id=self.vpc.id,
-            ingress=[aws.security_group.SecurityGroupIngress(
-                description="HTTPS from the VPC", protocol="tcp", from_port=443, to_port=443,
-                cidr_blocks=[s.vpc_cidr],
-            )],
-        )
-        ep = aws.vpc_endpoint
-        ep.VpcEndpoint(
-            self, "s3_endpoint", vpc_id=self.vpc.id, vpc_endpoint_type="Gateway",
-            service_name=f"com.amazonaws.{p.region}.s3", route_table_ids=[routes.id],
-        )
-        for service in INTERFACE_ENDPOINTS:
-            ep.VpcEndpoint(
-                self,
-                f"{service.replace('.', '_')}_endpoint",
-                vpc_id=self.vpc.id,
-                vpc_endpoint_type="Interface",
-                service_name=f"com.amazonaws.{p.region}.{service}",
-                private_dns_enabled=True,
-                subnet_ids=subnets,
-                security_group_ids=[endpoints_sg.id],
-            )
-        return subnets
+        self.network = PrivateNetwork(self, "network", PrivateNetworkProps(
+            name=p.name, cidr=s.vpc_cidr, availability_zones=tuple(s.availability_zones),
+            region=p.region, interface_endpoints=INTERFACE_ENDPOINTS,
+            subnet_tags={"kubernetes.io/role/internal-elb": "1"},
+        ))
+        self.vpc_id = self.network.vpc_id
+        return self.network.subnet_ids
 
     # Roles.
     def _service_role(

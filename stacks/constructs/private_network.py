@@ -1,0 +1,112 @@
+"""A private network: a VPC with one private subnet per availability zone and no route to the
+internet at all. What runs in it reaches AWS through VPC endpoints only: an S3 gateway endpoint
+and the given interface endpoints (private DNS on, HTTPS from inside the VPC only). The VPC's
+default security group is emptied so nothing lands in an open group by accident.
+
+Serves EKS serving (stacks/constructs/eks_serving.py) and the Studio domain
+(stacks/constructs/studio_domain.py), each in a network of its own.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from stacks.binding import Construct, aws
+
+
+@dataclass(frozen=True)
+class PrivateNetworkProps:
+    name: str  # the VPC's Name tag; its subnets and groups are named after it
+    cidr: str
+    availability_zones: tuple[str, ...]
+    region: str
+    # Interface endpoints, as the part after `com.amazonaws.<region>.` (`sts`, `sagemaker.api`).
+    interface_endpoints: tuple[str, ...]
+    subnet_tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.availability_zones:
+            raise ValueError(f"network {self.name}: needs at least one availability zone")
+        if len(set(self.availability_zones)) != len(self.availability_zones):
+            raise ValueError(f"network {self.name}: an availability zone is listed twice")
+        if len(set(self.interface_endpoints)) != len(self.interface_endpoints):
+            raise ValueError(f"network {self.name}: an interface endpoint is listed twice")
+
+    @property
+    def subnet_cidrs(self) -> list[str]:
+        """One block per zone, an eighth of the VPC each (at most /28, AWS's smallest subnet)."""
+        net = ipaddress.ip_network(self.cidr)
+        blocks = list(net.subnets(new_prefix=min(net.prefixlen + 3, 28)))
+        if len(self.availability_zones) > len(blocks):
+            raise ValueError(f"network {self.name}: {self.cidr} has room for {len(blocks)} subnets")
+        return [str(b) for b in blocks[:len(self.availability_zones)]]
+
+
+class PrivateNetwork(Construct):
+    def __init__(self, scope: Construct, id_: str, props: PrivateNetworkProps):
+        super().__init__(scope, id_)
+        p = self.props = props
+        self.vpc = aws.vpc.Vpc(
+            self, "vpc", cidr_block=p.cidr, enable_dns_support=True, enable_dns_hostnames=True,
+            tags={"Name": p.name},
+        )
+        # No rules: the default group admits nothing and lets nothing out.
+        aws.default_security_group.DefaultSecurityGroup(self, "default_sg", vpc_id=self.vpc.id)
+        self.route_table = aws.route_table.RouteTable(
+            self, "private_routes", vpc_id=self.vpc.id, tags={"Name": f"{p.name}-private"})
+        self.subnets = []
+        for i, (zone, cidr) in enumerate(zip(p.availability_zones, p.subnet_cidrs, strict=True)):
+            subnet = aws.subnet.Subnet(
+                self,
+                f"private_{i}",
+                vpc_id=self.vpc.id,
+                cidr_block=cidr,
+                availability_zone=zone,
+                map_public_ip_on_launch=False,
+                tags={"Name": f"{p.name}-private-{zone}", **p.subnet_tags},
+            )
+            aws.route_table_association.RouteTableAssociation(
+                self, f"private_{i}_routes", subnet_id=subnet.id, route_table_id=self.route_table.id
+            )
+            self.subnets.append(subnet)
+        self.endpoints_sg = aws.security_group.SecurityGroup(
+            self,
+            "endpoints_sg",
+            name=f"{p.name}-vpc-endpoints",
+            description="HTTPS from inside the VPC to the AWS service endpoints",
+            vpc_id=self.vpc.id,
+            ingress=[aws.security_group.SecurityGroupIngress(
+                description="HTTPS from the VPC", protocol="tcp", from_port=443, to_port=443,
+                cidr_blocks=[p.cidr],
+            )],
+        )
+        ep = aws.vpc_endpoint
+        self.s3_endpoint = ep.VpcEndpoint(
+            self, "s3_endpoint", vpc_id=self.vpc.id, vpc_endpoint_type="Gateway",
+            service_name=f"com.amazonaws.{p.region}.s3", route_table_ids=[self.route_table.id],
+        )
+        for service in p.interface_endpoints:
+            ep.VpcEndpoint(
+                self,
+                f"{service.replace('.', '_')}_endpoint",
+                vpc_id=self.vpc.id,
+                vpc_endpoint_type="Interface",
+                service_name=f"com.amazonaws.{p.region}.{service}",
+                private_dns_enabled=True,
+                subnet_ids=self.subnet_ids,
+                security_group_ids=[self.endpoints_sg.id],
+            )
+
+    @property
+    def vpc_id(self) -> str:
+        return self.vpc.id
+
+    @property
+    def subnet_ids(self) -> list[str]:
+        return [s.id for s in self.subnets]
+
+    @property
+    def s3_prefix_list_id(self) -> str:
+        """The S3 gateway endpoint's prefix list, for security group rules towards S3."""
+        return self.s3_endpoint.prefix_list_id
