@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -149,15 +150,6 @@ Ec2InstanceType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*\.[
 SubnetId = Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]
 AvailabilityZone = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")]
 Cidr = Annotated[str, StringConstraints(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")]
-DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
-CertThumbprint = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}$")]
-
-# SHA-1 thumbprint of the root CA of the EKS OIDC issuers (the value the AWS documentation and
-# eksctl use). IAM no longer checks it for EKS issuers, but the API still requires one; the tls
-# provider that would fetch it is not available here.
-EKS_OIDC_THUMBPRINT = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280"
-
-
 def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     try:
         return ipaddress.ip_network(cidr, strict=True)
@@ -169,6 +161,17 @@ def _vpc_cidr(cidr: str) -> str:
     if not 16 <= _network(cidr).prefixlen <= 24:
         raise ValueError("must be between /16 and /24 (AWS's VPC limits, room for subnets)")
     return cidr
+
+
+# A VPC's own range.
+VpcCidr = Annotated[Cidr, AfterValidator(_vpc_cidr)]
+DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+CertThumbprint = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}$")]
+
+# SHA-1 thumbprint of the root CA of the EKS OIDC issuers (the value the AWS documentation and
+# eksctl use). IAM no longer checks it for EKS issuers, but the API still requires one; the tls
+# provider that would fetch it is not available here.
+EKS_OIDC_THUMBPRINT = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280"
 
 
 class EksNodes(Strict):
@@ -210,7 +213,7 @@ class Eks(Strict):
     # Either existing private subnets (>= 2 availability zones), or a VPC created with one private
     # subnet per availability zone and VPC endpoints instead of internet access.
     subnet_ids: list[SubnetId] = Field(default_factory=list)
-    vpc_cidr: Cidr = "10.40.0.0/16"
+    vpc_cidr: VpcCidr = "10.40.0.0/16"
     availability_zones: list[AvailabilityZone] = Field(default_factory=list)
     nodes: EksNodes = EksNodes()
     serving_namespace: DnsLabel = "model-serving"
@@ -224,11 +227,6 @@ class Eks(Strict):
             if _network(cidr).prefixlen == 0:
                 raise ValueError("0.0.0.0/0 opens the API server to the internet; name your networks")
         return value
-
-    @field_validator("vpc_cidr")
-    @classmethod
-    def _vpc(cls, value: str) -> str:
-        return _vpc_cidr(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> Eks:
@@ -253,14 +251,9 @@ class Studio(Strict):
     persona's role. The local AWS has none (stacks/moto_gaps.py: `studio`)."""
 
     enabled: bool = True
-    vpc_cidr: Cidr = "10.50.0.0/16"
+    vpc_cidr: VpcCidr = "10.50.0.0/16"
     # One private subnet per zone; SageMaker recommends 2-4 IP addresses per user.
     availability_zones: list[AvailabilityZone] = Field(default_factory=list)
-
-    @field_validator("vpc_cidr")
-    @classmethod
-    def _vpc(cls, value: str) -> str:
-        return _vpc_cidr(value)
 
     @model_validator(mode="after")
     def _zones(self) -> Studio:

@@ -39,6 +39,11 @@ class Naming:
         return self.name(persona.replace("_", "-"))
 
     @property
+    def mlflow_tracking_server(self) -> str:
+        """The environment's managed MLflow tracking server (none locally)."""
+        return self.name("mlflow")
+
+    @property
     def studio_domain(self) -> str:
         return self.name("studio")
 
@@ -135,7 +140,7 @@ class ProjectNames:
         self.key_alias = f"alias/{naming.name('platform')}"
         self.boundary_arn = naming.boundary_arn
         self.role_arn = naming.role_arn(self.execution_role)
-        self.mlflow_tracking_server = naming.name("mlflow")
+        self.mlflow_tracking_server = naming.mlflow_tracking_server
 
     @property
     def sagemaker_project_tags(self) -> dict[str, str]:

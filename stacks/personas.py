@@ -115,6 +115,7 @@ class PlatformRefs:
     secret_arn_pattern: str
     protected: bool  # production: personas other than the approver cannot touch endpoints
     studio_domain_id: str | None = None  # the environment's Studio domain, where it has one
+    mlflow_tracking_server_arn: str | None = None  # the managed MLflow server (none locally)
 
 
 def _objects(bucket_arn: str) -> str:
@@ -236,6 +237,20 @@ def studio(refs: PlatformRefs, persona: str) -> list[Statement]:
         statement("TagStudioResourcesOnCreate", ["sagemaker:AddTags"], in_domain,
                   conditions={"Null": {"sagemaker:TaggingAction": "false"}}),
     ]
+
+
+def read_experiments(refs: PlatformRefs) -> list[Statement]:
+    """Open the environment's MLflow UI (in Studio or by a presigned URL) and read what runs
+    logged there; logging itself is the pipelines' (their execution roles)."""
+    server = refs.mlflow_tracking_server_arn
+    if server is None:
+        return []
+    return [statement(
+        "ReadExperiments",
+        ["sagemaker:CreatePresignedMlflowTrackingServerUrl", "sagemaker-mlflow:AccessUI",
+         "sagemaker-mlflow:Get*", "sagemaker-mlflow:Search*", "sagemaker-mlflow:List*"],
+        [server],
+    )]
 
 
 def data_scientist(refs: PlatformRefs) -> list[Statement]:

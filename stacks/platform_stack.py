@@ -257,6 +257,9 @@ class PlatformStack(cdktf.TerraformStack):
             secret_arn_pattern=n.secrets_arn_pattern,
             protected=env.data_protection.prevent_destroy,
             studio_domain_id=self.studio.domain_id if self.studio else None,
+            # The server _experiment_tracking creates (none locally: MLflow runs embedded there).
+            mlflow_tracking_server_arn=None if env.is_local
+            else n.sagemaker_arn("mlflow-tracking-server", n.mlflow_tracking_server),
         )
         common = {"path": n.role_path, "boundary_arn": self.boundary.arn}
         self.execution_role = ScopedRole(
@@ -279,7 +282,8 @@ class PlatformStack(cdktf.TerraformStack):
                 ScopedRoleProps(
                     name=n.persona_role_name(persona),
                     description=f"{persona.replace('_', ' ').title()} persona of {env.name}",
-                    statements=(*statements_of(refs), *personas.studio(refs, persona)),
+                    statements=(*statements_of(refs), *personas.studio(refs, persona),
+                                *personas.read_experiments(refs)),
                     assumed_by_principals=tuple(getattr(env.personas, persona)),
                     require_mfa=env.personas.require_mfa,
                     session_tags=self._studio_users(persona),
@@ -315,7 +319,7 @@ class PlatformStack(cdktf.TerraformStack):
         self.mlflow = aws.sagemaker_mlflow_tracking_server.SagemakerMlflowTrackingServer(
             self,
             "mlflow",
-            tracking_server_name=self.naming.name("mlflow"),
+            tracking_server_name=self.naming.mlflow_tracking_server,
             artifact_store_uri=f"s3://{self.data_buckets['artifacts'].name}/mlflow",
             # The server writes artifacts as the environment's SageMaker execution role.
             role_arn=self.execution_role.arn,

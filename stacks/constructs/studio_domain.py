@@ -79,7 +79,6 @@ class StudioDomain(Construct):
         ))
         self.security_group = self._security_group()
         dom = aws.sagemaker_domain
-        no_sharing = {"notebook_output_option": "Disabled"}
         self.domain = dom.SagemakerDomain(
             self,
             "domain",
@@ -89,11 +88,9 @@ class StudioDomain(Construct):
             vpc_id=self.network.vpc_id,
             subnet_ids=self.network.subnet_ids,
             kms_key_id=p.kms_key_arn,
-            default_user_settings=dom.SagemakerDomainDefaultUserSettings(
-                execution_role=p.default_execution_role_arn,
-                security_groups=[self.security_group.id],
-                sharing_settings=dom.SagemakerDomainDefaultUserSettingsSharingSettings(**no_sharing),
-            ),
+            default_user_settings=self._user_settings(
+                dom.SagemakerDomainDefaultUserSettings, dom.SagemakerDomainDefaultUserSettingsSharingSettings,
+                p.default_execution_role_arn),
             retention_policy=dom.SagemakerDomainRetentionPolicy(
                 home_efs_file_system="Retain" if p.retain_home else "Delete"),
         )
@@ -104,15 +101,19 @@ class StudioDomain(Construct):
                 f"profile_{i}",
                 domain_id=self.domain.id,
                 user_profile_name=user.profile_name,
-                user_settings=prof.SagemakerUserProfileUserSettings(
-                    execution_role=user.role_arn,
-                    security_groups=[self.security_group.id],
-                    sharing_settings=prof.SagemakerUserProfileUserSettingsSharingSettings(**no_sharing),
-                ),
+                user_settings=self._user_settings(
+                    prof.SagemakerUserProfileUserSettings,
+                    prof.SagemakerUserProfileUserSettingsSharingSettings, user.role_arn),
                 tags={STUDIO_USER_TAG: user.profile_name, "persona": user.persona},
             )
             for i, user in enumerate(p.users)
         }
+
+    def _user_settings(self, settings: type, sharing: type, role_arn: str) -> object:
+        """A profile's settings (the domain's defaults have the same shape): its apps run as
+        `role_arn` in the apps' group; notebooks are never shared (snapshots to S3)."""
+        return settings(execution_role=role_arn, security_groups=[self.security_group.id],
+                        sharing_settings=sharing(notebook_output_option="Disabled"))
 
     def _security_group(self) -> aws.security_group.SecurityGroup:
         sg = aws.security_group

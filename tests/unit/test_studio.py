@@ -148,6 +148,13 @@ def test_persona_roles_run_studio_apps_and_open_only_their_own_profile(synth_all
         # `$${` is Terraform's escape: IAM receives the policy variable ${aws:PrincipalTag/...}.
         assert opener["Condition"] == {"StringEquals": {
             "sagemaker:ResourceTag/studiouserid": "$${aws:PrincipalTag/studiouserid}"}}
+        # ...and find the runs in the environment's MLflow, read-only.
+        experiments = statements["ReadExperiments"]
+        assert experiments["Resource"] == (f"arn:aws:sagemaker:{e.region}:{e.account_id}:"
+                                           f"mlflow-tracking-server/mlops-{env}-mlflow")
+        assert "sagemaker:CreatePresignedMlflowTrackingServerUrl" in experiments["Action"]
+        assert all(a.split(":")[1].startswith(("Get", "Search", "List", "AccessUI", "CreatePresigned"))
+                   for a in experiments["Action"])
         runs_apps = "AppsInOwnPrivateSpaces" in statements
         assert runs_apps == (persona not in personas.READ_ONLY_PERSONAS)
         if runs_apps:
@@ -172,6 +179,7 @@ def test_the_local_platform_stack_has_no_studio(synth_all, environments):
         assert len(trust) == 1, "no SageMaker trust and no session-tag rule without Studio"
     text = json.dumps(doc)
     assert "CreatePresignedDomainUrl" not in text
+    assert "ReadExperiments" not in text, "no MLflow server locally (it runs embedded)"
 
 
 @pytest.mark.parametrize("env", ENVS)
