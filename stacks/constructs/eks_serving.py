@@ -122,6 +122,7 @@ class EksServing(Construct):
             region=p.region, interface_endpoints=INTERFACE_ENDPOINTS,
             subnet_tags={"kubernetes.io/role/internal-elb": "1"},
         ))
+        self.network.moved_from_parent()
         self.vpc_id = self.network.vpc_id
         return self.network.subnet_ids
 

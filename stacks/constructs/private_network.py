@@ -9,10 +9,12 @@ Serves EKS serving (stacks/constructs/eks_serving.py) and the Studio domain
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import re
 from dataclasses import dataclass, field
 
-from stacks.binding import Construct, aws
+from stacks.binding import Construct, aws, cdktf
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class PrivateNetworkProps:
             raise ValueError(f"network {self.name}: an availability zone is listed twice")
         if len(set(self.interface_endpoints)) != len(self.interface_endpoints):
             raise ValueError(f"network {self.name}: an interface endpoint is listed twice")
+        self.subnet_cidrs  # noqa: B018 (raises when the range has no room for a subnet per zone)
 
     @property
     def subnet_cidrs(self) -> list[str]:
@@ -98,6 +101,17 @@ class PrivateNetwork(Construct):
                 security_group_ids=[self.endpoints_sg.id],
             )
 
+    def moved_from_parent(self) -> None:
+        """For a network whose resources its parent construct used to make itself (EKS serving,
+        before this construct): a Terraform `moved` block per resource, from the address it had
+        then, so an existing state renames them instead of replacing the network (and with its
+        subnets, the cluster in them)."""
+        for child in self.node.children:
+            if isinstance(child, cdktf.TerraformResource):
+                below_stack = child.node.path.split("/")[1:]
+                del below_stack[-2]  # this construct's own id
+                child.move_from_id(f"{child.terraform_resource_type}.{logical_id(below_stack)}")
+
     @property
     def vpc_id(self) -> str:
         return self.vpc.id
@@ -110,3 +124,16 @@ class PrivateNetwork(Construct):
     def s3_prefix_list_id(self) -> str:
         """The S3 gateway endpoint's prefix list, for security group rules towards S3."""
         return self.s3_endpoint.prefix_list_id
+
+
+def logical_id(path: list[str]) -> str:
+    """The Terraform name cdktf gives a resource at this construct path below its stack (its
+    `makeUniqueId`): the path's parts joined by `_` (a part the kept one before ends with left
+    out), then the first 8 hex digits of the MD5 of the path joined by `/`."""
+    digest = hashlib.md5("/".join(path).encode(), usedforsecurity=False).hexdigest()[:8].upper()
+    parts: list[str] = []
+    for part in path:
+        if not parts or not parts[-1].endswith(part):
+            parts.append(part)
+    human = "_".join(re.sub(r"[^A-Za-z0-9_]", "", part) for part in parts)[:255]
+    return f"{human}_{digest}"
