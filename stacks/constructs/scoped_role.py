@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from stacks.binding import Construct, aws
 from stacks.policy import Statement, document, statement
 
+# IAM's largest role trust policy (the quota's default is 2048: raise it for more principals).
+TRUST_POLICY_MAX = 4096
+
 
 @dataclass(frozen=True)
 class ScopedRoleProps:
@@ -49,13 +52,18 @@ class ScopedRole(Construct):
     def __init__(self, scope: Construct, id_: str, props: ScopedRoleProps):
         super().__init__(scope, id_)
         self.props = props
+        trust = document(self._trust_statements())
+        if len(trust) > TRUST_POLICY_MAX:
+            raise ValueError(f"role {props.name}: its trust policy ({len(trust)} characters, one "
+                             "statement per principal with session tags) exceeds IAM's maximum "
+                             f"{TRUST_POLICY_MAX}: fewer principals")
         self.role = aws.iam_role.IamRole(
             self,
             "role",
             name=props.name,
             path=props.path,
             description=props.description,
-            assume_role_policy=document(self._trust_statements()),
+            assume_role_policy=trust,
             permissions_boundary=props.boundary_arn,
             max_session_duration=props.max_session_seconds,
         )

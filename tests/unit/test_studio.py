@@ -257,3 +257,35 @@ def test_bad_studio_settings_name_the_field(tmp_path, studio, field, reason):
 def test_studio_can_be_switched_off(tmp_path):
     env = load_environment(_write_env(tmp_path, {"enabled": False}))
     assert env.studio.enabled is False
+
+
+def _role_props(**overrides):
+    from stacks.constructs.scoped_role import ScopedRoleProps
+
+    principals = tuple(f"arn:aws:iam::111111111111:role/team/person-{i:02d}" for i in range(3))
+    props = {"name": "mlops-dev-data-scientist", "description": "d", "path": "/mlops-dev/",
+             "boundary_arn": "arn:b", "statements": ({"Sid": "S", "Effect": "Allow", "Action": "s3:GetObject",
+                                                      "Resource": "*"},),
+             "assumed_by_principals": principals,
+             "session_tags": {p: {"studiouserid": p.rsplit("/", 1)[1]} for p in principals},
+             "also_assumed_by_service": "sagemaker.amazonaws.com"}
+    return ScopedRoleProps(**{**props, **overrides})
+
+
+def test_session_tags_and_a_service_are_for_peoples_roles_only():
+    with pytest.raises(ValueError, match="cannot assume it"):
+        _role_props(session_tags={"arn:aws:iam::111111111111:user/stranger": {"studiouserid": "x"}})
+    with pytest.raises(ValueError, match="for roles people assume"):
+        _role_props(assumed_by_principals=(), assumed_by_service="sagemaker.amazonaws.com")
+
+
+def test_a_trust_policy_past_iams_maximum_is_refused_at_synth(synth_all):
+    from stacks.binding import cdktf
+    from stacks.constructs.scoped_role import ScopedRole
+
+    stack = cdktf.TerraformStack(cdktf.App(), "trust-size")
+    ScopedRole(stack, "fits", _role_props())
+    many = tuple(f"arn:aws:iam::111111111111:role/team/person-{i:02d}" for i in range(14))
+    with pytest.raises(ValueError, match="exceeds IAM's maximum 4096"):
+        ScopedRole(stack, "too_many", _role_props(
+            assumed_by_principals=many, session_tags={p: {"studiouserid": p[-9:]} for p in many}))
