@@ -31,6 +31,14 @@ from stacks.provider import configure_backend, configure_provider
 DATA_BUCKETS = ("datasets", "artifacts", "capture")
 
 
+def wait_for(resource: cdktf.TerraformResource, *others: cdktf.TerraformResource) -> None:
+    """Terraform's depends_on, for an order no reference shows (a role names its permissions
+    boundary by ARN, a string: IAM refuses a role whose boundary does not exist yet).
+    `node.add_dependency` writes no depends_on in cdktf."""
+    resource.add_override("depends_on", [f"{o.terraform_resource_type}.{o.friendly_unique_id}"
+                                         for o in others])
+
+
 def stack_name(env_name: str) -> str:
     return f"platform-{env_name}"
 
@@ -273,7 +281,7 @@ class PlatformStack(cdktf.TerraformStack):
                 **common,
             ),
         )
-        self.execution_role.role.node.add_dependency(self.boundary.policy)
+        wait_for(self.execution_role.role, self.boundary.policy)
         self.persona_roles: dict[str, ScopedRole] = {}
         for persona, statements_of in personas.PERSONAS.items():
             role = ScopedRole(
@@ -294,18 +302,15 @@ class PlatformStack(cdktf.TerraformStack):
                     **common,
                 ),
             )
-            role.role.node.add_dependency(self.boundary.policy)
+            wait_for(role.role, self.boundary.policy)
             self.persona_roles[persona] = role
         if self.studio is not None:
             # SageMaker checks an execution role when a domain or profile names it. (Terraform
             # sees no reference: the ARNs are the names', so the roles' policies can name the
             # domain without a cycle.)
-            def address(role: ScopedRole) -> str:
-                return f"{role.role.terraform_resource_type}.{role.role.friendly_unique_id}"
-
-            self.studio.domain.add_override("depends_on", [address(self.persona_roles["data_scientist"])])
+            wait_for(self.studio.domain, self.persona_roles["data_scientist"].role)
             for user, profile in self.studio.profiles.items():
-                profile.add_override("depends_on", [address(self.persona_roles[user.persona])])
+                wait_for(profile, self.persona_roles[user.persona].role)
 
     def _experiment_tracking(self) -> None:
         """A managed MLflow tracking server per environment, its artifacts in the artifacts bucket.
@@ -343,7 +348,7 @@ class PlatformStack(cdktf.TerraformStack):
             log_retention_days=env.retention.log_days,
             gaps=moto_gaps.for_environment(env.is_local),
         ))
-        self.eks.serving_role.node.add_dependency(self.boundary.policy)
+        wait_for(self.eks.serving_role, self.boundary.policy)
 
     def _outputs(self) -> None:
         outputs: dict[str, str] = {
