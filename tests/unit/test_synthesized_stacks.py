@@ -401,3 +401,14 @@ def test_each_environment_has_a_monthly_budget_alerting_the_warning_topic(synth_
         key = next(p for where, p in policies.items() if where.startswith("aws_kms_key"))
         notify = next(st for st in key["Statement"] if st["Sid"] == "AllowAlarmNotifications")
         assert "budgets.amazonaws.com" in notify["Principal"]["Service"]
+
+
+def test_roles_wait_for_the_boundary_they_name(platform):
+    """A role names its boundary by ARN (no reference Terraform would see), and IAM refuses a
+    role whose boundary does not exist yet: each waits for the boundary policy."""
+    _env, doc = platform
+    (boundary_id,) = resources(doc, "aws_iam_policy")
+    bounded = [r for r in resources(doc, "aws_iam_role").values() if r.get("permissions_boundary")]
+    assert len(bounded) >= 5
+    for role in bounded:
+        assert role["depends_on"] == [f"aws_iam_policy.{boundary_id}"], role["name"]
