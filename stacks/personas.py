@@ -242,6 +242,16 @@ def studio(refs: PlatformRefs, persona: str) -> list[Statement]:
     ]
 
 
+# What the MLflow UI reads (experiments, runs, their metrics and artifacts, registered models), named
+# one by one from the Service Authorization Reference ("Amazon SageMaker with MLflow"): botocore has
+# no model of sagemaker-mlflow, so `Get*`/`Search*`/`List*` could be checked against nothing, and
+# would grow with every read AWS adds (traces, logged models).
+MLFLOW_READ_ACTIONS = tuple(f"sagemaker-mlflow:{op}" for op in (
+    "AccessUI", "GetExperiment", "GetExperimentByName", "SearchExperiments", "GetRun", "SearchRuns",
+    "GetMetricHistory", "ListArtifacts", "GetRegisteredModel", "SearchRegisteredModels",
+    "GetModelVersion", "SearchModelVersions", "GetLatestModelVersions"))
+
+
 def read_experiments(refs: PlatformRefs) -> list[Statement]:
     """Open the environment's MLflow UI (in Studio or by a presigned URL) and read what runs
     logged there; logging itself is the pipelines' (their execution roles)."""
@@ -250,8 +260,7 @@ def read_experiments(refs: PlatformRefs) -> list[Statement]:
         return []
     return [statement(
         "ReadExperiments",
-        ["sagemaker:CreatePresignedMlflowTrackingServerUrl", "sagemaker-mlflow:AccessUI",
-         "sagemaker-mlflow:Get*", "sagemaker-mlflow:Search*", "sagemaker-mlflow:List*"],
+        ["sagemaker:CreatePresignedMlflowTrackingServerUrl", *MLFLOW_READ_ACTIONS],
         [server],
     )]
 
