@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -149,6 +150,21 @@ Ec2InstanceType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*\.[
 SubnetId = Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]
 AvailabilityZone = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")]
 Cidr = Annotated[str, StringConstraints(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")]
+def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(cidr, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{cidr!r} is not a network address: {exc}") from None
+
+
+def _vpc_cidr(cidr: str) -> str:
+    if not 16 <= _network(cidr).prefixlen <= 24:
+        raise ValueError("must be between /16 and /24 (AWS's VPC limits, room for subnets)")
+    return cidr
+
+
+# A VPC's own range.
+VpcCidr = Annotated[Cidr, AfterValidator(_vpc_cidr)]
 DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
 CertThumbprint = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}$")]
 
@@ -197,25 +213,19 @@ class Eks(Strict):
     # Either existing private subnets (>= 2 availability zones), or a VPC created with one private
     # subnet per availability zone and VPC endpoints instead of internet access.
     subnet_ids: list[SubnetId] = Field(default_factory=list)
-    vpc_cidr: Cidr = "10.40.0.0/16"
+    vpc_cidr: VpcCidr = "10.40.0.0/16"
     availability_zones: list[AvailabilityZone] = Field(default_factory=list)
     nodes: EksNodes = EksNodes()
     serving_namespace: DnsLabel = "model-serving"
     serving_service_account: DnsLabel = "model-server"
     oidc_thumbprint: CertThumbprint = EKS_OIDC_THUMBPRINT
 
-    @field_validator("public_access_cidrs", "vpc_cidr")
+    @field_validator("public_access_cidrs")
     @classmethod
-    def _networks(cls, value: list[str] | str) -> list[str] | str:
-        for cidr in [value] if isinstance(value, str) else value:
-            try:
-                net = ipaddress.ip_network(cidr, strict=True)
-            except ValueError as exc:
-                raise ValueError(f"{cidr!r} is not a network address: {exc}") from None
-            if net.prefixlen == 0:
+    def _networks(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            if _network(cidr).prefixlen == 0:
                 raise ValueError("0.0.0.0/0 opens the API server to the internet; name your networks")
-            if isinstance(value, str) and not 16 <= net.prefixlen <= 24:
-                raise ValueError("must be between /16 and /24 (AWS's VPC limits, room for subnets)")
         return value
 
     @model_validator(mode="after")
@@ -229,6 +239,24 @@ class Eks(Strict):
         if self.enabled and len(self.subnet_ids or self.availability_zones) < 2:
             raise ValueError("EKS needs subnets in at least 2 availability zones "
                              "(subnet_ids or availability_zones)")
+        if len(set(self.availability_zones)) != len(self.availability_zones):
+            raise ValueError("availability_zones lists a zone twice")
+        return self
+
+
+class Studio(Strict):
+    """A SageMaker Studio domain per environment: VPC only (no internet from the apps; AWS is
+    reached through VPC endpoints) in a private network of its own, IAM authentication, storage
+    encrypted with the platform key, one user profile per persona principal running as that
+    persona's role. The local AWS has none (stacks/moto_gaps.py: `studio`)."""
+
+    enabled: bool = True
+    vpc_cidr: VpcCidr = "10.50.0.0/16"
+    # One private subnet per zone; SageMaker recommends 2-4 IP addresses per user.
+    availability_zones: list[AvailabilityZone] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _zones(self) -> Studio:
         if len(set(self.availability_zones)) != len(self.availability_zones):
             raise ValueError("availability_zones lists a zone twice")
         return self
@@ -249,6 +277,7 @@ class Environment(Strict):
     personas: Personas
     audit: Audit = Audit()
     eks: Eks = Eks()
+    studio: Studio = Studio()
     budget: Budget | None = None
     ci: Ci | None = None
 
@@ -292,14 +321,22 @@ class Environment(Strict):
     def audit_lock_mode(self) -> Literal["GOVERNANCE", "COMPLIANCE"]:
         return self.audit.object_lock_mode or ("COMPLIANCE" if self.name == "prod" else "GOVERNANCE")
 
-    @field_validator("eks")
+    @field_validator("eks", "studio")
     @classmethod
-    def _zones_in_region(cls, eks: Eks, info: ValidationInfo) -> Eks:
+    def _zones_in_region(cls, settings: Eks | Studio, info: ValidationInfo) -> Eks | Studio:
         region = info.data.get("region")
-        outside = [z for z in eks.availability_zones if region and z[:-1] != region]
+        outside = [z for z in settings.availability_zones if region and z[:-1] != region]
         if outside:
             raise ValueError(f"availability_zones {outside} are not in the region {region}")
-        return eks
+        return settings
+
+    @field_validator("studio")
+    @classmethod
+    def _studio_has_subnets(cls, studio: Studio, info: ValidationInfo) -> Studio:
+        if studio.enabled and info.data.get("name") not in (None, "local") and not studio.availability_zones:
+            raise ValueError("availability_zones: a Studio domain needs private subnets in at least "
+                             "one availability zone (or set enabled: false)")
+        return studio
 
     @property
     def is_local(self) -> bool:

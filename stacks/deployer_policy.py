@@ -8,9 +8,10 @@ resource's ARN carries its name; plus the Terraform state (its objects under the
 key prefix, the lock file, the state key) and the image push of `mlops image push`.
 
 Where an ARN carries no name (KMS keys, EC2 networking, Application Auto Scaling, event source
-mappings) or an action takes no resource (Describe/List, CreateKey), the statement is scoped to
-the account and region or to "*": IAM cannot do better. The bootstrap stack (state bucket, OIDC
-provider, CI roles) is an administrator's, once per account, and is not covered.
+mappings, Studio domains and their profiles) or an action takes no resource (Describe/List,
+CreateKey), the statement is scoped to the account and region or to "*": IAM cannot do better. The
+bootstrap stack (state bucket, OIDC provider, CI roles) is an administrator's, once per account,
+and is not covered.
 
 Pure (no cdktf): the resource types come from the synthesized JSON.
 """
@@ -159,6 +160,19 @@ RESOURCE_ACTIONS: dict[str, tuple[Needs, ...]] = {
     "aws_sagemaker_mlflow_tracking_server": (Needs("sagemaker", _with(
         "sagemaker", "CreateMlflowTrackingServer", "DescribeMlflowTrackingServer",
         "UpdateMlflowTrackingServer", "DeleteMlflowTrackingServer", "AddTags", "ListTags", "DeleteTags")),),
+    # Studio: a domain's ARN ends in its id (`domain/d-...`, SageMaker's choice, not the name), and
+    # a profile's in that id and its name (`user-profile/d-.../data-scientist-...`, no prefix):
+    # scoped to the account and region's domains. The domain's home volume (EFS) and its network
+    # interfaces are SageMaker's to make, as the notebooks service-linked role (made once per
+    # account, at its first domain); the key grant for the volume is aws_kms_key's CreateGrant,
+    # the execution roles' PassRole aws_iam_role's, the VPC reads EC2's Describe* on "*".
+    "aws_sagemaker_domain": (Needs("studio", _with("sagemaker", "CreateDomain", "DescribeDomain",
+                                                   "UpdateDomain", "DeleteDomain", "AddTags", "ListTags",
+                                                   "DeleteTags")),
+                             Needs("notebooks_role", ("iam:CreateServiceLinkedRole",))),
+    "aws_sagemaker_user_profile": (Needs("studio", _with(
+        "sagemaker", "CreateUserProfile", "DescribeUserProfile", "UpdateUserProfile", "DeleteUserProfile",
+        "AddTags", "ListTags", "DeleteTags")),),
     # Endpoint autoscaling: its targets' ARNs are ids; the service-linked role is made once.
     "aws_appautoscaling_target": (Needs("anything", _with(
         "application-autoscaling", "RegisterScalableTarget", "DescribeScalableTargets",
@@ -254,6 +268,9 @@ def scopes(n: Naming) -> dict[str, list[str]]:
         "secrets": [n.secrets_arn_pattern],
         "sagemaker": [n.sagemaker_arn("*", f"{n.prefix}-*"),
                       n.sagemaker_arn("model-package", f"{n.prefix}-*/*")],
+        "studio": [n.sagemaker_arn("domain", "*"), n.sagemaker_arn("user-profile", "*/*")],
+        "notebooks_role": [f"arn:aws:iam::{account}:role/aws-service-role/sagemaker.amazonaws.com/"
+                           "AWSServiceRoleForAmazonSageMakerNotebooks"],
         "budgets": [f"arn:aws:budgets::{account}:budget/{n.prefix}-*"],
         "trails": [n.arn("cloudtrail", f"trail/{n.prefix}-*")],
         "eks": [n.arn("eks", f"cluster/{n.prefix}-*"), n.arn("eks", f"nodegroup/{n.prefix}-*/*/*")],

@@ -132,6 +132,15 @@ class MotoGaps:
         return not self.local
 
     @property
+    def studio(self) -> bool:
+        """moto has CreateDomain, DescribeDomain and DeleteDomain but no CreateUserProfile (nor
+        spaces, apps or CreatePresignedDomainUrl): a local domain would serve no one, and its
+        private network (VPC, subnets, endpoints, security groups) would add a dozen resources to
+        every `mlops local up` for nothing the local loop uses. The local environment has no
+        Studio: data scientists start runs there with `mlops pipeline run`."""
+        return not self.local
+
+    @property
     def aws_managed_policies(self) -> bool:
         """moto knows AWS managed policies (arn:aws:iam::aws:policy/...) only when the server runs
         with MOTO_IAM_LOAD_MANAGED_POLICIES=true; otherwise attaching one fails with NoSuchEntity.

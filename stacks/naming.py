@@ -6,9 +6,14 @@ carry the environment, IAM can be scoped by prefix, and two environments never c
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 
 from stacks.config import Environment
+
+# SageMaker's longest user profile name.
+STUDIO_PROFILE_MAX = 63
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,33 @@ class Naming:
     def persona_role_name(self, persona: str) -> str:
         """`ml_engineer` -> `<prefix>-ml-engineer` (stacks/personas.py)."""
         return self.name(persona.replace("_", "-"))
+
+    @property
+    def mlflow_tracking_server(self) -> str:
+        """The environment's managed MLflow tracking server (none locally)."""
+        return self.name("mlflow")
+
+    @property
+    def studio_domain(self) -> str:
+        return self.name("studio")
+
+    @staticmethod
+    def studio_profile_prefix(persona: str) -> str:
+        """Every Studio user profile of a persona starts with this (`data-scientist-`)."""
+        return persona.replace("_", "-") + "-"
+
+    @classmethod
+    def studio_profile(cls, persona: str, principal_arn: str) -> str:
+        """The Studio user profile of one persona principal: the persona, then the principal's
+        name (`data-scientist-awsreservedsso-datascientist-0123456789abcdef`), within
+        SageMaker's pattern `[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`. A name too long keeps its start and
+        ends in a hash of the whole ARN, so it stays unique and the same on every synth."""
+        name = re.sub(r"[^a-z0-9]+", "-", principal_arn.rsplit("/", 1)[-1].lower()).strip("-")
+        profile = cls.studio_profile_prefix(persona) + (name or "principal")
+        if len(profile) > STUDIO_PROFILE_MAX:
+            digest = hashlib.sha256(principal_arn.encode()).hexdigest()[:8]
+            profile = f"{profile[:STUDIO_PROFILE_MAX - 9].rstrip('-')}-{digest}"
+        return profile
 
     def role_arn(self, name: str) -> str:
         """A role of this environment (on its role path)."""
@@ -109,7 +141,7 @@ class ProjectNames:
         self.key_alias = f"alias/{naming.name('platform')}"
         self.boundary_arn = naming.boundary_arn
         self.role_arn = naming.role_arn(self.execution_role)
-        self.mlflow_tracking_server = naming.name("mlflow")
+        self.mlflow_tracking_server = naming.mlflow_tracking_server
         # The IRSA role of the project's model server on the environment's EKS cluster.
         self.eks_serving_role = f"{self.base}-eks-serving"
 
@@ -119,6 +151,14 @@ class ProjectNames:
         output (pipelines/definition.py, run_uri("model")) and the bootstrap model (the project
         stack's). Nothing else of the project (code bundle, reports), nor any other project's."""
         return (f"{self.project}/runs/*/model/*", f"{self.project}/bootstrap/*")
+
+    @property
+    def sagemaker_project_tags(self) -> dict[str, str]:
+        """The tags SageMaker Studio groups a project's resources by (the sagemaker SDK sets the
+        same keys on what it creates in a Studio project). The id is the project's own name in
+        this environment: there is no SageMaker project resource behind it (README, "From Studio
+        to the pipeline")."""
+        return {"sagemaker:project-name": self.project, "sagemaker:project-id": self.base}
 
     def function_name(self, handler: str) -> str:
         """A control-loop function (`gate` -> `mlops-local-demo-gate`); its role has the same name."""

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from stacks import personas
+
 
 @dataclass(frozen=True)
 class Also:
@@ -36,6 +38,8 @@ class RoleTable:
     wildcards: Mapping[str, str] = field(default_factory=dict)
     # Rows the role may not make in these environments (its policy denies them there).
     denied_in: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Rows whose statement these environments do not have (its policy must not allow them there).
+    absent_in: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def actions(self) -> dict[str, str]:
@@ -199,6 +203,28 @@ def _by_hand(sid: str, *actions: str) -> dict[str, Also]:
     return {a: Also(sid, _BY_HAND) for a in actions}
 
 
+# Studio and the managed MLflow UI (stacks/personas.py `studio`, `read_experiments`), by hand: open
+# one's own profile, read the domain, read what the pipelines tracked; all but the auditor also run
+# apps in their own private spaces. The local AWS has neither (stacks/moto_gaps.py: `studio`; no
+# managed MLflow server), so its personas have none of these statements.
+_STUDIO_READ = {
+    "sagemaker:CreatePresignedDomainUrl": "OpenOwnStudioProfile",
+    **{f"sagemaker:{op}": "DescribeStudio"
+       for op in ("DescribeDomain", "DescribeUserProfile", "DescribeSpace", "DescribeApp", "ListTags")},
+    **{a: "ReadExperiments" for a in ("sagemaker:CreatePresignedMlflowTrackingServerUrl",
+                                      *personas.MLFLOW_READ_ACTIONS)},
+}
+_STUDIO_APPS = {
+    **{f"sagemaker:{op}": "OwnPrivateSpaces" for op in ("CreateSpace", "UpdateSpace", "DeleteSpace")},
+    **{f"sagemaker:{op}": "AppsInOwnPrivateSpaces" for op in ("CreateApp", "DeleteApp")},
+}
+_NO_STUDIO = ("local",)
+
+
+def _studio(why: str, rows: Mapping[str, str]) -> dict[str, Also]:
+    return {a: Also(sid, why) for a, sid in rows.items()}
+
+
 ML_ENGINEER = RoleTable(
     "<prefix>-ml-engineer",
     ("mlops/drill.py::run_drill_command", "mlops/traffic.py::run_traffic_command",
@@ -236,8 +262,10 @@ ML_ENGINEER = RoleTable(
         **_by_hand("ReadMonitoring", "cloudwatch:GetMetricData", "cloudwatch:ListMetrics",
                    "cloudwatch:GetDashboard"),
         **_by_hand("ReadControlLoopRecords", "dynamodb:GetItem", "dynamodb:DescribeTable"),
+        **_studio(_BY_HAND, {**_STUDIO_READ, **_STUDIO_APPS}),
     },
     {"DescribeSageMakerResources": _BROWSE, "ListSageMakerResources": _BROWSE},
+    absent_in=dict.fromkeys({**_STUDIO_READ, **_STUDIO_APPS}, _NO_STUDIO),
 )
 
 DATA_SCIENTIST = RoleTable(
@@ -264,10 +292,12 @@ DATA_SCIENTIST = RoleTable(
                    "ecr:BatchCheckLayerAvailability", "ecr:DescribeImages"),
         **_by_hand("EcrLogin", "ecr:GetAuthorizationToken"),
         **_by_hand("ReadJobLogs", "logs:GetLogEvents", "logs:FilterLogEvents", "logs:DescribeLogStreams"),
+        **_studio(_BY_HAND, {**_STUDIO_READ, **_STUDIO_APPS}),
     },
     {"DescribeSageMakerResources": _BROWSE, "ListSageMakerResources": _BROWSE},
     # Production: data scientists never invoke an endpoint (NeverApproveOrDeploy denies it).
     denied_in={"sagemaker:InvokeEndpoint": ("prod",)},
+    absent_in=dict.fromkeys({**_STUDIO_READ, **_STUDIO_APPS}, _NO_STUDIO),
 )
 
 # The auditor runs no command of this repository: everything is by hand, read-only.
@@ -283,11 +313,14 @@ AUDITOR = RoleTable(
            for op in ("GetBucketPolicy", "GetBucketVersioning", "GetEncryptionConfiguration",
                       "GetBucketPublicAccessBlock", "GetLifecycleConfiguration", "GetBucketLogging",
                       "GetBucketOwnershipControls")},
+        # Read-only in Studio too: opens their own profile, runs no app (no space of their own).
+        **_studio(_READ, _STUDIO_READ),
     },
     {"DescribeSageMakerResources": _BROWSE, "ListSageMakerResources": _BROWSE,
      "ReadTrailAndConfiguration": "reads of the trail, IAM and CloudWatch configuration (Get*, List*, "
                                   "Describe*): an auditor's reads are not a list",
      "ReadLogs": "reads of every log group (Describe*, Get*): an auditor's reads are not a list"},
+    absent_in=dict.fromkeys(_STUDIO_READ, _NO_STUDIO),
 )
 
 # The explainability schedule's role: EventBridge starts the one-step pipeline as it (no code).
@@ -324,6 +357,8 @@ def markdown() -> str:
             made = table.also[action].why if action in table.also else "the code"
             if action in table.denied_in:
                 made += f" (denied in {', '.join(table.denied_in[action])})"
+            if action in table.absent_in:
+                made += f" (not in {', '.join(table.absent_in[action])})"
             lines.append(f"| `{action}` | `{table.actions[action]}` | {made} |")
         for sid, why in table.wildcards.items():
             lines.append(f"| (wildcard) | `{sid}` | {why} |")

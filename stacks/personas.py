@@ -13,6 +13,9 @@ are unit-tested without synthesizing anything.
   the control loop).
 - auditor: read-only, including the audit trail.
 - SageMaker execution role: what pipeline steps and endpoints need at run time.
+
+Where the environment has a Studio domain, every persona also opens its own Studio user profiles
+(`studio`): its apps run as the persona role, so Studio gives a person exactly the persona's rights.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stacks.naming import Naming
-from stacks.policy import Statement, statement
+from stacks.policy import Statement, policy_variable, statement
 
 # Approving a model package and changing what an endpoint serves.
 APPROVE_AND_DEPLOY_ACTIONS = (
@@ -86,6 +89,11 @@ CONTROL_LOOP_SIGNALS = (
 # The scheduled checks' namespaces (control_loop.DRIFT_NAMESPACE, endpoint_alarms.QUALITY), which
 # the ML engineer publishes to when running a check by hand.
 CHECK_NAMESPACES = ("MLOps/Drift", "MLOps/ModelQuality")
+# The session tag a person sets when assuming a persona role to open Studio: the persona role opens
+# only the user profile tagged with the same value, and each principal may set only its own
+# profile's name (the role's trust policy), AWS's `studiouserid` pattern for IAM-mode domains.
+STUDIO_USER_TAG = "studiouserid"
+READ_ONLY_PERSONAS = ("auditor",)
 
 # SageMaker's List and Search actions cannot be scoped to resources.
 SAGEMAKER_LIST_ACTIONS = ("sagemaker:List*", "sagemaker:Search")
@@ -109,6 +117,8 @@ class PlatformRefs:
     execution_role_arn: str
     secret_arn_pattern: str
     protected: bool  # production: personas other than the approver cannot touch endpoints
+    studio_domain_id: str | None = None  # the environment's Studio domain, where it has one
+    mlflow_tracking_server_arn: str | None = None  # the managed MLflow server (none locally)
 
 
 def _objects(bucket_arn: str) -> str:
@@ -187,6 +197,72 @@ def _pull_images(refs: PlatformRefs) -> list[Statement]:
         # Registry-wide by design: the token is per registry, not per repository.
         statement("EcrLogin", ["ecr:GetAuthorizationToken"], ["*"]),
     ]
+
+
+def studio(refs: PlatformRefs, persona: str) -> list[Statement]:
+    """A persona in the environment's Studio domain (none without one): open the persona's own
+    user profile (the one tagged with the caller's `studiouserid` session tag) and read the
+    domain; every persona but the read-only auditor also runs apps (JupyterLab, Code Editor) in
+    private spaces owned by the persona's profiles, which Studio tags as it creates them. AWS's
+    documented policy for private spaces, narrowed from the account to this domain and the
+    persona's profiles (no shared or ownerless spaces)."""
+    domain = refs.studio_domain_id
+    if domain is None:
+        return []
+    n = refs.naming
+    own_profiles = n.sagemaker_arn("user-profile", f"{domain}/{n.studio_profile_prefix(persona)}*")
+    in_domain = [n.sagemaker_arn(kind, f"{domain}/*") for kind in ("space", "app")]
+    owned_private = {
+        "ArnLike": {"sagemaker:OwnerUserProfileArn": own_profiles},
+        "StringEquals": {"sagemaker:SpaceSharingType": "Private"},
+    }
+    callers_profile = policy_variable(f"aws:PrincipalTag/{STUDIO_USER_TAG}")
+    browse = [
+        statement(
+            "OpenOwnStudioProfile", ["sagemaker:CreatePresignedDomainUrl"], [own_profiles],
+            conditions={"StringEquals": {f"sagemaker:ResourceTag/{STUDIO_USER_TAG}": callers_profile}},
+        ),
+        statement(
+            "DescribeStudio",
+            ["sagemaker:DescribeDomain", "sagemaker:DescribeUserProfile", "sagemaker:DescribeSpace",
+             "sagemaker:DescribeApp", "sagemaker:ListTags"],
+            [n.sagemaker_arn("domain", domain), n.sagemaker_arn("user-profile", f"{domain}/*"), *in_domain],
+        ),
+    ]
+    if persona in READ_ONLY_PERSONAS:
+        return browse
+    return [
+        *browse,
+        statement("OwnPrivateSpaces", ["sagemaker:CreateSpace", "sagemaker:UpdateSpace",
+                                       "sagemaker:DeleteSpace"], [in_domain[0]], conditions=owned_private),
+        statement("AppsInOwnPrivateSpaces", ["sagemaker:CreateApp", "sagemaker:DeleteApp"],
+                  [in_domain[1]], conditions=owned_private),
+        statement("TagStudioResourcesOnCreate", ["sagemaker:AddTags"], in_domain,
+                  conditions={"Null": {"sagemaker:TaggingAction": "false"}}),
+    ]
+
+
+# What the MLflow UI reads (experiments, runs, their metrics and artifacts, registered models), named
+# one by one from the Service Authorization Reference ("Amazon SageMaker with MLflow"): botocore has
+# no model of sagemaker-mlflow, so `Get*`/`Search*`/`List*` could be checked against nothing, and
+# would grow with every read AWS adds (traces, logged models).
+MLFLOW_READ_ACTIONS = tuple(f"sagemaker-mlflow:{op}" for op in (
+    "AccessUI", "GetExperiment", "GetExperimentByName", "SearchExperiments", "GetRun", "SearchRuns",
+    "GetMetricHistory", "ListArtifacts", "GetRegisteredModel", "SearchRegisteredModels",
+    "GetModelVersion", "SearchModelVersions", "GetLatestModelVersions"))
+
+
+def read_experiments(refs: PlatformRefs) -> list[Statement]:
+    """Open the environment's MLflow UI (in Studio or by a presigned URL) and read what runs
+    logged there; logging itself is the pipelines' (their execution roles)."""
+    server = refs.mlflow_tracking_server_arn
+    if server is None:
+        return []
+    return [statement(
+        "ReadExperiments",
+        ["sagemaker:CreatePresignedMlflowTrackingServerUrl", *MLFLOW_READ_ACTIONS],
+        [server],
+    )]
 
 
 def data_scientist(refs: PlatformRefs) -> list[Statement]:

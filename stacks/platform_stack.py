@@ -1,8 +1,9 @@
 """The platform stack: everything one environment shares across its ML projects.
 
 KMS key -> buckets (datasets, artifacts, capture, audit, access logs) -> ECR repositories ->
-model registry -> alert topics -> secrets -> CloudTrail -> permissions boundary, persona roles and
-the SageMaker execution role. Outputs name every resource later stacks and the CLI need.
+model registry -> alert topics -> secrets -> CloudTrail -> permissions boundary, the Studio
+domain and a user profile per persona principal, persona roles and the SageMaker execution role.
+Outputs name every resource later stacks and the CLI need.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from stacks.constructs.cost_budget import CostBudget, CostBudgetProps
 from stacks.constructs.encryption_key import EncryptionKey, EncryptionKeyProps
 from stacks.constructs.managed_secret import ManagedSecret, ManagedSecretProps
 from stacks.constructs.permission_boundary import PermissionBoundary, PermissionBoundaryProps
+from stacks.constructs.private_network import FlowLogs
 from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
 from stacks.constructs.secure_bucket import AccessLogs, ObjectLock, SecureBucket, SecureBucketProps
 from stacks.images import IMAGE_TARGETS
@@ -28,6 +30,14 @@ from stacks.policy import statement
 from stacks.provider import configure_backend, configure_provider
 
 DATA_BUCKETS = ("datasets", "artifacts", "capture")
+
+
+def wait_for(resource: cdktf.TerraformResource, *others: cdktf.TerraformResource) -> None:
+    """Terraform's depends_on, for an order no reference shows (a role names its permissions
+    boundary by ARN, a string: IAM refuses a role whose boundary does not exist yet).
+    `node.add_dependency` writes no depends_on in cdktf."""
+    resource.add_override("depends_on", [f"{o.terraform_resource_type}.{o.friendly_unique_id}"
+                                         for o in others])
 
 
 def stack_name(env_name: str) -> str:
@@ -195,7 +205,8 @@ class PlatformStack(cdktf.TerraformStack):
         self.trail = AuditTrail(self, "audit_trail", trail_props, self.audit,
                                 role_path=n.role_path, boundary_arn=self.boundary.arn,
                                 gaps=moto_gaps.for_environment(env.is_local))
-        self.trail.logs_role.role.node.add_dependency(self.boundary.policy)
+        wait_for(self.trail.logs_role.role, self.boundary.policy)
+        self._studio()
         self._roles()
         self._experiment_tracking()
         self._eks_serving()
@@ -214,6 +225,43 @@ class PlatformStack(cdktf.TerraformStack):
             },
         )
 
+    def _studio(self) -> None:
+        """The environment's Studio domain, a profile per persona principal (`studio` in the
+        file). Created before the roles, whose Studio permissions name the domain; its profiles
+        wait for the roles they run as."""
+        self.studio = None
+
+        env, n = self.env, self.naming
+        if not (env.studio.enabled and moto_gaps.for_environment(env.is_local).studio):
+            return
+        from stacks.constructs.studio_domain import StudioDomain, StudioDomainProps, StudioUser
+
+        self.studio = StudioDomain(self, "studio", StudioDomainProps(
+            name=n.studio_domain, settings=env.studio, region=env.region, kms_key_arn=self.key.arn,
+            default_execution_role_arn=n.persona_role_arn("data_scientist"),
+            users=tuple(StudioUser(persona, principal, n.persona_role_arn(persona))
+                        for persona in personas.PERSONAS
+                        for principal in getattr(env.personas, persona)),
+            retain_home=env.data_protection.prevent_destroy,
+            flow_logs=self._flow_logs(),
+        ))
+        if self.studio.network.flow_logs_role is not None:
+            wait_for(self.studio.network.flow_logs_role.role, self.boundary.policy)
+
+    def _flow_logs(self) -> FlowLogs:
+        """Where the environment's private networks (EKS, Studio) log their traffic."""
+        env, n = self.env, self.naming
+        return FlowLogs(account_id=env.account_id, kms_key_arn=self.key.arn,
+                        retention_days=env.retention.log_days, role_path=n.role_path,
+                        boundary_arn=self.boundary.arn)
+
+    def _studio_users(self, persona: str) -> dict[str, dict[str, str]]:
+        """Each principal of a persona may tag its session only with its own profile's name."""
+        if self.studio is None:
+            return {}
+        return {u.principal_arn: {personas.STUDIO_USER_TAG: u.profile_name}
+                for u in self.studio.props.users if u.persona == persona}
+
     def _roles(self) -> None:
         env, n = self.env, self.naming
         execution_role_name = n.name("sagemaker-execution")
@@ -231,6 +279,10 @@ class PlatformStack(cdktf.TerraformStack):
             execution_role_arn=n.role_arn(execution_role_name),
             secret_arn_pattern=n.secrets_arn_pattern,
             protected=env.data_protection.prevent_destroy,
+            studio_domain_id=self.studio.domain_id if self.studio else None,
+            # The server _experiment_tracking creates (none locally: MLflow runs embedded there).
+            mlflow_tracking_server_arn=None if env.is_local
+            else n.sagemaker_arn("mlflow-tracking-server", n.mlflow_tracking_server),
         )
         common = {"path": n.role_path, "boundary_arn": self.boundary.arn}
         self.execution_role = ScopedRole(
@@ -244,7 +296,7 @@ class PlatformStack(cdktf.TerraformStack):
                 **common,
             ),
         )
-        self.execution_role.role.node.add_dependency(self.boundary.policy)
+        wait_for(self.execution_role.role, self.boundary.policy)
         self.persona_roles: dict[str, ScopedRole] = {}
         for persona, statements_of in personas.PERSONAS.items():
             role = ScopedRole(
@@ -253,14 +305,27 @@ class PlatformStack(cdktf.TerraformStack):
                 ScopedRoleProps(
                     name=n.persona_role_name(persona),
                     description=f"{persona.replace('_', ' ').title()} persona of {env.name}",
-                    statements=tuple(statements_of(refs)),
+                    statements=(*statements_of(refs), *personas.studio(refs, persona),
+                                *personas.read_experiments(refs)),
                     assumed_by_principals=tuple(getattr(env.personas, persona)),
                     require_mfa=env.personas.require_mfa,
+                    session_tags=self._studio_users(persona),
+                    # Studio runs the persona's apps as its role; only this account's SageMaker.
+                    also_assumed_by_service="sagemaker.amazonaws.com" if self.studio else None,
+                    service_conditions={"StringEquals": {"aws:SourceAccount": env.account_id}}
+                    if self.studio else None,
                     **common,
                 ),
             )
-            role.role.node.add_dependency(self.boundary.policy)
+            wait_for(role.role, self.boundary.policy)
             self.persona_roles[persona] = role
+        if self.studio is not None:
+            # SageMaker checks an execution role when a domain or profile names it. (Terraform
+            # sees no reference: the ARNs are the names', so the roles' policies can name the
+            # domain without a cycle.)
+            wait_for(self.studio.domain, self.persona_roles["data_scientist"].role)
+            for user, profile in self.studio.profiles.items():
+                wait_for(profile, self.persona_roles[user.persona].role)
 
     def _experiment_tracking(self) -> None:
         """A managed MLflow tracking server per environment, its artifacts in the artifacts bucket.
@@ -274,7 +339,7 @@ class PlatformStack(cdktf.TerraformStack):
         self.mlflow = aws.sagemaker_mlflow_tracking_server.SagemakerMlflowTrackingServer(
             self,
             "mlflow",
-            tracking_server_name=self.naming.name("mlflow"),
+            tracking_server_name=self.naming.mlflow_tracking_server,
             artifact_store_uri=f"s3://{self.data_buckets['artifacts'].name}/mlflow",
             # The server writes artifacts as the environment's SageMaker execution role.
             role_arn=self.execution_role.arn,
@@ -296,6 +361,8 @@ class PlatformStack(cdktf.TerraformStack):
             log_retention_days=env.retention.log_days,
             gaps=moto_gaps.for_environment(env.is_local),
         ))
+        if self.eks.network is not None and self.eks.network.flow_logs_role is not None:
+            wait_for(self.eks.network.flow_logs_role.role, self.boundary.policy)
 
     def _outputs(self) -> None:
         outputs: dict[str, str] = {
@@ -317,6 +384,9 @@ class PlatformStack(cdktf.TerraformStack):
         outputs |= {f"{p}_role_arn": r.arn for p, r in self.persona_roles.items()}
         if self.mlflow is not None:
             outputs["mlflow_tracking_server_arn"] = self.mlflow.arn
+        if self.studio is not None:
+            outputs["studio_domain_id"] = self.studio.domain_id
+            outputs["studio_user_profiles"] = ",".join(self.studio.profile_names())
         if self.eks is not None:
             outputs["eks_cluster_name"] = self.eks.cluster_name
             # Each project's IRSA role trusts this provider (project stacks find it by the

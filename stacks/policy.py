@@ -36,6 +36,12 @@ def statement(
     return out
 
 
+def policy_variable(name: str) -> str:
+    """An IAM policy variable (`${aws:PrincipalTag/x}`) as it must stand in Terraform JSON, where
+    a bare `${` would be read as Terraform's own interpolation (`$${` is its escape)."""
+    return "$${" + name + "}"
+
+
 def document(statements: Iterable[Statement]) -> str:
     stmts = list(statements)
     sids = [s["Sid"] for s in stmts]

@@ -60,6 +60,7 @@ class ProjectStack(cdktf.TerraformStack):
             "model_package_group",
             model_package_group_name=n.model_package_group,
             model_package_group_description=f"{project.name} models ({project.team}) in {env.name}",
+            tags=n.sagemaker_project_tags,
         )
         self._execution_role()
         bundle = build_bundle(project.model_dump(mode="json"), REPO_ROOT / project.dataset.schema_file)
@@ -176,7 +177,8 @@ class ProjectStack(cdktf.TerraformStack):
             # Both run the bundle's scripts as the project's execution role.
             return aws.sagemaker_pipeline.SagemakerPipeline(
                 self, id_, pipeline_name=name, pipeline_display_name=name, pipeline_description=description,
-                role_arn=self.execution_role.arn, pipeline_definition=body, depends_on=uploads)
+                role_arn=self.execution_role.arn, pipeline_definition=body, depends_on=uploads,
+                tags=n.sagemaker_project_tags)
 
         self.pipeline = pipeline("training_pipeline", n.pipeline,
                                  f"Train, evaluate, gate and register {project.name} models",
@@ -251,6 +253,7 @@ class ProjectStack(cdktf.TerraformStack):
             deployment=serving.deployment, autoscaling=serving.autoscaling,
             shadow=serving.shadow, shadow_sampling_percent=serving.shadow_sampling_percent,
             gaps=moto_gaps.for_environment(env.is_local),
+            tags=n.sagemaker_project_tags,
         ))
         # The endpoint's first model must be in S3, and its role able to read it, before SageMaker
         # starts it.

@@ -1,12 +1,12 @@
 """Optional EKS serving for an environment (`eks.enabled` in its file): a private cluster for
 model servers, and the OIDC provider its service accounts' IAM roles (IRSA) trust.
 
-- Network: the given private subnets, or a VPC with one private subnet per availability zone and
-  no internet route at all. Nodes reach AWS through VPC endpoints (S3 gateway; ECR, STS, EC2 and
-  CloudWatch Logs interface endpoints), the layout AWS documents for private clusters. The VPC's
-  default security group is emptied so nothing lands in an open group by accident. Its flow logs
-  (all traffic, accepted and rejected) go to a log group with retention and KMS, written by a role
-  only the flow-log service of this account may assume.
+- Network: the given private subnets, or a private network (stacks/constructs/private_network.py:
+  one private subnet per availability zone, no internet route at all). Nodes reach AWS through
+  VPC endpoints (S3 gateway; ECR, STS, EC2 and CloudWatch Logs interface endpoints), the layout
+  AWS documents for private clusters. Its flow logs (all traffic, accepted and rejected) go to a
+  log group with retention and KMS, written by a role only the flow-log service of this account
+  may assume.
 - Cluster: private API endpoint always, a public one only when configured (and then only for the
   listed networks); Kubernetes secrets envelope-encrypted with the platform key; every
   control-plane log type, into a log group with retention and KMS; access entries (API
@@ -25,13 +25,12 @@ The project roles, which run our code, carry the boundary.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from stacks import moto_gaps
 from stacks.binding import Construct, aws, cdktf
 from stacks.config import LOG_RETENTION_DAYS, Eks
-from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
+from stacks.constructs.private_network import FlowLogs, PrivateNetwork, PrivateNetworkProps
 from stacks.constructs.service_account_role import STS_AUDIENCE
 from stacks.policy import document, statement
 
@@ -69,6 +68,7 @@ class EksServing(Construct):
         self.props = props
         s, gaps = props.settings, props.gaps
         self.vpc_id: str | None = None
+        self.network: PrivateNetwork | None = None  # given subnets: the caller's network
         self.subnet_ids = list(s.subnet_ids) or self._network()
 
         cluster_role, cluster_policies = self._service_role(
@@ -119,99 +119,17 @@ class EksServing(Construct):
     # Network.
     def _network(self) -> list[str]:
         p, s = self.props, self.props.settings
-        net = ipaddress.ip_network(s.vpc_cidr)
-        self.vpc = aws.vpc.Vpc(
-            self, "vpc", cidr_block=s.vpc_cidr, enable_dns_support=True, enable_dns_hostnames=True,
-            tags={"Name": p.name},
-        )
-        self.vpc_id = self.vpc.id
-        # No rules: the default group admits nothing and lets nothing out.
-        aws.default_security_group.DefaultSecurityGroup(self, "default_sg", vpc_id=self.vpc.id)
-        self._flow_logs()
-        routes = aws.route_table.RouteTable(self, "private_routes", vpc_id=self.vpc.id,
-                                            tags={"Name": f"{p.name}-private"})
-        blocks = list(net.subnets(new_prefix=min(net.prefixlen + 3, 28)))
-        subnets = []
-        for i, zone in enumerate(s.availability_zones):
-            subnet = aws.subnet.Subnet(
-                self,
-                f"private_{i}",
-                vpc_id=self.vpc.id,
-                cidr_block=str(blocks[i]),
-                availability_zone=zone,
-                map_public_ip_on_launch=False,
-                tags={"Name": f"{p.name}-private-{zone}", "kubernetes.io/role/internal-elb": "1"},
-            )
-            aws.route_table_association.RouteTableAssociation(
-                self, f"private_{i}_routes", subnet_id=subnet.id, route_table_id=routes.id
-            )
-            subnets.append(subnet.id)
-        endpoints_sg = aws.security_group.SecurityGroup(
-            self,
-            "endpoints_sg",
-            name=f"{p.name}-vpc-endpoints",
-            description="HTTPS from inside the VPC to the AWS service endpoints",
-            vpc_id=self.vpc.id,
-            ingress=[aws.security_group.SecurityGroupIngress(
-                description="HTTPS from the VPC", protocol="tcp", from_port=443, to_port=443,
-                cidr_blocks=[s.vpc_cidr],
-            )],
-        )
-        ep = aws.vpc_endpoint
-        ep.VpcEndpoint(
-            self, "s3_endpoint", vpc_id=self.vpc.id, vpc_endpoint_type="Gateway",
-            service_name=f"com.amazonaws.{p.region}.s3", route_table_ids=[routes.id],
-        )
-        for service in INTERFACE_ENDPOINTS:
-            ep.VpcEndpoint(
-                self,
-                f"{service.replace('.', '_')}_endpoint",
-                vpc_id=self.vpc.id,
-                vpc_endpoint_type="Interface",
-                service_name=f"com.amazonaws.{p.region}.{service}",
-                private_dns_enabled=True,
-                subnet_ids=subnets,
-                security_group_ids=[endpoints_sg.id],
-            )
-        return subnets
-
-    def _flow_logs(self) -> None:
-        p = self.props
-        group = aws.cloudwatch_log_group.CloudwatchLogGroup(
-            self,
-            "flow_logs",
-            name=f"/aws/vpc/{p.name}/flow-logs",
-            retention_in_days=p.log_retention_days,
-            kms_key_id=p.kms_key_arn,
-        )
-        role = ScopedRole(self, "flow_logs_role", ScopedRoleProps(
-            name=f"{p.name}-flow-logs",
-            description=f"VPC flow logs of {p.name} into CloudWatch Logs",
-            path=p.role_path,
-            boundary_arn=p.boundary_arn,
-            statements=(
-                statement("WriteFlowLogs",
-                          ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                          [group.arn, f"{group.arn}:*"]),
-                statement("FindLogGroups", ["logs:DescribeLogGroups"],
-                          [f"arn:aws:logs:{p.region}:{p.account_id}:log-group:*"]),
-            ),
-            assumed_by_service="vpc-flow-logs.amazonaws.com",
-            service_conditions={
-                "StringEquals": {"aws:SourceAccount": p.account_id},
-                "ArnLike": {"aws:SourceArn": f"arn:aws:ec2:{p.region}:{p.account_id}:vpc-flow-log/*"},
-            },
+        self.network = PrivateNetwork(self, "network", PrivateNetworkProps(
+            name=p.name, cidr=s.vpc_cidr, availability_zones=tuple(s.availability_zones),
+            region=p.region, interface_endpoints=INTERFACE_ENDPOINTS,
+            subnet_tags={"kubernetes.io/role/internal-elb": "1"},
+            flow_logs=FlowLogs(account_id=p.account_id, kms_key_arn=p.kms_key_arn,
+                               retention_days=p.log_retention_days, role_path=p.role_path,
+                               boundary_arn=p.boundary_arn),
         ))
-        aws.flow_log.FlowLog(
-            self,
-            "flow_log",
-            vpc_id=self.vpc.id,
-            traffic_type="ALL",
-            log_destination_type="cloud-watch-logs",
-            log_destination=group.arn,
-            iam_role_arn=role.arn,
-            tags={"Name": p.name},
-        )
+        self.network.moved_from_parent()
+        self.vpc_id = self.network.vpc_id
+        return self.network.subnet_ids
 
     # Roles.
     def _service_role(

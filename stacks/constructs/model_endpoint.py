@@ -67,6 +67,8 @@ class ModelEndpointProps:
     subnet_ids: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
     gaps: moto_gaps.MotoGaps = moto_gaps.AWS
+    # The endpoint's own tags (SageMaker Studio's project tags), besides the provider's defaults.
+    tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not re.fullmatch(NAME_PATTERN, self.name):
@@ -183,6 +185,7 @@ class ModelEndpoint(Construct):
             # production back to the bootstrap model. Terraform still owns deployment_config: a
             # change to it is sent (UpdateEndpoint) with the config the endpoint serves now.
             lifecycle=_lifecycle(gaps, "aws_sagemaker_endpoint", "endpoint_config_name"),
+            tags=p.tags or None,
         )
         if gaps.autoscaling:
             self._autoscaling()

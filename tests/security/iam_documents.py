@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-REFERENCE = re.compile(r"\$\{([^}]+)\}")
+# A Terraform reference, or an IAM policy variable (`${aws:PrincipalTag/...}`), which Terraform JSON
+# escapes as `$${...}` and renders with one `$`.
+REFERENCE = re.compile(r"\$(\$\{[^}]+\})|\$\{([^}]+)\}")
 # A key id is a UUID only AWS knows: a placeholder of the same shape.
 KEY_ID = "00000000-0000-0000-0000-000000000000"
 
@@ -39,6 +41,8 @@ OTHER_ATTRIBUTES = {
     ("data.aws_kms_alias", "target_key_arn"): "arn:aws:kms:{region}:{account}:key/" + KEY_ID,
     ("aws_iam_openid_connect_provider", "arn"): "arn:aws:iam::{account}:oidc-provider/{url}",
     ("aws_iam_openid_connect_provider", "url"): "{url}",
+    # A Studio domain's id is SageMaker's (`d-` and 12 characters): a placeholder of that shape.
+    ("aws_sagemaker_domain", "id"): "d-0a1b2c3d4e5f",
 }
 # Where a stack keeps identity policies: inline role policies and customer managed policies
 # (the permissions boundary among them). Resource policies (bucket, key, topic, queue) and trust
@@ -75,7 +79,7 @@ class _Resolver:
         self.account = (provider.get("allowed_account_ids") or ["123456789012"])[0]
 
     def __call__(self, text: str, where: str) -> str:
-        return REFERENCE.sub(lambda m: self._value(m.group(1), where), text)
+        return REFERENCE.sub(lambda m: m.group(1) or self._value(m.group(2), where), text)
 
     def _value(self, reference: str, where: str) -> str:
         parts = reference.split(".")

@@ -70,9 +70,28 @@ def test_every_checkov_skip_is_listed_once_with_its_reason():
             assert re.search(r"\b(local|dev|staging|prod)\b.*only", reason), entry
 
 
-def test_checkov_fails_no_check_of_any_synthesized_stack(synth_all, capsys):
+def without_moved_blocks(stacks: dict[str, Path], tmp_path: Path) -> list[str]:
+    """The stack files checkov reads: a stack with `moved` blocks (state addresses kept across a
+    refactoring, e.g. EKS's network into the shared private network) is copied without them, in a
+    folder of the stack's name. checkov 3.3.30's Terraform JSON parser fails on the block ("this
+    method receives only dicts") and would skip the whole stack; a `moved` block configures
+    nothing a check could read."""
+    files = []
+    for name, folder in sorted(stacks.items()):
+        file = folder / "cdk.tf.json"
+        doc = json.loads(file.read_text())
+        if "moved" in doc:
+            del doc["moved"]
+            file = tmp_path / name / "cdk.tf.json"
+            file.parent.mkdir(parents=True)
+            file.write_text(json.dumps(doc))
+        files.append(str(file))
+    return files
+
+
+def test_checkov_fails_no_check_of_any_synthesized_stack(synth_all, capsys, tmp_path):
     assert CHECKOV.exists(), f"{CHECKOV} missing: `make setup` builds the scanners' venv"
-    files = [str(folder / "cdk.tf.json") for _, folder in sorted(synth_all.stacks.items())]
+    files = without_moved_blocks(synth_all.stacks, tmp_path)
     args = [str(CHECKOV), "--config-file", str(CHECKOV_CONFIG), "--output", "json"]
     for file in files:
         args += ["--file", file]

@@ -75,6 +75,12 @@ def check_role(table: RoleTable, own: list[dict], boundary: list[dict], where: s
     problems = []
     by_sid = {st["Sid"]: st for st in own}
     for action, sid in table.actions.items():
+        if env in table.absent_in.get(action, ()):
+            if allowed := [st["Sid"] for st in own if st["Effect"] == "Allow"
+                           and any(matches(p, action) for p in listed(st["Action"]))
+                           and st["Sid"] == sid]:
+                problems.append(f"{where}: {action}: the table says absent in {env}, {allowed} allows it")
+            continue
         if env in table.denied_in.get(action, ()):
             if not _unconditional_deny(own, action):
                 problems.append(f"{where}: {action}: the table says denied in {env}, no statement denies it")

@@ -8,6 +8,8 @@ import re
 
 import pytest
 
+from stacks import moto_gaps
+
 ENVS = ("local", "dev", "staging", "prod")
 
 
@@ -241,9 +243,14 @@ def test_roles_carry_the_boundary_and_personas_are_separated(platform, environme
     assert bool(eks_roles) == environments[env].eks.enabled
     roles = {k: r for k, r in roles.items() if k not in eks_roles}
     names = {r["name"] for r in roles.values()}
+    # Studio's private network (stacks/constructs/private_network.py) brings its flow-log role,
+    # as EKS's network does (that one is among the serving roles above).
+    settings = environments[env]
+    has_studio = settings.studio.enabled and moto_gaps.for_environment(settings.is_local).studio
+    studio = ("studio-flow-logs",) if has_studio else ()
     assert names == {f"mlops-{env}-{p}" for p in (
         "data-scientist", "ml-engineer", "platform-admin", "auditor", "sagemaker-execution",
-        "audit-to-logs")}
+        "audit-to-logs", *studio)}
     (_boundary_id, boundary), = resources(doc, "aws_iam_policy").items()
     assert boundary["name"] == f"mlops-{env}-permissions-boundary"
     for role in roles.values():
@@ -253,6 +260,8 @@ def test_roles_carry_the_boundary_and_personas_are_separated(platform, environme
             assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
         elif role["name"].endswith("audit-to-logs"):
             assert trust["Principal"] == {"Service": "cloudtrail.amazonaws.com"}
+        elif role["name"].endswith("flow-logs"):
+            assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
         else:
             persona = role["name"].removeprefix(f"mlops-{env}-").replace("-", "_")
             principals = getattr(environments[env].personas, persona)
@@ -401,3 +410,14 @@ def test_each_environment_has_a_monthly_budget_alerting_the_warning_topic(synth_
         key = next(p for where, p in policies.items() if where.startswith("aws_kms_key"))
         notify = next(st for st in key["Statement"] if st["Sid"] == "AllowAlarmNotifications")
         assert "budgets.amazonaws.com" in notify["Principal"]["Service"]
+
+
+def test_roles_wait_for_the_boundary_they_name(platform):
+    """A role names its boundary by ARN (no reference Terraform would see), and IAM refuses a
+    role whose boundary does not exist yet: each waits for the boundary policy."""
+    _env, doc = platform
+    (boundary_id,) = resources(doc, "aws_iam_policy")
+    bounded = [r for r in resources(doc, "aws_iam_role").values() if r.get("permissions_boundary")]
+    assert len(bounded) >= 5
+    for role in bounded:
+        assert role["depends_on"] == [f"aws_iam_policy.{boundary_id}"], role["name"]
