@@ -12,6 +12,7 @@ import pytest
 
 from mlops.deploy import Deployer
 from mlops.terraform import Terraform
+from stacks import moto_gaps
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +21,8 @@ def _stack(tmp_path, url: str, table: dict) -> Terraform:
     (tmp_path / "main.tf.json").write_text(json.dumps({
         "terraform": {"required_providers": {"aws": {"source": "hashicorp/aws", "version": "5.100.0"}}},
         "provider": {"aws": [{
-            "region": "us-east-1", "access_key": "test", "secret_key": "test", "max_retries": 1,
+            "region": "us-east-1", "access_key": "test", "secret_key": "test",
+            "max_retries": moto_gaps.PROVIDER_MAX_RETRIES,
             "skip_credentials_validation": True, "skip_requesting_account_id": True,
             "skip_metadata_api_check": True, "endpoints": [{"dynamodb": url, "sts": url}]}]},
         "resource": {"aws_dynamodb_table": {"locks": table}},
