@@ -37,7 +37,7 @@ from mlops.rbac import (
 from mlops.shadow_report import add_report_arguments, run_report_command
 from mlops.terraform import TerraformError
 from mlops.traffic import add_invoke_arguments, add_traffic_arguments, run_invoke_command, run_traffic_command
-from stacks.config import ENVIRONMENT_NAMES, ConfigError
+from stacks.config import ConfigError
 from stacks.layers import LayerNotBuilt
 
 # Terraform's output goes to .mlops/logs/<stack>.log; this (or --show-terraform) streams it too.
@@ -112,7 +112,7 @@ def cmd_image(args: argparse.Namespace, project: Project) -> int:
     from mlops import images
     from mlops.aws_clients import clients_for
 
-    env = project.environments()[args.env]
+    env = project.environment(args.env)
     if args.project and args.env not in project.projects().get(args.project, {}):
         say(f"error: --project {args.project}: no such project in {args.env} "
             f"(environments/projects/{args.project}.yaml with {args.env} in its environments)")
@@ -147,7 +147,7 @@ def cmd_deployer_policy(args: argparse.Namespace, project: Project) -> int:
     """What whoever deploys ENV needs, derived from its synthesized platform and project stacks."""
     from stacks.deployer_policy import attached_policies, deployer_statements, managed_policies, types_of
 
-    env = project.environments()[args.env]
+    env = project.environment(args.env)
     infos = [i for i in synthesize(project, {args.env: env}) if i.kind in ("platform", "project")]
     stacks = [json.loads((i.dir / "cdk.tf.json").read_text()) for i in infos]
     resources, data = types_of(stacks)
@@ -169,7 +169,7 @@ def cmd_ci_roles(args: argparse.Namespace, project: Project) -> int:
     bootstrap stack's; nothing is called)."""
     from stacks.naming import Naming
 
-    env = project.environments()[args.env]
+    env = project.environment(args.env)
     if env.ci is None:
         say(f"error: environments/{args.env}.yaml: ci.github_repository: not set, so the bootstrap "
             f"stack makes no CI roles for {args.env}")
@@ -336,7 +336,7 @@ def cmd_project_new(args: argparse.Namespace, project: Project) -> int:
     from mlops.project_new import ProjectNewError, new_project
     from stacks.naming import project_stack_name
 
-    envs = sorted(project.environments(args.env or None), key=ENVIRONMENT_NAMES.index)
+    envs = list(project.environments(args.env or None))
     try:
         path = new_project(project.root, args.name, args.team, envs, args.description)
     except ProjectNewError as exc:
@@ -376,13 +376,13 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("validate", cmd_validate, "validate environments/*.yaml and environments/projects/*.yaml")
-    p.add_argument("--env", action="append", choices=ENVIRONMENT_NAMES)
+    p.add_argument("--env", action="append", metavar="ENV")
     p = add("synth", cmd_synth,
             "synthesize every stack into cdktf.out/stacks/<stack>/cdk.tf.json")
-    p.add_argument("--env", action="append", choices=ENVIRONMENT_NAMES,
+    p.add_argument("--env", action="append", metavar="ENV",
                    help="only this environment's stacks (repeatable)")
     p = add("deploy", cmd_deploy, "synthesize and terraform apply one environment")
-    p.add_argument("env", choices=ENVIRONMENT_NAMES)
+    p.add_argument("env", metavar="ENV")
     p.add_argument("--push-images", action="store_true",
                    help="push the images ECR lacks (built here by `mlops image build`) instead of refusing")
     p.add_argument("--skip-k8s", action="store_true",
@@ -390,35 +390,35 @@ def build_parser() -> argparse.ArgumentParser:
                    "apply`, e.g. from inside the cluster's VPC)")
     _show_terraform(p)
     p = add("plan", cmd_plan, "synthesize and terraform plan one environment (nothing applied)")
-    p.add_argument("env", choices=ENVIRONMENT_NAMES)
+    p.add_argument("env", metavar="ENV")
     p.add_argument("--detailed-exitcode", action="store_true",
                    help="exit 2 when any stack would change (as terraform plan -detailed-exitcode)")
     _show_terraform(p)
     p = add("destroy", cmd_destroy, "terraform destroy one environment")
-    p.add_argument("env", choices=ENVIRONMENT_NAMES)
+    p.add_argument("env", metavar="ENV")
     _show_terraform(p)
     p.add_argument("--yes", action="store_true", help="confirm destroying a non-local environment")
     p = add("bootstrap", cmd_bootstrap,
             "create the remote-state bucket of an environment's account (once per account)")
-    p.add_argument("env", choices=[n for n in ENVIRONMENT_NAMES if n != "local"])
+    p.add_argument("env", metavar="ENV")
     _show_terraform(p)
 
     p = add("deployer-policy", cmd_deployer_policy,
             "the IAM policy documents whoever deploys an environment needs (from its synthesized stacks)")
-    p.add_argument("--env", required=True, choices=ENVIRONMENT_NAMES)
+    p.add_argument("--env", required=True, metavar="ENV")
 
     image = sub.add_parser("image", help="the training and inference images of an environment")
     image_sub = image.add_subparsers(dest="image_command", required=True, metavar="COMMAND")
     for name, help_ in (("build", "build the images with the machine's OCI builder (docker, podman)"),
                         ("push", "push the images ECR lacks, under the tag the stacks reference")):
         p = add(name, cmd_image, help_, image_sub)
-        p.add_argument("--env", required=True, choices=ENVIRONMENT_NAMES)
+        p.add_argument("--env", required=True, metavar="ENV")
         p.add_argument("--project", help="a project of the environment (its images are the environment's)")
 
     ci = sub.add_parser("ci", help="what the shipped GitHub Actions workflow reads")
     ci_sub = ci.add_subparsers(dest="ci_command", required=True, metavar="COMMAND")
     p = add("roles", cmd_ci_roles, "the CI roles (plan, deploy) of an environment and its region", ci_sub)
-    p.add_argument("--env", required=True, choices=[n for n in ENVIRONMENT_NAMES if n != "local"])
+    p.add_argument("--env", required=True, metavar="ENV")
 
     layers = sub.add_parser("layers", help="the Lambda layers the functions run with")
     layers_sub = layers.add_subparsers(dest="layers_command", required=True, metavar="COMMAND")
@@ -454,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
             project_sub)
     p.add_argument("name", help="3-16 of a-z, 0-9 and '-', starting with a letter")
     p.add_argument("--team", required=True, help="the owning team (lowercase, digits, '-')")
-    p.add_argument("--env", action="append", choices=ENVIRONMENT_NAMES,
+    p.add_argument("--env", action="append", metavar="ENV",
                    help="provision only in this environment (repeatable; default: all)")
     p.add_argument("--description", help="the intended use (goes into the model card)")
 
@@ -494,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("run", cmd_pipeline_run,
             "run a project's training pipeline (locally: the step scripts against the local AWS)",
             pipeline_sub)
-    p.add_argument("--env", required=True, choices=ENVIRONMENT_NAMES)
+    p.add_argument("--env", required=True, metavar="ENV")
     p.add_argument("--project", required=True, help="a project in environments/projects/")
     p.add_argument("--parameter", action="append", metavar="NAME=VALUE",
                    help="override a pipeline parameter, e.g. MinAccuracy=0.95 (repeatable)")

@@ -16,12 +16,12 @@ from collections import Counter
 from typing import Any
 
 from mlops.project import Project
-from stacks.config import ENVIRONMENT_NAMES, Environment
+from stacks.config import Environment
 from stacks.naming import Naming
 
 
 def add_cost_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env", required=True, choices=ENVIRONMENT_NAMES)
+    parser.add_argument("--env", required=True, metavar="ENV")
     parser.add_argument("--json", action="store_true", help="print the inventory as JSON on stdout")
 
 

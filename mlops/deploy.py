@@ -114,7 +114,7 @@ class Deployer:
 
     def deploy(self, env_name: str) -> list[DeployedStack]:
         envs = self.project.environments()  # every file is validated, not just this one
-        env = envs[env_name]
+        env = self.project.environment(env_name, envs)
         has_projects = any(env_name in by_env for by_env in self.project.projects().values())
         if env.is_local:
             server = self._ensure_local_server(env)
@@ -270,7 +270,7 @@ class Deployer:
     def plan(self, env_name: str) -> list[dict[str, object]]:
         """`terraform plan` of every stack of the environment (nothing applied): per stack, whether
         it would change anything and Terraform's summary line. Locally the local AWS must run."""
-        env = self.project.environments()[env_name]
+        env = self.project.environment(env_name)
         server = self.local.require() if env.is_local else None
         ensure_layers()
         stacks = self._env_stacks(synthesize(self.project, {env_name: env}), env_name)
@@ -289,7 +289,7 @@ class Deployer:
 
     def destroy(self, env_name: str) -> list[str]:
         envs = self.project.environments()
-        env = envs[env_name]
+        env = self.project.environment(env_name, envs)
         server = None
         if env.is_local:
             server = self.local.running()
@@ -320,7 +320,7 @@ class Deployer:
 
     def bootstrap(self, env_name: str) -> list[DeployedStack]:
         envs = self.project.environments()
-        if envs[env_name].is_local:
+        if self.project.environment(env_name, envs).is_local:
             raise ValueError("the local environment keeps local state: it needs no bootstrap")
         infos = synthesize(self.project, envs)
         stacks = [i for i in infos if i.kind == "bootstrap" and env_name in i.name.split("-")[1:]]

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mlops.project import Project
-from stacks.config import ENVIRONMENT_NAMES, Environment
+from stacks.config import Environment
 from stacks.naming import Naming, ProjectNames
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ def run_check(
 
 
 def add_check_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env", required=True, choices=ENVIRONMENT_NAMES)
+    parser.add_argument("--env", required=True, metavar="ENV")
     parser.add_argument("--project", required=True, help="a project in environments/projects/")
     parser.add_argument(
         "--since",

@@ -55,7 +55,7 @@ from lambdas.shared.control.dynamo import DeploymentHistory, from_item
 from lambdas.shared.control.events import to_datetime
 from mlops.drill_fault import BackgroundTraffic, FaultPlan, fault_plan, fault_share, faulty_copy_request
 from mlops.project import Project
-from stacks.config import ENVIRONMENT_NAMES, Environment
+from stacks.config import Environment
 from stacks.naming import Naming, ProjectNames
 from stacks.project_config import ProjectConfig
 
@@ -392,7 +392,7 @@ def _restored_config(incident: dict[str, Any], before: str) -> str:
 
 
 def add_drill_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env", required=True, choices=ENVIRONMENT_NAMES)
+    parser.add_argument("--env", required=True, metavar="ENV")
     parser.add_argument("--project", required=True, help="a project in environments/projects/")
     parser.add_argument("--via", choices=("fault", "outage", "state"), default="fault",
                         help="deploy a copy of the served model that fails a share of its requests "

@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mlops.deploy import say
 from mlops.project import Project
-from stacks.config import ENVIRONMENT_NAMES, ConfigError, Environment
+from stacks.config import ConfigError, Environment
 from stacks.k8s_manifests import FIELD_MANAGER, ManifestError, render, serving_target
 from stacks.naming import Naming, ProjectNames
 from stacks.project_config import PROJECTS_DIR
@@ -219,7 +219,7 @@ def deploy_step(project: Project, env: Environment, clients) -> list[dict[str, A
 
 
 def add_k8s_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env", required=True, choices=ENVIRONMENT_NAMES)
+    parser.add_argument("--env", required=True, metavar="ENV")
     parser.add_argument("--project", required=True, help="a project with serving.eks on in ENV")
     parser.add_argument("--model-data-url", metavar="S3_URL",
                         help="the model.tar.gz to serve (default: the one the project's endpoint serves)")
@@ -229,7 +229,7 @@ def add_k8s_arguments(parser: argparse.ArgumentParser) -> None:
 def run_k8s_command(args: argparse.Namespace, project: Project) -> int:
     from mlops.aws_clients import clients_for
 
-    env = project.environments()[args.env]
+    env = project.environment(args.env)
     if not env.eks.enabled:
         raise ConfigError([(f"environments/{env.name}.yaml", "eks.enabled",
                             "is false: this environment has no cluster to serve from")])

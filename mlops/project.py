@@ -48,6 +48,13 @@ class Project:
     def environments(self, names: list[str] | None = None) -> dict[str, Environment]:
         return load_environments(self.root, names)
 
+    def environment(self, name: str, among: dict[str, Environment] | None = None) -> Environment:
+        """One environment (from `among`, all of them loaded, when given); a name without a file
+        is a ConfigError that lists the known ones."""
+        if among is not None and name in among:
+            return among[name]
+        return load_environments(self.root, [name])[name]
+
     def projects(self) -> dict[str, dict[str, ProjectConfig]]:
         """environments/projects/*.yaml: project name -> environment -> its settings there."""
         return load_projects(self.root)

@@ -21,7 +21,6 @@ from typing import Any
 
 from mlops.drift_check import parse_when
 from mlops.project import Project
-from stacks.config import ENVIRONMENT_NAMES
 from stacks.naming import Naming, ProjectNames
 
 
@@ -41,7 +40,7 @@ def settings_for(checkout: Project, env_name: str, project: str) -> Any:
 
 
 def add_quality_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env", required=True, choices=ENVIRONMENT_NAMES)
+    parser.add_argument("--env", required=True, metavar="ENV")
     parser.add_argument("--project", required=True, help="a project in environments/projects/")
     parser.add_argument("--at", help="run as if the schedule fired then: ISO-8601, or <n>m|h|d ago "
                         "(default: now)")

@@ -25,7 +25,6 @@ from typing import Any
 
 from mlops.drift_check import endpoint_name, parse_when
 from mlops.project import Project
-from stacks.config import ENVIRONMENT_NAMES
 from stacks.naming import Naming, ProjectNames
 
 
@@ -46,7 +45,7 @@ def settings_for(checkout: Project, env_name: str, project: str) -> Any:
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env", required=True, choices=ENVIRONMENT_NAMES)
+    parser.add_argument("--env", required=True, metavar="ENV")
     parser.add_argument("--project", required=True, help="a project in environments/projects/")
     parser.add_argument("--since", metavar="WHEN", help="window start: ISO-8601 or 30m, 2h, 1d ago "
                         "(default: one drift schedule interval before --until)")

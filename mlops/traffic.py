@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 from mlops.project import Project
-from stacks.config import ENVIRONMENT_NAMES
 from stacks.naming import Naming, ProjectNames
 from stacks.project_config import ProjectConfig
 
@@ -339,7 +338,7 @@ def add_invoke_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _target_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env", required=True, choices=ENVIRONMENT_NAMES)
+    parser.add_argument("--env", required=True, metavar="ENV")
     parser.add_argument("--project", required=True, help="a project in environments/projects/")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 

@@ -25,7 +25,12 @@ from pydantic import (
     model_validator,
 )
 
+# The shipped environments, in the order commands list them. An environment is any
+# environments/<name>.yaml: what it is (local or in AWS, production or not) is in its settings, not
+# in its name, so a second local environment can stand in for prod (environments/localprod.yaml).
 ENVIRONMENT_NAMES = ("local", "dev", "staging", "prod")
+# No hyphen: every resource name starts with a prefix whose hyphen-separated parts hold the name.
+EnvironmentName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{1,15}$")]
 
 # CloudWatch Logs accepts only these retention periods; anything else fails at apply time, so it is
 # refused here instead.
@@ -262,8 +267,26 @@ class Studio(Strict):
         return self
 
 
+class Promotion(Strict):
+    """Where this environment's models come from: a package Approved in the `source` environment is
+    copied into this one's registry by `mlops model promote` (artifact, image, lineage), and the
+    deploy handler here serves only packages promoted from the source's group."""
+
+    source: EnvironmentName
+    # `mlops model promote` refuses a package whose shadow report (`mlops shadow report` in the
+    # source environment) is missing or failed.
+    require_shadow_report: bool = False
+
+
 class Environment(Strict):
-    name: Literal["local", "dev", "staging", "prod"]
+    name: EnvironmentName
+    # The embedded local AWS (a moto server on 127.0.0.1): local Terraform state, no CI roles, no
+    # Studio, sub-minute alarm periods allowed.
+    local: bool = False
+    # Production rules: served packages must be promoted from `promotion.source` and approved by
+    # the approver persona (the gate only reviews); the audit bucket locks in COMPLIANCE mode;
+    # endpoints serve around the clock; drills need --yes-prod.
+    production: bool = False
     account_id: AccountId
     region: Region
     prefix: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")]
@@ -280,6 +303,7 @@ class Environment(Strict):
     studio: Studio = Studio()
     budget: Budget | None = None
     ci: Ci | None = None
+    promotion: Promotion | None = None
 
     # Field validators (not a model validator) so an error names the field it is about.
     @field_validator("prefix")
@@ -295,31 +319,32 @@ class Environment(Strict):
     @field_validator("state")
     @classmethod
     def _state_fits_environment(cls, state: LocalState | S3State, info: ValidationInfo):
-        name = info.data.get("name")
-        if name == "local" and state.kind != "local":
-            raise ValueError("the local environment keeps local state (kind: local)")
-        if name and name != "local" and state.kind != "s3":
-            raise ValueError("non-local environments keep remote state (kind: s3)")
+        local = info.data.get("local")
+        if local and state.kind != "local":
+            raise ValueError("a local environment keeps local state (kind: local)")
+        if local is False and state.kind != "s3":
+            raise ValueError("environments in AWS keep remote state (kind: s3); "
+                             "set `local: true` for one on the local AWS")
         return state
 
     @field_validator("ci")
     @classmethod
     def _ci_reaches_aws_only(cls, ci: Ci | None, info: ValidationInfo) -> Ci | None:
-        if ci is not None and info.data.get("name") == "local":
-            raise ValueError("the local environment has no CI roles (CI runs `make test` against it)")
+        if ci is not None and info.data.get("local"):
+            raise ValueError("a local environment has no CI roles (CI runs `make test` against it)")
         return ci
 
     @field_validator("audit")
     @classmethod
     def _prod_audit_is_compliance_locked(cls, audit: Audit, info: ValidationInfo) -> Audit:
-        if info.data.get("name") == "prod" and audit.object_lock_mode == "GOVERNANCE":
-            raise ValueError("object_lock_mode: prod's audit bucket locks in COMPLIANCE mode "
+        if info.data.get("production") and audit.object_lock_mode == "GOVERNANCE":
+            raise ValueError("object_lock_mode: a production audit bucket locks in COMPLIANCE mode "
                              "(GOVERNANCE retention can be lifted)")
         return audit
 
     @property
     def audit_lock_mode(self) -> Literal["GOVERNANCE", "COMPLIANCE"]:
-        return self.audit.object_lock_mode or ("COMPLIANCE" if self.name == "prod" else "GOVERNANCE")
+        return self.audit.object_lock_mode or ("COMPLIANCE" if self.production else "GOVERNANCE")
 
     @field_validator("eks", "studio")
     @classmethod
@@ -333,15 +358,29 @@ class Environment(Strict):
     @field_validator("studio")
     @classmethod
     def _studio_has_subnets(cls, studio: Studio, info: ValidationInfo) -> Studio:
-        if studio.enabled and info.data.get("name") not in (None, "local") and not studio.availability_zones:
+        if studio.enabled and info.data.get("local") is False and not studio.availability_zones:
             raise ValueError("availability_zones: a Studio domain needs private subnets in at least "
                              "one availability zone (or set enabled: false)")
         return studio
 
+    @field_validator("promotion")
+    @classmethod
+    def _promoted_from_elsewhere(cls, promotion: Promotion | None, info: ValidationInfo) -> Promotion | None:
+        if promotion is not None and promotion.source == info.data.get("name"):
+            raise ValueError("source: an environment cannot promote from itself")
+        return promotion
+
+    @model_validator(mode="after")
+    def _production_is_promoted(self) -> Environment:
+        if self.production and self.promotion is None:
+            raise ValueError("promotion: a production environment serves only promoted models; "
+                             "name the environment they come from (promotion.source)")
+        return self
+
     @property
     def is_local(self) -> bool:
         """True for the embedded local AWS (a moto server on 127.0.0.1)."""
-        return self.name == "local"
+        return self.local
 
     @property
     def state_region(self) -> str:
@@ -451,28 +490,54 @@ def load_environments(root: Path, names: list[str] | None = None) -> dict[str, E
 
     Every file is checked before any error is raised, so one run reports every broken file."""
     env_dir = root / "environments"
-    wanted = names or [n for n in ENVIRONMENT_NAMES if (env_dir / f"{n}.yaml").exists()]
+    known = environment_names(root)
+    wanted = names or known
     problems: list[tuple[str, str, str]] = []
     loaded: dict[str, Environment] = {}
     for name in wanted:
         path = env_dir / f"{name}.yaml"
-        if name not in ENVIRONMENT_NAMES:
-            problems.append(
-                (_display(path, root), "(file)", f"unknown environment; one of {ENVIRONMENT_NAMES}")
-            )
-            continue
-        if not path.exists():
-            problems.append((_display(path, root), "(file)", "no such file"))
+        if name not in known:
+            problems.append((_display(path, root), "(file)",
+                             f"no such environment; known: {', '.join(known) or 'none'}"))
             continue
         try:
             loaded[name] = load_environment(path, root)
         except ConfigError as exc:
             problems.extend(exc.problems)
+    for env in loaded.values():
+        problems.extend(_promotion_problems(root, env, known))
     if not loaded and not problems:
         problems.append((_display(env_dir, root), "(directory)", "no environment files found"))
     if problems:
         raise ConfigError(problems)
     return loaded
+
+
+def environment_names(root: Path) -> list[str]:
+    """The environments of a checkout (environments/*.yaml), the shipped ones in their order first."""
+    stems = [p.stem for p in (root / "environments").glob("*.yaml")]
+    order = {name: i for i, name in enumerate(ENVIRONMENT_NAMES)}
+    return sorted(stems, key=lambda n: (order.get(n, len(order)), n))
+
+
+def _promotion_problems(root: Path, env: Environment, known: list[str]) -> list[tuple[str, str, str]]:
+    """A promotion source must exist and live on the same side (local AWS or AWS)."""
+    if env.promotion is None:
+        return []
+    display = _display(root / "environments" / f"{env.name}.yaml", root)
+    source = env.promotion.source
+    if source not in known:
+        return [(display, "promotion.source", f"no environment '{source}'; known: {', '.join(known)}")]
+    try:
+        origin = load_environment(root / "environments" / f"{source}.yaml", root)
+    except ConfigError:
+        return []  # its own problems are reported with its file
+    if origin.local != env.local:
+        side = "the local AWS" if env.local else "AWS"
+        return [(display, "promotion.source", f"'{source}' is not on {side} as this environment is")]
+    if origin.production:
+        return [(display, "promotion.source", f"'{source}' is a production environment itself")]
+    return []
 
 
 def _display(path: Path, root: Path | None) -> str:

@@ -21,9 +21,12 @@ from pydantic import Field, StringConstraints, ValidationError, field_validator,
 from stacks.config import (
     ENVIRONMENT_NAMES,
     ConfigError,
+    EnvironmentName,
     SageMakerInstanceType,
     Strict,
     _display,
+    environment_names,
+    load_environment,
     read_yaml,
     validation_problems,
 )
@@ -295,7 +298,7 @@ class ProjectConfig(ProjectSettings):
     team: TeamName
     description: Annotated[str, StringConstraints(max_length=500)] = ""
     task: Literal["classification", "regression"]
-    environments: list[Literal["local", "dev", "staging", "prod"]] = Field(min_length=1)
+    environments: list[EnvironmentName] = Field(min_length=1)
 
     @field_validator("environments")
     @classmethod
@@ -340,13 +343,17 @@ def load_project_all(path: Path, root: Path | None = None) -> dict[str, ProjectC
     display = _display(path, root)
     data = read_yaml(path, display)
     overrides = data.pop("overrides", None) or {}
+    # A project file read outside a checkout (no environments/ beside it) is checked against the
+    # shipped environments.
+    in_checkout = root is not None and (root / "environments").is_dir()
+    known = environment_names(root) if in_checkout else list(ENVIRONMENT_NAMES)
     problems: list[tuple[str, str, str]] = []
     if not isinstance(overrides, dict):
         raise ConfigError([(display, "overrides", "must be a mapping of environment -> settings")])
     for env_name, override in overrides.items():
-        if env_name not in ENVIRONMENT_NAMES:
+        if env_name not in known:
             problems.append(
-                (display, f"overrides.{env_name}", f"unknown environment; one of {ENVIRONMENT_NAMES}")
+                (display, f"overrides.{env_name}", f"no such environment; known: {', '.join(known)}")
             )
         elif override is not None and not isinstance(override, dict):
             problems.append((display, f"overrides.{env_name}",
@@ -357,6 +364,10 @@ def load_project_all(path: Path, root: Path | None = None) -> dict[str, ProjectC
         raise ConfigError(problems + validation_problems(exc, display)) from exc
     if base.name != path.stem:
         problems.append((display, "name", f"'{base.name}' must match the file name '{path.stem}'"))
+    for env_name in base.environments:
+        if env_name not in known:
+            problems.append((display, "environments",
+                             f"no environment '{env_name}'; known: {', '.join(known)}"))
     projects: dict[str, ProjectConfig] = {}
     for env_name in base.environments:
         override = overrides.get(env_name) or {}
@@ -371,12 +382,13 @@ def load_project_all(path: Path, root: Path | None = None) -> dict[str, ProjectC
             for file, field, reason in validation_problems(exc, display):
                 problems.append((file, f"overrides.{env_name} -> {field}", reason))
             continue
-        if env_name == "prod" and projects[env_name].serving.autoscaling.off_hours is not None:
+        production, local = _kind(root, env_name)
+        if production and projects[env_name].serving.autoscaling.off_hours is not None:
             problems.append((display, "serving.autoscaling.off_hours",
                              "prod endpoints serve around the clock: off-hours scaling is for the "
                              "other environments (set it under overrides.<env>)"))
         period = projects[env_name].alarms.period_seconds
-        if period < SAGEMAKER_METRIC_PERIOD and env_name != "local":
+        if period < SAGEMAKER_METRIC_PERIOD and not local:
             alarms = override.get("alarms")
             overridden = isinstance(alarms, dict) and "period_seconds" in alarms
             where = f"overrides.{env_name}.alarms.period_seconds" if overridden else "alarms.period_seconds"
@@ -386,6 +398,19 @@ def load_project_all(path: Path, root: Path | None = None) -> dict[str, ProjectC
     if problems:
         raise ConfigError(problems)
     return projects
+
+
+def _kind(root: Path | None, env_name: str) -> tuple[bool, bool]:
+    """(production, local) as the environment's file says; a broken or missing file's problems
+    are reported with that file, and the project is judged as an AWS non-production one."""
+    path = root / "environments" / f"{env_name}.yaml" if root is not None else None
+    if path is None or not path.is_file():  # outside a checkout: the shipped environments
+        return env_name == "prod", env_name == "local"
+    try:
+        env = load_environment(path, root)
+    except ConfigError:
+        return False, False
+    return env.production, env.local
 
 
 def load_projects(root: Path) -> dict[str, dict[str, ProjectConfig]]:

@@ -44,10 +44,10 @@ CASES = [
     ("metric of another task", lambda d: d["gate"]["thresholds"].update(rmse=0.1), "(top level)",
      "not classification metrics"),
     ("bad name", lambda d: d.update(name="Demo_Project"), "name", "does not match"),
-    ("unknown environment", lambda d: d.update(environments=["local", "qa"]), "environments[1]",
-     "Input should be"),
+    ("unknown environment", lambda d: d.update(environments=["local", "qa"]), "environments",
+     "no environment 'qa'; known: local, dev, staging, prod"),
     ("override of an unknown environment", lambda d: d["overrides"].update(qa={}), "overrides.qa",
-     "unknown environment"),
+     "no such environment"),
     ("override of the name", lambda d: d["overrides"]["prod"].update(name="other"),
      "overrides.prod.name", "cannot differ"),
     ("bad override value", lambda d: d["overrides"]["prod"]["serving"]["autoscaling"].update(
