@@ -27,6 +27,7 @@ from mlops.k8s_serving import K8sError, add_k8s_arguments, run_k8s_command
 from mlops.layers import LayerBuildError
 from mlops.pipeline_run import PipelineRunError
 from mlops.project import Project
+from mlops.promotion import add_promote_arguments, run_promote_command
 from mlops.quality_check import add_quality_arguments, run_quality_command
 from mlops.rbac import (
     add_credentials_arguments,
@@ -479,6 +480,16 @@ def build_parser() -> argparse.ArgumentParser:
                "rate, the score distance (KS, Jensen-Shannon) and each variant's p95 latency, "
                "judges them against serving.shadow_* and writes the report to the artifacts bucket.",
                add_report_arguments, run_report_command)
+
+    model = sub.add_parser("model", help="the model registry across environments")
+    model_sub = model.add_subparsers(dest="model_command", required=True, metavar="COMMAND")
+    _delegated(model_sub, "promote",
+               "copy an Approved package of the source environment into a production environment",
+               "Copies the model artifact (under the target's KMS key), pins the image by digest, "
+               "and creates the package in the target's group with promoted_from and the lineage, "
+               "PendingManualApproval: an approver of the target approves it, then the deploy "
+               "handler serves it through the guarded path.",
+               add_promote_arguments, run_promote_command)
 
     quality = sub.add_parser("quality", help="model quality against ground truth")
     quality_sub = quality.add_subparsers(dest="quality_command", required=True, metavar="COMMAND")

@@ -76,6 +76,7 @@ def _human(report: dict[str, Any]) -> str:
 
 def run_report_command(args: argparse.Namespace, checkout: Project) -> int:
     from lambdas.shared.scheduled_window import Window
+    from lambdas.shared.served_model import variant_packages
     from lambdas.shared.shadow.report import run_shadow_report
     from mlops.aws_clients import clients_for, reported
 
@@ -94,7 +95,9 @@ def run_report_command(args: argparse.Namespace, checkout: Project) -> int:
         client = clients_for(checkout, checkout.environments([args.env])[args.env])
         print(f"==> reading the captures of {settings.endpoint_name} from {window.since.isoformat()} "
               f"to {window.until.isoformat()}", file=sys.stderr, flush=True)
-        return run_shadow_report(settings, window, s3=client("s3"), cloudwatch=client("cloudwatch"), now=now)
+        packages = variant_packages(client("sagemaker"), settings.endpoint_name)
+        return run_shadow_report(settings, window, s3=client("s3"), cloudwatch=client("cloudwatch"), now=now,
+                                 packages=packages)
 
     report = reported(f"the shadow report of {settings.endpoint_name}", make)
     if report is None:

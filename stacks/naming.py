@@ -149,8 +149,10 @@ class ProjectNames:
     def model_key_patterns(self) -> tuple[str, ...]:
         """Where the project's model archives are in the artifacts bucket: the training jobs'
         output (pipelines/definition.py, run_uri("model")) and the bootstrap model (the project
-        stack's). Nothing else of the project (code bundle, reports), nor any other project's."""
-        return (f"{self.project}/runs/*/model/*", f"{self.project}/bootstrap/*")
+        stack's), and the archives promoted from another environment (mlops/promotion.py).
+        Nothing else of the project (code bundle, reports), nor any other project's."""
+        return (f"{self.project}/runs/*/model/*", f"{self.project}/bootstrap/*",
+                f"{self.project}/promoted/*.tar.gz")
 
     @property
     def sagemaker_project_tags(self) -> dict[str, str]:

@@ -52,3 +52,20 @@ def served_model_data_url(sagemaker: Any, endpoint: str) -> str:
     if not url:
         raise NothingServed(f"endpoint {endpoint} serves {model}, which names no ModelDataUrl")
     return url
+
+
+def variant_packages(sagemaker: Any, endpoint: str) -> dict[str, str | None]:
+    """{"production": ARN, "shadow": ARN}: the package each variant of the endpoint's current
+    config serves (None: no such variant, or a model made from no package). A shadow report
+    names them, so a promotion can tell which package the shadow tested."""
+    config = sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+    described = sagemaker.describe_endpoint_config(EndpointConfigName=config)
+
+    def package(variants: list[dict[str, Any]]) -> str | None:
+        if not variants:
+            return None
+        container = sagemaker.describe_model(ModelName=variants[0]["ModelName"]).get("PrimaryContainer") or {}
+        return container.get("ModelPackageName")
+
+    return {"production": package(described.get("ProductionVariants") or []),
+            "shadow": package(described.get("ShadowProductionVariants") or [])}

@@ -169,9 +169,12 @@ def report_key(settings: ShadowSettings, window: Window) -> str:
 
 
 def run_shadow_report(settings: ShadowSettings, window: Window, *, s3: Any, cloudwatch: Any,
-                      now: datetime | None = None) -> dict[str, Any]:
+                      now: datetime | None = None,
+                      packages: Mapping[str, str | None] | None = None) -> dict[str, Any]:
     """Reads both variants' captures and latencies of the window, writes the report to the
-    artifacts bucket and returns it (with `report`, its s3:// URI)."""
+    artifacts bucket and returns it (with `report`, its s3:// URI). `packages`: the package each
+    variant serves (served_model.variant_packages), kept in the report so `mlops model promote`
+    knows which package a passing report tested."""
     production, bad_production = read_answers(s3, settings, settings.production_variant, window)
     shadow, bad_shadow = read_answers(s3, settings, settings.shadow_variant, window)
     p95 = {role: p95_latency_us(cloudwatch, settings.endpoint_name, variant, window)
@@ -185,6 +188,7 @@ def run_shadow_report(settings: ShadowSettings, window: Window, *, s3: Any, clou
         "project": settings.project,
         "endpoint": settings.endpoint_name,
         "variants": {"production": settings.production_variant, "shadow": settings.shadow_variant},
+        "packages": dict(packages or {}),
         "task": settings.task,
         "window": window.as_dict(),
         "computed_at": (now or datetime.now(UTC)).isoformat(),
