@@ -161,3 +161,55 @@ def test_a_required_shadow_report_must_have_tested_this_package_and_passed(sides
     report("20261206T110000Z", arn, True)  # the newest report of this package decides
     result = promote(source, target, team="t", require_shadow_report=True)
     assert result["shadow_report"] == f"s3://{bucket}/demo/shadow/mlops-local-demo/20261206T110000Z/report.json"
+
+
+def _manifest(layer: str) -> str:
+    docker = "application/vnd.docker"
+    return json.dumps({"schemaVersion": 2, "mediaType": f"{docker}.distribution.manifest.v2+json",
+                       "config": {"mediaType": f"{docker}.container.image.v1+json", "size": 7,
+                                  "digest": "sha256:" + hashlib.sha256(b"config").hexdigest()},
+                       "layers": [{"mediaType": f"{docker}.image.rootfs.diff.tar.gzip", "size": 5,
+                                   "digest": "sha256:" + hashlib.sha256(layer.encode()).hexdigest()}]})
+
+
+def test_in_aws_the_image_must_be_the_same_build_in_both_registries(moto_server):
+    """staging -> prod as shipped (two accounts of their own, eu-west-1): the target's package
+    names the target's repository pinned to the source image's digest, and a tag that holds
+    another build in prod, or none, is refused with what to do."""
+    import yaml
+
+    from mlops.promotion import target_image
+
+    envs = {name: Environment.model_validate(yaml.safe_load((ROOT / "environments" / f"{name}.yaml")
+                                                            .read_text())) for name in ("staging", "prod")}
+    from local_aws.role_sessions import RoleSessions
+
+    sessions = RoleSessions(lambda: moto_server.client("sts"))
+    sides = {}
+    for name, env in envs.items():
+        keys = sessions.credentials(f"arn:aws:iam::{env.account_id}:role/OrganizationAccountAccessRole",
+                                    f"images-{name}")
+        sides[name] = Side(env, ProjectNames(Naming.of(env), "demo"),
+                           lambda service, k=keys, r=env.region: moto_server.client(
+                               service, region=r, credentials=k))
+    source, target = sides["staging"], sides["prod"]
+    image = f"{source.names.repository_url('inference')}:{IMAGE_TAG}"
+    for side in (source, target):
+        side.client("ecr").create_repository(repositoryName=side.names.naming.name("inference"))
+    source.client("ecr").put_image(repositoryName=source.names.naming.name("inference"),
+                                   imageManifest=_manifest("same"), imageTag=IMAGE_TAG)
+    with pytest.raises(PromotionError, match=r"lacks the image 0123456789ab .*mlops image push --env prod"):
+        target_image(source, target, image)
+    target.client("ecr").put_image(repositoryName=target.names.naming.name("inference"),
+                                   imageManifest=_manifest("another build"), imageTag=IMAGE_TAG)
+    with pytest.raises(PromotionError, match="not the source image's sha256:"):
+        target_image(source, target, image)
+    target.client("ecr").batch_delete_image(repositoryName=target.names.naming.name("inference"),
+                                            imageIds=[{"imageTag": IMAGE_TAG}])
+    target.client("ecr").put_image(repositoryName=target.names.naming.name("inference"),
+                                   imageManifest=_manifest("same"), imageTag=IMAGE_TAG)
+    pinned, note = target_image(source, target, image)
+    digest = source.client("ecr").describe_images(repositoryName=source.names.naming.name("inference"))[
+        "imageDetails"][0]["imageDigest"]
+    assert pinned == f"333333333333.dkr.ecr.eu-west-1.amazonaws.com/mlops-prod-inference@{digest}"
+    assert note == f"same digest {digest} in both registries"
