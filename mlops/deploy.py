@@ -322,7 +322,8 @@ class Deployer:
     def bootstrap(self, env_name: str) -> list[DeployedStack]:
         envs = self.project.environments()
         if self.project.environment(env_name, envs).is_local:
-            raise ValueError("the local environment keeps local state: it needs no bootstrap")
+            raise ValueError(f"{env_name} is a local environment (local: true): it keeps local state "
+                             "and needs no bootstrap")
         infos = synthesize(self.project, envs)
         stacks = [i for i in infos if i.kind == "bootstrap" and env_name in i.name.split("-")[1:]]
         out = []
