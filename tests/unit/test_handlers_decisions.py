@@ -758,6 +758,12 @@ def test_production_rules_follow_the_production_setting_not_the_environment_name
         load_settings(dummy_environment(ENVIRONMENT="Prod-1", PRODUCTION="maybe"))
     assert "ENVIRONMENT: not an environment name: 'Prod-1'" in str(info.value)
     assert "PRODUCTION: must be true or false" in str(info.value)
+    # The same names as environments/ takes (the handlers cannot import stacks/).
+    from lambdas.shared.control.settings import ENVIRONMENT_NAME
+    from stacks.config import EnvironmentName
+
+    (constraint,) = EnvironmentName.__metadata__
+    assert constraint.pattern == f"^{ENVIRONMENT_NAME}$"
 
 
 def test_table_schemas_are_create_table_requests():

@@ -98,7 +98,8 @@ arn = matching(r"arn:aws[a-z-]*:.+", "an ARN")
 role_arn = matching(r"arn:aws[a-z-]*:iam::\d{12}:role/.+", "an IAM role ARN")
 s3_uri = matching(r"s3://[^/]+(/.*)?", "an s3:// URI")
 # stacks/config.py EnvironmentName: any environments/<name>.yaml.
-environment_name = matching(r"[a-z][a-z0-9]{1,15}", "an environment name")
+ENVIRONMENT_NAME = r"[a-z][a-z0-9]{1,15}"
+environment_name = matching(ENVIRONMENT_NAME, "an environment name")
 
 
 @dataclass(frozen=True)
