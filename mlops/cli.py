@@ -38,7 +38,7 @@ from mlops.rbac import (
 from mlops.shadow_report import add_report_arguments, run_report_command
 from mlops.terraform import TerraformError
 from mlops.traffic import add_invoke_arguments, add_traffic_arguments, run_invoke_command, run_traffic_command
-from stacks.config import ConfigError
+from stacks.config import ConfigError, Environment
 from stacks.layers import LayerNotBuilt
 
 # Terraform's output goes to .mlops/logs/<stack>.log; this (or --show-terraform) streams it too.
@@ -171,6 +171,10 @@ def cmd_ci_roles(args: argparse.Namespace, project: Project) -> int:
     from stacks.naming import Naming
 
     env = project.environment(args.env)
+    if env.is_local:
+        say(f"error: environments/{args.env}.yaml: {args.env} is a local environment (local: true): "
+            "it has no CI roles (CI runs `make test` against the local AWS)")
+        return 2
     if env.ci is None:
         say(f"error: environments/{args.env}.yaml: ci.github_repository: not set, so the bootstrap "
             f"stack makes no CI roles for {args.env}")
@@ -191,8 +195,8 @@ def cmd_layers_build(args: argparse.Namespace, project: Project) -> int:
 
 
 def cmd_destroy(args: argparse.Namespace, project: Project) -> int:
-    if args.env != "local" and not args.yes:
-        say(f"error: destroying {args.env} deletes its resources; repeat with --yes to confirm")
+    if not project.environment(args.env).is_local and not args.yes:
+        say(f"error: destroying {args.env} deletes its resources in AWS; repeat with --yes to confirm")
         return 2
     destroyed = _deployer(args, project).destroy(args.env)
     _emit(args, {"environment": args.env, "destroyed": destroyed},
@@ -278,12 +282,12 @@ def cmd_local_loop(args: argparse.Namespace, project: Project) -> int:
     return 1 if result.failures else 0
 
 
-def _settled_endpoint(project: Project, name: str, sagemaker: Any) -> dict[str, Any]:
+def _settled_endpoint(env: Environment, name: str, sagemaker: Any) -> dict[str, Any]:
     """The project's local endpoint once a deploy the loop started has finished."""
     from mlops.endpoint_wait import wait_until_settled
     from stacks.naming import Naming, ProjectNames
 
-    endpoint = ProjectNames(Naming.of(project.environments(["local"])["local"]), name).endpoint
+    endpoint = ProjectNames(Naming.of(env), name).endpoint
     described = wait_until_settled(sagemaker, endpoint, report=say)
     return {"name": endpoint, "status": described["EndpointStatus"],
             "config": described.get("EndpointConfigName")}
@@ -294,11 +298,12 @@ def cmd_pipeline_run(args: argparse.Namespace, project: Project) -> int:
 
     # Locally the background control plane pauses for the whole run: this command registers
     # the package, then plays the loop itself and reports what it did.
-    with stepping(project.local_dir) if args.env == "local" else contextlib.nullcontext():
-        return _pipeline_run(args, project)
+    env = project.environment(args.env)
+    with stepping(project.local_dir) if env.is_local else contextlib.nullcontext():
+        return _pipeline_run(args, project, env)
 
 
-def _pipeline_run(args: argparse.Namespace, project: Project) -> int:
+def _pipeline_run(args: argparse.Namespace, project: Project, env: Environment) -> int:
     from mlops.pipeline_run import PipelineRun, parse_parameters
 
     try:
@@ -307,7 +312,7 @@ def _pipeline_run(args: argparse.Namespace, project: Project) -> int:
     except ValueError as exc:  # a bad --parameter: named, nothing ran
         say(f"error: {exc}")
         return 2
-    if summary["status"] == "Succeeded" and args.env == "local" and not args.no_loop:
+    if summary["status"] == "Succeeded" and env.is_local and not args.no_loop:
         # In AWS the registration starts the control loop by itself (gate, then deploy); locally
         # the local control plane plays those services until the loop has nothing left to do.
         say("==> control loop: model package events -> gate -> deploy")
@@ -316,7 +321,7 @@ def _pipeline_run(args: argparse.Namespace, project: Project) -> int:
         arn = summary["model_package_arn"]
         sagemaker = Deployer(project).local.require().client("sagemaker")
         described = sagemaker.describe_model_package(ModelPackageName=arn)
-        summary["endpoint"] = _settled_endpoint(project, args.project, sagemaker)
+        summary["endpoint"] = _settled_endpoint(env, args.project, sagemaker)
         summary["approval_status"] = described["ModelApprovalStatus"]
         summary["approval_description"] = described.get("ApprovalDescription")
         summary["control_loop"] = {"events": loop.events, "deliveries": loop.deliveries,

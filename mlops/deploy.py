@@ -71,11 +71,12 @@ def synthesize(project: Project, envs: dict[str, Environment], *, force: bool = 
         say(f"==> {len(cached)} stacks in {project.outdir} are up to date (no input changed since "
             "their synth)")
         return cached
+    sources = project.promotion_sources(envs)  # a broken source file stops before the binding import
     say(f"==> synthesizing {len(envs)} environment(s) into {project.outdir}")
     started = time.monotonic()
     from stacks.app import synth  # the ~10 s binding import happens here, once
 
-    infos = synth(envs, project.outdir, project.state_dir, project.projects())
+    infos = synth(envs, project.outdir, project.state_dir, project.projects(), sources)
     synth_cache.save(project, key, infos)
     say(f"    {len(infos)} stacks in {time.monotonic() - started:.1f} s")
     return infos
@@ -321,7 +322,8 @@ class Deployer:
     def bootstrap(self, env_name: str) -> list[DeployedStack]:
         envs = self.project.environments()
         if self.project.environment(env_name, envs).is_local:
-            raise ValueError("the local environment keeps local state: it needs no bootstrap")
+            raise ValueError(f"{env_name} is a local environment (local: true): it keeps local state "
+                             "and needs no bootstrap")
         infos = synthesize(self.project, envs)
         stacks = [i for i in infos if i.kind == "bootstrap" and env_name in i.name.split("-")[1:]]
         out = []

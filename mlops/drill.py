@@ -92,7 +92,7 @@ class DrillTarget:
         names = ProjectNames(Naming.of(env), project)
         return cls(env.name, project, names.endpoint, ERROR_RATE_ALARM.format(endpoint=names.endpoint),
                    f"{names.base}-deployments", f"{names.base}-audit", env.is_local,
-                   production=env.name == "prod")
+                   production=env.production)
 
 
 @dataclass(frozen=True)
@@ -403,7 +403,8 @@ def add_drill_arguments(parser: argparse.ArgumentParser) -> None:
     local, aws = DEFAULT_TIMEOUT["local"], DEFAULT_TIMEOUT["aws"]
     parser.add_argument("--timeout", type=float, help="seconds to wait for the rollback "
                         f"(default: {local:.0f} locally, {aws:.0f} in AWS)")
-    parser.add_argument("--yes-prod", action="store_true", help="allow the drill in prod")
+    parser.add_argument("--yes-prod", action="store_true",
+                        help="allow the drill in a production environment (`production: true`)")
     parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 
 
@@ -412,13 +413,14 @@ def _say(message: str) -> None:
 
 
 def run_drill_command(args: argparse.Namespace, checkout: Project) -> int:
-    if args.env == "prod" and not args.yes_prod:
-        _say("error: the drill rolls back the prod endpoint for real; repeat with --yes-prod to confirm")
+    env = checkout.environment(args.env)
+    if env.production and not args.yes_prod:
+        _say(f"error: {env.name} is a production environment: the drill rolls back its endpoint for real; "
+             "repeat with --yes-prod to confirm")
         return 2
     if args.timeout is not None and args.timeout <= 0:
         _say(f"error: --timeout must be > 0 seconds, got {args.timeout:g}")
         return 2
-    env = checkout.environments([args.env])[args.env]
     if args.via == "outage" and not env.is_local:
         _say("error: --via outage breaks the serving instances, which only the local AWS can do (AWS has "
              "no such switch for SageMaker endpoints): use --via fault or --via state")

@@ -77,10 +77,10 @@ class PipelineRun:
         deployer = Deployer(self.checkout)
         status = deployer.local_status()
         deployed = {s["name"] for s in status["stacks"]}
-        stack = project_stack_name(self.config.name, "local")
+        stack = project_stack_name(self.config.name, self.env.name)
         if not status["running"] or stack not in deployed:
-            say(f"==> {stack} is not deployed on the local AWS: deploying the local environment")
-            deployer.deploy("local")
+            say(f"==> {stack} is not deployed on the local AWS: deploying the {self.env.name} environment")
+            deployer.deploy(self.env.name)
             status = deployer.local_status()
         server = deployer.local.running()
         if server is None:
@@ -89,7 +89,7 @@ class PipelineRun:
         definition = self._definition(sagemaker)
         if not self._runs_current_code(definition):
             say("==> the deployed pipeline runs older step code or settings: redeploying")
-            deployer.deploy("local")
+            deployer.deploy(self.env.name)
             definition = self._definition(sagemaker)
         return server, definition
 

@@ -344,18 +344,19 @@ def run_credentials_command(args: argparse.Namespace, checkout: Project) -> int:
 
 
 def add_rbac_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env", required=True, help="the environment (the local AWS only: `local`)")
+    parser.add_argument("--env", required=True, help="the environment (a local one only: `local`)")
     parser.add_argument("--project", help="the project whose pipeline, group and endpoint are probed "
                         "(default: the environment's first)")
     parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 
 
 def run_rbac_command(args: argparse.Namespace, checkout: Project) -> int:
-    if args.env != "local":
+    env = checkout.environment(args.env)
+    if not env.is_local:
         print(f"error: --env {args.env}: the check makes every persona's calls with an access key of "
-              "its own, which only the local AWS hands out; run it with --env local", file=sys.stderr)
+              "its own, which only the local AWS hands out; run it with a local environment "
+              "(local: true)", file=sys.stderr)
         return 2
-    env = checkout.environments(["local"])["local"]
     projects = sorted(name for name, envs in checkout.projects().items() if env.name in envs)
     project = args.project or (projects[0] if projects else None)
     if project not in projects:

@@ -20,9 +20,15 @@ def build_app(
     outdir: Path,
     state_dir: Path,
     projects: dict[str, dict[str, ProjectConfig]] | None = None,
+    promotion_sources: dict[str, Environment] | None = None,
 ) -> tuple[cdktf.App, list[StackInfo]]:
     """Bootstrap stacks, then per environment its platform stack and one stack per project that
-    lists the environment (projects: name -> environment -> settings for that environment)."""
+    lists the environment (projects: name -> environment -> settings for that environment).
+
+    A production environment's project stacks name its promotion source's model package group:
+    that environment comes from `envs` or, when only the production one is synthesized, from
+    `promotion_sources` (mlops.project.Project.promotion_sources)."""
+    known = {**(promotion_sources or {}), **envs}
     app = cdktf.App(outdir=str(outdir), skip_validation=False)
     infos: list[StackInfo] = []
 
@@ -36,11 +42,21 @@ def build_app(
     for env in envs.values():
         name = platform_stack_name(env.name)
         PlatformStack(app, env, paths(name, env.name, "platform"))
+        source = promotion_source(env, known)
         for project_name, per_env in sorted((projects or {}).items()):
             if env.name in per_env:
                 stack = project_stack_name(project_name, env.name)
-                ProjectStack(app, env, per_env[env.name], paths(stack, env.name, "project"))
+                ProjectStack(app, env, per_env[env.name], paths(stack, env.name, "project"), source)
     return app, infos
+
+
+def promotion_source(env: Environment, known: dict[str, Environment]) -> Environment | None:
+    if env.promotion is None:
+        return None
+    if env.promotion.source not in known:
+        raise ValueError(f"{env.name} promotes from {env.promotion.source}: synthesize it with that "
+                         "environment (promotion_sources)")
+    return known[env.promotion.source]
 
 
 def synth(
@@ -48,7 +64,8 @@ def synth(
     outdir: Path,
     state_dir: Path,
     projects: dict[str, dict[str, ProjectConfig]] | None = None,
+    promotion_sources: dict[str, Environment] | None = None,
 ) -> list[StackInfo]:
-    app, infos = build_app(envs, outdir, state_dir, projects)
+    app, infos = build_app(envs, outdir, state_dir, projects, promotion_sources)
     app.synth()
     return infos

@@ -31,7 +31,7 @@ from stacks.constructs.lambda_layer import LambdaLayer, LambdaLayerProps
 from stacks.constructs.model_endpoint import ModelEndpoint
 from stacks.control_tables import TABLES
 from stacks.layers import LayerSpec, built_layer, layers_for
-from stacks.naming import ProjectNames
+from stacks.naming import Naming, ProjectNames
 from stacks.policy import Statement, statement
 from stacks.project_config import LOWER_IS_BETTER, ProjectConfig
 
@@ -53,6 +53,8 @@ class ControlLoopProps:
     endpoint: ModelEndpoint
     alarms: EndpointAlarms
     pipeline_arn: str
+    # Production only: the environment its packages are promoted from (env.promotion.source).
+    promotion_source: Environment | None = None
 
 
 def check_environment(project: ProjectConfig, n: ProjectNames, key_arn: str) -> dict[str, str]:
@@ -74,6 +76,16 @@ def drift_environment(project: ProjectConfig, n: ProjectNames, key_arn: str) -> 
         "CAPTURE_LAG_MINUTES": str(project.drift.capture_lag_minutes),
         "METRICS_NAMESPACE": DRIFT_NAMESPACE,
     }
+
+
+def promotion_source_group_arn(p: ControlLoopProps) -> str:
+    """The project's model package group in the environment a production environment promotes
+    from, in that environment's account and region."""
+    wanted = p.env.promotion.source if p.env.promotion else None
+    if p.promotion_source is None or p.promotion_source.name != wanted:
+        raise ValueError(f"{p.env.name}: the project stack needs its promotion source environment "
+                         f"({wanted}), got {p.promotion_source.name if p.promotion_source else None}")
+    return ProjectNames(Naming.of(p.promotion_source), p.project.name).model_package_group_arn
 
 
 class ControlLoop(Construct):
@@ -272,6 +284,7 @@ class ControlLoop(Construct):
             "PROJECT": project.name,
             "TEAM": project.team,
             "ENVIRONMENT": p.env.name,
+            "PRODUCTION": "true" if p.env.production else "false",
             "MODEL_PACKAGE_GROUP": n.model_package_group,
             **p.endpoint.handler_environment(),
             **p.alarms.handler_environment(),
@@ -288,9 +301,10 @@ class ControlLoop(Construct):
             "RETRAIN_COOLDOWN_MINUTES": str(project.retrain.cooldown_minutes),
             "QUALITY_WINDOW_MINUTES": str(project.quality.window_minutes),
         }
-        if p.env.name == "prod":
-            # Prod deploys only packages promoted from staging and approved by the ML engineers.
-            environment["PROMOTION_SOURCE_GROUP"] = f"mlops-staging-{project.name}"
+        if p.env.production:
+            # Production deploys only packages promoted from the source environment's group (its
+            # ARN: a same-named group elsewhere does not count) and approved by the ML engineers.
+            environment["PROMOTION_SOURCE_GROUP"] = promotion_source_group_arn(p)
         return environment
 
     def _common(self) -> list[Statement]:

@@ -146,6 +146,10 @@ class ProjectNames:
         self.eks_serving_role = f"{self.base}-eks-serving"
 
     @property
+    def model_package_group_arn(self) -> str:
+        return self.naming.sagemaker_arn("model-package-group", self.model_package_group)
+
+    @property
     def model_key_patterns(self) -> tuple[str, ...]:
         """Where the project's model archives are in the artifacts bucket: the training jobs'
         output (pipelines/definition.py, run_uri("model")) and the bootstrap model (the project

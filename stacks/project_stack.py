@@ -43,7 +43,9 @@ def sample_dataset_csv() -> bytes:
 
 
 class ProjectStack(cdktf.TerraformStack):
-    def __init__(self, scope: Construct, env: Environment, project: ProjectConfig, paths: StackPaths):
+    def __init__(self, scope: Construct, env: Environment, project: ProjectConfig, paths: StackPaths,
+                 promotion_source: Environment | None = None):
+        """`promotion_source`: the environment `env.promotion.source` names (production only)."""
         name = project_stack_name(project.name, env.name)
         super().__init__(scope, name)
         self.env, self.project = env, project
@@ -73,7 +75,7 @@ class ProjectStack(cdktf.TerraformStack):
         self.control_loop = ControlLoop(self, "control_loop", ControlLoopProps(
             env=env, project=project, names=n, key_arn=self.key_arn, boundary_arn=n.boundary_arn,
             stack_dir=paths.stack_dir, endpoint=self.endpoint, alarms=self.alarms,
-            pipeline_arn=self.pipeline.arn,
+            pipeline_arn=self.pipeline.arn, promotion_source=promotion_source,
         ))
         self._outputs()
 

@@ -21,8 +21,9 @@ Approved packages:
 
 1. DescribeModelPackage: a package no longer Approved (rolled back, rejected since) is skipped.
 2. Its provenance (provenance.py): created by a pipeline execution of the project (or the
-   approver persona), approved by the gate or the approver persona; in prod approved by the
-   approver and promoted from staging. A refusal is audited and sent to the critical topic.
+   approver persona), approved by the gate or the approver persona; in a production environment
+   approved by the approver and promoted from the source environment's group
+   (PROMOTION_SOURCE_GROUP). A refusal is audited and sent to the critical topic.
 3. Under the endpoint's lease (LOCKS table; held elsewhere -> the record retries later):
    - history.deploy_decision: nothing to do if the endpoint serves or is switching to this
      package's config; skipped as superseded if a newer state change (a later approval, a
@@ -85,7 +86,7 @@ def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[s
             topic=None,
         )
     problems = provenance.provenance_problems(
-        settings.environment, package, settings.trust, settings.promotion_source_group
+        settings.production, package, settings.trust, settings.promotion_source_group
     )
     if problems:
         return loop.decide(

@@ -12,8 +12,9 @@ group (others are ignored). Idempotency key: package ARN + status + the change's
 3. The production model: the package of the deployment record whose endpoint config the
    endpoint serves now (none: the first model, nothing to regress against), and its evaluation.
 4. gate.decide (pure) -> UpdateModelPackage Approved/Rejected with the reasons as
-   ApprovalDescription. In prod a passing package stays PendingManualApproval: approving prod
-   packages is the approver role's (see provenance.py); the verdict is recorded for them.
+   ApprovalDescription. In a production environment (PRODUCTION) a passing package stays
+   PendingManualApproval: approving production packages is the approver role's (see
+   provenance.py); the verdict is recorded for them.
 5. Audit record with the verdict and every input; summary to the warning topic.
 """
 
@@ -102,8 +103,8 @@ def act(event: events.ModelPackageStateChange, invocation: Invocation) -> dict[s
     if not verdict.approved:
         decision = "rejected"
         loop.sagemaker.set_approval(arn, "Rejected", description)
-    elif settings.environment == "prod":
-        decision = "passed"  # the approver role approves prod packages
+    elif settings.production:
+        decision = "passed"  # the approver persona approves production packages
     else:
         decision = "approved"
         loop.sagemaker.set_approval(arn, "Approved", description)

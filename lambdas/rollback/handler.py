@@ -111,7 +111,7 @@ def act(event: events.AlarmStateChange, invocation: Invocation) -> dict[str, Any
             described = loop.sagemaker.describe_package(target_package)
             # A history record names the package, and records are not evidence of approval: the
             # package must still be one the deploy handler would serve.
-            refused = provenance.servable_problems(settings.environment, described, settings.trust,
+            refused = provenance.servable_problems(settings.production, described, settings.trust,
                                                    settings.promotion_source_group)
             if refused:
                 return loop.decide(

@@ -850,13 +850,18 @@ def test_update_endpoint_emulation_refuses_what_aws_refuses(world):
 
 # Powertools metrics are process-wide; a second "cold start" with other settings re-sets them.
 @pytest.mark.filterwarnings("ignore:Dimension 'environment' has already been added")
-def test_prod_serves_only_promoted_packages_the_approver_approved(moto_server, monkeypatch):
+def test_production_serves_only_promoted_packages_the_approver_approved(moto_server, monkeypatch):
+    """Production rules come from PRODUCTION, not the name: a second local environment standing
+    in for prod (`localprod`), promoting from staging's group in staging's own account."""
+    source_account = "210987654321"
     world = World(
         moto_server,
         monkeypatch,
-        ENVIRONMENT="prod",
+        ENVIRONMENT="localprod",
+        PRODUCTION="true",
         APPROVER_ROLE_ARN=f"arn:aws:iam::{ACCOUNT}:role/mlops-prod/mlops-prod-ml-engineer",
-        PROMOTION_SOURCE_GROUP="mlops-staging-demo",
+        PROMOTION_SOURCE_GROUP=f"arn:aws:sagemaker:us-east-1:{source_account}:model-package-group/"
+                               "mlops-staging-demo",
     )
     world.bootstrap_endpoint()
     v1 = world.register(GOOD, "run-1")
@@ -870,21 +875,40 @@ def test_prod_serves_only_promoted_packages_the_approver_approved(moto_server, m
     refusal = world.audit("deploy")[-1]
     assert refusal["decision"] == "refused" and json.loads(refusal["inputs"])["approved_by"].endswith(
         ":assumed-role/mlops-prod-ml-engineer/alice")
-    assert refusal["reasons"] == ["prod packages must carry metadata promoted_from (the staging package ARN)"]
+    assert refusal["reasons"] == [
+        "production packages must carry metadata promoted_from (the source environment's package ARN)"]
     assert [n["decision"] for n in world.notifications("critical")] == ["refused"]
-    # The approver promotes the staging package (a copy naming it) and approves it: served.
-    staging = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package/mlops-staging-demo/4"
     described = world.sm.describe_model_package(ModelPackageName=v1)
+    carol = world.client_as(world.env["APPROVER_ROLE_ARN"], "carol")
+
+    def promote(source: str) -> str:
+        """The approver's copy naming the package it was promoted from, approved by another."""
+        promoted = world.approver.create_model_package(
+            ModelPackageGroupName=GROUP, ModelApprovalStatus="PendingManualApproval",
+            InferenceSpecification=described["InferenceSpecification"],
+            CustomerMetadataProperties={**described["CustomerMetadataProperties"], "promoted_from": source},
+        )["ModelPackageArn"]
+        carol.update_model_package(ModelPackageArn=promoted, ModelApprovalStatus="Approved")
+        world.deliver_ok("deploy", world.package_event(promoted))
+        return promoted
+
+    # A group named as staging's in this (the production) account is not the source.
+    lookalike = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package/mlops-staging-demo/4"
+    promote(lookalike)
+    assert world.serving() == BOOTSTRAP
+    assert world.audit("deploy")[-1]["reasons"] == [
+        f"promoted_from {lookalike} is not a package of the promotion source group "
+        f"{world.env['PROMOTION_SOURCE_GROUP']}"]
+    # Four eyes: alice made it, so alice's approval does not count; carol's does.
+    staging = f"arn:aws:sagemaker:us-east-1:{source_account}:model-package/mlops-staging-demo/4"
     promoted = world.approver.create_model_package(
         ModelPackageGroupName=GROUP, ModelApprovalStatus="PendingManualApproval",
         InferenceSpecification=described["InferenceSpecification"],
         CustomerMetadataProperties={**described["CustomerMetadataProperties"], "promoted_from": staging},
     )["ModelPackageArn"]
-    # Four eyes: alice made it, so alice's approval does not count; carol's does.
     world.approve(promoted)
     world.deliver_ok("deploy", world.package_event(promoted))
     assert world.serving() == BOOTSTRAP and "same person" in world.audit("deploy")[-1]["reasons"][0]
-    carol = world.client_as(world.env["APPROVER_ROLE_ARN"], "carol")
     carol.update_model_package(ModelPackageArn=promoted, ModelApprovalStatus="Approved")
     world.deliver_ok("deploy", world.package_event(promoted))
     assert world.serving() == name_of(world, promoted)

@@ -453,7 +453,10 @@ PIPELINE_JOB = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/mlops-prod-demo-executio
 GATE_SESSION = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/mlops-prod-demo-gate/mlops-prod-demo-gate"
 APPROVER_SESSION = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/mlops-prod-ml-engineer/alice"
 SCIENTIST = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/mlops-prod-data-scientist/bob"
-STAGING = f"arn:aws:sagemaker:us-east-1:{ACCOUNT_ID}:model-package/mlops-staging-demo/7"
+# The promotion source: staging's group, in staging's own account.
+STAGING_ACCOUNT = "210987654321"
+STAGING_GROUP = f"arn:aws:sagemaker:us-east-1:{STAGING_ACCOUNT}:model-package-group/mlops-staging-demo"
+STAGING = f"arn:aws:sagemaker:us-east-1:{STAGING_ACCOUNT}:model-package/mlops-staging-demo/7"
 
 
 def package(created_by=PIPELINE_JOB, approved_by=GATE_SESSION, model=f"{RUNS}9tz4xz3wfo0c/model/out.tar.gz",
@@ -466,21 +469,20 @@ def package(created_by=PIPELINE_JOB, approved_by=GATE_SESSION, model=f"{RUNS}9tz
     return described
 
 
-def test_outside_prod_a_pipeline_package_approved_by_the_gate_or_the_approver_is_served():
-    for env in ("local", "dev", "staging"):
-        assert provenance.provenance_problems(env, package(), ROLES, None) == []
-        assert provenance.provenance_problems(env, package(approved_by=APPROVER_SESSION), ROLES, None) == []
-        # A drill's copy: registered and approved by the approver persona.
-        drill = package(created_by=APPROVER_SESSION, approved_by=GATE_SESSION)
-        assert provenance.provenance_problems(env, drill, ROLES, None) == []
+def test_outside_production_a_pipeline_package_approved_by_the_gate_or_the_approver_is_served():
+    assert provenance.provenance_problems(False, package(), ROLES, None) == []
+    assert provenance.provenance_problems(False, package(approved_by=APPROVER_SESSION), ROLES, None) == []
+    # A drill's copy: registered and approved by the approver persona.
+    drill = package(created_by=APPROVER_SESSION, approved_by=GATE_SESSION)
+    assert provenance.provenance_problems(False, drill, ROLES, None) == []
 
 
 def test_a_package_registered_or_approved_by_anyone_else_is_refused():
     forged = package(created_by=SCIENTIST)
-    assert provenance.provenance_problems("dev", forged, ROLES, None) == [
+    assert provenance.provenance_problems(False, forged, ROLES, None) == [
         f"created by {SCIENTIST}, not by a pipeline execution of the project ({ROLES.pipeline})"]
     self_approved = package(approved_by=SCIENTIST)
-    assert provenance.provenance_problems("dev", self_approved, ROLES, None) == [
+    assert provenance.provenance_problems(False, self_approved, ROLES, None) == [
         f"approved by {SCIENTIST}, not by {ROLES.gate} or {ROLES.approver}"]
     no_run = package()
     no_run["CustomerMetadataProperties"]["pipeline_run_id"] = "../../workspace/forged"
@@ -491,7 +493,7 @@ def test_a_package_registered_or_approved_by_anyone_else_is_refused():
         "the model data s3://elsewhere/model.tar.gz is not an output of pipeline execution 9tz4xz3wfo0c "
         f"({RUNS}9tz4xz3wfo0c/)"]
     anonymous = package(created_by=None, approved_by=None)
-    assert provenance.provenance_problems("dev", anonymous, ROLES, None) == [
+    assert provenance.provenance_problems(False, anonymous, ROLES, None) == [
         "the package does not say who created it (CreatedBy has no IAM identity)",
         "the package does not say who approved it (LastModifiedBy has no IAM identity)"]
     # Another account's role of the same name, a role whose name only starts the same.
@@ -502,27 +504,49 @@ def test_a_package_registered_or_approved_by_anyone_else_is_refused():
     assert provenance.is_session_of(ROLES.approver, ROLES.approver)
 
 
-def test_prod_serves_only_promoted_packages_approved_by_the_approver():
+def test_production_serves_only_promoted_packages_approved_by_the_approver():
     other_approver = APPROVER_SESSION.replace("/alice", "/carol")
     promoted = package(created_by=APPROVER_SESSION, approved_by=other_approver, promoted_from=STAGING)
-    assert provenance.provenance_problems("prod", promoted, ROLES, "mlops-staging-demo") == []
+    assert provenance.provenance_problems(True, promoted, ROLES, STAGING_GROUP) == []
     # Four eyes: the approver who made the package may not approve it too.
     own = package(created_by=APPROVER_SESSION, approved_by=APPROVER_SESSION, promoted_from=STAGING)
-    assert provenance.provenance_problems("prod", own, ROLES, "mlops-staging-demo") == [
+    assert provenance.provenance_problems(True, own, ROLES, STAGING_GROUP) == [
         f"created and approved by the same person ({APPROVER_SESSION}): an approver's own package "
-        "needs another approver (or, outside prod, the gate)"]
+        "needs another approver (or, outside production, the gate)"]
     gate_approved = package(approved_by=GATE_SESSION, promoted_from=STAGING)
-    assert provenance.provenance_problems("prod", gate_approved, ROLES, "mlops-staging-demo") == [
+    assert provenance.provenance_problems(True, gate_approved, ROLES, STAGING_GROUP) == [
         f"approved by {GATE_SESSION}, not by {ROLES.approver}"]
 
     def problems(**metadata):
-        return provenance.promotion_problems("prod", metadata, "mlops-staging-demo")
+        return provenance.promotion_problems(True, metadata, STAGING_GROUP)
 
-    assert problems() == ["prod packages must carry metadata promoted_from (the staging package ARN)"]
+    assert problems() == [
+        "production packages must carry metadata promoted_from (the source environment's package ARN)"]
     assert "not a versioned model package ARN" in problems(promoted_from="staging-7")[0]
+    assert "not a versioned model package ARN" in problems(promoted_from=STAGING_GROUP)[0]
     other = STAGING.replace("mlops-staging-demo", "mlops-dev-demo")
-    assert "not a package of the staging group" in problems(promoted_from=other)[0]
-    assert provenance.promotion_problems("staging", {}, None) == []
+    assert problems(promoted_from=other) == [
+        f"promoted_from {other} is not a package of the promotion source group {STAGING_GROUP}"]
+    assert problems(promoted_from=STAGING.replace("mlops-staging-demo", "MLOps-Staging-Demo")) == []
+    assert provenance.promotion_problems(False, {}, None) == []
+    # Fail closed: production without a valid source group serves nothing.
+    assert "not a model package group ARN" in provenance.promotion_problems(
+        True, {"promoted_from": STAGING}, None)[0]
+
+
+def test_a_package_promoted_from_a_same_named_group_elsewhere_is_refused():
+    """The source group is its ARN: the production account's own `mlops-staging-demo` group (which
+    its approvers could fill), or one in another region or partition, is not the source."""
+    for lookalike in (STAGING.replace(STAGING_ACCOUNT, ACCOUNT_ID),
+                      STAGING.replace("us-east-1", "eu-west-1"),
+                      STAGING.replace("arn:aws:", "arn:aws-cn:")):
+        assert provenance.promotion_problems(True, {"promoted_from": lookalike}, STAGING_GROUP) == [
+            f"promoted_from {lookalike} is not a package of the promotion source group {STAGING_GROUP}"]
+        carol = APPROVER_SESSION.replace("/alice", "/carol")
+        promoted = package(created_by=APPROVER_SESSION, approved_by=carol, promoted_from=lookalike)
+        assert provenance.servable_problems(True, {**promoted, "ModelApprovalStatus": "Approved"}, ROLES,
+                                            STAGING_GROUP) == [
+            f"promoted_from {lookalike} is not a package of the promotion source group {STAGING_GROUP}"]
 
 
 def test_the_gate_reads_the_report_of_the_registering_execution_only():
@@ -709,10 +733,37 @@ def test_settings_parse_and_name_every_bad_variable():
                 GATE_CONFIG='{"thresholds": {"a": 1}, "lower_is_better": ["b"], "max_regression": 0}'
             )
         )
-    with pytest.raises(ConfigurationError, match="PROMOTION_SOURCE_GROUP required when ENVIRONMENT is prod"):
-        load_settings(dummy_environment(ENVIRONMENT="prod"))
+    with pytest.raises(ConfigurationError, match="PROMOTION_SOURCE_GROUP required when PRODUCTION is true"):
+        load_settings(dummy_environment(PRODUCTION="true"))
+    with pytest.raises(ConfigurationError, match="PROMOTION_SOURCE_GROUP: not a model package group ARN"):
+        load_settings(dummy_environment(PRODUCTION="true", PROMOTION_SOURCE_GROUP="mlops-staging-demo"))
     with pytest.raises(ConfigurationError, match="GATE_ROLE_ARN: not an IAM role ARN"):
         load_settings(dummy_environment(GATE_ROLE_ARN="arn:aws:sts::123456789012:assumed-role/x/y"))
+
+
+def test_production_rules_follow_the_production_setting_not_the_environment_name():
+    # A second local environment standing in for prod (environments/localprod.yaml).
+    localprod = load_settings(dummy_environment(ENVIRONMENT="localprod", PRODUCTION="true",
+                                                PROMOTION_SOURCE_GROUP=STAGING_GROUP))
+    assert localprod.production and localprod.environment == "localprod"
+    assert localprod.promotion_source_group == STAGING_GROUP
+    assert not load_settings(dummy_environment(ENVIRONMENT="prod", PRODUCTION="false")).production
+    # Required: a deployment from before the setting fails its cold start instead of serving
+    # with the production rules off.
+    env = dummy_environment(ENVIRONMENT="prod")
+    del env["PRODUCTION"]
+    with pytest.raises(ConfigurationError, match="PRODUCTION: required"):
+        load_settings(env)
+    with pytest.raises(ConfigurationError) as info:
+        load_settings(dummy_environment(ENVIRONMENT="Prod-1", PRODUCTION="maybe"))
+    assert "ENVIRONMENT: not an environment name: 'Prod-1'" in str(info.value)
+    assert "PRODUCTION: must be true or false" in str(info.value)
+    # The same names as environments/ takes (the handlers cannot import stacks/).
+    from lambdas.shared.control.settings import ENVIRONMENT_NAME
+    from stacks.config import EnvironmentName
+
+    (constraint,) = EnvironmentName.__metadata__
+    assert constraint.pattern == f"^{ENVIRONMENT_NAME}$"
 
 
 def test_table_schemas_are_create_table_requests():

@@ -117,7 +117,7 @@ def test_every_rule_feeds_a_queue_with_a_dlq_and_every_queue_a_function(project)
     assert with_dlq == fed
 
 
-def test_handlers_accept_the_settings_the_stack_gives_them(project):
+def test_handlers_accept_the_settings_the_stack_gives_them(project, environments):
     """The environment Terraform sets is exactly what the handlers' settings models parse."""
     from lambdas.shared.control.settings import load_settings
     from lambdas.shared.drift.job import DriftSettings
@@ -146,6 +146,15 @@ def test_handlers_accept_the_settings_the_stack_gives_them(project):
         assert settings.retrain_cooldown_minutes == config.retrain.cooldown_minutes
         assert settings.bake_seconds == config.serving.deployment.termination_wait_seconds
         assert settings.accuracy_alarm in settings.rollback_alarms & settings.retrain_alarms
+        # Production rules from the environment's setting; the source group by its ARN, in the
+        # source environment's account and region.
+        assert settings.production is environments[env].production
+        if settings.production:
+            source = environments[environments[env].promotion.source]
+            assert settings.promotion_source_group == (
+                f"arn:aws:sagemaker:{source.region}:{source.account_id}:model-package-group/{source.prefix}-demo")
+        else:
+            assert settings.promotion_source_group is None
         # Powertools comes from the project's own layer, in every environment.
         assert any("powertools_layer_version" in layer for layer in function["layers"])
 
@@ -160,3 +169,13 @@ def test_control_tables_are_encrypted_and_recoverable(project):
         assert table["server_side_encryption"]["enabled"] is True
         assert table["point_in_time_recovery"]["enabled"] is True
         assert table.get("deletion_protection_enabled", False) == (env == "prod")
+
+
+def test_a_production_environment_is_synthesized_with_its_promotion_source(synth_all, environments):
+    from stacks.app import promotion_source
+
+    prod = environments["prod"]
+    assert promotion_source(prod, environments) is environments[prod.promotion.source]
+    assert promotion_source(environments["staging"], {}) is None
+    with pytest.raises(ValueError, match="prod promotes from staging: synthesize it with that environment"):
+        promotion_source(prod, {"prod": prod})

@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from mlops import rbac
+from mlops.project import Project
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -67,7 +68,7 @@ def test_the_check_refuses_a_local_aws_that_enforces_nothing(tmp_path):
 
 def test_the_check_runs_against_the_local_aws_only(capsys):
     args = argparse.Namespace(env="dev", project=None, json=True)
-    assert rbac.run_rbac_command(args, None) == 2
+    assert rbac.run_rbac_command(args, Project(Path(__file__).resolve().parents[2])) == 2
     assert "--env dev" in capsys.readouterr().err
 
 

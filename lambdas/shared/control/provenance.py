@@ -14,8 +14,10 @@ A package may be served only if
    package anyway);
 2. it was approved by the gate (a session of its function's role) or by the approver persona,
    and an approver's own package by someone else (another approver's session, or the gate);
-3. in prod: approved by the approver persona only, and promoted from a package of the staging
-   group (`promoted_from`, the staging package's ARN, kept for the audit).
+3. in a production environment: approved by the approver persona only, and promoted from a
+   package of the source environment's group (`promoted_from`, that package's ARN, kept for the
+   audit). The group is named by its ARN: a group of the same name in another account (the
+   production account's own, say) is not the source.
 IAM is what stops anyone else (stacks/project_permissions.py, stacks/personas.py); these checks
 refuse a deployment when that guard was bypassed or misconfigured, and say why.
 """
@@ -26,7 +28,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/([^/]+)/(\d+)$")
+# partition, region, account, group name (and version).
+PACKAGE_ARN = re.compile(r"^arn:(aws[a-z-]*):sagemaker:([a-z0-9-]+):(\d{12}):model-package/([^/]+)/(\d+)$")
+GROUP_ARN = re.compile(r"^arn:(aws[a-z-]*):sagemaker:([a-z0-9-]+):(\d{12}):model-package-group/([^/]+)$")
 ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):role/(?:.*/)?([^/]+)$")
 # A pipeline execution id (the last part of its ARN): one path segment, never `..`.
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,127}$")
@@ -37,7 +41,7 @@ class Trust:
     """Whose packages and approvals count, and where the pipeline's executions write."""
 
     pipeline: str  # creates packages (its jobs' sessions)
-    gate: str  # approves them outside prod
+    gate: str  # approves them outside production
     approver: str  # the approver persona: approves anywhere, may create drill copies
     runs_uri: str  # s3://<artifacts>/<project>/runs/: each execution's outputs under its id
 
@@ -107,48 +111,55 @@ def pipeline_evaluation_run(package: dict[str, Any], trust: Trust) -> str | None
     return pipeline_run_id(package)
 
 
-def approval_problems(environment: str, package: dict[str, Any], trust: Trust) -> list[str]:
-    """Why the approval does not count: not the gate's (outside prod) nor the approver's, or the
-    approver's own package approved by the same person (four eyes: another must approve it)."""
+def approval_problems(production: bool, package: dict[str, Any], trust: Trust) -> list[str]:
+    """Why the approval does not count: not the gate's (outside production) nor the approver's, or
+    the approver's own package approved by the same person (four eyes: another must approve it)."""
     approver = identity(package, "LastModifiedBy")
     if not approver:
         return ["the package does not say who approved it (LastModifiedBy has no IAM identity)"]
-    trusted = [trust.approver] if environment == "prod" else [trust.gate, trust.approver]
+    trusted = [trust.approver] if production else [trust.gate, trust.approver]
     if not any(is_session_of(approver, role) for role in trusted):
         return [f"approved by {approver}, not by {' or '.join(trusted)}"]
     if approver == identity(package, "CreatedBy") and is_session_of(approver, trust.approver):
         return [f"created and approved by the same person ({approver}): an approver's own package "
-                "needs another approver (or, outside prod, the gate)"]
+                "needs another approver (or, outside production, the gate)"]
     return []
 
 
-def promotion_problems(environment: str, metadata: dict[str, str], source_group: str | None) -> list[str]:
-    """Prod only: the package must name the staging package it was promoted from."""
-    if environment != "prod":
+def promotion_problems(production: bool, metadata: dict[str, str], source_group: str | None) -> list[str]:
+    """Production only: the package must name the package it was promoted from, a version in the
+    source group (its ARN: same partition, region, account and name)."""
+    if not production:
         return []
     source = metadata.get("promoted_from")
-    match = PACKAGE_ARN.match(source or "")
     if not source:
-        return ["prod packages must carry metadata promoted_from (the staging package ARN)"]
-    if not match:
+        return ["production packages must carry metadata promoted_from (the source environment's "
+                "package ARN)"]
+    package = PACKAGE_ARN.match(source)
+    if not package:
         return [f"promoted_from {source!r} is not a versioned model package ARN"]
-    if source_group and match.group(1).lower() != source_group.lower():
-        return [f"promoted_from {source} is not a package of the staging group {source_group}"]
+    group = GROUP_ARN.match(source_group or "")
+    if not group:  # settings.py refuses this at cold start; never serve on a broken setting
+        return [f"the promotion source group {source_group!r} is not a model package group ARN"]
+    # Group names are case-insensitive in SageMaker (ARNs carry them lowercased).
+    partition, region, account, name = group.groups()
+    if package.groups()[:3] != (partition, region, account) or package.group(4).lower() != name.lower():
+        return [f"promoted_from {source} is not a package of the promotion source group {source_group}"]
     return []
 
 
-def provenance_problems(environment: str, package: dict[str, Any], trust: Trust,
+def provenance_problems(production: bool, package: dict[str, Any], trust: Trust,
                         source_group: str | None) -> list[str]:
     """Every reason the package's origin does not allow serving it; empty when it does."""
     metadata = package.get("CustomerMetadataProperties") or {}
-    return [*creator_problems(package, trust), *approval_problems(environment, package, trust),
-            *promotion_problems(environment, metadata, source_group)]
+    return [*creator_problems(package, trust), *approval_problems(production, package, trust),
+            *promotion_problems(production, metadata, source_group)]
 
 
-def servable_problems(environment: str, package: dict[str, Any], trust: Trust,
+def servable_problems(production: bool, package: dict[str, Any], trust: Trust,
                       source_group: str | None) -> list[str]:
     """Approved now, and of a trusted origin: what serving a package again (a rollback's rebuild
     from a history record) requires as much as a first deployment."""
     status = package.get("ModelApprovalStatus")
     return ([] if status == "Approved" else [f"status is {status}, not Approved"]) + provenance_problems(
-        environment, package, trust, source_group)
+        production, package, trust, source_group)

@@ -9,10 +9,11 @@ deploy, rollback, retrain) take the same set, so the stack builds one environmen
 | --- | --- | --- |
 | `PROJECT` | yes | the ML project (`demo`): a metric dimension and a field of every audit record |
 | `TEAM` | no | the owning team: a cost-allocation tag on what the handlers create |
-| `ENVIRONMENT` | yes | `local`, `dev`, `staging` or `prod` (`prod`: promotion rule, no gate approval) |
+| `ENVIRONMENT` | yes | the environment's name (`staging`): a metric dimension, an audit field |
+| `PRODUCTION` | yes | `true`: production rules (the gate only reviews; approver only; promoted) (3) |
 | `PIPELINE_ROLE_ARN` | yes | the pipeline jobs' role: only its sessions register packages (3) |
 | `PIPELINE_RUNS_URI` | yes | `s3://` prefix of the executions' outputs (`<this>/<execution id>/...`) |
-| `GATE_ROLE_ARN` | yes | the gate function's role: its sessions' approvals count outside prod (3) |
+| `GATE_ROLE_ARN` | yes | the gate function's role: its sessions' approvals count outside production (3) |
 | `APPROVER_ROLE_ARN` | yes | the approver persona's role: its sessions' approvals count everywhere (3) |
 | `MODEL_PACKAGE_GROUP` | yes | the project's model package group; other groups' events are ignored |
 | `ENDPOINT_NAME` | yes | the real-time endpoint the loop deploys to and rolls back |
@@ -32,7 +33,7 @@ deploy, rollback, retrain) take the same set, so the stack builds one environmen
 | `AUDIT_TABLE` | yes | DynamoDB audit records of every decision (schema: `tables.AUDIT`) |
 | `IDEMPOTENCY_TABLE` | yes | DynamoDB Powertools idempotency records (schema: `tables.IDEMPOTENCY`) |
 | `LOCKS_TABLE` | yes | DynamoDB endpoint leases and retrain cooldown (schema: `tables.LOCKS`) |
-| `CRITICAL_TOPIC_ARN` | yes | SNS topic: rollbacks, failed rollbacks, refused prod deployments |
+| `CRITICAL_TOPIC_ARN` | yes | SNS topic: rollbacks, failed rollbacks, refused deployments |
 | `WARNING_TOPIC_ARN` | yes | SNS topic: gate verdicts, deployments, retrain starts |
 | `PIPELINE_NAME` | yes | the SageMaker pipeline the retrain handler starts |
 | `RETRAIN_COOLDOWN_MINUTES` | yes | after a retrain start, retrain alarms start nothing this long (>= 0) |
@@ -45,7 +46,7 @@ deploy, rollback, retrain) take the same set, so the stack builds one environmen
 | `LATENCY_BASELINE_MIN_INVOCATIONS` | no: `100` | a bake's p95 counts over this many invocations |
 | `LATENCY_BASELINE_FLOOR_MS` | no: `5` | a measured baseline below this counts as this |
 | `LATENCY_BASELINE_HORIZON_MINUTES` | no: `15` | each refresh publishes this far ahead (<= 110) |
-| `PROMOTION_SOURCE_GROUP` | in prod | the staging model package group prod packages are promoted from |
+| `PROMOTION_SOURCE_GROUP` | in production | ARN of the source environment's model package group (3) |
 | `POWERTOOLS_SERVICE_NAME` | no | not used: logs and metrics name the handler (gate, deploy, ...) |
 | `POWERTOOLS_LOG_LEVEL`, ... | no | as documented by Powertools for AWS Lambda |
 
@@ -54,7 +55,11 @@ deploy, rollback, retrain) take the same set, so the stack builds one environmen
 (2) `{"thresholds": {metric: value}, "lower_is_better": [metric], "max_regression": x,
     "max_fairness_gap": x | null, "max_latency_p95_ms": x | null}`; null turns that check off.
 (3) What the deploy handler trusts (provenance.py): a package created by a pipeline execution (or
-    the approver persona), approved by the gate or the approver (in prod: the approver only).
+    the approver persona), approved by the gate or the approver (in production: the approver only,
+    and promoted from a package of PROMOTION_SOURCE_GROUP).
+
+`PRODUCTION` has no default: a deployment made before it existed fails its cold start instead of
+serving with the production rules relaxed. Nothing is decided by the environment's name.
 """
 
 from __future__ import annotations
@@ -76,7 +81,6 @@ from lambdas.shared.checks import (
     mapping_of,
     matching,
     number,
-    one_of,
     optional,
     positive,
     record,
@@ -87,12 +91,15 @@ from lambdas.shared.checks import (
     whole,
 )
 from lambdas.shared.control.errors import ConfigurationError
-from lambdas.shared.control.provenance import Trust
+from lambdas.shared.control.provenance import GROUP_ARN, Trust
 
 name = bounded(256)
 arn = matching(r"arn:aws[a-z-]*:.+", "an ARN")
 role_arn = matching(r"arn:aws[a-z-]*:iam::\d{12}:role/.+", "an IAM role ARN")
 s3_uri = matching(r"s3://[^/]+(/.*)?", "an s3:// URI")
+# stacks/config.py EnvironmentName: any environments/<name>.yaml.
+ENVIRONMENT_NAME = r"[a-z][a-z0-9]{1,15}"
+environment_name = matching(ENVIRONMENT_NAME, "an environment name")
 
 
 @dataclass(frozen=True)
@@ -128,7 +135,8 @@ class GateSettings:
 @dataclass(frozen=True)
 class Settings:
     project: str = setting("PROJECT", name)
-    environment: str = setting("ENVIRONMENT", one_of("local", "dev", "staging", "prod"))
+    environment: str = setting("ENVIRONMENT", environment_name)
+    production: bool = setting("PRODUCTION", boolean)
     model_package_group: str = setting("MODEL_PACKAGE_GROUP", name)
     endpoint_name: str = setting("ENDPOINT_NAME", sagemaker_name)
     execution_role_arn: str = setting("EXECUTION_ROLE_ARN", arn)
@@ -168,14 +176,15 @@ class Settings:
     latency_baseline_floor_ms: float = setting("LATENCY_BASELINE_FLOOR_MS", positive, default=5.0)
     latency_baseline_horizon_minutes: int = setting("LATENCY_BASELINE_HORIZON_MINUTES", whole(1, 110),
                                                     default=15)
-    promotion_source_group: str | None = setting("PROMOTION_SOURCE_GROUP", name, default=None)
+    promotion_source_group: str | None = setting(
+        "PROMOTION_SOURCE_GROUP", matching(GROUP_ARN.pattern, "a model package group ARN"), default=None)
     team: str | None = setting("TEAM", name, default=None)
 
     def validate(self) -> list[str]:
         """The problems between variables."""
         problems = []
-        if self.environment == "prod" and not self.promotion_source_group:
-            problems.append("PROMOTION_SOURCE_GROUP required when ENVIRONMENT is prod")
+        if self.production and not self.promotion_source_group:
+            problems.append("PROMOTION_SOURCE_GROUP required when PRODUCTION is true")
         auto_rollback = self.deployment_config.get("AutoRollbackConfiguration", {}).get("Alarms", [])
         if not all(isinstance(a, dict) and a.get("AlarmName") for a in auto_rollback):
             problems.append("DEPLOYMENT_CONFIG: every AutoRollbackConfiguration alarm needs an AlarmName")
@@ -207,6 +216,7 @@ def dummy_environment(**overrides: str) -> dict[str, str]:
         "PROJECT": "demo",
         "TEAM": "ml-research",
         "ENVIRONMENT": "dev",
+        "PRODUCTION": "false",
         "MODEL_PACKAGE_GROUP": "mlops-dev-demo",
         "ENDPOINT_NAME": "mlops-dev-demo",
         "EXECUTION_ROLE_ARN": f"arn:aws:iam::{account}:role/mlops-dev/mlops-dev-demo-execution",
