@@ -75,7 +75,9 @@ def synthesize(project: Project, envs: dict[str, Environment], *, force: bool = 
     started = time.monotonic()
     from stacks.app import synth  # the ~10 s binding import happens here, once
 
-    infos = synth(envs, project.outdir, project.state_dir, project.projects())
+    # Every environment, not only these: a promotion's source and target grant each other.
+    infos = synth(envs, project.outdir, project.state_dir, project.projects(),
+                  related=project.environments())
     synth_cache.save(project, key, infos)
     say(f"    {len(infos)} stacks in {time.monotonic() - started:.1f} s")
     return infos

@@ -12,6 +12,7 @@ from stacks.platform_stack import PlatformStack, StackPaths
 from stacks.platform_stack import stack_name as platform_stack_name
 from stacks.project_config import ProjectConfig
 from stacks.project_stack import ProjectStack
+from stacks.promotion_grants import Promotions
 from stacks.stack_info import StackInfo
 
 
@@ -20,10 +21,17 @@ def build_app(
     outdir: Path,
     state_dir: Path,
     projects: dict[str, dict[str, ProjectConfig]] | None = None,
+    related: dict[str, Environment] | None = None,
 ) -> tuple[cdktf.App, list[StackInfo]]:
     """Bootstrap stacks, then per environment its platform stack and one stack per project that
-    lists the environment (projects: name -> environment -> settings for that environment)."""
+    lists the environment (projects: name -> environment -> settings for that environment).
+
+    related: every environment of the checkout, where only some are synthesized (`mlops deploy
+    prod`): a promotion's source grants its targets, and a target's promoter reads its source, so
+    both stacks need the other's names (stacks/promotion_grants.py)."""
     app = cdktf.App(outdir=str(outdir), skip_validation=False)
+    promotions = Promotions.of({**(related or {}), **envs},
+                               {name: set(per_env) for name, per_env in (projects or {}).items()})
     infos: list[StackInfo] = []
 
     def paths(name: str, env_name: str, kind: str) -> StackPaths:
@@ -35,11 +43,12 @@ def build_app(
         BootstrapStack(app, account, paths(account.name, account.primary.name, "bootstrap"))
     for env in envs.values():
         name = platform_stack_name(env.name)
-        PlatformStack(app, env, paths(name, env.name, "platform"))
+        PlatformStack(app, env, paths(name, env.name, "platform"), promotions)
         for project_name, per_env in sorted((projects or {}).items()):
             if env.name in per_env:
                 stack = project_stack_name(project_name, env.name)
-                ProjectStack(app, env, per_env[env.name], paths(stack, env.name, "project"))
+                ProjectStack(app, env, per_env[env.name], paths(stack, env.name, "project"),
+                             promotions)
     return app, infos
 
 
@@ -48,7 +57,8 @@ def synth(
     outdir: Path,
     state_dir: Path,
     projects: dict[str, dict[str, ProjectConfig]] | None = None,
+    related: dict[str, Environment] | None = None,
 ) -> list[StackInfo]:
-    app, infos = build_app(envs, outdir, state_dir, projects)
+    app, infos = build_app(envs, outdir, state_dir, projects, related)
     app.synth()
     return infos
