@@ -44,6 +44,20 @@ IMAGE_ACTIONS = ("ecr:DescribeImages",)
 
 
 @dataclass(frozen=True)
+class Request:
+    """One authorization a promotion or approval takes: action, resource, and whether the
+    resource is the source environment's (then its resource policy must allow it too)."""
+
+    action: str
+    resource: str
+    in_source: bool = False
+
+
+# T's platform key, whose ARN (its random id) only the synthesized stack knows: a test resolves it.
+TARGET_KEY = "<target platform key>"
+
+
+@dataclass(frozen=True)
 class PromotionPair:
     """T promotes from S (T's `promotion.source`), for the projects that run in both."""
 
@@ -97,6 +111,40 @@ class PromotionPair:
     @property
     def via_s3(self) -> dict:
         return {"StringEquals": {"kms:ViaService": f"s3.{self.source.region}.amazonaws.com"}}
+
+    def promote_requests(self, project: str, version: int = 1) -> list[Request]:
+        """What `mlops model promote --project P --from S --to T` is authorized for, in order:
+        S's group and package, the archive (SageMaker's training output layout) and its key,
+        both images, then T's archive, key and group."""
+        s, t = Naming.of(self.source), Naming.of(self.target)
+        s_group = ProjectNames(s, project).model_package_group
+        t_group = ProjectNames(t, project)
+        archive = f"{project}/runs/execution-1/model/pipelines-train-1/output/model.tar.gz"
+        return [
+            Request("sagemaker:DescribeModelPackageGroup", self.group_arn(project), True),
+            Request("sagemaker:ListModelPackages", self.group_arn(project), True),
+            Request("sagemaker:DescribeModelPackage",
+                    s.sagemaker_arn("model-package", f"{s_group}/{version}"), True),
+            Request("s3:GetObject", f"{self.source_bucket_arn}/{archive}", True),
+            Request("kms:Decrypt", f"arn:aws:kms:{s.region}:{s.account_id}:key/"
+                    "00000000-0000-0000-0000-000000000000", True),
+            Request("ecr:DescribeImages", self.source_repository_arn, True),
+            Request("ecr:DescribeImages", _inference_repository_arn(self.target)),
+            Request("s3:PutObject", f"arn:aws:s3:::{t.bucket('artifacts')}/{project}/{PROMOTED_PREFIX}/"
+                    f"{s_group}/{version}/model.tar.gz"),
+            Request("kms:GenerateDataKey", TARGET_KEY),
+            Request("sagemaker:DescribeModelPackageGroup",
+                    t.sagemaker_arn("model-package-group", t_group.model_package_group)),
+            Request("sagemaker:CreateModelPackage",
+                    t.sagemaker_arn("model-package-group", t_group.model_package_group)),
+        ]
+
+    def approve_requests(self, project: str, version: int = 1) -> list[Request]:
+        """Approving the promoted package in T (what the deploy handler then serves)."""
+        t = Naming.of(self.target)
+        group = ProjectNames(t, project).model_package_group
+        package = t.sagemaker_arn("model-package", f"{group}/{version}")
+        return [Request("sagemaker:UpdateModelPackage", package)]
 
     # S's side: statements of S's resource policies.
     def bucket_statements(self) -> list[Statement]:
