@@ -71,12 +71,13 @@ def synthesize(project: Project, envs: dict[str, Environment], *, force: bool = 
         say(f"==> {len(cached)} stacks in {project.outdir} are up to date (no input changed since "
             "their synth)")
         return cached
-    sources = project.promotion_sources(envs)  # a broken source file stops before the binding import
     say(f"==> synthesizing {len(envs)} environment(s) into {project.outdir}")
     started = time.monotonic()
     from stacks.app import synth  # the ~10 s binding import happens here, once
 
-    infos = synth(envs, project.outdir, project.state_dir, project.projects(), sources)
+    # Every environment, not only these: a promotion's source and target grant each other.
+    infos = synth(envs, project.outdir, project.state_dir, project.projects(),
+                  related=project.environments())
     synth_cache.save(project, key, infos)
     say(f"    {len(infos)} stacks in {time.monotonic() - started:.1f} s")
     return infos

@@ -55,12 +55,6 @@ class Project:
             return among[name]
         return load_environments(self.root, [name])[name]
 
-    def promotion_sources(self, envs: dict[str, Environment]) -> dict[str, Environment]:
-        """The environments `envs` promote from (promotion.source), by name: a production
-        environment's stacks name its source's model package group (stacks/app.py)."""
-        names = sorted({e.promotion.source for e in envs.values() if e.promotion})
-        return {name: self.environment(name, envs) for name in names}
-
     def projects(self) -> dict[str, dict[str, ProjectConfig]]:
         """environments/projects/*.yaml: project name -> environment -> its settings there."""
         return load_projects(self.root)

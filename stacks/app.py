@@ -12,6 +12,7 @@ from stacks.platform_stack import PlatformStack, StackPaths
 from stacks.platform_stack import stack_name as platform_stack_name
 from stacks.project_config import ProjectConfig
 from stacks.project_stack import ProjectStack
+from stacks.promotion_grants import Promotions
 from stacks.stack_info import StackInfo
 
 
@@ -20,16 +21,19 @@ def build_app(
     outdir: Path,
     state_dir: Path,
     projects: dict[str, dict[str, ProjectConfig]] | None = None,
-    promotion_sources: dict[str, Environment] | None = None,
+    related: dict[str, Environment] | None = None,
 ) -> tuple[cdktf.App, list[StackInfo]]:
     """Bootstrap stacks, then per environment its platform stack and one stack per project that
     lists the environment (projects: name -> environment -> settings for that environment).
 
-    A production environment's project stacks name its promotion source's model package group:
-    that environment comes from `envs` or, when only the production one is synthesized, from
-    `promotion_sources` (mlops.project.Project.promotion_sources)."""
-    known = {**(promotion_sources or {}), **envs}
+    related: every environment of the checkout, where only some are synthesized (`mlops deploy
+    prod`): a promotion's source grants its targets, a target's promoter reads its source, and a
+    production environment's project stacks name its source's model package group, so both
+    stacks need the other's names (stacks/promotion_grants.py)."""
+    known = {**(related or {}), **envs}
     app = cdktf.App(outdir=str(outdir), skip_validation=False)
+    promotions = Promotions.of(known,
+                               {name: set(per_env) for name, per_env in (projects or {}).items()})
     infos: list[StackInfo] = []
 
     def paths(name: str, env_name: str, kind: str) -> StackPaths:
@@ -41,12 +45,13 @@ def build_app(
         BootstrapStack(app, account, paths(account.name, account.primary.name, "bootstrap"))
     for env in envs.values():
         name = platform_stack_name(env.name)
-        PlatformStack(app, env, paths(name, env.name, "platform"))
+        PlatformStack(app, env, paths(name, env.name, "platform"), promotions)
         source = promotion_source(env, known)
         for project_name, per_env in sorted((projects or {}).items()):
             if env.name in per_env:
                 stack = project_stack_name(project_name, env.name)
-                ProjectStack(app, env, per_env[env.name], paths(stack, env.name, "project"), source)
+                ProjectStack(app, env, per_env[env.name], paths(stack, env.name, "project"),
+                             promotions, source)
     return app, infos
 
 
@@ -55,7 +60,7 @@ def promotion_source(env: Environment, known: dict[str, Environment]) -> Environ
         return None
     if env.promotion.source not in known:
         raise ValueError(f"{env.name} promotes from {env.promotion.source}: synthesize it with that "
-                         "environment (promotion_sources)")
+                         "environment (related)")
     return known[env.promotion.source]
 
 
@@ -64,8 +69,8 @@ def synth(
     outdir: Path,
     state_dir: Path,
     projects: dict[str, dict[str, ProjectConfig]] | None = None,
-    promotion_sources: dict[str, Environment] | None = None,
+    related: dict[str, Environment] | None = None,
 ) -> list[StackInfo]:
-    app, infos = build_app(envs, outdir, state_dir, projects, promotion_sources)
+    app, infos = build_app(envs, outdir, state_dir, projects, related)
     app.synth()
     return infos

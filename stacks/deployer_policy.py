@@ -139,6 +139,9 @@ RESOURCE_ACTIONS: dict[str, tuple[Needs, ...]] = {
         "PutImageScanningConfiguration", *_TAGS)),),
     "aws_ecr_lifecycle_policy": (Needs("repositories", _with(
         "ecr", "PutLifecyclePolicy", "GetLifecyclePolicy", "DeleteLifecyclePolicy")),),
+    # A promotion source's inference repository: the targets' promoters read image digests.
+    "aws_ecr_repository_policy": (Needs("repositories", _with(
+        "ecr", "SetRepositoryPolicy", "GetRepositoryPolicy", "DeleteRepositoryPolicy")),),
     "aws_secretsmanager_secret": (Needs("secrets", _with(
         "secretsmanager", "CreateSecret", "DescribeSecret", "DeleteSecret", "UpdateSecret", "TagResource",
         "UntagResource", "GetResourcePolicy")),),
@@ -154,6 +157,10 @@ RESOURCE_ACTIONS: dict[str, tuple[Needs, ...]] = {
     "aws_sagemaker_model_package_group": (Needs("sagemaker", _with(
         "sagemaker", "CreateModelPackageGroup", "DescribeModelPackageGroup", "DeleteModelPackageGroup",
         "GetModelPackageGroupPolicy", "AddTags", "ListTags", "DeleteTags")),),
+    # A promotion source's project groups: the targets' promoters read their packages.
+    "aws_sagemaker_model_package_group_policy": (Needs("sagemaker", _with(
+        "sagemaker", "PutModelPackageGroupPolicy", "GetModelPackageGroupPolicy",
+        "DeleteModelPackageGroupPolicy")),),
     "aws_sagemaker_pipeline": (Needs("sagemaker", _with("sagemaker", "CreatePipeline", "DescribePipeline",
                                                         "UpdatePipeline", "DeletePipeline", "AddTags",
                                                         "ListTags", "DeleteTags")),),

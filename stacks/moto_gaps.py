@@ -141,6 +141,15 @@ class MotoGaps:
         return not self.local
 
     @property
+    def model_package_group_policy(self) -> bool:
+        """moto 5.2 implements no Put/Get/DeleteModelPackageGroupPolicy (a model package group's
+        resource policy), so the provider's create fails. A local promotion source's groups carry
+        no policy: moto's enforcement checks no SageMaker resource policy anyway, and the
+        promoter's identity statements (the other half of the cross-account grant) are the same
+        as in AWS. The bucket, key and repository policies are applied locally as in AWS."""
+        return not self.local
+
+    @property
     def aws_managed_policies(self) -> bool:
         """moto knows AWS managed policies (arn:aws:iam::aws:policy/...) only when the server runs
         with MOTO_IAM_LOAD_MANAGED_POLICIES=true; otherwise attaching one fails with NoSuchEntity.

@@ -14,10 +14,30 @@ test checks the copy is current).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from stacks import personas
+from stacks.config import Environment
+
+
+@dataclass(frozen=True)
+class Environments:
+    """A kind of environment, told by its settings (never by its name: environments are any
+    environments/<name>.yaml). `env in PRODUCTION`."""
+
+    label: str
+    holds: Callable[[Environment], bool]
+
+    def __contains__(self, env: object) -> bool:
+        return isinstance(env, Environment) and self.holds(env)
+
+
+PRODUCTION = Environments("production environments", lambda env: env.production)
+# The local AWS has no Studio and no managed MLflow (stacks/moto_gaps.py: `studio`).
+LOCAL = Environments("local environments", lambda env: env.local)
+# Only an environment promoted from another reads that one's packages (stacks/promotion_grants.py).
+NOT_PROMOTED = Environments("environments without `promotion.source`", lambda env: env.promotion is None)
 
 
 @dataclass(frozen=True)
@@ -37,9 +57,9 @@ class RoleTable:
     # what a client outside boto3 calls.
     wildcards: Mapping[str, str] = field(default_factory=dict)
     # Rows the role may not make in these environments (its policy denies them there).
-    denied_in: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    denied_in: Mapping[str, Environments] = field(default_factory=dict)
     # Rows whose statement these environments do not have (its policy must not allow them there).
-    absent_in: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    absent_in: Mapping[str, Environments] = field(default_factory=dict)
 
     @property
     def actions(self) -> dict[str, str]:
@@ -218,7 +238,15 @@ _STUDIO_APPS = {
     **{f"sagemaker:{op}": "OwnPrivateSpaces" for op in ("CreateSpace", "UpdateSpace", "DeleteSpace")},
     **{f"sagemaker:{op}": "AppsInOwnPrivateSpaces" for op in ("CreateApp", "DeleteApp")},
 }
-_NO_STUDIO = ("local",)
+_NO_STUDIO = LOCAL
+# `mlops model promote` (mlops/promotion.py), as the target environment's ML engineer: reads of the
+# source environment's packages, archives and image, checked against the target's image
+# (stacks/promotion_grants.py); the writes into the target are statements the ML engineer has
+# anyway (ReadWriteArtifacts, UsePlatformKey, RegisterDrillPackages).
+_PROMOTE = "`mlops model promote`, into an environment from its `promotion.source`"
+_PROMOTION = {
+    "sagemaker:DescribeModelPackageGroup": "ReadSourceModelPackages",
+}
 
 
 def _studio(why: str, rows: Mapping[str, str]) -> dict[str, Also]:
@@ -229,9 +257,9 @@ ML_ENGINEER = RoleTable(
     "<prefix>-ml-engineer",
     ("mlops/drill.py::run_drill_command", "mlops/traffic.py::run_traffic_command",
      "mlops/traffic.py::run_invoke_command", "mlops/quality_check.py::run_quality_command",
-     "mlops/drift_check.py::run_check_command"),
+     "mlops/drift_check.py::run_check_command", "mlops/promotion.py::run_promote_command"),
     ("lambdas/shared/", "mlops/drill", "mlops/traffic", "mlops/quality_check", "mlops/drift_check",
-     "mlops/endpoint_wait"),
+     "mlops/endpoint_wait", "mlops/promotion"),
     {
         "cloudwatch:DescribeAlarms": "ReadMonitoring",
         "cloudwatch:SetAlarmState": "RunDrills",
@@ -248,11 +276,14 @@ ML_ENGINEER = RoleTable(
         "sagemaker:InvokeEndpoint": "ApproveModelsAndOperateEndpoints",
         "sagemaker:UpdateEndpoint": "ApproveModelsAndOperateEndpoints",
         "sagemaker:UpdateModelPackage": "ApproveModelsAndOperateEndpoints",
+        "sagemaker:ListModelPackages": "ListSageMakerResources",
+        "s3:AbortMultipartUpload": "ReadWriteArtifacts",
+        "ecr:DescribeImages": "FindInferenceImages",
     },
     {
         **_KEY, **_PIPELINES,
         **_by_hand("ReadPlatformData", "s3:GetObjectVersion", "s3:GetBucketLocation"),
-        **_by_hand("ReadWriteArtifacts", "s3:DeleteObject", "s3:AbortMultipartUpload"),
+        **_by_hand("ReadWriteArtifacts", "s3:DeleteObject"),
         **_by_hand("RunPipelines", "sagemaker:StartPipelineExecution"),
         **_by_hand("ApproveModelsAndOperateEndpoints", "sagemaker:CreateEndpoint", "sagemaker:DeleteEndpoint",
                    "sagemaker:CreateEndpointConfig", "sagemaker:DeleteEndpointConfig",
@@ -263,9 +294,11 @@ ML_ENGINEER = RoleTable(
                    "cloudwatch:GetDashboard"),
         **_by_hand("ReadControlLoopRecords", "dynamodb:GetItem", "dynamodb:DescribeTable"),
         **_studio(_BY_HAND, {**_STUDIO_READ, **_STUDIO_APPS}),
+        **{a: Also(sid, _PROMOTE) for a, sid in _PROMOTION.items()},
     },
     {"DescribeSageMakerResources": _BROWSE, "ListSageMakerResources": _BROWSE},
-    absent_in=dict.fromkeys({**_STUDIO_READ, **_STUDIO_APPS}, _NO_STUDIO),
+    absent_in={**dict.fromkeys({**_STUDIO_READ, **_STUDIO_APPS}, _NO_STUDIO),
+               **dict.fromkeys([*_PROMOTION, "ecr:DescribeImages"], NOT_PROMOTED)},
 )
 
 DATA_SCIENTIST = RoleTable(
@@ -296,7 +329,7 @@ DATA_SCIENTIST = RoleTable(
     },
     {"DescribeSageMakerResources": _BROWSE, "ListSageMakerResources": _BROWSE},
     # Production: data scientists never invoke an endpoint (NeverApproveOrDeploy denies it).
-    denied_in={"sagemaker:InvokeEndpoint": ("prod",)},
+    denied_in={"sagemaker:InvokeEndpoint": PRODUCTION},
     absent_in=dict.fromkeys({**_STUDIO_READ, **_STUDIO_APPS}, _NO_STUDIO),
 )
 
@@ -330,6 +363,25 @@ EXPLAINABILITY_SCHEDULE = RoleTable(
         "StartScheduledPipeline", "EventBridge starts the explainability pipeline on its schedule")},
 )
 
+@dataclass(frozen=True)
+class Duty:
+    """Something a person does in a production environment, as the authorizations it takes
+    (stacks/promotion_grants.py `<requests>_requests`), and the personas who may.
+    tests/unit/test_promotion_grants.py makes every request against each persona's synthesized
+    policies, its boundary and the source's resource policies: a persona listed passes them all,
+    any other is refused at least one."""
+
+    what: str
+    requests: str  # promote | approve
+    personas: tuple[str, ...]
+
+
+PRODUCTION_DUTIES = (
+    Duty("promote a source package into this environment (`mlops model promote`)", "promote",
+         ("ml_engineer",)),
+    Duty("approve a promoted package (what the deploy handler serves)", "approve", ("ml_engineer",)),
+)
+
 TABLES: dict[str, RoleTable] = {
     **{f"function {name}": table for name, table in FUNCTIONS.items()},
     "project execution role": EXECUTION,
@@ -356,13 +408,23 @@ def markdown() -> str:
         for action in sorted(table.actions):
             made = table.also[action].why if action in table.also else "the code"
             if action in table.denied_in:
-                made += f" (denied in {', '.join(table.denied_in[action])})"
+                made += f" (denied in {table.denied_in[action].label})"
             if action in table.absent_in:
-                made += f" (not in {', '.join(table.absent_in[action])})"
+                made += f" (not in {table.absent_in[action].label})"
             lines.append(f"| `{action}` | `{table.actions[action]}` | {made} |")
         for sid, why in table.wildcards.items():
             lines.append(f"| (wildcard) | `{sid}` | {why} |")
         lines.append("")
+    names = list(personas.PERSONAS)
+    lines += ["## Production duties", "",
+              "In every production environment (`production: true`, promoted from `promotion.source`): "
+              "who may do what, each checked request by request against the synthesized policies.", "",
+              "| duty | " + " | ".join(p.replace("_", " ") for p in names) + " |",
+              "|---|" + "---|" * len(names)]
+    for duty in PRODUCTION_DUTIES:
+        lines.append(f"| {duty.what} | " + " | ".join("yes" if p in duty.personas else "no" for p in names)
+                     + " |")
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -116,7 +116,7 @@ class PlatformRefs:
     repository_arns: tuple[str, ...]
     execution_role_arn: str
     secret_arn_pattern: str
-    protected: bool  # production: personas other than the approver cannot touch endpoints
+    protected: bool  # `production`: personas other than the approver cannot touch endpoints
     studio_domain_id: str | None = None  # the environment's Studio domain, where it has one
     mlflow_tracking_server_arn: str | None = None  # the managed MLflow server (none locally)
 
@@ -269,7 +269,9 @@ def data_scientist(refs: PlatformRefs) -> list[Statement]:
     n, b = refs.naming, refs.buckets
     denied = list(APPROVE_AND_DEPLOY_ACTIONS)
     if refs.protected:
-        denied.append("sagemaker:InvokeEndpoint")
+        # Production serves only promoted packages: registering one is the promoter's (the ML
+        # engineer's `mlops model promote`), never a data scientist's.
+        denied += ["sagemaker:InvokeEndpoint", "sagemaker:CreateModelPackage"]
     # Trying a served model outside prod (`mlops endpoint invoke`, a notebook).
     invoke = [] if refs.protected else [
         statement("InvokeEndpoints", ["sagemaker:InvokeEndpoint"], [n.sagemaker_arn("endpoint")])]

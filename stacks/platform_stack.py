@@ -27,6 +27,7 @@ from stacks.constructs.secure_bucket import AccessLogs, ObjectLock, SecureBucket
 from stacks.images import IMAGE_TARGETS
 from stacks.naming import Naming
 from stacks.policy import statement
+from stacks.promotion_grants import NONE, PROMOTER, Promotions
 from stacks.provider import configure_backend, configure_provider
 
 DATA_BUCKETS = ("datasets", "artifacts", "capture")
@@ -57,10 +58,11 @@ class StackPaths:
 
 
 class PlatformStack(cdktf.TerraformStack):
-    def __init__(self, scope: Construct, env: Environment, paths: StackPaths):
+    def __init__(self, scope: Construct, env: Environment, paths: StackPaths,
+                 promotions: Promotions = NONE):
         name = stack_name(env.name)
         super().__init__(scope, name)
-        self.env = env
+        self.env, self.promotions = env, promotions
         n = self.naming = Naming.of(env)
         configure_provider(self, env, environment_tags(env, name))
         configure_backend(self, env, paths.stack_dir, paths.state_dir)
@@ -75,6 +77,8 @@ class PlatformStack(cdktf.TerraformStack):
                 account_id=env.account_id,
                 region=env.region,
                 deletion_window_days=7 if protection.force_destroy else 30,
+                # The environments promoted from this one decrypt their model archives via S3.
+                extra_statements=tuple(promotions.key_statements(env.name)),
             ),
         )
 
@@ -137,6 +141,9 @@ class PlatformStack(cdktf.TerraformStack):
                     access_logs=log_to(purpose),
                     force_destroy=protection.force_destroy,
                     prevent_destroy=protection.prevent_destroy,
+                    # The environments promoted from this one read its projects' model archives.
+                    extra_policy_statements=tuple(promotions.bucket_statements(env.name))
+                    if purpose == "artifacts" else (),
                 ),
             )
             for purpose in DATA_BUCKETS
@@ -150,6 +157,9 @@ class PlatformStack(cdktf.TerraformStack):
                     name=n.name(purpose),
                     kms_key_arn=self.key.arn,
                     force_delete=protection.force_destroy,
+                    # The environments promoted from this one compare the served image's digest.
+                    policy_statements=tuple(promotions.repository_statements(env.name))
+                    if purpose == "inference" else (),
                 ),
             )
             for purpose in IMAGE_TARGETS  # one repository per image the project stacks run
@@ -200,7 +210,8 @@ class PlatformStack(cdktf.TerraformStack):
             self,
             "boundary",
             PermissionBoundaryProps.of(n, n.name("permissions-boundary"), trail_props.arn,
-                                       key_arn=self.key.arn, audit_bucket_arn=self.audit.arn),
+                                       key_arn=self.key.arn, audit_bucket_arn=self.audit.arn,
+                                       extra_statements=tuple(promotions.boundary_statements(env.name))),
         )
         self.trail = AuditTrail(self, "audit_trail", trail_props, self.audit,
                                 role_path=n.role_path, boundary_arn=self.boundary.arn,
@@ -278,7 +289,7 @@ class PlatformStack(cdktf.TerraformStack):
             repository_arns=tuple(r.arn for r in self.repositories.values()),
             execution_role_arn=n.role_arn(execution_role_name),
             secret_arn_pattern=n.secrets_arn_pattern,
-            protected=env.data_protection.prevent_destroy,
+            protected=env.production,
             studio_domain_id=self.studio.domain_id if self.studio else None,
             # The server _experiment_tracking creates (none locally: MLflow runs embedded there).
             mlflow_tracking_server_arn=None if env.is_local
@@ -306,7 +317,9 @@ class PlatformStack(cdktf.TerraformStack):
                     name=n.persona_role_name(persona),
                     description=f"{persona.replace('_', ' ').title()} persona of {env.name}",
                     statements=(*statements_of(refs), *personas.studio(refs, persona),
-                                *personas.read_experiments(refs)),
+                                *personas.read_experiments(refs),
+                                *(self.promotions.promoter_statements(env.name)
+                                  if persona == PROMOTER else ())),
                     assumed_by_principals=tuple(getattr(env.personas, persona)),
                     require_mfa=env.personas.require_mfa,
                     session_tags=self._studio_users(persona),

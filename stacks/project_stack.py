@@ -29,8 +29,10 @@ from stacks.control_loop import DRIFT_NAMESPACE, ControlLoop, ControlLoopProps, 
 from stacks.images import image_tag
 from stacks.naming import Naming, ProjectNames, project_stack_name
 from stacks.platform_stack import StackPaths, environment_tags
+from stacks.policy import document
 from stacks.project_config import SAGEMAKER_METRIC_PERIOD, ProjectConfig
 from stacks.project_permissions import ProjectRefs, execution_statements
+from stacks.promotion_grants import NONE, Promotions
 from stacks.provider import configure_backend, configure_provider
 
 SAMPLE_DATASET_KEY = "breast_cancer.csv"
@@ -44,8 +46,9 @@ def sample_dataset_csv() -> bytes:
 
 class ProjectStack(cdktf.TerraformStack):
     def __init__(self, scope: Construct, env: Environment, project: ProjectConfig, paths: StackPaths,
-                 promotion_source: Environment | None = None):
-        """`promotion_source`: the environment `env.promotion.source` names (production only)."""
+                 promotions: Promotions = NONE, promotion_source: Environment | None = None):
+        """`promotions`: who promotes from whom (the grants on this project's group);
+        `promotion_source`: the environment `env.promotion.source` names (production only)."""
         name = project_stack_name(project.name, env.name)
         super().__init__(scope, name)
         self.env, self.project = env, project
@@ -64,6 +67,7 @@ class ProjectStack(cdktf.TerraformStack):
             model_package_group_description=f"{project.name} models ({project.team}) in {env.name}",
             tags=n.sagemaker_project_tags,
         )
+        self._promotion_policy(promotions)
         self._execution_role()
         bundle = build_bundle(project.model_dump(mode="json"), REPO_ROOT / project.dataset.schema_file)
         self.bundle_prefix = bundle.prefix(project.name)
@@ -78,6 +82,19 @@ class ProjectStack(cdktf.TerraformStack):
             pipeline_arn=self.pipeline.arn, promotion_source=promotion_source,
         ))
         self._outputs()
+
+    def _promotion_policy(self, promotions: Promotions) -> None:
+        """The environments promoted from this one read the group's packages (their promoter
+        only: stacks/promotion_grants.py)."""
+        self.group_policy = None
+        statements = promotions.group_statements(self.env.name, self.project.name)
+        if not (statements and moto_gaps.for_environment(self.env.is_local).model_package_group_policy):
+            return
+        self.group_policy = aws.sagemaker_model_package_group_policy.SagemakerModelPackageGroupPolicy(
+            self, "model_package_group_policy",
+            model_package_group_name=self.model_package_group.model_package_group_name,
+            resource_policy=document(statements),
+        )
 
     def _execution_role(self) -> None:
         n, env = self.names, self.env

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from stacks.binding import Construct, aws
-from stacks.policy import Statement, statement
+from stacks.policy import Statement, document, statement
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,9 @@ class ContainerRepositoryProps:
     force_delete: bool = False
     keep_tagged_images: int = 50
     untagged_expire_days: int = 14
+    # A repository policy (none by default: same-account access is IAM's alone). ECR repository
+    # policy statements name no Resource: the repository is it.
+    policy_statements: tuple[Statement, ...] = field(default=())
 
 
 class ContainerRepository(Construct):
@@ -38,6 +41,11 @@ class ContainerRepository(Construct):
             ],
             force_delete=props.force_delete,
         )
+        self.policy = None
+        if props.policy_statements:
+            self.policy = aws.ecr_repository_policy.EcrRepositoryPolicy(
+                self, "policy", repository=self.repository.name,
+                policy=document(props.policy_statements))
         aws.ecr_lifecycle_policy.EcrLifecyclePolicy(
             self,
             "lifecycle",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from stacks.binding import Construct, aws
 from stacks.policy import Statement, document, statement
@@ -20,6 +20,8 @@ class EncryptionKeyProps:
     allow_cloudwatch_logs: bool = True
     allow_cloudtrail: bool = True
     allow_alarm_notifications: bool = True
+    # Statements for principals of other accounts (a promotion target's decrypts via S3).
+    extra_statements: tuple[Statement, ...] = field(default=())
 
 
 class EncryptionKey(Construct):
@@ -96,4 +98,4 @@ class EncryptionKey(Construct):
                     conditions={"StringEquals": {"aws:SourceAccount": p.account_id}},
                 )
             )
-        return stmts
+        return [*stmts, *p.extra_statements]

@@ -7,12 +7,12 @@ blind the audit trail or destroy the encryption key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from stacks.binding import Construct, aws
 from stacks.naming import Naming
 from stacks.personas import AUDIT_OBJECT_CHANGES
-from stacks.policy import document, statement
+from stacks.policy import Statement, document, statement
 
 # Allowed on any resource; data (s3), secrets, functions and keys only on the environment's own
 # resources (PermissionBoundaryProps).
@@ -40,10 +40,12 @@ class PermissionBoundaryProps:
     function_arn_patterns: tuple[str, ...]  # <prefix>-* functions and layers
     key_arn: str
     audit_bucket_arn: str  # CloudTrail's, under Object Lock: nobody deletes or unlocks its objects
+    # Reads beyond the environment (a promotion target's of its source's model archives).
+    extra_statements: tuple[Statement, ...] = field(default=())
 
     @classmethod
-    def of(cls, naming: Naming, name: str, trail_arn: str, key_arn: str,
-           audit_bucket_arn: str) -> PermissionBoundaryProps:
+    def of(cls, naming: Naming, name: str, trail_arn: str, key_arn: str, audit_bucket_arn: str,
+           extra_statements: tuple[Statement, ...] = ()) -> PermissionBoundaryProps:
         """The boundary of the environment `naming` names: its own resources, by prefix."""
         n = naming
         return cls(
@@ -52,7 +54,7 @@ class PermissionBoundaryProps:
             bucket_arn_pattern=n.all_buckets_arn, secret_arn_pattern=n.secrets_arn_pattern,
             function_arn_patterns=(n.arn("lambda", f"function:{n.prefix}-*"),
                                    n.arn("lambda", f"layer:{n.prefix}-*")),
-            key_arn=key_arn, audit_bucket_arn=audit_bucket_arn,
+            key_arn=key_arn, audit_bucket_arn=audit_bucket_arn, extra_statements=extra_statements,
         )
 
 
@@ -79,6 +81,7 @@ class PermissionBoundary(Construct):
                         ["s3:*"],
                         [props.bucket_arn_pattern, f"{props.bucket_arn_pattern}/*"],
                     ),
+                    *props.extra_statements,
                     statement("AllowEnvironmentSecrets", ["secretsmanager:*"], [props.secret_arn_pattern]),
                     statement("AllowEnvironmentFunctions", ["lambda:*"], list(props.function_arn_patterns)),
                     statement(

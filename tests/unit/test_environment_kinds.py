@@ -45,9 +45,8 @@ def test_a_production_environment_not_named_prod_is_one(checkout, capsys):
     assert not DrillTarget.of(checkout.environment("staging"), "demo").production
     assert main(["drill", "rollback", "--env", "live", "--project", "demo", "--json"]) == 2
     assert "live is a production environment" in capsys.readouterr().err
-    # The promotion source is loaded with a production environment synthesized alone.
-    sources = checkout.promotion_sources({"live": live})
-    assert list(sources) == ["staging"] and sources["staging"].account_id == "222222222222"
+    # Its promotion source is found among the checkout's environments (stacks/app.py `related`).
+    assert checkout.environments()[live.promotion.source].account_id == "222222222222"
 
 
 def test_a_local_environment_not_named_local_is_one(checkout, capsys):

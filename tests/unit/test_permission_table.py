@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from mlops.aws_calls import CLIENTS, Extraction, extract, known_actions, stale_annotations
+from stacks.config import Environment
 from stacks.permission_table import TABLES, RoleTable, markdown
 from stacks.policy import listed, matches
 
@@ -71,7 +72,8 @@ def _unconditional_deny(statements: list[dict], action: str) -> list[str]:
             and listed(st.get("Resource")) == ["*"] and any(matches(p, action) for p in listed(st["Action"]))]
 
 
-def check_role(table: RoleTable, own: list[dict], boundary: list[dict], where: str, env: str) -> list[str]:
+def check_role(table: RoleTable, own: list[dict], boundary: list[dict], where: str,
+               env: Environment) -> list[str]:
     problems = []
     by_sid = {st["Sid"]: st for st in own}
     for action, sid in table.actions.items():
@@ -79,11 +81,13 @@ def check_role(table: RoleTable, own: list[dict], boundary: list[dict], where: s
             if allowed := [st["Sid"] for st in own if st["Effect"] == "Allow"
                            and any(matches(p, action) for p in listed(st["Action"]))
                            and st["Sid"] == sid]:
-                problems.append(f"{where}: {action}: the table says absent in {env}, {allowed} allows it")
+                problems.append(f"{where}: {action}: the table says absent in {env.name}, "
+                                f"{allowed} allows it")
             continue
         if env in table.denied_in.get(action, ()):
             if not _unconditional_deny(own, action):
-                problems.append(f"{where}: {action}: the table says denied in {env}, no statement denies it")
+                problems.append(f"{where}: {action}: the table says denied in {env.name}, no statement "
+                                "denies it")
             continue
         st = by_sid.get(sid)
         if st is None or st["Effect"] != "Allow" or not any(matches(p, action) for p in listed(st["Action"])):
@@ -124,14 +128,14 @@ def test_client_annotations_are_used():
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_role_policies_allow_each_row_and_nothing_else(synth_all, env):
+def test_role_policies_allow_each_row_and_nothing_else(synth_all, environments, env):
     problems = []
     for title, table in TABLES.items():
         stack = f"{'platform' if table.role.startswith('<prefix>') else 'project-demo'}-{env}"
         role = role_id(synth_all, stack, table)
         assert role, f"{stack}: no role {table.role} for {title}"
         own, boundary = role_statements(synth_all, stack, role)
-        problems += check_role(table, own, boundary, f"{stack} {title}", env)
+        problems += check_role(table, own, boundary, f"{stack} {title}", environments[env])
     assert not problems, "\n".join(problems)
 
 
