@@ -55,6 +55,7 @@ from moto.core.exceptions import AccessDeniedError, JsonRESTError
 from moto.core.exceptions import _RESTError as RESTError  # the XML error of the query protocols
 from moto.dynamodb import responses as dynamodb_responses
 from moto.iam import access_control
+from moto.iam import responses as iam_responses
 from moto.iam.models import iam_backends
 from moto.s3 import responses as s3_responses
 from moto.sagemaker import responses as sagemaker_responses
@@ -93,15 +94,26 @@ PACKAGE_IN_GROUP = "model-package/{}/*"
 # (response class, action) -> the service's condition keys IAM takes from that request, read from
 # its parameters (Service Authorization Reference): what the platform's policies scope by.
 ConditionValues = dict[str, str | list[str] | None]
+
+
+def _param(key: str, parameter: str) -> Callable[[Any], ConditionValues]:
+    return lambda response: {key: response._get_param(parameter)}
+
+
+_IAM = iam_responses.IamResponse
+_SAGEMAKER = sagemaker_responses.SageMakerResponse
 CONDITION_KEYS: dict[tuple[type, str], Callable[[Any], ConditionValues]] = {
     # No resource type: the namespace is PutMetricData's only scope.
-    (cloudwatch_responses.CloudWatchResponse, "PutMetricData"):
-        lambda response: {"cloudwatch:namespace": response._get_param("Namespace")},
-    (sagemaker_responses.SageMakerResponse, "CreateModelPackage"):
-        lambda response: {"sagemaker:ModelApprovalStatus": response._get_param("ModelApprovalStatus")},
-    (sagemaker_responses.SageMakerResponse, "UpdateModelPackage"):
-        lambda response: {"sagemaker:ModelApprovalStatus": response._get_param("ModelApprovalStatus")},
+    (cloudwatch_responses.CloudWatchResponse, "PutMetricData"): _param("cloudwatch:namespace", "Namespace"),
+    (_SAGEMAKER, "CreateModelPackage"): _param("sagemaker:ModelApprovalStatus", "ModelApprovalStatus"),
+    (_SAGEMAKER, "UpdateModelPackage"): _param("sagemaker:ModelApprovalStatus", "ModelApprovalStatus"),
     (sts_responses.TokenResponse, "AssumeRole"): lambda response: _request_tags(response),
+    # What the permissions boundary and the CI deploy role scope IAM writes by.
+    **{(_IAM, action): _param("iam:PermissionsBoundary", "PermissionsBoundary")
+       for action in ("CreateRole", "PutRolePermissionsBoundary", "CreateUser",
+                      "PutUserPermissionsBoundary")},
+    **{(_IAM, f"{verb}{kind}Policy"): _param("iam:PolicyARN", "PolicyArn")
+       for verb in ("Attach", "Detach") for kind in ("Role", "User", "Group")},
 }
 # The request context of the request being authorized (iam_conditions.context_of's shape), set
 # around moto's authorization: the request's keys, then the caller's.

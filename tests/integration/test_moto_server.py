@@ -212,6 +212,10 @@ def test_conditions_are_evaluated_as_iam_evaluates_them_when_iam_is_enforced(tls
     lacks makes a condition false, and StringLike's `[` is literal."""
     iam, s3 = tls_server.client("iam"), tls_server.client("s3")
     s3.create_bucket(Bucket="scoped")
+    boundary = iam.create_policy(PolicyName="boundary", PolicyDocument=document([
+        statement("All", ["*"], ["*"])]))["Policy"]["Arn"]
+    trust = document([statement("Lambda", ["sts:AssumeRole"], None,
+                                principals={"Service": "lambda.amazonaws.com"})])
     role_arn = iam.create_role(RoleName="publisher", Path="/team/", AssumeRolePolicyDocument=document([
         statement("TrustUser", ["sts:AssumeRole"], None,
                   principals={"AWS": "arn:aws:iam::123456789012:user/caller"})]))["Role"]["Arn"]
@@ -228,6 +232,10 @@ def test_conditions_are_evaluated_as_iam_evaluates_them_when_iam_is_enforced(tls
                   conditions={"ArnLike": {"aws:SourceArn": "arn:aws:s3:::*"}}),
         statement("ListDemo", ["s3:ListBucket"], ["arn:aws:s3:::scoped"],
                   conditions={"StringLike": {"s3:prefix": "demo/*"}}),
+        statement("CreateRoles", ["iam:CreateRole"], ["*"]),  # moto names no resource for a new role
+        # The platform's boundary rule: a negated operator holds when the request lacks the key.
+        statement("DenyRolesWithoutTheBoundary", ["iam:CreateRole"], ["*"], effect="Deny",
+                  conditions={"StringNotEquals": {"iam:PermissionsBoundary": boundary}}),
     ]))
     iam.create_user(UserName="caller")
     iam.put_user_policy(UserName="caller", PolicyName="assume", PolicyDocument=document([
@@ -253,5 +261,8 @@ def test_conditions_are_evaluated_as_iam_evaluates_them_when_iam_is_enforced(tls
         refused(my_s3.get_object, Bucket="scoped", Key="a.txt")  # no aws:SourceArn in a person's call
         refused(my_s3.list_objects_v2, Bucket="scoped", Prefix="other/")
         refused(my_s3.list_objects_v2, Bucket="scoped")  # no prefix: the key is absent
+        me("iam").create_role(RoleName="probe-bounded", AssumeRolePolicyDocument=trust,
+                              PermissionsBoundary=boundary)
+        refused(me("iam").create_role, RoleName="probe-unbounded", AssumeRolePolicyDocument=trust)
     finally:
         tls_server.enforce_iam(False)
