@@ -225,3 +225,85 @@ ALPHABET = st.sampled_from(list("ab/*?[]-.:\\$^"))
 @given(st.text(ALPHABET, max_size=8), st.text(ALPHABET, max_size=10))
 def test_string_like_agrees_with_a_reference_regex(pattern, value):
     assert string_like(pattern, value) is (reference(pattern).fullmatch(value) is not None)
+
+
+# --- what `mlops rbac check --env local` exercises ------------------------------------------------
+PERSONA_POLICIES = ("data_scientist_role", "ml_engineer_role", "platform_admin_role", "auditor_role")
+# The keys local_aws/iam_enforcement.py puts in a person's request context (its docstring), by
+# policy kind: a bucket policy is judged with aws:SecureTransport alone (local_aws/moto_server.py).
+IDENTITY_KEYS = {
+    "aws:securetransport",
+    "aws:currenttime",
+    "aws:epochtime",
+    "aws:requestedregion",
+    "aws:viaawsservice",
+    "aws:principalarn",
+    "aws:principalaccount",
+    "aws:principaltype",
+    "aws:userid",
+    "aws:username",
+    "aws:principaltag/*",
+    "aws:requesttag/*",
+    "aws:tagkeys",
+    "cloudwatch:namespace",
+    "sagemaker:modelapprovalstatus",
+    "iam:permissionsboundary",
+    "iam:policyarn",
+    "s3:prefix",
+    "sts:externalid",
+}
+BUCKET_POLICY_KEYS = {"aws:securetransport"}
+
+
+def _statements(document: str) -> list[dict]:
+    statements = __import__("json").loads(document)["Statement"]
+    return statements if isinstance(statements, list) else [statements]
+
+
+def _concerns(statement: dict, action: str) -> bool:
+    principal = statement.get("Principal")
+    if isinstance(principal, dict) and set(principal) == {"Service"}:
+        return False  # an AWS service's grant (log delivery, CloudTrail): never a person's call
+    if "NotAction" in statement:
+        return True  # conservatively: a NotAction may reach it
+    actions = statement.get("Action")
+    return any(
+        string_like(a.lower(), action.lower()) for a in ([actions] if isinstance(actions, str) else actions)
+    )
+
+
+def _unknowable(statement: dict, known: set[str]) -> set[str]:
+    keys = {key.lower() for block in (statement.get("Condition") or {}).values() for key in block}
+    return {k for k in keys if not any(string_like(pattern, k) for pattern in known)}
+
+
+def test_the_rbac_checks_calls_meet_only_conditions_the_local_aws_can_judge(synth_all):
+    """Every condition on a statement the RBAC matrix's calls reach (the personas' policies and
+    trust policies, the buckets' policies) is on a key the local AWS fills: a key it cannot know
+    would be absent, and `mlops rbac check` would deny (or, under a Deny, allow) what AWS does not."""
+    from mlops.rbac import MATRIX
+
+    actions = {action for _, action, _ in MATRIX} | {"sts:AssumeRole"}
+    unknown = []
+    for stack in ("platform-local", "project-demo-local"):
+        resources = synth_all.json(stack)["resource"]
+        documents = [
+            (name, r["policy"], IDENTITY_KEYS)
+            for name, r in resources.get("aws_iam_role_policy", {}).items()
+            if name.startswith(PERSONA_POLICIES)
+        ]
+        documents += [
+            (name, r["assume_role_policy"], IDENTITY_KEYS)
+            for name, r in resources.get("aws_iam_role", {}).items()
+            if name.startswith(PERSONA_POLICIES)
+        ]
+        documents += [
+            (name, r["policy"], BUCKET_POLICY_KEYS)
+            for name, r in resources.get("aws_s3_bucket_policy", {}).items()
+        ]
+        assert any(name.startswith(PERSONA_POLICIES) for name, _, _ in documents) or stack != "platform-local"
+        for name, document, known in documents:
+            for statement in _statements(document):
+                if any(_concerns(statement, action) for action in actions) and _unknowable(statement, known):
+                    unknown.append((stack, name, statement.get("Sid"), sorted(_unknowable(statement, known))))
+    assert not unknown, unknown
