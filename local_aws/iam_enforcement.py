@@ -21,17 +21,43 @@ lacks, added here:
   call services whose resources this table does not resolve (SNS, KMS, CloudWatch, ...) with
   conditions moto does not fill; they are not checked. Every person's call is.
 
-- Condition keys of the request. moto evaluates identity policies without the request's
-  condition keys, so every condition holds. Here the keys the platform's policies scope by are
-  filled from the request (CONDITION_KEYS: `cloudwatch:namespace` of PutMetricData, which has no
-  resource type and is scoped by nothing else), StringLike is evaluated as well as StringEquals,
-  and an Allow whose condition does not hold is no explicit denial (moto answers one; AWS just
-  does not allow by that statement).
+- Conditions. moto knows StringEquals only (other operators hold), pairs a block's values with
+  the request's by position, skips a key the request lacks (the condition holds) and answers
+  DENIED for any statement whose condition fails. Here a statement's Condition is judged by
+  local_aws/iam_conditions.py as IAM judges it (an absent key makes it false, but for negated
+  operators, IfExists and Null; StringLike's only wildcards `*` and `?`; ...), and a statement
+  whose condition does not hold does not apply, Allow or Deny. The request context it is judged
+  against:
+  - from the request: aws:SecureTransport (the scheme the server was reached by: true under
+    `mlops local up`, which serves HTTPS), aws:CurrentTime, aws:EpochTime, aws:RequestedRegion,
+    aws:ViaAWSService (false: locally no service calls with a person's credentials), s3:prefix
+    of a listing, and CONDITION_KEYS: cloudwatch:namespace (PutMetricData), sagemaker:
+    ModelApprovalStatus (Create/UpdateModelPackage), AssumeRole's aws:RequestTag/<key> and
+    aws:TagKeys, iam:PermissionsBoundary and iam:PolicyARN of the IAM writes they scope;
+  - from the caller: aws:PrincipalArn (a role session's is its role's ARN), aws:PrincipalAccount,
+    aws:PrincipalType, aws:userid, aws:username (an IAM user's), aws:PrincipalTag/<key> (the
+    user's or the role's tags);
+  - moto's own: sts:ExternalId of AssumeRole (trust policies); a bucket policy is judged with
+    aws:SecureTransport alone (local_aws/moto_server.py), and only its Deny statements count.
+  Not knowable here, so absent, as AWS treats a request without them: aws:MultiFactorAuthPresent
+  and aws:TokenIssueTime (moto records no MFA), session tags of a session (aws:PrincipalTag is the
+  role's), aws:SourceIp/SourceVpc(e), and the keys AWS services set when they act (aws:SourceArn,
+  aws:SourceAccount, kms:ViaService, kms:EncryptionContext:*, kms:GrantIsForAWSResource,
+  s3:x-amz-acl), which concern workloads and service principals, unchecked here. Effect on the
+  platform's policies: the persona trust policies of environments with `require_mfa` (prod)
+  would refuse every AssumeRole locally (absent = false), as they refuse one made without MFA in
+  AWS; the local environment's have no condition. iam:PassedToService needs no value: moto never
+  checks the iam:PassRole a call implies. The Studio keys (sagemaker:ResourceTag/studiouserid,
+  SpaceSharingType, OwnerUserProfileArn, TaggingAction) scope statements only where Studio is,
+  never in the local stacks. A test (tests/unit/test_iam_conditions.py) keeps every condition the
+  RBAC matrix's calls reach on a key filled here.
+- A condition IAM would have refused when the policy was written (an unknown operator moto let
+  through, `Bool` with a value other than true/false, ...) fails the request with
+  MalformedPolicyDocument, logged, rather than being skipped.
 
 Not evaluated by moto, and so not by `mlops rbac check` (the README says which tests cover them):
-permissions boundaries, resource-based policies other than bucket policies, and condition keys
-other than the few moto fills from the request (aws:SecureTransport on buckets) and
-CONDITION_KEYS.
+permissions boundaries, resource-based policies other than bucket policies (and those only for
+their Deny statements), the actions a call implies (iam:PassRole, kms:Decrypt, ...).
 """
 
 from __future__ import annotations
