@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -110,7 +111,8 @@ def _resolved(template: str, context: Context) -> str:
     return "".join(text for text, _ in _tokens(template, context))
 
 
-def _wildcard_regex(pieces: Sequence[tuple[str, bool]], flags: int = 0) -> re.Pattern[str]:
+@functools.lru_cache(maxsize=1024)
+def _wildcard_regex(pieces: tuple[tuple[str, bool], ...]) -> re.Pattern[str]:
     parts = []
     for text, is_pattern in pieces:
         if not is_pattern:
@@ -118,14 +120,14 @@ def _wildcard_regex(pieces: Sequence[tuple[str, bool]], flags: int = 0) -> re.Pa
             continue
         for char in text:
             parts.append(".*" if char == "*" else "." if char == "?" else re.escape(char))
-    return re.compile("".join(parts), re.DOTALL | flags)
+    return re.compile("".join(parts), re.DOTALL)
 
 
 # --- matchers: (policy value, request value, context) -> match --------------------------------
 def string_like(pattern: str, value: str, context: Context | None = None) -> bool:
     """IAM's StringLike: `*` any run (including empty and `/`), `?` one character, the rest
     literal and case-sensitive."""
-    return _wildcard_regex(_tokens(pattern, context or {})).fullmatch(value) is not None
+    return _wildcard_regex(tuple(_tokens(pattern, context or {}))).fullmatch(value) is not None
 
 
 def arn_like(pattern: str, value: str, context: Context | None = None) -> bool:
@@ -135,7 +137,7 @@ def arn_like(pattern: str, value: str, context: Context | None = None) -> bool:
     actual = value.split(":", 5)
     if len(wanted) != 6 or len(actual) != 6:
         return False
-    return all(_wildcard_regex([(w, True)]).fullmatch(a) is not None
+    return all(_wildcard_regex(((w, True),)).fullmatch(a) is not None
                for w, a in zip(wanted, actual, strict=True))
 
 

@@ -241,6 +241,11 @@ def test_conditions_are_evaluated_as_iam_evaluates_them_when_iam_is_enforced(tls
     iam.put_user_policy(UserName="caller", PolicyName="assume", PolicyDocument=document([
         statement("Assume", ["sts:AssumeRole"], [role_arn])]))
     key = iam.create_access_key(UserName="caller")["AccessKey"]
+    iam.create_user(UserName="broken")
+    iam.put_user_policy(UserName="broken", PolicyName="broken", PolicyDocument=document([
+        statement("Yes", ["iam:ListUsers"], ["*"], conditions={"Bool": {"aws:SecureTransport": "yes"}})]))
+    made = iam.create_access_key(UserName="broken")["AccessKey"]
+    broken = {"AWS_ACCESS_KEY_ID": made["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": made["SecretAccessKey"]}
     tls_server.enforce_iam(True)
     try:
         me = tls_server.session_client_factory(role_arn, "conditions", assumed_with={
@@ -264,5 +269,10 @@ def test_conditions_are_evaluated_as_iam_evaluates_them_when_iam_is_enforced(tls
         me("iam").create_role(RoleName="probe-bounded", AssumeRolePolicyDocument=trust,
                               PermissionsBoundary=boundary)
         refused(me("iam").create_role, RoleName="probe-unbounded", AssumeRolePolicyDocument=trust)
+        # A condition IAM refuses when the policy is written (moto stores it): the call says so.
+        with pytest.raises(ClientError) as err:
+            tls_server.client("iam", credentials=broken).list_users()
+        assert err.value.response["Error"]["Code"] == "MalformedPolicyDocument"
+        assert "Bool takes true or false" in err.value.response["Error"]["Message"]
     finally:
         tls_server.enforce_iam(False)
