@@ -408,7 +408,8 @@ def _request_context() -> None:
     original = ActionAuthenticatorMixin._authenticate_and_authorize_action
 
     def authorize(self: Any, iam_request_cls: type, resource: str = "*") -> None:
-        token = _REQUEST_KEYS.set(_request_keys(self))
+        # Only a checked request (enforcement on) needs its context.
+        token = _REQUEST_KEYS.set(_request_keys(self) if enforced() else None)
         try:
             original(self, iam_request_cls, resource)
         except iam_conditions.ConditionError as bad:
