@@ -21,42 +21,75 @@ lacks, added here:
   call services whose resources this table does not resolve (SNS, KMS, CloudWatch, ...) with
   conditions moto does not fill; they are not checked. Every person's call is.
 
-- Condition keys of the request. moto evaluates identity policies without the request's
-  condition keys, so every condition holds. Here the keys the platform's policies scope by are
-  filled from the request (CONDITION_KEYS: `cloudwatch:namespace` of PutMetricData, which has no
-  resource type and is scoped by nothing else), StringLike is evaluated as well as StringEquals,
-  and an Allow whose condition does not hold is no explicit denial (moto answers one; AWS just
-  does not allow by that statement).
+- Conditions. moto knows StringEquals only (other operators hold), pairs a block's values with
+  the request's by position, skips a key the request lacks (the condition holds) and answers
+  DENIED for any statement whose condition fails. Here a statement's Condition is judged by
+  local_aws/iam_conditions.py as IAM judges it (an absent key makes it false, but for negated
+  operators, IfExists and Null; StringLike's only wildcards `*` and `?`; ...), and a statement
+  whose condition does not hold does not apply, Allow or Deny. The request context it is judged
+  against:
+  - from the request: aws:SecureTransport (the scheme the server was reached by: true under
+    `mlops local up`, which serves HTTPS), aws:CurrentTime, aws:EpochTime, aws:RequestedRegion,
+    aws:ViaAWSService (false: locally no service calls with a person's credentials), s3:prefix
+    of a listing, and CONDITION_KEYS: cloudwatch:namespace (PutMetricData), sagemaker:
+    ModelApprovalStatus (Create/UpdateModelPackage), AssumeRole's aws:RequestTag/<key> and
+    aws:TagKeys, iam:PermissionsBoundary and iam:PolicyARN of the IAM writes they scope;
+  - from the caller: aws:PrincipalArn (a role session's is its role's ARN), aws:PrincipalAccount,
+    aws:PrincipalType, aws:userid, aws:username (an IAM user's), aws:PrincipalTag/<key> (the
+    user's or the role's tags);
+  - moto's own: sts:ExternalId of AssumeRole (trust policies); a bucket policy is judged with
+    aws:SecureTransport alone (local_aws/moto_server.py), and only its Deny statements count.
+  Not knowable here, so absent, as AWS treats a request without them: aws:MultiFactorAuthPresent
+  and aws:TokenIssueTime (moto records no MFA), session tags of a session (aws:PrincipalTag is the
+  role's), aws:SourceIp/SourceVpc(e), and the keys AWS services set when they act (aws:SourceArn,
+  aws:SourceAccount, kms:ViaService, kms:EncryptionContext:*, kms:GrantIsForAWSResource,
+  s3:x-amz-acl), which concern workloads and service principals, unchecked here. Effect on the
+  platform's policies: the persona trust policies of environments with `require_mfa` (prod)
+  would refuse every AssumeRole locally (absent = false), as they refuse one made without MFA in
+  AWS; the local environment's have no condition. iam:PassedToService needs no value: moto never
+  checks the iam:PassRole a call implies. The Studio keys (sagemaker:ResourceTag/studiouserid,
+  SpaceSharingType, OwnerUserProfileArn, TaggingAction) scope statements only where Studio is,
+  never in the local stacks. A test (tests/unit/test_iam_conditions.py) keeps every condition the
+  RBAC matrix's calls reach on a key filled here.
+- A condition IAM would have refused when the policy was written (an unknown operator moto let
+  through, `Bool` with a value other than true/false, ...) fails the request with
+  MalformedPolicyDocument, logged, rather than being skipped.
 
 Not evaluated by moto, and so not by `mlops rbac check` (the README says which tests cover them):
-permissions boundaries, resource-based policies other than bucket policies, and condition keys
-other than the few moto fills from the request (aws:SecureTransport on buckets) and
-CONDITION_KEYS.
+permissions boundaries, resource-based policies other than bucket policies (and those only for
+their Deny statements), the actions a call implies (iam:PassRole, kms:Decrypt, ...).
 """
 
 from __future__ import annotations
 
 import contextvars
-import fnmatch
 import json
+import logging
 import math
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+import flask
 from botocore.credentials import Credentials
 from moto import settings
 from moto.cloudtrail import responses as cloudtrail_responses
 from moto.cloudwatch import responses as cloudwatch_responses
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.exceptions import AccessDeniedError, JsonRESTError
+from moto.core.exceptions import _RESTError as RESTError  # the XML error of the query protocols
 from moto.dynamodb import responses as dynamodb_responses
-from moto.iam import access_control, policy_conditions
+from moto.iam import access_control
+from moto.iam import responses as iam_responses
 from moto.iam.models import iam_backends
+from moto.s3 import responses as s3_responses
 from moto.sagemaker import responses as sagemaker_responses
 from moto.sagemakerruntime import responses as sagemakerruntime_responses
 from moto.secretsmanager import responses as secretsmanager_responses
+from moto.sts import responses as sts_responses
 
+from local_aws import iam_conditions
 from local_aws.lifecycle import IAM_PATH
 from stacks import moto_gaps
 
@@ -84,15 +117,35 @@ SAGEMAKER_RESOURCES = (
 # Signing names that are not the service's IAM prefix (CloudWatch signs as "monitoring").
 SIGNING_NAME_PREFIXES = {"monitoring": "cloudwatch"}
 PACKAGE_IN_GROUP = "model-package/{}/*"
-# (response class, action) -> the condition keys IAM takes from that request, read from its
-# parameters: what the platform's policies scope by where an action has no resource type.
-CONDITION_KEYS: dict[tuple[type, str], Callable[[Any], dict[str, str]]] = {
-    (cloudwatch_responses.CloudWatchResponse, "PutMetricData"):
-        lambda response: {"cloudwatch:namespace": response._get_param("Namespace")},
+# (response class, action) -> the service's condition keys IAM takes from that request, read from
+# its parameters (Service Authorization Reference): what the platform's policies scope by.
+ConditionValues = dict[str, str | list[str] | None]
+
+
+def _param(key: str, parameter: str) -> Callable[[Any], ConditionValues]:
+    return lambda response: {key: response._get_param(parameter)}
+
+
+_IAM = iam_responses.IamResponse
+_SAGEMAKER = sagemaker_responses.SageMakerResponse
+CONDITION_KEYS: dict[tuple[type, str], Callable[[Any], ConditionValues]] = {
+    # No resource type: the namespace is PutMetricData's only scope.
+    (cloudwatch_responses.CloudWatchResponse, "PutMetricData"): _param("cloudwatch:namespace", "Namespace"),
+    (_SAGEMAKER, "CreateModelPackage"): _param("sagemaker:ModelApprovalStatus", "ModelApprovalStatus"),
+    (_SAGEMAKER, "UpdateModelPackage"): _param("sagemaker:ModelApprovalStatus", "ModelApprovalStatus"),
+    (sts_responses.TokenResponse, "AssumeRole"): lambda response: _request_tags(response),
+    # What the permissions boundary and the CI deploy role scope IAM writes by.
+    **{(_IAM, action): _param("iam:PermissionsBoundary", "PermissionsBoundary")
+       for action in ("CreateRole", "PutRolePermissionsBoundary", "CreateUser",
+                      "PutUserPermissionsBoundary")},
+    **{(_IAM, f"{verb}{kind}Policy"): _param("iam:PolicyARN", "PolicyArn")
+       for verb in ("Attach", "Detach") for kind in ("Role", "User", "Group")},
 }
-# The condition keys of the request being authorized (set around moto's authorization).
-_REQUEST_KEYS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+# The request context of the request being authorized (iam_conditions.context_of's shape), set
+# around moto's authorization: the request's keys, then the caller's.
+_REQUEST_KEYS: contextvars.ContextVar[dict[str, list[str]] | None] = contextvars.ContextVar(
     "request_keys", default=None)
+log = logging.getLogger(__name__)
 _INVOCATION_PATH = re.compile(r"^/endpoints/([^/]+)/")
 
 
@@ -213,33 +266,39 @@ def _identities() -> None:
     checked = access_control.IAMRequestBase.check_action_permitted
 
     def check_action_permitted(self: Any, resource: str) -> None:
-        if not isinstance(self._access_key, _Deployer):
+        if isinstance(self._access_key, _Deployer):
+            return
+        token = _REQUEST_KEYS.set({**(_REQUEST_KEYS.get() or {}), **_principal_keys(self)})
+        try:
             checked(self, resource)
+        finally:
+            _REQUEST_KEYS.reset(token)
 
     access_control.IAMRequestBase.check_action_permitted = check_action_permitted
-    evaluate = access_control.IAMPolicy.is_action_permitted
 
-    def is_action_permitted(self: Any, action: str, resource: str = "*", principal: str | None = None,
-                            incoming_condition_values: dict[str, str] | None = None) -> Any:
-        # moto's check passes no condition values; the request's keys (CONDITION_KEYS) are here.
-        values = incoming_condition_values if incoming_condition_values is not None else _REQUEST_KEYS.get()
-        return evaluate(self, action, resource, principal, values or None)
+    def check_conditions(self: Any, incoming_condition_values: dict[str, str] | None) -> bool:
+        # The request's context (filled here: moto passes none, or only sts:ExternalId and a
+        # bucket policy's aws:SecureTransport) judged as IAM judges it (iam_conditions).
+        passed = iam_conditions.context_of(incoming_condition_values or {})
+        context = {**(_REQUEST_KEYS.get() or {}), **passed}
+        try:
+            return iam_conditions.condition_holds(self._statement.get("Condition"), context)
+        except iam_conditions.ConditionError as bad:
+            log.error("policy statement %s: %s", self._statement.get("Sid") or self._statement, bad)
+            raise
 
-    access_control.IAMPolicy.is_action_permitted = is_action_permitted
+    access_control.IAMPolicyStatement._check_conditions = check_conditions
     judged = access_control.IAMPolicyStatement.is_action_permitted
 
     def statement_permits(self: Any, action: str, resource: str = "*", principal: str | None = None,
                           incoming_condition_values: dict[str, str] | None = None) -> Any:
-        result = judged(self, action, resource, principal, incoming_condition_values)
-        # An Allow whose condition does not hold allows nothing; it denies nothing either.
-        if result == access_control.PermissionResult.DENIED and self._statement.get("Effect") == "Allow":
+        # A statement whose condition does not hold does not apply: an Allow allows nothing, a
+        # Deny denies nothing (moto answers DENIED for both).
+        if self._statement.get("Condition") and not self._check_conditions(incoming_condition_values):
             return access_control.PermissionResult.NEUTRAL
-        return result
+        return judged(self, action, resource, principal, incoming_condition_values)
 
     access_control.IAMPolicyStatement.is_action_permitted = statement_permits
-    # StringLike (the `*` and `?` wildcards), which moto skips (every condition it cannot
-    # evaluate holds).
-    policy_conditions.CONDITION_OPERATIONS.setdefault("StringLike", _string_like)
     signed = access_control.IAMRequestBase.check_signature
 
     def check_signature(self: Any) -> None:
@@ -265,9 +324,100 @@ def _identities() -> None:
     access_control.create_access_key = create_access_key
 
 
-def _string_like(expected: list[str] | str, actual: str) -> bool:
-    patterns = [expected] if isinstance(expected, str) else expected
-    return any(fnmatch.fnmatchcase(actual, p) for p in patterns)
+def _request_tags(response: Any) -> ConditionValues:
+    """AssumeRole's session tags: aws:RequestTag/<key> and aws:TagKeys (what persona trust
+    policies scope by in the environments with Studio)."""
+    tags = response._get_params().get("Tags") or []
+    keys: ConditionValues = {f"aws:RequestTag/{t['Key']}": t.get("Value", "") for t in tags if "Key" in t}
+    return {**keys, "aws:TagKeys": [t["Key"] for t in tags if "Key" in t] or None}
+
+
+def _secure_transport() -> str:
+    # The scheme the server was reached by (moto's own request URL always says http); moto's
+    # server answers each request inside the Flask app of its service.
+    https = flask.has_request_context() and flask.request.environ.get("wsgi.url_scheme") == "https"
+    return "true" if https else "false"
+
+
+def _request_keys(response: Any) -> dict[str, list[str]]:
+    """The request's condition keys that the response (moto's parsed request) tells: the global
+    ones of every request and the service's (CONDITION_KEYS, s3:prefix)."""
+    now = datetime.now(UTC)
+    values: ConditionValues = {
+        "aws:SecureTransport": _secure_transport(),
+        "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "aws:EpochTime": str(int(now.timestamp())),
+        "aws:RequestedRegion": response.region,
+        # Locally no service forwards a caller's credentials (no forward access sessions).
+        "aws:ViaAWSService": "false",
+    }
+    keys = CONDITION_KEYS.get((type(response), response._get_action()))
+    if keys:
+        values.update(keys(response))
+    if isinstance(response, s3_responses.S3Response) and response.method == "GET":
+        # ListObjects(V2) and ListObjectVersions: the prefix parameter, when the request has one.
+        prefix = (response.querystring or {}).get("prefix")
+        values["s3:prefix"] = prefix[0] if isinstance(prefix, list) and prefix else prefix
+    return iam_conditions.context_of(values)
+
+
+def _tags(entity: Any) -> dict[str, str]:
+    tags = getattr(entity, "tags", None) or {}
+    items = tags.values() if isinstance(tags, dict) else tags
+    return {t["Key"]: t.get("Value", "") for t in items if isinstance(t, dict) and "Key" in t}
+
+
+def _principal_keys(request: Any) -> dict[str, list[str]]:
+    """The caller's global condition keys (aws:PrincipalArn, aws:PrincipalAccount,
+    aws:PrincipalType, aws:userid, aws:username for a user, aws:PrincipalTag/<key> of the user or
+    role). Not known here, so absent as for a caller AWS has none of: session tags and
+    aws:MultiFactorAuthPresent / aws:TokenIssueTime (moto keeps no record of them)."""
+    key = request._access_key
+    account = getattr(key, "account_id", request.account_id)
+    values: ConditionValues = {"aws:PrincipalAccount": account, "aws:PrincipalArn": getattr(key, "arn", None)}
+    backend = request.backend
+    if isinstance(key, access_control.IAMUserAccessKey):
+        user = backend.get_user(key._owner_user_name)
+        values.update({"aws:PrincipalArn": user.arn, "aws:PrincipalType": "User", "aws:username": user.name,
+                       "aws:userid": user.id})
+        values.update({f"aws:PrincipalTag/{k}": v for k, v in _tags(user).items()})
+    elif isinstance(key, access_control.AssumedRoleAccessKey):
+        # For a role session aws:PrincipalArn is the role's ARN, not the session's.
+        try:
+            role = backend.get_role(key._owner_role_name)
+        except Exception:  # a session of a role that is gone: only what the session tells
+            role = None
+        values.update({"aws:PrincipalType": "AssumedRole"})
+        if role is not None:
+            values.update({"aws:PrincipalArn": role.arn, "aws:userid": f"{role.id}:{key._session_name}"})
+            values.update({f"aws:PrincipalTag/{k}": v for k, v in _tags(role).items()})
+    return iam_conditions.context_of(values)
+
+
+def _malformed_policy(response: Any, bad: iam_conditions.ConditionError) -> RESTError:
+    """A condition AWS would have refused at PutRolePolicy: the request fails saying so, rather
+    than the statement being skipped (allowing or denying by accident)."""
+    message = f"a policy of the caller has a condition IAM refuses: {bad}"
+    if "X-Amz-Target" in (response.headers or {}):
+        return JsonRESTError("MalformedPolicyDocument", message)
+    return RESTError("MalformedPolicyDocument", message)
+
+
+def _request_context() -> None:
+    """Every authorized request (S3's too) carries its condition keys into the policies' check."""
+    original = ActionAuthenticatorMixin._authenticate_and_authorize_action
+
+    def authorize(self: Any, iam_request_cls: type, resource: str = "*") -> None:
+        # Only a checked request (enforcement on) needs its context.
+        token = _REQUEST_KEYS.set(_request_keys(self) if enforced() else None)
+        try:
+            original(self, iam_request_cls, resource)
+        except iam_conditions.ConditionError as bad:
+            raise _malformed_policy(self, bad) from None
+        finally:
+            _REQUEST_KEYS.reset(token)
+
+    ActionAuthenticatorMixin._authenticate_and_authorize_action = authorize
 
 
 def _denials_in_the_service_protocol() -> None:
@@ -276,8 +426,6 @@ def _denials_in_the_service_protocol() -> None:
     original = ActionAuthenticatorMixin._authenticate_and_authorize_normal_action
 
     def authorize(self: Any, resource: str = "*") -> None:
-        keys = CONDITION_KEYS.get((type(self), self._get_action()))
-        token = _REQUEST_KEYS.set({k: v for k, v in keys(self).items() if isinstance(v, str)} if keys else {})
         try:
             original(self, resource)
         except AccessDeniedError as denied:
@@ -287,8 +435,6 @@ def _denials_in_the_service_protocol() -> None:
             error = JsonRESTError("AccessDeniedException", denied.message)
             error.code = 403 if runtime else 400
             raise error from None
-        finally:
-            _REQUEST_KEYS.reset(token)
 
     ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = authorize
 
@@ -296,6 +442,7 @@ def _denials_in_the_service_protocol() -> None:
 def patch() -> None:
     """Resources, identities and denials as above; enforcement stays off until `enforce(True)`."""
     _identities()
+    _request_context()
     _denials_in_the_service_protocol()
     sagemaker_responses.SageMakerResponse._determine_resource = _sagemaker_resource
     sagemakerruntime_responses.SageMakerRuntimeResponse._determine_resource = _invocation_resource

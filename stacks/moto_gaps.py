@@ -42,11 +42,13 @@ PROVIDER_FLAGS = {
 # those three points fixed, in local_aws/moto_server.py, and serves HTTPS (local_aws/tls.py): the
 # bucket policies stay exactly as in AWS, and a plain-HTTP object request is refused as in AWS.
 
-# moto evaluates identity policies without the request's condition keys (every condition holds),
-# knows StringEquals only (other operators hold) and counts an Allow whose condition fails as a
-# Deny. With IAM enforced, local_aws/iam_enforcement.py fills `cloudwatch:namespace` from
-# PutMetricData (an action with no resource type, scoped by its namespace alone), evaluates
-# StringLike, and lets an unmet Allow merely not allow: a role may publish only to its namespaces.
+# moto evaluates identity policies without the request's condition keys (a condition on a key
+# the request lacks holds), knows StringEquals only (other operators hold), pairs a block's values
+# by position and counts any statement whose condition fails as a Deny. With IAM enforced,
+# local_aws/iam_conditions.py judges conditions as IAM does (an absent key makes a condition
+# false, a statement whose condition fails does not apply) and local_aws/iam_enforcement.py fills
+# the request context: the request's keys (`cloudwatch:namespace` of PutMetricData, an action
+# scoped by its namespace alone, `s3:prefix`, `aws:SecureTransport`, ...) and the caller's.
 
 # moto evaluates no CloudWatch alarm, emits no AWS service event (alarm state change, model
 # package state change), fires no EventBridge schedule and runs no Lambda without Docker: the local

@@ -191,3 +191,88 @@ def test_put_metric_data_is_held_to_the_namespace_condition_when_iam_is_enforced
             assert err.value.response["Error"]["Code"] in ("AccessDenied", "AccessDeniedException"), refused
     finally:
         moto_server.enforce_iam(False)
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """A local AWS serving HTTPS as `mlops local up` does (the moto_server fixture's is plain HTTP)."""
+    local = LocalAws(tmp_path / "tls", tls=True, serve_endpoints=False, background=False)
+    server, started = local.start()
+    assert started and server.endpoint_url.startswith("https://")
+    try:
+        yield server
+    finally:
+        local.stop()
+
+
+def test_conditions_are_evaluated_as_iam_evaluates_them_when_iam_is_enforced(tls_server):
+    """local_aws/iam_conditions.py wired into moto's check: the request's keys and the caller's
+    (aws:PrincipalArn is a session's role, aws:SecureTransport true over the local HTTPS, s3:prefix
+    from ListObjectsV2), a Deny whose condition does not hold does not apply, a key the request
+    lacks makes a condition false, and StringLike's `[` is literal."""
+    iam, s3 = tls_server.client("iam"), tls_server.client("s3")
+    s3.create_bucket(Bucket="scoped")
+    boundary = iam.create_policy(PolicyName="boundary", PolicyDocument=document([
+        statement("All", ["*"], ["*"])]))["Policy"]["Arn"]
+    trust = document([statement("Lambda", ["sts:AssumeRole"], None,
+                                principals={"Service": "lambda.amazonaws.com"})])
+    role_arn = iam.create_role(RoleName="publisher", Path="/team/", AssumeRolePolicyDocument=document([
+        statement("TrustUser", ["sts:AssumeRole"], None,
+                  principals={"AWS": "arn:aws:iam::123456789012:user/caller"})]))["Role"]["Arn"]
+    iam.put_role_policy(RoleName="publisher", PolicyName="scoped", PolicyDocument=document([
+        statement("PublishOverTls", ["cloudwatch:PutMetricData"], ["*"], conditions={
+            "StringLike": {"cloudwatch:namespace": ["MLOps/*", "Team[1]/*"]},
+            "ArnEquals": {"aws:PrincipalArn": role_arn},
+            "StringEquals": {"aws:PrincipalAccount": "123456789012",
+                             "aws:RequestedRegion": tls_server.region},
+            "Bool": {"aws:SecureTransport": "true"}}),
+        statement("NeverSecrets", ["cloudwatch:PutMetricData"], ["*"], effect="Deny",
+                  conditions={"StringLike": {"cloudwatch:namespace": "MLOps/Secret*"}}),
+        statement("OnlyFromASource", ["s3:GetObject"], ["arn:aws:s3:::scoped/*"],
+                  conditions={"ArnLike": {"aws:SourceArn": "arn:aws:s3:::*"}}),
+        statement("ListDemo", ["s3:ListBucket"], ["arn:aws:s3:::scoped"],
+                  conditions={"StringLike": {"s3:prefix": "demo/*"}}),
+        statement("CreateRoles", ["iam:CreateRole"], ["*"]),  # moto names no resource for a new role
+        # The platform's boundary rule: a negated operator holds when the request lacks the key.
+        statement("DenyRolesWithoutTheBoundary", ["iam:CreateRole"], ["*"], effect="Deny",
+                  conditions={"StringNotEquals": {"iam:PermissionsBoundary": boundary}}),
+    ]))
+    iam.create_user(UserName="caller")
+    iam.put_user_policy(UserName="caller", PolicyName="assume", PolicyDocument=document([
+        statement("Assume", ["sts:AssumeRole"], [role_arn])]))
+    key = iam.create_access_key(UserName="caller")["AccessKey"]
+    iam.create_user(UserName="broken")
+    iam.put_user_policy(UserName="broken", PolicyName="broken", PolicyDocument=document([
+        statement("Yes", ["iam:ListUsers"], ["*"], conditions={"Bool": {"aws:SecureTransport": "yes"}})]))
+    made = iam.create_access_key(UserName="broken")["AccessKey"]
+    broken = {"AWS_ACCESS_KEY_ID": made["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": made["SecretAccessKey"]}
+    tls_server.enforce_iam(True)
+    try:
+        me = tls_server.session_client_factory(role_arn, "conditions", assumed_with={
+            "AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]})
+        cloudwatch, my_s3 = me("cloudwatch"), me("s3")
+        datum = [{"MetricName": "Checked", "Value": 1.0}]
+        for allowed in ("MLOps/Drift", "Team[1]/x"):
+            cloudwatch.put_metric_data(Namespace=allowed, MetricData=datum)
+        my_s3.list_objects_v2(Bucket="scoped", Prefix="demo/2026")
+
+        def refused(call, **kwargs):
+            with pytest.raises(ClientError) as err:
+                call(**kwargs)
+            assert err.value.response["Error"]["Code"] in ("AccessDenied", "AccessDeniedException"), kwargs
+
+        refused(cloudwatch.put_metric_data, Namespace="MLOps/Secrets", MetricData=datum)
+        refused(cloudwatch.put_metric_data, Namespace="Team1/x", MetricData=datum)  # `[1]` is literal
+        refused(my_s3.get_object, Bucket="scoped", Key="a.txt")  # no aws:SourceArn in a person's call
+        refused(my_s3.list_objects_v2, Bucket="scoped", Prefix="other/")
+        refused(my_s3.list_objects_v2, Bucket="scoped")  # no prefix: the key is absent
+        me("iam").create_role(RoleName="probe-bounded", AssumeRolePolicyDocument=trust,
+                              PermissionsBoundary=boundary)
+        refused(me("iam").create_role, RoleName="probe-unbounded", AssumeRolePolicyDocument=trust)
+        # A condition IAM refuses when the policy is written (moto stores it): the call says so.
+        with pytest.raises(ClientError) as err:
+            tls_server.client("iam", credentials=broken).list_users()
+        assert err.value.response["Error"]["Code"] == "MalformedPolicyDocument"
+        assert "Bool takes true or false" in err.value.response["Error"]["Message"]
+    finally:
+        tls_server.enforce_iam(False)
