@@ -183,7 +183,9 @@ def test_the_project_role_reads_only_its_own_model_archives(synth_all):
     read = statements["ReadModelArtifacts"]
     bucket = "arn:aws:s3:::mlops-dev-artifacts-111111111111"
     assert read["Action"] == "s3:GetObject"
-    assert read["Resource"] == [f"{bucket}/demo/runs/*/model/*", f"{bucket}/demo/bootstrap/*"]
+    # The pipeline's archives, the bootstrap model and the archives promoted from another environment.
+    assert read["Resource"] == [f"{bucket}/demo/runs/*/model/*", f"{bucket}/demo/bootstrap/*",
+                                f"{bucket}/demo/promoted/*.tar.gz"]
     decrypt = statements["DecryptModelArtifacts"]
     assert decrypt["Action"] == "kms:Decrypt"
     assert decrypt["Resource"] == "${data.aws_kms_alias.platform_key.target_key_arn}"
