@@ -353,10 +353,13 @@ class Deployer:
         return stopped
 
     def local_environments(self) -> list[str]:
-        """The environments with stacks on the local AWS now, `local` last (the others may read
-        what it holds, as a prod reads its promotion source): the order `local down` destroys in."""
+        """The local environments with stacks on the local AWS (recorded, or with state left by
+        an apply that failed), `local` last (a local prod reads its promotion source there): the
+        order `local down` destroys them in."""
         deployed = {_environment_of(s["name"]) for s in self._recorded_stacks()}
-        return [*sorted(deployed - {"local"}), "local"]
+        local = [name for name, env in self.project.environments().items() if env.is_local]
+        deployed |= {name for name in local if any(self.project.state_dir.glob(f"*-{name}.tfstate"))}
+        return sorted(deployed, key=lambda name: (name == "local", name))
 
     def _forget_local_state(self) -> None:
         # Every stack's name ends in "-<environment>" (names carry their environment).
