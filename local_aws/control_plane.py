@@ -22,6 +22,12 @@ themselves:
   again after the queue's visibility timeout, in the DLQ after maxReceiveCount (moto applies the
   queue's redrive policy); the rest are deleted. Output goes to <state dir>/logs/<function>.log.
 
+It acts in every account the local AWS holds state in (a local environment in a second
+account, environments/localprod.yaml): the default account with the deployer's key, another as a
+session of that account's access role (stacks/moto_gaps.account_access_role), as a service acts in
+each account on its own. Each alarm, rule, package and mapping is acted on in its own account (the
+one its ARN names), and its events go to that account's default bus.
+
 The local AWS ticks a plane of its own in the background (local_aws/background.py); `stepping()`
 pauses it while a command steps one itself, and `tick()` holds a file lock so ticks never overlap.
 
@@ -53,6 +59,7 @@ from botocore.exceptions import ClientError
 from local_aws.lambda_code import DeployedCode
 from local_aws.lambda_runtime import LambdaProcesses
 from local_aws.role_sessions import RoleSessions
+from stacks import moto_gaps
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE_FILE = "control-plane.json"
@@ -63,6 +70,8 @@ PACKAGE_EVENT = ("aws.sagemaker", "SageMaker Model Package State Change")
 SCHEDULE_EVENT = ("aws.events", "Scheduled Event")
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+# The session the control plane acts in another account with (CloudTrail would name it).
+SESSION_NAME = "mlops-local-control-plane"
 # How many rounds `run_until_idle` may take; each round is quick, so this only stops a loop
 # that keeps producing work (a handler failing forever ends in the DLQ well before).
 MAX_ROUNDS = 200
@@ -224,19 +233,25 @@ class TickResult:
 
 
 class LocalControlPlane:
-    def __init__(self, clients: Callable[[str], Any], client_env: dict[str, str], region: str,
-                 state_dir: Path, report: Report = _quiet, server_id: str = ""):
+    """clients(service, credentials=None): a client of the local AWS, with the deployer's key or
+    the given session's; accounts(): the accounts it holds state in."""
+
+    def __init__(self, clients: Callable[..., Any], client_env: dict[str, str], region: str,
+                 state_dir: Path, report: Report = _quiet, server_id: str = "",
+                 accounts: Callable[[], list[str]] = lambda: [moto_gaps.DEFAULT_ACCOUNT]):
         self.clients, self.region, self.state_dir, self.report = clients, region, state_dir, report
+        self.accounts = accounts
+        self.sessions = RoleSessions(lambda: self.client("sts"))
         # What the state file remembers is about one server's world: a new server starts afresh.
         self.server_id = server_id
         self.state_file = state_dir / STATE_FILE
         # Each function runs the package and layers Terraform deployed, fetched from the local
         # Lambda as AWS hands them out (local_aws/lambda_code.py), never this checkout's modules.
-        code = DeployedCode(lambda: self.client("lambda"), state_dir / "lambda",
+        code = DeployedCode(lambda account: self.client("lambda", account), state_dir / "lambda",
                             client_env.get("AWS_CA_BUNDLE"))
         self.lambdas = LambdaProcesses(client_env, region, state_dir / "logs", code=code,
-                                       sessions=RoleSessions(lambda: self.client("sts")))
-        self._made: dict[str, Any] = {}
+                                       sessions=self.sessions)
+        self._made: dict[tuple[str, str, str], Any] = {}
         self._queue_urls: dict[str, str] = {}  # queue ARN -> URL: asked once, not every round
         self.failed_targets: list[str] = []  # targets a schedule could not start, until reported
 
@@ -254,17 +269,23 @@ class LocalControlPlane:
     def for_server(cls, server: Any, state_dir: Path, report: Report = _quiet) -> LocalControlPlane:
         """For a running local AWS (local_aws.lifecycle.ServerRecord)."""
         return cls(server.client, server.client_env(), server.region, state_dir, report,
-                   server_id=f"{server.pid}@{server.started_at}")
+                   server_id=f"{server.pid}@{server.started_at}", accounts=server.accounts)
 
-    def client(self, service: str) -> Any:
-        if service not in self._made:
-            self._made[service] = self.clients(service)
-        return self._made[service]
+    def client(self, service: str, account: str = moto_gaps.DEFAULT_ACCOUNT) -> Any:
+        """A client acting in the account (made again when its session is renewed)."""
+        role_arn = moto_gaps.account_access_role(account)
+        credentials = self.sessions.credentials(role_arn, SESSION_NAME) if role_arn else None
+        key = (service, account, (credentials or {}).get("AWS_ACCESS_KEY_ID", ""))
+        if key not in self._made:
+            self._made[key] = self.clients(service, credentials=credentials) if credentials \
+                else self.clients(service)
+        return self._made[key]
 
     def queue_url(self, queue_arn: str) -> str:
         if queue_arn not in self._queue_urls:
             name = queue_arn.rsplit(":", 1)[-1]
-            self._queue_urls[queue_arn] = self.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+            sqs = self.client("sqs", _account(queue_arn))
+            self._queue_urls[queue_arn] = sqs.get_queue_url(QueueName=name)["QueueUrl"]
         return self._queue_urls[queue_arn]
 
     # state between commands
@@ -286,9 +307,11 @@ class LocalControlPlane:
 
     # CloudWatch
     def alarms(self) -> list[dict[str, Any]]:
-        paginator = self.client("cloudwatch").get_paginator("describe_alarms")
-        pages = paginator.paginate(AlarmTypes=["MetricAlarm"])
-        return [a for page in pages for a in page.get("MetricAlarms", [])]
+        """Every account's metric alarms."""
+        return [a for account in self.accounts()
+                for page in self.client("cloudwatch", account).get_paginator("describe_alarms")
+                .paginate(AlarmTypes=["MetricAlarm"])
+                for a in page.get("MetricAlarms", [])]
 
     def values(self, alarm: dict[str, Any], now: datetime) -> list[float | None]:
         """The alarm's value in each of its last EvaluationPeriods periods, oldest first."""
@@ -296,7 +319,7 @@ class LocalControlPlane:
         end = now.replace(microsecond=0)
         start = end - timedelta(seconds=period * n)
         queries = metric_queries(alarm)
-        got = self.client("cloudwatch").get_metric_data(
+        got = self.client("cloudwatch", _account(alarm["AlarmArn"])).get_metric_data(
             MetricDataQueries=queries, StartTime=start, EndTime=end)["MetricDataResults"]
         returned = {q["Id"] for q in queries if q.get("ReturnData", True)}
         result = next((r for r in got if r["Id"] in returned), None)
@@ -311,15 +334,14 @@ class LocalControlPlane:
         """Evaluate every alarm; a state change (ours, or one set by SetAlarmState since the last
         tick) goes to the alarm's action topics and to EventBridge, as CloudWatch sends it."""
         result = TickResult()
-        cloudwatch = self.client("cloudwatch")
-        known: dict[str, str] = state["alarms"]
+        known: dict[str, str] = state["alarms"]  # by ARN: alarm names are per account
         for alarm in self.alarms():
             name, moment = alarm["AlarmName"], now or datetime.now(UTC)
-            current = alarm.get("StateValue", "INSUFFICIENT_DATA")
-            if name in known and known[name] != current:  # SetAlarmState by someone else
+            arn, current = alarm["AlarmArn"], alarm.get("StateValue", "INSUFFICIENT_DATA")
+            if arn in known and known[arn] != current:  # SetAlarmState by someone else
                 set_by_hand = Verdict(current, alarm.get("StateReason", ""), ())
-                self._changed(result, {**alarm, "StateValue": known[name]}, set_by_hand, moment)
-            known[name] = current
+                self._changed(result, {**alarm, "StateValue": known[arn]}, set_by_hand, moment)
+            known[arn] = current
             try:
                 verdict = judge(alarm, self.values(alarm, moment))
             except Exception as exc:  # one alarm the evaluator cannot read must not stop the rest
@@ -329,9 +351,10 @@ class LocalControlPlane:
                 continue
             reason_data = json.dumps({"version": "1.0", "recentDatapoints":
                                       [v for v in verdict.values if v is not None]})
-            cloudwatch.set_alarm_state(AlarmName=name, StateValue=verdict.state,
-                                       StateReason=verdict.reason[:1023], StateReasonData=reason_data)
-            known[name] = verdict.state
+            self.client("cloudwatch", _account(arn)).set_alarm_state(
+                AlarmName=name, StateValue=verdict.state, StateReason=verdict.reason[:1023],
+                StateReasonData=reason_data)
+            known[arn] = verdict.state
             self._changed(result, alarm, verdict, moment)
         return result
 
@@ -340,7 +363,8 @@ class LocalControlPlane:
         result.alarm_changes.append(change)
         self.report(change)
         self._alarm_actions(alarm, verdict, moment)
-        self._put_event(ALARM_EVENT, [alarm["AlarmArn"]], alarm_event_detail(alarm, verdict, moment))
+        self._put_event(_account(alarm["AlarmArn"]), ALARM_EVENT, [alarm["AlarmArn"]],
+                        alarm_event_detail(alarm, verdict, moment))
         result.events.append(f"{ALARM_EVENT[1]}: {alarm['AlarmName']} {verdict.state}")
 
     def _alarm_actions(self, alarm: dict[str, Any], verdict: Verdict, moment: datetime) -> None:
@@ -354,22 +378,29 @@ class LocalControlPlane:
                    "Region": self.region, "AlarmArn": alarm["AlarmArn"]}
         for topic in alarm.get(actions, []):
             if ":sns:" in topic:
-                self.client("sns").publish(
+                self.client("sns", _account(topic)).publish(
                     TopicArn=topic, Subject=f"{verdict.state}: \"{alarm['AlarmName']}\""[:100],
                     Message=json.dumps(message))
 
-    def _put_event(self, kind: tuple[str, str], resources: list[str], detail: dict[str, Any]) -> None:
+    def _put_event(self, account: str, kind: tuple[str, str], resources: list[str],
+                   detail: dict[str, Any]) -> None:
+        """The service's event, on the default bus of the account it happened in."""
         entry = {"Source": kind[0], "DetailType": kind[1], "Resources": resources,
                  "Detail": json.dumps(detail, default=str)}
-        answer = self.client("events").put_events(Entries=[entry])
+        answer = self.client("events", account).put_events(Entries=[entry])
         if answer.get("FailedEntryCount"):
             raise RuntimeError(f"PutEvents refused a {kind[1]} event: {answer['Entries']}")
 
     # SageMaker
     def package_events(self, state: dict[str, Any]) -> TickResult:
         result = TickResult()
-        sagemaker = self.client("sagemaker")
-        seen: dict[str, list[Any]] = state["packages"]
+        for account in self.accounts():
+            result.merge(self._package_events(account, state["packages"]))
+        return result
+
+    def _package_events(self, account: str, seen: dict[str, list[Any]]) -> TickResult:
+        result = TickResult()
+        sagemaker = self.client("sagemaker", account)
         groups = [g["ModelPackageGroupName"] for page in
                   sagemaker.get_paginator("list_model_package_groups").paginate()
                   for g in page["ModelPackageGroupSummaryList"]]
@@ -380,7 +411,7 @@ class LocalControlPlane:
                     if seen.get(arn, [None])[0] == status:
                         continue
                     described = sagemaker.describe_model_package(ModelPackageName=arn)
-                    self._put_event(PACKAGE_EVENT, [arn], package_event_detail(described))
+                    self._put_event(account, PACKAGE_EVENT, [arn], package_event_detail(described))
                     seen[arn] = [described.get("ModelApprovalStatus"), str(described.get("LastModifiedTime"))]
                     note = f"{PACKAGE_EVENT[1]}: {arn.rsplit('/', 2)[-2]}/{arn.rsplit('/', 1)[-1]} {status}"
                     result.events.append(note)
@@ -389,8 +420,10 @@ class LocalControlPlane:
 
     # EventBridge schedules
     def schedules(self) -> list[dict[str, Any]]:
-        pages = self.client("events").get_paginator("list_rules").paginate()
-        return [r for page in pages for r in page["Rules"] if r.get("ScheduleExpression")]
+        """Every account's schedule rules."""
+        return [r for account in self.accounts()
+                for page in self.client("events", account).get_paginator("list_rules").paginate()
+                for r in page["Rules"] if r.get("ScheduleExpression")]
 
     def fire_schedule(self, rule: dict[str, Any], moment: datetime) -> list[str]:
         """Send the rule's "Scheduled Event" to its SQS targets and start its SageMaker pipeline
@@ -399,12 +432,13 @@ class LocalControlPlane:
                  "source": SCHEDULE_EVENT[0], "account": rule["Arn"].split(":")[4],
                  "time": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": self.region,
                  "resources": [rule["Arn"]], "detail": {}}
-        started = []
-        targets = self.client("events").list_targets_by_rule(Rule=rule["Name"])["Targets"]
+        started, account = [], _account(rule["Arn"])
+        targets = self.client("events", account).list_targets_by_rule(Rule=rule["Name"])["Targets"]
         for target in targets:
             if ":sqs:" in target["Arn"]:
                 url = self.queue_url(target["Arn"])
-                self.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(event))
+                self.client("sqs", _account(target["Arn"])).send_message(QueueUrl=url,
+                                                                         MessageBody=json.dumps(event))
             elif ":sagemaker:" in target["Arn"] and ":pipeline/" in target["Arn"]:
                 try:
                     started.append(self.start_pipeline_target(target, event))
@@ -423,7 +457,8 @@ class LocalControlPlane:
                                    "ClientRequestToken": event["id"][:128]}
         if parameters:
             request["PipelineParameters"] = parameters
-        return self.client("sagemaker").start_pipeline_execution(**request)["PipelineExecutionArn"]
+        sagemaker = self.client("sagemaker", _account(target["Arn"]))
+        return sagemaker.start_pipeline_execution(**request)["PipelineExecutionArn"]
 
     def due_schedules(self, state: dict[str, Any], moment: datetime) -> TickResult:
         result = TickResult()
@@ -447,16 +482,19 @@ class LocalControlPlane:
 
     # Lambda event source mappings
     def mappings(self) -> list[dict[str, Any]]:
-        pages = self.client("lambda").get_paginator("list_event_source_mappings").paginate()
+        """Every account's enabled SQS event source mappings."""
+        pages = (page for account in self.accounts() for page in
+                 self.client("lambda", account).get_paginator("list_event_source_mappings").paginate())
         return [m for page in pages for m in page["EventSourceMappings"]
                 if ":sqs:" in m.get("EventSourceArn", "") and m.get("State", "Enabled") != "Disabled"]
 
     def deliver(self) -> TickResult:
         """One round: one batch from each mapped queue to its function."""
         result = TickResult()
-        sqs, lam = self.client("sqs"), self.client("lambda")
         for mapping in self.mappings():
             queue_arn = mapping["EventSourceArn"]
+            sqs = self.client("sqs", _account(queue_arn))
+            lam = self.client("lambda", _account(mapping["FunctionArn"]))
             url = self.queue_url(queue_arn)
             batch = min(int(mapping.get("BatchSize") or 10), 10)
             got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=batch,
@@ -553,6 +591,11 @@ def background_paused(state_dir: Path) -> bool:
             pass
         return True
     return False
+
+
+def _account(arn: str) -> str:
+    """The account an ARN names (arn:partition:service:region:account:resource)."""
+    return arn.split(":")[4] or moto_gaps.DEFAULT_ACCOUNT
 
 
 def _sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:

@@ -17,6 +17,9 @@ lacks, added here:
   also plays AWS's services with it (the Lambda service assuming a function's role).
 - Action names. moto prefixes an action with the request's signing name, which for CloudWatch
   is "monitoring"; IAM's prefix is "cloudwatch".
+- Member accounts. A session of another account's access role (stacks/moto_gaps.py: how the
+  deployer and the control plane reach a second local environment's account) is that account's
+  administrator, as the role is in AWS; moto holds no such role, so it is not checked.
 - Workloads. The sessions of roles only a service may assume (the Lambda functions', the jobs')
   call services whose resources this table does not resolve (SNS, KMS, CloudWatch, ...) with
   conditions moto does not fill; they are not checked. Every person's call is.
@@ -316,8 +319,11 @@ def _identities() -> None:
             return _Deployer(account_id, partition, access_key_id)
         key = original(account_id=account_id, partition=partition, access_key_id=access_key_id,
                        headers=headers)
-        if isinstance(key, access_control.AssumedRoleAccessKey) and _assumed_by_services_only(
-                account_id, partition, key._owner_role_name):
+        if isinstance(key, access_control.AssumedRoleAccessKey) and (
+                key._owner_role_name == moto_gaps.ACCOUNT_ACCESS_ROLE
+                or _assumed_by_services_only(account_id, partition, key._owner_role_name)):
+            # A member account's access role is its administrator (AdministratorAccess, as AWS
+            # Organizations makes it); moto holds no such role, so its session is let through.
             return _Workload(key)
         return key
 

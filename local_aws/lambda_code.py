@@ -105,7 +105,9 @@ def code_sha256(data: bytes) -> str:
 class DeployedCode:
     """Downloads, checks and unpacks functions' packages and layers; once per digest."""
 
-    def __init__(self, lambda_client: Callable[[], Any], cache_dir: Path, ca_bundle: str | None = None):
+    def __init__(self, lambda_client: Callable[[str], Any], cache_dir: Path, ca_bundle: str | None = None):
+        # lambda_client(account): a Lambda client acting in the account (a function's package and
+        # layers are asked of the function's own account, as its execution environment would)
         self.lambda_client, self.cache_dir = lambda_client, cache_dir
         self.tls = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else None
         self._known: dict[tuple[str, ...], Deployment] = {}
@@ -120,7 +122,8 @@ class DeployedCode:
 
     def _fetch(self, configuration: dict[str, Any]) -> Deployment:
         name = configuration["FunctionName"]
-        got = self.lambda_client().get_function(FunctionName=configuration["FunctionArn"])
+        lam = self.lambda_client(configuration["FunctionArn"].split(":")[4])
+        got = lam.get_function(FunctionName=configuration["FunctionArn"])
         code = got.get("Code") or {}
         if not code.get("Location"):
             raise CodeUnavailable(f"{name}: GetFunction names no package location ({code or 'no Code'})")
@@ -128,7 +131,7 @@ class DeployedCode:
         layers = []
         for layer in configuration.get("Layers") or []:
             layer_arn, number = layer["Arn"].rsplit(":", 1)  # ...:layer:<name>:<version>
-            version = self.lambda_client().get_layer_version(LayerName=layer_arn, VersionNumber=int(number))
+            version = lam.get_layer_version(LayerName=layer_arn, VersionNumber=int(number))
             content = version.get("Content") or {}
             if not content.get("Location"):
                 raise CodeUnavailable(f"{name}: layer {layer['Arn']} has no content location")

@@ -34,6 +34,8 @@ START_TIMEOUT_S = 60.0
 # outage, and IAM enforcement (GET -> {"enforced"}, POST {"enforced": bool}).
 OUTAGE_PATH = "/_local/endpoint-outage"
 IAM_PATH = "/_local/iam-enforcement"
+# The accounts the local AWS holds state in (moto keeps each service's state per account).
+ACCOUNTS_PATH = "/_local/accounts"
 
 
 class LocalAwsError(RuntimeError):
@@ -99,6 +101,20 @@ class ServerRecord:
         sts = RoleSessions(lambda: self.client("sts", credentials=assumed_with))
         credentials = sts.credentials(role_arn, session_name)
         return lambda service: self.client(service, credentials=credentials)
+
+    def account_client(self, service: str, account_id: str, session_name: str = "mlops-local"):
+        """A client acting in the account: the deployer's key in the default account, a session
+        of the account's access role in another (stacks/moto_gaps.account_access_role)."""
+        from stacks import moto_gaps
+
+        role_arn = moto_gaps.account_access_role(account_id)
+        if role_arn is None:
+            return self.client(service)
+        return self.session_client_factory(role_arn, session_name)(service)
+
+    def accounts(self) -> list[str]:
+        """The accounts the local AWS holds state in, its default account first."""
+        return list(self._local_switch(ACCOUNTS_PATH, None, "its accounts")["accounts"])
 
     def endpoint_outage(self, account: str, endpoint: str, percent: float) -> str:
         """The local drill switch (moto_server.OUTAGE_PATH): `percent` of the requests to the

@@ -113,8 +113,9 @@ from local_aws.endpoint_runtime import (
     list_shadow_variants,
 )
 from local_aws.http_server import LocalAwsServer
-from local_aws.lifecycle import OUTAGE_PATH
+from local_aws.lifecycle import ACCOUNTS_PATH, OUTAGE_PATH
 from local_aws.pipeline_executions import PipelineExecutions
+from stacks import moto_gaps
 
 _RUNTIME: EndpointRuntime | None = None
 _BACKGROUND: BackgroundControlPlane | None = None
@@ -218,8 +219,24 @@ def _iam_switch(environ: dict, start_response: Any) -> list[bytes]:
     return _json_reply(start_response, "200 OK", {"enforced": iam_enforcement.enforced()})
 
 
+# The services whose state the local control plane acts on (local_aws/control_plane.py).
+_CONTROLLED_SERVICES = ("cloudwatch", "events", "lambda", "sagemaker", "sqs")
+
+
+def _accounts(environ: dict, start_response: Any) -> list[bytes]:
+    """GET -> {"accounts"}: every account moto holds state for in the services the control plane
+    acts on (a backend is made for an account at its first request), the default one first."""
+    from moto.backends import get_backend
+
+    held = {account for service in _CONTROLLED_SERVICES for account in list(get_backend(service).keys())}
+    ordered = [moto_gaps.DEFAULT_ACCOUNT, *sorted(held - {moto_gaps.DEFAULT_ACCOUNT})]
+    return _json_reply(start_response, "200 OK", {"accounts": ordered})
+
+
 class _TransportAwareApp(moto_server.DomainDispatcherApplication):
     def __call__(self, environ: dict, start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == ACCOUNTS_PATH:  # nor is this
+            return _accounts(environ, start_response)
         if environ.get("PATH_INFO") == OUTAGE_PATH:  # the local drill switch, not an AWS API
             return _endpoint_outage(environ, start_response)
         if environ.get("PATH_INFO") == iam_enforcement.IAM_PATH:  # nor is this

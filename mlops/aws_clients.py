@@ -1,5 +1,6 @@
-"""AWS clients for an environment: the running local AWS for `local`, the standard credential
-chain (AWS_PROFILE, ...) in the environment's region for every other one."""
+"""AWS clients for an environment: the running local AWS for a local one (in the environment's
+account of it), the standard credential chain (AWS_PROFILE, ...) in the environment's region for
+every other one."""
 
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ def clients_for(checkout: Project, env: Environment, persona: str | None = None)
         from stacks.naming import Naming
 
         server = Deployer(checkout).local.require()
-        if persona is None:
-            return server.client
+        if persona is None:  # the deployer, in the environment's account of the local AWS
+            return lambda service: server.account_client(service, env.account_id)
         return server.session_client_factory(Naming.of(env).persona_role_arn(persona), f"mlops-{persona}")
     import boto3
 

@@ -228,7 +228,8 @@ def cmd_local_up(args: argparse.Namespace, project: Project) -> int:
 
 def cmd_local_down(args: argparse.Namespace, project: Project) -> int:
     deployer = _deployer(args, project)
-    destroyed = deployer.destroy("local")
+    # Every local environment's stacks (a local prod's too), then the server.
+    destroyed = [name for env in deployer.local_environments() for name in deployer.destroy(env)]
     stopped = deployer.stop_local()
     _emit(args, {"destroyed": destroyed, "server_stopped": stopped},
           f"destroyed: {', '.join(destroyed) or 'nothing'}; "
@@ -440,13 +441,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enforce-iam", action="store_true",
                    help="once deployed, check every call against IAM as AWS would (moto's enforcement; "
                    "the deployer's key is the account root): for `mlops rbac check`")
-    _show_terraform(add("down", cmd_local_down, "destroy the local environment and stop the local AWS",
+    _show_terraform(add("down", cmd_local_down, "destroy every local environment and stop the local AWS",
                         local_sub))
     add("status", cmd_local_status, "is the local AWS running, and what is deployed", local_sub)
     _delegated(local_sub, "credentials", "an access key of a persona's local IAM user and its role",
                "Prints {AccessKeyId, SecretAccessKey, RoleArn} (--json) or shell exports: the key of "
-               "the IAM user environments/local.yaml lets assume the persona's role (made once per "
-               "local AWS), and that role.", add_credentials_arguments, run_credentials_command)
+               "the IAM user environments/<env>.yaml (--env, default local) lets assume the persona's role "
+               "(made once per local AWS, in the environment's account), and that role.",
+               add_credentials_arguments, run_credentials_command)
     p = add("loop", cmd_local_loop,
             "run the local control plane: alarm evaluation, AWS service events, SQS -> handlers",
             local_sub)

@@ -139,7 +139,7 @@ class Deployer:
                     self._require_images(env, before_platform=False)
                 deployed.append(self._apply(n, len(stacks), info, server))
         if env.is_local:
-            self._record_local_stacks(deployed)
+            self._record_local_stacks(env_name, deployed)
         else:
             self._apply_k8s(env)
         return deployed
@@ -317,7 +317,7 @@ class Deployer:
         destroyed = self._together(projects, destroy)
         destroyed += [destroy(n, info) for n, info in enumerate(stacks, 1) if info.kind != "project"]
         if env.is_local:
-            self._record_local_stacks([])
+            self._record_local_stacks(env_name, [])
         return destroyed
 
     def bootstrap(self, env_name: str) -> list[DeployedStack]:
@@ -355,30 +355,44 @@ class Deployer:
         self._forget_local_state()
         return stopped
 
+    def local_environments(self) -> list[str]:
+        """The local environments with stacks on the local AWS (recorded, or with state left by
+        an apply that failed), `local` last (a local prod reads its promotion source there): the
+        order `local down` destroys them in."""
+        deployed = {_environment_of(s["name"]) for s in self._recorded_stacks()}
+        local = [name for name, env in self.project.environments().items() if env.is_local]
+        deployed |= {name for name in local if any(self.project.state_dir.glob(f"*-{name}.tfstate"))}
+        return sorted(deployed, key=lambda name: (name == "local", name))
+
     def _forget_local_state(self) -> None:
-        # Every local stack's name ends in "-local" (names carry their environment).
-        for f in self.project.state_dir.glob("*-local.tfstate*"):
-            f.unlink()
+        # Every stack's name ends in "-<environment>" (names carry their environment).
+        local = [name for name, env in self.project.environments().items() if env.is_local]
+        for name in local:
+            for f in self.project.state_dir.glob(f"*-{name}.tfstate*"):
+                f.unlink()
         # MLflow's runs point at artifacts in the old server's buckets: they go with it.
         shutil.rmtree(self.project.local_dir / "mlflow", ignore_errors=True)
-        self._record_local_stacks([])
+        self._deployed_file.unlink(missing_ok=True)
 
     @property
     def _deployed_file(self) -> Path:
         return self.project.local_dir / "stacks.json"
 
-    def _record_local_stacks(self, stacks: list[DeployedStack]) -> None:
+    def _recorded_stacks(self) -> list[dict[str, str]]:
+        with contextlib.suppress(OSError, ValueError):
+            return json.loads(self._deployed_file.read_text())
+        return []
+
+    def _record_local_stacks(self, env_name: str, stacks: list[DeployedStack]) -> None:
+        """The environment's stacks on the local AWS now, beside the other local environments'."""
+        others = [s for s in self._recorded_stacks() if _environment_of(s["name"]) != env_name]
         self.project.local_dir.mkdir(parents=True, exist_ok=True)
-        self._deployed_file.write_text(
-            json.dumps([{"name": s.name, "dir": str(s.dir)} for s in stacks], indent=2) + "\n"
-        )
+        self._deployed_file.write_text(json.dumps(
+            others + [{"name": s.name, "dir": str(s.dir)} for s in stacks], indent=2) + "\n")
 
     def local_status(self) -> dict[str, object]:
         server = self.local.running()
-        stacks: list[dict[str, str]] = []
-        if server is not None:
-            with contextlib.suppress(OSError, ValueError):
-                stacks = json.loads(self._deployed_file.read_text())
+        stacks = self._recorded_stacks() if server is not None else []
         record = server or self.local.record()
         return {
             "running": server is not None,
@@ -390,3 +404,8 @@ class Deployer:
             # Every call checked against IAM (`mlops local up --enforce-iam`).
             "iam_enforced": server.iam_enforced() if server else False,
         }
+
+
+def _environment_of(stack_name: str) -> str:
+    """A stack's environment: its name's last part (environment names hold no hyphen)."""
+    return stack_name.rsplit("-", 1)[-1]

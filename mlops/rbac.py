@@ -89,13 +89,14 @@ def persona_credentials(server: Any, env: Environment, persona: str, cache_dir: 
                         f"account {env.account_id} to make an access key for")
     path, _, user = users[0].split(":user", 1)[1].rpartition("/")
     role_arn = Naming.of(env).persona_role_arn(persona)
-    cache = cache_dir / f"{persona}.json"
+    # One per environment: personas of two local environments are users of two accounts.
+    cache = cache_dir / (f"{persona}.json" if env.name == "local" else f"{env.name}-{persona}.json")
     server_id = f"{server.pid}@{server.started_at}"
     with contextlib.suppress(OSError, ValueError, KeyError):
         cached = json.loads(cache.read_text())
         if cached["server"] == server_id:
             return {k: cached[k] for k in ("AccessKeyId", "SecretAccessKey", "RoleArn")}
-    iam = server.client("iam")
+    iam = server.account_client("iam", env.account_id)  # the persona's user is in its account
     with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
         iam.create_user(UserName=user, Path=f"{path}/")
     iam.put_user_policy(UserName=user, PolicyName="assume-persona-role", PolicyDocument=json.dumps({
@@ -324,11 +325,17 @@ def expected_markdown() -> str:
 # --- the commands ------------------------------------------------------------------------------
 def add_credentials_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("persona", choices=PERSONAS)
+    parser.add_argument("--env", default="local",
+                        help="a local environment whose persona it is (default: local)")
     parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 
 
 def run_credentials_command(args: argparse.Namespace, checkout: Project) -> int:
-    env = checkout.environments(["local"])["local"]
+    env = checkout.environment(args.env)
+    if not env.is_local:
+        print(f"error: --env {args.env}: only a local environment's personas have access keys the "
+              "local AWS hands out", file=sys.stderr)
+        return 2
     try:
         credentials = persona_credentials(_server(checkout), env, args.persona, _cache_dir(checkout))
     except RbacError as exc:

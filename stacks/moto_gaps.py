@@ -20,6 +20,26 @@ PROVIDER_MAX_RETRIES = 5
 # these are placeholders, not secrets, and are the same on every machine.
 PROVIDER_CREDENTIALS = {"access_key": "test", "secret_key": "test"}
 
+# The local AWS holds many accounts (moto keeps every service's state per account). The placeholder
+# key acts in moto's default account; a local environment in another account (environments/
+# localprod.yaml) is reached as an AWS Organizations member account is from the management
+# account: a session of the member account's OrganizationAccountAccessRole, assumed with STS.
+# Terraform's provider assumes it (stacks/provider.py), and so do the local control plane, the
+# Lambda code fetch and `mlops local credentials --env` (local_aws/accounts.py). moto issues such a
+# session although the role does not exist (Organizations creates it in AWS), and the session acts
+# in the role's account; with IAM enforced it is that account's administrator, as the role is in
+# AWS (local_aws/iam_enforcement.py).
+DEFAULT_ACCOUNT = "123456789012"
+ACCOUNT_ACCESS_ROLE = "OrganizationAccountAccessRole"
+
+
+def account_access_role(account_id: str) -> str | None:
+    """The role a local deployer assumes to act in the account; None for the default account."""
+    if account_id == DEFAULT_ACCOUNT:
+        return None
+    return f"arn:aws:iam::{account_id}:role/{ACCOUNT_ACCESS_ROLE}"
+
+
 # The services the platform's stacks call, all answered by the one moto endpoint.
 SERVICES = (
     "appautoscaling", "budgets", "cloudtrail", "cloudwatch", "dynamodb", "ec2", "ecr", "eks", "events",

@@ -56,9 +56,19 @@ def configure_provider(stack: cdktf.TerraformStack, env: Environment, tags: dict
             )
         ],
         max_retries=moto_gaps.PROVIDER_MAX_RETRIES,
+        assume_role=_account_access(env),
         **moto_gaps.PROVIDER_CREDENTIALS,
         **moto_gaps.PROVIDER_FLAGS,
     )
+
+
+def _account_access(env: Environment) -> list[aws.provider.AwsProviderAssumeRole] | None:
+    """A local environment in another account of the local AWS is deployed as a member account
+    is: the deployer's session assumes the account's access role (stacks/moto_gaps.py)."""
+    role_arn = moto_gaps.account_access_role(env.account_id)
+    if role_arn is None:
+        return None
+    return [aws.provider.AwsProviderAssumeRole(role_arn=role_arn, session_name=f"mlops-deploy-{env.name}")]
 
 
 def configure_backend(

@@ -12,7 +12,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,9 +21,9 @@ from botocore.exceptions import ClientError
 
 from local_aws.control_plane import stepping
 from local_aws.lifecycle import LocalAws, ServerRecord, _is_our_moto
+from tests.cli_checkout import fresh_checkout, mlops
 
 ROOT = Path(__file__).resolve().parents[2]
-MLOPS = str(Path(sys.executable).with_name("mlops"))
 # 63 + the audit bucket's Object Lock configuration + the budget + the trail's log group, role
 # (+ its policy) and delivery topic (+ its policy)
 PLATFORM_RESOURCES = 70
@@ -33,20 +32,10 @@ METRICS = {"accuracy", "precision", "recall", "f1", "roc_auc"}
 pytestmark = pytest.mark.integration
 
 
-def mlops(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MLOPS_ROOT": str(project)}
-    proc = subprocess.run([MLOPS, *args], env=env, capture_output=True, text=True, timeout=1200)
-    if check and proc.returncode != 0:
-        pytest.fail(f"mlops {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-4000:]}")
-    return proc
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A fresh checkout's configuration in a folder of its own (its own .mlops and cdktf.out)."""
-    root = tmp_path_factory.mktemp("checkout")
-    shutil.copytree(ROOT / "environments", root / "environments")
-    shutil.copy(ROOT / "cdktf.json", root / "cdktf.json")
+    root = fresh_checkout(tmp_path_factory.mktemp("checkout"))
     yield root
     # Whatever happened, the server this module's CLI started is stopped (by its recorded pid).
     LocalAws(root / ".mlops" / "local").stop()

@@ -52,7 +52,8 @@ def deployed(moto_server, tmp_path):
                         Handler="deployed_only.handler", Layers=[layer["LayerVersionArn"]],
                         Code={"ZipFile": package({"deployed_only.py": HANDLER.replace("{version}", "1")})})
     processes = LambdaProcesses(moto_server.client_env(), moto_server.region, tmp_path / "logs",
-                                code=DeployedCode(lambda: lam, tmp_path / "lambda", moto_server.ca_bundle))
+                                code=DeployedCode(lambda _account: lam, tmp_path / "lambda",
+                                                  moto_server.ca_bundle))
     yield lam, processes
     processes.close()
 
@@ -101,6 +102,6 @@ def test_a_package_that_does_not_match_its_digest_is_refused(deployed, moto_serv
             got["Configuration"]["CodeSha256"] = code_sha256(b"something else")
             return got
 
-    code = DeployedCode(lambda: Tampered(), tmp_path / "tampered", moto_server.ca_bundle)
+    code = DeployedCode(lambda account: Tampered(), tmp_path / "tampered", moto_server.ca_bundle)
     with pytest.raises(CodeUnavailable, match="function fn: the downloaded package's SHA-256"):
         code.deployment(configuration)

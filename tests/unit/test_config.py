@@ -16,9 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_shipped_environments_are_valid():
     envs = load_environments(ROOT)
-    assert set(envs) == {"local", "dev", "staging", "prod"}
+    assert set(envs) == {"local", "localprod", "dev", "staging", "prod"}
     for name, env in envs.items():
         assert name in env.prefix
+    # The local prod: on the local AWS, in its second account, production, promoted from local.
+    localprod = envs["localprod"]
+    assert localprod.local and localprod.production and localprod.promotion.source == "local"
+    assert localprod.account_id != envs["local"].account_id
     assert envs["local"].state.kind == "local"
     assert all(envs[n].state.kind == "s3" for n in ("dev", "staging", "prod"))
     assert envs["prod"].data_protection.prevent_destroy

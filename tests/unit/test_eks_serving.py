@@ -242,7 +242,8 @@ def test_eks_serving_in_the_base_settings_names_serving_eks(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_projects(root)
     where = sorted((field, reason.split(",")[0]) for _, field, reason in err.value.problems)
-    assert where == [("serving.eks", f"EKS serving in {env}") for env in ("local", "prod", "staging")]
+    without_cluster = ("local", "localprod", "prod", "staging")
+    assert where == [("serving.eks", f"EKS serving in {env}") for env in without_cluster]
 
 
 # Which model: what the endpoint serves ---------------------------------------------------------

@@ -18,8 +18,10 @@ DEMO = ROOT / "environments" / "projects" / "demo.yaml"
 
 def test_demo_is_valid_everywhere_with_its_overrides():
     per_env = load_projects(ROOT)["demo"]
-    assert set(per_env) == {"local", "dev", "staging", "prod"}
+    assert set(per_env) == {"local", "localprod", "dev", "staging", "prod"}
     assert per_env["prod"].serving.deployment.strategy == "linear"
+    # The local prod serves as fast as local (the same overrides, a YAML alias).
+    assert per_env["localprod"].model_dump() == per_env["local"].model_dump()
     assert per_env["prod"].serving.autoscaling.min_instances == 2
     assert per_env["dev"].serving.deployment.strategy == "canary"
     assert per_env["local"].serving.deployment.wait_seconds == 16

@@ -10,7 +10,7 @@ import pytest
 
 from stacks import moto_gaps
 
-ENVS = ("local", "dev", "staging", "prod")
+ENVS = ("local", "localprod", "dev", "staging", "prod")
 
 
 def resources(doc: dict, rtype: str) -> dict[str, dict]:
@@ -131,7 +131,7 @@ def test_data_protection_follows_the_environment(platform):
             assert bucket["force_destroy"] is False
         else:
             assert "lifecycle" not in bucket
-        if env in ("local", "dev"):
+        if env in ("local", "localprod", "dev"):
             assert bucket["force_destroy"] is True
 
 
@@ -217,7 +217,7 @@ def test_everything_is_encrypted_with_the_platform_key(platform):
     assert trail["sns_topic_name"].startswith("${aws_sns_topic.")
     # Locally the provider reads the topic back as an ARN (moto_gaps.UNREAD_ATTRIBUTES).
     ignored = trail.get("lifecycle", {}).get("ignore_changes", [])
-    assert ignored == (["sns_topic_name"] if env == "local" else [])
+    assert ignored == (["sns_topic_name"] if env.startswith("local") else [])  # local, localprod
 
 
 def test_no_secret_value_is_synthesized(synth_all):
@@ -319,11 +319,28 @@ def test_local_provider_talks_only_to_the_local_endpoint(synth_all, environments
     assert doc["variable"]["local_endpoint_url"]["default"].startswith("https://127.0.0.1:")
     # The local AWS presents its own certificate; the provider trusts exactly that file.
     assert provider["custom_ca_bundle"] == "${var.local_ca_bundle}"
+    # The default account is the deployer's own: no role to assume there.
+    assert "assume_role" not in provider
     for env in ("dev", "staging", "prod"):
         (provider,) = synth_all.json(f"platform-{env}")["provider"]["aws"]
         assert "endpoints" not in provider
         # A wrong profile cannot touch another account.
         assert provider["allowed_account_ids"] == [environments[env].account_id]
+
+
+def test_a_local_environment_in_another_account_is_reached_through_its_access_role(synth_all, environments):
+    """localprod lives in the local AWS's second account: every one of its stacks' providers
+    assumes that account's OrganizationAccountAccessRole, as a member account is deployed."""
+    account = environments["localprod"].account_id
+    assert account != moto_gaps.DEFAULT_ACCOUNT
+    stacks = [name for name in synth_all.stacks if name.endswith("-localprod")]
+    assert sorted(stacks) == ["platform-localprod", "project-demo-localprod"]
+    for name in stacks:
+        (provider,) = synth_all.json(name)["provider"]["aws"]
+        assert provider["assume_role"] == [{
+            "role_arn": f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole",
+            "session_name": "mlops-deploy-localprod"}]
+        assert set(provider["endpoints"][0].values()) == {"${var.local_endpoint_url}"}
 
 
 def _listed(value):
@@ -381,7 +398,7 @@ def test_the_audit_bucket_is_object_locked_compliance_in_prod(synth_all, environ
         assert lock["bucket"].startswith("${aws_s3_bucket.audit_bucket")
         assert lock["object_lock_enabled"] == "Enabled"
         retention = lock["rule"]["default_retention"]
-        assert retention == {"mode": "COMPLIANCE" if env == "prod" else "GOVERNANCE",
+        assert retention == {"mode": "COMPLIANCE" if environments[env].production else "GOVERNANCE",
                              "days": environments[env].retention.audit_days}, env
         assert any("versioning" in d for d in lock["depends_on"])
 
