@@ -25,8 +25,9 @@ from tests.cli_checkout import fresh_checkout, mlops
 
 ROOT = Path(__file__).resolve().parents[2]
 # 63 + the audit bucket's Object Lock configuration + the budget + the trail's log group, role
-# (+ its policy) and delivery topic (+ its policy)
-PLATFORM_RESOURCES = 70
+# (+ its policy) and delivery topic (+ its policy) + the inference repository's policy (localprod
+# promotes from local: its ML engineer reads the image digest, stacks/promotion_grants.py)
+PLATFORM_RESOURCES = 71
 METRICS = {"accuracy", "precision", "recall", "f1", "roc_auc"}
 
 pytestmark = pytest.mark.integration

@@ -122,16 +122,30 @@ def test_localprod_is_deployed_into_the_second_account(project, deployed, server
     assert len(invoked["predictions"]) == 2 and invoked["variant"] == "primary"
 
 
+SOURCE_BUCKET = f"mlops-local-artifacts-{SOURCE_ACCOUNT}"
+SOURCE_ARCHIVE = "demo/runs/a1b2c3d4e5f6/model/pipelines-train/output/model.tar.gz"
+
+
 @pytest.fixture(scope="module")
 def source_package(server) -> str:
     """An Approved package of local's group, in the default account, as local's pipeline registers
-    it (the bootstrap model's container stands in for a trained one)."""
+    it: its archive in local's artifacts bucket (the bootstrap model's bytes stand in for a trained
+    one), an image of local's repository."""
+    container = _bootstrap_container(server)
+    bucket, key = container["ModelDataUrl"][5:].split("/", 1)
+    archive = in_prod(server, "s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket=SOURCE_BUCKET)
+    s3.put_object(Bucket=SOURCE_BUCKET, Key=SOURCE_ARCHIVE, Body=archive)
     sagemaker = server.client("sagemaker")
     sagemaker.create_model_package_group(ModelPackageGroupName=SOURCE_GROUP)
-    container = _bootstrap_container(server)
+    tag = container["Image"].rsplit(":", 1)[-1]
+    image = f"{SOURCE_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/mlops-local-inference:{tag}"
     return sagemaker.create_model_package(
         ModelPackageGroupName=SOURCE_GROUP, ModelApprovalStatus="Approved",
-        InferenceSpecification={"Containers": [container], "SupportedContentTypes": ["text/csv"],
+        InferenceSpecification={"Containers": [{"Image": image,
+                                                "ModelDataUrl": f"s3://{SOURCE_BUCKET}/{SOURCE_ARCHIVE}"}],
+                                "SupportedContentTypes": ["text/csv"],
                                 "SupportedResponseMIMETypes": ["text/csv"]},
         CustomerMetadataProperties={"git_commit": "0" * 40, "pipeline_run_id": "a1b2c3d4e5f6"},
     )["ModelPackageArn"]
@@ -146,8 +160,8 @@ def _bootstrap_container(server: ServerRecord) -> dict:
 
 
 def _register_in_prod(project: Path, server: ServerRecord, metadata: dict[str, str]) -> str:
-    """The ML engineer's copy in localprod's group (what `mlops model promote` creates),
-    PendingManualApproval, made in a session of their own ("promoter")."""
+    """A package the ML engineer registers in localprod's group by hand (not by `mlops model
+    promote`), PendingManualApproval, in a session of their own ("promoter")."""
     engineer = persona(project, server, "ml_engineer", "promoter")
     return engineer("sagemaker").create_model_package(
         ModelPackageGroupName=PROD_GROUP, ModelApprovalStatus="PendingManualApproval",
@@ -164,7 +178,10 @@ def promoted(project, server, source_package) -> dict:
     engineer's (another session than the one that created it) is taken; then the control plane
     delivers the package event in localprod's account."""
     with stepping(project / ".mlops" / "local"):  # the events are this fixture's to deliver
-        arn = _register_in_prod(project, server, {"promoted_from": source_package, "git_commit": "0" * 40})
+        promote = mlops(project, "model", "promote", "--project", "demo", "--from", "local", "--to",
+                        "localprod", "--json")
+        result = json.loads(promote.stdout)
+        arn = result["target_package_arn"]
         server.enforce_iam(True)
         try:
             scientist = persona(project, server, "data_scientist", "scientist")("sagemaker")
@@ -180,7 +197,7 @@ def promoted(project, server, source_package) -> dict:
             else (lambda: True)
         events, deliveries, failures = step(project, server, until=settled)
     return {"arn": arn, "described": described, "events": events, "deliveries": deliveries,
-            "failures": failures}
+            "failures": failures, "promotion": result}
 
 
 def _bootstrap_config() -> str:
@@ -199,8 +216,30 @@ def test_a_data_scientist_cannot_approve_and_the_ml_engineer_can(promoted, sourc
     source_group = f"arn:aws:sagemaker:us-east-1:{SOURCE_ACCOUNT}:model-package/{SOURCE_GROUP}/"
     assert source_package.startswith(source_group)
     role = "assumed-role/mlops-localprod-ml-engineer"
-    assert described["CreatedBy"]["IamIdentity"]["Arn"] == f"arn:aws:sts::{PROD_ACCOUNT}:{role}/promoter"
+    # `mlops model promote` created it as localprod's ML engineer; another session approved it.
+    created_by = described["CreatedBy"]["IamIdentity"]["Arn"]
+    assert created_by == f"arn:aws:sts::{PROD_ACCOUNT}:{role}/mlops-ml_engineer"
     assert described["LastModifiedBy"]["IamIdentity"]["Arn"] == f"arn:aws:sts::{PROD_ACCOUNT}:{role}/approver"
+
+
+def test_the_promotion_copied_the_archive_into_localprods_bucket(promoted, source_package, server):
+    """`mlops model promote --from local --to localprod`: two sessions, one per account; the
+    archive now lives in localprod's bucket under its key, byte for byte, with the lineage."""
+    result = promoted["promotion"]
+    assert result["source_package_arn"] == source_package and result["reused"] is False
+    assert result["status"] == "PendingManualApproval"
+    prod_bucket = f"mlops-localprod-artifacts-{PROD_ACCOUNT}"
+    assert result["artifact_uri"] == f"s3://{prod_bucket}/demo/promoted/{SOURCE_GROUP}/1/model.tar.gz"
+    copied = in_prod(server, "s3").get_object(Bucket=prod_bucket, Key=result["artifact_uri"].split("/", 3)[3])
+    assert copied["ServerSideEncryption"] == "aws:kms"
+    original = server.client("s3").get_object(Bucket=SOURCE_BUCKET, Key=SOURCE_ARCHIVE)["Body"].read()
+    assert copied["Body"].read() == original
+    metadata = promoted["described"]["CustomerMetadataProperties"]
+    assert metadata["pipeline_run_id"] == "a1b2c3d4e5f6" and metadata["promoted_from_environment"] == "local"
+    container = promoted["described"]["InferenceSpecification"]["Containers"][0]
+    assert container["ModelDataUrl"] == result["artifact_uri"]
+    registry = f"{PROD_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com"
+    assert container["Image"].startswith(f"{registry}/mlops-localprod-inference:")
 
 
 def test_the_control_plane_delivers_the_package_event_in_localprods_account(promoted):
