@@ -376,6 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def group(name: str, help_: str):
+        """A command of subcommands (`mlops drift check`): its parser's subparsers."""
+        return sub.add_parser(name, help=help_).add_subparsers(dest=f"{name}_command", required=True,
+                                                               metavar="COMMAND")
+
     def add(name: str, func, help_: str, parent=sub) -> argparse.ArgumentParser:
         p = parent.add_parser(name, help=help_, description=help_)
         p.set_defaults(func=func)
@@ -414,28 +419,24 @@ def build_parser() -> argparse.ArgumentParser:
             "the IAM policy documents whoever deploys an environment needs (from its synthesized stacks)")
     p.add_argument("--env", required=True, metavar="ENV")
 
-    image = sub.add_parser("image", help="the training and inference images of an environment")
-    image_sub = image.add_subparsers(dest="image_command", required=True, metavar="COMMAND")
+    image_sub = group("image", "the training and inference images of an environment")
     for name, help_ in (("build", "build the images with the machine's OCI builder (docker, podman)"),
                         ("push", "push the images ECR lacks, under the tag the stacks reference")):
         p = add(name, cmd_image, help_, image_sub)
         p.add_argument("--env", required=True, metavar="ENV")
         p.add_argument("--project", help="a project of the environment (its images are the environment's)")
 
-    ci = sub.add_parser("ci", help="what the shipped GitHub Actions workflow reads")
-    ci_sub = ci.add_subparsers(dest="ci_command", required=True, metavar="COMMAND")
+    ci_sub = group("ci", "what the shipped GitHub Actions workflow reads")
     p = add("roles", cmd_ci_roles, "the CI roles (plan, deploy) of an environment and its region", ci_sub)
     p.add_argument("--env", required=True, metavar="ENV")
 
-    layers = sub.add_parser("layers", help="the Lambda layers the functions run with")
-    layers_sub = layers.add_subparsers(dest="layers_command", required=True, metavar="COMMAND")
+    layers_sub = group("layers", "the Lambda layers the functions run with")
     p = add("build", cmd_layers_build,
             "download the layers' pinned wheels for Lambda and zip them into the cache (make setup does)",
             layers_sub)
     p.add_argument("--architecture", choices=["x86_64", "arm64"], default="x86_64")
 
-    local = sub.add_parser("local", help="the local AWS (moto on 127.0.0.1)")
-    local_sub = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
+    local_sub = group("local", "the local AWS (moto on 127.0.0.1)")
     p = add("up", cmd_local_up, "start the local AWS and deploy the local environment", local_sub)
     _show_terraform(p)
     p.add_argument("--enforce-iam", action="store_true",
@@ -456,8 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=1.0, help="seconds between ticks with --watch")
     p.add_argument("--timeout", type=float, default=120.0, help="without --watch: give up after")
 
-    project_cmd = sub.add_parser("project", help="ML projects (environments/projects/)")
-    project_sub = project_cmd.add_subparsers(dest="project_command", required=True, metavar="COMMAND")
+    project_sub = group("project", "ML projects (environments/projects/)")
     p = add("new", cmd_project_new, "write a new, validated project file with secure defaults",
             project_sub)
     p.add_argument("name", help="3-16 of a-z, 0-9 and '-', starting with a letter")
@@ -466,8 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="provision only in this environment (repeatable; default: all)")
     p.add_argument("--description", help="the intended use (goes into the model card)")
 
-    drift = sub.add_parser("drift", help="data and prediction drift")
-    drift_sub = drift.add_subparsers(dest="drift_command", required=True, metavar="COMMAND")
+    drift_sub = group("drift", "data and prediction drift")
     _delegated(drift_sub, "compare", "compare two local CSV or Parquet files, feature by feature",
                "KS, PSI and Jensen-Shannon for numeric features, chi-squared, PSI and JS for "
                "categorical ones, Benjamini-Hochberg across features.",
@@ -479,8 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
                "the artifacts bucket and publishes the drift metrics.",
                add_check_arguments, run_check_command)
 
-    shadow = sub.add_parser("shadow", help="shadow tests: a candidate beside production")
-    shadow_sub = shadow.add_subparsers(dest="shadow_command", required=True, metavar="COMMAND")
+    shadow_sub = group("shadow", "shadow tests: a candidate beside production")
     _delegated(shadow_sub, "report",
                "compare the shadow variant with production over a window of captured traffic",
                "Joins both variants' captured answers by inference id, computes the agreement "
@@ -488,8 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
                "judges them against serving.shadow_* and writes the report to the artifacts bucket.",
                add_report_arguments, run_report_command)
 
-    model = sub.add_parser("model", help="the model registry across environments")
-    model_sub = model.add_subparsers(dest="model_command", required=True, metavar="COMMAND")
+    model_sub = group("model", "the model registry across environments")
     _delegated(model_sub, "promote",
                "copy an Approved package of the source environment into a production environment",
                "Copies the model artifact (under the target's KMS key), pins the image by digest, "
@@ -498,8 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
                "handler serves it through the guarded path.",
                add_promote_arguments, run_promote_command)
 
-    quality = sub.add_parser("quality", help="model quality against ground truth")
-    quality_sub = quality.add_subparsers(dest="quality_command", required=True, metavar="COMMAND")
+    quality_sub = group("quality", "model quality against ground truth")
     _delegated(quality_sub, "check",
                "run the model-quality check of a project's endpoint: predictions joined with labels",
                "The quality handler's code, from the CLI: joins the window's captured predictions "
@@ -507,8 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
                "served model's evaluation, writes the report and publishes MLOps/ModelQuality.",
                add_quality_arguments, run_quality_command)
 
-    pipeline = sub.add_parser("pipeline", help="the training pipeline of a project")
-    pipeline_sub = pipeline.add_subparsers(dest="pipeline_command", required=True, metavar="COMMAND")
+    pipeline_sub = group("pipeline", "the training pipeline of a project")
     p = add("run", cmd_pipeline_run,
             "run a project's training pipeline (locally: the step scripts against the local AWS)",
             pipeline_sub)
@@ -519,8 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-loop", action="store_true",
                    help="locally: leave the registered package to `mlops local loop` (no gate/deploy now)")
 
-    endpoint = sub.add_parser("endpoint", help="a project's real-time endpoint")
-    endpoint_sub = endpoint.add_subparsers(dest="endpoint_command", required=True, metavar="COMMAND")
+    endpoint_sub = group("endpoint", "a project's real-time endpoint")
     _delegated(endpoint_sub, "invoke", "send one request to a project's endpoint (InvokeEndpoint)",
                "Sends a file or CSV rows through the SageMaker runtime API (the local AWS, or AWS) "
                "and prints the model's answer.", add_invoke_arguments, run_invoke_command)
@@ -541,8 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
                "and processing jobs in progress under its roles, and the EKS node groups; then the "
                "instances by type.", add_cost_arguments, run_cost_command)
 
-    k8s = sub.add_parser("k8s", help="a project's model server on its environment's EKS cluster")
-    k8s_sub = k8s.add_subparsers(dest="k8s_command", required=True, metavar="COMMAND")
+    k8s_sub = group("k8s", "a project's model server on its environment's EKS cluster")
     _delegated(k8s_sub, "render", "write a project's EKS serving manifests (nothing applied)",
                "Namespace, ServiceAccount (the project's IRSA role), Deployment (the inference image, "
                "`serve`, readiness on /ping), Service, HorizontalPodAutoscaler and PodDisruptionBudget "
@@ -553,8 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
                "and a route to the cluster's private API endpoint (inside its VPC).",
                add_k8s_arguments, run_k8s_command)
 
-    rbac = sub.add_parser("rbac", help="who may do what, proven by calls")
-    rbac_sub = rbac.add_subparsers(dest="rbac_command", required=True, metavar="COMMAND")
+    rbac_sub = group("rbac", "who may do what, proven by calls")
     _delegated(rbac_sub, "check", "one real API call per persona and permission, against the local AWS",
                "Each persona assumes its role and makes the calls of the RBAC matrix (read and write "
                "datasets, start the pipeline, register and approve a package, update and invoke the "
@@ -563,8 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
                "denied against what is expected. Needs `mlops local up --enforce-iam`.",
                add_rbac_arguments, run_rbac_command)
 
-    drill = sub.add_parser("drill", help="game-day drills of the control loop")
-    drill_sub = drill.add_subparsers(dest="drill_command", required=True, metavar="COMMAND")
+    drill_sub = group("drill", "game-day drills of the control loop")
     _delegated(drill_sub, "rollback",
                "trip the endpoint's error-rate alarm and time the automatic rollback",
                "Drives the project's error-rate alarm to ALARM, waits for the rollback handler, "
