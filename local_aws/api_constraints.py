@@ -8,7 +8,8 @@ states them, and answers ValidationException naming every violation: `Value 'x' 
 pattern: ...`. moto checks almost none of it,
 so a request AWS refuses passes locally. Here the same constraints are read from botocore's own
 copy of the service model, plus the rules the API reference states only in words
-(`WORDED_RULES`: a job's VolumeKmsKeyId is a key id or key ARN, never an alias).
+(`WORDED_RULES`: a job's VolumeKmsKeyId is a key id or key ARN, never an alias; `REQUEST_RULES`:
+a versioned model package takes no Tags).
 
 Used by the local AWS on every SageMaker API call (local_aws/moto_server.py) and on every job a
 pipeline step would start (local_aws/pipeline_runner.py, whose requests never reach an API).
@@ -38,6 +39,17 @@ WORDED_RULES: dict[tuple[str, str], tuple[str, Callable[[str], bool]]] = {
     (structure, "VolumeKmsKeyId"): ("the KMS key of a job's storage volume is a key id or key ARN, "
                                     "not an alias", _no_alias)
     for structure in ("ProcessingClusterConfig", "ResourceConfig", "HyperParameterTuningResourceConfig")
+}
+
+
+# (service, operation) -> rules between a request's members that the API reference states in words:
+# (what it says, a check of the whole request).
+REQUEST_RULES: dict[tuple[str, str], tuple[tuple[str, Callable[[dict[str, Any]], bool]], ...]] = {
+    ("sagemaker", "CreateModelPackage"): (
+        ("Tags cannot be supplied with ModelPackageGroupName: a versioned model package uses the "
+         "tags of its model package group",
+         lambda params: not (params.get("Tags") and params.get("ModelPackageGroupName"))),
+    ),
 }
 
 
@@ -122,6 +134,7 @@ def refusal(service: str, operation: str, params: dict[str, Any], *, typed: bool
         except ParamValidationError as exc:
             problems += [line.strip() for line in str(exc).splitlines()[1:] if line.strip()] or [str(exc)]
     problems += violations(service, operation, params)
+    problems += [said for said, holds in REQUEST_RULES.get((service, operation), ()) if not holds(params)]
     if not problems:
         return None
     count = len(problems)

@@ -46,6 +46,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from mlops.drill_fault import CONTAINER_FIELDS, SPEC_FIELDS
 from mlops.project import Project
 from stacks.config import Environment
 from stacks.naming import Naming, ProjectNames
@@ -54,9 +55,10 @@ ClientFactory = Callable[[str], Any]
 
 PENDING = "PendingManualApproval"
 PERSONA = "ml_engineer"
-# CustomerMetadataProperties values: 1-256 of letters, digits, spaces and _.:/=+-@
-_METADATA_OUTSIDE = re.compile(r"[^A-Za-z0-9\s_.:/=+\-@]")
+# CustomerMetadataProperties: at most 50 entries, values 1-256 of letters, digits, spaces and _.:/=+-@
+_METADATA_OUTSIDE = re.compile(r"[^A-Za-z0-9 _.:/=+\-@]")
 METADATA_MAX = 256
+METADATA_ENTRIES = 50
 DESCRIPTION_MAX = 1024
 # The source's own shadow pass does not travel: the target judges its own shadow tests.
 NOT_COPIED = frozenset({"shadow-report-passed"})
@@ -141,10 +143,9 @@ def _reports(source: Side, package: dict[str, Any]) -> list[str]:
     named = (package.get("CustomerMetadataProperties") or {}).get("shadow-report-passed")
     keys = [_s3_parts(named)[1]] if named and named.startswith(f"s3://{bucket}/") else []
     prefix = f"{source.names.project}/shadow/{source.names.endpoint}/"
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys += sorted((o["Key"] for o in page.get("Contents", []) if o["Key"].endswith("/report.json")),
-                       reverse=True)
-    return list(dict.fromkeys(keys))
+    listed = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+              for o in page.get("Contents", []) if o["Key"].endswith("/report.json")]
+    return list(dict.fromkeys(keys + sorted(listed, reverse=True)))  # window ends sort as time does
 
 
 def shadow_report_problems(source: Side, package: dict[str, Any]) -> tuple[str | None, list[str]]:
@@ -232,15 +233,18 @@ def _approver(package: dict[str, Any]) -> str:
 
 
 def target_request(source: Side, target: Side, package: dict[str, Any], containers: list[dict[str, Any]],
-                   evaluation_uri: str | None, artifact_sha256: str, team: str) -> dict[str, Any]:
+                   evaluation_uri: str | None, artifact_sha256: str) -> dict[str, Any]:
     """The CreateModelPackage request of the promoted package."""
     arn = package["ModelPackageArn"]
     metadata = {k: v for k, v in (package.get("CustomerMetadataProperties") or {}).items()
                 if k not in NOT_COPIED}
     metadata.update(promoted_from=arn, promoted_from_approver=metadata_value(_approver(package)),
                     promoted_from_environment=source.env.name, artifact_sha256=artifact_sha256)
-    spec = dict(package["InferenceSpecification"])
-    spec["Containers"] = containers
+    if len(metadata) > METADATA_ENTRIES:
+        raise PromotionError(f"{arn} carries {len(metadata) - 4} metadata entries: with the promotion's 4 "
+                             f"that is over SageMaker's {METADATA_ENTRIES} CustomerMetadataProperties")
+    source_spec = package["InferenceSpecification"]
+    spec = {k: source_spec[k] for k in SPEC_FIELDS if k in source_spec} | {"Containers": containers}
     description = f"Promoted from {arn}. {package.get('ModelPackageDescription') or ''}".strip()
     request: dict[str, Any] = {
         "ModelPackageGroupName": target.names.model_package_group,
@@ -248,9 +252,9 @@ def target_request(source: Side, target: Side, package: dict[str, Any], containe
         "InferenceSpecification": spec,
         "ModelApprovalStatus": PENDING,
         "CustomerMetadataProperties": metadata,
+        # No Tags: a versioned package takes its group's (the project stack tags the group with
+        # project, team and environment), and CreateModelPackage refuses Tags beside a group.
         "ClientToken": str(uuid.uuid5(TOKEN_NAMESPACE, f"{target.group_arn}/{arn}")),
-        "Tags": [{"Key": "project", "Value": target.names.project}, {"Key": "team", "Value": team},
-                 {"Key": "environment", "Value": target.env.name}],
     }
     if evaluation_uri:
         request["ModelMetrics"] = {"ModelQuality": {"Statistics": {
@@ -262,7 +266,7 @@ def target_request(source: Side, target: Side, package: dict[str, Any], containe
     return request
 
 
-def promote(source: Side, target: Side, *, team: str, version: int | None = None,
+def promote(source: Side, target: Side, *, version: int | None = None,
             require_shadow_report: bool = False,
             say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Promotes and returns {source_package_arn, target_package_arn, artifact_uri, ...}."""
@@ -287,7 +291,9 @@ def promote(source: Side, target: Side, *, team: str, version: int | None = None
     prefix = f"{target.names.project}/{promoted_prefix(source.names.model_package_group, version)}"
     containers, digests = [], []
     for i, container in enumerate(package["InferenceSpecification"]["Containers"]):
-        copied = dict(container)
+        # What says how to serve the model (drill_fault's allow-list): not what SageMaker derived
+        # from the source's objects (ImageDigest, ModelDataETag) nor data sources in its account.
+        copied = {k: container[k] for k in CONTAINER_FIELDS if k in container}
         if container.get("ModelDataUrl"):
             name = "model.tar.gz" if i == 0 else f"model-{i}.tar.gz"
             copied["ModelDataUrl"], sha = copy_object(source, target, container["ModelDataUrl"],
@@ -302,7 +308,7 @@ def promote(source: Side, target: Side, *, team: str, version: int | None = None
     if evaluation:
         evaluation, _ = copy_object(source, target, evaluation, prefix + "evaluation.json")
     request = target_request(source, target, package, containers, evaluation,
-                             ",".join(digests) or "none", team)
+                             " ".join(digests) or "none")
     target_arn = target.client("sagemaker").create_model_package(**request)["ModelPackageArn"]
     say(f"    created {target_arn} ({PENDING}): an approver of {target.env.name} approves it")
     return {**result, "target_package_arn": target_arn, "artifact_uri": containers[0].get("ModelDataUrl"),
@@ -325,7 +331,7 @@ def add_promote_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _sides(checkout: Project, args: argparse.Namespace) -> tuple[Side, Side, str, bool]:
-    """(source, target, team, shadow report required), or ValueError naming the bad argument."""
+    """(source, target, shadow report required), or ValueError naming the bad argument."""
     from mlops.aws_clients import clients_for
 
     envs = checkout.environments([args.source, args.target])
@@ -345,14 +351,14 @@ def _sides(checkout: Project, args: argparse.Namespace) -> tuple[Side, Side, str
                   clients_for(checkout, source_env, persona=PERSONA))
     target = Side(target_env, ProjectNames(Naming.of(target_env), target_config.name),
                   clients_for(checkout, target_env, persona=PERSONA))
-    return source, target, target_config.team, required
+    return source, target, required
 
 
 def run_promote_command(args: argparse.Namespace, checkout: Project) -> int:
     from local_aws.lifecycle import LocalAwsError
 
     try:
-        source, target, team, required = _sides(checkout, args)
+        source, target, required = _sides(checkout, args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -364,7 +370,7 @@ def run_promote_command(args: argparse.Namespace, checkout: Project) -> int:
         print(line, file=sys.stderr, flush=True)
 
     try:
-        result = promote(source, target, team=team, version=args.version,
+        result = promote(source, target, version=args.version,
                          require_shadow_report=required, say=say)
     except PromotionError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -55,6 +55,9 @@ WORKSPACE_PREFIXES = ("workspace", "mlflow")
 # stacks) and the outputs (pipelines/definition.py run_uri and cached_uri), the gate's evidence.
 # Whoever writes the code runs it as the pipeline's role.
 PIPELINE_KEYS = ("*/pipeline/*", "*/runs/*", "*/cache/*")
+# What `mlops model promote` copied in (mlops/promotion.py): the archives a production endpoint
+# serves. The ML engineer writes them (the promoter); no other person may replace one.
+PROMOTED_KEYS = ("*/promoted/*",)
 # The images the stacks reference by tag come from the deploy identity (`mlops image push`, CI):
 # a person who could replace one would run code as the pipeline or an endpoint.
 IMAGE_CHANGES = (
@@ -378,12 +381,13 @@ def _never_touch_audit_objects(refs: PlatformRefs) -> Statement:
         ["s3:PutObject", *AUDIT_OBJECT_CHANGES], [audit, _objects(audit)], effect="Deny")
 
 
-def _never_write_pipeline_outputs(refs: PlatformRefs) -> Statement:
+def _never_write_pipeline_outputs(refs: PlatformRefs, *, promoted_too: bool = False) -> Statement:
     """The pipeline's code and outputs (evaluation reports, models) are the stacks' and the
-    pipeline role's alone."""
+    pipeline role's alone; `promoted_too`: and the promoted copies, the promoter's."""
+    keys = (*PIPELINE_KEYS, *(PROMOTED_KEYS if promoted_too else ()))
     return statement(
         "NeverWritePipelineOutputs", ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
-        [f"{refs.buckets.artifacts}/{keys}" for keys in PIPELINE_KEYS], effect="Deny")
+        [f"{refs.buckets.artifacts}/{k}" for k in keys], effect="Deny")
 
 
 def platform_admin(refs: PlatformRefs) -> list[Statement]:
@@ -445,7 +449,7 @@ def platform_admin(refs: PlatformRefs) -> list[Statement]:
              *APPROVE_AND_DEPLOY_ACTIONS],
             ["*"], effect="Deny"),
         _never_touch_audit_objects(refs),
-        _never_write_pipeline_outputs(refs),
+        _never_write_pipeline_outputs(refs, promoted_too=True),
         statement("ReadIdentity", ["iam:Get*", "iam:List*"], ["*"]),
         statement(
             "ReadEverything",

@@ -881,11 +881,20 @@ def test_production_serves_only_promoted_packages_the_approver_approved(moto_ser
     described = world.sm.describe_model_package(ModelPackageName=v1)
     carol = world.client_as(world.env["APPROVER_ROLE_ARN"], "carol")
 
+    def copied_spec(source: str) -> dict:
+        """The source's archive where `mlops model promote` copies it: promoted/<group>/<version>/."""
+        group, version = source.rsplit("/", 2)[-2:]
+        (container,) = described["InferenceSpecification"]["Containers"]
+        key = f"demo/promoted/{group}/{version}/model.tar.gz"
+        world.s3.put_object(Bucket=BUCKET, Key=key, Body=b"the promoted archive")
+        return {**described["InferenceSpecification"],
+                "Containers": [{"Image": container["Image"], "ModelDataUrl": f"s3://{BUCKET}/{key}"}]}
+
     def promote(source: str) -> str:
         """The approver's copy naming the package it was promoted from, approved by another."""
         promoted = world.approver.create_model_package(
             ModelPackageGroupName=GROUP, ModelApprovalStatus="PendingManualApproval",
-            InferenceSpecification=described["InferenceSpecification"],
+            InferenceSpecification=copied_spec(source),
             CustomerMetadataProperties={**described["CustomerMetadataProperties"], "promoted_from": source},
         )["ModelPackageArn"]
         carol.update_model_package(ModelPackageArn=promoted, ModelApprovalStatus="Approved")
@@ -899,11 +908,21 @@ def test_production_serves_only_promoted_packages_the_approver_approved(moto_ser
     assert world.audit("deploy")[-1]["reasons"] == [
         f"promoted_from {lookalike} is not a package of the promotion source group "
         f"{world.env['PROMOTION_SOURCE_GROUP']}"]
-    # Four eyes: alice made it, so alice's approval does not count; carol's does.
+    # Naming the source but serving another archive (the pipeline's, here) is not the source's model.
     staging = f"arn:aws:sagemaker:us-east-1:{source_account}:model-package/mlops-staging-demo/4"
-    promoted = world.approver.create_model_package(
+    elsewhere = world.approver.create_model_package(
         ModelPackageGroupName=GROUP, ModelApprovalStatus="PendingManualApproval",
         InferenceSpecification=described["InferenceSpecification"],
+        CustomerMetadataProperties={**described["CustomerMetadataProperties"], "promoted_from": staging},
+    )["ModelPackageArn"]
+    carol.update_model_package(ModelPackageArn=elsewhere, ModelApprovalStatus="Approved")
+    world.deliver_ok("deploy", world.package_event(elsewhere))
+    assert world.serving() == BOOTSTRAP
+    assert "is not the promoted copy of" in world.audit("deploy")[-1]["reasons"][0]
+    # Four eyes: alice made it, so alice's approval does not count; carol's does.
+    promoted = world.approver.create_model_package(
+        ModelPackageGroupName=GROUP, ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification=copied_spec(staging),
         CustomerMetadataProperties={**described["CustomerMetadataProperties"], "promoted_from": staging},
     )["ModelPackageArn"]
     world.approve(promoted)

@@ -92,7 +92,7 @@ def test_an_approved_package_reaches_the_target_registry_with_its_artifact_and_l
     source, target = sides
     archive = _archive()
     arn = _register(source, archive)
-    result = promote(source, target, team="fraud-ml")
+    result = promote(source, target)
 
     assert result["source_package_arn"] == arn and result["reused"] is False
     assert f":{PROD_ACCOUNT}:model-package/mlops-localprod-demo/" in result["target_package_arn"]
@@ -123,7 +123,7 @@ def test_an_approved_package_reaches_the_target_registry_with_its_artifact_and_l
         ModelPackageGroupName=source.names.model_package_group)["ModelPackageSummaryList"]
     assert [p["ModelPackageArn"] for p in listed] == [arn]
 
-    again = promote(source, target, team="fraud-ml")
+    again = promote(source, target)
     assert again["reused"] is True and again["target_package_arn"] == result["target_package_arn"]
     assert len(target.client("sagemaker").list_model_packages(
         ModelPackageGroupName=target.names.model_package_group)["ModelPackageSummaryList"]) == 1
@@ -133,18 +133,18 @@ def test_only_an_approved_package_is_promoted(sides):
     source, target = sides
     _register(source, _archive(), status="PendingManualApproval")
     with pytest.raises(PromotionError, match="has no Approved package"):
-        promote(source, target, team="t")
+        promote(source, target)
     with pytest.raises(PromotionError, match="is PendingManualApproval: only an Approved package"):
-        promote(source, target, team="t", version=1)
+        promote(source, target, version=1)
     with pytest.raises(PromotionError, match="version 7 of"):
-        promote(source, target, team="t", version=7)
+        promote(source, target, version=7)
 
 
 def test_a_required_shadow_report_must_have_tested_this_package_and_passed(sides):
     source, target = sides
     arn = _register(source, _archive())
     with pytest.raises(PromotionError, match="no shadow report of mlops-local-demo in local tested"):
-        promote(source, target, team="t", require_shadow_report=True)
+        promote(source, target, require_shadow_report=True)
 
     s3, bucket = source.client("s3"), source.names.artifacts_bucket
 
@@ -157,9 +157,9 @@ def test_a_required_shadow_report_must_have_tested_this_package_and_passed(sides
     report("20261206T100000Z", "arn:another-package", True)  # passed, but about another package
     report("20261206T090000Z", arn, False)
     with pytest.raises(PromotionError, match=r"failed: agreement 0\.71 < 0\.95"):
-        promote(source, target, team="t", require_shadow_report=True)
+        promote(source, target, require_shadow_report=True)
     report("20261206T110000Z", arn, True)  # the newest report of this package decides
-    result = promote(source, target, team="t", require_shadow_report=True)
+    result = promote(source, target, require_shadow_report=True)
     assert result["shadow_report"] == f"s3://{bucket}/demo/shadow/mlops-local-demo/20261206T110000Z/report.json"
 
 

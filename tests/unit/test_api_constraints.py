@@ -73,3 +73,20 @@ def test_enums_are_held_to_their_values_and_the_alias_rule_only_where_the_refere
                  "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1,
                                         "VolumeKmsKeyId": "alias/mlops-dev-platform"}}
     assert refusal("sagemaker", "CreateTransformJob", transform) is None
+
+
+def test_a_versioned_model_package_takes_no_tags():
+    """CreateModelPackage's reference: with ModelPackageGroupName the package uses its group's
+    tags, and Tags cannot be supplied (moto takes them; `mlops model promote` once sent them)."""
+    spec = {"Containers": [{"Image": "x"}], "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"]}
+    request = {"ModelPackageGroupName": "mlops-prod-demo", "ModelApprovalStatus": "PendingManualApproval",
+               "InferenceSpecification": spec}
+    assert refusal("sagemaker", "CreateModelPackage", request) is None
+    tagged = {**request, "Tags": [{"Key": "team", "Value": "fraud-ml"}]}
+    refused = refusal("sagemaker", "CreateModelPackage", tagged)
+    assert "Tags cannot be supplied with ModelPackageGroupName" in refused
+    # An unversioned package (no group) may carry tags.
+    unversioned = {**tagged, "ModelPackageName": "one-off"}
+    del unversioned["ModelPackageGroupName"]
+    assert refusal("sagemaker", "CreateModelPackage", unversioned) is None

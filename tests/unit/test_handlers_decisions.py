@@ -457,6 +457,8 @@ SCIENTIST = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/mlops-prod-data-scientist/b
 STAGING_ACCOUNT = "210987654321"
 STAGING_GROUP = f"arn:aws:sagemaker:us-east-1:{STAGING_ACCOUNT}:model-package-group/mlops-staging-demo"
 STAGING = f"arn:aws:sagemaker:us-east-1:{STAGING_ACCOUNT}:model-package/mlops-staging-demo/7"
+# Where `mlops model promote` copied version 7's archive in production.
+PROMOTED_MODEL = f"s3://mlops-prod-artifacts-{ACCOUNT_ID}/demo/promoted/mlops-staging-demo/7/model.tar.gz"
 
 
 def package(created_by=PIPELINE_JOB, approved_by=GATE_SESSION, model=f"{RUNS}9tz4xz3wfo0c/model/out.tar.gz",
@@ -506,14 +508,16 @@ def test_a_package_registered_or_approved_by_anyone_else_is_refused():
 
 def test_production_serves_only_promoted_packages_approved_by_the_approver():
     other_approver = APPROVER_SESSION.replace("/alice", "/carol")
-    promoted = package(created_by=APPROVER_SESSION, approved_by=other_approver, promoted_from=STAGING)
+    promoted = package(created_by=APPROVER_SESSION, approved_by=other_approver, promoted_from=STAGING,
+                       model=PROMOTED_MODEL)
     assert provenance.provenance_problems(True, promoted, ROLES, STAGING_GROUP) == []
     # Four eyes: the approver who made the package may not approve it too.
-    own = package(created_by=APPROVER_SESSION, approved_by=APPROVER_SESSION, promoted_from=STAGING)
+    own = package(created_by=APPROVER_SESSION, approved_by=APPROVER_SESSION, promoted_from=STAGING,
+                  model=PROMOTED_MODEL)
     assert provenance.provenance_problems(True, own, ROLES, STAGING_GROUP) == [
         f"created and approved by the same person ({APPROVER_SESSION}): an approver's own package "
         "needs another approver (or, outside production, the gate)"]
-    gate_approved = package(approved_by=GATE_SESSION, promoted_from=STAGING)
+    gate_approved = package(approved_by=GATE_SESSION, promoted_from=STAGING, model=PROMOTED_MODEL)
     assert provenance.provenance_problems(True, gate_approved, ROLES, STAGING_GROUP) == [
         f"approved by {GATE_SESSION}, not by {ROLES.approver}"]
 
@@ -532,6 +536,20 @@ def test_production_serves_only_promoted_packages_approved_by_the_approver():
     # Fail closed: production without a valid source group serves nothing.
     assert "not a model package group ARN" in provenance.promotion_problems(
         True, {"promoted_from": STAGING}, None)[0]
+
+
+def test_a_promoted_package_serves_the_copy_the_promotion_made_for_its_source_version():
+    """promoted_from names a source version; the model data must be the archive the promotion
+    copied for that version, not any archive the package's creator pointed at."""
+    carol = APPROVER_SESSION.replace("/alice", "/carol")
+    for elsewhere in (f"{RUNS}9tz4xz3wfo0c/model/out.tar.gz",
+                      PROMOTED_MODEL.replace("/7/", "/6/"),
+                      "s3://attacker-bucket/demo/promoted/mlops-staging-demo/7/model.tar.gz"):
+        promoted = package(created_by=APPROVER_SESSION, approved_by=carol, promoted_from=STAGING,
+                           model=elsewhere)
+        assert provenance.provenance_problems(True, promoted, ROLES, STAGING_GROUP) == [
+            f"the model data {elsewhere} is not the promoted copy of {STAGING} "
+            f"(s3://mlops-prod-artifacts-{ACCOUNT_ID}/demo/promoted/mlops-staging-demo/7/)"]
 
 
 def test_a_package_promoted_from_a_same_named_group_elsewhere_is_refused():

@@ -24,7 +24,7 @@ from stacks.policy import listed, matches
 from stacks.promotion_grants import TARGET_KEY, PromotionPair, Promotions, Request
 from tests.security.iam_documents import KEY_ID, identity_policies
 
-PROJECTS = {"demo": {"local", "dev", "staging", "prod"}}
+PROJECTS = {"demo": {"local", "localprod", "dev", "staging", "prod"}}
 # What crosses from staging to prod: statement -> (actions, resources) of S's resource policies.
 STAGING = "222222222222"
 PROD_PROMOTER = "arn:aws:iam::333333333333:role/mlops-prod/mlops-prod-ml-engineer"
@@ -60,13 +60,14 @@ def local_pair(environments) -> tuple[Environment, Environment]:
 
 # The pure part.
 
-def test_the_shipped_environments_have_one_pair(environments):
+def test_the_shipped_environments_have_two_pairs(environments):
     promotions = Promotions.of(environments, PROJECTS)
-    assert [(p.source.name, p.target.name, p.projects) for p in promotions.pairs] == [
-        ("staging", "prod", ("demo",))]
+    assert sorted((p.source.name, p.target.name, p.projects) for p in promotions.pairs) == [
+        ("local", "localprod", ("demo",)), ("staging", "prod", ("demo",))]
     assert [p.target.name for p in promotions.targets_of("staging")] == ["prod"]
+    assert [p.target.name for p in promotions.targets_of("local")] == ["localprod"]
     assert promotions.source_of("prod").source.name == "staging"
-    for name in ("local", "dev", "prod"):
+    for name in ("dev", "prod", "localprod"):
         assert not promotions.targets_of(name)
         assert not promotions.bucket_statements(name) and not promotions.key_statements(name)
         assert not promotions.repository_statements(name)
@@ -189,7 +190,7 @@ def test_the_source_grants_exactly_the_targets_promoter_exactly_its_reads(synth_
         "arn:aws:s3:::mlops-staging-artifacts-222222222222"
 
 
-@pytest.mark.parametrize("env", ["local", "dev", "prod"])
+@pytest.mark.parametrize("env", ["dev", "prod", "localprod"])
 def test_environments_promoted_to_by_none_grant_no_other_account(synth_all, environments, env):
     assert not foreign_allows(synth_all, environments[env])
 
@@ -262,8 +263,8 @@ def _source_allows(found: list[tuple[str, str, dict]], pair: PromotionPair, requ
 @pytest.mark.parametrize("duty", PRODUCTION_DUTIES, ids=lambda d: d.requests)
 def test_production_duties_are_exactly_the_named_personas(synth_all, environments, duty):
     promotions = Promotions.of(environments, PROJECTS)
-    target = [e for e in environments.values() if e.production]
-    assert [e.name for e in target] == ["prod"]
+    target = [e.name for e in environments.values() if e.production]
+    assert sorted(target) == ["localprod", "prod"]  # prod's duties, judged in AWS's accounts
     pair = promotions.source_of("prod")
     docs = identity_documents(synth_all, "prod")
     boundary = docs["mlops-prod-permissions-boundary"]

@@ -51,6 +51,11 @@ class Trust:
             raise ValueError(f"{run_id!r} is not a pipeline execution id")
         return f"{self.runs_uri.rstrip('/')}/{run_id}/"
 
+    def promoted_uri(self, source_group: str, version: str) -> str:
+        """Where `mlops model promote` puts a promoted package's files: beside the runs,
+        `<artifacts>/<project>/promoted/<source group>/<version>/`."""
+        return f"{self.runs_uri.rstrip('/').rsplit('/', 1)[0]}/promoted/{source_group}/{version}/"
+
     def report_uri(self, run_id: str) -> str:
         """Where the execution's Evaluate step wrote its report."""
         return f"{self.run_uri(run_id)}evaluation/evaluation.json"
@@ -148,12 +153,30 @@ def promotion_problems(production: bool, metadata: dict[str, str], source_group:
     return []
 
 
+def promoted_data_problems(package: dict[str, Any], trust: Trust) -> list[str]:
+    """A promoted package serves the archive the promotion copied for it, from the source
+    version its `promoted_from` names (`<project>/promoted/<group>/<version>/`): a package that
+    names a source but points anywhere else is not that source's model."""
+    match = PACKAGE_ARN.match((package.get("CustomerMetadataProperties") or {}).get("promoted_from") or "")
+    if not match:
+        return []  # promotion_problems says why
+    expected = trust.promoted_uri(match.group(4), match.group(5))  # the source's group and version
+    elsewhere = sorted({c.get("ModelDataUrl") or "(none)" for c in model_containers(package)
+                        if not (c.get("ModelDataUrl") or "").startswith(expected)})
+    if elsewhere:
+        return [f"the model data {', '.join(elsewhere)} is not the promoted copy of {match.group(0)} "
+                f"({expected})"]
+    return []
+
+
 def provenance_problems(production: bool, package: dict[str, Any], trust: Trust,
                         source_group: str | None) -> list[str]:
     """Every reason the package's origin does not allow serving it; empty when it does."""
     metadata = package.get("CustomerMetadataProperties") or {}
-    return [*creator_problems(package, trust), *approval_problems(production, package, trust),
-            *promotion_problems(production, metadata, source_group)]
+    promoted = promotion_problems(production, metadata, source_group)
+    if production and not promoted:
+        promoted = promoted_data_problems(package, trust)
+    return [*creator_problems(package, trust), *approval_problems(production, package, trust), *promoted]
 
 
 def servable_problems(production: bool, package: dict[str, Any], trust: Trust,
