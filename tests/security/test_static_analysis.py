@@ -138,7 +138,7 @@ def test_the_access_log_skips_cover_only_the_access_log_buckets(synth_all):
                 assert ref not in logging and encryption[ref] == "AES256", (stack, bucket["bucket"])
             else:
                 assert ref in logging and encryption[ref] == "aws:kms", (stack, bucket["bucket"])
-    assert log_buckets == 7  # the platform's (4 environments) and the state's (3 accounts)
+    assert log_buckets == 8  # the platform's (5 environments) and the state's (3 accounts)
 
 
 # cloudsplaining.

@@ -517,7 +517,8 @@ def test_production_serves_only_promoted_packages_approved_by_the_approver():
     assert provenance.provenance_problems(True, own, ROLES, STAGING_GROUP) == [
         f"created and approved by the same person ({APPROVER_SESSION}): an approver's own package "
         "needs another approver (or, outside production, the gate)"]
-    gate_approved = package(approved_by=GATE_SESSION, promoted_from=STAGING, model=PROMOTED_MODEL)
+    gate_approved = package(created_by=APPROVER_SESSION, approved_by=GATE_SESSION, promoted_from=STAGING,
+                            model=PROMOTED_MODEL)
     assert provenance.provenance_problems(True, gate_approved, ROLES, STAGING_GROUP) == [
         f"approved by {GATE_SESSION}, not by {ROLES.approver}"]
 
