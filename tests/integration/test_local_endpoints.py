@@ -102,7 +102,10 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except OSError:
         return False
-    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    try:
+        return "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:  # reaped between the signal and the read (ProcessLookupError, FileNotFoundError)
+        return False
 
 
 def test_an_endpoint_is_creating_until_its_server_answers_ping(world):
