@@ -81,12 +81,7 @@ class Side:
 
     @property
     def group_arn(self) -> str:
-        return self.names.naming.sagemaker_arn("model-package-group", self.names.model_package_group)
-
-
-def promoted_prefix(source_group: str, version: int) -> str:
-    """Where a promoted package's files go in the target's artifacts bucket (under the project)."""
-    return f"promoted/{source_group}/{version}/"
+        return self.names.model_package_group_arn
 
 
 def metadata_value(value: object) -> str:
@@ -105,7 +100,7 @@ def source_package(source: Side, version: int | None) -> dict[str, Any]:
     """The package to promote, described: version N, or the newest Approved one."""
     sagemaker = source.client("sagemaker")
     if version is not None:
-        arn = f"{source.group_arn.replace(':model-package-group/', ':model-package/')}/{version}"
+        arn = source.names.package_arn(version)
         try:
             package = sagemaker.describe_model_package(ModelPackageName=arn)
         except ClientError as exc:
@@ -288,7 +283,7 @@ def promote(source: Side, target: Side, *, version: int | None = None,
                 "artifact_uri": container.get("ModelDataUrl"), "status": found.get("ModelApprovalStatus"),
                 "reused": True}
     version = package["ModelPackageVersion"]
-    prefix = f"{target.names.project}/{promoted_prefix(source.names.model_package_group, version)}"
+    prefix = target.names.promoted_prefix(source.names.model_package_group, version)
     containers, digests = [], []
     for i, container in enumerate(package["InferenceSpecification"]["Containers"]):
         # What says how to serve the model (drill_fault's allow-list): not what SageMaker derived

@@ -100,7 +100,7 @@ class ControlLoop(Construct):
             for setting, schema in TABLES.items()
         }
         environment = self._environment()
-        packages = n.naming.sagemaker_arn("model-package", f"{n.model_package_group}/*")
+        packages = n.package_arn("*")
         # Only what the handlers' code calls (stacks/permission_table.py, checked against it).
         read_packages = statement("ReadModelPackages", ["sagemaker:DescribeModelPackage"], [packages])
         judge_packages = statement("JudgeModelPackages", ["sagemaker:UpdateModelPackage"], [packages])
@@ -214,7 +214,7 @@ class ControlLoop(Construct):
         served = [n.naming.sagemaker_arn("endpoint", n.endpoint),
                   n.naming.sagemaker_arn("endpoint-config", f"{n.endpoint}-*"),
                   n.naming.sagemaker_arn("model", f"{n.endpoint}-*"),
-                  n.naming.sagemaker_arn("model-package", f"{n.model_package_group}/*")]
+                  n.package_arn("*")]
         project, capture = p.project.name, f"arn:aws:s3:::{n.capture_bucket}"
         folder = {"drift": "drift", "quality": "model-quality"}[name]
         common = [

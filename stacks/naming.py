@@ -149,6 +149,16 @@ class ProjectNames:
     def model_package_group_arn(self) -> str:
         return self.naming.sagemaker_arn("model-package-group", self.model_package_group)
 
+    def promoted_prefix(self, source_group: str, version: int | str) -> str:
+        """Where `mlops model promote` copies a source package's files in this environment's
+        artifacts bucket: `<project>/promoted/<source group>/<version>/` (the production deploy
+        handler serves a promoted package only from there: provenance.Trust.promoted_uri)."""
+        return f"{self.project}/promoted/{source_group}/{version}/"
+
+    def package_arn(self, version: int | str) -> str:
+        """Version N of the project's model package group."""
+        return self.naming.sagemaker_arn("model-package", f"{self.model_package_group}/{version}")
+
     @property
     def model_key_patterns(self) -> tuple[str, ...]:
         """Where the project's model archives are in the artifacts bucket: the training jobs'

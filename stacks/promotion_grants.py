@@ -34,7 +34,6 @@ from stacks.naming import Naming, ProjectNames
 from stacks.policy import Statement, statement
 
 PROMOTER = "ml_engineer"
-PROMOTED_PREFIX = "promoted"  # <project>/promoted/<source group>/<version>/model.tar.gz in T
 
 # What the promote command reads in S, per resource: nothing more crosses accounts.
 GROUP_ACTIONS = ("sagemaker:DescribeModelPackageGroup", "sagemaker:ListModelPackages")
@@ -102,12 +101,10 @@ class PromotionPair:
         return {"StringLike": {"s3:prefix": [f"{project}/{LISTED_PREFIX}" for project in self.projects]}}
 
     def group_arn(self, project: str) -> str:
-        n = Naming.of(self.source)
-        return n.sagemaker_arn("model-package-group", ProjectNames(n, project).model_package_group)
+        return ProjectNames(Naming.of(self.source), project).model_package_group_arn
 
     def package_arns(self, project: str) -> str:
-        n = Naming.of(self.source)
-        return n.sagemaker_arn("model-package", f"{ProjectNames(n, project).model_package_group}/*")
+        return ProjectNames(Naming.of(self.source), project).package_arn("*")
 
     @property
     def source_repository_arn(self) -> str:
@@ -128,36 +125,29 @@ class PromotionPair:
         """What `mlops model promote --project P --from S --to T` is authorized for, in order:
         S's group and package, the archive (SageMaker's training output layout) and its key,
         both images, then T's archive, key and group."""
-        s, t = Naming.of(self.source), Naming.of(self.target)
-        s_group = ProjectNames(s, project).model_package_group
-        t_group = ProjectNames(t, project)
+        s, t = ProjectNames(Naming.of(self.source), project), ProjectNames(Naming.of(self.target), project)
         archive = f"{project}/runs/execution-1/model/pipelines-train-1/output/model.tar.gz"
         return [
             Request("sagemaker:DescribeModelPackageGroup", self.group_arn(project), True),
             Request("sagemaker:ListModelPackages", self.group_arn(project), True),
-            Request("sagemaker:DescribeModelPackage",
-                    s.sagemaker_arn("model-package", f"{s_group}/{version}"), True),
+            Request("sagemaker:DescribeModelPackage", s.package_arn(version), True),
             Request("s3:GetObject", f"{self.source_bucket_arn}/{archive}", True),
             Request("s3:GetObject", f"{self.source_bucket_arn}/{project}/runs/execution-1/evaluation/"
                     "evaluation.json", True),
-            Request("kms:Decrypt", f"arn:aws:kms:{s.region}:{s.account_id}:key/"
+            Request("kms:Decrypt", f"arn:aws:kms:{s.naming.region}:{s.naming.account_id}:key/"
                     "00000000-0000-0000-0000-000000000000", True),
             Request("ecr:DescribeImages", self.source_repository_arn, True),
             Request("ecr:DescribeImages", _inference_repository_arn(self.target)),
-            Request("s3:PutObject", f"arn:aws:s3:::{t.bucket('artifacts')}/{project}/{PROMOTED_PREFIX}/"
-                    f"{s_group}/{version}/model.tar.gz"),
+            Request("s3:PutObject", f"arn:aws:s3:::{t.artifacts_bucket}/"
+                    f"{t.promoted_prefix(s.model_package_group, version)}model.tar.gz"),
             Request("kms:GenerateDataKey", TARGET_KEY),
-            Request("sagemaker:DescribeModelPackageGroup",
-                    t.sagemaker_arn("model-package-group", t_group.model_package_group)),
-            Request("sagemaker:CreateModelPackage",
-                    t.sagemaker_arn("model-package-group", t_group.model_package_group)),
+            Request("sagemaker:DescribeModelPackageGroup", t.model_package_group_arn),
+            Request("sagemaker:CreateModelPackage", t.model_package_group_arn),
         ]
 
     def approve_requests(self, project: str, version: int = 1) -> list[Request]:
         """Approving the promoted package in T (what the deploy handler then serves)."""
-        t = Naming.of(self.target)
-        group = ProjectNames(t, project).model_package_group
-        package = t.sagemaker_arn("model-package", f"{group}/{version}")
+        package = ProjectNames(Naming.of(self.target), project).package_arn(version)
         return [Request("sagemaker:UpdateModelPackage", package)]
 
     # S's side: statements of S's resource policies.
