@@ -206,16 +206,17 @@ class ProjectStack(cdktf.TerraformStack):
             "explainability_pipeline", n.explainability_pipeline,
             f"Feature attributions of the served {project.name} model on its traffic",
             explainability_definition(project, target, n.explainability_pipeline, n.endpoint))
-        ScheduledPipeline(self, "explainability_schedule", ScheduledPipelineProps(
-            name=n.explainability_pipeline,
-            description=f"scheduled explainability check ({n.base})",
-            schedule=project.explainability.schedule,
-            pipeline_name=n.explainability_pipeline,
-            pipeline_arn=self.explainability_pipeline.arn,
-            rule_arn=n.naming.arn("events", f"rule/{n.explainability_pipeline}"),
-            role_path=n.naming.role_path,
-            boundary_arn=n.boundary_arn,
-        ))
+        def scheduled(construct_id: str, rule: str, what: str, schedule: str, name: str, started) -> None:
+            """An EventBridge rule `rule` (its own role) starting the pipeline `name` (`started`)."""
+            ScheduledPipeline(self, construct_id, ScheduledPipelineProps(
+                name=rule, description=f"scheduled {what} ({n.base})", schedule=schedule,
+                pipeline_name=name, pipeline_arn=started.arn,
+                rule_arn=n.naming.arn("events", f"rule/{rule}"),
+                role_path=n.naming.role_path, boundary_arn=n.boundary_arn,
+            ))
+
+        scheduled("explainability_schedule", n.explainability_pipeline, "explainability check",
+                  project.explainability.schedule, n.explainability_pipeline, self.explainability_pipeline)
         if project.drift.batch.enabled:
             self.drift_pipeline = pipeline(
                 "drift_pipeline", n.drift_pipeline,
@@ -223,16 +224,8 @@ class ProjectStack(cdktf.TerraformStack):
                 drift_batch_definition(project, target, n.drift_pipeline,
                                        drift_environment(project, n, self.key_arn)))
             # The drift function's rule is <base>-drift already (kept, disabled): -batch for this one.
-            ScheduledPipeline(self, "drift_schedule", ScheduledPipelineProps(
-                name=f"{n.drift_pipeline}-batch",
-                description=f"scheduled drift batch check ({n.base})",
-                schedule=project.drift.schedule,
-                pipeline_name=n.drift_pipeline,
-                pipeline_arn=self.drift_pipeline.arn,
-                rule_arn=n.naming.arn("events", f"rule/{n.drift_pipeline}-batch"),
-                role_path=n.naming.role_path,
-                boundary_arn=n.boundary_arn,
-            ))
+            scheduled("drift_schedule", f"{n.drift_pipeline}-batch", "drift batch check",
+                      project.drift.schedule, n.drift_pipeline, self.drift_pipeline)
 
     def _serving(self) -> None:
         from pipelines.bootstrap_model import bootstrap_artifact
