@@ -18,7 +18,7 @@ import tarfile
 import pytest
 
 from mlops.promotion import PromotionError, Side, promote
-from stacks.config import Environment
+from stacks.config import Environment, load_environments
 from stacks.naming import Naming, ProjectNames
 from tests.conftest import ROOT
 
@@ -29,15 +29,10 @@ IMAGE_TAG = "0123456789ab"
 
 
 def _environments() -> tuple[Environment, Environment]:
-    import yaml
-
-    data = yaml.safe_load((ROOT / "environments" / "local.yaml").read_text())
-    source = Environment.model_validate(data)
-    prod = {**data, "name": "localprod", "prefix": "mlops-localprod", "account_id": PROD_ACCOUNT,
-            "production": True, "promotion": {"source": "local"},
-            "personas": {k: [v[0].replace("123456789012", PROD_ACCOUNT)]
-                         for k, v in data["personas"].items()}}
-    return source, Environment.model_validate(prod)
+    """The shipped pair: local and localprod (environments/localprod.yaml, promoted from local)."""
+    envs = load_environments(ROOT, ["local", "localprod"])
+    assert envs["localprod"].account_id == PROD_ACCOUNT and envs["localprod"].promotion.source == "local"
+    return envs["local"], envs["localprod"]
 
 
 def _archive() -> bytes:
