@@ -110,8 +110,9 @@ class Deployer:
         return self.project.work_dir / "logs" / f"{stack}.log"
 
     def _env_stacks(self, infos, env_name: str):
-        """The environment's platform stack, then its project stacks (which build on it)."""
-        return [i for kind in ("platform", "project") for i in infos
+        """The environment's replica stack (where it replicates: the platform's replication rules
+        need its buckets), its platform stack, then its project stacks (which build on it)."""
+        return [i for kind in ("replica", "platform", "project") for i in infos
                 if i.environment == env_name and i.kind == kind]
 
     def deploy(self, env_name: str) -> list[DeployedStack]:
@@ -135,7 +136,8 @@ class Deployer:
         else:
             deployed = []
             for n, info in enumerate(stacks, 1):
-                if info.kind == "project" and n == 2 and server is None:
+                # The first project stack, right after the platform stack.
+                if info.kind == "project" and stacks[n - 2].kind == "platform" and server is None:
                     self._require_images(env, before_platform=False)
                 deployed.append(self._apply(n, len(stacks), info, server))
         if env.is_local:
