@@ -12,6 +12,7 @@ import pytest
 
 from mlops.deploy import deploy_order
 from stacks.config import Environment
+from stacks.deployer_policy import deployer_statements, types_of
 from stacks.policy import listed, matches
 from stacks.replication import REPLICATED, ReplicaNames, boundary_statements
 from stacks.stack_info import StackInfo
@@ -225,3 +226,21 @@ def test_the_replica_stack_deploys_before_the_platform_stack():
     assert [i.name for i in deploy_order(infos, "prod")] == [
         "replica-prod", "platform-prod", "project-demo-prod"]
     assert [i.name for i in deploy_order(infos, "dev")] == ["platform-dev"]
+
+
+def test_the_deployer_may_make_the_replica_side_and_the_rules(synth_all, prod, names):
+    stacks = [synth_all.json(s) for s in ("replica-prod", "platform-prod")]
+    allows = [s for s in deployer_statements(prod, *types_of(stacks)) if s["Effect"] == "Allow"]
+
+    def allowed(action: str, arn: str) -> bool:
+        return any(any(matches(a, action) for a in listed(s["Action"]))
+                   and any(matches(p, arn) for p in listed(s["Resource"])) for s in allows)
+
+    replica_key = f"arn:aws:kms:{names.region}:{prod.account_id}:key/0f1e2d3c"
+    assert allowed("kms:EnableKeyRotation", replica_key) and allowed("kms:PutKeyPolicy", replica_key)
+    assert allowed("kms:CreateAlias", names.key_alias_arn) and allowed("kms:CreateAlias", replica_key)
+    assert allowed("s3:CreateBucket", names.bucket_arn("audit"))
+    assert allowed("s3:PutReplicationConfiguration", f"arn:aws:s3:::{names.naming.bucket('audit')}")
+    assert allowed("iam:PassRole", names.naming.role_arn(names.role_name))
+    # Not a key of any other region.
+    assert not allowed("kms:PutKeyPolicy", f"arn:aws:kms:us-east-1:{prod.account_id}:key/0f1e2d3c")
