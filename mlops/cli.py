@@ -145,11 +145,12 @@ def cmd_plan(args: argparse.Namespace, project: Project) -> int:
 
 
 def cmd_deployer_policy(args: argparse.Namespace, project: Project) -> int:
-    """What whoever deploys ENV needs, derived from its synthesized platform and project stacks."""
+    """What whoever deploys ENV needs, derived from its synthesized replica (where it replicates),
+    platform and project stacks."""
     from stacks.deployer_policy import attached_policies, deployer_statements, managed_policies, types_of
 
     env = project.environment(args.env)
-    infos = [i for i in synthesize(project, {args.env: env}) if i.kind in ("platform", "project")]
+    infos = [i for i in synthesize(project, {args.env: env}) if i.kind in ("replica", "platform", "project")]
     stacks = [json.loads((i.dir / "cdk.tf.json").read_text()) for i in infos]
     resources, data = types_of(stacks)
     try:

@@ -25,6 +25,7 @@ from mlops.terraform import (
 )
 from stacks import moto_gaps
 from stacks.config import Environment
+from stacks.stack_info import StackInfo
 
 # Platform resources no project stack reads, which the provider is slow to call created.
 SETTLES_LATE = ("aws_s3_bucket_lifecycle_configuration.",)
@@ -39,6 +40,14 @@ PLAN_WORKERS = 3
 def say(message: str) -> None:
     """Progress for people, on stderr (stdout is kept for --json)."""
     print(message, file=sys.stderr, flush=True)
+
+
+def deploy_order(infos: list[StackInfo], env_name: str) -> list[StackInfo]:
+    """The environment's replica stack (where it replicates: the platform's replication rules
+    need its buckets), its platform stack, then its project stacks (which build on it). Destroy
+    goes the other way."""
+    return [i for kind in ("replica", "platform", "project") for i in infos
+            if i.environment == env_name and i.kind == kind]
 
 
 @dataclass(frozen=True)
@@ -110,9 +119,7 @@ class Deployer:
         return self.project.work_dir / "logs" / f"{stack}.log"
 
     def _env_stacks(self, infos, env_name: str):
-        """The environment's platform stack, then its project stacks (which build on it)."""
-        return [i for kind in ("platform", "project") for i in infos
-                if i.environment == env_name and i.kind == kind]
+        return deploy_order(infos, env_name)
 
     def deploy(self, env_name: str) -> list[DeployedStack]:
         envs = self.project.environments()  # every file is validated, not just this one
@@ -135,7 +142,8 @@ class Deployer:
         else:
             deployed = []
             for n, info in enumerate(stacks, 1):
-                if info.kind == "project" and n == 2 and server is None:
+                # The first project stack, right after the platform stack.
+                if info.kind == "project" and stacks[n - 2].kind == "platform" and server is None:
                     self._require_images(env, before_platform=False)
                 deployed.append(self._apply(n, len(stacks), info, server))
         if env.is_local:

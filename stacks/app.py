@@ -1,4 +1,5 @@
-"""Builds the cdktf App: one platform stack per environment, one bootstrap stack per state account."""
+"""Builds the cdktf App: one platform stack per environment (and its replica stack where it
+replicates), one bootstrap stack per state account."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from stacks.platform_stack import stack_name as platform_stack_name
 from stacks.project_config import ProjectConfig
 from stacks.project_stack import ProjectStack
 from stacks.promotion_grants import Promotions
+from stacks.replica_stack import ReplicaStack
+from stacks.replication import replica_stack_name
 from stacks.stack_info import StackInfo
 
 
@@ -44,6 +47,8 @@ def build_app(
     for account in state_accounts(list(envs.values())):
         BootstrapStack(app, account, paths(account.name, account.primary.name, "bootstrap"))
     for env in envs.values():
+        if env.replication is not None:  # before the platform stack, whose rules replicate into it
+            ReplicaStack(app, env, paths(replica_stack_name(env.name), env.name, "replica"))
         name = platform_stack_name(env.name)
         PlatformStack(app, env, paths(name, env.name, "platform"), promotions)
         source = promotion_source(env, known)

@@ -278,6 +278,15 @@ class Promotion(Strict):
     require_shadow_report: bool = False
 
 
+class Replication(Strict):
+    """S3 cross-region replication of the environment's buckets (datasets, artifacts, capture,
+    audit, access logs) into replica buckets in `region`, encrypted there with a replica key of
+    that region: the replica stack (`replica-<env>`) holds them, the platform stack the replication
+    rules and their role. Off where the data is reproducible or thrown away."""
+
+    region: Region
+
+
 class Environment(Strict):
     name: EnvironmentName
     # The embedded local AWS (a moto server on 127.0.0.1): local Terraform state, no CI roles, no
@@ -304,6 +313,7 @@ class Environment(Strict):
     budget: Budget | None = None
     ci: Ci | None = None
     promotion: Promotion | None = None
+    replication: Replication | None = None
 
     # Field validators (not a model validator) so an error names the field it is about.
     @field_validator("prefix")
@@ -369,6 +379,19 @@ class Environment(Strict):
         if promotion is not None and promotion.source == info.data.get("name"):
             raise ValueError("source: an environment cannot promote from itself")
         return promotion
+
+    @field_validator("replication")
+    @classmethod
+    def _replicated_elsewhere(cls, replication: Replication | None,
+                              info: ValidationInfo) -> Replication | None:
+        if replication is None:
+            return None
+        if info.data.get("local"):
+            raise ValueError("a local environment has one region (the local AWS): no replication")
+        if replication.region == info.data.get("region"):
+            raise ValueError(f"region: the replica region must differ from the environment's "
+                             f"({replication.region}): cross-region replication")
+        return replication
 
     @model_validator(mode="after")
     def _production_is_promoted(self) -> Environment:

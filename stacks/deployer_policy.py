@@ -1,11 +1,12 @@
 """The permissions whoever deploys an environment needs, as a policy document the project generates.
 
 `mlops deployer-policy --env ENV [--json]` prints it: for every resource type in the environment's
-synthesized platform and project stacks, the actions Terraform (hashicorp/aws 5.100.0) calls to
-create, read, update, tag and destroy it (RESOURCE_ACTIONS, a maintained map; a test checks it
-covers every type any synthesized stack has), scoped to the environment's names where the
-resource's ARN carries its name; plus the Terraform state (its objects under the environment's
-key prefix, the lock file, the state key) and the image push of `mlops image push`.
+synthesized replica (where it replicates), platform and project stacks, the actions Terraform
+(hashicorp/aws 5.100.0) calls to create, read, update, tag and destroy it (RESOURCE_ACTIONS, a
+maintained map; a test checks it covers every type any synthesized stack has), scoped to the
+environment's names where the resource's ARN carries its name; plus the Terraform state (its
+objects under the environment's key prefix, the lock file, the state key) and the image push of
+`mlops image push`.
 
 Where an ARN carries no name (KMS keys, EC2 networking, Application Auto Scaling, event source
 mappings, Studio domains and their profiles) or an action takes no resource (Describe/List,
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from stacks.config import Environment
 from stacks.naming import Naming
 from stacks.policy import Statement, document, statement
+from stacks.replication import ReplicaNames
 
 # A customer managed policy holds at most 6,144 characters (whitespace not counted); a role takes
 # up to 10 managed policies by default.
@@ -61,6 +63,9 @@ RESOURCE_ACTIONS: dict[str, tuple[Needs, ...]] = {
     "aws_s3_bucket_server_side_encryption_configuration": (
         Needs("buckets", ("s3:PutEncryptionConfiguration",)),),
     "aws_s3_bucket_versioning": (Needs("buckets", ("s3:PutBucketVersioning",)),),
+    # (PutBucketReplication and DeleteBucketReplication are both this action; reading is the
+    # bucket's GetReplicationConfiguration; the role it names is passed: aws_iam_role's PassRole.)
+    "aws_s3_bucket_replication_configuration": (Needs("buckets", ("s3:PutReplicationConfiguration",)),),
     "aws_s3_object": (Needs("objects", ("s3:PutObject", "s3:GetObject", "s3:GetObjectTagging",
                                         "s3:PutObjectTagging", "s3:DeleteObject", "s3:DeleteObjectVersion")),
                       Needs("buckets", ("s3:ListBucketVersions",))),
@@ -316,6 +321,10 @@ def deployer_statements(env: Environment, resource_types: Iterable[str], data_ty
         raise KeyError(f"stacks/deployer_policy.py has no actions for {', '.join(unknown)}")
     n = Naming.of(env)
     patterns = scopes(n)
+    replica = ReplicaNames.of(env)
+    if replica is not None:  # the replica stack's key and alias, in the replica region
+        patterns["keys"] = [*patterns["keys"], replica.keys_arn_pattern]
+        patterns["aliases"] = [*patterns["aliases"], replica.key_alias_arn, replica.keys_arn_pattern]
     by_scope: dict[str, dict[str, None]] = {}
     for needs in [*(RESOURCE_ACTIONS[t] for t in types), *(DATA_SOURCE_ACTIONS[t] for t in data)]:
         for need in needs:

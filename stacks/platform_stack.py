@@ -16,6 +16,7 @@ from stacks.binding import Construct, aws, cdktf
 from stacks.config import Environment
 from stacks.constructs.alert_topic import AlertTopic, AlertTopicProps
 from stacks.constructs.audit_trail import AuditTrail, AuditTrailProps
+from stacks.constructs.bucket_replication import BucketReplication, BucketReplicationProps
 from stacks.constructs.container_repository import ContainerRepository, ContainerRepositoryProps
 from stacks.constructs.cost_budget import CostBudget, CostBudgetProps
 from stacks.constructs.encryption_key import EncryptionKey, EncryptionKeyProps
@@ -23,12 +24,18 @@ from stacks.constructs.managed_secret import ManagedSecret, ManagedSecretProps
 from stacks.constructs.permission_boundary import PermissionBoundary, PermissionBoundaryProps
 from stacks.constructs.private_network import FlowLogs
 from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
-from stacks.constructs.secure_bucket import AccessLogs, ObjectLock, SecureBucket, SecureBucketProps
+from stacks.constructs.secure_bucket import (
+    AccessLogs,
+    ObjectLock,
+    SecureBucket,
+    SecureBucketProps,
+    log_delivery_statement,
+)
 from stacks.images import IMAGE_TARGETS
 from stacks.naming import Naming
-from stacks.policy import statement
 from stacks.promotion_grants import NONE, PROMOTER, Promotions
 from stacks.provider import configure_backend, configure_provider
+from stacks.replication import ACCESS_LOGS, REPLICATED, ReplicaNames, boundary_statements
 
 DATA_BUCKETS = ("datasets", "artifacts", "capture")
 
@@ -95,7 +102,8 @@ class PlatformStack(cdktf.TerraformStack):
                 expire_objects_days=env.retention.audit_days,
                 force_destroy=protection.force_destroy,
                 prevent_destroy=protection.prevent_destroy,
-                extra_policy_statements=(self._log_delivery_statement(n.bucket("access-logs")),),
+                extra_policy_statements=(log_delivery_statement(n.bucket("access-logs"), env.account_id,
+                                                                 n.prefix),),
             ),
         )
 
@@ -211,30 +219,33 @@ class PlatformStack(cdktf.TerraformStack):
             "boundary",
             PermissionBoundaryProps.of(n, n.name("permissions-boundary"), trail_props.arn,
                                        key_arn=self.key.arn, audit_bucket_arn=self.audit.arn,
-                                       extra_statements=tuple(promotions.boundary_statements(env.name))),
+                                       extra_statements=(*promotions.boundary_statements(env.name),
+                                                         *boundary_statements(ReplicaNames.of(env)))),
         )
         self.trail = AuditTrail(self, "audit_trail", trail_props, self.audit,
                                 role_path=n.role_path, boundary_arn=self.boundary.arn,
                                 gaps=moto_gaps.for_environment(env.is_local))
         wait_for(self.trail.logs_role.role, self.boundary.policy)
+        self._replication()
         self._studio()
         self._roles()
         self._experiment_tracking()
         self._eks_serving()
         self._outputs()
 
-    def _log_delivery_statement(self, bucket_name: str) -> dict:
-        env = self.env
-        return statement(
-            "AllowServerAccessLogDelivery",
-            ["s3:PutObject"],
-            [f"arn:aws:s3:::{bucket_name}/*"],
-            principals={"Service": "logging.s3.amazonaws.com"},
-            conditions={
-                "StringEquals": {"aws:SourceAccount": env.account_id},
-                "ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{self.naming.prefix}-*"},
-            },
-        )
+    def _replication(self) -> None:
+        """Cross-region replication of every platform bucket into the replica stack's buckets
+        (`replication.region`; none where unset). The replica stack is deployed first."""
+        self.replication = None
+        names = ReplicaNames.of(self.env)
+        if names is None:
+            return
+        buckets = {**self.data_buckets, "audit": self.audit, ACCESS_LOGS: self.access_logs}
+        self.replication = BucketReplication(self, "replication", BucketReplicationProps(
+            names=names, sources={p: buckets[p] for p in REPLICATED}, source_key_arn=self.key.arn,
+            role_path=self.naming.role_path, boundary_arn=self.boundary.arn,
+        ))
+        wait_for(self.replication.role.role, self.boundary.policy)
 
     def _studio(self) -> None:
         """The environment's Studio domain, a profile per persona principal (`studio` in the
@@ -395,6 +406,9 @@ class PlatformStack(cdktf.TerraformStack):
         outputs |= {f"{p}_bucket": b.name for p, b in self.data_buckets.items()}
         outputs |= {f"{p}_repository_url": r.url for p, r in self.repositories.items()}
         outputs |= {f"{p}_role_arn": r.arn for p, r in self.persona_roles.items()}
+        if self.replication is not None:
+            outputs["replication_role_arn"] = self.replication.role.arn
+            outputs["replica_region"] = self.replication.names.region
         if self.mlflow is not None:
             outputs["mlflow_tracking_server_arn"] = self.mlflow.arn
         if self.studio is not None:

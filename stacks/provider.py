@@ -17,18 +17,22 @@ DEFAULT_LOCAL_ENDPOINT = "https://127.0.0.1:5000"
 CA_BUNDLE_VARIABLE = "local_ca_bundle"
 
 
-def configure_provider(stack: cdktf.TerraformStack, env: Environment, tags: dict[str, str]) -> None:
+def configure_provider(stack: cdktf.TerraformStack, env: Environment, tags: dict[str, str],
+                       region: str | None = None) -> None:
+    """region: another region than the environment's (the replica stack's, in AWS only)."""
     default_tags = [aws.provider.AwsProviderDefaultTags(tags=tags)]
     if not env.is_local:
         aws.provider.AwsProvider(
             stack,
             "aws",
-            region=env.region,
+            region=region or env.region,
             # Refuse to run against any other account: a wrong profile cannot touch prod.
             allowed_account_ids=[env.account_id],
             default_tags=default_tags,
         )
         return
+    if region is not None and region != env.region:
+        raise ValueError(f"{env.name}: the local AWS has one region ({env.region}), not {region}")
     endpoint = cdktf.TerraformVariable(
         stack,
         ENDPOINT_VARIABLE,

@@ -10,5 +10,5 @@ from pathlib import Path
 class StackInfo:
     name: str
     environment: str  # for a bootstrap stack, its first environment
-    kind: str  # "bootstrap" | "platform" | "project"
+    kind: str  # "bootstrap" | "replica" | "platform" | "project"
     dir: Path

@@ -60,6 +60,21 @@ class SecureBucketProps:
             raise ValueError(f"bucket {self.name}: prevent_destroy and force_destroy conflict")
 
 
+def log_delivery_statement(bucket_name: str, account_id: str, source_prefix: str) -> Statement:
+    """An access-log bucket's grant to S3's log delivery: only logs of this account's buckets
+    whose names start with `source_prefix` (the environment's)."""
+    return statement(
+        "AllowServerAccessLogDelivery",
+        ["s3:PutObject"],
+        [f"arn:aws:s3:::{bucket_name}/*"],
+        principals={"Service": "logging.s3.amazonaws.com"},
+        conditions={
+            "StringEquals": {"aws:SourceAccount": account_id},
+            "ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{source_prefix}-*"},
+        },
+    )
+
+
 class SecureBucket(Construct):
     def __init__(self, scope: Construct, id_: str, props: SecureBucketProps):
         super().__init__(scope, id_)
@@ -73,7 +88,7 @@ class SecureBucket(Construct):
             self, "bucket", bucket=props.name, force_destroy=props.force_destroy, lifecycle=lifecycle
         )
         bucket_id = self.bucket.id
-        versioning = aws.s3_bucket_versioning.S3BucketVersioningA(
+        self.versioning = versioning = aws.s3_bucket_versioning.S3BucketVersioningA(
             self,
             "versioning",
             bucket=bucket_id,

@@ -133,12 +133,14 @@ def test_the_access_log_skips_cover_only_the_access_log_buckets(synth_all):
         }
         for rid, bucket in resources.get("aws_s3_bucket", {}).items():
             ref = f"${{aws_s3_bucket.{rid}.id}}"
-            if "access_logs" in rid:  # the platform's access_logs, the bootstrap's state_access_logs
+            if "access_logs" in rid:  # the platform's and replica's access_logs, the bootstrap's
+                # state_access_logs
                 log_buckets += 1
                 assert ref not in logging and encryption[ref] == "AES256", (stack, bucket["bucket"])
             else:
                 assert ref in logging and encryption[ref] == "aws:kms", (stack, bucket["bucket"])
-    assert log_buckets == 8  # the platform's (5 environments) and the state's (3 accounts)
+    # The platform's (5 environments), the replica's (prod's) and the state's (3 accounts).
+    assert log_buckets == 9
 
 
 # cloudsplaining.

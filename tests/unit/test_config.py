@@ -81,6 +81,12 @@ CASES = [
      "COMPLIANCE mode"),
     ("CI repository not owner/name", _set("ci.github_repository", "mlops-platform"),
      "ci.github_repository", "does not match"),
+    ("replica in the same region", _set("replication.region", "eu-west-1"), "replication",
+     "must differ"),
+    ("bad replica region", _set("replication.region", "moon-1"), "replication.region",
+     "does not match"),
+    ("unknown replication key", _set("replication.bucket", "x"), "replication.bucket",
+     "unknown setting"),
 ]
 
 
@@ -161,10 +167,14 @@ def test_cli_rejects_unknown_environment(capsys):
         in capsys.readouterr().err
 
 
-def test_the_local_environment_has_no_ci_roles(tmp_path):
+@pytest.mark.parametrize(("setting", "value", "reason"), [
+    ("ci", {"github_repository": "example-org/mlops-platform"}, "no CI roles"),
+    ("replication", {"region": "us-west-2"}, "one region"),
+])
+def test_the_local_environment_refuses_what_needs_aws(tmp_path, setting, value, reason):
     data = yaml.safe_load((ROOT / "environments" / "local.yaml").read_text())
-    data["ci"] = {"github_repository": "example-org/mlops-platform"}
+    data[setting] = value
     path = tmp_path / "local.yaml"
     path.write_text(yaml.safe_dump(data))
-    with pytest.raises(ConfigError, match=r"local.yaml: ci: .*no CI roles"):
+    with pytest.raises(ConfigError, match=rf"local.yaml: {setting}: .*{reason}"):
         load_environment(path, tmp_path)

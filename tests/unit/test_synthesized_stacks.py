@@ -248,9 +248,11 @@ def test_roles_carry_the_boundary_and_personas_are_separated(platform, environme
     settings = environments[env]
     has_studio = settings.studio.enabled and moto_gaps.for_environment(settings.is_local).studio
     studio = ("studio-flow-logs",) if has_studio else ()
+    # Cross-region replication (prod) brings the role S3 replicates as (tests/unit/test_replication.py).
+    replication = ("replication",) if settings.replication else ()
     assert names == {f"mlops-{env}-{p}" for p in (
         "data-scientist", "ml-engineer", "platform-admin", "auditor", "sagemaker-execution",
-        "audit-to-logs", *studio)}
+        "audit-to-logs", *studio, *replication)}
     (_boundary_id, boundary), = resources(doc, "aws_iam_policy").items()
     assert boundary["name"] == f"mlops-{env}-permissions-boundary"
     for role in roles.values():
@@ -262,6 +264,8 @@ def test_roles_carry_the_boundary_and_personas_are_separated(platform, environme
             assert trust["Principal"] == {"Service": "cloudtrail.amazonaws.com"}
         elif role["name"].endswith("flow-logs"):
             assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+        elif role["name"].endswith("-replication"):
+            assert trust["Principal"] == {"Service": "s3.amazonaws.com"}
         else:
             persona = role["name"].removeprefix(f"mlops-{env}-").replace("-", "_")
             principals = getattr(environments[env].personas, persona)
