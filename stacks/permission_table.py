@@ -89,6 +89,7 @@ class RoleTable:
     bounded: bool = True  # carries the environment's permissions boundary
     present_in: Environments | None = None  # where the role exists (None: every environment)
     present_for: Projects | None = None  # a project role: for which projects (None: every one)
+    actor: str = "the service"  # who acts as the role when no code of this repository does
 
     @property
     def actions(self) -> dict[str, str]:
@@ -378,7 +379,7 @@ DATA_SCIENTIST = RoleTable(
 # The auditor runs no command of this repository: everything is by hand, read-only.
 _READ = "the auditor, by hand (console, CLI): reads what the README's RBAC table lets them"
 AUDITOR = RoleTable(
-    "<prefix>-auditor", (), (), {},
+    "<prefix>-auditor", (), (), {}, actor="a person (console, CLI, Studio)", also=
     {
         **{a: Also("ReadAuditLogs", _READ) for a in ("s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket",
                                                      "s3:GetBucketLocation")},
@@ -391,10 +392,11 @@ AUDITOR = RoleTable(
         # Read-only in Studio too: opens their own profile, runs no app (no space of their own).
         **_studio(_READ, _STUDIO_READ),
     },
-    {"DescribeSageMakerResources": _BROWSE, "ListSageMakerResources": _BROWSE,
-     "ReadTrailAndConfiguration": "reads of the trail, IAM and CloudWatch configuration (Get*, List*, "
-                                  "Describe*): an auditor's reads are not a list",
-     "ReadLogs": "reads of every log group (Describe*, Get*): an auditor's reads are not a list"},
+    wildcards={
+        "DescribeSageMakerResources": _BROWSE, "ListSageMakerResources": _BROWSE,
+        "ReadTrailAndConfiguration": "reads of the trail, IAM and CloudWatch configuration (Get*, List*, "
+                                     "Describe*): an auditor's reads are not a list",
+        "ReadLogs": "reads of every log group (Describe*, Get*): an auditor's reads are not a list"},
     absent_in=dict.fromkeys(_STUDIO_READ, _NO_STUDIO),
 )
 
@@ -405,7 +407,7 @@ def _schedule(name: str, what: str, present_for: Projects | None = None) -> Role
         f"<base>-{name}-schedule", (), (), {},
         {"sagemaker:StartPipelineExecution": Also(
             "StartScheduledPipeline", f"EventBridge starts the {what} pipeline on its schedule")},
-        present_for=present_for)
+        present_for=present_for, actor="EventBridge")
 
 
 EXPLAINABILITY_SCHEDULE = _schedule("explainability", "explainability")
@@ -419,7 +421,7 @@ _OPERATE = "the platform admin, by hand (console, CLI): operates the environment
 _SERVICE_WILDCARD = ("`{}:*` on the environment's own {} (names `<prefix>-*`): an operator's calls "
                      "are not a list; the denies below take out what is not the admin's")
 PLATFORM_ADMIN = RoleTable(
-    "<prefix>-platform-admin", (), (), {},
+    "<prefix>-platform-admin", (), (), {}, actor="a person (console, CLI, Studio)", also=
     {
         # Read the key, its policy and rotation; use it for the SSE-KMS objects and secrets.
         **{f"kms:{op}": Also("ReadAndUseKey", _OPERATE)
@@ -436,7 +438,7 @@ PLATFORM_ADMIN = RoleTable(
         "sagemaker:AddTags": Also("TagStudioResourcesOnCreate", "Studio tags the spaces and apps the "
                                                                 "admin creates (CreateSpace, CreateApp)"),
     },
-    {
+    wildcards={
         **{f"Manage{service.title().replace('-', '')}": _SERVICE_WILDCARD.format(service, what)
            for service, what in (("sagemaker", "SageMaker resources"),
                                  ("sns", "topics"), ("sqs", "queues"), ("lambda", "functions"),
@@ -475,6 +477,8 @@ _JOB_CODE = "people's job code, by hand (the README's RBAC table: data scientist
 _MLFLOW = "the managed MLflow server writes and deletes run artifacts under `mlflow/`"
 SAGEMAKER_EXECUTION = RoleTable(
     "<prefix>-sagemaker-execution", (), (), {},
+    actor="SageMaker (the jobs it was passed to, the managed MLflow server), with people's job code",
+    also=
     {
         "s3:GetObject": Also("ReadDatasetsCaptureAndArtifacts", _JOB_SERVICE + ": downloads the inputs"),
         "s3:ListBucket": Also("ReadDatasetsCaptureAndArtifacts", _JOB_SERVICE + ": lists an input prefix"),
@@ -501,7 +505,7 @@ SAGEMAKER_EXECUTION = RoleTable(
 
 # AWS services writing logs as a role of the environment (no code of this repository).
 AUDIT_TO_LOGS = RoleTable(
-    "<prefix>-audit-to-logs", (), (), {},
+    "<prefix>-audit-to-logs", (), (), {}, actor="CloudTrail", also=
     {f"logs:{op}": Also("WriteTrailEvents", "CloudTrail delivers the trail's events to its log group "
                                             "(CloudTrail User Guide: the role for CloudWatch Logs)")
      for op in ("CreateLogStream", "PutLogEvents")},
@@ -512,7 +516,7 @@ _FLOW_LOGS = ("VPC Flow Logs publishes the network's flow logs to its log group 
 
 def _flow_logs(network: str, present_in: Environments) -> RoleTable:
     return RoleTable(
-        f"<prefix>-{network}-flow-logs", (), (), {},
+        f"<prefix>-{network}-flow-logs", (), (), {}, actor="VPC Flow Logs", also=
         {**{f"logs:{op}": Also("WriteFlowLogs", _FLOW_LOGS)
             for op in ("CreateLogStream", "PutLogEvents", "DescribeLogStreams")},
          "logs:DescribeLogGroups": Also("FindLogGroups", _FLOW_LOGS)},
@@ -530,7 +534,7 @@ EKS_CLUSTER = RoleTable(
     managed={"AmazonEKSClusterPolicy": "the EKS control plane manages the cluster's network "
                                        "interfaces, security groups and load balancers (EKS User "
                                        "Guide: cluster IAM role)"},
-    bounded=False, present_in=WITH_EKS)
+    bounded=False, present_in=WITH_EKS, actor="EKS")
 EKS_NODE = RoleTable(
     "<prefix>-serving-node", (), (), {},
     managed={
@@ -539,7 +543,7 @@ EKS_NODE = RoleTable(
         "AmazonEKS_CNI_Policy": "the VPC CNI plugin assigns the pods' addresses from the subnets",
         "AmazonEC2ContainerRegistryReadOnly": "the kubelet pulls the model server's image from ECR",
     },
-    bounded=False, present_in=WITH_EKS)
+    bounded=False, present_in=WITH_EKS, actor="the nodes' kubelet and VPC CNI plugin")
 # The project's model server on EKS, by IRSA: its init container fetches the served archive.
 EKS_SERVING = RoleTable(
     "<base>-eks-serving",
@@ -556,7 +560,7 @@ EKS_SERVING = RoleTable(
 # and the state, and the denies take back what a plan or a deploy must never do.
 _STATE = "Terraform's S3 backend: the environment's state objects and their lock file (`.tflock`)"
 CI_PLAN = RoleTable(
-    "<prefix>-github-plan", (), (), {},
+    "<prefix>-github-plan", (), (), {}, actor="Terraform (`terraform plan`, in GitHub Actions)", also=
     {
         "s3:ListBucket": Also("ListState", _STATE),
         "s3:GetObject": Also("ReadState", _STATE),
@@ -600,6 +604,8 @@ def _terraform_iam_calls() -> dict[str, Also]:
 
 CI_DEPLOY = RoleTable(
     "<prefix>-github-deploy", (), (), {}, _terraform_iam_calls(),
+    actor="Terraform (`mlops deploy`, in GitHub Actions), and `mlops image push`, whose ECR calls "
+          "PowerUserAccess covers",
     managed={"PowerUserAccess": "`terraform apply` of every resource but IAM's, and `mlops image push` "
                                 "(everything but IAM, Organizations and Account)"},
     denies={
@@ -679,7 +685,7 @@ def markdown() -> str:
     for title, table in TABLES.items():
         code = ("Code: " + ", ".join(f"`{r}`" for r in table.runs)
                 + (f" and what it imports from `{'`, `'.join(table.within)}`" if table.within else "")
-                if table.runs else "Code: none of this repository's (a service or a person acts as the role)")
+                if table.runs else f"Code: none of this repository's. Acting as the role: {table.actor}")
         where = [w.label for w in (table.present_in, table.present_for) if w is not None]
         lines += [f"## {title} (`{table.role}`)", "", code + ".",
                   "", f"Stack: {table.stack_kind}{'; only in ' + ' and '.join(where) if where else ''}; "

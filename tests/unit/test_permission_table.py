@@ -178,6 +178,19 @@ def test_role_policies_allow_each_row_and_nothing_else(synth_all, environments, 
     assert not problems, "\n".join(problems)
 
 
+def test_the_checks_flag_an_unlisted_deny_an_unlisted_action_and_a_missing_boundary(environments):
+    """The checks of the service-role tables can fail: a stray Deny, an action no row lists, a
+    boundary the table does not say."""
+    table = TABLES["CloudTrail to CloudWatch Logs"]
+    writes = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DeleteLogGroup"]
+    own = [{"Sid": "WriteTrailEvents", "Effect": "Allow", "Action": writes, "Resource": "*"},
+           {"Sid": "Stray", "Effect": "Deny", "Action": "s3:*", "Resource": "*"}]
+    problems = check_role(table, own, None, "t", environments["dev"])
+    assert any("permissions boundary" in p for p in problems), problems
+    assert any("Deny statements ['Stray']" in p for p in problems), problems
+    assert any("logs:DeleteLogGroup, which the table does not list" in p for p in problems), problems
+
+
 def test_every_role_of_the_stacks_has_a_table(synth_all, environments):
     """No role the stacks make goes without a table (nor a table without its role)."""
     tabled = {(stack_of(t, env), role_name(t, env))
