@@ -418,8 +418,8 @@ DRIFT_BATCH_SCHEDULE = _schedule("drift-batch", "drift batch", DRIFT_BATCH)
 # environment's own resources by hand (`<service>:*` on names of the environment), reads every
 # configuration, and is denied what comes through the stacks, the deploy identity and the loop.
 _OPERATE = "the platform admin, by hand (console, CLI): operates the environment's resources"
-_SERVICE_WILDCARD = ("`{}:*` on the environment's own {} (names `<prefix>-*`): an operator's calls "
-                     "are not a list; the denies below take out what is not the admin's")
+_SERVICE_WILDCARD = ("`{}:*` on the environment's own {} (the ARNs the statement names): an operator's "
+                     "calls are not a list; the denies below take out what is not the admin's")
 PLATFORM_ADMIN = RoleTable(
     "<prefix>-platform-admin", (), (), {}, actor="a person (console, CLI, Studio)", also=
     {
@@ -430,10 +430,9 @@ PLATFORM_ADMIN = RoleTable(
         # Alarms are read (their actions re-enabled after an incident), never set, changed or muted
         # (NeverForgeControlLoopSignals); dashboards are the admin's.
         **{f"cloudwatch:{op}": Also("ManageAlarmsAndDashboards", _OPERATE)
-           for op in ("DescribeAlarms", "DescribeAlarmHistory", "DescribeAlarmsForMetric",
-                      "DescribeAlarmContributors", "EnableAlarmActions", "GetDashboard", "PutDashboard",
-                      "DeleteDashboards", "ListDashboards", "ListTagsForResource", "TagResource",
-                      "UntagResource")},
+           for op in ("DescribeAlarms", "DescribeAlarmHistory", "DescribeAlarmContributors",
+                      "EnableAlarmActions", "GetDashboard", "PutDashboard", "DeleteDashboards",
+                      "ListTagsForResource", "TagResource", "UntagResource")},
         **_studio(_OPERATE, {**_STUDIO_READ, **_STUDIO_APPS}),
         "sagemaker:AddTags": Also("TagStudioResourcesOnCreate", "Studio tags the spaces and apps the "
                                                                 "admin creates (CreateSpace, CreateApp)"),

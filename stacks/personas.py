@@ -422,11 +422,15 @@ def platform_admin(refs: PlatformRefs) -> list[Statement]:
             statement(f"Manage{service.title().replace('-', '')}", [f"{service}:*"], arns)
             for service, arns in region_scoped
         ],
-        # What has an alarm or dashboard resource type (not `cloudwatch:*`: PutMetricData and the
-        # other resource-less actions would read as scoped to these ARNs, and mean nothing).
+        # What has an alarm or dashboard resource type (not `cloudwatch:*`, nor DescribeAlarm* or
+        # *Dashboard*: PutMetricData, DescribeAlarmsForMetric, ListDashboards and the other
+        # resource-less actions would read as scoped to these ARNs, and mean nothing; the lists
+        # are ReadEverything's).
         statement(
             "ManageAlarmsAndDashboards",
-            ["cloudwatch:DescribeAlarm*", "cloudwatch:EnableAlarmActions", "cloudwatch:*Dashboard*",
+            ["cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory",
+             "cloudwatch:DescribeAlarmContributors", "cloudwatch:EnableAlarmActions",
+             "cloudwatch:GetDashboard", "cloudwatch:PutDashboard", "cloudwatch:DeleteDashboards",
              "cloudwatch:ListTagsForResource", "cloudwatch:TagResource", "cloudwatch:UntagResource"],
             [n.arn("cloudwatch", f"alarm:{n.prefix}-*"),
              n.arn("cloudwatch", f"dashboard/{n.prefix}-*", region=False)],
