@@ -189,12 +189,13 @@ def _pass_execution_role(refs: PlatformRefs) -> Statement:
     )
 
 
-def _pull_images(refs: PlatformRefs) -> list[Statement]:
+def _pull_images(refs: PlatformRefs, *, describe: bool = True) -> list[Statement]:
+    """`describe`: people also look images up (DescribeImages); SageMaker only pulls them."""
     return [
         statement(
             "PullImages",
             ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability",
-             "ecr:DescribeImages"],
+             *(["ecr:DescribeImages"] if describe else [])],
             list(refs.repository_arns),
         ),
         # Registry-wide by design: the token is per registry, not per repository.
@@ -421,19 +422,27 @@ def platform_admin(refs: PlatformRefs) -> list[Statement]:
             statement(f"Manage{service.title().replace('-', '')}", [f"{service}:*"], arns)
             for service, arns in region_scoped
         ],
-        # What has an alarm or dashboard resource type (not `cloudwatch:*`: PutMetricData and the
-        # other resource-less actions would read as scoped to these ARNs, and mean nothing).
+        # What has an alarm or dashboard resource type (not `cloudwatch:*`, nor DescribeAlarm* or
+        # *Dashboard*: PutMetricData, DescribeAlarmsForMetric, ListDashboards and the other
+        # resource-less actions would read as scoped to these ARNs, and mean nothing; the lists
+        # are ReadEverything's).
         statement(
             "ManageAlarmsAndDashboards",
-            ["cloudwatch:DescribeAlarm*", "cloudwatch:EnableAlarmActions", "cloudwatch:*Dashboard*",
+            ["cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory",
+             "cloudwatch:DescribeAlarmContributors", "cloudwatch:EnableAlarmActions",
+             "cloudwatch:GetDashboard", "cloudwatch:PutDashboard", "cloudwatch:DeleteDashboards",
              "cloudwatch:ListTagsForResource", "cloudwatch:TagResource", "cloudwatch:UntagResource"],
             [n.arn("cloudwatch", f"alarm:{n.prefix}-*"),
              n.arn("cloudwatch", f"dashboard/{n.prefix}-*", region=False)],
         ),
         statement(
-            "AdministerKey",
-            ["kms:Describe*", "kms:Get*", "kms:List*", "kms:TagResource", "kms:UntagResource",
-             "kms:EnableKeyRotation", "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+            "ReadAndUseKey",
+            # What the permissions boundary lets through (AllowEnvironmentKeyUse): reading the key,
+            # its policy and rotation (the stacks keep rotation on), and using it for the SSE-KMS
+            # objects and secrets the admin reads and writes. Key administration (tags, grants,
+            # rotation, policy) is the stacks' and the key policy's, not a persona's.
+            ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:Decrypt",
+             "kms:Encrypt", "kms:GenerateDataKey"],
             [refs.key_arn],
         ),
         # Roles, the code that runs as them, the registry's decisions and what endpoints serve come
@@ -501,7 +510,7 @@ def sagemaker_execution(refs: PlatformRefs) -> list[Statement]:
         statement("WriteWorkspace", ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
                   [f"{b.artifacts}/{prefix}/*" for prefix in WORKSPACE_PREFIXES]),
         _key_use(refs),
-        *_pull_images(refs),
+        *_pull_images(refs, describe=False),
         statement(
             "WriteJobLogs",
             ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",

@@ -50,7 +50,7 @@ ROLE_ACTIONS = (
 POLICY_ACTIONS = (
     "iam:CreatePolicy", "iam:DeletePolicy", "iam:GetPolicy", "iam:GetPolicyVersion",
     "iam:ListPolicyVersions", "iam:CreatePolicyVersion", "iam:DeletePolicyVersion",
-    "iam:TagPolicy", "iam:UntagPolicy", "iam:ListEntitiesForPolicy",
+    "iam:TagPolicy", "iam:UntagPolicy",
 )
 OIDC_PROVIDER_ACTIONS = (
     "iam:CreateOpenIDConnectProvider", "iam:DeleteOpenIDConnectProvider",
