@@ -304,6 +304,11 @@ class Environment(Strict):
     budget: Budget | None = None
     ci: Ci | None = None
     promotion: Promotion | None = None
+    # Lambda code signing: every function and layer deploys from a zip the environment's AWS Signer
+    # profile signed, under an Enforce code-signing config that refuses anything else
+    # (stacks/constructs/code_signing.py). The local AWS has no Signer (moto has no Signer API):
+    # local environments set it false (stacks/moto_gaps.py).
+    lambda_code_signing: bool = True
 
     # Field validators (not a model validator) so an error names the field it is about.
     @field_validator("prefix")
@@ -369,6 +374,14 @@ class Environment(Strict):
         if promotion is not None and promotion.source == info.data.get("name"):
             raise ValueError("source: an environment cannot promote from itself")
         return promotion
+
+    @field_validator("lambda_code_signing")
+    @classmethod
+    def _signing_needs_signer(cls, signing: bool, info: ValidationInfo) -> bool:
+        if signing and info.data.get("local"):
+            raise ValueError("the local AWS has no AWS Signer (moto implements no Signer API): a "
+                             "local environment sets lambda_code_signing: false")
+        return signing
 
     @model_validator(mode="after")
     def _production_is_promoted(self) -> Environment:
