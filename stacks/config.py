@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from stacks import moto_gaps
+
 # The shipped environments, in the order commands list them. An environment is any
 # environments/<name>.yaml: what it is (local or in AWS, production or not) is in its settings, not
 # in its name, so a second local environment can stand in for prod (environments/localprod.yaml).
@@ -378,7 +380,7 @@ class Environment(Strict):
     @field_validator("lambda_code_signing")
     @classmethod
     def _signing_needs_signer(cls, signing: bool, info: ValidationInfo) -> bool:
-        if signing and info.data.get("local"):
+        if signing and info.data.get("local") and not moto_gaps.LOCAL.code_signing:
             raise ValueError("the local AWS has no AWS Signer (moto implements no Signer API): a "
                              "local environment sets lambda_code_signing: false")
         return signing

@@ -179,6 +179,16 @@ class MotoGaps:
         under those roles locally."""
         return not self.local
 
+    @property
+    def code_signing(self) -> bool:
+        """moto 5.x has no AWS Signer API (no signing profiles, no signing jobs), and its Lambda
+        neither stores code-signing configs nor checks signatures. A local environment cannot
+        sign: local.yaml and localprod.yaml set `lambda_code_signing: false` (stacks/config.py
+        refuses true there) and their functions and layers deploy the unsigned zips; checkov's
+        CKV_AWS_272 is skipped for those stacks only (.checkov.yaml). Every AWS environment signs
+        and enforces (stacks/constructs/code_signing.py)."""
+        return not self.local
+
 
 AWS = MotoGaps(local=False)
 LOCAL = MotoGaps(local=True)
