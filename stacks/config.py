@@ -308,8 +308,8 @@ class Environment(Strict):
     promotion: Promotion | None = None
     # Lambda code signing: every function and layer deploys from a zip the environment's AWS Signer
     # profile signed, under an Enforce code-signing config that refuses anything else
-    # (stacks/constructs/code_signing.py). The local AWS has no Signer (moto has no Signer API):
-    # local environments set it false (stacks/moto_gaps.py).
+    # (stacks/constructs/code_signing.py). The local AWS cannot sign (moto has no signing jobs, no
+    # code-signing configs): local environments set it false (stacks/moto_gaps.py).
     lambda_code_signing: bool = True
 
     # Field validators (not a model validator) so an error names the field it is about.
@@ -381,8 +381,9 @@ class Environment(Strict):
     @classmethod
     def _signing_needs_signer(cls, signing: bool, info: ValidationInfo) -> bool:
         if signing and info.data.get("local") and not moto_gaps.LOCAL.code_signing:
-            raise ValueError("the local AWS has no AWS Signer (moto implements no Signer API): a "
-                             "local environment sets lambda_code_signing: false")
+            raise ValueError("the local AWS cannot sign Lambda code (moto has no Signer signing "
+                             "jobs and no Lambda code-signing configs): a local environment sets "
+                             "lambda_code_signing: false")
         return signing
 
     @model_validator(mode="after")

@@ -11,7 +11,7 @@ signed object. Uploading a changed zip makes a new object version, so a new sign
 signed object, whose new key is what makes Terraform update the code.
 
 Lambda checks the signatures itself; whoever deploys needs the Signer and Lambda actions that
-stacks/deployer_policy.py lists. The local AWS has no Signer: local environments set
+stacks/deployer_policy.py lists. The local AWS cannot sign: local environments set
 `lambda_code_signing: false` (stacks/moto_gaps.py) and their functions deploy unsigned zips.
 """
 

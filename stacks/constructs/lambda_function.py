@@ -60,7 +60,7 @@ class LambdaFunctionProps:
     architecture: str = "x86_64"
     lambdas_dir: Path = LAMBDAS_DIR
     # Signs the zip and enforces signed code (stacks/constructs/code_signing.py); None deploys the
-    # zip from the stack folder unsigned (the local AWS, which has no Signer).
+    # zip from the stack folder unsigned (the local AWS, which cannot sign).
     signing: CodeSigning | None = None
 
     def __post_init__(self) -> None:

@@ -1,7 +1,7 @@
 """Lambda code signing in the synthesized stacks: in every AWS environment each function runs under
 an Enforce code-signing config that allows only the environment's Signer profile, and each function
 and layer is created from the signed copy a signing job made of the very zip the stack built.
-Local environments (no Signer in the local AWS) deploy unsigned zips and say so in their files."""
+Local environments (the local AWS cannot sign) deploy unsigned zips and say so in their files."""
 
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ def test_aws_environments_sign_and_a_local_one_cannot(environments, tmp_path):
     text = (ROOT / "environments" / "local.yaml").read_text()
     signing = text.replace("lambda_code_signing: false", "lambda_code_signing: true")
     (folder / "local.yaml").write_text(signing)
-    with pytest.raises(ConfigError, match=r"local\.yaml: lambda_code_signing: .*no AWS Signer"):
+    with pytest.raises(ConfigError, match=r"local\.yaml: lambda_code_signing: .*cannot sign Lambda code"):
         load_environments(tmp_path)
 
 
