@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from stacks import moto_gaps
+
 # The shipped environments, in the order commands list them. An environment is any
 # environments/<name>.yaml: what it is (local or in AWS, production or not) is in its settings, not
 # in its name, so a second local environment can stand in for prod (environments/localprod.yaml).
@@ -314,6 +316,11 @@ class Environment(Strict):
     ci: Ci | None = None
     promotion: Promotion | None = None
     replication: Replication | None = None
+    # Lambda code signing: every function and layer deploys from a zip the environment's AWS Signer
+    # profile signed, under an Enforce code-signing config that refuses anything else
+    # (stacks/constructs/code_signing.py). The local AWS cannot sign (moto has no signing jobs, no
+    # code-signing configs): local environments set it false (stacks/moto_gaps.py).
+    lambda_code_signing: bool = True
 
     # Field validators (not a model validator) so an error names the field it is about.
     @field_validator("prefix")
@@ -392,6 +399,15 @@ class Environment(Strict):
             raise ValueError(f"region: the replica region must differ from the environment's "
                              f"({replication.region}): cross-region replication")
         return replication
+
+    @field_validator("lambda_code_signing")
+    @classmethod
+    def _signing_needs_signer(cls, signing: bool, info: ValidationInfo) -> bool:
+        if signing and info.data.get("local") and not moto_gaps.LOCAL.code_signing:
+            raise ValueError("the local AWS cannot sign Lambda code (moto has no Signer signing "
+                             "jobs and no Lambda code-signing configs): a local environment sets "
+                             "lambda_code_signing: false")
+        return signing
 
     @model_validator(mode="after")
     def _production_is_promoted(self) -> Environment:

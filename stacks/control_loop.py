@@ -24,6 +24,7 @@ from typing import Any
 from stacks import moto_gaps
 from stacks.binding import Construct, aws
 from stacks.config import Environment
+from stacks.constructs.code_signing import CodeSigning, CodeSigningProps
 from stacks.constructs.endpoint_alarms import LATENCY_BASELINE_SCHEDULE, QUALITY, EndpointAlarms
 from stacks.constructs.event_queue import EventQueue, EventQueueProps, EventRule
 from stacks.constructs.lambda_function import LambdaFunction, LambdaFunctionProps
@@ -95,6 +96,12 @@ class ControlLoop(Construct):
         n, env = props.names, props.env
         self.gaps = moto_gaps.for_environment(env.is_local)
         self._layers: dict[str, LambdaLayer] = {}
+        # Every function and layer of the project signed by the environment's profile, enforced.
+        self.code_signing = CodeSigning(self, "code_signing", CodeSigningProps(
+            profile_name=n.naming.signing_profile, description=f"Signed code only ({n.base})",
+            bucket=n.artifacts_bucket, upload_prefix=f"{props.project.name}/lambda-functions",
+            signed_prefix=f"{props.project.name}/lambda-signed/", kms_key_arn=props.key_arn,
+        )) if env.lambda_code_signing else None
         self.tables = {
             setting: self._table(setting.removesuffix("_table"), schema)
             for setting, schema in TABLES.items()
@@ -345,6 +352,7 @@ class ControlLoop(Construct):
             # Third-party libraries only from the project's own layers (stacks/layers.py).
             layers=tuple(layer.arn for layer in layers),
             layer_bytes=sum(layer.unzipped_bytes for layer in layers),
+            signing=self.code_signing,
         ))
         return function
 
@@ -355,7 +363,8 @@ class ControlLoop(Construct):
             self._layers[spec.name] = LambdaLayer(self, f"{spec.name}_layer", LambdaLayerProps(
                 name=f"{n.base}-{spec.name}", description=spec.description, zip_path=built_layer(spec),
                 stack_dir=p.stack_dir, bucket=n.artifacts_bucket,
-                key_prefix=f"{p.project.name}/lambda-layers", kms_key_arn=p.key_arn))
+                key_prefix=f"{p.project.name}/lambda-layers", kms_key_arn=p.key_arn,
+                signing=self.code_signing))
         return self._layers[spec.name]
 
 

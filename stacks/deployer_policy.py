@@ -66,8 +66,10 @@ RESOURCE_ACTIONS: dict[str, tuple[Needs, ...]] = {
     # (PutBucketReplication and DeleteBucketReplication are both this action; reading is the
     # bucket's GetReplicationConfiguration; the role it names is passed: aws_iam_role's PassRole.)
     "aws_s3_bucket_replication_configuration": (Needs("buckets", ("s3:PutReplicationConfiguration",)),),
+    # (GetObjectVersion: a signing job reads the uploaded version, as the caller.)
     "aws_s3_object": (Needs("objects", ("s3:PutObject", "s3:GetObject", "s3:GetObjectTagging",
-                                        "s3:PutObjectTagging", "s3:DeleteObject", "s3:DeleteObjectVersion")),
+                                        "s3:GetObjectVersion", "s3:PutObjectTagging", "s3:DeleteObject",
+                                        "s3:DeleteObjectVersion")),
                       Needs("buckets", ("s3:ListBucketVersions",))),
     # KMS: a key's ARN is its id, so keys are scoped to the account and region.
     "aws_kms_key": (Needs("anything", ("kms:CreateKey",)),
@@ -103,9 +105,23 @@ RESOURCE_ACTIONS: dict[str, tuple[Needs, ...]] = {
     # Lambda.
     "aws_lambda_function": (Needs("functions", _with(
         "lambda", "CreateFunction", "GetFunction", "GetFunctionConfiguration", "GetFunctionCodeSigningConfig",
+        "PutFunctionCodeSigningConfig", "DeleteFunctionCodeSigningConfig",
         "GetFunctionConcurrency", "ListVersionsByFunction", "UpdateFunctionCode",
         "UpdateFunctionConfiguration", "DeleteFunction", "PutFunctionConcurrency",
         "DeleteFunctionConcurrency", "TagResource", "UntagResource", "ListTags")),),
+    # Code signing (stacks/constructs/code_signing.py). A config's ARN ends in an id Lambda picks
+    # (csc-...): scoped to the account and region's configs. Lambda checks the signatures itself.
+    "aws_lambda_code_signing_config": (Needs("anything", ("lambda:CreateCodeSigningConfig",)),
+                                       Needs("code_signing_configs", _with(
+                                           "lambda", "GetCodeSigningConfig", "UpdateCodeSigningConfig",
+                                           "DeleteCodeSigningConfig", "PutFunctionCodeSigningConfig",
+                                           "TagResource", "UntagResource", "ListTags"))),
+    "aws_signer_signing_profile": (Needs("signing_profiles", _with(
+        "signer", "PutSigningProfile", "GetSigningProfile", "CancelSigningProfile", *_TAGS)),),
+    # A job's ARN ends in the id Signer picks: started on the profile, described on the account's jobs.
+    "aws_signer_signing_job": (
+        Needs("signing_profiles", _with("signer", "StartSigningJob", "GetSigningProfile")),
+        Needs("signing_jobs", ("signer:DescribeSigningJob",))),
     "aws_lambda_layer_version": (Needs("layers", _with("lambda", "PublishLayerVersion", "GetLayerVersion",
                                                        "DeleteLayerVersion")),),
     # An event source mapping's ARN is a UUID: created and listed on "*", scoped by function.
@@ -239,6 +255,8 @@ DATA_SOURCE_ACTIONS: dict[str, tuple[Needs, ...]] = {
     "aws_kms_alias": (Needs("anything", ("kms:ListAliases",)), Needs("keys", ("kms:DescribeKey",))),
     # The project stacks find the platform's EKS cluster by name (its OIDC issuer for IRSA).
     "aws_eks_cluster": (Needs("eks", ("eks:DescribeCluster",)),),
+    # The project stacks find the environment's signing profile by name (its version ARN).
+    "aws_signer_signing_profile": (Needs("signing_profiles", ("signer:GetSigningProfile",)),),
 }
 # Reads the provider makes whatever the resources (sts:GetCallerIdentity needs no permission).
 PROVIDER_READS = ("ec2:DescribeAvailabilityZones",)
@@ -287,6 +305,10 @@ def scopes(n: Naming) -> dict[str, list[str]]:
         "trails": [n.arn("cloudtrail", f"trail/{n.prefix}-*")],
         "eks": [n.arn("eks", f"cluster/{n.prefix}-*"), n.arn("eks", f"nodegroup/{n.prefix}-*/*/*")],
         "ec2": [f"arn:aws:ec2:{region}:{account}:*"],
+        "code_signing_configs": [n.arn("lambda", "code-signing-config:*")],
+        # The profile and its versions (`/signing-profiles/<name>/<version>`).
+        "signing_profiles": [n.signing_profile_arn, f"{n.signing_profile_arn}/*"],
+        "signing_jobs": [n.arn("signer", "/signing-jobs/*")],
     }
 
 

@@ -179,6 +179,18 @@ class MotoGaps:
         under those roles locally."""
         return not self.local
 
+    @property
+    def code_signing(self) -> bool:
+        """moto 5.2's Signer has signing profiles (Put/Get/CancelSigningProfile, tags) but no
+        signing jobs (StartSigningJob, DescribeSigningJob); its Lambda has no CreateCodeSigningConfig
+        (GetFunctionCodeSigningConfig only echoes the ARN a function was created with) and checks
+        no signature. A local environment cannot sign: local.yaml and localprod.yaml set
+        `lambda_code_signing: false` (stacks/config.py refuses true there) and their functions and
+        layers deploy the unsigned zips; checkov's CKV_AWS_272 is skipped for those stacks only
+        (.checkov.yaml). Every AWS environment signs and enforces
+        (stacks/constructs/code_signing.py)."""
+        return not self.local
+
 
 AWS = MotoGaps(local=False)
 LOCAL = MotoGaps(local=True)

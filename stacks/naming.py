@@ -30,6 +30,16 @@ class Naming:
         return f"{self.prefix}-{suffix}"
 
     @property
+    def signing_profile(self) -> str:
+        """The environment's AWS Signer profile for its Lambda code (Signer allows only
+        [A-Za-z0-9_] in a profile name, 2-64 characters)."""
+        return f"{self.prefix.replace('-', '_')}_lambda"
+
+    @property
+    def signing_profile_arn(self) -> str:
+        return self.arn("signer", f"/signing-profiles/{self.signing_profile}")
+
+    @property
     def secrets_arn_pattern(self) -> str:
         """Every secret of the environment (named `<prefix>/...`)."""
         return self.arn("secretsmanager", f"secret:{self.prefix}/*")

@@ -17,6 +17,7 @@ from stacks.config import Environment
 from stacks.constructs.alert_topic import AlertTopic, AlertTopicProps
 from stacks.constructs.audit_trail import AuditTrail, AuditTrailProps
 from stacks.constructs.bucket_replication import BucketReplication, BucketReplicationProps
+from stacks.constructs.code_signing import signing_profile
 from stacks.constructs.container_repository import ContainerRepository, ContainerRepositoryProps
 from stacks.constructs.cost_budget import CostBudget, CostBudgetProps
 from stacks.constructs.encryption_key import EncryptionKey, EncryptionKeyProps
@@ -213,6 +214,10 @@ class PlatformStack(cdktf.TerraformStack):
                 topic_arn=self.topics["warning"].arn,
                 tag_filter={"environment": env.name} if env.budget.filter_by_environment_tag else None,
             ))
+
+        if env.lambda_code_signing:
+            # The environment's one signer of Lambda code; the project stacks find it by name.
+            self.signing_profile = signing_profile(self, "lambda_signing_profile", n.signing_profile)
 
         self.boundary = PermissionBoundary(
             self,

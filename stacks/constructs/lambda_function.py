@@ -3,7 +3,9 @@
 The zip (stacks/lambda_package.py) keeps the package layout, so handlers import `from
 lambdas.shared... import` and the handler string is `lambdas.<handler>.handler.handler`. It is
 reproducible, is written into the stack's own folder and referenced relative to it with its
-SHA-256: a second plan shows no change, an edited handler shows one.
+SHA-256: a second plan shows no change, an edited handler shows one. With code signing on
+(stacks/constructs/code_signing.py) the zip is uploaded to the artifacts bucket and signed, and the
+function is created from the signed copy under the Enforce code-signing config.
 
 Around the function: its log group (retention, KMS), a role with the permissions boundary whose
 policy is derived from what the function touches (its own log group, X-Ray, the statements it is
@@ -12,6 +14,7 @@ given, and whatever `grant()` adds later), KMS-encrypted environment variables a
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import zipfile
@@ -21,6 +24,7 @@ from pathlib import Path
 
 from stacks.binding import Construct, aws
 from stacks.config import LOG_RETENTION_DAYS
+from stacks.constructs.code_signing import CodeSigning
 from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
 from stacks.lambda_package import LAMBDAS_DIR, build_package, package_hash
 from stacks.layers import RUNTIME, UNZIPPED_LIMIT_BYTES
@@ -55,6 +59,9 @@ class LambdaFunctionProps:
     layer_bytes: int = 0
     architecture: str = "x86_64"
     lambdas_dir: Path = LAMBDAS_DIR
+    # Signs the zip and enforces signed code (stacks/constructs/code_signing.py); None deploys the
+    # zip from the stack folder unsigned (the local AWS, which cannot sign).
+    signing: CodeSigning | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(HANDLER_PATTERN, self.handler):
@@ -121,6 +128,19 @@ class LambdaFunction(Construct):
         )
         fn = aws.lambda_function
         environment = {"POWERTOOLS_SERVICE_NAME": props.handler, **props.environment}
+        if props.signing is None:
+            # Relative to the stack folder, Terraform's working directory: the JSON stays
+            # machine-independent.
+            code = {"filename": relative.as_posix(), "source_code_hash": package_hash(package)}
+        else:
+            # Created from the signed copy: its key is new whenever the zip changes (a new object
+            # version, a new signing job), which is what updates the code. No source_code_hash:
+            # Lambda reports the signed zip's digest, not the one built here.
+            unsigned = props.signing.upload(self, "zip", relative.name, relative.as_posix(),
+                                            hashlib.sha256(package).hexdigest())
+            signed = props.signing.sign(self, "signed", unsigned)
+            code = {"s3_bucket": signed.bucket, "s3_key": signed.key,
+                    "code_signing_config_arn": props.signing.config_arn}
         self.function = fn.LambdaFunction(
             self,
             "function",
@@ -130,10 +150,7 @@ class LambdaFunction(Construct):
             runtime=RUNTIME,
             handler=props.handler_path,
             architectures=[props.architecture],
-            # Relative to the stack folder, Terraform's working directory: the JSON stays
-            # machine-independent.
-            filename=relative.as_posix(),
-            source_code_hash=package_hash(package),
+            **code,
             timeout=props.timeout_seconds,
             memory_size=props.memory_mb,
             reserved_concurrent_executions=props.reserved_concurrency,

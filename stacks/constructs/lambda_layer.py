@@ -4,7 +4,8 @@ The zip goes to S3 first (a layer over 50 MB zipped can only be published from S
 with the platform key, under a key named by its content hash; the layer version is published from
 there with its SHA-256, for the functions' runtime and architecture. The zip is linked (or copied)
 into the stack folder and referenced relative to it, so the synthesized JSON stays
-machine-independent, as the functions' own packages are.
+machine-independent, as the functions' own packages are. With code signing on, the version is
+published from the zip's signed copy instead (stacks/constructs/code_signing.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stacks.binding import Construct, aws
+from stacks.constructs.code_signing import CodeSigning
 from stacks.layers import RUNTIME
 
 ASSET_DIR = Path("assets") / "layers"
@@ -33,6 +35,9 @@ class LambdaLayerProps:
     key_prefix: str  # e.g. demo/lambda-layers
     kms_key_arn: str
     architecture: str = "x86_64"
+    # Signs the zip (stacks/constructs/code_signing.py): a function under an Enforce code-signing
+    # config takes only layers signed by an allowed profile. None publishes the zip unsigned.
+    signing: CodeSigning | None = None
 
     def __post_init__(self) -> None:
         if not self.zip_path.is_file():
@@ -53,10 +58,15 @@ class LambdaLayer(Construct):
             source=relative.as_posix(), source_hash=digest.hex(),
             server_side_encryption="aws:kms", kms_key_id=props.kms_key_arn,
         )
+        if props.signing is None:
+            code = {"s3_bucket": props.bucket, "s3_key": self.object.key,
+                    "source_code_hash": base64.b64encode(digest).decode()}
+        else:
+            # A new signed copy (a new key) for each new object version: a new layer version.
+            signed = props.signing.sign(self, "signed", self.object)
+            code = {"s3_bucket": signed.bucket, "s3_key": signed.key}
         self.version = aws.lambda_layer_version.LambdaLayerVersion(
-            self, "version", layer_name=props.name, description=props.description[:256],
-            s3_bucket=props.bucket, s3_key=self.object.key,
-            source_code_hash=base64.b64encode(digest).decode(),
+            self, "version", layer_name=props.name, description=props.description[:256], **code,
             compatible_runtimes=[RUNTIME], compatible_architectures=[props.architecture],
         )
 

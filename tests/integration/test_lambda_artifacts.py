@@ -51,15 +51,27 @@ def functions(stack: dict) -> list[tuple[str, dict]]:
     return sorted(stack["resource"]["aws_lambda_function"].items())
 
 
+def uploaded_zip(stack: dict, stack_dir: Path, s3_key: str) -> Path:
+    """The zip in the stack folder that code created from S3 comes from: the uploaded object
+    itself, or, with code signing on, the object the signing job signed."""
+    kind, name = s3_key.removeprefix("${").split(".")[:2]
+    if kind == "aws_signer_signing_job":
+        job = stack["resource"][kind][name]
+        kind, name = job["source"]["s3"]["version"].removeprefix("${").split(".")[:2]
+    assert kind == "aws_s3_object", s3_key
+    return stack_dir / stack["resource"][kind][name]["source"]
+
+
+def function_zip(stack: dict, stack_dir: Path, function: dict) -> Path:
+    if "filename" in function:
+        return stack_dir / function["filename"]
+    return uploaded_zip(stack, stack_dir, function["s3_key"])
+
+
 def layer_zips(stack: dict, stack_dir: Path, function: dict) -> list[Path]:
     versions = stack["resource"]["aws_lambda_layer_version"]
-    objects = stack["resource"]["aws_s3_object"]
-    zips = []
-    for ref in function["layers"]:
-        version = versions[ref.split(".")[1]]
-        obj = objects[version["s3_key"].split(".")[1]]
-        zips.append(stack_dir / obj["source"])
-    return zips
+    return [uploaded_zip(stack, stack_dir, versions[ref.split(".")[1]]["s3_key"])
+            for ref in function["layers"]]
 
 
 @pytest.mark.parametrize("stack_name", ["project-demo-dev", "project-demo-local"])
@@ -74,7 +86,7 @@ def test_every_function_imports_from_its_zip_and_layers_alone(synth_all, stack_n
     for name, function in functions(stack):
         root = tmp_path / name
         task_dir, layer_dir = root / "task", root / "opt"
-        with zipfile.ZipFile(stack_dir / function["filename"]) as code:
+        with zipfile.ZipFile(function_zip(stack, stack_dir, function)) as code:
             code.extractall(task_dir)  # /var/task
         for layer in layer_zips(stack, stack_dir, function):
             with zipfile.ZipFile(layer) as archive:

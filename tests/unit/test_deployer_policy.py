@@ -56,11 +56,14 @@ def test_the_deployer_policy_of_an_environment(synth_all, environments, env):
         actions = listed(st["Action"])
         assert not any(a == "*" or a.endswith(":*") for a in actions), st["Sid"]
         resources_of = listed(st.get("Resource") or st.get("NotResource"))
-        # (KMS keys, EC2 networking and Studio domains have ARNs of ids, not names.)
-        unnamed = st["Sid"].endswith(("Keys", "Ec2", "Studio"))
+        # (KMS keys, EC2 networking, Studio domains, code-signing configs and signing jobs have
+        # ARNs of ids, not names.)
+        unnamed = st["Sid"].endswith(("Keys", "Ec2", "Studio", "CodeSigningConfigs", "SigningJobs"))
         if st["Effect"] == "Allow" and resources_of != ["*"] and not unnamed:
             # Scoped to the environment's names where the ARN carries one.
-            assert all(prefix in r or ":aws:policy/" in r or "oidc-provider" in r or "aws-service-role" in r
+            # (A Signer profile's name has no hyphen: the prefix's are underscores there.)
+            assert all(prefix in r or prefix.replace("-", "_") in r or ":aws:policy/" in r
+                       or "oidc-provider" in r or "aws-service-role" in r
                        or "key/*" in r or "state" in st["Sid"].lower() for r in resources_of), st
     policies = managed_policies(statements)
     assert all(len(p) <= MANAGED_POLICY_CHARACTERS for p in policies)
@@ -134,6 +137,7 @@ ARNS = {
     "aws_iam_role": lambda r, n: f"arn:aws:iam::{n.account_id}:role{r['path']}{r['name']}",
     "aws_iam_policy": lambda r, n: f"arn:aws:iam::{n.account_id}:policy{r['path']}{r['name']}",
     "aws_kms_alias": lambda r, n: n.arn("kms", r["name"]),
+    "aws_signer_signing_profile": lambda r, n: n.arn("signer", f"/signing-profiles/{r['name']}"),
 }
 
 
@@ -185,7 +189,7 @@ def test_the_command_prints_the_documents_of_the_environments_synthesized_stacks
     assert out["environment"] == "dev" and out["stacks"] == ["platform-dev", "project-demo-dev"]
     # (dev serves the demo on EKS too: its project stack finds the cluster by name)
     assert "aws_sagemaker_endpoint" in out["resource_types"]
-    assert out["data_sources"] == ["aws_eks_cluster", "aws_kms_alias"]
+    assert out["data_sources"] == ["aws_eks_cluster", "aws_kms_alias", "aws_signer_signing_profile"]
     sizes = [len(json.dumps(p, separators=(",", ":"))) for p in out["policies"]]
     assert sizes and max(sizes) <= MANAGED_POLICY_CHARACTERS
 

@@ -178,7 +178,9 @@ def test_names_carry_the_environment(platform):
             for field in name_fields:
                 value = body.get(field)
                 if isinstance(value, str) and not value.startswith("${"):
-                    assert f"-{env}" in value or f"/{env}" in value or value.startswith(env), (
+                    # (A Signer profile's name allows no hyphen: `mlops_dev_lambda`.)
+                    assert f"-{env}" in value or f"/{env}" in value or f"_{env}_" in value or \
+                        value.startswith(env), (
                         rtype, rid, value)
                     checked += 1
     assert checked >= 20
