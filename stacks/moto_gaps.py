@@ -70,6 +70,13 @@ PROVIDER_FLAGS = {
 # the request context: the request's keys (`cloudwatch:namespace` of PutMetricData, an action
 # scoped by its namespace alone, `s3:prefix`, `aws:SecureTransport`, ...) and the caller's.
 
+# moto 5.2 ignores AssumeRole's SourceIdentity (no answer, not kept with the session, nothing in
+# a model package's IamIdentity) and checks a trust policy for sts:AssumeRole only:
+# local_aws/source_identity.py keeps it with the session (inherited and fixed on role chaining),
+# local_aws/moto_server.py records it in CreatedBy/LastModifiedBy, and with IAM enforced
+# local_aws/iam_enforcement.py fills sts:SourceIdentity and aws:SourceIdentity and checks
+# sts:SetSourceIdentity against the caller's policies and the trust policy, as AWS does.
+
 # moto evaluates no CloudWatch alarm, emits no AWS service event (alarm state change, model
 # package state change), fires no EventBridge schedule and runs no Lambda without Docker: the local
 # control plane (local_aws/control_plane.py) does those jobs. Inside the server

@@ -193,8 +193,10 @@ class World:
         self.approver = self.client_as(self.env["APPROVER_ROLE_ARN"], "alice")
         self.handlers = {name: self._load(name, monkeypatch) for name in HANDLERS}
 
-    def client_as(self, role_arn: str, session_name: str, service: str = "sagemaker") -> Any:
-        return self.server.client(service, credentials=self.sessions.credentials(role_arn, session_name))
+    def client_as(self, role_arn: str, session_name: str, service: str = "sagemaker",
+                  source_identity: str | None = None) -> Any:
+        credentials = self.sessions.credentials(role_arn, session_name, source_identity)
+        return self.server.client(service, credentials=credentials)
 
     def approve(self, arn: str) -> None:
         """The approver persona approves the package (in the console or the CLI)."""
@@ -863,6 +865,9 @@ def test_production_serves_only_promoted_packages_the_approver_approved(moto_ser
         PROMOTION_SOURCE_GROUP=f"arn:aws:sagemaker:us-east-1:{source_account}:model-package-group/"
                                "mlops-staging-demo",
     )
+    # Persons are told apart by their sessions' source identity: alice's, as production's persona
+    # trust policies require one.
+    world.approver = world.client_as(world.env["APPROVER_ROLE_ARN"], "alice", source_identity="alice")
     world.bootstrap_endpoint()
     v1 = world.register(GOOD, "run-1")
     world.deliver_ok("gate", world.package_event(v1))
@@ -879,7 +884,7 @@ def test_production_serves_only_promoted_packages_the_approver_approved(moto_ser
         "production packages must carry metadata promoted_from (the source environment's package ARN)"]
     assert [n["decision"] for n in world.notifications("critical")] == ["refused"]
     described = world.sm.describe_model_package(ModelPackageName=v1)
-    carol = world.client_as(world.env["APPROVER_ROLE_ARN"], "carol")
+    carol = world.client_as(world.env["APPROVER_ROLE_ARN"], "carol", source_identity="carol")
 
     def copied_spec(source: str) -> dict:
         """The source's archive where `mlops model promote` copies it: promoted/<group>/<version>/."""
@@ -928,6 +933,22 @@ def test_production_serves_only_promoted_packages_the_approver_approved(moto_ser
     world.approve(promoted)
     world.deliver_ok("deploy", world.package_event(promoted))
     assert world.serving() == BOOTSTRAP and "same person" in world.audit("deploy")[-1]["reasons"][0]
+    # Nor does alice's under another session name: the same person (her source identity).
+    alice_again = world.client_as(world.env["APPROVER_ROLE_ARN"], "not-alice", source_identity="alice")
+    alice_again.update_model_package(ModelPackageArn=promoted, ModelApprovalStatus="Approved")
+    world.deliver_ok("deploy", world.package_event(promoted))
+    assert world.serving() == BOOTSTRAP
+    assert world.audit("deploy")[-1]["reasons"] == [
+        f"created and approved by the same person (alice, sessions arn:aws:sts::{ACCOUNT}:assumed-role/"
+        f"mlops-prod-ml-engineer/alice and arn:aws:sts::{ACCOUNT}:assumed-role/mlops-prod-ml-engineer/"
+        "not-alice): production needs another person to approve"]
+    # Nor a session that names no person at all.
+    nobody = world.client_as(world.env["APPROVER_ROLE_ARN"], "carol")
+    nobody.update_model_package(ModelPackageArn=promoted, ModelApprovalStatus="Approved")
+    world.deliver_ok("deploy", world.package_event(promoted))
+    assert world.serving() == BOOTSTRAP
+    assert "its approver (arn:aws:sts::" in world.audit("deploy")[-1]["reasons"][0]
+    assert "has no source identity" in world.audit("deploy")[-1]["reasons"][0]
     carol.update_model_package(ModelPackageArn=promoted, ModelApprovalStatus="Approved")
     world.deliver_ok("deploy", world.package_event(promoted))
     assert world.serving() == name_of(world, promoted)

@@ -276,3 +276,67 @@ def test_conditions_are_evaluated_as_iam_evaluates_them_when_iam_is_enforced(tls
         assert "Bool takes true or false" in err.value.response["Error"]["Message"]
     finally:
         tls_server.enforce_iam(False)
+
+
+def test_a_session_carries_its_source_identity_which_a_trust_policy_may_require(tls_server):
+    """STS SourceIdentity (local_aws/source_identity.py): answered by AssumeRole, recorded in the
+    registry's IamIdentity, inherited on role chaining and never changed there; with IAM enforced,
+    a trust policy's `Null sts:SourceIdentity false` refuses a session without one, and setting one
+    takes sts:SetSourceIdentity from both the caller's policy and the trust policy."""
+    iam, sagemaker = tls_server.client("iam"), tls_server.client("sagemaker")
+    people = document([statement("TrustPeople", ["sts:AssumeRole", "sts:SetSourceIdentity"], None,
+                                 principals={"AWS": "arn:aws:iam::123456789012:user/person"},
+                                 conditions={"Null": {"sts:SourceIdentity": "false"}})])
+    role_arn = iam.create_role(RoleName="approver", AssumeRolePolicyDocument=people)["Role"]["Arn"]
+    iam.put_role_policy(RoleName="approver", PolicyName="registry", PolicyDocument=document([
+        statement("Register", ["sagemaker:CreateModelPackage"], ["*"])]))
+    sagemaker.create_model_package_group(ModelPackageGroupName="persons")
+    iam.create_user(UserName="person")
+    made = iam.create_access_key(UserName="person")["AccessKey"]
+    person = {"AWS_ACCESS_KEY_ID": made["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": made["SecretAccessKey"]}
+    sts = tls_server.client("sts", credentials=person)
+
+    def assume(**source: str) -> dict:
+        return sts.assume_role(RoleArn=role_arn, RoleSessionName="any-name", **source)
+
+    def refused(**source: str) -> None:
+        with pytest.raises(ClientError) as err:
+            assume(**source)
+        assert err.value.response["Error"]["Code"] == "AccessDenied", source
+
+    def allow(*actions: str) -> None:
+        iam.put_user_policy(UserName="person", PolicyName="assume", PolicyDocument=document([
+            statement("Assume", list(actions), [role_arn])]))
+
+    tls_server.enforce_iam(True)
+    try:
+        allow("sts:AssumeRole")
+        refused()  # the trust policy requires a source identity
+        refused(SourceIdentity="alice")  # the caller's policy does not allow setting one
+        allow("sts:AssumeRole", "sts:SetSourceIdentity")
+        refused()
+        answer = assume(SourceIdentity="alice")
+    finally:
+        tls_server.enforce_iam(False)
+    assert answer["SourceIdentity"] == "alice"
+    alice = tls_server.session_client_factory(role_arn, "not-alice", assumed_with=person,
+                                              source_identity="alice")
+    created = alice("sagemaker").create_model_package(
+        ModelPackageGroupName="persons", ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={"Containers": [{"Image": "x"}], "SupportedContentTypes": ["text/csv"],
+                                "SupportedResponseMIMETypes": ["text/csv"]})["ModelPackageArn"]
+    identity = sagemaker.describe_model_package(ModelPackageName=created)["CreatedBy"]["IamIdentity"]
+    assert identity["SourceIdentity"] == "alice" and identity["Arn"].endswith("/approver/not-alice")
+    # Role chaining carries it on, and cannot change it.
+    chained = alice("sts").assume_role(RoleArn=role_arn, RoleSessionName="chained")
+    assert chained["SourceIdentity"] == "alice"
+    with pytest.raises(ClientError, match="cannot set another"):
+        alice("sts").assume_role(RoleArn=role_arn, RoleSessionName="chained", SourceIdentity="mallory")
+    # A workload's session names no person.
+    workload = tls_server.session_client_factory(role_arn, "workload")
+    created = workload("sagemaker").create_model_package(
+        ModelPackageGroupName="persons", ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={"Containers": [{"Image": "x"}], "SupportedContentTypes": ["text/csv"],
+                                "SupportedResponseMIMETypes": ["text/csv"]})["ModelPackageArn"]
+    assert "SourceIdentity" not in sagemaker.describe_model_package(ModelPackageName=created)["CreatedBy"][
+        "IamIdentity"]
