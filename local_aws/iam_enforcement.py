@@ -37,7 +37,8 @@ lacks, added here:
     `mlops local up`, which serves HTTPS), aws:CurrentTime, aws:EpochTime, aws:RequestedRegion,
     aws:ViaAWSService (false: locally no service calls with a person's credentials), s3:prefix
     of a listing, and CONDITION_KEYS: cloudwatch:namespace (PutMetricData), sagemaker:
-    ModelApprovalStatus (Create/UpdateModelPackage), AssumeRole's aws:RequestTag/<key>,
+    ModelApprovalStatus (Create/UpdateModelPackage), an object write's s3:if-none-match,
+    s3:if-match and s3:ObjectCreationOperation, AssumeRole's aws:RequestTag/<key>,
     aws:TagKeys and sts:SourceIdentity (set by the request or inherited from the caller's
     session), iam:PermissionsBoundary and iam:PolicyARN of the IAM writes they scope;
   - from the caller: aws:PrincipalArn (a role session's is its role's ARN), aws:PrincipalAccount,
@@ -405,8 +406,27 @@ def _request_keys(response: Any) -> dict[str, list[str]]:
         # ListObjects(V2) and ListObjectVersions: the prefix parameter, when the request has one.
         prefix = (response.querystring or {}).get("prefix")
         values["s3:prefix"] = prefix[0] if isinstance(prefix, list) and prefix else prefix
+    if isinstance(response, s3_responses.S3Response) and response.method in ("PUT", "POST"):
+        values.update(_conditional_write_keys(response))
     return iam_conditions.context_of(values)
 
+
+def _conditional_write_keys(response: Any) -> ConditionValues:
+    """An object write's conditional headers (S3's "Enforce conditional writes"): s3:if-none-match
+    and s3:if-match, and s3:ObjectCreationOperation, false for the multipart steps that take no
+    conditional header (CreateMultipartUpload, UploadPart, UploadPartCopy), true for the writes
+    that create the object (PutObject, CopyObject, CompleteMultipartUpload)."""
+    headers, query = response.headers or {}, response.querystring or {}
+    if response.method == "PUT":
+        creation = "false" if "partNumber" in query else "true"
+    elif "uploads" in query:
+        creation = "false"
+    elif "uploadId" in query:
+        creation = "true"
+    else:  # a POST that writes no object (DeleteObjects, ...)
+        creation = None
+    return {"s3:if-none-match": headers.get("If-None-Match"), "s3:if-match": headers.get("If-Match"),
+            "s3:ObjectCreationOperation": creation}
 
 
 def _tags(entity: Any) -> dict[str, str]:

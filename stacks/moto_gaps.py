@@ -68,7 +68,10 @@ PROVIDER_FLAGS = {
 # local_aws/iam_conditions.py judges conditions as IAM does (an absent key makes a condition
 # false, a statement whose condition fails does not apply) and local_aws/iam_enforcement.py fills
 # the request context: the request's keys (`cloudwatch:namespace` of PutMetricData, an action
-# scoped by its namespace alone, `s3:prefix`, `aws:SecureTransport`, ...) and the caller's.
+# scoped by its namespace alone, `s3:prefix`, `aws:SecureTransport`, an object write's
+# `s3:if-none-match`/`s3:if-match`/`s3:ObjectCreationOperation`, which the promoted copies'
+# create-only statements judge, ...) and the caller's. (moto honours If-None-Match on PutObject
+# and CompleteMultipartUpload itself.)
 
 # moto 5.2 ignores AssumeRole's SourceIdentity (no answer, not kept with the session, nothing in
 # a model package's IamIdentity) and checks a trust policy for sts:AssumeRole only:

@@ -4,11 +4,13 @@ as AWS does: object requests over HTTPS pass, over plain HTTP they are refused."
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from botocore.exceptions import ClientError
 
 from local_aws.lifecycle import LocalAws
+from stacks import personas
 from stacks.policy import deny_insecure_transport, document, statement
 
 pytestmark = pytest.mark.integration
@@ -340,3 +342,49 @@ def test_a_session_carries_its_source_identity_which_a_trust_policy_may_require(
                                 "SupportedResponseMIMETypes": ["text/csv"]})["ModelPackageArn"]
     assert "SourceIdentity" not in sagemaker.describe_model_package(ModelPackageName=created)["CreatedBy"][
         "IamIdentity"]
+
+
+def test_promoted_copies_are_create_only_for_the_ml_engineer_when_iam_is_enforced(tls_server):
+    """stacks/personas.py's create-only statements judged with an object write's conditional
+    headers (s3:if-none-match, s3:ObjectCreationOperation: local_aws/iam_enforcement.py): a plain
+    PUT or an unconditional CompleteMultipartUpload of a promoted copy is refused, a delete too;
+    the multipart steps that take no header pass; elsewhere in the bucket nothing changes."""
+    iam, s3 = tls_server.client("iam"), tls_server.client("s3")
+    s3.create_bucket(Bucket="artifacts")
+    refs = SimpleNamespace(buckets=SimpleNamespace(artifacts="arn:aws:s3:::artifacts"))
+    iam.create_user(UserName="engineer")
+    iam.put_user_policy(UserName="engineer", PolicyName="engineer", PolicyDocument=document([
+        statement("ReadWriteArtifacts", ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                  ["arn:aws:s3:::artifacts/*"]),
+        *personas._promoted_copies_create_only(refs)]))
+    made = iam.create_access_key(UserName="engineer")["AccessKey"]
+    engineer = tls_server.client("s3", credentials={
+        "AWS_ACCESS_KEY_ID": made["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": made["SecretAccessKey"]})
+    promoted, elsewhere = "demo/promoted/mlops-staging-demo/7/model.tar.gz", "demo/workspace/notes.txt"
+
+    def refused(call, **kwargs):
+        with pytest.raises(ClientError) as err:
+            call(Bucket="artifacts", **kwargs)
+        assert err.value.response["Error"]["Code"] == "AccessDenied", kwargs
+
+    tls_server.enforce_iam(True)
+    try:
+        refused(engineer.put_object, Key=promoted, Body=b"model")
+        engineer.put_object(Bucket="artifacts", Key=promoted, Body=b"model", IfNoneMatch="*")
+        with pytest.raises(ClientError, match="PreconditionFailed"):  # S3's own check: the key exists
+            engineer.put_object(Bucket="artifacts", Key=promoted, Body=b"other", IfNoneMatch="*")
+        refused(engineer.delete_object, Key=promoted)
+        second = promoted.replace("model.tar.gz", "model-1.tar.gz")
+        upload = engineer.create_multipart_upload(Bucket="artifacts", Key=second)["UploadId"]
+        etag = engineer.upload_part(Bucket="artifacts", Key=second, UploadId=upload, PartNumber=1,
+                                    Body=b"part")["ETag"]
+        parts = {"Parts": [{"ETag": etag, "PartNumber": 1}]}
+        refused(engineer.complete_multipart_upload, Key=second, UploadId=upload, MultipartUpload=parts)
+        engineer.complete_multipart_upload(Bucket="artifacts", Key=second, UploadId=upload,
+                                           MultipartUpload=parts, IfNoneMatch="*")
+        engineer.put_object(Bucket="artifacts", Key=elsewhere, Body=b"draft")
+        engineer.put_object(Bucket="artifacts", Key=elsewhere, Body=b"draft 2")
+        engineer.delete_object(Bucket="artifacts", Key=elsewhere)
+    finally:
+        tls_server.enforce_iam(False)
+    assert s3.get_object(Bucket="artifacts", Key=promoted)["Body"].read() == b"model"
