@@ -234,16 +234,24 @@ def _approver(package: dict[str, Any]) -> str:
 
 
 def target_request(source: Side, target: Side, package: dict[str, Any], containers: list[dict[str, Any]],
-                   evaluation_uri: str | None, artifact_sha256: str) -> dict[str, Any]:
+                   evaluation_uri: str | None, artifact_sha256: str,
+                   evaluation_sha256: str | None = None) -> dict[str, Any]:
     """The CreateModelPackage request of the promoted package."""
+    from lambdas.shared.control.gate import EVALUATION_SHA256  # the key the gate checks
+
     arn = package["ModelPackageArn"]
     metadata = {k: v for k, v in (package.get("CustomerMetadataProperties") or {}).items()
                 if k not in NOT_COPIED}
-    metadata.update(promoted_from=arn, promoted_from_approver=metadata_value(_approver(package)),
-                    promoted_from_environment=source.env.name, artifact_sha256=artifact_sha256)
+    # The gate reads the copied report and checks it against evaluation_sha256 (its own key: a
+    # source's value would not describe this copy).
+    promotion = {"promoted_from": arn, "promoted_from_approver": metadata_value(_approver(package)),
+                 "promoted_from_environment": source.env.name, "artifact_sha256": artifact_sha256,
+                 **({EVALUATION_SHA256: evaluation_sha256} if evaluation_sha256 else {})}
+    metadata = {k: v for k, v in metadata.items() if k != EVALUATION_SHA256} | promotion
     if len(metadata) > METADATA_ENTRIES:
-        raise PromotionError(f"{arn} carries {len(metadata) - 4} metadata entries: with the promotion's 4 "
-                             f"that is over SageMaker's {METADATA_ENTRIES} CustomerMetadataProperties")
+        raise PromotionError(f"{arn} carries {len(metadata) - len(promotion)} metadata entries: with the "
+                             f"promotion's {len(promotion)} that is over SageMaker's {METADATA_ENTRIES} "
+                             "CustomerMetadataProperties")
     source_spec = package["InferenceSpecification"]
     spec = {k: source_spec[k] for k in SPEC_FIELDS if k in source_spec} | {"Containers": containers}
     description = f"Promoted from {arn}. {package.get('ModelPackageDescription') or ''}".strip()
@@ -308,10 +316,11 @@ def promote(source: Side, target: Side, *, version: int | None = None,
         containers.append(copied)
     quality = (package.get("ModelMetrics") or {}).get("ModelQuality") or {}
     evaluation = (quality.get("Statistics") or {}).get("S3Uri")
+    evaluation_sha256 = None
     if evaluation:
-        evaluation, _, _ = copy_object(source, target, evaluation, prefix + "evaluation.json")
+        evaluation, evaluation_sha256, _ = copy_object(source, target, evaluation, prefix + "evaluation.json")
     request = target_request(source, target, package, containers, evaluation,
-                             " ".join(digests) or "none")
+                             " ".join(digests) or "none", evaluation_sha256)
     target_arn = target.client("sagemaker").create_model_package(**request)["ModelPackageArn"]
     say(f"    created {target_arn} ({PENDING}): an approver of {target.env.name} approves it")
     return {**result, "target_package_arn": target_arn, "artifact_uri": containers[0].get("ModelDataUrl"),

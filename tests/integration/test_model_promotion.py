@@ -108,6 +108,8 @@ def test_an_approved_package_reaches_the_target_registry_with_its_artifact_and_l
     assert metadata["promoted_from"] == arn
     assert metadata["promoted_from_environment"] == "local"
     assert metadata["artifact_sha256"] == hashlib.sha256(archive).hexdigest()
+    # What the target's gate checks the copied report against (not the source's metrics in metadata).
+    assert metadata["evaluation_sha256"] == hashlib.sha256(b'{"accuracy": 0.97}').hexdigest()
     assert {k: metadata[k] for k in ("git_commit", "pipeline_run_id", "mlflow_run_id", "data_versions")} == {
         "git_commit": "abc123", "pipeline_run_id": "run-1", "mlflow_run_id": "m-1", "data_versions": "s3://data/v1"}
     assert "shadow-report-passed" not in metadata  # the target judges its own shadow tests

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import sys
@@ -606,6 +607,22 @@ def test_a_package_promoted_from_a_same_named_group_elsewhere_is_refused():
         assert provenance.servable_problems(True, {**promoted, "ModelApprovalStatus": "Approved"}, ROLES,
                                             STAGING_GROUP) == [
             f"promoted_from {lookalike} is not a package of the promotion source group {STAGING_GROUP}"]
+
+
+def test_a_promoted_package_is_judged_by_the_report_its_promotion_copied():
+    """Not by its metadata (the promoter's): the copy beside its archive, sha256-checked."""
+    promoted = package(created_by=APPROVER_SESSION, promoted_from=STAGING)
+    assert provenance.promoted_report_uri(promoted, ROLES) == (
+        f"s3://mlops-prod-artifacts-{ACCOUNT_ID}/demo/promoted/mlops-staging-demo/7/evaluation.json")
+    assert provenance.promoted_report_uri(package(), ROLES) is None
+    assert provenance.promoted_report_uri(package(promoted_from="staging-7"), ROLES) is None
+    report = json.dumps({"metrics": {"accuracy": 0.91}}).encode()
+    digest = hashlib.sha256(report).hexdigest()
+    assert gate.evaluation_from_promoted_report(report, digest).metrics == {"accuracy": 0.91}
+    assert gate.evaluation_from_promoted_report(report, None).source == "report"
+    with pytest.raises(ValueError, match=f"its SHA-256 is {digest}, not the evaluation_sha256 "):
+        gate.evaluation_from_promoted_report(report, "0" * 64)
+    assert gate.UNMEASURED.metrics == {} and gate.UNMEASURED.source == "none"
 
 
 def test_the_gate_reads_the_report_of_the_registering_execution_only():

@@ -201,6 +201,14 @@ def promoted_data_problems(package: dict[str, Any], trust: Trust) -> list[str]:
     return []
 
 
+def promoted_report_uri(package: dict[str, Any], trust: Trust) -> str | None:
+    """Where `mlops model promote` copied the evaluation report of the source version the
+    package's `promoted_from` names (beside the archive, create-only); None for a package that
+    names no source version."""
+    match = PACKAGE_ARN.match((package.get("CustomerMetadataProperties") or {}).get("promoted_from") or "")
+    return f"{trust.promoted_uri(match.group(4), match.group(5))}evaluation.json" if match else None
+
+
 def provenance_problems(production: bool, package: dict[str, Any], trust: Trust,
                         source_group: str | None) -> list[str]:
     """Every reason the package's origin does not allow serving it; empty when it does."""
