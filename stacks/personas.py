@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from stacks.naming import Naming
 from stacks.policy import Statement, policy_variable, statement
 
+# What a person may register a package as (approving it is another call, the gate's or an
+# approver's: a package created Approved would skip both).
+NOT_APPROVED = ("PendingManualApproval", "Rejected")
 # Approving a model package and changing what an endpoint serves.
 APPROVE_AND_DEPLOY_ACTIONS = (
     "sagemaker:UpdateModelPackage",
@@ -343,10 +346,15 @@ def ml_engineer(refs: PlatformRefs) -> list[Statement]:
             ["cloudwatch:SetAlarmState"],
             [n.arn("cloudwatch", f"alarm:{n.prefix}-*")],
         ),
+        # The drill's faulty copy and the promoted package are registered PendingManualApproval
+        # (the gate reviews, an approver decides); `mlops rbac check`'s probe Rejected. Never
+        # Approved: that would skip the gate and the four eyes. (Every project group of the
+        # environment: a drill or a promotion may concern any of its projects.)
         statement(
             "RegisterDrillPackages",
             ["sagemaker:CreateModelPackage"],
             [n.sagemaker_arn("model-package-group"), n.sagemaker_arn("model-package", f"{n.prefix}-*/*")],
+            conditions={"StringEquals": {"sagemaker:ModelApprovalStatus": list(NOT_APPROVED)}},
         ),
         statement(
             "ReadMonitoring",

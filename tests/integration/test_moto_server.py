@@ -11,7 +11,10 @@ from botocore.exceptions import ClientError
 
 from local_aws.lifecycle import LocalAws
 from stacks import personas
+from stacks.config import load_environments
+from stacks.naming import Naming
 from stacks.policy import deny_insecure_transport, document, statement
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -388,3 +391,39 @@ def test_promoted_copies_are_create_only_for_the_ml_engineer_when_iam_is_enforce
     finally:
         tls_server.enforce_iam(False)
     assert s3.get_object(Bucket="artifacts", Key=promoted)["Body"].read() == b"model"
+
+
+def test_the_ml_engineer_registers_packages_pending_or_rejected_never_approved(tls_server):
+    """stacks/personas.py RegisterDrillPackages, as synthesized for `local`, with IAM enforced:
+    the drill's copy and the promoted package (PendingManualApproval) and the RBAC probe
+    (Rejected) are registered; a package created Approved, skipping the gate and the four eyes,
+    is refused."""
+    naming = Naming.of(load_environments(ROOT, ["local"])["local"])
+    refs = personas.PlatformRefs(
+        naming=naming, key_arn="*", buckets=personas.BucketRefs(*(["arn:aws:s3:::b"] * 5)),
+        repository_arns=(), execution_role_arn=naming.role_arn("x"), secret_arn_pattern="*", protected=False)
+    (register,) = [s for s in personas.ml_engineer(refs) if s["Sid"] == "RegisterDrillPackages"]
+    iam, sagemaker = tls_server.client("iam"), tls_server.client("sagemaker")
+    group = f"{naming.prefix}-demo"
+    sagemaker.create_model_package_group(ModelPackageGroupName=group)
+    iam.create_user(UserName="engineer")
+    iam.put_user_policy(UserName="engineer", PolicyName="register", PolicyDocument=document([register]))
+    made = iam.create_access_key(UserName="engineer")["AccessKey"]
+    engineer = tls_server.client("sagemaker", credentials={
+        "AWS_ACCESS_KEY_ID": made["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": made["SecretAccessKey"]})
+
+    def create(status: str) -> str:
+        return engineer.create_model_package(
+            ModelPackageGroupName=group, ModelApprovalStatus=status,
+            InferenceSpecification={"Containers": [{"Image": "x"}], "SupportedContentTypes": ["text/csv"],
+                                    "SupportedResponseMIMETypes": ["text/csv"]})["ModelPackageArn"]
+
+    tls_server.enforce_iam(True)
+    try:
+        create("PendingManualApproval")
+        create("Rejected")
+        with pytest.raises(ClientError) as err:
+            create("Approved")
+        assert err.value.response["Error"]["Code"] in ("AccessDenied", "AccessDeniedException")
+    finally:
+        tls_server.enforce_iam(False)
