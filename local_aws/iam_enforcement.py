@@ -15,6 +15,8 @@ lacks, added here:
   (stacks/moto_gaps.PROVIDER_CREDENTIALS) is no IAM user; here it is the account's root, as the
   identity that deploys an account is an administrator, and it is not checked: the local tooling
   also plays AWS's services with it (the Lambda service assuming a function's role).
+- sts:SetSourceIdentity. An AssumeRole whose session carries a source identity needs it from the
+  caller's policies and the role's trust policy, as AWS asks; moto checks sts:AssumeRole only.
 - Action names. moto prefixes an action with the request's signing name, which for CloudWatch
   is "monitoring"; IAM's prefix is "cloudwatch".
 - Member accounts. A session of another account's access role (stacks/moto_gaps.py: how the
@@ -35,11 +37,13 @@ lacks, added here:
     `mlops local up`, which serves HTTPS), aws:CurrentTime, aws:EpochTime, aws:RequestedRegion,
     aws:ViaAWSService (false: locally no service calls with a person's credentials), s3:prefix
     of a listing, and CONDITION_KEYS: cloudwatch:namespace (PutMetricData), sagemaker:
-    ModelApprovalStatus (Create/UpdateModelPackage), AssumeRole's aws:RequestTag/<key> and
-    aws:TagKeys, iam:PermissionsBoundary and iam:PolicyARN of the IAM writes they scope;
+    ModelApprovalStatus (Create/UpdateModelPackage), an object write's s3:if-none-match,
+    s3:if-match and s3:ObjectCreationOperation, AssumeRole's aws:RequestTag/<key>,
+    aws:TagKeys and sts:SourceIdentity (set by the request or inherited from the caller's
+    session), iam:PermissionsBoundary and iam:PolicyARN of the IAM writes they scope;
   - from the caller: aws:PrincipalArn (a role session's is its role's ARN), aws:PrincipalAccount,
     aws:PrincipalType, aws:userid, aws:username (an IAM user's), aws:PrincipalTag/<key> (the
-    user's or the role's tags);
+    user's or the role's tags), aws:SourceIdentity (a session's, local_aws/source_identity.py);
   - moto's own: sts:ExternalId of AssumeRole (trust policies); a bucket policy is judged with
     aws:SecureTransport alone (local_aws/moto_server.py), and only its Deny statements count.
   Not knowable here, so absent, as AWS treats a request without them: aws:MultiFactorAuthPresent
@@ -91,8 +95,9 @@ from moto.sagemaker import responses as sagemaker_responses
 from moto.sagemakerruntime import responses as sagemakerruntime_responses
 from moto.secretsmanager import responses as secretsmanager_responses
 from moto.sts import responses as sts_responses
+from moto.sts.exceptions import STSValidationError
 
-from local_aws import iam_conditions
+from local_aws import iam_conditions, source_identity
 from local_aws.lifecycle import IAM_PATH
 from stacks import moto_gaps
 
@@ -136,7 +141,8 @@ CONDITION_KEYS: dict[tuple[type, str], Callable[[Any], ConditionValues]] = {
     (cloudwatch_responses.CloudWatchResponse, "PutMetricData"): _param("cloudwatch:namespace", "Namespace"),
     (_SAGEMAKER, "CreateModelPackage"): _param("sagemaker:ModelApprovalStatus", "ModelApprovalStatus"),
     (_SAGEMAKER, "UpdateModelPackage"): _param("sagemaker:ModelApprovalStatus", "ModelApprovalStatus"),
-    (sts_responses.TokenResponse, "AssumeRole"): lambda response: _request_tags(response),
+    (sts_responses.TokenResponse, "AssumeRole"): lambda response: {
+        **_request_tags(response), "sts:SourceIdentity": _source_identity(response)},
     # What the permissions boundary and the CI deploy role scope IAM writes by.
     **{(_IAM, action): _param("iam:PermissionsBoundary", "PermissionsBoundary")
        for action in ("CreateRole", "PutRolePermissionsBoundary", "CreateUser",
@@ -148,6 +154,7 @@ CONDITION_KEYS: dict[tuple[type, str], Callable[[Any], ConditionValues]] = {
 # around moto's authorization: the request's keys, then the caller's.
 _REQUEST_KEYS: contextvars.ContextVar[dict[str, list[str]] | None] = contextvars.ContextVar(
     "request_keys", default=None)
+SOURCE_IDENTITY_KEY = "sts:sourceidentity"  # as context_of lowercases it
 log = logging.getLogger(__name__)
 _INVOCATION_PATH = re.compile(r"^/endpoints/([^/]+)/")
 
@@ -274,6 +281,8 @@ def _identities() -> None:
         token = _REQUEST_KEYS.set({**(_REQUEST_KEYS.get() or {}), **_principal_keys(self)})
         try:
             checked(self, resource)
+            if self._action == "sts:AssumeRole" and SOURCE_IDENTITY_KEY in (_REQUEST_KEYS.get() or {}):
+                _check_set_source_identity(self, resource)
         finally:
             _REQUEST_KEYS.reset(token)
 
@@ -330,6 +339,39 @@ def _identities() -> None:
     access_control.create_access_key = create_access_key
 
 
+def _source_identity(response: Any) -> str | None:
+    """What AssumeRole's session will carry (set by the request or the caller's session); a
+    malformed one is left to the call itself to refuse."""
+    try:
+        return source_identity.requested(response)
+    except STSValidationError:
+        return None
+
+
+def _check_set_source_identity(request: Any, role_arn: str) -> None:
+    """A session that carries a source identity (set now or inherited by role chaining) needs
+    sts:SetSourceIdentity from the caller's policies and the role's trust policy, as AWS asks
+    ("Permissions required to set source identity"); moto checks sts:AssumeRole only."""
+    action = "sts:SetSourceIdentity"
+    permitted = False
+    for policy in request._access_key.collect_policies():
+        result = access_control.IAMPolicy(policy).is_action_permitted(action, role_arn)
+        if result == access_control.PermissionResult.DENIED:
+            request._raise_access_denied()
+        permitted = permitted or result == access_control.PermissionResult.PERMITTED
+    if not permitted:
+        request._raise_access_denied()
+    try:
+        role = request.backend.get_role_by_arn(role_arn)
+    except Exception:  # no such role here (another account's access role): moto's check decided
+        return
+    trust = access_control.IAMPolicy(role.assume_role_policy_document).is_action_permitted(
+        action, role_arn, request._access_key.arn, access_control.format_incoming_conditional_values(
+            request._data))
+    if trust != access_control.PermissionResult.PERMITTED:
+        request._raise_access_denied()
+
+
 def _request_tags(response: Any) -> ConditionValues:
     """AssumeRole's session tags: aws:RequestTag/<key> and aws:TagKeys (what persona trust
     policies scope by in the environments with Studio)."""
@@ -364,7 +406,27 @@ def _request_keys(response: Any) -> dict[str, list[str]]:
         # ListObjects(V2) and ListObjectVersions: the prefix parameter, when the request has one.
         prefix = (response.querystring or {}).get("prefix")
         values["s3:prefix"] = prefix[0] if isinstance(prefix, list) and prefix else prefix
+    if isinstance(response, s3_responses.S3Response) and response.method in ("PUT", "POST"):
+        values.update(_conditional_write_keys(response))
     return iam_conditions.context_of(values)
+
+
+def _conditional_write_keys(response: Any) -> ConditionValues:
+    """An object write's conditional headers (S3's "Enforce conditional writes"): s3:if-none-match
+    and s3:if-match, and s3:ObjectCreationOperation, false for the multipart steps that take no
+    conditional header (CreateMultipartUpload, UploadPart, UploadPartCopy), true for the writes
+    that create the object (PutObject, CopyObject, CompleteMultipartUpload)."""
+    headers, query = response.headers or {}, response.querystring or {}
+    if response.method == "PUT":
+        creation = "false" if "partNumber" in query else "true"
+    elif "uploads" in query:
+        creation = "false"
+    elif "uploadId" in query:
+        creation = "true"
+    else:  # a POST that writes no object (DeleteObjects, ...)
+        creation = None
+    return {"s3:if-none-match": headers.get("If-None-Match"), "s3:if-match": headers.get("If-Match"),
+            "s3:ObjectCreationOperation": creation}
 
 
 def _tags(entity: Any) -> dict[str, str]:
@@ -393,7 +455,8 @@ def _principal_keys(request: Any) -> dict[str, list[str]]:
             role = backend.get_role(key._owner_role_name)
         except Exception:  # a session of a role that is gone: only what the session tells
             role = None
-        values.update({"aws:PrincipalType": "AssumedRole"})
+        values.update({"aws:PrincipalType": "AssumedRole", "aws:SourceIdentity": source_identity.of_session(
+            key.account_id, key.partition, key._access_key_id)})
         if role is not None:
             values.update({"aws:PrincipalArn": role.arn, "aws:userid": f"{role.id}:{key._session_name}"})
             values.update({f"aws:PrincipalTag/{k}": v for k, v in _tags(role).items()})

@@ -93,13 +93,15 @@ class ServerRecord:
         )
 
     def session_client_factory(self, role_arn: str, session_name: str,
-                               assumed_with: dict[str, str] | None = None) -> Callable[[str], Any]:
+                               assumed_with: dict[str, str] | None = None,
+                               source_identity: str | None = None) -> Callable[[str], Any]:
         """`factory(service)` -> a client calling as a session of the role, assumed with the
-        deployer's key or `assumed_with` (an IAM user's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)."""
+        deployer's key or `assumed_with` (an IAM user's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY),
+        carrying `source_identity` (the person, STS SourceIdentity) when given."""
         from local_aws.role_sessions import RoleSessions
 
         sts = RoleSessions(lambda: self.client("sts", credentials=assumed_with))
-        credentials = sts.credentials(role_arn, session_name)
+        credentials = sts.credentials(role_arn, session_name, source_identity)
         return lambda service: self.client(service, credentials=credentials)
 
     def account_client(self, service: str, account_id: str, session_name: str = "mlops-local"):

@@ -102,7 +102,14 @@ from moto.sagemaker.exceptions import ValidationError
 from moto.sagemakerruntime import responses as sagemakerruntime_responses
 from moto.sqs import models as sqs_models
 
-from local_aws import api_constraints, iam_enforcement, lambda_code_urls, metric_math, metric_store
+from local_aws import (
+    api_constraints,
+    iam_enforcement,
+    lambda_code_urls,
+    metric_math,
+    metric_store,
+    source_identity,
+)
 from local_aws.background import BackgroundControlPlane
 from local_aws.deployment_guardrails import problems as deployment_problems
 from local_aws.endpoint_runtime import (
@@ -432,16 +439,21 @@ def _package_updates_keep_metadata() -> None:
 
 
 def _packages_record_who_changed_them() -> None:
-    """CreatedBy and LastModifiedBy name the caller's IAM identity, as DescribeModelPackage does in
-    AWS; moto gives every package the same made-up Studio user profile and no IAM identity."""
+    """CreatedBy and LastModifiedBy name the caller's IAM identity (with its session's source
+    identity), as DescribeModelPackage does in AWS; moto gives every package the same made-up
+    Studio user profile and no IAM identity."""
     from moto.sts.models import sts_backends
 
     responses = sagemaker_responses.SageMakerResponse
 
     def caller(self: Any) -> dict[str, Any]:
         backend = sts_backends[self.current_account][self.partition]
-        principal, arn, _ = backend.get_caller_identity(self.get_access_key(), self.region)
-        return {"IamIdentity": {"Arn": arn, "PrincipalId": principal}}
+        key = self.get_access_key()
+        principal, arn, _ = backend.get_caller_identity(key, self.region)
+        identity = {"Arn": arn, "PrincipalId": principal}
+        # The person behind the session, set when the role was assumed (local_aws/source_identity.py).
+        person = source_identity.of_session(self.current_account, self.partition, key)
+        return {"IamIdentity": identity | ({"SourceIdentity": person} if person else {})}
 
     def recorded(original: Any, field: str, replace: bool) -> Any:
         def operation(self: Any) -> Any:
@@ -651,6 +663,7 @@ def patch() -> None:
     _schedule_rules_match_no_events()
     _package_updates_keep_metadata()
     _packages_record_who_changed_them()
+    source_identity.patch()
     _missing_tables_named()
     metric_store.patch()
     _aws_namespaces_refused()

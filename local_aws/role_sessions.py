@@ -27,17 +27,22 @@ class RoleSessions:
 
     def __init__(self, sts: Callable[[], Any], clock: Callable[[], float] = time.monotonic):
         self._sts, self._clock = sts, clock
-        self._sessions: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
+        self._sessions: dict[tuple[str, str, str | None], tuple[float, dict[str, str]]] = {}
         self._lock = threading.Lock()
 
-    def credentials(self, role_arn: str, session_name: str) -> dict[str, str]:
-        """The session's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN."""
-        key = (role_arn, session_name[:64])
+    def credentials(self, role_arn: str, session_name: str,
+                    source_identity: str | None = None) -> dict[str, str]:
+        """The session's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN.
+
+        source_identity: the person behind a person's session (STS SourceIdentity), which the
+        services it calls record with its identity; a workload's session has none."""
+        key = (role_arn, session_name[:64], source_identity)
         with self._lock:
             issued = self._sessions.get(key)
             if issued is None or self._clock() - issued[0] > RENEW_AFTER_SECONDS:
+                person = {"SourceIdentity": source_identity} if source_identity else {}
                 answer = self._sts().assume_role(RoleArn=role_arn, RoleSessionName=key[1],
-                                                 DurationSeconds=SESSION_SECONDS)["Credentials"]
+                                                 DurationSeconds=SESSION_SECONDS, **person)["Credentials"]
                 issued = self._clock(), {"AWS_ACCESS_KEY_ID": answer["AccessKeyId"],
                                          "AWS_SECRET_ACCESS_KEY": answer["SecretAccessKey"],
                                          "AWS_SESSION_TOKEN": answer["SessionToken"]}

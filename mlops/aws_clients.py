@@ -4,6 +4,9 @@ every other one."""
 
 from __future__ import annotations
 
+import getpass
+import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -28,10 +31,21 @@ def clients_for(checkout: Project, env: Environment, persona: str | None = None)
         server = Deployer(checkout).local.require()
         if persona is None:  # the deployer, in the environment's account of the local AWS
             return lambda service: server.account_client(service, env.account_id)
-        return server.session_client_factory(Naming.of(env).persona_role_arn(persona), f"mlops-{persona}")
+        return server.session_client_factory(Naming.of(env).persona_role_arn(persona), f"mlops-{persona}",
+                                             source_identity=source_identity())
     import boto3
 
     return boto3.session.Session(region_name=env.region).client
+
+
+def source_identity() -> str:
+    r"""The person a local persona session stands for (its STS SourceIdentity, which the registry
+    records and production's four eyes compare): MLOPS_SOURCE_IDENTITY, else the local user's
+    name, made to fit SourceIdentity's [\w+=,.@-]{2,64}. In AWS the identity provider (or the
+    person assuming the role) sets it."""
+    name = os.environ.get("MLOPS_SOURCE_IDENTITY") or getpass.getuser()
+    fitted = re.sub(r"[^\w+=,.@-]", "-", name)[:64]
+    return fitted if len(fitted) >= 2 else f"{fitted}--"[:2]
 
 
 def reported(what: str, call: Callable[[], T]) -> T | None:

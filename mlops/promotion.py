@@ -9,7 +9,8 @@ Copies an Approved package of the source environment's registry (staging) into t
 2. with `--require-shadow-report` (or the target's `promotion.require_shadow_report`): a passing
    `mlops shadow report` of the source endpoint whose shadow variant served this package;
 3. the model artifact (and its evaluation report) copied into the target's artifacts bucket,
-   `<project>/promoted/<source group>/<version>/`, encrypted with the target's platform key; the
+   `<project>/promoted/<source group>/<version>/`, encrypted with the target's platform key,
+   create-only (`If-None-Match: *`: the same bytes there already are reused, others refused); the
    archive's SHA-256 is kept in the package's metadata;
 4. the image: the target's own inference repository must hold the source image's tag with the
    same digest (images reach each environment's ECR by `mlops image push --env ENV` from the
@@ -46,6 +47,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from mlops.create_only import DifferentObjectError, upload_once
 from mlops.drill_fault import CONTAINER_FIELDS, SPEC_FIELDS
 from mlops.project import Project
 from stacks.config import Environment
@@ -173,20 +175,24 @@ class _Hashing:
         return chunk
 
 
-def copy_object(source: Side, target: Side, uri: str, key: str) -> tuple[str, str]:
-    """Streams the object into the target's artifacts bucket under the target's key; returns
-    (its s3:// URI there, its SHA-256)."""
+def copy_object(source: Side, target: Side, uri: str, key: str) -> tuple[str, str, bool]:
+    """Streams the object into the target's artifacts bucket under the target's key, create-only
+    (mlops/create_only.py: a promoted copy is never replaced); returns (its s3:// URI there, its
+    SHA-256, whether this run created it rather than finding the same bytes there)."""
     bucket, source_key = _s3_parts(uri)
     got = source.client("s3").get_object(Bucket=bucket, Key=source_key)
     stream = _Hashing(got["Body"])
     key_arn = target.names.naming.arn("kms", target.names.key_alias)
-    target.client("s3").upload_fileobj(
-        stream, target.names.artifacts_bucket, key,
-        ExtraArgs={"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key_arn,
-                   "ContentType": got.get("ContentType") or "application/octet-stream"})
+    try:
+        created = upload_once(
+            target.client("s3"), target.names.artifacts_bucket, key, stream,
+            {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key_arn,
+             "ContentType": got.get("ContentType") or "application/octet-stream"})
+    except DifferentObjectError as exc:
+        raise PromotionError(f"refused: {exc}") from exc
     if got.get("ContentLength") is not None and stream.size != got["ContentLength"]:
         raise PromotionError(f"copied {stream.size} of the {got['ContentLength']} bytes of {uri}")
-    return f"s3://{target.names.artifacts_bucket}/{key}", stream.sha256.hexdigest()
+    return f"s3://{target.names.artifacts_bucket}/{key}", stream.sha256.hexdigest(), created
 
 
 def target_image(source: Side, target: Side, image: str) -> tuple[str, str]:
@@ -228,16 +234,24 @@ def _approver(package: dict[str, Any]) -> str:
 
 
 def target_request(source: Side, target: Side, package: dict[str, Any], containers: list[dict[str, Any]],
-                   evaluation_uri: str | None, artifact_sha256: str) -> dict[str, Any]:
+                   evaluation_uri: str | None, artifact_sha256: str,
+                   evaluation_sha256: str | None = None) -> dict[str, Any]:
     """The CreateModelPackage request of the promoted package."""
+    from lambdas.shared.control.gate import EVALUATION_SHA256  # the key the gate checks
+
     arn = package["ModelPackageArn"]
     metadata = {k: v for k, v in (package.get("CustomerMetadataProperties") or {}).items()
                 if k not in NOT_COPIED}
-    metadata.update(promoted_from=arn, promoted_from_approver=metadata_value(_approver(package)),
-                    promoted_from_environment=source.env.name, artifact_sha256=artifact_sha256)
+    # The gate reads the copied report and checks it against evaluation_sha256 (its own key: a
+    # source's value would not describe this copy).
+    promotion = {"promoted_from": arn, "promoted_from_approver": metadata_value(_approver(package)),
+                 "promoted_from_environment": source.env.name, "artifact_sha256": artifact_sha256,
+                 **({EVALUATION_SHA256: evaluation_sha256} if evaluation_sha256 else {})}
+    metadata = {k: v for k, v in metadata.items() if k != EVALUATION_SHA256} | promotion
     if len(metadata) > METADATA_ENTRIES:
-        raise PromotionError(f"{arn} carries {len(metadata) - 4} metadata entries: with the promotion's 4 "
-                             f"that is over SageMaker's {METADATA_ENTRIES} CustomerMetadataProperties")
+        raise PromotionError(f"{arn} carries {len(metadata) - len(promotion)} metadata entries: with the "
+                             f"promotion's {len(promotion)} that is over SageMaker's {METADATA_ENTRIES} "
+                             "CustomerMetadataProperties")
     source_spec = package["InferenceSpecification"]
     spec = {k: source_spec[k] for k in SPEC_FIELDS if k in source_spec} | {"Containers": containers}
     description = f"Promoted from {arn}. {package.get('ModelPackageDescription') or ''}".strip()
@@ -291,19 +305,22 @@ def promote(source: Side, target: Side, *, version: int | None = None,
         copied = {k: container[k] for k in CONTAINER_FIELDS if k in container}
         if container.get("ModelDataUrl"):
             name = "model.tar.gz" if i == 0 else f"model-{i}.tar.gz"
-            copied["ModelDataUrl"], sha = copy_object(source, target, container["ModelDataUrl"],
-                                                      prefix + name)
+            copied["ModelDataUrl"], sha, created = copy_object(source, target, container["ModelDataUrl"],
+                                                               prefix + name)
             digests.append(sha)
-            say(f"    artifact: {container['ModelDataUrl']} -> {copied['ModelDataUrl']} (sha256 {sha[:12]})")
+            there = "" if created else ", there already: reused"
+            say(f"    artifact: {container['ModelDataUrl']} -> {copied['ModelDataUrl']} "
+                f"(sha256 {sha[:12]}{there})")
         copied["Image"], note = target_image(source, target, container["Image"])
         say(f"    image: {copied['Image']} ({note})")
         containers.append(copied)
     quality = (package.get("ModelMetrics") or {}).get("ModelQuality") or {}
     evaluation = (quality.get("Statistics") or {}).get("S3Uri")
+    evaluation_sha256 = None
     if evaluation:
-        evaluation, _ = copy_object(source, target, evaluation, prefix + "evaluation.json")
+        evaluation, evaluation_sha256, _ = copy_object(source, target, evaluation, prefix + "evaluation.json")
     request = target_request(source, target, package, containers, evaluation,
-                             " ".join(digests) or "none")
+                             " ".join(digests) or "none", evaluation_sha256)
     target_arn = target.client("sagemaker").create_model_package(**request)["ModelPackageArn"]
     say(f"    created {target_arn} ({PENDING}): an approver of {target.env.name} approves it")
     return {**result, "target_package_arn": target_arn, "artifact_uri": containers[0].get("ModelDataUrl"),

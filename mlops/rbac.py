@@ -30,6 +30,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from mlops.aws_clients import source_identity
 from mlops.project import Project
 from stacks.config import Environment
 from stacks.naming import Naming, ProjectNames
@@ -101,8 +102,9 @@ def persona_credentials(server: Any, env: Environment, persona: str, cache_dir: 
         iam.create_user(UserName=user, Path=f"{path}/")
     iam.put_user_policy(UserName=user, PolicyName="assume-persona-role", PolicyDocument=json.dumps({
         "Version": "2012-10-17",
-        "Statement": [{"Sid": "AssumePersonaRole", "Effect": "Allow", "Action": "sts:AssumeRole",
-                       "Resource": role_arn}]}))
+        # With the person it stands for (production's persona roles require a source identity).
+        "Statement": [{"Sid": "AssumePersonaRole", "Effect": "Allow",
+                       "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"], "Resource": role_arn}]}))
     key = iam.create_access_key(UserName=user)["AccessKey"]
     credentials = {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"],
                    "RoleArn": role_arn}
@@ -129,7 +131,7 @@ def persona_clients(server: Any, credentials: dict[str, str], persona: str) -> C
             "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"]}
     try:
         return server.session_client_factory(credentials["RoleArn"], f"rbac-check-{persona}",
-                                             assumed_with=user)
+                                             assumed_with=user, source_identity=source_identity())
     except ClientError as exc:
         raise RbacError(f"{persona}: cannot assume {credentials['RoleArn']}: {exc}") from None
 
@@ -346,7 +348,8 @@ def run_credentials_command(args: argparse.Namespace, checkout: Project) -> int:
     else:
         print(f"export AWS_ACCESS_KEY_ID={credentials['AccessKeyId']}\n"
               f"export AWS_SECRET_ACCESS_KEY={credentials['SecretAccessKey']}\n"
-              f"# then: aws sts assume-role --role-arn {credentials['RoleArn']} --role-session-name me")
+              f"# then: aws sts assume-role --role-arn {credentials['RoleArn']} --role-session-name me "
+              f"--source-identity {source_identity()}")
     return 0
 
 

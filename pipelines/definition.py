@@ -115,6 +115,10 @@ class PipelineTarget:
     # where DatasetVersion finds the labelled production records.
     capture_uri: str = ""
     ground_truth_uri: str = ""
+    # s3://<datasets bucket>/<project>/: the project's data. With default_data_uri and the
+    # project's dataset versions, the only InputDataUri a run trains on (DatasetVersion refuses
+    # any other: a data scientist sets the parameter, the pipeline's role reads it).
+    datasets_uri: str = ""
 
     def __post_init__(self) -> None:
         # The jobs get it as VolumeKmsKeyId, which SageMaker takes as a key id or key ARN only
@@ -306,6 +310,13 @@ class _Builder:
         return Pipeline(name=pipeline_name, parameters=[window_end, instance_count, instance_type],
                         steps=[listing, shards, merge], sagemaker_session=self.session)
 
+    def allowed_data(self) -> list[str]:
+        """The data a run may train on: the project's datasets prefix, its dataset versions (what
+        a retrain passes), and the configured default (a prefix ends with `/`)."""
+        t = self.t
+        return list(dict.fromkeys(uri for uri in (t.datasets_uri, t.s3(self.project.name, "datasets", ""),
+                                                  t.default_data_uri) if uri))
+
     def build(self) -> Pipeline:
         p, t = self.project, self.t
         config = _input("config", f"{self.bundle}/{CONFIG}", f"{CONTAINER}/input/config", "S3Prefix")
@@ -318,6 +329,7 @@ class _Builder:
             arguments=["--data", f"{CONTAINER}/input/data", "--data-uri", self.data_uri,
                        "--config", f"{CONTAINER}/input/config",
                        "--versions-uri", t.s3(p.name, "datasets"),
+                       *[a for allowed in self.allowed_data() for a in ("--allowed-data", allowed)],
                        "--since", self.production_since,
                        "--capture-uri", t.capture_uri, "--ground-truth-uri", t.ground_truth_uri,
                        "--output", f"{CONTAINER}/output/version"],

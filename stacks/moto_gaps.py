@@ -68,7 +68,17 @@ PROVIDER_FLAGS = {
 # local_aws/iam_conditions.py judges conditions as IAM does (an absent key makes a condition
 # false, a statement whose condition fails does not apply) and local_aws/iam_enforcement.py fills
 # the request context: the request's keys (`cloudwatch:namespace` of PutMetricData, an action
-# scoped by its namespace alone, `s3:prefix`, `aws:SecureTransport`, ...) and the caller's.
+# scoped by its namespace alone, `s3:prefix`, `aws:SecureTransport`, an object write's
+# `s3:if-none-match`/`s3:if-match`/`s3:ObjectCreationOperation`, which the promoted copies'
+# create-only statements judge, ...) and the caller's. (moto honours If-None-Match on PutObject
+# and CompleteMultipartUpload itself.)
+
+# moto 5.2 ignores AssumeRole's SourceIdentity (no answer, not kept with the session, nothing in
+# a model package's IamIdentity) and checks a trust policy for sts:AssumeRole only:
+# local_aws/source_identity.py keeps it with the session (inherited and fixed on role chaining),
+# local_aws/moto_server.py records it in CreatedBy/LastModifiedBy, and with IAM enforced
+# local_aws/iam_enforcement.py fills sts:SourceIdentity and aws:SourceIdentity and checks
+# sts:SetSourceIdentity against the caller's policies and the trust policy, as AWS does.
 
 # moto evaluates no CloudWatch alarm, emits no AWS service event (alarm state change, model
 # package state change), fires no EventBridge schedule and runs no Lambda without Docker: the local

@@ -297,7 +297,7 @@ ML_ENGINEER = RoleTable(
      "mlops/traffic.py::run_invoke_command", "mlops/quality_check.py::run_quality_command",
      "mlops/drift_check.py::run_check_command", "mlops/promotion.py::run_promote_command"),
     ("lambdas/shared/", "mlops/drill", "mlops/traffic", "mlops/quality_check", "mlops/drift_check",
-     "mlops/endpoint_wait", "mlops/promotion"),
+     "mlops/endpoint_wait", "mlops/promotion", "mlops/create_only"),
     {
         "cloudwatch:DescribeAlarms": "ReadMonitoring",
         "cloudwatch:SetAlarmState": "RunDrills",

@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from stacks.naming import Naming
 from stacks.policy import Statement, policy_variable, statement
 
+# What a person may register a package as (approving it is another call, the gate's or an
+# approver's: a package created Approved would skip both).
+NOT_APPROVED = ("PendingManualApproval", "Rejected")
 # Approving a model package and changing what an endpoint serves.
 APPROVE_AND_DEPLOY_ACTIONS = (
     "sagemaker:UpdateModelPackage",
@@ -56,7 +59,7 @@ WORKSPACE_PREFIXES = ("workspace", "mlflow")
 # Whoever writes the code runs it as the pipeline's role.
 PIPELINE_KEYS = ("*/pipeline/*", "*/runs/*", "*/cache/*")
 # What `mlops model promote` copied in (mlops/promotion.py): the archives a production endpoint
-# serves. The ML engineer writes them (the promoter); no other person may replace one.
+# serves. The ML engineer writes them (the promoter), create-only; no other person writes there.
 PROMOTED_KEYS = ("*/promoted/*",)
 # The images the stacks reference by tag come from the deploy identity (`mlops image push`, CI):
 # a person who could replace one would run code as the pipeline or an endpoint.
@@ -323,6 +326,7 @@ def ml_engineer(refs: PlatformRefs) -> list[Statement]:
                   effect="Deny"),
         _write("ReadWriteArtifacts", b.artifacts),
         _never_write_pipeline_outputs(refs),
+        *_promoted_copies_create_only(refs),
         _key_use(refs),
         *_sagemaker_read(refs),
         _pipelines(refs),
@@ -343,10 +347,15 @@ def ml_engineer(refs: PlatformRefs) -> list[Statement]:
             ["cloudwatch:SetAlarmState"],
             [n.arn("cloudwatch", f"alarm:{n.prefix}-*")],
         ),
+        # The drill's faulty copy and the promoted package are registered PendingManualApproval
+        # (the gate reviews, an approver decides); `mlops rbac check`'s probe Rejected. Never
+        # Approved: that would skip the gate and the four eyes. (Every project group of the
+        # environment: a drill or a promotion may concern any of its projects.)
         statement(
             "RegisterDrillPackages",
             ["sagemaker:CreateModelPackage"],
             [n.sagemaker_arn("model-package-group"), n.sagemaker_arn("model-package", f"{n.prefix}-*/*")],
+            conditions={"StringEquals": {"sagemaker:ModelApprovalStatus": list(NOT_APPROVED)}},
         ),
         statement(
             "ReadMonitoring",
@@ -389,6 +398,22 @@ def _never_write_pipeline_outputs(refs: PlatformRefs, *, promoted_too: bool = Fa
     return statement(
         "NeverWritePipelineOutputs", ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
         [f"{refs.buckets.artifacts}/{k}" for k in keys], effect="Deny")
+
+
+def _promoted_copies_create_only(refs: PlatformRefs) -> list[Statement]:
+    """The promoter writes the promoted copies (`mlops model promote`), once: a PutObject or
+    CompleteMultipartUpload must carry `If-None-Match` (S3 then refuses it where the key exists),
+    and nothing there is deleted, so what an approver approved is what the endpoint serves. AWS's
+    "Enforce conditional writes": CreateMultipartUpload and UploadPart take no conditional header
+    (s3:ObjectCreationOperation false); a request that does not say is held to the header."""
+    promoted = [f"{refs.buckets.artifacts}/{k}" for k in PROMOTED_KEYS]
+    return [
+        statement("PromotedCopiesAreCreateOnly", ["s3:PutObject"], promoted, effect="Deny",
+                  conditions={"Null": {"s3:if-none-match": "true"},
+                              "BoolIfExists": {"s3:ObjectCreationOperation": "true"}}),
+        statement("NeverDeletePromotedCopies", ["s3:DeleteObject", "s3:DeleteObjectVersion"], promoted,
+                  effect="Deny"),
+    ]
 
 
 def platform_admin(refs: PlatformRefs) -> list[Statement]:

@@ -338,6 +338,8 @@ class PlatformStack(cdktf.TerraformStack):
                                   if persona == PROMOTER else ())),
                     assumed_by_principals=tuple(getattr(env.personas, persona)),
                     require_mfa=env.personas.require_mfa,
+                    # Four eyes in production compares persons, not session names (provenance.py).
+                    require_source_identity=env.production,
                     session_tags=self._studio_users(persona),
                     # Studio runs the persona's apps as its role; only this account's SageMaker.
                     also_assumed_by_service="sagemaker.amazonaws.com" if self.studio else None,

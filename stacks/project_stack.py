@@ -190,6 +190,7 @@ class ProjectStack(cdktf.TerraformStack):
             mlflow_tracking_uri=None if env.is_local else n.mlflow_tracking_server_arn,
             capture_uri=f"{n.capture_uri}{n.endpoint}/",
             ground_truth_uri=n.ground_truth_uri,
+            datasets_uri=f"s3://{n.datasets_bucket}/{project.name}/",
         )
 
         def pipeline(id_: str, name: str, description: str, body: str):  # -> SagemakerPipeline

@@ -11,7 +11,8 @@ engineer, and an identity statement on T's ML engineer (and its permissions boun
 resources. Both sides are computed here, from the same pair, so they cannot drift apart.
 
 The writes into T need nothing new: T's ML engineer already writes T's artifacts bucket outside
-the pipeline's keys (`ReadWriteArtifacts`, `<project>/promoted/` is not a pipeline key), uses T's
+the pipeline's keys (`ReadWriteArtifacts`, `<project>/promoted/` is not a pipeline key; there
+create-only, `PromotedCopiesAreCreateOnly`: the promote command writes with If-None-Match), uses T's
 key (`UsePlatformKey`), registers packages into T's groups (`RegisterDrillPackages`) and reads
 them (`DescribeSageMakerResources`); it gains `ecr:DescribeImages` on T's inference repository
 (`FindInferenceImages`, with S's) to check the image reached T.

@@ -8,7 +8,11 @@ group (others are ignored). Idempotency key: package ARN + status + the change's
    copy) is rejected (provenance.py), whatever its metrics say.
 2. Its evaluation: the report the Evaluate step of the execution that registered it wrote in
    that execution's own output (PIPELINE_RUNS_URI/<pipeline_run_id>/evaluation/), never a URI the
-   package names; when it cannot be read, the package's metadata (register.py wrote both).
+   package names; when it cannot be read, the package's metadata (register.py wrote both). A
+   promoted package (`promoted_from`): the report `mlops model promote` copied beside its archive
+   (`<project>/promoted/<source group>/<version>/evaluation.json`, create-only), checked against
+   its `evaluation_sha256`; never its metadata, which the promoter wrote (no usable report:
+   nothing measured, the thresholds fail).
 3. The production model: the package of the deployment record whose endpoint config the
    endpoint serves now (none: the first model, nothing to regress against), and its evaluation.
 4. gate.decide (pure) -> UpdateModelPackage Approved/Rejected with the reasons as
@@ -34,6 +38,9 @@ settings = loop.settings
 
 def evaluation_of(package: dict[str, Any]) -> tuple[gate.Evaluation, str | None]:
     """The package's evaluation, and why its run's report could not be used (None if it was)."""
+    promoted = provenance.promoted_report_uri(package, settings.trust)
+    if promoted:
+        return promoted_evaluation(package, promoted)
     run_id = provenance.pipeline_evaluation_run(package, settings.trust)
     problem = "the package was not registered by a pipeline execution (no run report)"
     if run_id:
@@ -47,6 +54,20 @@ def evaluation_of(package: dict[str, Any]) -> tuple[gate.Evaluation, str | None]
     )
     metadata = package.get("CustomerMetadataProperties") or {}
     return gate.evaluation_from_metadata(metadata, set(settings.gate.thresholds)), problem
+
+
+def promoted_evaluation(package: dict[str, Any], uri: str) -> tuple[gate.Evaluation, str | None]:
+    """A promoted package is judged by the report the promotion copied, never by its metadata,
+    which the promoter wrote: without a usable report nothing is measured, and the gate's
+    thresholds fail."""
+    metadata = package.get("CustomerMetadataProperties") or {}
+    try:
+        return gate.evaluation_from_promoted_report(loop.read_bytes(uri),
+                                                    metadata.get(gate.EVALUATION_SHA256)), None
+    except Exception as exc:  # any unusable report: nothing measured (fail closed)
+        problem = f"cannot use the promoted evaluation report {uri}: {exc}"
+    loop.logger.warning(f"{problem}; nothing measured", extra={"package": package.get("ModelPackageArn")})
+    return gate.UNMEASURED, problem
 
 
 def production_package() -> str | None:

@@ -1,8 +1,12 @@
 """DatasetVersion step: the dataset a run trains on, as a new content-addressed version.
 
     python3 dataset_version.py --data DIR --data-uri URI --config DIR --versions-uri S3_URI
-        [--since ISO] [--until ISO] [--capture-uri S3_URI] [--ground-truth-uri S3_URI]
-        --output DIR
+        [--allowed-data S3_URI ...] [--since ISO] [--until ISO] [--capture-uri S3_URI]
+        [--ground-truth-uri S3_URI] --output DIR
+
+--data-uri (the pipeline's InputDataUri) must be one of --allowed-data (the project's datasets
+prefix, its dataset versions, its default data): the step fails naming it otherwise, before
+reading anything.
 
 The current training data (the one CSV in --data, read from --data-uri) plus, with --since, the
 production records labelled since then: the endpoint's captured inputs (SageMaker data capture
@@ -50,6 +54,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--config", default="/opt/ml/processing/input/config",
                         help="folder with project.json")
     parser.add_argument("--versions-uri", required=True, help="s3:// prefix of the dataset versions")
+    parser.add_argument("--allowed-data", action="append", default=[], metavar="S3_URI",
+                        help="data a run may train on (a prefix ends with /; repeatable): --data-uri "
+                        "must be one")
     parser.add_argument("--since", default="", help="add the production records labelled since (ISO-8601)")
     parser.add_argument("--until", default="", help="... up to (default: now)")
     parser.add_argument("--capture-uri", default="", help="s3:// data capture of the endpoint")
@@ -130,8 +137,21 @@ def production_frame(rows: dict[str, str], truth: dict[str, float], features: li
     return frame
 
 
+def data_problem(data_uri: str, allowed: list[str]) -> str | None:
+    """Why a run may not train on data_uri (the InputDataUri parameter, which whoever starts the
+    run sets): it is none of the allowed objects and under none of the allowed prefixes (those
+    ending with `/`). None when it may, or when nothing is listed."""
+    if not allowed or any(data_uri == a or (a.endswith("/") and data_uri.startswith(a)) for a in allowed):
+        return None
+    return (f"InputDataUri {data_uri} is outside the project's data ({', '.join(allowed)}): a run "
+            "trains only on its project's datasets")
+
+
 def main() -> None:
     args = parse_args()
+    problem = data_problem(args.data_uri, args.allowed_data)
+    if problem:
+        raise StepFailure(problem)
     project = read_project(args.config)
     target, task = project["dataset"]["target"], project["task"]
     base = read_csv(single_csv(args.data))

@@ -22,6 +22,11 @@ class ScopedRoleProps:
     assumed_by_principals: tuple[str, ...] = ()
     assumed_by_service: str | None = None
     require_mfa: bool = False
+    # A people's role only: every session must carry an STS source identity (the person, set by
+    # the identity provider or the caller, kept through role chaining and recorded by the services
+    # it calls), so two sessions of one person read as one person (production's four eyes).
+    # Without it a source identity may still be set.
+    require_source_identity: bool = False
     max_session_seconds: int = 3600
     # Conditions on a service's trust (aws:SourceArn: only this rule or job may act as the role).
     service_conditions: dict | None = None
@@ -37,9 +42,10 @@ class ScopedRoleProps:
     def __post_init__(self) -> None:
         if bool(self.assumed_by_principals) == bool(self.assumed_by_service):
             raise ValueError(f"role {self.name}: give principals or a service, not both or neither")
-        if (self.session_tags or self.also_assumed_by_service) and not self.assumed_by_principals:
-            raise ValueError(f"role {self.name}: session_tags and also_assumed_by_service are "
-                             "for roles people assume")
+        if (self.session_tags or self.also_assumed_by_service or self.require_source_identity) \
+                and not self.assumed_by_principals:
+            raise ValueError(f"role {self.name}: session_tags, also_assumed_by_service and "
+                             "require_source_identity are for roles people assume")
         unknown = set(self.session_tags) - set(self.assumed_by_principals)
         if unknown:
             raise ValueError(f"role {self.name}: session_tags for principals that cannot assume "
@@ -84,9 +90,10 @@ class ScopedRole(Construct):
         if p.assumed_by_service:
             return [self._service_trust(p.assumed_by_service)]
         mfa = {"Bool": {"aws:MultiFactorAuthPresent": "true"}} if p.require_mfa else {}
+        person = {"Null": {"sts:SourceIdentity": "false"}} if p.require_source_identity else {}
         free_tags = [] if p.session_tags else ["sts:TagSession"]
-        out = [statement("TrustPersonas", ["sts:AssumeRole", *free_tags],
-                         principals={"AWS": list(p.assumed_by_principals)}, conditions=mfa)]
+        out = [statement("TrustPersonas", ["sts:AssumeRole", "sts:SetSourceIdentity", *free_tags],
+                         principals={"AWS": list(p.assumed_by_principals)}, conditions={**mfa, **person})]
         for i, (principal, tags) in enumerate(sorted(p.session_tags.items())):
             out.append(statement(
                 f"OwnSessionTags{i}", ["sts:TagSession"], principals={"AWS": principal},

@@ -93,3 +93,23 @@ def test_a_new_version_adds_the_labelled_production_records(moto_server, tmp_pat
     beside = s3.get_object(Bucket=bucket, Key=key.replace("data.csv", "version.json"))["Body"].read()
     beside = json.loads(beside)
     assert beside["sources"] == second["sources"]  # the lineage travels with the data
+
+
+def test_data_outside_the_projects_datasets_is_refused_before_anything_is_read(moto_server, tmp_path):
+    """InputDataUri is the caller's to set, the pipeline's role reads it: the step trains only on
+    the allowed data (the project's datasets prefix, its versions, its default), and says so in one
+    line otherwise."""
+    s3 = moto_server.client("s3")
+    s3.create_bucket(Bucket=ARTIFACTS)
+    (tmp_path / "data").mkdir()
+    breast_cancer_frame().iloc[:50].to_csv(tmp_path / "data" / "base.csv", index=False)
+    allowed = ("--allowed-data", "s3://mlops-local-datasets/demo/",
+               "--allowed-data", f"s3://{ARTIFACTS}/demo/datasets/")
+    refused = _run(tmp_path, moto_server, allowed)  # its data: s3://<artifacts>/demo/base.csv
+    assert refused.returncode == 1
+    reason = (f"InputDataUri s3://{ARTIFACTS}/demo/base.csv is outside the project's data "
+              f"(s3://mlops-local-datasets/demo/, s3://{ARTIFACTS}/demo/datasets/): a run trains only on "
+              "its project's datasets")
+    assert reason in refused.stderr
+    assert s3.list_objects_v2(Bucket=ARTIFACTS).get("KeyCount", 0) == 0  # no version written
+    ok(_run(tmp_path, moto_server, (*allowed, "--allowed-data", f"s3://{ARTIFACTS}/demo/base.csv")))

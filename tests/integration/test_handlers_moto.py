@@ -23,6 +23,7 @@ Moto gaps, worked around here in the test setup only (the handlers are unchanged
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import sys
@@ -193,8 +194,10 @@ class World:
         self.approver = self.client_as(self.env["APPROVER_ROLE_ARN"], "alice")
         self.handlers = {name: self._load(name, monkeypatch) for name in HANDLERS}
 
-    def client_as(self, role_arn: str, session_name: str, service: str = "sagemaker") -> Any:
-        return self.server.client(service, credentials=self.sessions.credentials(role_arn, session_name))
+    def client_as(self, role_arn: str, session_name: str, service: str = "sagemaker",
+                  source_identity: str | None = None) -> Any:
+        credentials = self.sessions.credentials(role_arn, session_name, source_identity)
+        return self.server.client(service, credentials=credentials)
 
     def approve(self, arn: str) -> None:
         """The approver persona approves the package (in the console or the CLI)."""
@@ -863,6 +866,9 @@ def test_production_serves_only_promoted_packages_the_approver_approved(moto_ser
         PROMOTION_SOURCE_GROUP=f"arn:aws:sagemaker:us-east-1:{source_account}:model-package-group/"
                                "mlops-staging-demo",
     )
+    # Persons are told apart by their sessions' source identity: alice's, as production's persona
+    # trust policies require one.
+    world.approver = world.client_as(world.env["APPROVER_ROLE_ARN"], "alice", source_identity="alice")
     world.bootstrap_endpoint()
     v1 = world.register(GOOD, "run-1")
     world.deliver_ok("gate", world.package_event(v1))
@@ -879,7 +885,7 @@ def test_production_serves_only_promoted_packages_the_approver_approved(moto_ser
         "production packages must carry metadata promoted_from (the source environment's package ARN)"]
     assert [n["decision"] for n in world.notifications("critical")] == ["refused"]
     described = world.sm.describe_model_package(ModelPackageName=v1)
-    carol = world.client_as(world.env["APPROVER_ROLE_ARN"], "carol")
+    carol = world.client_as(world.env["APPROVER_ROLE_ARN"], "carol", source_identity="carol")
 
     def copied_spec(source: str) -> dict:
         """The source's archive where `mlops model promote` copies it: promoted/<group>/<version>/."""
@@ -928,9 +934,78 @@ def test_production_serves_only_promoted_packages_the_approver_approved(moto_ser
     world.approve(promoted)
     world.deliver_ok("deploy", world.package_event(promoted))
     assert world.serving() == BOOTSTRAP and "same person" in world.audit("deploy")[-1]["reasons"][0]
+    # Nor does alice's under another session name: the same person (her source identity).
+    alice_again = world.client_as(world.env["APPROVER_ROLE_ARN"], "not-alice", source_identity="alice")
+    alice_again.update_model_package(ModelPackageArn=promoted, ModelApprovalStatus="Approved")
+    world.deliver_ok("deploy", world.package_event(promoted))
+    assert world.serving() == BOOTSTRAP
+    assert world.audit("deploy")[-1]["reasons"] == [
+        f"created and approved by the same person (alice, sessions arn:aws:sts::{ACCOUNT}:assumed-role/"
+        f"mlops-prod-ml-engineer/alice and arn:aws:sts::{ACCOUNT}:assumed-role/mlops-prod-ml-engineer/"
+        "not-alice): production needs another person to approve"]
+    # Nor a session that names no person at all.
+    nobody = world.client_as(world.env["APPROVER_ROLE_ARN"], "carol")
+    nobody.update_model_package(ModelPackageArn=promoted, ModelApprovalStatus="Approved")
+    world.deliver_ok("deploy", world.package_event(promoted))
+    assert world.serving() == BOOTSTRAP
+    assert "its approver (arn:aws:sts::" in world.audit("deploy")[-1]["reasons"][0]
+    assert "has no source identity" in world.audit("deploy")[-1]["reasons"][0]
     carol.update_model_package(ModelPackageArn=promoted, ModelApprovalStatus="Approved")
     world.deliver_ok("deploy", world.package_event(promoted))
     assert world.serving() == name_of(world, promoted)
+
+
+def test_production_gate_judges_a_promoted_package_by_its_copied_report_not_its_metadata(moto_server,
+                                                                                        monkeypatch):
+    """The promoter writes a promoted package's metadata: the gate reads the evaluation report the
+    promotion copied beside the archive (`promoted/<group>/<version>/evaluation.json`), checked
+    against `evaluation_sha256`; metadata claiming better metrics changes nothing, and without a
+    usable report nothing is measured."""
+    source_group = "arn:aws:sagemaker:us-east-1:210987654321:model-package-group/mlops-staging-demo"
+    world = World(moto_server, monkeypatch, ENVIRONMENT="localprod", PRODUCTION="true",
+                  APPROVER_ROLE_ARN=f"arn:aws:iam::{ACCOUNT}:role/mlops-prod/mlops-prod-ml-engineer",
+                  PROMOTION_SOURCE_GROUP=source_group)
+    promoter = world.client_as(world.env["APPROVER_ROLE_ARN"], "promoter", source_identity="alice")
+    world.bootstrap_endpoint()
+    described = world.sm.describe_model_package(ModelPackageName=world.register(GOOD, "run-1"))
+    bragging = {name: "0.999" for name in GOOD["metrics"]} | {"latency_p95_ms": "1", "fairness_gap": "0"}
+
+    def promoted(version: int, report: dict | None, recorded: str | None = None) -> str:
+        prefix = f"demo/promoted/mlops-staging-demo/{version}/"
+        metadata = {**described["CustomerMetadataProperties"], **bragging,
+                    "promoted_from": source_group.replace("-group", "") + f"/{version}"}
+        if report is not None:
+            body = json.dumps(report).encode()
+            world.s3.put_object(Bucket=BUCKET, Key=prefix + "evaluation.json", Body=body)
+            metadata["evaluation_sha256"] = recorded or hashlib.sha256(body).hexdigest()
+        world.s3.put_object(Bucket=BUCKET, Key=prefix + "model.tar.gz", Body=b"archive")
+        (container,) = described["InferenceSpecification"]["Containers"]
+        arn = promoter.create_model_package(
+            ModelPackageGroupName=GROUP, ModelApprovalStatus="PendingManualApproval",
+            InferenceSpecification={**described["InferenceSpecification"], "Containers": [
+                {"Image": container["Image"], "ModelDataUrl": f"s3://{BUCKET}/{prefix}model.tar.gz"}]},
+            CustomerMetadataProperties=metadata)["ModelPackageArn"]
+        world.deliver_ok("gate", world.package_event(arn))
+        return arn
+
+    good = promoted(4, GOOD)
+    record = world.audit("gate")[-1]
+    assert record["decision"] == "passed" and world.status(good) == "PendingManualApproval"
+    assert json.loads(record["inputs"])["candidate"]["metrics"]["accuracy"] == GOOD["metrics"]["accuracy"]
+    # A worse model whose metadata brags: the copied report decides.
+    worse = promoted(5, WORSE)
+    assert world.audit("gate")[-1]["decision"] == "rejected" and world.status(worse) == "Rejected"
+    # A report that is not the one the promotion recorded; no report at all: nothing measured.
+    for version, report, recorded in ((6, GOOD, "0" * 64), (7, None, None)):
+        arn = promoted(version, report, recorded)
+        record = world.audit("gate")[-1]
+        assert record["decision"] == "rejected" and world.status(arn) == "Rejected"
+        inputs = json.loads(record["inputs"])
+        assert inputs["candidate"]["metrics"] == {} and inputs["candidate"]["source"] == "none"
+        assert inputs["candidate_report_problem"].startswith(
+            f"cannot use the promoted evaluation report s3://{BUCKET}/demo/promoted/mlops-staging-demo/"
+            f"{version}/evaluation.json: ")
+    assert "not the evaluation_sha256 " + "0" * 64 in world.audit("gate")[-2]["inputs"]
 
 
 def test_packages_nobody_trusted_made_or_approved_are_never_served(world):

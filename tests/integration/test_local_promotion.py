@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 
 from local_aws.control_plane import LocalControlPlane, stepping
 from local_aws.lifecycle import LocalAws, ServerRecord
+from mlops.aws_clients import source_identity
 from stacks import moto_gaps
 from tests.cli_checkout import fresh_checkout, mlops
 
@@ -68,12 +69,15 @@ def in_prod(server: ServerRecord, service: str):
 
 def persona(project: Path, server: ServerRecord, name: str, session: str):
     """A client factory calling as a session of the localprod persona's role, assumed with its
-    IAM user's key (both in localprod's account), as `mlops local credentials` hands them out."""
+    IAM user's key (both in localprod's account), as `mlops local credentials` hands them out, by
+    the person `session` (its source identity: production's persona roles require one, and four
+    eyes compare them; `mlops model promote` runs as the local user, MLOPS_SOURCE_IDENTITY)."""
     credentials = json.loads(mlops(project, "local", "credentials", name, "--env", "localprod",
                                    "--json").stdout)
     key = {"AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
            "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"]}
-    return server.session_client_factory(credentials["RoleArn"], session, assumed_with=key)
+    return server.session_client_factory(credentials["RoleArn"], session, assumed_with=key,
+                                         source_identity=session)
 
 
 def step(project: Path, server: ServerRecord, until=lambda: True, timeout_s: float = SETTLE_SECONDS):
@@ -220,6 +224,9 @@ def test_a_data_scientist_cannot_approve_and_the_ml_engineer_can(promoted, sourc
     created_by = described["CreatedBy"]["IamIdentity"]["Arn"]
     assert created_by == f"arn:aws:sts::{PROD_ACCOUNT}:{role}/mlops-ml_engineer"
     assert described["LastModifiedBy"]["IamIdentity"]["Arn"] == f"arn:aws:sts::{PROD_ACCOUNT}:{role}/approver"
+    # Two persons: the promoter (the local user `mlops` ran as) and the approver.
+    assert described["CreatedBy"]["IamIdentity"]["SourceIdentity"] == source_identity()
+    assert described["LastModifiedBy"]["IamIdentity"]["SourceIdentity"] == "approver"
 
 
 def test_the_promotion_copied_the_archive_into_localprods_bucket(promoted, source_package, server):

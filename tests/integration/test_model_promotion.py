@@ -13,11 +13,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tarfile
 
 import pytest
+from botocore.exceptions import ClientError
 
-from mlops.promotion import PromotionError, Side, promote
+from mlops import create_only
+from mlops.promotion import PromotionError, Side, copy_object, promote
 from stacks.config import Environment, load_environments
 from stacks.naming import Naming, ProjectNames
 from tests.conftest import ROOT
@@ -105,6 +108,8 @@ def test_an_approved_package_reaches_the_target_registry_with_its_artifact_and_l
     assert metadata["promoted_from"] == arn
     assert metadata["promoted_from_environment"] == "local"
     assert metadata["artifact_sha256"] == hashlib.sha256(archive).hexdigest()
+    # What the target's gate checks the copied report against (not the source's metrics in metadata).
+    assert metadata["evaluation_sha256"] == hashlib.sha256(b'{"accuracy": 0.97}').hexdigest()
     assert {k: metadata[k] for k in ("git_commit", "pipeline_run_id", "mlflow_run_id", "data_versions")} == {
         "git_commit": "abc123", "pipeline_run_id": "run-1", "mlflow_run_id": "m-1", "data_versions": "s3://data/v1"}
     assert "shadow-report-passed" not in metadata  # the target judges its own shadow tests
@@ -122,6 +127,47 @@ def test_an_approved_package_reaches_the_target_registry_with_its_artifact_and_l
     assert again["reused"] is True and again["target_package_arn"] == result["target_package_arn"]
     assert len(target.client("sagemaker").list_model_packages(
         ModelPackageGroupName=target.names.model_package_group)["ModelPackageSummaryList"]) == 1
+
+
+def test_promoted_copies_are_written_once_never_replaced(sides, monkeypatch):
+    """Create-only (mlops/create_only.py): every write sends If-None-Match: *, which the local AWS
+    honours as S3 does (412 where the key exists). The same bytes left by a run that stopped
+    before registering are reused; other bytes at the key refuse the promotion; an archive larger
+    than a part goes up in parts, the completion conditional too."""
+    source, target = sides
+    monkeypatch.setattr(create_only, "PART_BYTES", 5 * 1024 * 1024)  # S3's smallest part
+    archive = os.urandom(11 * 1024 * 1024)  # three parts
+    _register(source, archive)
+    s3, bucket = target.client("s3"), target.names.artifacts_bucket
+    key = f"demo/promoted/{source.names.model_package_group}/1/model.tar.gz"
+    # A stray object where the copy goes: refused, and left as it was.
+    s3.put_object(Bucket=bucket, Key=key, Body=b"not the approved model")
+    with pytest.raises(PromotionError, match=r"exists with SHA-256 .* never overwritten"):
+        promote(source, target)
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"not the approved model"
+    assert target.client("sagemaker").list_model_packages(
+        ModelPackageGroupName=target.names.model_package_group)["ModelPackageSummaryList"] == []
+    # The same bytes there (a run that stopped before registering): reused, the package made.
+    s3.delete_object(Bucket=bucket, Key=key)
+    s3.put_object(Bucket=bucket, Key=key, Body=archive)
+    said: list[str] = []
+    result = promote(source, target, say=said.append)
+    assert result["reused"] is False and any("there already: reused" in line for line in said)
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == archive
+    # From nothing: the multipart path, whose completion is conditional as well.
+    s3.delete_object(Bucket=bucket, Key=key)
+    uri, sha, created = copy_object(source, target, f"s3://{source.names.artifacts_bucket}/demo/runs/run-1/"
+                                    "model/model.tar.gz", key)
+    assert uri == f"s3://{bucket}/{key}" and created and sha == hashlib.sha256(archive).hexdigest()
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == archive
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    part = s3.upload_part(Bucket=bucket, Key=key, PartNumber=1, Body=b"x", UploadId=upload)["ETag"]
+    with pytest.raises(ClientError, match="PreconditionFailed"):
+        s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload, IfNoneMatch="*",
+                                     MultipartUpload={"Parts": [{"ETag": part, "PartNumber": 1}]})
+    with pytest.raises(ClientError, match="PreconditionFailed"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x", IfNoneMatch="*")
 
 
 def test_only_an_approved_package_is_promoted(sides):

@@ -4,12 +4,17 @@ as AWS does: object requests over HTTPS pass, over plain HTTP they are refused."
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from botocore.exceptions import ClientError
 
 from local_aws.lifecycle import LocalAws
+from stacks import personas
+from stacks.config import load_environments
+from stacks.naming import Naming
 from stacks.policy import deny_insecure_transport, document, statement
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -274,5 +279,151 @@ def test_conditions_are_evaluated_as_iam_evaluates_them_when_iam_is_enforced(tls
             tls_server.client("iam", credentials=broken).list_users()
         assert err.value.response["Error"]["Code"] == "MalformedPolicyDocument"
         assert "Bool takes true or false" in err.value.response["Error"]["Message"]
+    finally:
+        tls_server.enforce_iam(False)
+
+
+def test_a_session_carries_its_source_identity_which_a_trust_policy_may_require(tls_server):
+    """STS SourceIdentity (local_aws/source_identity.py): answered by AssumeRole, recorded in the
+    registry's IamIdentity, inherited on role chaining and never changed there; with IAM enforced,
+    a trust policy's `Null sts:SourceIdentity false` refuses a session without one, and setting one
+    takes sts:SetSourceIdentity from both the caller's policy and the trust policy."""
+    iam, sagemaker = tls_server.client("iam"), tls_server.client("sagemaker")
+    people = document([statement("TrustPeople", ["sts:AssumeRole", "sts:SetSourceIdentity"], None,
+                                 principals={"AWS": "arn:aws:iam::123456789012:user/person"},
+                                 conditions={"Null": {"sts:SourceIdentity": "false"}})])
+    role_arn = iam.create_role(RoleName="approver", AssumeRolePolicyDocument=people)["Role"]["Arn"]
+    iam.put_role_policy(RoleName="approver", PolicyName="registry", PolicyDocument=document([
+        statement("Register", ["sagemaker:CreateModelPackage"], ["*"])]))
+    sagemaker.create_model_package_group(ModelPackageGroupName="persons")
+    iam.create_user(UserName="person")
+    made = iam.create_access_key(UserName="person")["AccessKey"]
+    person = {"AWS_ACCESS_KEY_ID": made["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": made["SecretAccessKey"]}
+    sts = tls_server.client("sts", credentials=person)
+
+    def assume(**source: str) -> dict:
+        return sts.assume_role(RoleArn=role_arn, RoleSessionName="any-name", **source)
+
+    def refused(**source: str) -> None:
+        with pytest.raises(ClientError) as err:
+            assume(**source)
+        assert err.value.response["Error"]["Code"] == "AccessDenied", source
+
+    def allow(*actions: str) -> None:
+        iam.put_user_policy(UserName="person", PolicyName="assume", PolicyDocument=document([
+            statement("Assume", list(actions), [role_arn])]))
+
+    tls_server.enforce_iam(True)
+    try:
+        allow("sts:AssumeRole")
+        refused()  # the trust policy requires a source identity
+        refused(SourceIdentity="alice")  # the caller's policy does not allow setting one
+        allow("sts:AssumeRole", "sts:SetSourceIdentity")
+        refused()
+        answer = assume(SourceIdentity="alice")
+    finally:
+        tls_server.enforce_iam(False)
+    assert answer["SourceIdentity"] == "alice"
+    alice = tls_server.session_client_factory(role_arn, "not-alice", assumed_with=person,
+                                              source_identity="alice")
+    created = alice("sagemaker").create_model_package(
+        ModelPackageGroupName="persons", ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={"Containers": [{"Image": "x"}], "SupportedContentTypes": ["text/csv"],
+                                "SupportedResponseMIMETypes": ["text/csv"]})["ModelPackageArn"]
+    identity = sagemaker.describe_model_package(ModelPackageName=created)["CreatedBy"]["IamIdentity"]
+    assert identity["SourceIdentity"] == "alice" and identity["Arn"].endswith("/approver/not-alice")
+    # Role chaining carries it on, and cannot change it.
+    chained = alice("sts").assume_role(RoleArn=role_arn, RoleSessionName="chained")
+    assert chained["SourceIdentity"] == "alice"
+    with pytest.raises(ClientError, match="cannot set another"):
+        alice("sts").assume_role(RoleArn=role_arn, RoleSessionName="chained", SourceIdentity="mallory")
+    # A workload's session names no person.
+    workload = tls_server.session_client_factory(role_arn, "workload")
+    created = workload("sagemaker").create_model_package(
+        ModelPackageGroupName="persons", ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={"Containers": [{"Image": "x"}], "SupportedContentTypes": ["text/csv"],
+                                "SupportedResponseMIMETypes": ["text/csv"]})["ModelPackageArn"]
+    assert "SourceIdentity" not in sagemaker.describe_model_package(ModelPackageName=created)["CreatedBy"][
+        "IamIdentity"]
+
+
+def test_promoted_copies_are_create_only_for_the_ml_engineer_when_iam_is_enforced(tls_server):
+    """stacks/personas.py's create-only statements judged with an object write's conditional
+    headers (s3:if-none-match, s3:ObjectCreationOperation: local_aws/iam_enforcement.py): a plain
+    PUT or an unconditional CompleteMultipartUpload of a promoted copy is refused, a delete too;
+    the multipart steps that take no header pass; elsewhere in the bucket nothing changes."""
+    iam, s3 = tls_server.client("iam"), tls_server.client("s3")
+    s3.create_bucket(Bucket="artifacts")
+    refs = SimpleNamespace(buckets=SimpleNamespace(artifacts="arn:aws:s3:::artifacts"))
+    iam.create_user(UserName="engineer")
+    iam.put_user_policy(UserName="engineer", PolicyName="engineer", PolicyDocument=document([
+        statement("ReadWriteArtifacts", ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                  ["arn:aws:s3:::artifacts/*"]),
+        *personas._promoted_copies_create_only(refs)]))
+    made = iam.create_access_key(UserName="engineer")["AccessKey"]
+    engineer = tls_server.client("s3", credentials={
+        "AWS_ACCESS_KEY_ID": made["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": made["SecretAccessKey"]})
+    promoted, elsewhere = "demo/promoted/mlops-staging-demo/7/model.tar.gz", "demo/workspace/notes.txt"
+
+    def refused(call, **kwargs):
+        with pytest.raises(ClientError) as err:
+            call(Bucket="artifacts", **kwargs)
+        assert err.value.response["Error"]["Code"] == "AccessDenied", kwargs
+
+    tls_server.enforce_iam(True)
+    try:
+        refused(engineer.put_object, Key=promoted, Body=b"model")
+        engineer.put_object(Bucket="artifacts", Key=promoted, Body=b"model", IfNoneMatch="*")
+        with pytest.raises(ClientError, match="PreconditionFailed"):  # S3's own check: the key exists
+            engineer.put_object(Bucket="artifacts", Key=promoted, Body=b"other", IfNoneMatch="*")
+        refused(engineer.delete_object, Key=promoted)
+        second = promoted.replace("model.tar.gz", "model-1.tar.gz")
+        upload = engineer.create_multipart_upload(Bucket="artifacts", Key=second)["UploadId"]
+        etag = engineer.upload_part(Bucket="artifacts", Key=second, UploadId=upload, PartNumber=1,
+                                    Body=b"part")["ETag"]
+        parts = {"Parts": [{"ETag": etag, "PartNumber": 1}]}
+        refused(engineer.complete_multipart_upload, Key=second, UploadId=upload, MultipartUpload=parts)
+        engineer.complete_multipart_upload(Bucket="artifacts", Key=second, UploadId=upload,
+                                           MultipartUpload=parts, IfNoneMatch="*")
+        engineer.put_object(Bucket="artifacts", Key=elsewhere, Body=b"draft")
+        engineer.put_object(Bucket="artifacts", Key=elsewhere, Body=b"draft 2")
+        engineer.delete_object(Bucket="artifacts", Key=elsewhere)
+    finally:
+        tls_server.enforce_iam(False)
+    assert s3.get_object(Bucket="artifacts", Key=promoted)["Body"].read() == b"model"
+
+
+def test_the_ml_engineer_registers_packages_pending_or_rejected_never_approved(tls_server):
+    """stacks/personas.py RegisterDrillPackages, as synthesized for `local`, with IAM enforced:
+    the drill's copy and the promoted package (PendingManualApproval) and the RBAC probe
+    (Rejected) are registered; a package created Approved, skipping the gate and the four eyes,
+    is refused."""
+    naming = Naming.of(load_environments(ROOT, ["local"])["local"])
+    refs = personas.PlatformRefs(
+        naming=naming, key_arn="*", buckets=personas.BucketRefs(*(["arn:aws:s3:::b"] * 5)),
+        repository_arns=(), execution_role_arn=naming.role_arn("x"), secret_arn_pattern="*", protected=False)
+    (register,) = [s for s in personas.ml_engineer(refs) if s["Sid"] == "RegisterDrillPackages"]
+    iam, sagemaker = tls_server.client("iam"), tls_server.client("sagemaker")
+    group = f"{naming.prefix}-demo"
+    sagemaker.create_model_package_group(ModelPackageGroupName=group)
+    iam.create_user(UserName="engineer")
+    iam.put_user_policy(UserName="engineer", PolicyName="register", PolicyDocument=document([register]))
+    made = iam.create_access_key(UserName="engineer")["AccessKey"]
+    engineer = tls_server.client("sagemaker", credentials={
+        "AWS_ACCESS_KEY_ID": made["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": made["SecretAccessKey"]})
+
+    def create(status: str) -> str:
+        return engineer.create_model_package(
+            ModelPackageGroupName=group, ModelApprovalStatus=status,
+            InferenceSpecification={"Containers": [{"Image": "x"}], "SupportedContentTypes": ["text/csv"],
+                                    "SupportedResponseMIMETypes": ["text/csv"]})["ModelPackageArn"]
+
+    tls_server.enforce_iam(True)
+    try:
+        create("PendingManualApproval")
+        create("Rejected")
+        with pytest.raises(ClientError) as err:
+            create("Approved")
+        assert err.value.response["Error"]["Code"] in ("AccessDenied", "AccessDeniedException")
     finally:
         tls_server.enforce_iam(False)

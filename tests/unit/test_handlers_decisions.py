@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import sys
@@ -461,13 +462,19 @@ STAGING = f"arn:aws:sagemaker:us-east-1:{STAGING_ACCOUNT}:model-package/mlops-st
 PROMOTED_MODEL = f"s3://mlops-prod-artifacts-{ACCOUNT_ID}/demo/promoted/mlops-staging-demo/7/model.tar.gz"
 
 
+# The persons behind the sessions (their STS source identities): production's four eyes.
+PERSONS = ("alice", "carol")
+
+
 def package(created_by=PIPELINE_JOB, approved_by=GATE_SESSION, model=f"{RUNS}9tz4xz3wfo0c/model/out.tar.gz",
-            **metadata):
+            persons=(None, None), **metadata):
     described = {"CustomerMetadataProperties": {"pipeline_run_id": "9tz4xz3wfo0c", **metadata},
                  "InferenceSpecification": {"Containers": [{"Image": "x", "ModelDataUrl": model}]}}
-    for field, arn in (("CreatedBy", created_by), ("LastModifiedBy", approved_by)):
+    for field, arn, person in zip(("CreatedBy", "LastModifiedBy"), (created_by, approved_by), persons,
+                                  strict=True):
         if arn:
-            described[field] = {"IamIdentity": {"Arn": arn, "PrincipalId": "AROAEXAMPLE:session"}}
+            described[field] = {"IamIdentity": {"Arn": arn, "PrincipalId": "AROAEXAMPLE:session"}
+                                | ({"SourceIdentity": person} if person else {})}
     return described
 
 
@@ -509,16 +516,10 @@ def test_a_package_registered_or_approved_by_anyone_else_is_refused():
 def test_production_serves_only_promoted_packages_approved_by_the_approver():
     other_approver = APPROVER_SESSION.replace("/alice", "/carol")
     promoted = package(created_by=APPROVER_SESSION, approved_by=other_approver, promoted_from=STAGING,
-                       model=PROMOTED_MODEL)
+                       model=PROMOTED_MODEL, persons=PERSONS)
     assert provenance.provenance_problems(True, promoted, ROLES, STAGING_GROUP) == []
-    # Four eyes: the approver who made the package may not approve it too.
-    own = package(created_by=APPROVER_SESSION, approved_by=APPROVER_SESSION, promoted_from=STAGING,
-                  model=PROMOTED_MODEL)
-    assert provenance.provenance_problems(True, own, ROLES, STAGING_GROUP) == [
-        f"created and approved by the same person ({APPROVER_SESSION}): an approver's own package "
-        "needs another approver (or, outside production, the gate)"]
     gate_approved = package(created_by=APPROVER_SESSION, approved_by=GATE_SESSION, promoted_from=STAGING,
-                            model=PROMOTED_MODEL)
+                            model=PROMOTED_MODEL, persons=PERSONS)
     assert provenance.provenance_problems(True, gate_approved, ROLES, STAGING_GROUP) == [
         f"approved by {GATE_SESSION}, not by {ROLES.approver}"]
 
@@ -539,6 +540,45 @@ def test_production_serves_only_promoted_packages_approved_by_the_approver():
         True, {"promoted_from": STAGING}, None)[0]
 
 
+def test_production_four_eyes_compares_persons_not_session_names():
+    """The promoter and the approver are both sessions of the ML engineer role, named as the
+    caller likes: one person with two session names is one person (their source identity)."""
+    carol_session = APPROVER_SESSION.replace("/alice", "/carol")
+
+    def problems(created_by, approved_by, persons):
+        promoted = package(created_by=created_by, approved_by=approved_by, promoted_from=STAGING,
+                           model=PROMOTED_MODEL, persons=persons)
+        return provenance.approval_problems(True, promoted, ROLES)
+
+    assert problems(APPROVER_SESSION, carol_session, ("alice", "carol")) == []
+    # Two session names, one person.
+    assert problems(APPROVER_SESSION, carol_session, ("alice", "alice")) == [
+        f"created and approved by the same person (alice, sessions {APPROVER_SESSION} and {carol_session}): "
+        "production needs another person to approve"]
+    # The same session too (what the session-name check caught before).
+    assert problems(APPROVER_SESSION, APPROVER_SESSION, ("alice", "alice"))[0].startswith(
+        "created and approved by the same person (alice")
+    # No person known: refused, whoever the sessions are.
+    assert problems(APPROVER_SESSION, carol_session, (None, "carol")) == [
+        f"its creator ({APPROVER_SESSION}) has no source identity: production tells persons apart by "
+        "the STS source identity of their sessions (assume the persona role with SourceIdentity)"]
+    assert problems(APPROVER_SESSION, carol_session, (None, None)) == [
+        f"its creator ({APPROVER_SESSION}) has no source identity; its approver ({carol_session}) has no "
+        "source identity: production tells persons apart by the STS source identity of their sessions "
+        "(assume the persona role with SourceIdentity)"]
+    # Outside production the session check stays, and a known person counts too.
+    drill = package(created_by=APPROVER_SESSION, approved_by=carol_session, persons=("alice", "alice"))
+    assert provenance.approval_problems(False, drill, ROLES) == [
+        "created and approved by the same person (alice): an approver's own package needs another "
+        "approver (or, outside production, the gate)"]
+    own = package(created_by=APPROVER_SESSION, approved_by=APPROVER_SESSION)
+    assert provenance.approval_problems(False, own, ROLES) == [
+        f"created and approved by the same person ({APPROVER_SESSION}): an approver's own package "
+        "needs another approver (or, outside production, the gate)"]
+    others = package(created_by=APPROVER_SESSION, approved_by=carol_session)
+    assert provenance.approval_problems(False, others, ROLES) == []
+
+
 def test_a_promoted_package_serves_the_copy_the_promotion_made_for_its_source_version():
     """promoted_from names a source version; the model data must be the archive the promotion
     copied for that version, not any archive the package's creator pointed at."""
@@ -547,7 +587,7 @@ def test_a_promoted_package_serves_the_copy_the_promotion_made_for_its_source_ve
                       PROMOTED_MODEL.replace("/7/", "/6/"),
                       "s3://attacker-bucket/demo/promoted/mlops-staging-demo/7/model.tar.gz"):
         promoted = package(created_by=APPROVER_SESSION, approved_by=carol, promoted_from=STAGING,
-                           model=elsewhere)
+                           model=elsewhere, persons=PERSONS)
         assert provenance.provenance_problems(True, promoted, ROLES, STAGING_GROUP) == [
             f"the model data {elsewhere} is not the promoted copy of {STAGING} "
             f"(s3://mlops-prod-artifacts-{ACCOUNT_ID}/demo/promoted/mlops-staging-demo/7/)"]
@@ -562,10 +602,27 @@ def test_a_package_promoted_from_a_same_named_group_elsewhere_is_refused():
         assert provenance.promotion_problems(True, {"promoted_from": lookalike}, STAGING_GROUP) == [
             f"promoted_from {lookalike} is not a package of the promotion source group {STAGING_GROUP}"]
         carol = APPROVER_SESSION.replace("/alice", "/carol")
-        promoted = package(created_by=APPROVER_SESSION, approved_by=carol, promoted_from=lookalike)
+        promoted = package(created_by=APPROVER_SESSION, approved_by=carol, promoted_from=lookalike,
+                           persons=PERSONS)
         assert provenance.servable_problems(True, {**promoted, "ModelApprovalStatus": "Approved"}, ROLES,
                                             STAGING_GROUP) == [
             f"promoted_from {lookalike} is not a package of the promotion source group {STAGING_GROUP}"]
+
+
+def test_a_promoted_package_is_judged_by_the_report_its_promotion_copied():
+    """Not by its metadata (the promoter's): the copy beside its archive, sha256-checked."""
+    promoted = package(created_by=APPROVER_SESSION, promoted_from=STAGING)
+    assert provenance.promoted_report_uri(promoted, ROLES) == (
+        f"s3://mlops-prod-artifacts-{ACCOUNT_ID}/demo/promoted/mlops-staging-demo/7/evaluation.json")
+    assert provenance.promoted_report_uri(package(), ROLES) is None
+    assert provenance.promoted_report_uri(package(promoted_from="staging-7"), ROLES) is None
+    report = json.dumps({"metrics": {"accuracy": 0.91}}).encode()
+    digest = hashlib.sha256(report).hexdigest()
+    assert gate.evaluation_from_promoted_report(report, digest).metrics == {"accuracy": 0.91}
+    assert gate.evaluation_from_promoted_report(report, None).source == "report"
+    with pytest.raises(ValueError, match=f"its SHA-256 is {digest}, not the evaluation_sha256 "):
+        gate.evaluation_from_promoted_report(report, "0" * 64)
+    assert gate.UNMEASURED.metrics == {} and gate.UNMEASURED.source == "none"
 
 
 def test_the_gate_reads_the_report_of_the_registering_execution_only():

@@ -251,7 +251,12 @@ IDENTITY_KEYS = {
     "iam:permissionsboundary",
     "iam:policyarn",
     "s3:prefix",
+    "s3:if-none-match",
+    "s3:if-match",
+    "s3:objectcreationoperation",
     "sts:externalid",
+    "sts:sourceidentity",
+    "aws:sourceidentity",
 }
 BUCKET_POLICY_KEYS = {"aws:securetransport"}
 

@@ -119,6 +119,19 @@ def test_retries_and_caching(definition):
     assert steps["DatasetVersion"].get("CacheConfig") is None  # it reads production data: never cached
 
 
+def test_a_run_trains_only_on_the_projects_data(demo):
+    """DatasetVersion gets the data InputDataUri may name: the project's datasets prefix, its
+    dataset versions (a retrain's) and the default; the step refuses anything else."""
+    from pipelines.definition import definition as build
+
+    built = json.loads(build(demo, target(datasets_uri="s3://mlops-dev-datasets-111111111111/demo/")))
+    args = steps_by_name(built)["DatasetVersion"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    allowed = [args[i + 1] for i, a in enumerate(args) if a == "--allowed-data"]
+    assert allowed == ["s3://mlops-dev-datasets-111111111111/demo/",
+                       "s3://mlops-dev-artifacts-111111111111/demo/datasets/",
+                       "s3://mlops-dev-datasets-111111111111/demo/breast_cancer.csv"]
+
+
 def test_jobs_run_the_bundled_scripts_encrypted_with_the_platform_key(definition):
     steps = steps_by_name(definition)
     for name, script in (("DatasetVersion", "dataset_version.py"), ("ValidateData", "validate.py"),

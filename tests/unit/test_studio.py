@@ -129,7 +129,7 @@ def test_persona_roles_run_studio_apps_and_open_only_their_own_profile(synth_all
         assert trust["TrustService"]["Principal"] == {"Service": "sagemaker.amazonaws.com"}
         assert trust["TrustService"]["Condition"] == {"StringEquals": {"aws:SourceAccount": e.account_id}}
         # People assume it as before; each tags its session only with its own profile's name.
-        assert listed(trust["TrustPersonas"]["Action"]) == ["sts:AssumeRole"]
+        assert listed(trust["TrustPersonas"]["Action"]) == ["sts:AssumeRole", "sts:SetSourceIdentity"]
         principals = getattr(e.personas, persona)
         tagging = [s for sid, s in trust.items() if sid.startswith("OwnSessionTags")]
         assert sorted(listed(s["Principal"]["AWS"])[0] for s in tagging) == sorted(principals)

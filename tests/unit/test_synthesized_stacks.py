@@ -273,7 +273,13 @@ def test_roles_carry_the_boundary_and_personas_are_separated(platform, environme
             principals = getattr(environments[env].personas, persona)
             expected = principals[0] if len(principals) == 1 else principals
             assert trust["Principal"] == {"AWS": expected}
-            assert ("Condition" in trust) == environments[env].personas.require_mfa
+            assert "sts:SetSourceIdentity" in trust["Action"]
+            # MFA where the environment asks for it; a source identity (the person) in production,
+            # where four eyes compare persons (lambdas/shared/control/provenance.py).
+            expected_condition = ({"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+                                  if environments[env].personas.require_mfa else {}) | (
+                {"Null": {"sts:SourceIdentity": "false"}} if environments[env].production else {})
+            assert trust.get("Condition", {}) == expected_condition
     policies = {p["name"]: json.loads(p["policy"]) for p in
                 resources(doc, "aws_iam_role_policy").values()}
     ds = policies[f"mlops-{env}-data-scientist-permissions"]["Statement"]

@@ -18,6 +18,8 @@ name, `latency_p95_ms`, `fairness_gap`).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -37,7 +39,7 @@ class Evaluation:
     latency_p95_ms: float | None = None
     fairness_gap: float | None = None
     fairness_within_bounds: bool | None = None
-    source: str = "report"  # "report" | "metadata"
+    source: str = "report"  # "report" | "metadata" | "none" (nothing to measure by)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,22 @@ def evaluation_from_report(report: Mapping[str, Any]) -> Evaluation:
         fairness_within_bounds=within if isinstance(within, bool) else None,
         source="report",
     )
+
+
+# What `mlops model promote` records of the evaluation report it copied (its SHA-256).
+EVALUATION_SHA256 = "evaluation_sha256"
+UNMEASURED = Evaluation(metrics={}, source="none")
+
+
+def evaluation_from_promoted_report(data: bytes, recorded_sha256: str | None) -> Evaluation:
+    """A promoted package's evaluation: the report the promotion copied beside its archive,
+    checked against the SHA-256 the package records when it records one. ValueError when it does
+    not match or has no `metrics` block."""
+    digest = hashlib.sha256(data).hexdigest()
+    if recorded_sha256 and digest != recorded_sha256:
+        raise ValueError(f"its SHA-256 is {digest}, not the {EVALUATION_SHA256} {recorded_sha256} "
+                         "the package records")
+    return evaluation_from_report(json.loads(data))
 
 
 def evaluation_from_metadata(metadata: Mapping[str, str], metric_names: set[str]) -> Evaluation:

@@ -3,7 +3,12 @@ off the endpoint, whoever managed to write into the registry.
 
 DescribeModelPackage names the IAM identity that created a package (CreatedBy.IamIdentity.Arn)
 and the one that last changed it (LastModifiedBy.IamIdentity.Arn: after an approval, the
-approver). A session of a role is `arn:<partition>:sts::<account>:assumed-role/<role name>/<session>`.
+approver). A session of a role is `arn:<partition>:sts::<account>:assumed-role/<role name>/<session>`;
+its session name is the caller's choice, so one person may hold two sessions of one role. The
+person is the session's STS source identity (IamIdentity.SourceIdentity): set when the role was
+assumed, by the identity provider or the caller, kept through role chaining and never changed;
+production's persona roles are assumed only with one (their trust policies require
+sts:SourceIdentity).
 
 A package may be served only if
 1. it was created by a pipeline execution of the project: a session of the pipeline's role (the
@@ -14,7 +19,8 @@ A package may be served only if
    package anyway);
 2. it was approved by the gate (a session of its function's role) or by the approver persona,
    and an approver's own package by someone else (another approver's session, or the gate);
-3. in a production environment: approved by the approver persona only, and promoted from a
+3. in a production environment: approved by the approver persona only, created and approved by
+   two persons (both sessions carry a source identity, and they differ), and promoted from a
    package of the source environment's group (`promoted_from`, that package's ARN, kept for the
    audit). The group is named by its ARN: a group of the same name in another account (the
    production account's own, say) is not the source.
@@ -77,6 +83,12 @@ def identity(package: dict[str, Any], field: str) -> str | None:
     return ((package.get(field) or {}).get("IamIdentity") or {}).get("Arn")
 
 
+def source_identity(package: dict[str, Any], field: str) -> str | None:
+    """`CreatedBy` or `LastModifiedBy`: the person behind the IAM identity's session (its STS
+    source identity), None when the session had none."""
+    return ((package.get(field) or {}).get("IamIdentity") or {}).get("SourceIdentity") or None
+
+
 def pipeline_run_id(package: dict[str, Any]) -> str | None:
     """The pipeline execution that registered the package, when its metadata names a valid one."""
     run_id = (package.get("CustomerMetadataProperties") or {}).get("pipeline_run_id")
@@ -125,9 +137,29 @@ def approval_problems(production: bool, package: dict[str, Any], trust: Trust) -
     trusted = [trust.approver] if production else [trust.gate, trust.approver]
     if not any(is_session_of(approver, role) for role in trusted):
         return [f"approved by {approver}, not by {' or '.join(trusted)}"]
-    if approver == identity(package, "CreatedBy") and is_session_of(approver, trust.approver):
-        return [f"created and approved by the same person ({approver}): an approver's own package "
-                "needs another approver (or, outside production, the gate)"]
+    creator = identity(package, "CreatedBy")
+    persons = {field: source_identity(package, field) for field in ("CreatedBy", "LastModifiedBy")}
+    if production:
+        # The approver is a person, and so is the creator of a promoted package (the promoter, an
+        # approver too): two persons, told apart by source identity (a session name is the
+        # caller's choice). A pipeline's package has a workload for creator.
+        promoter = is_session_of(creator, trust.approver)
+        people = ("CreatedBy", "LastModifiedBy") if promoter else ("LastModifiedBy",)
+        missing = [f"its {'creator' if field == 'CreatedBy' else 'approver'} "
+                   f"({identity(package, field) or 'unknown'}) has no source identity"
+                   for field in people if not persons[field]]
+        if missing:
+            return [f"{'; '.join(missing)}: production tells persons apart by the STS source "
+                    "identity of their sessions (assume the persona role with SourceIdentity)"]
+        if len(people) == 2 and persons["CreatedBy"] == persons["LastModifiedBy"]:
+            return [f"created and approved by the same person ({persons['CreatedBy']}, sessions "
+                    f"{creator} and {approver}): production needs another person to approve"]
+        return []
+    same_person = approver == creator or (
+        persons["CreatedBy"] is not None and persons["CreatedBy"] == persons["LastModifiedBy"])
+    if same_person and is_session_of(approver, trust.approver) and is_session_of(creator, trust.approver):
+        return [f"created and approved by the same person ({persons['CreatedBy'] or approver}): an "
+                "approver's own package needs another approver (or, outside production, the gate)"]
     return []
 
 
@@ -167,6 +199,14 @@ def promoted_data_problems(package: dict[str, Any], trust: Trust) -> list[str]:
         return [f"the model data {', '.join(elsewhere)} is not the promoted copy of {match.group(0)} "
                 f"({expected})"]
     return []
+
+
+def promoted_report_uri(package: dict[str, Any], trust: Trust) -> str | None:
+    """Where `mlops model promote` copied the evaluation report of the source version the
+    package's `promoted_from` names (beside the archive, create-only); None for a package that
+    names no source version."""
+    match = PACKAGE_ARN.match((package.get("CustomerMetadataProperties") or {}).get("promoted_from") or "")
+    return f"{trust.promoted_uri(match.group(4), match.group(5))}evaluation.json" if match else None
 
 
 def provenance_problems(production: bool, package: dict[str, Any], trust: Trust,

@@ -136,7 +136,8 @@ class ControlLoop:
         with _METRICS_LOCK:
             self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
-    def read_json(self, s3_uri: str) -> Any:
+    def read_bytes(self, s3_uri: str) -> bytes:
+        """A report's bytes (at most EVALUATION_MAX_BYTES)."""
         if not s3_uri.startswith("s3://") or "/" not in s3_uri[5:]:
             raise ValueError(f"not an s3://bucket/key URI: {s3_uri}")
         bucket, key = s3_uri[5:].split("/", 1)
@@ -144,7 +145,10 @@ class ControlLoop:
         data = body.read(EVALUATION_MAX_BYTES + 1)
         if len(data) > EVALUATION_MAX_BYTES:
             raise ValueError(f"{s3_uri} is larger than {EVALUATION_MAX_BYTES} bytes")
-        return json.loads(data)
+        return data
+
+    def read_json(self, s3_uri: str) -> Any:
+        return json.loads(self.read_bytes(s3_uri))
 
     def decide(
         self,
