@@ -339,7 +339,10 @@ ML_ENGINEER = RoleTable(
                **dict.fromkeys([*_PROMOTION, "ecr:DescribeImages"], NOT_PROMOTED)},
     denies={"NeverWritePipelineOutputs": _NO_PIPELINE_OUTPUTS,
             "NoCaptureBesideGroundTruth": "writing under an endpoint's capture prefix (a deeper "
-                                          "`ground-truth/` would read as a variant's capture)"},
+                                          "`ground-truth/` would read as a variant's capture)",
+            "PromotedCopiesAreCreateOnly": "replacing a promoted copy: writes under `promoted/` "
+                                           "only with If-None-Match (create-only)",
+            "NeverDeletePromotedCopies": "deleting a promoted copy or one of its versions"},
 )
 
 DATA_SCIENTIST = RoleTable(
