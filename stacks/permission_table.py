@@ -528,7 +528,9 @@ REPLICATION = RoleTable(
            for op in ("GetObjectRetention", "GetObjectLegalHold")},
         **{f"s3:{op}": Also("WriteReplicas", _REPLICATES + ": writes the replica and its tags")
            for op in ("ReplicateObject", "ReplicateTags")},
-        "kms:Decrypt": Also("DecryptSources", "S3 decrypts SSE-KMS source objects (via S3 only)"),
+        "kms:Decrypt": Also("DecryptSources", "S3 decrypts SSE-KMS source objects (via S3 only; "
+                                              "EncryptReplicas allows it on the replica key too, "
+                                              "where S3 checks the replica bucket's Bucket Key)"),
         **{f"kms:{op}": Also("EncryptReplicas", "S3 encrypts replicas with the replica key (via S3 "
                                                 "in the replica region only)")
            for op in ("Encrypt", "GenerateDataKey")},
@@ -599,7 +601,7 @@ CI_PLAN = RoleTable(
     denies={
         "NoDataReads": "reading data rather than configuration: secret values, table items, log events, "
                        "image layers; invoking an endpoint or a function",
-        "NoObjectReads": "reading the capture, audit and access-log objects",
+        "NoObjectReads": "reading the capture, audit and access-log objects (and their replicas)",
         "NoDecryptButState": "decrypting with any key but the state key (the platform's data is "
                              "encrypted with the platform key)",
     },

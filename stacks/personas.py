@@ -478,7 +478,12 @@ def platform_admin(refs: PlatformRefs) -> list[Statement]:
             "NeverChangeCodeOrApprove",
             ["lambda:CreateFunction", "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
              "lambda:PublishLayerVersion", "lambda:AddPermission", "lambda:CreateEventSourceMapping",
-             "lambda:UpdateEventSourceMapping", "sagemaker:CreateModelPackage",
+             "lambda:UpdateEventSourceMapping",
+             # Lambda code signing (AWS environments): loosening or detaching the Enforce config
+             # would let unsigned code in through the next deploy.
+             "lambda:PutFunctionCodeSigningConfig", "lambda:DeleteFunctionCodeSigningConfig",
+             "lambda:UpdateCodeSigningConfig", "lambda:DeleteCodeSigningConfig",
+             "sagemaker:CreateModelPackage",
              "sagemaker:CreatePipeline", "sagemaker:UpdatePipeline", "sagemaker:CreateModel",
              *APPROVE_AND_DEPLOY_ACTIONS],
             ["*"], effect="Deny"),

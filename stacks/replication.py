@@ -13,10 +13,12 @@ from dataclasses import dataclass
 
 from stacks.config import Environment
 from stacks.naming import Naming
+from stacks.personas import AUDIT_OBJECT_CHANGES
 from stacks.policy import Statement, statement
 
 # The platform's buckets whose data matters, by purpose (the bucket is Naming.bucket(purpose)):
-# every one of them, so a lost region loses nothing the platform cannot rebuild. The server access
+# every one of them, so a lost region loses nothing written since replication began (objects
+# written before the rules replicate only by a one-off S3 Batch Replication job: README). The server access
 # logs replicate into the replica region's own access-log bucket, which also takes the replica
 # buckets' access logs (under REPLICA_LOG_PREFIX).
 REPLICATED = ("datasets", "artifacts", "capture", "audit", "access-logs")
@@ -120,9 +122,10 @@ def replication_statements(names: ReplicaNames, source_key_arn: str) -> list[Sta
             "StringEquals": {"kms:ViaService": f"s3.{n.region}.amazonaws.com"},
             "StringLike": {"kms:EncryptionContext:aws:s3:arn": _context(kms_sources)},
         }),
-        # A replica bucket with a Bucket Key asks KMS for a data key (GenerateDataKey); one
-        # without encrypts each object's key (Encrypt).
-        statement("EncryptReplicas", ["kms:Encrypt", "kms:GenerateDataKey"],
+        # A replica bucket with a Bucket Key asks KMS for a data key (GenerateDataKey) and checks
+        # the bucket key with Decrypt (S3 guide, "Replicating encrypted objects": S3 Bucket Keys
+        # and replication); one without encrypts each object's key (Encrypt).
+        statement("EncryptReplicas", ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
                   [names.keys_arn_pattern], conditions={
                       "StringEquals": {"kms:ViaService": f"s3.{names.region}.amazonaws.com"},
                       "StringLike": {"kms:EncryptionContext:aws:s3:arn": _context(kms_replicas)},
@@ -136,6 +139,13 @@ def boundary_statements(names: ReplicaNames | None) -> list[Statement]:
     platform key only); the replica buckets are inside its bucket scope by name already."""
     if names is None:
         return []
+    replicas = [names.bucket_arn(p) for p in REPLICATED]
     return [statement("AllowReplicaKeyUse",
                       ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
-                      [names.keys_arn_pattern], conditions=names.key_condition)]
+                      [names.keys_arn_pattern], conditions=names.key_condition),
+            # The replicas are the copy that survives a mistaken or malicious change in the
+            # region: no bounded role (a persona included) writes, deletes, unlocks or loosens
+            # them (the audit evidence's list of such changes). S3 writes them with
+            # s3:ReplicateObject, which stays allowed.
+            statement("DenyReplicaChanges", ["s3:PutObject", *AUDIT_OBJECT_CHANGES],
+                      [*replicas, *(f"{r}/*" for r in replicas)], effect="Deny")]

@@ -40,19 +40,19 @@ class BucketReplication(Construct):
     def __init__(self, scope: Construct, id_: str, props: BucketReplicationProps):
         super().__init__(scope, id_)
         self.names = names = props.names
-        account = names.naming.account_id
         self.role = ScopedRole(self, "role", ScopedRoleProps(
             name=names.role_name,
             description=f"S3 replicates the environment's buckets into {names.region} as this role",
             path=props.role_path,
             boundary_arn=props.boundary_arn,
             statements=tuple(replication_statements(names, props.source_key_arn)),
+            # The trust policy the S3 User Guide gives ("Setting up permissions for live
+            # replication", step 2): no aws:SourceArn/SourceAccount condition, which it does not
+            # document S3 sending when it assumes a replication role (a condition on a key S3
+            # never sends would stop every replication). No confused deputy either way: a
+            # replication configuration names a role its writer may pass (iam:PassRole), and only
+            # this account's identities may pass this role.
             assumed_by_service="s3.amazonaws.com",
-            # Only S3 acting for these buckets of this account (no confused deputy).
-            service_conditions={
-                "StringEquals": {"aws:SourceAccount": account},
-                "ArnLike": {"aws:SourceArn": [b.arn for b in props.sources.values()]},
-            },
         ))
         self.configurations = {
             purpose: R.S3BucketReplicationConfigurationA(
@@ -60,8 +60,9 @@ class BucketReplication(Construct):
                 bucket=source.bucket.id,
                 role=self.role.arn,
                 rule=[self._rule(purpose)],
-                # S3 refuses a replication configuration on a bucket not yet versioned.
-                depends_on=[source.versioning],
+                # S3 refuses a replication configuration on a bucket not yet versioned; and a
+                # rule in force before its role may act fails each write of that window for good.
+                depends_on=[source.versioning, self.role.policy],
             )
             for purpose, source in props.sources.items()
         }

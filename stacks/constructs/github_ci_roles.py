@@ -131,7 +131,8 @@ class GithubCiRoles(Construct):
             # Buckets that hold no object Terraform manages, only data and evidence (the SSE-S3
             # access logs among them, which the key deny below would not cover).
             statement("NoObjectReads", ["s3:GetObject", "s3:GetObjectVersion"],
-                      [*(f"arn:aws:s3:::{n.bucket(b)}/*" for b in ("capture", "audit", "access-logs")),
+                      [*(f"arn:aws:s3:::{n.bucket(b + replica)}/*"
+                         for b in ("capture", "audit", "access-logs") for replica in ("", "-replica")),
                        f"arn:aws:s3:::{p.state_bucket}-logs/*"], effect="Deny"),
             {"Sid": "NoDecryptButState", "Effect": "Deny", "Action": "kms:Decrypt",
              "NotResource": p.state_key_arn},

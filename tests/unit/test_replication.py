@@ -76,7 +76,10 @@ def test_every_prod_bucket_replicates_into_its_replica(synth_all, names):
     for purpose in REPLICATED:
         config = configs[n.bucket(purpose)]
         assert config["role"] == ref("aws_iam_role", role_id, "arn")
-        assert config["depends_on"] == [versioning[config["bucket"]]]
+        # The role's policy before the rule: a rule in force before its role may act fails
+        # each write of that window for good.
+        assert config["depends_on"] == [versioning[config["bucket"]],
+                                        f"aws_iam_role_policy.{replication_policy_id(synth_all, names)}"]
         (rule,) = config["rule"]
         assert rule["status"] == "Enabled" and rule["delete_marker_replication"] == {"status": "Disabled"}
         assert rule["destination"]["bucket"] == names.bucket_arn(purpose)
@@ -148,16 +151,23 @@ def replication_role(synth_all, names) -> tuple[dict, dict]:
     return roles[rid], json.loads(policy["policy"])
 
 
-def test_the_replication_role_is_bounded_and_trusts_only_s3_for_these_buckets(synth_all, names):
+def replication_policy_id(synth_all, names) -> str:
+    roles = resources(synth_all, "platform-prod", "aws_iam_role")
+    (rid,) = [rid for rid, r in roles.items() if r["name"] == names.role_name]
+    (pid,) = [pid for pid, p in resources(synth_all, "platform-prod", "aws_iam_role_policy").items()
+              if p["role"] == ref("aws_iam_role", rid, "name")]
+    return pid
+
+
+def test_the_replication_role_is_bounded_and_trusts_only_s3(synth_all, names):
     role, _ = replication_role(synth_all, names)
     n = names.naming
     assert role["path"] == n.role_path
     assert role["permissions_boundary"] == n.boundary_arn
     (trust,) = json.loads(role["assume_role_policy"])["Statement"]
     assert trust["Principal"] == {"Service": "s3.amazonaws.com"} and trust["Action"] == "sts:AssumeRole"
-    assert trust["Condition"] == {
-        "StringEquals": {"aws:SourceAccount": n.account_id},
-        "ArnLike": {"aws:SourceArn": [f"arn:aws:s3:::{n.bucket(p)}" for p in REPLICATED]}}
+    # The S3 User Guide's trust policy: no condition on keys it does not document S3 sending.
+    assert "Condition" not in trust
 
 
 def test_the_replication_role_is_least_privilege(synth_all, names):
@@ -182,7 +192,9 @@ def test_the_replication_role_is_least_privilege(synth_all, names):
     assert by_action.pop("s3:ReplicateObject") == by_action.pop("s3:ReplicateTags") == {
         f"{r}/*" for r in replicas}
     (platform_key_id,) = resources(synth_all, "platform-prod", "aws_kms_key")
-    assert by_action.pop("kms:Decrypt") == {ref("aws_kms_key", platform_key_id, "arn")}
+    # Decrypt with the replica key too: S3 checks a replica bucket's Bucket Key with it.
+    assert by_action.pop("kms:Decrypt") == {ref("aws_kms_key", platform_key_id, "arn"),
+                                            names.keys_arn_pattern}
     assert by_action.pop("kms:Encrypt") == by_action.pop("kms:GenerateDataKey") == {
         names.keys_arn_pattern}
     assert not by_action, f"more than replication needs: {sorted(by_action)}"  # no ReplicateDelete
@@ -217,6 +229,29 @@ def test_the_boundary_allows_every_grant_of_the_replication_role(synth_all, name
                 denied = [b["Sid"] for b in statements
                           if b["Effect"] == "Deny" and covers(b, action, resource)]
                 assert not denied, (action, resource, denied)
+
+
+def test_no_bounded_role_changes_a_replica(synth_all, names):
+    """The replicas survive what happens in the region: the boundary denies every bounded role
+    (the personas, the platform admin included) writes, deletes and unlocks there, while S3's own
+    replication writes (s3:ReplicateObject) stay allowed."""
+    (boundary,) = [p for p in resources(synth_all, "platform-prod", "aws_iam_policy").values()
+                   if p["name"].endswith("permissions-boundary")]
+    denies = [s for s in json.loads(boundary["policy"])["Statement"] if s["Effect"] == "Deny"]
+
+    def denied(action: str, resource: str) -> bool:
+        return any(any(matches(a, action) for a in listed(s["Action"]))
+                   and any(matches(r, resource) for r in listed(s["Resource"])) for s in denies)
+
+    for purpose in REPLICATED:
+        bucket = names.bucket_arn(purpose)
+        for action in ("s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion",
+                       "s3:BypassGovernanceRetention", "s3:PutObjectRetention"):
+            assert denied(action, f"{bucket}/key"), (action, purpose)
+        for action in ("s3:PutBucketPolicy", "s3:PutLifecycleConfiguration", "s3:DeleteBucket"):
+            assert denied(action, bucket), (action, purpose)
+        assert not denied("s3:ReplicateObject", f"{bucket}/key")
+        assert not denied("s3:GetObject", f"{bucket}/key")
 
 
 def test_the_replica_stack_deploys_before_the_platform_stack():
