@@ -28,7 +28,15 @@ from lambdas.shared.drift import (
 )
 from lambdas.shared.drift.categorical import compare_categorical, count_categories, prepare_categorical
 from lambdas.shared.drift.kolmogorov import kstwo_sf
-from lambdas.shared.drift.numeric import compare_numeric, prepare_numeric
+from lambdas.shared.drift.numeric import (
+    MARK_STEP,
+    REF_STEP,
+    Ramps,
+    _dense_extremes,
+    _ks_extremes,
+    compare_numeric,
+    prepare_numeric,
+)
 from lambdas.shared.drift.report import (
     chunk_datums,
     json_report,
@@ -73,6 +81,42 @@ def test_ks_equals_scipy(name: str, ref: np.ndarray, cur: np.ndarray) -> None:
     assert abs(ours.ks - theirs.statistic) <= TOL, name
     assert abs(ours.p_value - theirs.pvalue) <= TOL, name
     assert ours.n_ref == ref.size and ours.n_cur == cur.size
+
+
+def _block_cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(20261206)
+    n = 4 * MARK_STEP  # the smallest window the block pass takes
+    base = rng.normal(size=3000)
+    return [
+        ("smallest-window", rng.normal(size=900), rng.normal(0.1, size=n)),
+        ("partial-blocks", rng.normal(size=10 * REF_STEP + 7), rng.normal(size=7 * MARK_STEP + 5)),
+        ("tiny-reference", rng.normal(size=3), rng.normal(size=5000)),
+        ("identical", base, base.copy()),
+        ("subsample", base, base[::2].copy()),
+        ("ties", rng.integers(0, 12, 5000).astype(float), rng.integers(0, 13, 7000).astype(float)),
+        ("one-value-each", np.full(2000, 1.0), np.full(3000, 1.0)),
+        ("disjoint-below", rng.normal(size=2000), rng.normal(-9, size=2000)),
+        ("disjoint-above", rng.normal(size=2000), rng.normal(9, size=2000)),
+        ("interleaved", np.arange(0, 8000, 2.0), np.arange(1, 8001, 2.0)),
+        ("current-on-reference-values", base, rng.choice(base, 4000)),
+        ("infinities", np.concatenate([[-np.inf] * 40, base, [np.inf] * 30]),
+         np.concatenate([[np.inf] * 50, rng.normal(0.2, size=2000), [-np.inf] * 10])),
+        ("big-shift", rng.normal(size=20_000), rng.normal(0.5, size=30_000)),
+        ("scale", rng.normal(size=20_000), rng.normal(0, 1.1, size=25_000)),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "ref", "cur"), _block_cases(), ids=[c[0] for c in _block_cases()])
+def test_block_pass_equals_dense_pass_bit_for_bit(
+    name: str, ref: np.ndarray, cur: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the KS extremes from bounds at every MARK_STEP-th position are those of the dense pass,
+    # also where the block pass would hand over to the dense one (nearly identical windows)
+    monkeypatch.setattr("lambdas.shared.drift.numeric._DENSE_SHARE", 2.0)
+    prepared = prepare_numeric(ref)
+    cur_sorted = np.sort(cur)
+    assert _ks_extremes(prepared, cur_sorted, Ramps()) == _dense_extremes(prepared, cur_sorted, Ramps()), name
+    assert compare_numeric(prepared, cur).ks == ks_2samp(ref, cur).statistic, name
 
 
 def test_ks_drops_nan_from_current_and_counts_it() -> None:
