@@ -203,13 +203,33 @@ def _dense_extremes(ref: NumericReference, cur: np.ndarray, ramps: Ramps) -> tup
     return lowest, float(diff.max())
 
 
-def _ranges(marks: np.ndarray, blocks: np.ndarray) -> np.ndarray:
-    """The positions from marks[b] to marks[b + 1], both included, for each b in `blocks`
-    (a position shared by two adjacent blocks appears twice: harmless for a min or a max)."""
-    starts = marks[blocks]
-    lengths = marks[blocks + 1] - starts + 1
+def _concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """starts[i], starts[i] + 1, ..., starts[i] + lengths[i] - 1 for each i, concatenated."""
     offsets = np.cumsum(lengths) - lengths
     return np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
+
+
+def _count_blocks(
+    ref: NumericReference, cur: np.ndarray, marks: np.ndarray, blocks: np.ndarray, bounds: tuple, side: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, counts): every position from marks[b] to marks[b + 1] for b in `blocks`, and
+    np.searchsorted(ref.values, cur[position], side) there, exact.
+
+    The bounds (lo, hi) at the marks confine each block's counts to lo[b]..hi[b + 1], so only
+    those reference values (and the one before, see below) are searched: a few cache lines per
+    block instead of a binary search through the whole reference, which is cold in cache when
+    the window's column comes in. With `covered` the increasing reference indices kept, a count
+    c means indices < c are on the left of the key, so the search in ref.values[covered] finds
+    p = #covered indices < c; index c - 1 is covered whenever c >= 1, hence c = covered[p - 1] + 1."""
+    lo, hi = bounds
+    starts = marks[blocks]
+    positions = _concat_ranges(starts, marks[blocks + 1] - starts + 1)
+    first = np.maximum(lo[blocks] - 1, 0)
+    last = hi[blocks + 1] - 1
+    first[1:] = np.maximum(first[1:], last[:-1] + 1)  # adjacent blocks: each index once, in order
+    covered = _concat_ranges(first, np.maximum(last - first + 1, 0))
+    p = np.searchsorted(ref.values[covered], cur[positions], side=side)  # type: ignore[call-overload]
+    return positions, np.concatenate([[-1], covered])[p] + 1
 
 
 def _count_bounds(ref: NumericReference, keys: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
@@ -241,17 +261,17 @@ def _ks_extremes(ref: NumericReference, cur: np.ndarray, ramps: Ramps) -> tuple[
     keys = cur[marks]
     f_after = (marks + 1) / n2  # F_cur at each mark, as ramps.ecdf forms it
     f_before = marks / n2  # F_cur just before each mark
-    le_lo, le_hi = _count_bounds(ref, keys, "right")
+    le_lo, le_hi = le_bounds = _count_bounds(ref, keys, "right")
     ceiling = float((le_hi / n1 - f_after).min())
-    below = _ranges(marks, np.flatnonzero(le_lo[:-1] / n1 - f_after[1:] <= ceiling))
-    lt_lo, lt_hi = _count_bounds(ref, keys, "left")
+    below = np.flatnonzero(le_lo[:-1] / n1 - f_after[1:] <= ceiling)
+    lt_lo, lt_hi = lt_bounds = _count_bounds(ref, keys, "left")
     floor = float((lt_lo / n1 - f_before).max())
-    above = _ranges(marks, np.flatnonzero(lt_hi[1:] / n1 - f_before[:-1] >= floor))
-    if below.size + above.size > _DENSE_SHARE * n2:
+    above = np.flatnonzero(lt_hi[1:] / n1 - f_before[:-1] >= floor)
+    if (below.size + above.size) * MARK_STEP > _DENSE_SHARE * n2:
         return _dense_extremes(ref, cur, ramps)
-    le = np.searchsorted(ref.values, cur[below], side="right")
-    lt = np.searchsorted(ref.values, cur[above], side="left")
-    return float((le / n1 - (below + 1) / n2).min()), float((lt / n1 - above / n2).max())
+    j, le = _count_blocks(ref, cur, marks, below, le_bounds, "right")
+    k, lt = _count_blocks(ref, cur, marks, above, lt_bounds, "left")
+    return float((le / n1 - (j + 1) / n2).min()), float((lt / n1 - k / n2).max())
 
 
 def compare_numeric(
