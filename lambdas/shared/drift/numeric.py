@@ -232,13 +232,19 @@ def _count_blocks(
     return positions, np.concatenate([[-1], covered])[p] + 1
 
 
-def _count_bounds(ref: NumericReference, keys: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds (lo, hi) on np.searchsorted(ref.values, keys, side), from the coarse reference:
+def _count_bounds(ref: NumericReference, keys: np.ndarray) -> tuple[tuple, tuple]:
+    """Bounds (lo, hi) on #ref < key and on #ref <= key for each key, from the coarse reference:
     with b full blocks of REF_STEP values wholly on the left of a key, the count is at least
-    b * REF_STEP and less than the end of the next block."""
-    lo = np.searchsorted(ref.coarse, keys, side=side) * REF_STEP  # type: ignore[call-overload]
-    hi = np.minimum(lo + (REF_STEP - 1), ref.n)
-    return lo, hi
+    b * REF_STEP and less than the end of the next block. One search serves both sides: they
+    differ only for a key equal to a coarse value, searched again."""
+    lt = np.searchsorted(ref.coarse, keys, side="left")
+    le = lt.copy()
+    tied = np.flatnonzero(np.take(ref.coarse, lt, mode="clip") == keys) if ref.coarse.size else lt[:0]
+    if tied.size:
+        le[tied] = np.searchsorted(ref.coarse, keys[tied], side="right")
+    lt *= REF_STEP
+    le *= REF_STEP
+    return (lt, np.minimum(lt + (REF_STEP - 1), ref.n)), (le, np.minimum(le + (REF_STEP - 1), ref.n))
 
 
 def _ks_extremes(ref: NumericReference, cur: np.ndarray, ramps: Ramps) -> tuple[float, float]:
@@ -261,10 +267,11 @@ def _ks_extremes(ref: NumericReference, cur: np.ndarray, ramps: Ramps) -> tuple[
     keys = cur[marks]
     f_after = (marks + 1) / n2  # F_cur at each mark, as ramps.ecdf forms it
     f_before = marks / n2  # F_cur just before each mark
-    le_lo, le_hi = le_bounds = _count_bounds(ref, keys, "right")
+    lt_bounds, le_bounds = _count_bounds(ref, keys)
+    le_lo, le_hi = le_bounds
     ceiling = float((le_hi / n1 - f_after).min())
     below = np.flatnonzero(le_lo[:-1] / n1 - f_after[1:] <= ceiling)
-    lt_lo, lt_hi = lt_bounds = _count_bounds(ref, keys, "left")
+    lt_lo, lt_hi = lt_bounds
     floor = float((lt_lo / n1 - f_before).max())
     above = np.flatnonzero(lt_hi[1:] / n1 - f_before[:-1] >= floor)
     if (below.size + above.size) * MARK_STEP > _DENSE_SHARE * n2:
