@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -143,6 +144,14 @@ def test_fast_kstwo_tail_matches_scipy(n: int, nx2: float) -> None:
         assert abs(got - expected) <= 1e-10 * expected
 
 
+@pytest.mark.parametrize("n", [50, 141, 9_000, 100_001, 500_000])
+@pytest.mark.parametrize("nx2", [0.0, 1e-9, 0.3, 1.5, 2.19, 400.0])
+def test_kstwo_outside_the_fast_band_is_scipys_bit_for_bit(n: int, nx2: float) -> None:
+    # scipy's own series, called without the distribution machinery around it
+    for d in (math.sqrt(nx2 / n), 0.7, 1.0, 1.0 / n, 0.6 / n):
+        assert kstwo_sf(d, float(n)) == float(distributions.kstwo.sf(d, float(n)))
+
+
 def test_numeric_bins_are_right_closed_reference_deciles() -> None:
     rng = np.random.default_rng(2)
     ref = rng.integers(0, 20, 1000).astype(float)
@@ -159,6 +168,16 @@ def test_numeric_bins_are_right_closed_reference_deciles() -> None:
 
 
 # ------------------------------------------------------------------------- categorical, PSI, JS, BH
+
+
+@pytest.mark.parametrize("n_categories", [1, 3, 64, 65, 500])
+def test_short_string_counts_equal_counter(n_categories: int) -> None:
+    # the packed-key path: runs found by binary search, then (past 64) by one pass
+    rng = np.random.default_rng(n_categories)
+    names = np.array([f"{i:03d}" for i in range(n_categories)] + ["", "\xe9t\xe9"])
+    values = names[rng.integers(0, names.size, 5000)]
+    expected = {k: c for k, c in Counter(values.tolist()).items() if k}
+    assert count_categories(values) == (expected, int(np.count_nonzero(values == "")))
 
 
 @pytest.mark.parametrize("correction", [True, False])

@@ -137,14 +137,33 @@ def _unpack_latin1(key: int) -> str:
     return int(key).to_bytes(8, "little").rstrip(b"\0").decode("latin-1")
 
 
+def _runs(ordered: np.ndarray, most: int = 64) -> list[tuple[int, int]]:
+    """(value, count) of each run of equal values of a sorted array, by a binary search for the
+    end of one run after another: a few dozen searches for a categorical column instead of a
+    pass over every row (np.unique's); past `most` runs, that pass."""
+    runs: list[tuple[int, int]] = []
+    start = 0
+    while start < ordered.size:
+        if len(runs) == most:
+            rest = ordered[start:]
+            ends = np.append(np.flatnonzero(rest[1:] != rest[:-1]), rest.size - 1)
+            counts = np.diff(np.concatenate([[-1], ends]))
+            return runs + list(zip(rest[ends].tolist(), counts.tolist(), strict=True))
+        value = ordered[start]
+        end = int(np.searchsorted(ordered, value, side="right"))
+        runs.append((int(value), end - start))
+        start = end
+    return runs
+
+
 def _count_unicode(arr: np.ndarray, known: np.ndarray | None) -> tuple[dict[str, int], int]:
     arr = np.ascontiguousarray(arr)  # the code-point views below need contiguous memory
     out: dict[str, int] = {}
     missing = 0
     keys = _packed_latin1_keys(arr)
     if keys is not None:
-        uniq, counts = np.unique(keys, return_counts=True)
-        for k, c in zip(uniq.tolist(), counts.tolist(), strict=True):
+        keys.sort()
+        for k, c in _runs(keys):
             name = _unpack_latin1(k)
             if name:
                 out[name] = c
