@@ -170,6 +170,18 @@ def test_numeric_bins_are_right_closed_reference_deciles() -> None:
 # ------------------------------------------------------------------------- categorical, PSI, JS, BH
 
 
+@pytest.mark.parametrize("width", range(1, 10))
+def test_string_counts_equal_counter_at_every_width(width: int) -> None:
+    # keys read through an overlapping view of the packed bytes: uint32 up to 4 characters,
+    # uint64 up to 8 (the next string's bytes masked off), strings beyond that the slow way
+    rng = np.random.default_rng(width)
+    lengths = rng.integers(0, width + 1, 40)
+    names = ["".join(chr(int(c)) for c in rng.integers(1, 256, k)) for k in lengths]
+    values = np.array([*names, "\xff" * width])[rng.integers(0, 41, 3000)]
+    expected = {k: c for k, c in Counter(values.tolist()).items() if k}
+    assert count_categories(values) == (expected, int(np.count_nonzero(values == "")))
+
+
 @pytest.mark.parametrize("n_categories", [1, 3, 64, 65, 500])
 def test_short_string_counts_equal_counter(n_categories: int) -> None:
     # the packed-key path: runs found by binary search, then (past 64) by one pass

@@ -115,22 +115,24 @@ def _packed_latin1_keys(arr: np.ndarray) -> np.ndarray | None:
     """An exact integer key per string when every string fits 8 latin-1 characters, else None.
 
     numpy stores 'U' strings as fixed-width UTF-32 padded with NUL; when all code points are
-    below 256 each one is a byte, and up to 4 (8) of them pack into one uint32 (uint64) that
-    identifies the string exactly. Counting integers (np.unique) is ~10x faster than sorting or
-    binary-searching strings, and most category values are short codes. The key is built a
-    character position at a time, with shifts on whole columns of code points (a byte-wise
-    copy into an 8-byte staging array costs several times more)."""
+    below 256 each one is a byte, and the w bytes of a string, read as one little-endian uint32
+    (w <= 4) or uint64 (w <= 8), identify it exactly. Counting integers is ~10x faster than
+    sorting or binary-searching strings, and most category values are short codes. The bytes
+    are laid end to end (one narrowing copy) and read through an overlapping view with a stride
+    of w bytes, the bytes of the next string masked off: two passes over the column."""
     width = arr.dtype.itemsize // 4
     if width == 0 or width > 8 or arr.size == 0:
         return None
     points = arr.view(np.uint32).reshape(arr.size, width)
     if int(points.max()) > 255:
         return None
-    kind = np.uint32 if width <= 4 else np.uint64
-    keys = points[:, 0].astype(kind)
-    for i in range(1, width):
-        keys |= points[:, i].astype(kind, copy=False) << kind(8 * i)
-    return keys
+    kind = np.dtype(np.uint32 if width <= 4 else np.uint64)
+    packed = np.zeros(arr.size * width + kind.itemsize, dtype=np.uint8)  # room for the last read
+    packed[: arr.size * width] = points.ravel()
+    keys = np.ndarray((arr.size,), dtype=kind.newbyteorder("<"), buffer=packed, strides=(width,))
+    if width == kind.itemsize:
+        return keys.astype(kind)
+    return keys & kind.type((1 << (8 * width)) - 1)
 
 
 def _unpack_latin1(key: int) -> str:
