@@ -144,18 +144,31 @@ class NumericComparison:
 
 
 class Ramps:
-    """Cached float arrays arange(n) and arange(1, n + 1) / n, shared by columns of equal length.
+    """Cached arrays arange(n), arange(1, n + 1) / n and the marks of `_ks_extremes`, shared by
+    columns of equal length.
     One instance lives with a prepared reference (its sizes never change); `compare` uses a
     short-lived one for the current window so a warm Lambda does not accumulate arrays."""
 
     def __init__(self) -> None:
         self._positions: dict[int, np.ndarray] = {}
         self._ecdf: dict[int, np.ndarray] = {}
+        self._marks: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def positions(self, n: int) -> np.ndarray:
         if n not in self._positions:
             self._positions[n] = np.arange(n, dtype=np.float64)
         return self._positions[n]
+
+    def marks(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every MARK_STEP-th position of a sorted window of n values and its last one (for
+        `_ks_extremes`), with F_cur at each mark ((j + 1) / n, as `ecdf` forms it) and just
+        before it (j / n)."""
+        if n not in self._marks:
+            marks = np.arange(0, n, MARK_STEP)
+            if marks[-1] != n - 1:
+                marks = np.append(marks, n - 1)
+            self._marks[n] = (marks, (marks + 1) / n, marks / n)
+        return self._marks[n]
 
     def ecdf(self, n: int) -> np.ndarray:
         # (i + 1) / n computed exactly as scipy's searchsorted(...) / n: an integer over n.
@@ -261,12 +274,8 @@ def _ks_extremes(ref: NumericReference, cur: np.ndarray, ramps: Ramps) -> tuple[
     n1, n2 = ref.n, cur.size
     if n2 < 4 * MARK_STEP:
         return _dense_extremes(ref, cur, ramps)
-    marks = np.arange(0, n2, MARK_STEP)
-    if marks[-1] != n2 - 1:
-        marks = np.append(marks, n2 - 1)
+    marks, f_after, f_before = ramps.marks(n2)
     keys = cur[marks]
-    f_after = (marks + 1) / n2  # F_cur at each mark, as ramps.ecdf forms it
-    f_before = marks / n2  # F_cur just before each mark
     lt_bounds, le_bounds = _count_bounds(ref, keys)
     le_lo, le_hi = le_bounds
     ceiling = float((le_hi / n1 - f_after).min())
