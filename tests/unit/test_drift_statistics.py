@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -28,7 +29,15 @@ from lambdas.shared.drift import (
 )
 from lambdas.shared.drift.categorical import compare_categorical, count_categories, prepare_categorical
 from lambdas.shared.drift.kolmogorov import kstwo_sf
-from lambdas.shared.drift.numeric import compare_numeric, prepare_numeric
+from lambdas.shared.drift.numeric import (
+    MARK_STEP,
+    REF_STEP,
+    Ramps,
+    _dense_extremes,
+    _ks_extremes,
+    compare_numeric,
+    prepare_numeric,
+)
 from lambdas.shared.drift.report import (
     chunk_datums,
     json_report,
@@ -75,6 +84,42 @@ def test_ks_equals_scipy(name: str, ref: np.ndarray, cur: np.ndarray) -> None:
     assert ours.n_ref == ref.size and ours.n_cur == cur.size
 
 
+def _block_cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(20261206)
+    n = 4 * MARK_STEP  # the smallest window the block pass takes
+    base = rng.normal(size=3000)
+    return [
+        ("smallest-window", rng.normal(size=900), rng.normal(0.1, size=n)),
+        ("partial-blocks", rng.normal(size=10 * REF_STEP + 7), rng.normal(size=7 * MARK_STEP + 5)),
+        ("tiny-reference", rng.normal(size=3), rng.normal(size=5000)),
+        ("identical", base, base.copy()),
+        ("subsample", base, base[::2].copy()),
+        ("ties", rng.integers(0, 12, 5000).astype(float), rng.integers(0, 13, 7000).astype(float)),
+        ("one-value-each", np.full(2000, 1.0), np.full(3000, 1.0)),
+        ("disjoint-below", rng.normal(size=2000), rng.normal(-9, size=2000)),
+        ("disjoint-above", rng.normal(size=2000), rng.normal(9, size=2000)),
+        ("interleaved", np.arange(0, 8000, 2.0), np.arange(1, 8001, 2.0)),
+        ("current-on-reference-values", base, rng.choice(base, 4000)),
+        ("infinities", np.concatenate([[-np.inf] * 40, base, [np.inf] * 30]),
+         np.concatenate([[np.inf] * 50, rng.normal(0.2, size=2000), [-np.inf] * 10])),
+        ("big-shift", rng.normal(size=20_000), rng.normal(0.5, size=30_000)),
+        ("scale", rng.normal(size=20_000), rng.normal(0, 1.1, size=25_000)),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "ref", "cur"), _block_cases(), ids=[c[0] for c in _block_cases()])
+def test_block_pass_equals_dense_pass_bit_for_bit(
+    name: str, ref: np.ndarray, cur: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the KS extremes from bounds at every MARK_STEP-th position are those of the dense pass,
+    # also where the block pass would hand over to the dense one (nearly identical windows)
+    monkeypatch.setattr("lambdas.shared.drift.numeric._DENSE_SHARE", 2.0)
+    prepared = prepare_numeric(ref)
+    cur_sorted = np.sort(cur)
+    assert _ks_extremes(prepared, cur_sorted, Ramps()) == _dense_extremes(prepared, cur_sorted, Ramps()), name
+    assert compare_numeric(prepared, cur).ks == ks_2samp(ref, cur).statistic, name
+
+
 def test_ks_drops_nan_from_current_and_counts_it() -> None:
     rng = np.random.default_rng(1)
     ref, cur = rng.normal(size=500), rng.normal(0.1, size=600)
@@ -99,6 +144,14 @@ def test_fast_kstwo_tail_matches_scipy(n: int, nx2: float) -> None:
         assert abs(got - expected) <= 1e-10 * expected
 
 
+@pytest.mark.parametrize("n", [50, 141, 9_000, 100_001, 500_000])
+@pytest.mark.parametrize("nx2", [0.0, 1e-9, 0.3, 1.5, 2.19, 400.0])
+def test_kstwo_outside_the_fast_band_is_scipys_bit_for_bit(n: int, nx2: float) -> None:
+    # scipy's own series, called without the distribution machinery around it
+    for d in (math.sqrt(nx2 / n), 0.7, 1.0, 1.0 / n, 0.6 / n):
+        assert kstwo_sf(d, float(n)) == float(distributions.kstwo.sf(d, float(n)))
+
+
 def test_numeric_bins_are_right_closed_reference_deciles() -> None:
     rng = np.random.default_rng(2)
     ref = rng.integers(0, 20, 1000).astype(float)
@@ -115,6 +168,28 @@ def test_numeric_bins_are_right_closed_reference_deciles() -> None:
 
 
 # ------------------------------------------------------------------------- categorical, PSI, JS, BH
+
+
+@pytest.mark.parametrize("width", range(1, 10))
+def test_string_counts_equal_counter_at_every_width(width: int) -> None:
+    # keys read through an overlapping view of the packed bytes: uint32 up to 4 characters,
+    # uint64 up to 8 (the next string's bytes masked off), strings beyond that the slow way
+    rng = np.random.default_rng(width)
+    lengths = rng.integers(0, width + 1, 40)
+    names = ["".join(chr(int(c)) for c in rng.integers(1, 256, k)) for k in lengths]
+    values = np.array([*names, "\xff" * width])[rng.integers(0, 41, 3000)]
+    expected = {k: c for k, c in Counter(values.tolist()).items() if k}
+    assert count_categories(values) == (expected, int(np.count_nonzero(values == "")))
+
+
+@pytest.mark.parametrize("n_categories", [1, 3, 64, 65, 500])
+def test_short_string_counts_equal_counter(n_categories: int) -> None:
+    # the packed-key path: runs found by binary search, then (past 64) by one pass
+    rng = np.random.default_rng(n_categories)
+    names = np.array([f"{i:03d}" for i in range(n_categories)] + ["", "\xe9t\xe9"])
+    values = names[rng.integers(0, names.size, 5000)]
+    expected = {k: c for k, c in Counter(values.tolist()).items() if k}
+    assert count_categories(values) == (expected, int(np.count_nonzero(values == "")))
 
 
 @pytest.mark.parametrize("correction", [True, False])

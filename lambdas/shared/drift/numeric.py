@@ -3,29 +3,33 @@
 The two-sample KS statistic is max |F_ref(x) - F_cur(x)| over the pooled sample. scipy computes it
 by sorting both samples and running two binary searches of the pooled sample (2 n log n per
 column). With the reference already sorted we need, for each current window, one sort of the
-current sample plus one merge-like pass:
+current sample and counts at only a few of its positions:
 
 * F_ref - F_cur reaches its maximum at a reference value (between two reference values F_ref is
-  flat and F_cur can only grow), and its minimum at a current value. So we evaluate the difference
-  at every reference position and every current position, no more.
-* r[j] = #ref <= cur[j] for the sorted current sample comes from `np.interp` on the sorted
-  reference: it remembers where the previous key landed, so sorted keys cost O(1) each instead of
-  a binary search (1.5-2.5x faster than `np.searchsorted` on 10^6 values). Its float answer is then verified
-  against the reference and any key it got wrong goes through `np.searchsorted`, so the counts
-  are exact whatever the data (ties, infinities).
-* #cur <= ref[i] for every reference position is a cumulative histogram of l[j] = #ref < cur[j].
-
-Each difference is formed as scipy forms it, i1 / n1 - i2 / n2 in float64, from the same pair of
-integer counts that scipy meets at that point, so the statistic is bit-for-bit scipy's. Positions
-inside a run of ties see a smaller F_ref (reference) or a smaller F_cur (current) than the run's
-end, which can never win the max (min), so no tie detection is needed.
+  flat and F_cur can only grow), and its minimum at a current value. So the difference is needed
+  at reference and current positions only, each as scipy forms it: i1 / n1 - i2 / n2 in float64,
+  from the same pair of integer counts that scipy meets at that point, so the statistic is
+  bit-for-bit scipy's. Positions inside a run of ties see a smaller F_ref (reference) or a
+  smaller F_cur (current) than the run's end, which can never win the max (min), so no tie
+  detection is needed.
+* Both extremes are found without counting at every position (`_ks_extremes`): bounds on the
+  counts at every 64th current value, read off every 16th reference value (a small array that
+  stays in cache), bound the difference on each block of 64 positions. Only the blocks whose
+  bound could beat the best value known are counted exactly (`np.searchsorted`), usually a few
+  thousand positions of a million. Sorting the window is then most of the work.
+* When nearly every block may hold the extremum (a window almost identical to the reference),
+  the dense pass counts every position: #ref <= cur[j] from `np.interp` on the sorted reference
+  (it remembers where the previous key landed, so sorted keys cost O(1) each), verified against
+  the reference, with `np.searchsorted` for any key it got wrong, so the counts are exact
+  whatever the data (ties, infinities).
 
 Columns are processed one at a time from contiguous 1-D arrays: numpy's SIMD sort is fastest on
-contiguous data, and the per-column Python overhead is microseconds against tens of milliseconds
-of C work, so stacking columns into a 2-D array would only add a strided copy.
+contiguous data, and the per-column Python overhead is microseconds against milliseconds of C
+work, so stacking columns into a 2-D array would only add a strided copy.
 
 PSI and Jensen-Shannon bins are reference quantiles that are reference values, so the current
-window's bin counts are read off the same cumulative histogram at no extra cost.
+window's bin counts are a few binary searches in the sorted window (and, for a sharded window,
+read off the same cumulative counts as the KS statistic).
 """
 
 from __future__ import annotations
@@ -39,6 +43,15 @@ import numpy as np
 from lambdas.shared.drift.statistics import ks_p_value
 
 DEFAULT_QUANTILES = tuple(np.round(np.arange(1, 10) / 10, 10))  # deciles -> 10 bins
+# The coarse pass of `_ks_extremes`: every MARK_STEP-th current value is located among every
+# REF_STEP-th reference value (a small array that stays in cache). The bounds it gives are loose
+# by about (MARK_STEP + 2 REF_STEP) / n, far below any KS statistic that matters, so few
+# positions need an exact count.
+MARK_STEP = 64
+REF_STEP = 16
+# More candidate positions than this share of the window (a window nearly identical to the
+# reference, where any block may hold the extremum): the dense pass is cheaper.
+_DENSE_SHARE = 0.125
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,9 @@ class NumericReference:
     # points, (i + 1) / n; shared between features of equal size through `Ramps`.
     positions: np.ndarray = field(repr=False)
     ecdf: np.ndarray = field(repr=False)
+    # values[REF_STEP - 1 :: REF_STEP], the last value of each full block: small enough to stay in
+    # cache, it brackets any count to one block (`_count_bounds`)
+    coarse: np.ndarray = field(repr=False)
 
     @property
     def n(self) -> int:
@@ -113,6 +129,7 @@ def prepare_numeric(
         first_of_run=first,
         positions=ramps.positions(v.size),
         ecdf=ramps.ecdf(v.size),
+        coarse=np.ascontiguousarray(v[REF_STEP - 1 :: REF_STEP]),
     )
 
 
@@ -127,18 +144,31 @@ class NumericComparison:
 
 
 class Ramps:
-    """Cached float arrays arange(n) and arange(1, n + 1) / n, shared by columns of equal length.
+    """Cached arrays arange(n), arange(1, n + 1) / n and the marks of `_ks_extremes`, shared by
+    columns of equal length.
     One instance lives with a prepared reference (its sizes never change); `compare` uses a
     short-lived one for the current window so a warm Lambda does not accumulate arrays."""
 
     def __init__(self) -> None:
         self._positions: dict[int, np.ndarray] = {}
         self._ecdf: dict[int, np.ndarray] = {}
+        self._marks: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def positions(self, n: int) -> np.ndarray:
         if n not in self._positions:
             self._positions[n] = np.arange(n, dtype=np.float64)
         return self._positions[n]
+
+    def marks(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every MARK_STEP-th position of a sorted window of n values and its last one (for
+        `_ks_extremes`), with F_cur at each mark ((j + 1) / n, as `ecdf` forms it) and just
+        before it (j / n)."""
+        if n not in self._marks:
+            marks = np.arange(0, n, MARK_STEP)
+            if marks[-1] != n - 1:
+                marks = np.append(marks, n - 1)
+            self._marks[n] = (marks, (marks + 1) / n, marks / n)
+        return self._marks[n]
 
     def ecdf(self, n: int) -> np.ndarray:
         # (i + 1) / n computed exactly as scipy's searchsorted(...) / n: an integer over n.
@@ -168,6 +198,98 @@ def _count_le(ref: NumericReference, cur_sorted: np.ndarray) -> tuple[np.ndarray
     return r, equal
 
 
+def _dense_extremes(ref: NumericReference, cur: np.ndarray, ramps: Ramps) -> tuple[float, float]:
+    """(min over current points, max over reference points) of F_ref - F_cur, from the counts at
+    every current position (see `compare_numeric`)."""
+    n1, n2 = ref.n, cur.size
+    le, equal = _count_le(ref, cur)  # #ref <= cur[j], and whether cur[j] is a reference value
+    diff = np.divide(le, n1)
+    diff -= ramps.ecdf(n2)
+    lowest = float(diff.min())
+    # #ref < cur[j]: a value present in the reference starts its run of ties there
+    if ref.first_of_run is None:
+        lt = np.subtract(le, equal, out=le)
+    else:
+        lt = np.where(equal, ref.first_of_run[le], le)
+    diff = np.divide(lt, n1, out=diff)
+    diff -= np.divide(np.arange(n2), n2)
+    return lowest, float(diff.max())
+
+
+def _concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """starts[i], starts[i] + 1, ..., starts[i] + lengths[i] - 1 for each i, concatenated."""
+    offsets = np.cumsum(lengths) - lengths
+    return np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
+
+
+def _count_blocks(
+    ref: NumericReference, cur: np.ndarray, marks: np.ndarray, blocks: np.ndarray, bounds: tuple, side: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, counts): every position from marks[b] to marks[b + 1] for b in `blocks`, and
+    np.searchsorted(ref.values, cur[position], side) there, exact.
+
+    The bounds (lo, hi) at the marks confine each block's counts to lo[b]..hi[b + 1], so only
+    those reference values (and the one before, see below) are searched: a few cache lines per
+    block instead of a binary search through the whole reference, which is cold in cache when
+    the window's column comes in. With `covered` the increasing reference indices kept, a count
+    c means indices < c are on the left of the key, so the search in ref.values[covered] finds
+    p = #covered indices < c; index c - 1 is covered whenever c >= 1, hence c = covered[p - 1] + 1."""
+    lo, hi = bounds
+    starts = marks[blocks]
+    positions = _concat_ranges(starts, marks[blocks + 1] - starts + 1)
+    first = np.maximum(lo[blocks] - 1, 0)
+    last = hi[blocks + 1] - 1
+    first[1:] = np.maximum(first[1:], last[:-1] + 1)  # adjacent blocks: each index once, in order
+    covered = _concat_ranges(first, np.maximum(last - first + 1, 0))
+    p = np.searchsorted(ref.values[covered], cur[positions], side=side)  # type: ignore[call-overload]
+    return positions, np.concatenate([[-1], covered])[p] + 1
+
+
+def _count_bounds(ref: NumericReference, keys: np.ndarray) -> tuple[tuple, tuple]:
+    """Bounds (lo, hi) on #ref < key and on #ref <= key for each key, from the coarse reference:
+    with b full blocks of REF_STEP values wholly on the left of a key, the count is at least
+    b * REF_STEP and less than the end of the next block. One search serves both sides: they
+    differ only for a key equal to a coarse value, searched again."""
+    lt = np.searchsorted(ref.coarse, keys, side="left")
+    le = lt.copy()
+    tied = np.flatnonzero(np.take(ref.coarse, lt, mode="clip") == keys) if ref.coarse.size else lt[:0]
+    if tied.size:
+        le[tied] = np.searchsorted(ref.coarse, keys[tied], side="right")
+    lt *= REF_STEP
+    le *= REF_STEP
+    return (lt, np.minimum(lt + (REF_STEP - 1), ref.n)), (le, np.minimum(le + (REF_STEP - 1), ref.n))
+
+
+def _ks_extremes(ref: NumericReference, cur: np.ndarray, ramps: Ramps) -> tuple[float, float]:
+    """`_dense_extremes` without counting at every position. Marks every MARK_STEP-th position
+    split the window into blocks; bounds on the counts at the marks bound both functions on each
+    block, and only the blocks that may hold an extremum are counted exactly.
+
+    Min side, f(j) = le[j] / n1 - (j + 1) / n2: on the block from mark a to mark b, le[j] >= le[a]
+    and j <= b, so f(j) >= lo(le[a]) / n1 - (b + 1) / n2, also in float64 (rounding is monotone);
+    and the minimum is at most hi(le[a]) / n1 - (a + 1) / n2 for any mark a. A block whose lower
+    bound exceeds that cannot hold the minimum. Max side, g(k) = lt[k] / n1 - k / n2, likewise
+    mirrored. The blocks kept are counted exactly, so the extremes are the dense pass's, bit for bit.
+    """
+    n1, n2 = ref.n, cur.size
+    if n2 < 4 * MARK_STEP:
+        return _dense_extremes(ref, cur, ramps)
+    marks, f_after, f_before = ramps.marks(n2)
+    keys = cur[marks]
+    lt_bounds, le_bounds = _count_bounds(ref, keys)
+    le_lo, le_hi = le_bounds
+    ceiling = float((le_hi / n1 - f_after).min())
+    below = np.flatnonzero(le_lo[:-1] / n1 - f_after[1:] <= ceiling)
+    lt_lo, lt_hi = lt_bounds
+    floor = float((lt_lo / n1 - f_before).max())
+    above = np.flatnonzero(lt_hi[1:] / n1 - f_before[:-1] >= floor)
+    if (below.size + above.size) * MARK_STEP > _DENSE_SHARE * n2:
+        return _dense_extremes(ref, cur, ramps)
+    j, le = _count_blocks(ref, cur, marks, below, le_bounds, "right")
+    k, lt = _count_blocks(ref, cur, marks, above, lt_bounds, "left")
+    return float((le / n1 - (j + 1) / n2).min()), float((lt / n1 - k / n2).max())
+
+
 def compare_numeric(
     ref: NumericReference, values: np.ndarray, ramps: Ramps | None = None
 ) -> NumericComparison:
@@ -183,32 +305,18 @@ def compare_numeric(
         empty = np.zeros(ref.bins.ref_counts.size, dtype=np.int64)
         return NumericComparison(math.nan, math.nan, n1, 0, n_missing, empty)
 
-    # #cur <= each bin edge (a reference value), before `cur` is reused below
+    # #cur <= each bin edge (a reference value)
     at_edges = np.searchsorted(cur, ref.bins.edges, side="right")
-    le, equal = _count_le(ref, cur)  # #ref <= cur[j], and whether cur[j] is a reference value
-    ecdf = ramps.ecdf(n2)
-    # min over current points of F_ref - F_cur, as scipy forms it: le / n1 - (j + 1) / n2
-    diff = np.divide(le, n1, out=cur)  # the sorted values are no longer needed
-    diff -= ecdf
-    min_s = float(np.clip(-diff.min(), 0, 1))
-    # #ref < cur[j]: a value present in the reference starts its run of ties there
-    if ref.first_of_run is None:
-        lt = np.subtract(le, equal, out=le)
-    else:
-        lt = np.where(equal, ref.first_of_run[le], le)
-    # max over reference points of F_ref - F_cur. Between two current values c[j] <= x < c[j + 1]
-    # F_cur is (j + 1) / n2 at most and F_ref grows, so the maximum over the reference points of
-    # that gap sits at its last one, where F_ref = #ref < c[j + 1] / n1: lt[j + 1] / n1 - (j + 1) / n2,
+    # The min of F_ref - F_cur over current points: le[j] / n1 - (j + 1) / n2, le[j] = #ref <= cur[j],
+    # as scipy forms it. The max over reference points: between two current values
+    # c[k - 1] <= x < c[k], F_cur is k / n2 and F_ref grows, so the maximum over the reference
+    # points of that gap sits at its last one, where F_ref = #ref < c[k] / n1: lt[k] / n1 - k / n2,
     # the very pair of integers scipy meets there. A gap without reference points gives a value
     # no larger than one that is attained (the last reference point before it), so it cannot win.
-    # Before the first current value F_cur is 0; after the last, F_ref - F_cur is 1 - 1.
-    diff = np.divide(lt[1:], n1, out=diff[: n2 - 1])
-    diff -= ecdf[: n2 - 1]
-    max_s = lt[0] / n1 - 0.0
-    if n2 > 1:
-        max_s = max(max_s, float(diff.max()))
-    if lt[-1] < n1:
-        max_s = max(max_s, 0.0)
+    # k = 0 is the gap before the first current value (F_cur = 0); after the last one,
+    # F_ref - F_cur is 1 - 1 = 0, never above the value at k = 0 (F_ref >= 0 there).
+    lowest, max_s = _ks_extremes(ref, cur, ramps)
+    min_s = float(np.clip(-lowest, 0, 1))
     d = min_s if min_s > max_s else max_s
     d, p = ks_p_value(d, n1, n2)
     cur_bins = np.diff(np.concatenate([[0], at_edges, [n2]]))
