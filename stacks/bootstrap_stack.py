@@ -111,16 +111,21 @@ class BootstrapStack(cdktf.TerraformStack):
                 allow_alarm_notifications=False,
             ),
         )
+        logs_name = f"{account.bucket}-logs"
         logs = SecureBucket(
             self,
             "state_access_logs",
             SecureBucketProps(
-                name=f"{account.bucket}-logs",
+                name=logs_name,
                 kms_key_arn=None,
                 encryption="s3-managed",  # S3 cannot deliver access logs into an SSE-KMS bucket
                 noncurrent_version_days=STATE_VERSION_DAYS,
                 expire_objects_days=STATE_LOG_DAYS,
                 prevent_destroy=True,
+                # With ACLs off (BucketOwnerEnforced) S3 delivers access logs only where the
+                # bucket policy grants its logging service.
+                extra_policy_statements=(log_delivery_statement(
+                    logs_name, env.account_id, source_bucket=account.bucket),),
             ),
         )
         self.state_bucket = SecureBucket(
@@ -170,7 +175,7 @@ class BootstrapStack(cdktf.TerraformStack):
             prevent_destroy=True,
             # The replica's own logs (S3 log delivery); the state's arrive by replication.
             extra_policy_statements=(log_delivery_statement(names.access_logs, env.account_id,
-                                                            account.bucket),),
+                                                            source_bucket=names.bucket),),
         ))
         replica = SecureBucket(side, "state", SecureBucketProps(
             name=names.bucket,

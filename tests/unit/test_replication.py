@@ -380,7 +380,12 @@ def test_the_state_replica_has_the_state_buckets_settings(environments, synth_al
     assert state.access_logs not in logging  # a log bucket does not log into itself
     (grant,) = json.loads(settings["aws_s3_bucket_policy"][state.access_logs]["policy"])["Statement"][1:]
     assert grant["Principal"] == {"Service": "logging.s3.amazonaws.com"}
-    assert grant["Condition"]["ArnLike"] == {"aws:SourceArn": f"arn:aws:s3:::{state.state_bucket}-*"}
+    assert grant["Condition"]["ArnLike"] == {"aws:SourceArn": f"arn:aws:s3:::{state.bucket}"}
+    # The state's own log bucket grants S3's log delivery too (ACLs are off): from the state only.
+    (grant,) = json.loads(settings["aws_s3_bucket_policy"][f"{state.state_bucket}-logs"]["policy"])[
+        "Statement"][1:]
+    assert grant["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert grant["Condition"]["ArnLike"] == {"aws:SourceArn": f"arn:aws:s3:::{state.state_bucket}"}
     assert all(b["lifecycle"] == {"prevent_destroy": True}
                for b in resources(synth_all, stack, "aws_s3_bucket").values())
 
