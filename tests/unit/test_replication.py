@@ -436,3 +436,16 @@ def test_the_state_replication_role_is_least_privilege(environments, synth_all):
             "StringEquals": {"kms:ViaService": f"s3.{state.region}.amazonaws.com"},
             "StringLike": {"kms:EncryptionContext:aws:s3:arn": [replica_arn, f"{replica_arn}/*"]}},
     }
+
+
+def test_the_plan_role_reads_no_state_access_logs_either_side(environments, synth_all):
+    """Pull requests' plan role (ReadOnlyAccess) reads state, not who read it: the state's access
+    logs and their replica are denied (SSE-S3, so the key deny does not cover them)."""
+    state = state_names(environments, "prod")
+    assert state is not None
+    policies = resources(synth_all, "bootstrap-prod", "aws_iam_role_policy").values()
+    (policy,) = [json.loads(p["policy"]) for p in policies if p["name"].endswith("-github-plan-permissions")]
+    (deny,) = [s for s in policy["Statement"] if s["Sid"] == "NoObjectReads"]
+    assert deny["Effect"] == "Deny"
+    assert {f"arn:aws:s3:::{state.state_bucket}-logs/*", f"arn:aws:s3:::{state.access_logs}/*"} <= set(
+        deny["Resource"])
