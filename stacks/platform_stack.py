@@ -415,7 +415,7 @@ class PlatformStack(cdktf.TerraformStack):
         outputs |= {f"{p}_role_arn": r.arn for p, r in self.persona_roles.items()}
         if self.replication is not None:
             outputs["replication_role_arn"] = self.replication.role.arn
-            outputs["replica_region"] = self.replication.names.region
+            outputs["replica_region"] = self.replication.props.region
         if self.mlflow is not None:
             outputs["mlflow_tracking_server_arn"] = self.mlflow.arn
         if self.studio is not None:
