@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlops.deploy import deploy_order
-from stacks.bootstrap_stack import state_accounts
+from stacks.bootstrap_stack import StateAccount, state_accounts
 from stacks.config import Environment
 from stacks.deployer_policy import deployer_statements, types_of
 from stacks.policy import listed, matches
@@ -449,3 +449,18 @@ def test_the_plan_role_reads_no_state_access_logs_either_side(environments, synt
     assert deny["Effect"] == "Deny"
     assert {f"arn:aws:s3:::{state.state_bucket}-logs/*", f"arn:aws:s3:::{state.access_logs}/*"} <= set(
         deny["Resource"])
+
+
+def test_an_account_replicates_its_state_into_one_other_region(environments):
+    prod = environments["prod"]
+    assert prod.replication is not None
+    other = prod.model_copy(update={"name": "prod2", "replication": prod.replication.model_copy(
+        update={"region": "us-east-1"})})
+    with pytest.raises(ValueError, match="replicates into one region"):
+        _ = StateAccount((prod, other)).replica
+    same = prod.model_copy(update={"replication": prod.replication.model_copy(
+        update={"region": prod.state_region})})
+    with pytest.raises(ValueError, match="needs another region"):
+        _ = StateAccount((same,)).replica
+    assert StateAccount((environments["dev"], prod)).replica == StateReplicaNames(
+        environments["dev"].state.bucket, prod.replication.region)
