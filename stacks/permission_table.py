@@ -516,27 +516,40 @@ AUDIT_TO_LOGS = RoleTable(
 # role, so its rows are what live replication reads and writes (S3 User Guide: "Setting up
 # permissions for live replication"; Object Lock state for the locked audit bucket).
 _REPLICATES = "S3 live replication into the replica region"
-REPLICATION = RoleTable(
-    "<prefix>-replication", (), (), {}, actor="S3 replication", also={
-        **{f"s3:{op}": Also("ReadReplicationSources", _REPLICATES + ": reads each source's rules")
-           for op in ("GetReplicationConfiguration", "ListBucket")},
-        **{f"s3:{op}": Also("ReadSourceVersions", _REPLICATES + ": reads each new object version")
-           for op in ("GetObjectVersionForReplication", "GetObjectVersionAcl",
-                      "GetObjectVersionTagging")},
-        **{f"s3:{op}": Also("ReadSourceObjectLock", _REPLICATES + ": copies the audit objects' "
-                                                                  "retention and legal hold")
-           for op in ("GetObjectRetention", "GetObjectLegalHold")},
-        **{f"s3:{op}": Also("WriteReplicas", _REPLICATES + ": writes the replica and its tags")
-           for op in ("ReplicateObject", "ReplicateTags")},
-        "kms:Decrypt": Also("DecryptSources", "S3 decrypts SSE-KMS source objects (via S3 only; "
-                                              "EncryptReplicas allows it on the replica key too, "
-                                              "where S3 checks the replica bucket's Bucket Key)"),
-        **{f"kms:{op}": Also("EncryptReplicas", "S3 encrypts replicas with the replica key (via S3 "
-                                                "in the replica region only)")
-           for op in ("Encrypt", "GenerateDataKey")},
-    },
-    present_in=Environments("environments with `replication.region`",
-                            lambda env: env.replication is not None))
+REPLICATES = Environments("environments with `replication.region`",
+                          lambda env: env.replication is not None)
+
+
+def _replication(role: str, locked: bool, stack: str = "", bounded: bool = True) -> RoleTable:
+    return RoleTable(
+        role, (), (), {}, actor="S3 replication", also={
+            **{f"s3:{op}": Also("ReadReplicationSources", _REPLICATES + ": reads each source's rules")
+               for op in ("GetReplicationConfiguration", "ListBucket")},
+            **{f"s3:{op}": Also("ReadSourceVersions", _REPLICATES + ": reads each new object version")
+               for op in ("GetObjectVersionForReplication", "GetObjectVersionAcl",
+                          "GetObjectVersionTagging")},
+            **({f"s3:{op}": Also("ReadSourceObjectLock", _REPLICATES + ": copies the audit objects' "
+                                                                       "retention and legal hold")
+                for op in ("GetObjectRetention", "GetObjectLegalHold")} if locked else {}),
+            **{f"s3:{op}": Also("WriteReplicas", _REPLICATES + ": writes the replica and its tags")
+               for op in ("ReplicateObject", "ReplicateTags")},
+            "kms:Decrypt": Also("DecryptSources", "S3 decrypts SSE-KMS source objects (via S3 only; "
+                                                  "EncryptReplicas allows it on the replica key too, "
+                                                  "where S3 checks the replica bucket's Bucket Key)"),
+            **{f"kms:{op}": Also("EncryptReplicas", "S3 encrypts replicas with the replica key (via "
+                                                    "S3 in the replica region only)")
+               for op in ("Encrypt", "GenerateDataKey")},
+        },
+        present_in=REPLICATES, stack=stack, bounded=bounded)
+
+
+REPLICATION = _replication("<prefix>-replication", locked=True)
+# The account's Terraform state bucket and its access logs, replicated by the bootstrap stack
+# into the same region (stacks/bootstrap_stack.py). No boundary: the platform stack makes it,
+# after the bootstrap (an administrator's, like the CI roles); the role sits outside every
+# environment's role path.
+STATE_REPLICATION = _replication("<prefix>-state-replication", locked=False, stack="bootstrap",
+                                 bounded=False)
 _FLOW_LOGS = ("VPC Flow Logs publishes the network's flow logs to its log group (VPC User Guide: IAM "
               "role for publishing flow logs; the stack creates the group, so no logs:CreateLogGroup)")
 
@@ -679,6 +692,7 @@ TABLES: dict[str, RoleTable] = {
     "shared SageMaker execution role": SAGEMAKER_EXECUTION,
     "CloudTrail to CloudWatch Logs": AUDIT_TO_LOGS,
     "S3 replication": REPLICATION,
+    "S3 replication of the Terraform state": STATE_REPLICATION,
     "EKS network flow logs": SERVING_FLOW_LOGS,
     "Studio network flow logs": STUDIO_FLOW_LOGS,
     "EKS cluster": EKS_CLUSTER,

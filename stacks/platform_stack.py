@@ -16,7 +16,7 @@ from stacks.binding import Construct, aws, cdktf
 from stacks.config import Environment
 from stacks.constructs.alert_topic import AlertTopic, AlertTopicProps
 from stacks.constructs.audit_trail import AuditTrail, AuditTrailProps
-from stacks.constructs.bucket_replication import BucketReplication, BucketReplicationProps
+from stacks.constructs.bucket_replication import BucketReplication, platform_replication
 from stacks.constructs.code_signing import signing_profile
 from stacks.constructs.container_repository import ContainerRepository, ContainerRepositoryProps
 from stacks.constructs.cost_budget import CostBudget, CostBudgetProps
@@ -246,8 +246,8 @@ class PlatformStack(cdktf.TerraformStack):
         if names is None:
             return
         buckets = {**self.data_buckets, "audit": self.audit, ACCESS_LOGS: self.access_logs}
-        self.replication = BucketReplication(self, "replication", BucketReplicationProps(
-            names=names, sources={p: buckets[p] for p in REPLICATED}, source_key_arn=self.key.arn,
+        self.replication = BucketReplication(self, "replication", platform_replication(
+            names, {p: buckets[p] for p in REPLICATED}, source_key_arn=self.key.arn,
             role_path=self.naming.role_path, boundary_arn=self.boundary.arn,
         ))
         wait_for(self.replication.role.role, self.boundary.policy)
@@ -415,7 +415,7 @@ class PlatformStack(cdktf.TerraformStack):
         outputs |= {f"{p}_role_arn": r.arn for p, r in self.persona_roles.items()}
         if self.replication is not None:
             outputs["replication_role_arn"] = self.replication.role.arn
-            outputs["replica_region"] = self.replication.names.region
+            outputs["replica_region"] = self.replication.props.region
         if self.mlflow is not None:
             outputs["mlflow_tracking_server_arn"] = self.mlflow.arn
         if self.studio is not None:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from stacks import moto_gaps
-from stacks.binding import aws, cdktf
+from stacks.binding import Construct, aws, cdktf
 from stacks.config import Environment, S3State
 
 # The moto server's port is chosen when it starts, so the local stacks read the endpoint from a
@@ -18,19 +18,24 @@ CA_BUNDLE_VARIABLE = "local_ca_bundle"
 
 
 def configure_provider(stack: cdktf.TerraformStack, env: Environment, tags: dict[str, str],
-                       region: str | None = None) -> None:
-    """region: another region than the environment's (the replica stack's, in AWS only)."""
+                       region: str | None = None, alias: str | None = None) -> aws.provider.AwsProvider:
+    """region: another region than the environment's (the replica stack's, in AWS only).
+    alias: a second provider of the stack (the bootstrap stack's replica region, in AWS only);
+    its resources name it (`in_provider`)."""
     default_tags = [aws.provider.AwsProviderDefaultTags(tags=tags)]
     if not env.is_local:
-        aws.provider.AwsProvider(
+        return aws.provider.AwsProvider(
             stack,
-            "aws",
+            f"aws_{alias}" if alias else "aws",
+            alias=alias,
             region=region or env.region,
             # Refuse to run against any other account: a wrong profile cannot touch prod.
             allowed_account_ids=[env.account_id],
             default_tags=default_tags,
         )
-        return
+    if alias is not None:
+        raise ValueError(f"{env.name}: the local AWS has one region ({env.region}): no second "
+                         f"provider ({alias})")
     if region is not None and region != env.region:
         raise ValueError(f"{env.name}: the local AWS has one region ({env.region}), not {region}")
     endpoint = cdktf.TerraformVariable(
@@ -47,7 +52,7 @@ def configure_provider(stack: cdktf.TerraformStack, env: Environment, tags: dict
         default="",
         description="Certificate of the local AWS (empty: the system's trust store)",
     )
-    aws.provider.AwsProvider(
+    return aws.provider.AwsProvider(
         stack,
         "aws",
         region=env.region,
@@ -64,6 +69,14 @@ def configure_provider(stack: cdktf.TerraformStack, env: Environment, tags: dict
         **moto_gaps.PROVIDER_CREDENTIALS,
         **moto_gaps.PROVIDER_FLAGS,
     )
+
+
+def in_provider(construct: Construct, provider: cdktf.TerraformProvider) -> None:
+    """Every resource under `construct` is made by `provider` (a stack's second region): the
+    constructs stay region-agnostic."""
+    for child in construct.node.find_all():
+        if isinstance(child, cdktf.TerraformResource):
+            child.provider = provider
 
 
 def _account_access(env: Environment) -> list[aws.provider.AwsProviderAssumeRole] | None:

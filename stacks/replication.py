@@ -9,7 +9,7 @@ them, so every side agrees without a cross-stack reference.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from stacks.config import Environment
 from stacks.naming import Naming
@@ -80,6 +80,33 @@ class ReplicaNames:
         return self.naming.name("replication")
 
 
+@dataclass(frozen=True)
+class StateReplicaNames:
+    """The replica side of an account's Terraform state bucket (the bootstrap stack's), in the
+    replica region of the account's environments."""
+
+    state_bucket: str
+    region: str
+
+    @property
+    def bucket(self) -> str:
+        return f"{self.state_bucket}-replica"
+
+    @property
+    def access_logs(self) -> str:
+        """Receives the state's access logs by replication and the replica's own (under
+        REPLICA_LOG_PREFIX)."""
+        return state_replica_logs(self.state_bucket)
+
+    @property
+    def key_alias(self) -> str:  # without "alias/"
+        return f"{self.state_bucket}-replica-key"
+
+
+def state_replica_logs(state_bucket: str) -> str:
+    return f"{state_bucket}-replica-logs"
+
+
 def replica_stack_name(env_name: str) -> str:
     return f"replica-{env_name}"
 
@@ -95,18 +122,34 @@ def _context(bucket_arns: list[str]) -> list[str]:
     return [arn for b in bucket_arns for arn in (b, f"{b}/*")]
 
 
-def replication_statements(names: ReplicaNames, source_key_arn: str) -> list[Statement]:
-    """The replication role's permissions, and nothing more: read what to replicate from the
-    sources (versions, their ACLs, tags and Object Lock state), write replicas and their tags into
-    the replica buckets, decrypt with the source key and encrypt with the replica key, each only
-    through S3 in its region and only for these buckets. No s3:ReplicateDelete: the rules do not
-    replicate delete markers (stacks/constructs/bucket_replication.py)."""
-    n = names.naming
-    sources = [f"arn:aws:s3:::{n.bucket(p)}" for p in REPLICATED]
-    replicas = [names.bucket_arn(p) for p in REPLICATED]
-    kms_sources = [f"arn:aws:s3:::{n.bucket(p)}" for p in REPLICATED if encrypted(p)]
-    kms_replicas = [names.bucket_arn(p) for p in REPLICATED if encrypted(p)]
-    locked = f"arn:aws:s3:::{n.bucket(LOCKED)}"
+@dataclass(frozen=True)
+class ReplicaPair:
+    """One source bucket and its replica, by ARN. encrypted: SSE-KMS (else SSE-S3, no key)."""
+
+    source_arn: str
+    replica_arn: str
+    encrypted: bool
+    locked: bool = False  # under S3 Object Lock: its retention and legal hold replicate too
+
+
+@dataclass(frozen=True)
+class ReplicaKey:
+    """The replica key as IAM names it: its ARN (or a pattern, narrowed by `conditions`)."""
+
+    arn: str
+    region: str
+    conditions: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def live_replication_statements(pairs: list[ReplicaPair], source_region: str,
+                                source_key_arn: str, replica_key: ReplicaKey) -> list[Statement]:
+    """A replication role's permissions, and nothing more: read what to replicate from the
+    sources (versions, their ACLs, tags and, where locked, Object Lock state), write replicas and
+    their tags into the replica buckets, decrypt with the source key and encrypt with the replica
+    key, each only through S3 in its region and only for these buckets. No s3:ReplicateDelete:
+    the rules do not replicate delete markers (stacks/constructs/bucket_replication.py)."""
+    sources = [p.source_arn for p in pairs]
+    locked = [f"{p.source_arn}/*" for p in pairs if p.locked]
     return [
         statement("ReadReplicationSources", ["s3:GetReplicationConfiguration", "s3:ListBucket"],
                   sources),
@@ -114,24 +157,37 @@ def replication_statements(names: ReplicaNames, source_key_arn: str) -> list[Sta
                   ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl",
                    "s3:GetObjectVersionTagging"],
                   [f"{s}/*" for s in sources]),
-        statement("ReadSourceObjectLock", ["s3:GetObjectRetention", "s3:GetObjectLegalHold"],
-                  [f"{locked}/*"]),
+        *([statement("ReadSourceObjectLock", ["s3:GetObjectRetention", "s3:GetObjectLegalHold"],
+                     locked)] if locked else []),
         statement("WriteReplicas", ["s3:ReplicateObject", "s3:ReplicateTags"],
-                  [f"{r}/*" for r in replicas]),
+                  [f"{p.replica_arn}/*" for p in pairs]),
         statement("DecryptSources", ["kms:Decrypt"], [source_key_arn], conditions={
-            "StringEquals": {"kms:ViaService": f"s3.{n.region}.amazonaws.com"},
-            "StringLike": {"kms:EncryptionContext:aws:s3:arn": _context(kms_sources)},
+            "StringEquals": {"kms:ViaService": f"s3.{source_region}.amazonaws.com"},
+            "StringLike": {"kms:EncryptionContext:aws:s3:arn":
+                           _context([p.source_arn for p in pairs if p.encrypted])},
         }),
         # A replica bucket with a Bucket Key asks KMS for a data key (GenerateDataKey) and checks
         # the bucket key with Decrypt (S3 guide, "Replicating encrypted objects": S3 Bucket Keys
         # and replication); one without encrypts each object's key (Encrypt).
         statement("EncryptReplicas", ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-                  [names.keys_arn_pattern], conditions={
-                      "StringEquals": {"kms:ViaService": f"s3.{names.region}.amazonaws.com"},
-                      "StringLike": {"kms:EncryptionContext:aws:s3:arn": _context(kms_replicas)},
-                      **names.key_condition,
+                  [replica_key.arn], conditions={
+                      "StringEquals": {"kms:ViaService": f"s3.{replica_key.region}.amazonaws.com"},
+                      "StringLike": {"kms:EncryptionContext:aws:s3:arn":
+                                     _context([p.replica_arn for p in pairs if p.encrypted])},
+                      **replica_key.conditions,
                   }),
     ]
+
+
+def replication_statements(names: ReplicaNames, source_key_arn: str) -> list[Statement]:
+    """The platform's replication role: every REPLICATED bucket into its replica, the replica
+    key named by its alias (made in the replica stack)."""
+    n = names.naming
+    pairs = [ReplicaPair(f"arn:aws:s3:::{n.bucket(p)}", names.bucket_arn(p), encrypted(p),
+                         locked=p == LOCKED) for p in REPLICATED]
+    return live_replication_statements(
+        pairs, n.region, source_key_arn,
+        ReplicaKey(names.keys_arn_pattern, names.region, names.key_condition))
 
 
 def boundary_statements(names: ReplicaNames | None) -> list[Statement]:

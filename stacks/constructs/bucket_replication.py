@@ -12,40 +12,75 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stacks.binding import Construct, aws
+from stacks.binding import Construct, aws, cdktf
 from stacks.constructs.scoped_role import ScopedRole, ScopedRoleProps
 from stacks.constructs.secure_bucket import SecureBucket
+from stacks.policy import Statement
 from stacks.replication import ReplicaNames, encrypted, replication_statements
 
 R = aws.s3_bucket_replication_configuration
 
 
 @dataclass(frozen=True)
-class BucketReplicationProps:
-    names: ReplicaNames
-    # purpose -> the source bucket (stacks/replication.py REPLICATED, in that order)
-    sources: dict[str, SecureBucket]
-    source_key_arn: str
-    role_path: str
-    boundary_arn: str
+class Replica:
+    """Where one source bucket replicates: the replica bucket's ARN, and the replica key (an ARN
+    or a same-account alias ARN) for an SSE-KMS source; None for an SSE-S3 one (access logs)."""
+
+    source: SecureBucket
+    bucket_arn: str
+    kms_key_id: str | None
+    # The replica bucket's versioning where the same stack makes it: S3 refuses a rule into a
+    # bucket that is not yet versioned (the platform's replicas are another stack's, made first).
+    replica_versioning: cdktf.TerraformResource | None = None
 
     def __post_init__(self) -> None:
-        for purpose, bucket in self.sources.items():
-            if encrypted(purpose) != (bucket.props.encryption == "kms"):
-                raise ValueError(f"bucket {bucket.name}: its encryption is not what replicating "
-                                 f"{purpose} expects")
+        if (self.kms_key_id is not None) != (self.source.props.encryption == "kms"):
+            raise ValueError(f"bucket {self.source.name}: a replica key exactly for an SSE-KMS "
+                             "source")
+
+
+@dataclass(frozen=True)
+class BucketReplicationProps:
+    role_name: str
+    role_description: str
+    region: str  # the replica region
+    replicas: dict[str, Replica]  # construct id -> the source and its replica
+    statements: tuple[Statement, ...]  # stacks/replication.py live_replication_statements
+    role_path: str
+    # None only for a role made before the boundary exists (the bootstrap stack's).
+    boundary_arn: str | None
+
+
+def platform_replication(names: ReplicaNames, sources: dict[str, SecureBucket],
+                         source_key_arn: str, role_path: str,
+                         boundary_arn: str) -> BucketReplicationProps:
+    """An environment's platform buckets (purpose -> source, stacks/replication.py REPLICATED)
+    into the replica stack's buckets."""
+    for purpose, bucket in sources.items():
+        if encrypted(purpose) != (bucket.props.encryption == "kms"):
+            raise ValueError(f"bucket {bucket.name}: its encryption is not what replicating "
+                             f"{purpose} expects")
+    return BucketReplicationProps(
+        role_name=names.role_name,
+        role_description=f"S3 replicates the environment's buckets into {names.region} as this role",
+        region=names.region,
+        replicas={purpose.replace("-", "_"): Replica(
+            source, names.bucket_arn(purpose), names.key_alias_arn if encrypted(purpose) else None)
+            for purpose, source in sources.items()},
+        statements=tuple(replication_statements(names, source_key_arn)),
+        role_path=role_path, boundary_arn=boundary_arn)
 
 
 class BucketReplication(Construct):
     def __init__(self, scope: Construct, id_: str, props: BucketReplicationProps):
         super().__init__(scope, id_)
-        self.names = names = props.names
+        self.props = props
         self.role = ScopedRole(self, "role", ScopedRoleProps(
-            name=names.role_name,
-            description=f"S3 replicates the environment's buckets into {names.region} as this role",
+            name=props.role_name,
+            description=props.role_description,
             path=props.role_path,
             boundary_arn=props.boundary_arn,
-            statements=tuple(replication_statements(names, props.source_key_arn)),
+            statements=props.statements,
             # The trust policy the S3 User Guide gives ("Setting up permissions for live
             # replication", step 2): no aws:SourceArn/SourceAccount condition, which it does not
             # document S3 sending when it assumes a replication role (a condition on a key S3
@@ -55,23 +90,23 @@ class BucketReplication(Construct):
             assumed_by_service="s3.amazonaws.com",
         ))
         self.configurations = {
-            purpose: R.S3BucketReplicationConfigurationA(
-                self, purpose.replace("-", "_"),
-                bucket=source.bucket.id,
+            rid: R.S3BucketReplicationConfigurationA(
+                self, rid,
+                bucket=replica.source.bucket.id,
                 role=self.role.arn,
-                rule=[self._rule(purpose)],
+                rule=[self._rule(replica)],
                 # S3 refuses a replication configuration on a bucket not yet versioned; and a
                 # rule in force before its role may act fails each write of that window for good.
-                depends_on=[source.versioning, self.role.policy],
+                depends_on=[replica.source.versioning, self.role.policy,
+                            *([replica.replica_versioning] if replica.replica_versioning else [])],
             )
-            for purpose, source in props.sources.items()
+            for rid, replica in props.replicas.items()
         }
 
-    def _rule(self, purpose: str) -> R.S3BucketReplicationConfigurationRule:
-        names = self.names
-        kms = encrypted(purpose)
+    def _rule(self, replica: Replica) -> R.S3BucketReplicationConfigurationRule:
+        kms = replica.kms_key_id is not None
         return R.S3BucketReplicationConfigurationRule(
-            id=f"replicate-to-{names.region}",
+            id=f"replicate-to-{self.props.region}",
             status="Enabled",
             priority=1,
             filter=R.S3BucketReplicationConfigurationRuleFilter(prefix=""),
@@ -81,9 +116,9 @@ class BucketReplication(Construct):
                 sse_kms_encrypted_objects=R.S3BucketReplicationConfigurationRuleSourceSelectionCriteriaSseKmsEncryptedObjects(
                     status="Enabled")) if kms else None,
             destination=R.S3BucketReplicationConfigurationRuleDestination(
-                bucket=names.bucket_arn(purpose),
+                bucket=replica.bucket_arn,
                 storage_class="STANDARD",
                 encryption_configuration=R.S3BucketReplicationConfigurationRuleDestinationEncryptionConfiguration(
-                    replica_kms_key_id=names.key_alias_arn) if kms else None,
+                    replica_kms_key_id=replica.kms_key_id) if kms else None,
             ),
         )

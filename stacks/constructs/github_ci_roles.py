@@ -32,6 +32,7 @@ from stacks.constructs.eks_serving import CLUSTER_POLICIES, NODE_POLICIES
 from stacks.deployer_policy import deployment_guards
 from stacks.naming import Naming
 from stacks.policy import Statement, document, statement
+from stacks.replication import state_replica_logs
 
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 GITHUB_AUDIENCE = "sts.amazonaws.com"
@@ -133,7 +134,8 @@ class GithubCiRoles(Construct):
             statement("NoObjectReads", ["s3:GetObject", "s3:GetObjectVersion"],
                       [*(f"arn:aws:s3:::{n.bucket(b + replica)}/*"
                          for b in ("capture", "audit", "access-logs") for replica in ("", "-replica")),
-                       f"arn:aws:s3:::{p.state_bucket}-logs/*"], effect="Deny"),
+                       f"arn:aws:s3:::{p.state_bucket}-logs/*",
+                       f"arn:aws:s3:::{state_replica_logs(p.state_bucket)}/*"], effect="Deny"),
             {"Sid": "NoDecryptButState", "Effect": "Deny", "Action": "kms:Decrypt",
              "NotResource": p.state_key_arn},
         ]

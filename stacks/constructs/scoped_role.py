@@ -16,7 +16,9 @@ class ScopedRoleProps:
     name: str
     description: str
     path: str
-    boundary_arn: str
+    # None only for a role made before the environment's boundary exists (the bootstrap stack's
+    # state replication role: the platform stack makes the boundary).
+    boundary_arn: str | None
     statements: tuple[Statement, ...]
     # Exactly one kind of principal: people (IAM user/role ARNs) or an AWS service.
     assumed_by_principals: tuple[str, ...] = ()

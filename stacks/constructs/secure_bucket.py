@@ -60,9 +60,12 @@ class SecureBucketProps:
             raise ValueError(f"bucket {self.name}: prevent_destroy and force_destroy conflict")
 
 
-def log_delivery_statement(bucket_name: str, account_id: str, source_prefix: str) -> Statement:
+def log_delivery_statement(bucket_name: str, account_id: str, source_prefix: str = "",
+                           source_bucket: str = "") -> Statement:
     """An access-log bucket's grant to S3's log delivery: only logs of this account's buckets
-    whose names start with `source_prefix` (the environment's)."""
+    whose names start with `source_prefix` (the environment's), or of the one `source_bucket`."""
+    if bool(source_prefix) == bool(source_bucket):
+        raise ValueError(f"bucket {bucket_name}: log delivery from a prefix or a bucket, one of them")
     return statement(
         "AllowServerAccessLogDelivery",
         ["s3:PutObject"],
@@ -70,7 +73,7 @@ def log_delivery_statement(bucket_name: str, account_id: str, source_prefix: str
         principals={"Service": "logging.s3.amazonaws.com"},
         conditions={
             "StringEquals": {"aws:SourceAccount": account_id},
-            "ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{source_prefix}-*"},
+            "ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{source_bucket or source_prefix + '-*'}"},
         },
     )
 

@@ -139,8 +139,36 @@ def test_the_access_log_skips_cover_only_the_access_log_buckets(synth_all):
                 assert ref not in logging and encryption[ref] == "AES256", (stack, bucket["bucket"])
             else:
                 assert ref in logging and encryption[ref] == "aws:kms", (stack, bucket["bucket"])
-    # The platform's (5 environments), the replica's (prod's) and the state's (3 accounts).
-    assert log_buckets == 9
+    # The platform's (5 environments), the replica's (prod's), the state's (3 accounts) and the
+    # state replica's (prod's account).
+    assert log_buckets == 10
+
+
+def test_the_replication_skip_covers_only_replica_buckets(synth_all, environments):
+    """CKV_AWS_144 is skipped in whole bootstrap and replica stack files: in an account that
+    replicates, every bucket of those files must be a replica (the destination of a rule of the
+    synthesized stacks) or a source whose replication rule is enabled, as the check asks."""
+    destinations, replicating = set(), set()
+    for stack in synth_all.stacks:
+        resources = synth_all.json(stack).get("resource", {})
+        for config in resources.get("aws_s3_bucket_replication_configuration", {}).values():
+            (rule,) = config["rule"]
+            destinations.add(rule["destination"]["bucket"].removeprefix("arn:aws:s3:::"))
+            if rule["status"] == "Enabled":
+                replicating.add((stack, config["bucket"]))
+    checked = {"source": 0, "replica": 0}
+    for stack in synth_all.stacks:
+        kind, _, env = stack.partition("-")
+        if kind not in ("bootstrap", "replica") or environments[env].replication is None:
+            continue
+        for rid, bucket in synth_all.json(stack)["resource"]["aws_s3_bucket"].items():
+            if bucket["bucket"] in destinations:
+                checked["replica"] += 1
+            else:
+                assert (stack, f"${{aws_s3_bucket.{rid}.id}}") in replicating, (stack, bucket["bucket"])
+                checked["source"] += 1
+    # bootstrap-prod: the state bucket and its logs, their 2 replicas; replica-prod: 5 replicas.
+    assert checked == {"source": 2, "replica": 7}
 
 
 # cloudsplaining.

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from mlops.deploy import deploy_order
+from stacks.bootstrap_stack import StateAccount, state_accounts
 from stacks.config import Environment
 from stacks.deployer_policy import deployer_statements, types_of
 from stacks.policy import listed, matches
-from stacks.replication import REPLICATED, ReplicaNames, boundary_statements
+from stacks.replication import REPLICATED, ReplicaNames, StateReplicaNames, boundary_statements
 from stacks.stack_info import StackInfo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -279,3 +280,187 @@ def test_the_deployer_may_make_the_replica_side_and_the_rules(synth_all, prod, n
     assert allowed("iam:PassRole", names.naming.role_arn(names.role_name))
     # Not a key of any other region.
     assert not allowed("kms:PutKeyPolicy", f"arn:aws:kms:us-east-1:{prod.account_id}:key/0f1e2d3c")
+
+
+# The bootstrap stack's Terraform state bucket (stacks/bootstrap_stack.py): where an environment
+# of the account replicates, the state and its access logs replicate into the same region.
+def state_names(environments, env: str) -> StateReplicaNames | None:
+    (account,) = [a for a in state_accounts(list(environments.values())) if a.primary.name == env]
+    return account.replica
+
+
+def test_the_state_bucket_replicates_where_the_account_replicates(environments, synth_all, names):
+    state = state_names(environments, "prod")
+    assert state is not None and state.region == names.region
+    for env in ("dev", "staging"):
+        assert state_names(environments, env) is None
+        doc = synth_all.json(f"bootstrap-{env}")
+        assert [p.get("alias") for p in doc["provider"]["aws"]] == [None]
+        assert not resources(synth_all, f"bootstrap-{env}", "aws_s3_bucket_replication_configuration")
+        assert len(resources(synth_all, f"bootstrap-{env}", "aws_s3_bucket")) == 2
+    stack, prod = "bootstrap-prod", environments["prod"]
+    main, replica = synth_all.json(stack)["provider"]["aws"]
+    assert "alias" not in main and main["region"] == prod.state_region
+    assert replica["alias"] == "replica" and replica["region"] == state.region
+    assert replica["allowed_account_ids"] == main["allowed_account_ids"] == [prod.account_id]
+    assert replica["default_tags"] == main["default_tags"]
+    buckets = {b["bucket"]: (rid, b) for rid, b in resources(synth_all, stack, "aws_s3_bucket").items()}
+    source_of = {state.bucket: state.state_bucket, state.access_logs: f"{state.state_bucket}-logs"}
+    assert set(buckets) == {*source_of, *source_of.values()}
+    for name, (_, bucket) in buckets.items():  # the replica side in the replica region, only it
+        assert bucket.get("provider") == ("aws.replica" if name in source_of else None), name
+    configs = by_bucket(synth_all, stack, "aws_s3_bucket_replication_configuration")
+    assert set(configs) == set(source_of.values())
+    versioning = {b["bucket"]: f"aws_s3_bucket_versioning.{vid}"
+                  for vid, b in resources(synth_all, stack, "aws_s3_bucket_versioning").items()}
+    (role_id,) = [rid for rid, r in resources(synth_all, stack, "aws_iam_role").items()
+                  if r["name"].endswith("-state-replication")]
+    (policy_id,) = [pid for pid, p in resources(synth_all, stack, "aws_iam_role_policy").items()
+                    if p["role"] == ref("aws_iam_role", role_id, "name")]
+    (key_id,) = [k for k, key in resources(synth_all, stack, "aws_kms_key").items()
+                 if key.get("provider") == "aws.replica"]
+    for replica_name, source_name in source_of.items():
+        config = configs[source_name]
+        assert "provider" not in config and config["role"] == ref("aws_iam_role", role_id, "arn")
+        # The source versioned, the role able to act and the replica versioned before the rule.
+        assert config["depends_on"] == [versioning[config["bucket"]], f"aws_iam_role_policy.{policy_id}",
+                                        versioning[ref("aws_s3_bucket", buckets[replica_name][0])]]
+        (rule,) = config["rule"]
+        assert rule["status"] == "Enabled" and rule["filter"] == {"prefix": ""}
+        assert rule["delete_marker_replication"] == {"status": "Disabled"}
+        assert rule["destination"]["bucket"] == f"arn:aws:s3:::{replica_name}"
+        if replica_name == state.bucket:
+            assert rule["source_selection_criteria"] == {"sse_kms_encrypted_objects": {"status": "Enabled"}}
+            assert rule["destination"]["encryption_configuration"] == {
+                "replica_kms_key_id": ref("aws_kms_key", key_id, "arn")}
+        else:  # the access logs: SSE-S3, nothing to re-encrypt
+            assert "source_selection_criteria" not in rule
+            assert "encryption_configuration" not in rule["destination"]
+
+
+def test_the_state_replica_has_the_state_buckets_settings(environments, synth_all):
+    state, stack = state_names(environments, "prod"), "bootstrap-prod"
+    assert state is not None
+    keys = resources(synth_all, stack, "aws_kms_key")
+    (key_id,) = [k for k, key in keys.items() if key.get("provider") == "aws.replica"]
+    (state_key_id,) = set(keys) - {key_id}
+    assert keys[key_id]["enable_key_rotation"] is True
+    assert json.loads(keys[key_id]["policy"]) == json.loads(keys[state_key_id]["policy"])
+    (alias,) = [a for a in resources(synth_all, stack, "aws_kms_alias").values()
+                if a["target_key_id"] == ref("aws_kms_key", key_id, "key_id")]
+    assert alias["name"] == f"alias/{state.key_alias}" and alias["provider"] == "aws.replica"
+    kinds = ("aws_s3_bucket_versioning", "aws_s3_bucket_server_side_encryption_configuration",
+             "aws_s3_bucket_public_access_block", "aws_s3_bucket_ownership_controls",
+             "aws_s3_bucket_policy", "aws_s3_bucket_lifecycle_configuration")
+    settings = {kind: by_bucket(synth_all, stack, kind) for kind in kinds}
+    logging = by_bucket(synth_all, stack, "aws_s3_bucket_logging")
+    for replica, source in ((state.bucket, state.state_bucket),
+                            (state.access_logs, f"{state.state_bucket}-logs")):
+        for kind in kinds:  # the source's settings, but the key, the bucket and the provider
+            mine, theirs = dict(settings[kind][replica]), dict(settings[kind][source])
+            assert mine.pop("provider") == "aws.replica", (kind, replica)
+            for body in (mine, theirs):
+                body.pop("//", None)  # cdktf's metadata: the construct path
+                body.pop("bucket")
+                body.pop("depends_on", None)
+            if kind == "aws_s3_bucket_server_side_encryption_configuration" and replica == state.bucket:
+                (rule,) = mine["rule"]
+                assert rule["apply_server_side_encryption_by_default"]["kms_master_key_id"] == ref(
+                    "aws_kms_key", key_id, "arn")
+                assert rule["bucket_key_enabled"] is True
+                continue
+            if kind == "aws_s3_bucket_policy":
+                deny, *_ = json.loads(mine["policy"])["Statement"]
+                assert deny["Sid"] == "DenyInsecureTransport"
+                assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+                continue
+            assert mine == theirs, (kind, replica)
+    assert logging[state.bucket]["target_bucket"] == state.access_logs
+    assert logging[state.bucket]["target_prefix"] == "replica/state/"
+    assert state.access_logs not in logging  # a log bucket does not log into itself
+    (grant,) = json.loads(settings["aws_s3_bucket_policy"][state.access_logs]["policy"])["Statement"][1:]
+    assert grant["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert grant["Condition"]["ArnLike"] == {"aws:SourceArn": f"arn:aws:s3:::{state.bucket}"}
+    # The state's own log bucket grants S3's log delivery too (ACLs are off): from the state only.
+    (grant,) = json.loads(settings["aws_s3_bucket_policy"][f"{state.state_bucket}-logs"]["policy"])[
+        "Statement"][1:]
+    assert grant["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert grant["Condition"]["ArnLike"] == {"aws:SourceArn": f"arn:aws:s3:::{state.state_bucket}"}
+    assert all(b["lifecycle"] == {"prevent_destroy": True}
+               for b in resources(synth_all, stack, "aws_s3_bucket").values())
+
+
+def test_the_state_replication_role_is_least_privilege(environments, synth_all):
+    state, stack, prod = state_names(environments, "prod"), "bootstrap-prod", environments["prod"]
+    assert state is not None
+    roles = resources(synth_all, stack, "aws_iam_role")
+    (rid,) = [rid for rid, r in roles.items() if r["name"].endswith("-state-replication")]
+    role = roles[rid]
+    # No boundary: the platform stack makes it after this stack; off every environment's role path.
+    assert "permissions_boundary" not in role or role["permissions_boundary"] is None
+    assert role["path"] == "/bootstrap/"
+    (trust,) = json.loads(role["assume_role_policy"])["Statement"]
+    assert trust["Principal"] == {"Service": "s3.amazonaws.com"} and trust["Action"] == "sts:AssumeRole"
+    assert "Condition" not in trust
+    (policy,) = [json.loads(p["policy"]) for p in resources(synth_all, stack, "aws_iam_role_policy").values()
+                 if p["role"] == ref("aws_iam_role", rid, "name")]
+    assert all(s["Effect"] == "Allow" and "*" not in "".join(listed(s["Action"]))
+               for s in policy["Statement"])
+    by_action: dict[str, set[str]] = {}
+    for s in policy["Statement"]:
+        for action in listed(s["Action"]):
+            by_action.setdefault(action, set()).update(listed(s["Resource"]))
+    sources = {f"arn:aws:s3:::{b}" for b in (state.state_bucket, f"{state.state_bucket}-logs")}
+    replicas = {f"arn:aws:s3:::{b}" for b in (state.bucket, state.access_logs)}
+    assert by_action.pop("s3:GetReplicationConfiguration") == by_action.pop("s3:ListBucket") == sources
+    for action in ("s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl",
+                   "s3:GetObjectVersionTagging"):
+        assert by_action.pop(action) == {f"{s}/*" for s in sources}
+    assert by_action.pop("s3:ReplicateObject") == by_action.pop("s3:ReplicateTags") == {
+        f"{r}/*" for r in replicas}
+    keys = resources(synth_all, stack, "aws_kms_key")
+    (replica_key,) = [ref("aws_kms_key", k, "arn") for k, key in keys.items()
+                      if key.get("provider") == "aws.replica"]
+    (state_key,) = {ref("aws_kms_key", k, "arn") for k in keys} - {replica_key}
+    # Decrypt with the replica key too: S3 checks a replica bucket's Bucket Key with it.
+    assert by_action.pop("kms:Decrypt") == {state_key, replica_key}
+    assert by_action.pop("kms:Encrypt") == by_action.pop("kms:GenerateDataKey") == {replica_key}
+    assert not by_action, f"more than replication needs: {sorted(by_action)}"
+    conditions = {s["Sid"]: s["Condition"] for s in policy["Statement"] if "Condition" in s}
+    state_arn, replica_arn = f"arn:aws:s3:::{state.state_bucket}", f"arn:aws:s3:::{state.bucket}"
+    assert conditions == {
+        "DecryptSources": {
+            "StringEquals": {"kms:ViaService": f"s3.{prod.state_region}.amazonaws.com"},
+            "StringLike": {"kms:EncryptionContext:aws:s3:arn": [state_arn, f"{state_arn}/*"]}},
+        "EncryptReplicas": {
+            "StringEquals": {"kms:ViaService": f"s3.{state.region}.amazonaws.com"},
+            "StringLike": {"kms:EncryptionContext:aws:s3:arn": [replica_arn, f"{replica_arn}/*"]}},
+    }
+
+
+def test_the_plan_role_reads_no_state_access_logs_either_side(environments, synth_all):
+    """Pull requests' plan role (ReadOnlyAccess) reads state, not who read it: the state's access
+    logs and their replica are denied (SSE-S3, so the key deny does not cover them)."""
+    state = state_names(environments, "prod")
+    assert state is not None
+    policies = resources(synth_all, "bootstrap-prod", "aws_iam_role_policy").values()
+    (policy,) = [json.loads(p["policy"]) for p in policies if p["name"].endswith("-github-plan-permissions")]
+    (deny,) = [s for s in policy["Statement"] if s["Sid"] == "NoObjectReads"]
+    assert deny["Effect"] == "Deny"
+    assert {f"arn:aws:s3:::{state.state_bucket}-logs/*", f"arn:aws:s3:::{state.access_logs}/*"} <= set(
+        deny["Resource"])
+
+
+def test_an_account_replicates_its_state_into_one_other_region(environments):
+    prod = environments["prod"]
+    assert prod.replication is not None
+    other = prod.model_copy(update={"name": "prod2", "replication": prod.replication.model_copy(
+        update={"region": "us-east-1"})})
+    with pytest.raises(ValueError, match="replicates into one region"):
+        _ = StateAccount((prod, other)).replica
+    same = prod.model_copy(update={"replication": prod.replication.model_copy(
+        update={"region": prod.state_region})})
+    with pytest.raises(ValueError, match="needs another region"):
+        _ = StateAccount((same,)).replica
+    assert StateAccount((environments["dev"], prod)).replica == StateReplicaNames(
+        environments["dev"].state.bucket, prod.replication.region)
