@@ -144,20 +144,21 @@ def test_the_replica_buckets_have_the_secure_bucket_settings(synth_all, names, p
     assert source_lock[names.naming.bucket("audit")]["rule"] == locks[names.bucket("audit")]["rule"]
 
 
-def replication_role(synth_all, names) -> tuple[dict, dict]:
-    roles = resources(synth_all, "platform-prod", "aws_iam_role")
-    (rid,) = [rid for rid, r in roles.items() if r["name"] == names.role_name]
-    (policy,) = [p for p in resources(synth_all, "platform-prod", "aws_iam_role_policy").values()
-                 if p["role"] == ref("aws_iam_role", rid, "name")]
-    return roles[rid], json.loads(policy["policy"])
-
-
 def replication_policy_id(synth_all, names) -> str:
+    """The Terraform id of the platform replication role's inline policy."""
     roles = resources(synth_all, "platform-prod", "aws_iam_role")
     (rid,) = [rid for rid, r in roles.items() if r["name"] == names.role_name]
     (pid,) = [pid for pid, p in resources(synth_all, "platform-prod", "aws_iam_role_policy").items()
               if p["role"] == ref("aws_iam_role", rid, "name")]
     return pid
+
+
+def replication_role(synth_all, names) -> tuple[dict, dict]:
+    policies = resources(synth_all, "platform-prod", "aws_iam_role_policy")
+    policy = policies[replication_policy_id(synth_all, names)]
+    (role,) = [r for r in resources(synth_all, "platform-prod", "aws_iam_role").values()
+               if r["name"] == names.role_name]
+    return role, json.loads(policy["policy"])
 
 
 def test_the_replication_role_is_bounded_and_trusts_only_s3(synth_all, names):
