@@ -30,6 +30,8 @@ from lambdas.shared.drift import (
 from lambdas.shared.drift.categorical import compare_categorical, count_categories, prepare_categorical
 from lambdas.shared.drift.kolmogorov import kstwo_sf
 from lambdas.shared.drift.numeric import (
+    _WIDE_SPAN,
+    COARSE_MARK_STEP,
     MARK_STEP,
     REF_STEP,
     Ramps,
@@ -86,15 +88,19 @@ def test_ks_equals_scipy(name: str, ref: np.ndarray, cur: np.ndarray) -> None:
 
 def _block_cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
     rng = np.random.default_rng(20261206)
-    n = 4 * MARK_STEP  # the smallest window the block pass takes
+    n = 4 * COARSE_MARK_STEP  # the smallest window the block pass takes
     base = rng.normal(size=3000)
     return [
         ("smallest-window", rng.normal(size=900), rng.normal(0.1, size=n)),
-        ("partial-blocks", rng.normal(size=10 * REF_STEP + 7), rng.normal(size=7 * MARK_STEP + 5)),
+        ("partial-blocks", rng.normal(size=10 * REF_STEP + 7),
+         rng.normal(size=7 * COARSE_MARK_STEP + 3 * MARK_STEP + 5)),
         ("tiny-reference", rng.normal(size=3), rng.normal(size=5000)),
         ("identical", base, base.copy()),
         ("subsample", base, base[::2].copy()),
         ("ties", rng.integers(0, 12, 5000).astype(float), rng.integers(0, 13, 7000).astype(float)),
+        # runs of ties longer than _WIDE_SPAN: those blocks are searched in views, the rest gathered
+        ("wide-tie-runs", np.repeat([1.0, 2.0, 3.0], 3 * _WIDE_SPAN),
+         np.concatenate([np.repeat([1.0, 2.0, 3.0], [5000, 900, 3000]), rng.normal(2, 1, 4000)])),
         ("one-value-each", np.full(2000, 1.0), np.full(3000, 1.0)),
         ("disjoint-below", rng.normal(size=2000), rng.normal(-9, size=2000)),
         ("disjoint-above", rng.normal(size=2000), rng.normal(9, size=2000)),
@@ -118,6 +124,29 @@ def test_block_pass_equals_dense_pass_bit_for_bit(
     cur_sorted = np.sort(cur)
     assert _ks_extremes(prepared, cur_sorted, Ramps()) == _dense_extremes(prepared, cur_sorted, Ramps()), name
     assert compare_numeric(prepared, cur).ks == ks_2samp(ref, cur).statistic, name
+
+
+def test_block_pass_equals_dense_pass_on_random_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    # both levels of bounds and both ways of counting a kept block (gathered, or a view for a run
+    # of ties) over shifts, discrete data, resampled reference values and rounding
+    monkeypatch.setattr("lambdas.shared.drift.numeric._DENSE_SHARE", 2.0)
+    rng = np.random.default_rng(20261207)
+    for case in range(400):
+        n1, n2 = int(rng.integers(1, 5000)), int(rng.integers(4 * COARSE_MARK_STEP, 9000))
+        kind = case % 4
+        if kind == 0:
+            ref, cur = rng.normal(size=n1), rng.normal(0.1 * rng.normal(), 1, size=n2)
+        elif kind == 1:
+            ref = rng.integers(0, rng.integers(1, 50), n1).astype(float)
+            cur = rng.integers(0, rng.integers(1, 50), n2).astype(float)
+        elif kind == 2:
+            ref = rng.normal(size=n1)
+            cur = rng.choice(ref, n2)
+        else:
+            ref, cur = np.round(rng.normal(size=n1), 1), np.round(rng.normal(0.05, 1, size=n2), 1)
+        prepared, cur_sorted = prepare_numeric(ref), np.sort(cur)
+        got = _ks_extremes(prepared, cur_sorted, Ramps())
+        assert got == _dense_extremes(prepared, cur_sorted, Ramps()), (case, n1, n2)
 
 
 def test_ks_drops_nan_from_current_and_counts_it() -> None:

@@ -43,15 +43,21 @@ import numpy as np
 from lambdas.shared.drift.statistics import ks_p_value
 
 DEFAULT_QUANTILES = tuple(np.round(np.arange(1, 10) / 10, 10))  # deciles -> 10 bins
-# The coarse pass of `_ks_extremes`: every MARK_STEP-th current value is located among every
-# REF_STEP-th reference value (a small array that stays in cache). The bounds it gives are loose
-# by about (MARK_STEP + 2 REF_STEP) / n, far below any KS statistic that matters, so few
-# positions need an exact count.
-MARK_STEP = 64
+# The bounds of `_ks_extremes`: every COARSE_MARK_STEP-th current value, then every MARK_STEP-th
+# one in the blocks that may hold an extremum (a few percent of them on real data), is located
+# among every REF_STEP-th reference value (a small array that stays in cache). The bounds are
+# loose by about (MARK_STEP + 2 REF_STEP) / n, far below any KS statistic that matters, so few
+# positions need an exact count. Measured on the benchmark's 40 columns (1M values each):
+# 256/32 took 27 ms, one level of 64 took 49 ms; 128, 512 and three levels were no better.
+COARSE_MARK_STEP = 256
+MARK_STEP = 32
 REF_STEP = 16
 # More candidate positions than this share of the window (a window nearly identical to the
 # reference, where any block may hold the extremum): the dense pass is cheaper.
 _DENSE_SHARE = 0.125
+# A kept block whose counts may range over more reference values than this (a run of ties) is
+# searched in a view of the reference instead of a gathered copy (`_count_blocks`).
+_WIDE_SPAN = 2048
 
 
 @dataclass(frozen=True)
@@ -152,22 +158,21 @@ class Ramps:
     def __init__(self) -> None:
         self._positions: dict[int, np.ndarray] = {}
         self._ecdf: dict[int, np.ndarray] = {}
-        self._marks: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._marks: dict[int, np.ndarray] = {}
 
     def positions(self, n: int) -> np.ndarray:
         if n not in self._positions:
             self._positions[n] = np.arange(n, dtype=np.float64)
         return self._positions[n]
 
-    def marks(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every MARK_STEP-th position of a sorted window of n values and its last one (for
-        `_ks_extremes`), with F_cur at each mark ((j + 1) / n, as `ecdf` forms it) and just
-        before it (j / n)."""
+    def marks(self, n: int) -> np.ndarray:
+        """Every COARSE_MARK_STEP-th position of a sorted window of n values and its last one
+        (the first level of `_ks_extremes`)."""
         if n not in self._marks:
-            marks = np.arange(0, n, MARK_STEP)
+            marks = np.arange(0, n, COARSE_MARK_STEP)
             if marks[-1] != n - 1:
                 marks = np.append(marks, n - 1)
-            self._marks[n] = (marks, (marks + 1) / n, marks / n)
+            self._marks[n] = marks
         return self._marks[n]
 
     def ecdf(self, n: int) -> np.ndarray:
@@ -237,18 +242,35 @@ def _count_blocks(
     The bounds (lo, hi) at the marks confine each block's counts to lo[b]..hi[b + 1], so only
     those reference values (and the one before, see below) are searched: a few cache lines per
     block instead of a binary search through the whole reference, which is cold in cache when
-    the window's column comes in. With `covered` the increasing reference indices kept, a count
-    c means indices < c are on the left of the key, so the search in ref.values[covered] finds
-    p = #covered indices < c; index c - 1 is covered whenever c >= 1, hence c = covered[p - 1] + 1."""
+    the window's column comes in. Narrow blocks are searched together: with `covered` the
+    increasing reference indices kept, a count c means indices < c are on the left of the key,
+    so the search in ref.values[covered] finds p = #covered indices < c; index c - 1 is covered
+    whenever c >= 1, hence c = covered[p - 1] + 1. A block whose range spans a long run of tied
+    reference values (discrete data) is searched on its own in a view of that range, which
+    copies nothing, instead of gathering the run into `covered`."""
     lo, hi = bounds
     starts = marks[blocks]
-    positions = _concat_ranges(starts, marks[blocks + 1] - starts + 1)
-    first = np.maximum(lo[blocks] - 1, 0)
-    last = hi[blocks + 1] - 1
-    first[1:] = np.maximum(first[1:], last[:-1] + 1)  # adjacent blocks: each index once, in order
-    covered = _concat_ranges(first, np.maximum(last - first + 1, 0))
-    p = np.searchsorted(ref.values[covered], cur[positions], side=side)  # type: ignore[call-overload]
-    return positions, np.concatenate([[-1], covered])[p] + 1
+    stops = marks[blocks + 1] + 1
+    first = lo[blocks]
+    last = hi[blocks + 1]
+    wide = last - first > _WIDE_SPAN
+    parts = []
+    for b in np.flatnonzero(wide).tolist():
+        a, z, f = int(starts[b]), int(stops[b]), int(first[b])
+        counts = np.searchsorted(ref.values[f : int(last[b])], cur[a:z], side=side)  # type: ignore[call-overload]
+        parts.append((np.arange(a, z), counts + f))
+    if not wide.all():
+        narrow = ~wide
+        starts, stops, last = starts[narrow], stops[narrow], last[narrow] - 1
+        first = np.maximum(first[narrow] - 1, 0)
+        first[1:] = np.maximum(first[1:], last[:-1] + 1)  # adjacent blocks: each index once, in order
+        covered = _concat_ranges(first, np.maximum(last - first + 1, 0))
+        positions = _concat_ranges(starts, stops - starts)
+        p = np.searchsorted(ref.values[covered], cur[positions], side=side)  # type: ignore[call-overload]
+        parts.append((positions, np.concatenate([[-1], covered])[p] + 1))
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate([q for q, _ in parts]), np.concatenate([c for _, c in parts])
 
 
 def _count_bounds(ref: NumericReference, keys: np.ndarray) -> tuple[tuple, tuple]:
@@ -266,31 +288,64 @@ def _count_bounds(ref: NumericReference, keys: np.ndarray) -> tuple[tuple, tuple
     return (lt, np.minimum(lt + (REF_STEP - 1), ref.n)), (le, np.minimum(le + (REF_STEP - 1), ref.n))
 
 
-def _ks_extremes(ref: NumericReference, cur: np.ndarray, ramps: Ramps) -> tuple[float, float]:
-    """`_dense_extremes` without counting at every position. Marks every MARK_STEP-th position
-    split the window into blocks; bounds on the counts at the marks bound both functions on each
-    block, and only the blocks that may hold an extremum are counted exactly.
+def _candidate_blocks(
+    n1: int, n2: int, marks: np.ndarray, bounds: tuple[tuple, tuple], valid: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(below, above): the blocks between consecutive marks that may hold the minimum of f and
+    the maximum of g (`_ks_extremes`), of those `valid` (all when None).
 
     Min side, f(j) = le[j] / n1 - (j + 1) / n2: on the block from mark a to mark b, le[j] >= le[a]
     and j <= b, so f(j) >= lo(le[a]) / n1 - (b + 1) / n2, also in float64 (rounding is monotone);
     and the minimum is at most hi(le[a]) / n1 - (a + 1) / n2 for any mark a. A block whose lower
     bound exceeds that cannot hold the minimum. Max side, g(k) = lt[k] / n1 - k / n2, likewise
-    mirrored. The blocks kept are counted exactly, so the extremes are the dense pass's, bit for bit.
-    """
-    n1, n2 = ref.n, cur.size
-    if n2 < 4 * MARK_STEP:
-        return _dense_extremes(ref, cur, ramps)
-    marks, f_after, f_before = ramps.marks(n2)
-    keys = cur[marks]
-    lt_bounds, le_bounds = _count_bounds(ref, keys)
-    le_lo, le_hi = le_bounds
+    mirrored."""
+    (lt_lo, lt_hi), (le_lo, le_hi) = bounds
+    f_after = (marks + 1) / n2  # F_cur at the mark, as `Ramps.ecdf` forms it
+    f_before = marks / n2  # and just before it
     ceiling = float((le_hi / n1 - f_after).min())
-    below = np.flatnonzero(le_lo[:-1] / n1 - f_after[1:] <= ceiling)
-    lt_lo, lt_hi = lt_bounds
+    below = le_lo[:-1] / n1 - f_after[1:] <= ceiling
     floor = float((lt_lo / n1 - f_before).max())
-    above = np.flatnonzero(lt_hi[1:] / n1 - f_before[:-1] >= floor)
+    above = lt_hi[1:] / n1 - f_before[:-1] >= floor
+    if valid is not None:
+        below &= valid
+        above &= valid
+    return np.flatnonzero(below), np.flatnonzero(above)
+
+
+def _finer_marks(marks: np.ndarray, blocks: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """(marks, valid): every step-th position of each block (from its first mark up to its last,
+    both included), concatenated, and which pairs of consecutive marks lie in one block."""
+    starts = marks[blocks]
+    ends = marks[blocks + 1]
+    per_block = (ends - starts + step - 1) // step + 1
+    offsets = np.cumsum(per_block) - per_block
+    within = np.arange(int(per_block.sum())) - np.repeat(offsets, per_block)
+    finer = np.minimum(np.repeat(starts, per_block) + within * step, np.repeat(ends, per_block))
+    valid = np.ones(finer.size - 1, dtype=bool)
+    valid[(offsets + per_block - 1)[:-1]] = False  # from one block's last mark to the next's first
+    return finer, valid
+
+
+def _ks_extremes(ref: NumericReference, cur: np.ndarray, ramps: Ramps) -> tuple[float, float]:
+    """`_dense_extremes` without counting at every position. Marks every COARSE_MARK_STEP-th
+    position split the window into blocks; bounds on the counts at the marks bound both functions
+    on each block (`_candidate_blocks`). The blocks that may hold an extremum are split again at
+    every MARK_STEP-th position and bounded the same way, and only the small blocks left are
+    counted exactly, so the extremes are the dense pass's, bit for bit. Two levels locate a few
+    thousand marks per million values instead of every MARK_STEP-th: the gather of a mark misses
+    the cache, and most coarse blocks are far from either extremum."""
+    n1, n2 = ref.n, cur.size
+    if n2 < 4 * COARSE_MARK_STEP:
+        return _dense_extremes(ref, cur, ramps)
+    marks = ramps.marks(n2)
+    bounds = _count_bounds(ref, np.take(cur, marks))  # np.take: half the time of fancy indexing
+    below, above = _candidate_blocks(n1, n2, marks, bounds, None)
+    marks, valid = _finer_marks(marks, np.union1d(below, above), MARK_STEP)
+    bounds = _count_bounds(ref, np.take(cur, marks))
+    below, above = _candidate_blocks(n1, n2, marks, bounds, valid)
     if (below.size + above.size) * MARK_STEP > _DENSE_SHARE * n2:
         return _dense_extremes(ref, cur, ramps)
+    lt_bounds, le_bounds = bounds
     j, le = _count_blocks(ref, cur, marks, below, le_bounds, "right")
     k, lt = _count_blocks(ref, cur, marks, above, lt_bounds, "left")
     return float((le / n1 - (j + 1) / n2).min()), float((lt / n1 - k / n2).max())
