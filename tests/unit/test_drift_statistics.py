@@ -117,7 +117,7 @@ def _block_cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
 def test_block_pass_equals_dense_pass_bit_for_bit(
     name: str, ref: np.ndarray, cur: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # the KS extremes from bounds at every MARK_STEP-th position are those of the dense pass,
+    # the KS extremes from the two levels of bounds are those of the dense pass,
     # also where the block pass would hand over to the dense one (nearly identical windows)
     monkeypatch.setattr("lambdas.shared.drift.numeric._DENSE_SHARE", 2.0)
     prepared = prepare_numeric(ref)
