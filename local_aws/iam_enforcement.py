@@ -36,9 +36,10 @@ lacks, added here:
   - from the request: aws:SecureTransport (the scheme the server was reached by: true under
     `mlops local up`, which serves HTTPS), aws:CurrentTime, aws:EpochTime, aws:RequestedRegion,
     aws:ViaAWSService (false: locally no service calls with a person's credentials), s3:prefix
-    of a listing, and CONDITION_KEYS: cloudwatch:namespace (PutMetricData), sagemaker:
-    ModelApprovalStatus (Create/UpdateModelPackage), an object write's s3:if-none-match,
-    s3:if-match and s3:ObjectCreationOperation, AssumeRole's aws:RequestTag/<key>,
+    of a listing, s3:ResourceAccount and aws:ResourceAccount of an S3 request (its bucket's
+    owner; absent while the bucket does not exist), and CONDITION_KEYS: cloudwatch:namespace
+    (PutMetricData), sagemaker:ModelApprovalStatus (Create/UpdateModelPackage), an object
+    write's s3:if-none-match, s3:if-match and s3:ObjectCreationOperation, AssumeRole's aws:RequestTag/<key>,
     aws:TagKeys and sts:SourceIdentity (set by the request or inherited from the caller's
     session), iam:PermissionsBoundary and iam:PolicyARN of the IAM writes they scope;
   - from the caller: aws:PrincipalArn (a role session's is its role's ARN), aws:PrincipalAccount,
@@ -90,6 +91,7 @@ from moto.dynamodb import responses as dynamodb_responses
 from moto.iam import access_control
 from moto.iam import responses as iam_responses
 from moto.iam.models import iam_backends
+from moto.s3 import exceptions as s3_exceptions
 from moto.s3 import responses as s3_responses
 from moto.sagemaker import responses as sagemaker_responses
 from moto.sagemakerruntime import responses as sagemakerruntime_responses
@@ -408,7 +410,21 @@ def _request_keys(response: Any) -> dict[str, list[str]]:
         values["s3:prefix"] = prefix[0] if isinstance(prefix, list) and prefix else prefix
     if isinstance(response, s3_responses.S3Response) and response.method in ("PUT", "POST"):
         values.update(_conditional_write_keys(response))
+    if isinstance(response, s3_responses.S3Response):
+        values["s3:ResourceAccount"] = values["aws:ResourceAccount"] = _bucket_owner(response)
     return iam_conditions.context_of(values)
+
+
+def _bucket_owner(response: Any) -> str | None:
+    """The account that owns the request's bucket (s3:ResourceAccount, aws:ResourceAccount);
+    None, the key absent, for a request without a bucket or whose bucket does not exist yet."""
+    name = getattr(response, "bucket_name", None)
+    if not name:
+        return None
+    try:
+        return response.backend.get_bucket(name).account_id
+    except s3_exceptions.MissingBucket:  # CreateBucket, or no such bucket: S3 answers the request
+        return None
 
 
 def _conditional_write_keys(response: Any) -> ConditionValues:

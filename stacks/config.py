@@ -321,6 +321,10 @@ class Environment(Strict):
     # (stacks/constructs/code_signing.py). The local AWS cannot sign (moto has no signing jobs, no
     # code-signing configs): local environments set it false (stacks/moto_gaps.py).
     lambda_code_signing: bool = True
+    # AWS keeps a canceled Signer profile, and its name, for the signature validity plus six
+    # months; `mlops destroy` cancels the environment's. The next deploy needs a new name: the
+    # generation (2, 3, ...) becomes its suffix (stacks/naming.py, mlops/signing_profile.py).
+    lambda_signing_profile_generation: Annotated[int, Field(ge=1, le=99)] = 1
 
     # Field validators (not a model validator) so an error names the field it is about.
     @field_validator("prefix")
@@ -545,6 +549,7 @@ def load_environments(root: Path, names: list[str] | None = None) -> dict[str, E
             problems.extend(exc.problems)
     for env in loaded.values():
         problems.extend(_promotion_problems(root, env, known))
+    problems.extend(_prefix_problems(root, list(loaded.values())))
     if not loaded and not problems:
         problems.append((_display(env_dir, root), "(directory)", "no environment files found"))
     if problems:
@@ -557,6 +562,23 @@ def environment_names(root: Path) -> list[str]:
     stems = [p.stem for p in (root / "environments").glob("*.yaml")]
     order = {name: i for i, name in enumerate(ENVIRONMENT_NAMES)}
     return sorted(stems, key=lambda n: (order.get(n, len(order)), n))
+
+
+def _prefix_problems(root: Path, envs: list[Environment]) -> list[tuple[str, str, str]]:
+    """Policies scope an environment by `<prefix>-*` (buckets, roles, functions, its permissions
+    boundary's deny of other accounts' buckets), so no prefix may be another's plus a suffix, nor
+    equal to it: one environment's grants and denies would reach the other's resources."""
+    problems = []
+    for env in envs:
+        for other in envs:
+            if other is env:
+                continue
+            if env.prefix == other.prefix or env.prefix.startswith(f"{other.prefix}-"):
+                display = _display(root / "environments" / f"{env.name}.yaml", root)
+                problems.append((display, "prefix", f"'{env.prefix}' falls under '{other.prefix}-*', the "
+                                 f"names of environment {other.name}: its policies would reach this "
+                                 "environment's resources; choose a prefix that does not start with it"))
+    return problems
 
 
 def _promotion_problems(root: Path, env: Environment, known: list[str]) -> list[tuple[str, str, str]]:

@@ -81,6 +81,17 @@ class PermissionBoundary(Construct):
                         ["s3:*"],
                         [props.bucket_arn_pattern, f"{props.bucket_arn_pattern}/*"],
                     ),
+                    statement(
+                        # Bucket names are global: a bucket named like the environment's may be
+                        # another account's (made before ours, or to catch what a role writes).
+                        # No bounded role touches one. IfExists: a request without the key
+                        # (CreateBucket, whose bucket has no owner yet) is left to the allows.
+                        "DenyOtherAccountsBuckets",
+                        ["s3:*"],
+                        [props.bucket_arn_pattern, f"{props.bucket_arn_pattern}/*"],
+                        effect="Deny",
+                        conditions={"StringNotEqualsIfExists": {"s3:ResourceAccount": props.account_id}},
+                    ),
                     *props.extra_statements,
                     statement("AllowEnvironmentSecrets", ["secretsmanager:*"], [props.secret_arn_pattern]),
                     statement("AllowEnvironmentFunctions", ["lambda:*"], list(props.function_arn_patterns)),

@@ -213,8 +213,9 @@ def tls_server(tmp_path):
 def test_conditions_are_evaluated_as_iam_evaluates_them_when_iam_is_enforced(tls_server):
     """local_aws/iam_conditions.py wired into moto's check: the request's keys and the caller's
     (aws:PrincipalArn is a session's role, aws:SecureTransport true over the local HTTPS, s3:prefix
-    from ListObjectsV2), a Deny whose condition does not hold does not apply, a key the request
-    lacks makes a condition false, and StringLike's `[` is literal."""
+    from ListObjectsV2, s3:ResourceAccount and aws:ResourceAccount the bucket's owner), a Deny whose
+    condition does not hold does not apply, a key the request lacks makes a condition false, and
+    StringLike's `[` is literal."""
     iam, s3 = tls_server.client("iam"), tls_server.client("s3")
     s3.create_bucket(Bucket="scoped")
     boundary = iam.create_policy(PolicyName="boundary", PolicyDocument=document([
@@ -237,6 +238,11 @@ def test_conditions_are_evaluated_as_iam_evaluates_them_when_iam_is_enforced(tls
                   conditions={"ArnLike": {"aws:SourceArn": "arn:aws:s3:::*"}}),
         statement("ListDemo", ["s3:ListBucket"], ["arn:aws:s3:::scoped"],
                   conditions={"StringLike": {"s3:prefix": "demo/*"}}),
+        # s3:ResourceAccount is the bucket's owner: this account's, never the other one named
+        statement("OwnBucketOnly", ["s3:GetBucketLocation"], ["arn:aws:s3:::scoped"],
+                  conditions={"StringEquals": {"s3:ResourceAccount": "123456789012"}}),
+        statement("OtherAccountsBucketOnly", ["s3:GetBucketVersioning"], ["arn:aws:s3:::scoped"],
+                  conditions={"StringEquals": {"aws:ResourceAccount": "999999999999"}}),
         statement("CreateRoles", ["iam:CreateRole"], ["*"]),  # moto names no resource for a new role
         # The platform's boundary rule: a negated operator holds when the request lacks the key.
         statement("DenyRolesWithoutTheBoundary", ["iam:CreateRole"], ["*"], effect="Deny",
@@ -271,6 +277,8 @@ def test_conditions_are_evaluated_as_iam_evaluates_them_when_iam_is_enforced(tls
         refused(my_s3.get_object, Bucket="scoped", Key="a.txt")  # no aws:SourceArn in a person's call
         refused(my_s3.list_objects_v2, Bucket="scoped", Prefix="other/")
         refused(my_s3.list_objects_v2, Bucket="scoped")  # no prefix: the key is absent
+        my_s3.get_bucket_location(Bucket="scoped")
+        refused(my_s3.get_bucket_versioning, Bucket="scoped")
         me("iam").create_role(RoleName="probe-bounded", AssumeRolePolicyDocument=trust,
                               PermissionsBoundary=boundary)
         refused(me("iam").create_role, RoleName="probe-unbounded", AssumeRolePolicyDocument=trust)

@@ -167,6 +167,19 @@ def test_cli_rejects_unknown_environment(capsys):
         in capsys.readouterr().err
 
 
+def test_no_prefix_falls_under_another_environments(project_copy):
+    # prod's policies and its boundary's deny scope `mlops-prod-*`: an environment named
+    # `mlops-prod-stg-*` would be within their reach
+    text = (project_copy / "environments" / "staging.yaml").read_text()
+    (project_copy / "environments" / "stg.yaml").write_text(
+        text.replace("name: staging", "name: stg").replace("prefix: mlops-staging", "prefix: mlops-prod-stg"))
+    with pytest.raises(ConfigError) as err:
+        load_environments(project_copy)
+    (problem,) = err.value.problems
+    assert problem[:2] == ("environments/stg.yaml", "prefix")
+    assert "'mlops-prod-stg' falls under 'mlops-prod-*'" in problem[2] and "environment prod" in problem[2]
+
+
 @pytest.mark.parametrize(("setting", "value", "reason"), [
     ("ci", {"github_repository": "example-org/mlops-platform"}, "no CI roles"),
     ("replication", {"region": "us-west-2"}, "one region"),

@@ -257,6 +257,13 @@ def test_roles_carry_the_boundary_and_personas_are_separated(platform, environme
         "audit-to-logs", *studio, *replication)}
     (_boundary_id, boundary), = resources(doc, "aws_iam_policy").items()
     assert boundary["name"] == f"mlops-{env}-permissions-boundary"
+    # a bucket named like the environment's but another account's is out of every role's reach
+    (foreign,) = [st for st in json.loads(boundary["policy"])["Statement"]
+                  if st["Sid"] == "DenyOtherAccountsBuckets"]
+    assert foreign["Effect"] == "Deny" and foreign["Action"] == "s3:*"
+    assert foreign["Resource"] == [f"arn:aws:s3:::mlops-{env}-*", f"arn:aws:s3:::mlops-{env}-*/*"]
+    assert foreign["Condition"] == {
+        "StringNotEqualsIfExists": {"s3:ResourceAccount": environments[env].account_id}}
     for role in roles.values():
         assert role["permissions_boundary"].endswith(f"/mlops-{env}/mlops-{env}-permissions-boundary")
         trust = json.loads(role["assume_role_policy"])["Statement"][0]
