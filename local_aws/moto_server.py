@@ -46,6 +46,8 @@ The local control plane (local_aws/control_plane.py) needs more inside the serve
   found"); moto says only "Requested resource not found". Terraform treats a DeleteTable that
   finds no table as done only on AWS's wording, so a delete the SDK had retried (the first
   attempt having deleted the table) failed `local down` now and then.
+- Signer: GetSigningProfile and CancelSigningProfile of a profile that does not exist answer
+  ResourceNotFoundException (404), as AWS does; moto fails with a 500.
 - SageMaker's request constraints: moto takes a name longer than 63 characters, a pattern a
   value breaks, an alias as a job's VolumeKmsKeyId; SageMaker answers ValidationException, and
   so does this server, from botocore's copy of the service model (local_aws/api_constraints.py).
@@ -88,6 +90,7 @@ from moto.budgets import responses as budgets_responses
 from moto.cloudwatch import exceptions as cloudwatch_exceptions
 from moto.cloudwatch import models as cloudwatch_models
 from moto.cloudwatch import responses as cloudwatch_responses
+from moto.core.exceptions import JsonRESTError
 from moto.core.utils import utcnow
 from moto.dynamodb import exceptions as dynamodb_exceptions
 from moto.dynamodb.models import DynamoDBBackend
@@ -100,6 +103,7 @@ from moto.sagemaker import models as sagemaker_models
 from moto.sagemaker import responses as sagemaker_responses
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemakerruntime import responses as sagemakerruntime_responses
+from moto.signer import models as signer_models
 from moto.sqs import models as sqs_models
 
 from local_aws import (
@@ -638,6 +642,26 @@ def start_services() -> None:
     _PIPELINES.start()
 
 
+class _SigningProfileNotFound(JsonRESTError):
+    code = 404
+
+
+def _missing_signing_profiles_not_found() -> None:
+    """GetSigningProfile (and CancelSigningProfile) of a profile that does not exist answer
+    ResourceNotFoundException, HTTP 404, as the Signer API reference documents; moto fails with a
+    500 (a KeyError). `mlops deploy` asks before the platform stack makes the profile."""
+    for name in ("get_signing_profile", "cancel_signing_profile"):
+        original = getattr(signer_models.SignerBackend, name)
+
+        def known_only(self: Any, profile_name: str, _original: Any = original) -> Any:
+            if profile_name not in self.signing_profiles:
+                raise _SigningProfileNotFound(
+                    "ResourceNotFoundException", f"A signing profile named {profile_name} does not exist.")
+            return _original(self, profile_name)
+
+        setattr(signer_models.SignerBackend, name, known_only)
+
+
 def stop_services() -> None:
     """Stops the background control plane and its functions, then the endpoint runtime and every
     model server it started (all by pid)."""
@@ -665,6 +689,7 @@ def patch() -> None:
     _packages_record_who_changed_them()
     source_identity.patch()
     _missing_tables_named()
+    _missing_signing_profiles_not_found()
     metric_store.patch()
     _aws_namespaces_refused()
     _pipeline_executions_run()

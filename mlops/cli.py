@@ -36,6 +36,7 @@ from mlops.rbac import (
     run_rbac_command,
 )
 from mlops.shadow_report import add_report_arguments, run_report_command
+from mlops.signing_profile import SigningProfileError
 from mlops.terraform import TerraformError
 from mlops.traffic import add_invoke_arguments, add_traffic_arguments, run_invoke_command, run_traffic_command
 from stacks.config import ConfigError, Environment
@@ -580,7 +581,7 @@ def dispatch(args: argparse.Namespace, project: Project) -> int:
             print(f"error: {line}", file=sys.stderr)
         return 2
     except (TerraformError, LocalAwsError, PipelineRunError, EndpointWaitError, ImageError,
-            LayerNotBuilt, LayerBuildError, K8sError) as exc:
+            LayerNotBuilt, LayerBuildError, K8sError, SigningProfileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -131,6 +131,7 @@ class Deployer:
                 say("    images: no local job runs in a container, so the image check is skipped")
         else:
             server = None
+            self._require_signing_profile(env)
             if has_projects:
                 self._require_images(env, before_platform=True)
         ensure_layers()
@@ -166,6 +167,14 @@ class Deployer:
         from mlops.aws_clients import clients_for
 
         self.k8s_applied = deploy_step(self.project, env, clients_for(self.project, env))
+
+    def _require_signing_profile(self, env: Environment) -> None:
+        """No apply while the profile's name is held by a canceled one (mlops/signing_profile.py):
+        the platform stack would fail half-applied."""
+        from mlops.aws_clients import clients_for
+        from mlops.signing_profile import require_usable
+
+        require_usable(env, clients_for(self.project, env)("signer"))
 
     def _require_images(self, env: Environment, *, before_platform: bool) -> None:
         """No project stack is applied (it would create or update pipelines and endpoints that
@@ -326,6 +335,12 @@ class Deployer:
         destroyed += [destroy(n, info) for n, info in enumerate(stacks, 1) if info.kind != "project"]
         if env.is_local:
             self._record_local_stacks(env_name, [])
+        else:
+            from mlops.signing_profile import after_destroy
+
+            note = after_destroy(env) if any(i.kind == "platform" for i in stacks) else None
+            if note:
+                say(f"    note: {note}")
         return destroyed
 
     def bootstrap(self, env_name: str) -> list[DeployedStack]:

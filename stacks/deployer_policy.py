@@ -307,7 +307,7 @@ def scopes(n: Naming) -> dict[str, list[str]]:
         "ec2": [f"arn:aws:ec2:{region}:{account}:*"],
         "code_signing_configs": [n.arn("lambda", "code-signing-config:*")],
         # The profile and its versions (`/signing-profiles/<name>/<version>`).
-        "signing_profiles": [n.signing_profile_arn, f"{n.signing_profile_arn}/*"],
+        "signing_profiles": [n.signing_profiles_arn_pattern, f"{n.signing_profiles_arn_pattern}/*"],
         "signing_jobs": [n.arn("signer", "/signing-jobs/*")],
     }
 

@@ -21,10 +21,11 @@ class Naming:
     prefix: str
     account_id: str
     region: str
+    signing_generation: int = 1  # Environment.lambda_signing_profile_generation
 
     @classmethod
     def of(cls, env: Environment) -> Naming:
-        return cls(env.prefix, env.account_id, env.region)
+        return cls(env.prefix, env.account_id, env.region, env.lambda_signing_profile_generation)
 
     def name(self, suffix: str) -> str:
         return f"{self.prefix}-{suffix}"
@@ -32,12 +33,20 @@ class Naming:
     @property
     def signing_profile(self) -> str:
         """The environment's AWS Signer profile for its Lambda code (Signer allows only
-        [A-Za-z0-9_] in a profile name, 2-64 characters)."""
-        return f"{self.prefix.replace('-', '_')}_lambda"
+        [A-Za-z0-9_] in a profile name, 2-64 characters). A canceled profile keeps its name for
+        years, so each generation after the first has its own (`<prefix>_lambda_2`, ...)."""
+        name = f"{self.prefix.replace('-', '_')}_lambda"
+        return name if self.signing_generation == 1 else f"{name}_{self.signing_generation}"
 
     @property
     def signing_profile_arn(self) -> str:
         return self.arn("signer", f"/signing-profiles/{self.signing_profile}")
+
+    @property
+    def signing_profiles_arn_pattern(self) -> str:
+        """The environment's profile of every generation: a deployer policy attached once still
+        reaches the profile after the generation is raised."""
+        return self.arn("signer", f"/signing-profiles/{self.prefix.replace('-', '_')}_lambda*")
 
     @property
     def secrets_arn_pattern(self) -> str:

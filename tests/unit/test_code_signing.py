@@ -14,7 +14,7 @@ from stacks.constructs.code_signing import PLATFORM
 from stacks.deployer_policy import deployer_statements, types_of
 from stacks.lambda_package import build_package
 from stacks.naming import Naming
-from stacks.policy import listed
+from stacks.policy import listed, matches
 from tests.conftest import ROOT
 
 AWS_ENVIRONMENTS = ("dev", "staging", "prod")
@@ -143,8 +143,13 @@ def test_the_deployer_may_sign_with_the_environments_profile_only(synth_all, env
         return [r for s in statements if s["Effect"] == "Allow" and action in listed(s["Action"])
                 for r in listed(s["Resource"])]
 
-    assert resources_for("signer:StartSigningJob") == [n.signing_profile_arn, f"{n.signing_profile_arn}/*"]
-    assert resources_for("signer:PutSigningProfile") == [n.signing_profile_arn, f"{n.signing_profile_arn}/*"]
+    # every generation of the profile (lambda_signing_profile_generation), none of another environment
+    profiles = [n.signing_profiles_arn_pattern, f"{n.signing_profiles_arn_pattern}/*"]
+    assert resources_for("signer:StartSigningJob") == profiles
+    assert resources_for("signer:PutSigningProfile") == profiles
+    assert matches(profiles[0], n.signing_profile_arn)
+    assert matches(profiles[0], Naming(n.prefix, n.account_id, n.region, 2).signing_profile_arn)
+    assert not matches(profiles[0], Naming("mlops-devx", n.account_id, n.region).signing_profile_arn)
     assert resources_for("signer:DescribeSigningJob") == [n.arn("signer", "/signing-jobs/*")]
     assert n.arn("lambda", "code-signing-config:*") in resources_for("lambda:PutFunctionCodeSigningConfig")
     assert resources_for("s3:GetObjectVersion") == [f"{n.all_buckets_arn}/*"]
