@@ -218,6 +218,7 @@ def test_conditions_are_evaluated_as_iam_evaluates_them_when_iam_is_enforced(tls
     StringLike's `[` is literal."""
     iam, s3 = tls_server.client("iam"), tls_server.client("s3")
     s3.create_bucket(Bucket="scoped")
+    tls_server.account_client("s3", "999999999999").create_bucket(Bucket="scoped-elsewhere")
     boundary = iam.create_policy(PolicyName="boundary", PolicyDocument=document([
         statement("All", ["*"], ["*"])]))["Policy"]["Arn"]
     trust = document([statement("Lambda", ["sts:AssumeRole"], None,
@@ -238,9 +239,12 @@ def test_conditions_are_evaluated_as_iam_evaluates_them_when_iam_is_enforced(tls
                   conditions={"ArnLike": {"aws:SourceArn": "arn:aws:s3:::*"}}),
         statement("ListDemo", ["s3:ListBucket"], ["arn:aws:s3:::scoped"],
                   conditions={"StringLike": {"s3:prefix": "demo/*"}}),
-        # s3:ResourceAccount is the bucket's owner: this account's, never the other one named
-        statement("OwnBucketOnly", ["s3:GetBucketLocation"], ["arn:aws:s3:::scoped"],
-                  conditions={"StringEquals": {"s3:ResourceAccount": "123456789012"}}),
+        # s3:ResourceAccount is the bucket's owner: the boundary's DenyOtherAccountsBuckets
+        # refuses a bucket named like ours that another account owns
+        statement("ReadScopedBuckets", ["s3:GetBucketLocation"], ["arn:aws:s3:::scoped*"]),
+        statement("DenyOtherAccountsBuckets", ["s3:*"], ["arn:aws:s3:::scoped*", "arn:aws:s3:::scoped*/*"],
+                  effect="Deny",
+                  conditions={"StringNotEqualsIfExists": {"s3:ResourceAccount": "123456789012"}}),
         statement("OtherAccountsBucketOnly", ["s3:GetBucketVersioning"], ["arn:aws:s3:::scoped"],
                   conditions={"StringEquals": {"aws:ResourceAccount": "999999999999"}}),
         statement("CreateRoles", ["iam:CreateRole"], ["*"]),  # moto names no resource for a new role
@@ -278,6 +282,7 @@ def test_conditions_are_evaluated_as_iam_evaluates_them_when_iam_is_enforced(tls
         refused(my_s3.list_objects_v2, Bucket="scoped", Prefix="other/")
         refused(my_s3.list_objects_v2, Bucket="scoped")  # no prefix: the key is absent
         my_s3.get_bucket_location(Bucket="scoped")
+        refused(my_s3.get_bucket_location, Bucket="scoped-elsewhere")  # owned by 999999999999
         refused(my_s3.get_bucket_versioning, Bucket="scoped")
         me("iam").create_role(RoleName="probe-bounded", AssumeRolePolicyDocument=trust,
                               PermissionsBoundary=boundary)
