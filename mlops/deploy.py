@@ -291,6 +291,13 @@ class Deployer:
         it would change anything and Terraform's summary line. Locally the local AWS must run."""
         env = self.project.environment(env_name)
         server = self.local.require() if env.is_local else None
+        if not env.is_local:
+            from mlops.aws_clients import clients_for
+            from mlops.signing_profile import plan_warning
+
+            warning = plan_warning(env, clients_for(self.project, env)("signer"))
+            if warning:
+                say(f"    warning: {warning}")
         ensure_layers()
         stacks = self._env_stacks(synthesize(self.project, {env_name: env}), env_name)
 

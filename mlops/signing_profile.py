@@ -61,6 +61,16 @@ def require_usable(env: Environment, signer: Any) -> None:
         raise SigningProfileError(refusal(env, status))
 
 
+def plan_warning(env: Environment, signer: Any) -> str | None:
+    """What `mlops plan` says instead of refusing: a plan only reads, and its identity (the CI
+    plan role) may not be allowed to ask Signer; None when the apply would find the name free."""
+    try:
+        require_usable(env, signer)
+    except SigningProfileError as err:
+        return f"an apply would be refused: {err}"
+    return None
+
+
 def after_destroy(env: Environment) -> str | None:
     """What a person must know once the platform stack is destroyed, None when nothing."""
     if not env.lambda_code_signing:

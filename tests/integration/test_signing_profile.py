@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from mlops.signing_profile import SigningProfileError, after_destroy, require_usable, unusable_status
+from mlops.signing_profile import (
+    SigningProfileError,
+    after_destroy,
+    plan_warning,
+    require_usable,
+    unusable_status,
+)
 from stacks.config import Environment
 from stacks.constructs.code_signing import PLATFORM
 from stacks.naming import Naming
@@ -32,11 +38,15 @@ def test_a_canceled_profile_refuses_the_deploy_and_names_the_next_generation(mot
     assert name in message and "Canceled" in message
     assert "lambda_signing_profile_generation: 2" in message and "environments/dev.yaml" in message
     assert "lambda_signing_profile_generation: 2" in after_destroy(dev)
+    # `mlops plan` only warns (a plan applies nothing)
+    warning = plan_warning(dev, signer)
+    assert warning.startswith(f"an apply would be refused: the Lambda signing profile {name}")
 
     second = _generation(dev, 2)
     assert Naming.of(second).signing_profile == "mlops_dev_lambda_2"
     assert Naming.of(second).signing_profile_arn.endswith("/signing-profiles/mlops_dev_lambda_2")
     require_usable(second, signer)  # a new name: nothing holds it
+    assert plan_warning(second, signer) is None
 
     # An environment that does not sign (the local ones) never asks
     unsigned = dev.model_copy(update={"lambda_code_signing": False})
@@ -51,3 +61,25 @@ def test_the_generation_is_a_small_positive_number(environments):
             Environment.model_validate({**data, "lambda_signing_profile_generation": bad})
     third = Environment.model_validate({**data, "lambda_signing_profile_generation": 3})
     assert Naming.of(third).signing_profile == "mlops_dev_lambda_3"
+
+
+def test_mlops_deploy_refuses_before_synth_and_terraform(moto_server, monkeypatch, tmp_path, capsys):
+    """The CLI in an AWS environment (its SDK sent to the local AWS, as AWS_ENDPOINT_URL sends
+    any SDK): `mlops deploy dev` exits 1 with the reason, before synth and Terraform."""
+    from mlops.cli import main
+
+    for key, value in moto_server.client_env().items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("CDKTF_OUTDIR", str(tmp_path / "cdktf.out"))
+    signer = moto_server.client("signer", region="eu-west-1")  # dev's region
+    signer.put_signing_profile(profileName="mlops_dev_lambda", platformId=PLATFORM)
+    signer.cancel_signing_profile(profileName="mlops_dev_lambda")
+    assert main(["deploy", "dev"]) == 1
+    err = capsys.readouterr().err
+    assert "error: the Lambda signing profile mlops_dev_lambda of dev is Canceled" in err
+    assert "lambda_signing_profile_generation: 2" in err
+    assert not (tmp_path / "cdktf.out").exists()  # nothing synthesized, nothing applied
