@@ -48,6 +48,9 @@ The local control plane (local_aws/control_plane.py) needs more inside the serve
   attempt having deleted the table) failed `local down` now and then.
 - Signer: GetSigningProfile and CancelSigningProfile of a profile that does not exist answer
   ResourceNotFoundException (404), as AWS does; moto fails with a 500.
+- EC2: DeleteLaunchTemplate of a LaunchTemplateId that does not exist answers
+  InvalidLaunchTemplateId.NotFound, the code the AWS provider takes for "already deleted"; moto's
+  InvalidLaunchTemplateName.NotFoundException failed a destroy whose delete the SDK had retried.
 - SageMaker's request constraints: moto takes a name longer than 63 characters, a pattern a
   value breaks, an alias as a job's VolumeKmsKeyId; SageMaker answers ValidationException, and
   so does this server, from botocore's copy of the service model (local_aws/api_constraints.py).
@@ -94,6 +97,8 @@ from moto.core.exceptions import JsonRESTError
 from moto.core.utils import utcnow
 from moto.dynamodb import exceptions as dynamodb_exceptions
 from moto.dynamodb.models import DynamoDBBackend
+from moto.ec2 import exceptions as ec2_exceptions
+from moto.ec2.models import launch_templates as ec2_launch_templates
 from moto.events import models as events_models
 from moto.events import utils as events_utils
 from moto.iam import access_control, policy_conditions
@@ -642,6 +647,24 @@ def start_services() -> None:
     _PIPELINES.start()
 
 
+def _missing_launch_templates_named_by_id() -> None:
+    """DeleteLaunchTemplate of a LaunchTemplateId that does not exist answers
+    InvalidLaunchTemplateId.NotFound (of a name: InvalidLaunchTemplateName.NotFoundException), as
+    EC2 does and as the AWS provider takes for "already deleted" (moto answers the name's code for
+    an id, MissingParameter for a name): a destroy whose delete the SDK had retried, the first
+    attempt having deleted the template, failed now and then."""
+    original = ec2_launch_templates.LaunchTemplateBackend.delete_launch_template
+
+    def delete_launch_template(self: Any, name: str, tid: str | None) -> Any:
+        if name and name not in self.launch_template_name_to_ids:  # moto: MissingParameter
+            raise ec2_exceptions.InvalidLaunchTemplateNameNotFoundWithNameError(name)
+        if not name and tid is not None and tid not in self.launch_templates:
+            raise ec2_exceptions.InvalidLaunchTemplateIdNotFound(tid)
+        return original(self, name, tid)
+
+    ec2_launch_templates.LaunchTemplateBackend.delete_launch_template = delete_launch_template
+
+
 class _SigningProfileNotFound(JsonRESTError):
     code = 404
 
@@ -690,6 +713,7 @@ def patch() -> None:
     source_identity.patch()
     _missing_tables_named()
     _missing_signing_profiles_not_found()
+    _missing_launch_templates_named_by_id()
     metric_store.patch()
     _aws_namespaces_refused()
     _pipeline_executions_run()

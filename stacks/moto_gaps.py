@@ -87,7 +87,9 @@ PROVIDER_FLAGS = {
 # GetMetricData, no Lambda invocations from SQS by moto itself, schedule rules that match no
 # PutEvents event, the `account` field kept in delivered events, DynamoDB's not-found error
 # worded as AWS words it (Terraform ignores a retried DeleteTable's not-found only then), Signer's
-# ResourceNotFoundException for a profile that does not exist (moto: a 500), and S3
+# ResourceNotFoundException for a profile that does not exist (moto: a 500), EC2's
+# InvalidLaunchTemplateId.NotFound for a retried DeleteLaunchTemplate (the AWS provider's "already
+# deleted"; moto's name-not-found code failed a destroy now and then), and S3
 # listings read from one snapshot (moto's ListObjectVersions failed with a 500 when a parallel
 # delete removed a key it was listing). moto hands out no location for a zip function's package
 # (GetFunction) and `s3://` for a layer's (GetLayerVersion): the server answers URLs of its own that

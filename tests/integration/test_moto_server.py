@@ -64,6 +64,21 @@ def test_a_missing_table_is_named_as_aws_names_it(moto_server):
     assert err.value.response["Error"]["Message"] == "Requested resource not found: Table: gone not found"
 
 
+def test_a_missing_launch_template_is_named_by_id_as_ec2_names_it(moto_server):
+    """The AWS provider takes a retried DeleteLaunchTemplate's InvalidLaunchTemplateId.NotFound
+    as "already deleted"; moto's InvalidLaunchTemplateName.NotFoundException failed a destroy."""
+    ec2 = moto_server.client("ec2")
+    made = ec2.create_launch_template(LaunchTemplateName="nodes", LaunchTemplateData={})
+    template = made["LaunchTemplate"]["LaunchTemplateId"]
+    ec2.delete_launch_template(LaunchTemplateId=template)
+    with pytest.raises(ClientError) as err:
+        ec2.delete_launch_template(LaunchTemplateId=template)
+    assert err.value.response["Error"]["Code"] == "InvalidLaunchTemplateId.NotFound"
+    with pytest.raises(ClientError) as err:  # by name, as EC2 answers a name it does not know
+        ec2.delete_launch_template(LaunchTemplateName="nodes")
+    assert err.value.response["Error"]["Code"] == "InvalidLaunchTemplateName.NotFoundException"
+
+
 def test_metric_queries_match_a_metric_by_namespace_name_and_its_whole_dimension_set(moto_server):
     """local_aws/metric_store.py: the dimension order of a query does not matter (Terraform writes
     an alarm's dimensions in any order), the namespace does, and AWS/ namespaces are refused."""
