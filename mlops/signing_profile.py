@@ -43,11 +43,16 @@ def unusable_status(signer: Any, name: str) -> str | None:
     return status if status in UNUSABLE else None
 
 
+def _next_generation(env: Environment) -> str:
+    """The one change that frees the environment from its canceled profile's name."""
+    return (f"set lambda_signing_profile_generation: {env.lambda_signing_profile_generation + 1} "
+            f"in environments/{env.name}.yaml")
+
+
 def refusal(env: Environment, status: str) -> str:
     name = Naming.of(env).signing_profile
     return (f"the Lambda signing profile {name} of {env.name} is {status} (`mlops destroy {env.name}` "
-            "cancels it) and AWS keeps its name for years: set lambda_signing_profile_generation: "
-            f"{env.lambda_signing_profile_generation + 1} in environments/{env.name}.yaml, then deploy "
+            f"cancels it) and AWS keeps its name for years: {_next_generation(env)}, then deploy "
             "again (the functions are signed anew by the new profile)")
 
 
@@ -76,5 +81,4 @@ def after_destroy(env: Environment) -> str | None:
     if not env.lambda_code_signing:
         return None
     return (f"the Lambda signing profile {Naming.of(env).signing_profile} is now Canceled and AWS keeps "
-            f"its name: before deploying {env.name} again, set lambda_signing_profile_generation: "
-            f"{env.lambda_signing_profile_generation + 1} in environments/{env.name}.yaml")
+            f"its name: before deploying {env.name} again, {_next_generation(env)}")

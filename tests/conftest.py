@@ -84,6 +84,21 @@ def moto_server(tmp_path) -> Iterator[ServerRecord]:
         local.stop()
 
 
+@pytest.fixture
+def sdk_to_moto(moto_server, monkeypatch, tmp_path) -> ServerRecord:
+    """The process's AWS calls go to the moto server (as AWS_ENDPOINT_URL sends any SDK there),
+    with no profile or credentials file of this machine, and synth output outside the checkout:
+    the CLI as it runs against an AWS environment."""
+    for key, value in moto_server.client_env().items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("CDKTF_OUTDIR", str(tmp_path / "cdktf.out"))  # not the checkout's
+    return moto_server
+
+
 @pytest.fixture(scope="session")
 def serving_synth(environments, tmp_path_factory):
     """The serving-construct test app (tests/serving_app.py) for dev and local, synthesized once."""

@@ -63,6 +63,7 @@ class PermissionBoundary(Construct):
         super().__init__(scope, id_)
         self.arn = f"arn:aws:iam::{props.account_id}:policy{props.path}{props.name}"
         this_boundary = {"iam:PermissionsBoundary": self.arn}
+        environment_buckets = [props.bucket_arn_pattern, f"{props.bucket_arn_pattern}/*"]
         self.policy = aws.iam_policy.IamPolicy(
             self,
             "policy",
@@ -79,7 +80,7 @@ class PermissionBoundary(Construct):
                     statement(
                         "AllowEnvironmentData",
                         ["s3:*"],
-                        [props.bucket_arn_pattern, f"{props.bucket_arn_pattern}/*"],
+                        environment_buckets,
                     ),
                     statement(
                         # Bucket names are global: a bucket named like the environment's may be
@@ -88,7 +89,7 @@ class PermissionBoundary(Construct):
                         # (CreateBucket, whose bucket has no owner yet) is left to the allows.
                         "DenyOtherAccountsBuckets",
                         ["s3:*"],
-                        [props.bucket_arn_pattern, f"{props.bucket_arn_pattern}/*"],
+                        environment_buckets,
                         effect="Deny",
                         conditions={"StringNotEqualsIfExists": {"s3:ResourceAccount": props.account_id}},
                     ),

@@ -47,16 +47,9 @@ for name in sorted(record["files"]):
 
 
 @pytest.fixture
-def aws_env(moto_server, monkeypatch, tmp_path):
-    """The process's AWS calls go to the moto server (as AWS_ENDPOINT_URL sends any SDK there)."""
-    for key, value in moto_server.client_env().items():
-        monkeypatch.setenv(key, value)
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("CDKTF_OUTDIR", str(tmp_path / "cdktf.out"))  # not the checkout's
-    eks = moto_server.client("eks", region="eu-west-1")
+def aws_env(sdk_to_moto):
+    """The process's AWS calls go to the moto server (conftest's sdk_to_moto), with dev's cluster."""
+    eks = sdk_to_moto.client("eks", region="eu-west-1")
     cluster = eks.create_cluster(
         name=CLUSTER, roleArn="arn:aws:iam::123456789012:role/mlops-dev/mlops-dev-serving-cluster",
         resourcesVpcConfig={"subnetIds": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],

@@ -63,19 +63,12 @@ def test_the_generation_is_a_small_positive_number(environments):
     assert Naming.of(third).signing_profile == "mlops_dev_lambda_3"
 
 
-def test_mlops_deploy_refuses_before_synth_and_terraform(moto_server, monkeypatch, tmp_path, capsys):
+def test_mlops_deploy_refuses_before_synth_and_terraform(sdk_to_moto, tmp_path, capsys):
     """The CLI in an AWS environment (its SDK sent to the local AWS, as AWS_ENDPOINT_URL sends
     any SDK): `mlops deploy dev` exits 1 with the reason, before synth and Terraform."""
     from mlops.cli import main
 
-    for key, value in moto_server.client_env().items():
-        monkeypatch.setenv(key, value)
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("CDKTF_OUTDIR", str(tmp_path / "cdktf.out"))
-    signer = moto_server.client("signer", region="eu-west-1")  # dev's region
+    signer = sdk_to_moto.client("signer", region="eu-west-1")  # dev's region
     signer.put_signing_profile(profileName="mlops_dev_lambda", platformId=PLATFORM)
     signer.cancel_signing_profile(profileName="mlops_dev_lambda")
     assert main(["deploy", "dev"]) == 1
