@@ -9,7 +9,13 @@ Supported, with CloudWatch's meaning:
 - [a, b, ...] with MAX, MIN, SUM, AVG: one series, the function across the series per timestamp;
   MAX(m) of a single series: one number over the whole range;
 - FILL(m, value): m with every timestamp of the request that m lacks set to value;
-- ABS(m).
+- ABS(m);
+- comparisons (== != < <= > >=, 1 or 0 per timestamp; between two series a timestamp only one
+  of them has compares with 0) and AND / && / OR / ||;
+- IF(condition, trueValue[, falseValue]), per timestamp of the condition: trueValue where it is
+  non-zero (0 where trueValue is a series lacking the timestamp), falseValue where it is zero, and
+  no datapoint where it is zero and falseValue is omitted or lacks the timestamp (the CloudWatch
+  User Guide, "Using IF expressions").
 Series combine on the timestamps they share; a division by zero gives no datapoint.
 Anything else is refused with the expression and the position of what was not understood.
 """
@@ -24,7 +30,14 @@ from typing import Any
 Series = dict[Any, float]  # timestamp -> value
 Value = Series | float | list[Series | float]
 
-_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)|([A-Za-z_][A-Za-z0-9_]*)|(.))")
+_TOKEN = re.compile(
+    r"\s*(?:(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)|([A-Za-z_][A-Za-z0-9_]*)|(==|!=|<=|>=|&&|\|\||.))")
+_COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+}
+_LOGICAL = {"AND": "AND", "&&": "AND", "OR": "OR", "||": "OR"}
+_SINGLE_OPS = "+-*/()[],<>"
 _AGGREGATES: dict[str, Callable[[list[float]], float]] = {
     "MAX": max,
     "MIN": min,
@@ -57,7 +70,7 @@ def _tokens(expression: str) -> list[_Token]:
         elif name is not None:
             found.append(_Token("name", name, at))
         elif op is not None:
-            if op not in "+-*/()[],":
+            if len(op) == 1 and op not in _SINGLE_OPS:
                 raise MetricMathError(f"{expression!r}: unexpected {op!r} at position {at}")
             found.append(_Token("op", op, at))
         position = match.end()
@@ -85,7 +98,7 @@ class _Parser:
         return self.tokens[self.i].text
 
     def parse(self) -> Value:
-        value = self.sum()
+        value = self.logical()
         if self.tokens[self.i].kind != "end":
             raise self.fail(f"unexpected {self.peek()!r}")
         return value
@@ -95,6 +108,20 @@ class _Parser:
         while self.peek() in operators:
             op = self.take().text
             value = _combine(value, operand(), op)
+        return value
+
+    def logical(self) -> Value:
+        value = self.comparison()
+        while self.peek().upper() in _LOGICAL:
+            op = _LOGICAL[self.take().text.upper()]
+            value = _compare(value, self.comparison(), op)
+        return value
+
+    def comparison(self) -> Value:
+        value = self.sum()
+        while self.peek() in _COMPARISONS:
+            op = self.take().text
+            value = _compare(value, self.sum(), op)
         return value
 
     def sum(self) -> Value:
@@ -116,15 +143,15 @@ class _Parser:
             return float(token.text)
         if token.text == "(":
             self.take()
-            value = self.sum()
+            value = self.logical()
             self.take(")")
             return value
         if token.text == "[":
             self.take()
-            items = [self.sum()]
+            items = [self.logical()]
             while self.peek() == ",":
                 self.take()
-                items.append(self.sum())
+                items.append(self.logical())
             self.take("]")
             return items  # type: ignore[return-value]
         if token.kind == "name":
@@ -138,12 +165,14 @@ class _Parser:
 
     def call(self, function: _Token) -> Value:
         self.take("(")
-        args = [self.sum()]
+        args = [self.logical()]
         while self.peek() == ",":
             self.take()
-            args.append(self.sum())
+            args.append(self.logical())
         self.take(")")
         name = function.text.upper()
+        if name == "IF" and len(args) in (2, 3) and not any(isinstance(a, list) for a in args):
+            return _if(*args)  # type: ignore[arg-type]
         if name in _AGGREGATES and len(args) == 1:
             return _aggregate(_AGGREGATES[name], args[0])
         if name == "FILL" and len(args) == 2 and isinstance(args[1], float):
@@ -191,6 +220,43 @@ def _apply(a: float, b: float, op: str) -> float | None:
     if op == "*":
         return a * b
     return None if b == 0 else a / b
+
+
+def _compare(a: Value, b: Value, op: str) -> Value:
+    """A comparison or logical operator: 1.0 or 0.0, per timestamp when a series is involved."""
+    if isinstance(a, list) or isinstance(b, list):
+        raise MetricMathError(f"a [list] cannot be an operand of {op!r}: aggregate it first")
+
+    def test(x: float, y: float) -> float:
+        if op == "AND":
+            return float(bool(x) and bool(y))
+        if op == "OR":
+            return float(bool(x) or bool(y))
+        return float(_COMPARISONS[op](x, y))
+
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {t: test(a.get(t, 0.0), b.get(t, 0.0)) for t in sorted({*a, *b})}
+    if isinstance(a, dict):
+        return {t: test(v, b) for t, v in a.items()}  # type: ignore[arg-type]
+    if isinstance(b, dict):
+        return {t: test(a, v) for t, v in b.items()}
+    return test(a, b)
+
+
+def _if(condition: Series | float, true: Series | float, false: Series | float | None = None) -> Value:
+    if not isinstance(condition, dict):  # IF(S, TS, TS): one branch, whole
+        chosen = true if condition else false
+        return {} if chosen is None else chosen
+    out: Series = {}
+    for t, c in condition.items():
+        if c:
+            out[t] = true.get(t, 0.0) if isinstance(true, dict) else true
+        elif isinstance(false, dict):
+            if t in false:
+                out[t] = false[t]
+        elif false is not None:
+            out[t] = false
+    return out
 
 
 def _combine(a: Value, b: Value, op: str) -> Value:

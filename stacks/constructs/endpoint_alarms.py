@@ -13,7 +13,8 @@ Critical (-> critical topic, alarm and OK; and, through an EventBridge rule, the
 - p95 ModelLatency > multiplier x the latency baseline: the known-good model's p95 measured over
   its bake, which the deploy handler publishes as `MLOps/ControlLoop` `LatencyBaselineP95`; the
   alarm divides by it with metric math (threshold: the multiplier), and falls back to the
-  configured `alarms.baseline_latency_ms` until a baseline is measured.
+  configured `alarms.baseline_latency_ms` until a baseline is measured. A period with fewer than
+  `alarms.latency_min_invocations` requests is not judged (its p95 would be its slowest request).
 - accuracy drop: `MLOps/ModelQuality` `AccuracyDropPercent` > threshold. It goes to the rollback
   and the retrain queue: both handlers take the same decision (history.accuracy_drop_cause) and
   act on their half of it: a drop that began under the newest deployment is the model's (roll
@@ -287,7 +288,8 @@ class EndpointAlarms(Construct):
         """p95 ModelLatency over the known-good model's measured p95, which the deploy handler
         publishes (lambdas/shared/control/latency_baseline.py): the threshold is the multiplier,
         so Terraform owns it and no handler rewrites it. No measured baseline yet (a new
-        endpoint, a quiet bake): the configured one, through FILL."""
+        endpoint, a quiet bake): the configured one, through FILL. Metric math alarms take no
+        EvaluateLowSampleCountPercentile, so the expression itself drops thin periods."""
         p, a = self.props, self.props.alarms
         mq = aws.cloudwatch_metric_alarm
 
@@ -302,15 +304,18 @@ class EndpointAlarms(Construct):
         self._alarm(
             "latency-p95",
             f"p95 model latency above {a.latency_multiplier:g}x the known-good model's measured p95 "
-            f"({LATENCY_BASELINE_NAMESPACE} {LATENCY_BASELINE}; {p.baseline_ms:g} ms until one is measured)",
+            f"({LATENCY_BASELINE_NAMESPACE} {LATENCY_BASELINE}; {p.baseline_ms:g} ms until one is measured), "
+            f"in periods of at least {a.latency_min_invocations} requests",
             threshold=a.latency_multiplier,
             evaluation_periods=a.evaluation_periods,
             metric_query=[
                 mq.CloudwatchMetricAlarmMetricQuery(
-                    id="latency_ratio", expression=latency_ratio_expression(p.default_baseline_us),
+                    id="latency_ratio",
+                    expression=latency_ratio_expression(p.default_baseline_us, a.latency_min_invocations),
                     label="p95 latency / baseline", return_data=True,
                 ),
                 metric("latency_p95", SAGEMAKER, "ModelLatency", "p95"),
+                metric("latency_n", SAGEMAKER, "ModelLatency", "SampleCount"),
                 # Maximum: overlapping refreshes share timestamps (see latency_baseline.py).
                 metric("baseline_p95", LATENCY_BASELINE_NAMESPACE, LATENCY_BASELINE, "Maximum"),
             ],
@@ -385,8 +390,11 @@ LATENCY_BASELINE_SCHEDULE = "rate(5 minutes)"
 LATENCY_BASELINE_HORIZON_MINUTES = 15
 
 
-def latency_ratio_expression(default_baseline_us: float) -> str:
-    return f"latency_p95/FILL(baseline_p95,{default_baseline_us:g})"
+def latency_ratio_expression(default_baseline_us: float, min_invocations: int) -> str:
+    """p95 / baseline, only in periods whose p95 rests on `min_invocations` requests: IF without a
+    false value drops the others, and missing data does not breach."""
+    return (f"IF(latency_n>={min_invocations},"
+            f"latency_p95/FILL(baseline_p95,{default_baseline_us:g}))")
 
 
 def alarm_state_pattern(alarm_names: list[str]) -> dict[str, Any]:

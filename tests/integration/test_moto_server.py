@@ -110,6 +110,45 @@ def test_metric_queries_match_a_metric_by_namespace_name_and_its_whole_dimension
                            MetricData=[{"MetricName": "Invocations", "Value": 1.0}])
 
 
+def test_the_latency_alarm_expression_drops_periods_of_a_few_requests(moto_server):
+    """The latency alarm's own queries (stacks/constructs/endpoint_alarms.py), through the local
+    AWS's GetMetricData: a p95 over fewer than the minimum of requests gives no datapoint (missing
+    data: not breaching); once enough requests arrive it is the p95 over the baseline."""
+    from datetime import UTC, datetime, timedelta
+
+    from stacks.constructs.endpoint_alarms import latency_ratio_expression
+
+    cw = moto_server.client("cloudwatch")
+    dims = [{"Name": "EndpointName", "Value": "thin"}, {"Name": "VariantName", "Value": "primary"}]
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5)
+    first, second = start + timedelta(seconds=5), start + timedelta(seconds=65)
+
+    def put(at: datetime, values: list[float]) -> None:
+        cw.put_metric_data(Namespace="MLOps/Test", MetricData=[
+            {"MetricName": "ModelLatency", "Dimensions": dims, "Value": v, "Unit": "Microseconds",
+             "Timestamp": at} for v in values])
+
+    put(first, [900_000.0] * 3)  # a fresh container's three cold answers, and nothing else yet
+    put(second, [900_000.0] * 3 + [4_000.0] * 97)  # the same three among a hundred
+
+    def query(id_: str, stat: str) -> dict:
+        return {"Id": id_, "ReturnData": False, "MetricStat": {"Metric": {
+            "Namespace": "MLOps/Test", "MetricName": "ModelLatency", "Dimensions": dims},
+            "Period": 60, "Stat": stat}}
+
+    ratio = {"Id": "latency_ratio", "Expression": latency_ratio_expression(50_000, 20)}
+    got = cw.get_metric_data(
+        MetricDataQueries=[ratio, query("latency_p95", "p95"), query("latency_n", "SampleCount"),
+                           {**query("baseline_p95", "Maximum"), "MetricStat": {"Metric": {
+                               "Namespace": "MLOps/Test", "MetricName": "NoBaseline", "Dimensions": dims},
+                               "Period": 60, "Stat": "Maximum"}}],
+        StartTime=start, EndTime=start + timedelta(minutes=2))["MetricDataResults"]
+    (result,) = [r for r in got if r["Id"] == "latency_ratio"]
+    # The first minute is dropped (3 requests); the second's p95 is 4 ms, over the 50 ms default.
+    assert [t.replace(tzinfo=UTC) for t in result["Timestamps"]] == [start + timedelta(minutes=1)]
+    assert result["Values"] == [pytest.approx(0.08)]
+
+
 def test_start_pipeline_execution_runs_the_definition_with_its_parameters(moto_server):
     """moto calls every execution Succeeded at once; the local AWS runs it (the local pipeline
     runner), with the execution's parameters, and honours the ClientRequestToken."""

@@ -139,11 +139,19 @@ def test_the_alarm_reads_the_metric_the_handler_publishes():
 
 
 def test_the_alarm_expression_divides_by_the_baseline_or_the_configured_one():
-    expression = endpoint_alarms.latency_ratio_expression(50_000)
-    measured = {"latency_p95": {1: 9000.0, 2: 3000.0}, "baseline_p95": {1: 4000.0, 2: 4000.0}}
+    expression = endpoint_alarms.latency_ratio_expression(50_000, 20)
+    counts = {"latency_n": {1: 200.0, 2: 200.0}}
+    measured = {"latency_p95": {1: 9000.0, 2: 3000.0}, "baseline_p95": {1: 4000.0, 2: 4000.0}, **counts}
     assert evaluate(expression, measured) == {1: 2.25, 2: 0.75}  # 2.25 > 2: ALARM
-    unmeasured = {"latency_p95": {1: 90_000.0, 2: 30_000.0}, "baseline_p95": {}}
+    unmeasured = {"latency_p95": {1: 90_000.0, 2: 30_000.0}, "baseline_p95": {}, **counts}
     assert evaluate(expression, unmeasured) == {1: 1.8, 2: 0.6}
+
+
+def test_a_p95_of_a_few_requests_is_not_judged():
+    # A fresh container's first answers are slow; over 3 requests the "p95" is the slowest one.
+    expression = endpoint_alarms.latency_ratio_expression(50_000, 20)
+    thin = {"latency_p95": {1: 400_000.0, 2: 400_000.0}, "baseline_p95": {}, "latency_n": {1: 3.0, 2: 20.0}}
+    assert evaluate(expression, thin) == {2: 8.0}  # period 1 is dropped: missing data, not breaching
 
 
 def test_an_updates_new_fleet_is_read_alone_by_its_config():

@@ -35,6 +35,34 @@ def test_precedence_unary_minus_and_aggregates():
     assert evaluate("2 * 3 + 1", {}) == 7.0
 
 
+# The CloudWatch User Guide's own examples ("Comparison and logical operators", "Using IF
+# expressions"); None marks a timestamp a series lacks.
+def _series(*values: float | None) -> dict[int, float]:
+    return {t: v for t, v in enumerate(values, 1) if v is not None}
+
+
+def test_comparisons_and_logical_operators_as_the_user_guide_shows_them():
+    series = {"metric1": _series(30, 20, 0, 0), "metric2": _series(20, None, 20, None)}
+    assert evaluate("(metric1 < metric2)", series) == _series(0, 0, 1, 0)
+    assert evaluate("(metric1 >= 30)", series) == _series(1, 0, 0, 0)
+    assert evaluate("(metric1 > 15 AND metric2 > 15)", series) == _series(1, 0, 0, 0)
+    # metric2 lacks t2, so "metric2 != 20" has no t2; OR then reads it as 0.
+    assert evaluate("metric1 == 0 || metric2 != 20", series) == _series(0, 0, 1, 1)
+    assert evaluate("2 <= 3 && 1 > 2", {}) == 0.0
+
+
+def test_if_as_the_user_guide_shows_it():
+    series = {"metric1": _series(1, 1, 0, 0, None), "metric2": _series(30, None, 0, 0, 30),
+              "metric3": _series(0, 0, 20, None, 20)}
+    assert evaluate("IF(metric1, metric2, metric3)", series) == _series(30, 0, 20)
+    assert evaluate("IF(metric1, 5, metric3)", series) == _series(5, 5, 20)
+    assert evaluate("IF(metric1, metric2, 5)", series) == _series(30, 0, 5, 5)
+    assert evaluate("IF(metric1, metric2)", series) == _series(30, 0)  # false and no falseValue: dropped
+    assert evaluate("IF(metric2 < 10, metric2)", series) == {3: 0.0, 4: 0.0}
+    assert evaluate("IF(1, metric3, metric2)", series) == series["metric3"]
+    assert evaluate("IF(0, metric3)", series) == {}
+
+
 def test_series_combine_on_shared_timestamps_only():
     assert evaluate("a / b", {"a": {1: 1.0, 2: 2.0}, "b": {2: 4.0}}) == {2: 0.5}
 
@@ -45,6 +73,8 @@ def test_series_combine_on_shared_timestamps_only():
         ("a +", "position 3"),
         ("nope * 2", "unknown query id 'nope'"),
         ("a % 2", "unexpected '%' at position 2"),
+        ("a = 2", "unexpected '=' at position 2"),
+        ("IF(a)", "IF() with 1 argument(s) is not supported"),
         ("ANOMALY_DETECTION_BAND(a, 2)", "not supported locally"),
         ("[a, a]", "aggregate it"),
         ("MAX([a, a)", "expected ']', found ')'"),
