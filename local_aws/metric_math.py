@@ -1,8 +1,9 @@
 """CloudWatch metric math, the part the platform's alarms use, for the local AWS.
 
 moto's GetMetricData answers an expression query only when the expression is a bare query id, so
-an alarm on `100*MAX([FILL(errors_5xx,0),FILL(model_errors,0)])/invocations` could never be
-evaluated locally. local_aws/moto_server.py answers expression queries with `evaluate` instead.
+an alarm on `100*MAX([FILL(errors_5xx,0),FILL(model_errors,0)])/invocations`, or the latency
+alarm's `IF(latency_n>=20,latency_p95,...)/FILL(baseline_p95,...)`, could never be evaluated
+locally. local_aws/moto_server.py answers expression queries with `evaluate` instead.
 
 Supported, with CloudWatch's meaning:
 - numbers, query ids, + - * / and unary minus, parentheses;
@@ -11,7 +12,8 @@ Supported, with CloudWatch's meaning:
 - FILL(m, value): m with every timestamp of the request that m lacks set to value;
 - ABS(m);
 - comparisons (== != < <= > >=, 1 or 0 per timestamp; between two series a timestamp only one
-  of them has compares with 0) and AND / && / OR / ||;
+  of them has compares with 0, a series against a number keeps the series' timestamps) and
+  AND / && above OR / || (the guide states no precedence: this is C's and most languages');
 - IF(condition, trueValue[, falseValue]), per timestamp of the condition: trueValue where it is
   non-zero (0 where trueValue is a series lacking the timestamp), falseValue where it is zero, and
   no datapoint where it is zero and falseValue is omitted or lacks the timestamp (the CloudWatch
@@ -36,7 +38,7 @@ _COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
 }
-_LOGICAL = {"AND": "AND", "&&": "AND", "OR": "OR", "||": "OR"}
+_AND, _OR = ("AND", "&&"), ("OR", "||")
 _SINGLE_OPS = "+-*/()[],<>"
 _AGGREGATES: dict[str, Callable[[list[float]], float]] = {
     "MAX": max,
@@ -111,10 +113,16 @@ class _Parser:
         return value
 
     def logical(self) -> Value:
-        value = self.comparison()
-        while self.peek().upper() in _LOGICAL:
-            op = _LOGICAL[self.take().text.upper()]
-            value = _compare(value, self.comparison(), op)
+        return self._logical(_OR, "OR", self.conjunction)
+
+    def conjunction(self) -> Value:
+        return self._logical(_AND, "AND", self.comparison)
+
+    def _logical(self, spellings: tuple[str, str], op: str, operand: Callable[[], Value]) -> Value:
+        value = operand()
+        while self.peek() in spellings:  # upper case only: "and" could be a query id
+            self.take()
+            value = _compare(value, operand(), op)
         return value
 
     def comparison(self) -> Value:

@@ -31,7 +31,7 @@ The local control plane (local_aws/control_plane.py) needs more inside the serve
 - Percentile statistics (p95, p99.9) in GetMetricData, which moto answers with nothing: the p95
   latency alarm could never be evaluated.
 - Metric math in GetMetricData: moto resolves an expression only when it is a bare query id; here
-  local_aws/metric_math.py evaluates it (the error-rate alarm's expression).
+  local_aws/metric_math.py evaluates it (the error-rate and latency alarms' expressions).
 - EventBridge: moto delivers a schedule rule (no event pattern) every PutEvents event, as if its
   empty pattern matched all; in AWS a schedule rule only fires on its schedule. And moto's
   default target input drops the event's `account`, which every AWS event carries.

@@ -177,10 +177,10 @@ class Alarms(Strict):
     baseline_latency_ms: Annotated[float, Field(gt=0)] = 50.0
     # A bake's p95 is a baseline only when it rests on at least this many invocations.
     baseline_min_invocations: Annotated[int, Field(ge=1)] = 100
-    # A period's p95 is judged only when it rests on at least this many invocations: under 20 the
-    # nearest-rank p95 is the slowest request, and a container's first, cold requests alone would
-    # page. CloudWatch's own rule for a significant p95 is 200 (EvaluateLowSampleCountPercentile);
-    # 20 keeps the alarm alive on quiet endpoints.
+    # The latency alarm judges a period's p95 only when it rests on at least this many invocations,
+    # and a thinner period's median (from 5 requests on): under 20 the nearest-rank p95 is the
+    # slowest request, and a container's first, cold answers alone would page. CloudWatch's own
+    # rule for a significant p95 is 200 (EvaluateLowSampleCountPercentile).
     latency_min_invocations: Annotated[int, Field(ge=1)] = 20
     # A measured baseline below this counts as this: under a few milliseconds a p95 measures the
     # scheduler more than the model, and twice 2 ms is not a regression worth a page.

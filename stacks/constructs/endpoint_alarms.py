@@ -14,7 +14,8 @@ Critical (-> critical topic, alarm and OK; and, through an EventBridge rule, the
   its bake, which the deploy handler publishes as `MLOps/ControlLoop` `LatencyBaselineP95`; the
   alarm divides by it with metric math (threshold: the multiplier), and falls back to the
   configured `alarms.baseline_latency_ms` until a baseline is measured. A period with fewer than
-  `alarms.latency_min_invocations` requests is not judged (its p95 would be its slowest request).
+  `alarms.latency_min_invocations` requests is judged on its median instead (its p95 would be its
+  slowest request), and one with fewer than MEDIAN_MIN_INVOCATIONS not at all.
 - accuracy drop: `MLOps/ModelQuality` `AccuracyDropPercent` > threshold. It goes to the rollback
   and the retrain queue: both handlers take the same decision (history.accuracy_drop_cause) and
   act on their half of it: a drop that began under the newest deployment is the model's (roll
@@ -81,6 +82,8 @@ WARNING = ("drift", "feature-drift", "attribution-drift", "cpu", "memory")
 # causes within minutes: drift and accuracy alarms stay in ALARM for hours (until the data or the
 # ground truth changes) and would roll back every deployment meant to fix them.
 DEPLOYMENT_GUARDRAILS = ("error-rate", "latency-p95")
+# A period of fewer requests says nothing about latency: two cold answers out of four are its median.
+MEDIAN_MIN_INVOCATIONS = 5
 # The alarms a retrain answers.
 RETRAIN_TRIGGERS = ("accuracy-drop", "drift", "feature-drift", "attribution-drift")
 
@@ -289,7 +292,7 @@ class EndpointAlarms(Construct):
         publishes (lambdas/shared/control/latency_baseline.py): the threshold is the multiplier,
         so Terraform owns it and no handler rewrites it. No measured baseline yet (a new
         endpoint, a quiet bake): the configured one, through FILL. Metric math alarms take no
-        EvaluateLowSampleCountPercentile, so the expression itself drops thin periods."""
+        EvaluateLowSampleCountPercentile, so the expression itself handles thin periods."""
         p, a = self.props, self.props.alarms
         mq = aws.cloudwatch_metric_alarm
 
@@ -301,11 +304,13 @@ class EndpointAlarms(Construct):
                     period=a.period_seconds, stat=stat),
             )
 
+        thin = (f"; the median in periods of {MEDIAN_MIN_INVOCATIONS} to {a.latency_min_invocations - 1} "
+                "requests" if a.latency_min_invocations > MEDIAN_MIN_INVOCATIONS else "")
         self._alarm(
             "latency-p95",
             f"p95 model latency above {a.latency_multiplier:g}x the known-good model's measured p95 "
-            f"({LATENCY_BASELINE_NAMESPACE} {LATENCY_BASELINE}; {p.baseline_ms:g} ms until one is measured), "
-            f"in periods of at least {a.latency_min_invocations} requests",
+            f"({LATENCY_BASELINE_NAMESPACE} {LATENCY_BASELINE}; {p.baseline_ms:g} ms until one is measured)"
+            f"{thin}",
             threshold=a.latency_multiplier,
             evaluation_periods=a.evaluation_periods,
             metric_query=[
@@ -315,6 +320,7 @@ class EndpointAlarms(Construct):
                     label="p95 latency / baseline", return_data=True,
                 ),
                 metric("latency_p95", SAGEMAKER, "ModelLatency", "p95"),
+                metric("latency_p50", SAGEMAKER, "ModelLatency", "p50"),
                 metric("latency_n", SAGEMAKER, "ModelLatency", "SampleCount"),
                 # Maximum: overlapping refreshes share timestamps (see latency_baseline.py).
                 metric("baseline_p95", LATENCY_BASELINE_NAMESPACE, LATENCY_BASELINE, "Maximum"),
@@ -391,10 +397,14 @@ LATENCY_BASELINE_HORIZON_MINUTES = 15
 
 
 def latency_ratio_expression(default_baseline_us: float, min_invocations: int) -> str:
-    """p95 / baseline, only in periods whose p95 rests on `min_invocations` requests: IF without a
-    false value drops the others, and missing data does not breach."""
-    return (f"IF(latency_n>={min_invocations},"
-            f"latency_p95/FILL(baseline_p95,{default_baseline_us:g}))")
+    """Observed latency / baseline per period: the p95 where it rests on `min_invocations`
+    requests, else the median (a few cold or unlucky answers do not move it, a slow model does,
+    so a model slow enough to thin its own traffic cannot hide), and nothing under
+    MEDIAN_MIN_INVOCATIONS requests (IF without a false value drops the datapoint, and missing
+    data does not breach)."""
+    observed = (f"IF(latency_n>={min_invocations},latency_p95,"
+                f"IF(latency_n>={MEDIAN_MIN_INVOCATIONS},latency_p50))")
+    return f"{observed}/FILL(baseline_p95,{default_baseline_us:g})"
 
 
 def alarm_state_pattern(alarm_names: list[str]) -> dict[str, Any]:

@@ -110,43 +110,45 @@ def test_metric_queries_match_a_metric_by_namespace_name_and_its_whole_dimension
                            MetricData=[{"MetricName": "Invocations", "Value": 1.0}])
 
 
-def test_the_latency_alarm_expression_drops_periods_of_a_few_requests(moto_server):
+def test_the_latency_alarm_judges_thin_periods_on_their_median(moto_server):
     """The latency alarm's own queries (stacks/constructs/endpoint_alarms.py), through the local
-    AWS's GetMetricData: a p95 over fewer than the minimum of requests gives no datapoint (missing
-    data: not breaching); once enough requests arrive it is the p95 over the baseline."""
+    AWS's GetMetricData: a period of a handful of requests gives no datapoint (missing data: not
+    breaching), a thin one is judged on its median, a full one on its p95."""
     from datetime import UTC, datetime, timedelta
 
     from stacks.constructs.endpoint_alarms import latency_ratio_expression
 
     cw = moto_server.client("cloudwatch")
     dims = [{"Name": "EndpointName", "Value": "thin"}, {"Name": "VariantName", "Value": "primary"}]
-    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5)
-    first, second = start + timedelta(seconds=5), start + timedelta(seconds=65)
-
-    def put(at: datetime, values: list[float]) -> None:
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
+    cold, fast, slow = 900_000.0, 4_000.0, 300_000.0
+    minutes = [
+        [cold] * 3,  # a fresh container's first answers and nothing else: not judged
+        [cold] * 2 + [fast] * 8,  # thin, two cold answers: the median is fast
+        [slow] * 10,  # thin, a slow model (its slowness thinned its traffic): the median is slow
+        [cold] * 3 + [fast] * 97,  # full: the p95
+    ]
+    for i, values in enumerate(minutes):
         cw.put_metric_data(Namespace="MLOps/Test", MetricData=[
             {"MetricName": "ModelLatency", "Dimensions": dims, "Value": v, "Unit": "Microseconds",
-             "Timestamp": at} for v in values])
+             "Timestamp": start + timedelta(minutes=i, seconds=5)} for v in values])
 
-    put(first, [900_000.0] * 3)  # a fresh container's three cold answers, and nothing else yet
-    put(second, [900_000.0] * 3 + [4_000.0] * 97)  # the same three among a hundred
-
-    def query(id_: str, stat: str) -> dict:
+    def query(id_: str, name: str, stat: str) -> dict:
         return {"Id": id_, "ReturnData": False, "MetricStat": {"Metric": {
-            "Namespace": "MLOps/Test", "MetricName": "ModelLatency", "Dimensions": dims},
-            "Period": 60, "Stat": stat}}
+            "Namespace": "MLOps/Test", "MetricName": name, "Dimensions": dims}, "Period": 60, "Stat": stat}}
 
-    ratio = {"Id": "latency_ratio", "Expression": latency_ratio_expression(50_000, 20)}
     got = cw.get_metric_data(
-        MetricDataQueries=[ratio, query("latency_p95", "p95"), query("latency_n", "SampleCount"),
-                           {**query("baseline_p95", "Maximum"), "MetricStat": {"Metric": {
-                               "Namespace": "MLOps/Test", "MetricName": "NoBaseline", "Dimensions": dims},
-                               "Period": 60, "Stat": "Maximum"}}],
-        StartTime=start, EndTime=start + timedelta(minutes=2))["MetricDataResults"]
+        MetricDataQueries=[{"Id": "latency_ratio", "Expression": latency_ratio_expression(50_000, 20)},
+                           query("latency_p95", "ModelLatency", "p95"),
+                           query("latency_p50", "ModelLatency", "p50"),
+                           query("latency_n", "ModelLatency", "SampleCount"),
+                           query("baseline_p95", "NoBaselineYet", "Maximum")],
+        StartTime=start, EndTime=start + timedelta(minutes=len(minutes)))["MetricDataResults"]
     (result,) = [r for r in got if r["Id"] == "latency_ratio"]
-    # The first minute is dropped (3 requests); the second's p95 is 4 ms, over the 50 ms default.
-    assert [t.replace(tzinfo=UTC) for t in result["Timestamps"]] == [start + timedelta(minutes=1)]
-    assert result["Values"] == [pytest.approx(0.08)]
+    ratios = {int((t.replace(tzinfo=UTC) - start).total_seconds() // 60): v
+              for t, v in zip(result["Timestamps"], result["Values"], strict=True)}
+    # Against the 50 ms configured baseline: 4 ms, 300 ms (ALARM at 2x), 4 ms.
+    assert ratios == {1: pytest.approx(0.08), 2: pytest.approx(6.0), 3: pytest.approx(0.08)}
 
 
 def test_start_pipeline_execution_runs_the_definition_with_its_parameters(moto_server):

@@ -140,18 +140,23 @@ def test_the_alarm_reads_the_metric_the_handler_publishes():
 
 def test_the_alarm_expression_divides_by_the_baseline_or_the_configured_one():
     expression = endpoint_alarms.latency_ratio_expression(50_000, 20)
-    counts = {"latency_n": {1: 200.0, 2: 200.0}}
+    counts = {"latency_n": {1: 200.0, 2: 200.0}, "latency_p50": {1: 1.0, 2: 1.0}}
     measured = {"latency_p95": {1: 9000.0, 2: 3000.0}, "baseline_p95": {1: 4000.0, 2: 4000.0}, **counts}
     assert evaluate(expression, measured) == {1: 2.25, 2: 0.75}  # 2.25 > 2: ALARM
     unmeasured = {"latency_p95": {1: 90_000.0, 2: 30_000.0}, "baseline_p95": {}, **counts}
     assert evaluate(expression, unmeasured) == {1: 1.8, 2: 0.6}
 
 
-def test_a_p95_of_a_few_requests_is_not_judged():
-    # A fresh container's first answers are slow; over 3 requests the "p95" is the slowest one.
+def test_a_thin_period_is_judged_on_its_median_and_a_handful_not_at_all():
+    # A fresh container's first answers are slow; over a few requests the "p95" is the slowest.
     expression = endpoint_alarms.latency_ratio_expression(50_000, 20)
-    thin = {"latency_p95": {1: 400_000.0, 2: 400_000.0}, "baseline_p95": {}, "latency_n": {1: 3.0, 2: 20.0}}
-    assert evaluate(expression, thin) == {2: 8.0}  # period 1 is dropped: missing data, not breaching
+    periods = {"latency_n": {1: 3.0, 2: 10.0, 3: 10.0, 4: 20.0},
+               "latency_p95": {1: 400_000.0, 2: 400_000.0, 3: 400_000.0, 4: 400_000.0},
+               "latency_p50": {1: 400_000.0, 2: 5_000.0, 3: 300_000.0, 4: 5_000.0}, "baseline_p95": {}}
+    assert evaluate(expression, periods) == {
+        # 1: three requests, dropped (missing data: not breaching); 2: ten, two of them cold, the
+        # median is fast; 3: ten, a slow model, the median is slow; 4: twenty, the p95 counts.
+        2: 0.1, 3: 6.0, 4: 8.0}
 
 
 def test_an_updates_new_fleet_is_read_alone_by_its_config():

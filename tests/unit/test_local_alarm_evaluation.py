@@ -46,9 +46,14 @@ def test_comparisons_and_logical_operators_as_the_user_guide_shows_them():
     assert evaluate("(metric1 < metric2)", series) == _series(0, 0, 1, 0)
     assert evaluate("(metric1 >= 30)", series) == _series(1, 0, 0, 0)
     assert evaluate("(metric1 > 15 AND metric2 > 15)", series) == _series(1, 0, 0, 0)
-    # metric2 lacks t2, so "metric2 != 20" has no t2; OR then reads it as 0.
+
+    # Not in the guide, our reading of it: a series against a number keeps the series' own
+    # timestamps (metric2 lacks t2, so "metric2 != 20" has no t2), and OR then reads it as 0.
     assert evaluate("metric1 == 0 || metric2 != 20", series) == _series(0, 0, 1, 1)
     assert evaluate("2 <= 3 && 1 > 2", {}) == 0.0
+    # The guide states no precedence between AND and OR: AND binds tighter, as in C.
+    assert evaluate("1 OR 0 AND 0", {}) == evaluate("1 || 1 && 0", {}) == 1.0
+    assert evaluate("(1 || 1) && 0", {}) == 0.0
 
 
 def test_if_as_the_user_guide_shows_it():
@@ -75,6 +80,7 @@ def test_series_combine_on_shared_timestamps_only():
         ("a % 2", "unexpected '%' at position 2"),
         ("a = 2", "unexpected '=' at position 2"),
         ("IF(a)", "IF() with 1 argument(s) is not supported"),
+        ("a and 1", "unexpected 'and'"),
         ("ANOMALY_DETECTION_BAND(a, 2)", "not supported locally"),
         ("[a, a]", "aggregate it"),
         ("MAX([a, a)", "expected ']', found ')'"),

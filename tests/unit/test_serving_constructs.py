@@ -252,12 +252,13 @@ def test_alarm_thresholds_follow_the_config(doc, environments):
     # measured, the configured 40 ms, in microseconds (ModelLatency's unit).
     assert latency["threshold"] == 2
     ratio = next(q for q in latency["metric_query"] if q.get("return_data"))
-    assert ratio["expression"] == "IF(latency_n>=20,latency_p95/FILL(baseline_p95,40000))"
+    assert ratio["expression"] == (
+        "IF(latency_n>=20,latency_p95,IF(latency_n>=5,latency_p50))/FILL(baseline_p95,40000)")
     queried = {q["id"]: q["metric"] for q in latency["metric_query"] if "metric" in q}
     assert (queried["latency_p95"]["metric_name"], queried["latency_p95"]["stat"]) == ("ModelLatency", "p95")
-    # Only periods whose p95 rests on alarms.latency_min_invocations requests are judged.
-    count = queried["latency_n"]
-    assert (count["metric_name"], count["stat"]) == ("ModelLatency", "SampleCount")
+    # The p95 where a period has alarms.latency_min_invocations requests, else the median.
+    assert [(queried[q]["metric_name"], queried[q]["stat"]) for q in ("latency_n", "latency_p50")] == [
+        ("ModelLatency", "SampleCount"), ("ModelLatency", "p50")]
     assert (queried["baseline_p95"]["namespace"], queried["baseline_p95"]["metric_name"],
             queried["baseline_p95"]["stat"]) == ("MLOps/ControlLoop", "LatencyBaselineP95", "Maximum")
     for metric in queried.values():
