@@ -68,6 +68,11 @@ The local control plane (local_aws/control_plane.py) needs more inside the serve
 - No Lambda invocations from SQS: moto runs an event source mapping itself when a message
   arrives, which needs Docker; without it every message is received (its receive count spent)
   and put back. Locally the control plane's worker plays the mapping instead.
+- CreateEndpoint of a name in use: moto replaced the endpoint, so the one being served (and set
+  InService) was orphaned and the new one stayed Creating, hanging the apply; SageMaker answers
+  ValidationException "Cannot create already existing endpoint".
+- A retried attempt of a call whose earlier attempt was answered gets that answer again, as the
+  client did not receive it (local_aws/retried_attempts.py): a transport fix, not an AWS API.
 """
 
 from __future__ import annotations
@@ -131,6 +136,7 @@ from local_aws.endpoint_runtime import (
 from local_aws.http_server import LocalAwsServer
 from local_aws.lifecycle import ACCOUNTS_PATH, OUTAGE_PATH
 from local_aws.pipeline_executions import PipelineExecutions
+from local_aws.retried_attempts import RetriedAttempts
 from stacks import moto_gaps
 
 _RUNTIME: EndpointRuntime | None = None
@@ -314,7 +320,8 @@ SHADOW_RULE = ("an endpoint config with ShadowProductionVariants has exactly one
 
 def _endpoint_configs_keep_shadow_variants() -> None:
     """CreateEndpointConfig keeps ShadowProductionVariants (moto drops them); CreateEndpoint
-    lists them on the endpoint, as DescribeEndpoint shows them in AWS."""
+    lists them on the endpoint, as DescribeEndpoint shows them in AWS, and refuses a name in use
+    as SageMaker does (moto replaced the endpoint silently)."""
     responses = sagemaker_responses.SageMakerResponse
     create_config, create_endpoint = responses.create_endpoint_config, responses.create_endpoint
 
@@ -330,8 +337,11 @@ def _endpoint_configs_keep_shadow_variants() -> None:
         return result
 
     def create_endpoint_with_shadows(self: Any) -> Any:
-        result = create_endpoint(self)
         backend = self.sagemaker_backend
+        existing = backend.endpoints.get(self._get_param("EndpointName"))
+        if existing is not None:  # moto replaced it, orphaning the one being served
+            raise ValidationError(message=f'Cannot create already existing endpoint "{existing.arn}".')
+        result = create_endpoint(self)
         endpoint = backend.endpoints[self._get_param("EndpointName")]
         list_shadow_variants(endpoint, backend.endpoint_configs[endpoint.endpoint_config_name])
         return result
@@ -731,7 +741,8 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MOTO_PORT", str(args.port))
     patch()
     lambda_code_urls.patch(f"{'https' if args.ssl_cert else 'http'}://{args.host}:{args.port}")
-    LocalAwsServer(lambda: _TransportAwareApp(moto_server.create_backend_app), args.host, args.port,
+    LocalAwsServer(lambda: RetriedAttempts(_TransportAwareApp(moto_server.create_backend_app)),
+                   args.host, args.port,
                    cert=args.ssl_cert, key=args.ssl_key, on_start=start_services,
                    on_stop=stop_services).run()
 

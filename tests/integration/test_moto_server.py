@@ -151,6 +151,38 @@ def test_the_latency_alarm_judges_thin_periods_on_their_median(moto_server):
     assert ratios == {1: pytest.approx(0.08), 2: pytest.approx(6.0), 3: pytest.approx(0.08)}
 
 
+def test_create_endpoint_refuses_a_name_in_use_and_a_retried_attempt_gets_its_first_answer(moto_server):
+    """moto replaced an endpoint on a second CreateEndpoint, orphaning the one being served and
+    leaving the new one Creating for good (an apply hung on it). SageMaker refuses the name; and
+    the local server answers an SDK's retried attempt of the call it already answered (the same
+    amz-sdk-invocation-id, attempt 2) with that answer, as the client never received it."""
+    sm = moto_server.client("sagemaker")
+    sm.create_model(ModelName="m", ExecutionRoleArn="arn:aws:iam::123456789012:role/x", PrimaryContainer={
+        "Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/inference:abc",
+        "ModelDataUrl": "s3://nowhere/model.tar.gz"})
+    sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[{
+        "VariantName": "primary", "ModelName": "m", "InstanceType": "ml.m5.large",
+        "InitialInstanceCount": 1}])
+
+    attempt = {"n": 1}
+
+    def as_one_invocation(request, **_):
+        request.headers["amz-sdk-invocation-id"] = "one-call-of-the-provider"
+        request.headers["amz-sdk-request"] = f"attempt={attempt['n']}; max=25"
+
+    sm.meta.events.register("before-send.sagemaker.CreateEndpoint", as_one_invocation)
+    first = sm.create_endpoint(EndpointName="ep", EndpointConfigName="c")["EndpointArn"]
+    created = sm.describe_endpoint(EndpointName="ep")["CreationTime"]
+    attempt["n"] = 2  # the answer was lost on the way: the SDK sends the same call again
+    assert sm.create_endpoint(EndpointName="ep", EndpointConfigName="c")["EndpointArn"] == first
+    assert sm.describe_endpoint(EndpointName="ep")["CreationTime"] == created  # not created again
+    sm.meta.events.unregister("before-send.sagemaker.CreateEndpoint", as_one_invocation)
+
+    with pytest.raises(ClientError, match=f'Cannot create already existing endpoint "{first}"') as caught:
+        sm.create_endpoint(EndpointName="ep", EndpointConfigName="c")  # a call of its own
+    assert caught.value.response["Error"]["Code"] == "ValidationException"
+
+
 def test_start_pipeline_execution_runs_the_definition_with_its_parameters(moto_server):
     """moto calls every execution Succeeded at once; the local AWS runs it (the local pipeline
     runner), with the execution's parameters, and honours the ClientRequestToken."""
