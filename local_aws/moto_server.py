@@ -336,12 +336,15 @@ def _endpoint_configs_keep_shadow_variants() -> None:
         config.shadow_production_variants = shadows or None
         return result
 
+    creating = threading.Lock()  # the server's threads: one name check-and-create at a time
+
     def create_endpoint_with_shadows(self: Any) -> Any:
         backend = self.sagemaker_backend
-        existing = backend.endpoints.get(self._get_param("EndpointName"))
-        if existing is not None:  # moto replaced it, orphaning the one being served
-            raise ValidationError(message=f'Cannot create already existing endpoint "{existing.arn}".')
-        result = create_endpoint(self)
+        with creating:
+            existing = backend.endpoints.get(self._get_param("EndpointName"))
+            if existing is not None:  # moto replaced it, orphaning the one being served
+                raise ValidationError(message=f'Cannot create already existing endpoint "{existing.arn}".')
+            result = create_endpoint(self)
         endpoint = backend.endpoints[self._get_param("EndpointName")]
         list_shadow_variants(endpoint, backend.endpoint_configs[endpoint.endpoint_config_name])
         return result

@@ -94,7 +94,10 @@ PROVIDER_FLAGS = {
 # delete removed a key it was listing). moto hands out no location for a zip function's package
 # (GetFunction) and `s3://` for a layer's (GetLayerVersion): the server answers URLs of its own that
 # serve the stored bytes (local_aws/lambda_code_urls.py), so the control plane runs the package and
-# layers Terraform deployed (local_aws/lambda_code.py), not this checkout.
+# layers Terraform deployed (local_aws/lambda_code.py), not this checkout. CreateEndpoint of a
+# name in use is refused as SageMaker refuses it (moto replaced the endpoint, orphaning the one
+# served and leaving an apply waiting on the new one), and an SDK's retried attempt of a call the
+# server already answered gets that answer (local_aws/retried_attempts.py).
 
 # moto serves no model: its endpoints are InService at once and InvokeEndpoint answers canned
 # data. The local AWS's endpoint runtime (local_aws/endpoint_runtime.py) backs every endpoint with
