@@ -38,7 +38,13 @@ _COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
 }
+# Upper case only, as a token's text is matched as written: "and" could be a query id.
 _AND, _OR = ("AND", "&&"), ("OR", "||")
+_TESTS: dict[str, Callable[[float, float], bool]] = {
+    **_COMPARISONS,
+    **dict.fromkeys(_AND, lambda a, b: bool(a) and bool(b)),
+    **dict.fromkeys(_OR, lambda a, b: bool(a) or bool(b)),
+}
 _SINGLE_OPS = "+-*/()[],<>"
 _AGGREGATES: dict[str, Callable[[list[float]], float]] = {
     "MAX": max,
@@ -105,38 +111,28 @@ class _Parser:
             raise self.fail(f"unexpected {self.peek()!r}")
         return value
 
-    def _left_to_right(self, operators: tuple[str, str], operand: Callable[[], Value]) -> Value:
+    def _left_to_right(self, operators: Iterable[str], operand: Callable[[], Value],
+                       combine: Callable[[Value, Value, str], Value]) -> Value:
         value = operand()
         while self.peek() in operators:
             op = self.take().text
-            value = _combine(value, operand(), op)
+            value = combine(value, operand(), op)
         return value
 
     def logical(self) -> Value:
-        return self._logical(_OR, "OR", self.conjunction)
+        return self._left_to_right(_OR, self.conjunction, _compare)
 
     def conjunction(self) -> Value:
-        return self._logical(_AND, "AND", self.comparison)
-
-    def _logical(self, spellings: tuple[str, str], op: str, operand: Callable[[], Value]) -> Value:
-        value = operand()
-        while self.peek() in spellings:  # upper case only: "and" could be a query id
-            self.take()
-            value = _compare(value, operand(), op)
-        return value
+        return self._left_to_right(_AND, self.comparison, _compare)
 
     def comparison(self) -> Value:
-        value = self.sum()
-        while self.peek() in _COMPARISONS:
-            op = self.take().text
-            value = _compare(value, self.sum(), op)
-        return value
+        return self._left_to_right(_COMPARISONS, self.sum, _compare)
 
     def sum(self) -> Value:
-        return self._left_to_right(("+", "-"), self.product)
+        return self._left_to_right(("+", "-"), self.product, _combine)
 
     def product(self) -> Value:
-        return self._left_to_right(("*", "/"), self.unary)
+        return self._left_to_right(("*", "/"), self.unary, _combine)
 
     def unary(self) -> Value:
         if self.peek() == "-":
@@ -231,24 +227,9 @@ def _apply(a: float, b: float, op: str) -> float | None:
 
 
 def _compare(a: Value, b: Value, op: str) -> Value:
-    """A comparison or logical operator: 1.0 or 0.0, per timestamp when a series is involved."""
-    if isinstance(a, list) or isinstance(b, list):
-        raise MetricMathError(f"a [list] cannot be an operand of {op!r}: aggregate it first")
-
-    def test(x: float, y: float) -> float:
-        if op == "AND":
-            return float(bool(x) and bool(y))
-        if op == "OR":
-            return float(bool(x) or bool(y))
-        return float(_COMPARISONS[op](x, y))
-
-    if isinstance(a, dict) and isinstance(b, dict):
-        return {t: test(a.get(t, 0.0), b.get(t, 0.0)) for t in sorted({*a, *b})}
-    if isinstance(a, dict):
-        return {t: test(v, b) for t, v in a.items()}  # type: ignore[arg-type]
-    if isinstance(b, dict):
-        return {t: test(a, v) for t, v in b.items()}
-    return test(a, b)
+    """A comparison or logical operator: 1.0 or 0.0, per timestamp when a series is involved;
+    between two series every timestamp of either counts, the other's missing value as 0."""
+    return _pairwise(a, b, op, lambda x, y: float(_TESTS[op](x, y)), missing=0.0)
 
 
 def _if(condition: Series | float, true: Series | float, false: Series | float | None = None) -> Value:
@@ -268,16 +249,25 @@ def _if(condition: Series | float, true: Series | float, false: Series | float |
 
 
 def _combine(a: Value, b: Value, op: str) -> Value:
+    """Arithmetic: between two series on the timestamps they share."""
+    return _pairwise(a, b, op, lambda x, y: _apply(x, y, op))
+
+
+def _pairwise(a: Value, b: Value, op: str, fn: Callable[[float, float], float | None],
+              missing: float | None = None) -> Value:
+    """fn per timestamp (a None result drops it); two series meet on their shared timestamps, or
+    with `missing` on every timestamp of either, the absent value read as `missing`."""
     if isinstance(a, list) or isinstance(b, list):
         raise MetricMathError(f"a [list] cannot be an operand of {op!r}: aggregate it first")
     if isinstance(a, dict) and isinstance(b, dict):
-        pairs = ((t, _apply(a[t], b[t], op)) for t in a if t in b)
+        stamps = [t for t in a if t in b] if missing is None else sorted({*a, *b})
+        pairs = ((t, fn(a.get(t, missing), b.get(t, missing))) for t in stamps)  # type: ignore[arg-type]
     elif isinstance(a, dict):
-        pairs = ((t, _apply(v, b, op)) for t, v in a.items())  # type: ignore[arg-type]
+        pairs = ((t, fn(v, b)) for t, v in a.items())  # type: ignore[arg-type]
     elif isinstance(b, dict):
-        pairs = ((t, _apply(a, v, op)) for t, v in b.items())
+        pairs = ((t, fn(a, v)) for t, v in b.items())
     else:
-        result = _apply(a, b, op)
+        result = fn(a, b)
         return float("nan") if result is None else result
     return {t: v for t, v in pairs if v is not None}
 

@@ -65,11 +65,12 @@ class RetriedAttempts:
         invocation = environ.get("HTTP_AMZ_SDK_INVOCATION_ID")
         if not invocation or environ.get("REQUEST_METHOD", "GET") in ("GET", "HEAD"):
             return self.app(environ, start_response)
-        if attempt_of(environ) > 1:
+        attempt = attempt_of(environ)
+        if attempt > 1:
             answer = self._earlier_answer(invocation)
             if answer is not None:
                 log.warning("attempt %d of %s %s (invocation %s, %s): answered as the earlier attempt "
-                            "was, which the client did not receive", attempt_of(environ),
+                            "was, which the client did not receive", attempt,
                             environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), invocation,
                             environ.get("HTTP_X_AMZ_TARGET", "no X-Amz-Target"))
                 start_response(answer.status, list(answer.headers))
